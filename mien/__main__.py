@@ -1,0 +1,5 @@
+import sys
+
+from mien.clients.cli import main
+
+sys.exit(main())

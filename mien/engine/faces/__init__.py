@@ -1,0 +1,1 @@
+"""mien.engine.faces"""
