@@ -1,0 +1,139 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BBox(_message.Message):
+    __slots__ = ("x1", "y1", "x2", "y2")
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    X2_FIELD_NUMBER: _ClassVar[int]
+    Y2_FIELD_NUMBER: _ClassVar[int]
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
+
+class Vector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ImageInput(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class FaceQuery(_message.Message):
+    __slots__ = ("image", "face_id", "vector", "upload_id", "face_index", "exclude_own_person")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    FACE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_OWN_PERSON_FIELD_NUMBER: _ClassVar[int]
+    image: ImageInput
+    face_id: int
+    vector: Vector
+    upload_id: str
+    face_index: int
+    exclude_own_person: bool
+    def __init__(self, image: _Optional[_Union[ImageInput, _Mapping]] = ..., face_id: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., upload_id: _Optional[str] = ..., face_index: _Optional[int] = ..., exclude_own_person: _Optional[bool] = ...) -> None: ...
+
+class PersonRef(_message.Message):
+    __slots__ = ("person_id", "name")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    person_id: int
+    name: str
+    def __init__(self, person_id: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class TimeRange(_message.Message):
+    __slots__ = ("start_ms", "end_ms")
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    end_ms: int
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class Filters(_message.Message):
+    __slots__ = ("persons", "exclude_persons", "sources", "time_range")
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_PERSONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    TIME_RANGE_FIELD_NUMBER: _ClassVar[int]
+    persons: _containers.RepeatedCompositeFieldContainer[PersonRef]
+    exclude_persons: _containers.RepeatedCompositeFieldContainer[PersonRef]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    time_range: TimeRange
+    def __init__(self, persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., exclude_persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., sources: _Optional[_Iterable[str]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ...) -> None: ...
+
+class FaceHit(_message.Message):
+    __slots__ = ("face_id", "source_uri", "timestamp_ms", "frame_index", "bbox", "person_id", "person_name", "distance", "thumbnail", "track_id")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSON_NAME_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    face_id: int
+    source_uri: str
+    timestamp_ms: int
+    frame_index: int
+    bbox: BBox
+    person_id: int
+    person_name: str
+    distance: float
+    thumbnail: bytes
+    track_id: int
+    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., frame_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., distance: _Optional[float] = ..., thumbnail: _Optional[bytes] = ..., track_id: _Optional[int] = ...) -> None: ...
+
+class Person(_message.Message):
+    __slots__ = ("person_id", "name", "face_count")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    person_id: int
+    name: str
+    face_count: int
+    def __init__(self, person_id: _Optional[int] = ..., name: _Optional[str] = ..., face_count: _Optional[int] = ...) -> None: ...
+
+class DetectedFace(_message.Message):
+    __slots__ = ("index", "bbox", "det_score", "quality_passed", "quality_reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    DET_SCORE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_PASSED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    bbox: BBox
+    det_score: float
+    quality_passed: bool
+    quality_reason: str
+    def __init__(self, index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., det_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., quality_reason: _Optional[str] = ...) -> None: ...
+
+class QueryFace(_message.Message):
+    __slots__ = ("vector", "face_id", "person_id", "faces", "face_index", "bbox")
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    FACE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    vector: Vector
+    face_id: int
+    person_id: int
+    faces: _containers.RepeatedCompositeFieldContainer[DetectedFace]
+    face_index: int
+    bbox: BBox
+    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., face_id: _Optional[int] = ..., person_id: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ..., face_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,185 @@
+from mien.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SearchExpressionRequest(_message.Message):
+    __slots__ = ("query", "top_k", "filters", "include_thumbnails")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.FaceQuery
+    top_k: int
+    filters: _common_pb2.Filters
+    include_thumbnails: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+
+class CrossIdentityRequest(_message.Message):
+    __slots__ = ("query", "target", "top_k", "include_thumbnails")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.FaceQuery
+    target: _common_pb2.PersonRef
+    top_k: int
+    include_thumbnails: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+
+class SearchIdentityRequest(_message.Message):
+    __slots__ = ("query", "top_k", "include_thumbnails")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    query: _common_pb2.FaceQuery
+    top_k: int
+    include_thumbnails: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("hits", "query", "elapsed_ms")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[_common_pb2.FaceHit]
+    query: _common_pb2.QueryFace
+    elapsed_ms: float
+    def __init__(self, hits: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ..., query: _Optional[_Union[_common_pb2.QueryFace, _Mapping]] = ..., elapsed_ms: _Optional[float] = ...) -> None: ...
+
+class GetFaceRequest(_message.Message):
+    __slots__ = ("face_id",)
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    face_id: int
+    def __init__(self, face_id: _Optional[int] = ...) -> None: ...
+
+class FaceRecord(_message.Message):
+    __slots__ = ("face_id", "source_uri", "frame_index", "timestamp_ms", "bbox", "landmarks5", "det_score", "sharpness", "yaw", "pitch", "roll", "expression", "pooled", "track_id", "person_id", "person_name", "thumbnail", "has_identity")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS5_FIELD_NUMBER: _ClassVar[int]
+    DET_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    ROLL_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    POOLED_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSON_NAME_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    HAS_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    face_id: int
+    source_uri: str
+    frame_index: int
+    timestamp_ms: int
+    bbox: _common_pb2.BBox
+    landmarks5: _containers.RepeatedScalarFieldContainer[float]
+    det_score: float
+    sharpness: float
+    yaw: float
+    pitch: float
+    roll: float
+    expression: _common_pb2.Vector
+    pooled: _common_pb2.Vector
+    track_id: int
+    person_id: int
+    person_name: str
+    thumbnail: bytes
+    has_identity: bool
+    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ...) -> None: ...
+
+class ListPersonsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPersonsResponse(_message.Message):
+    __slots__ = ("persons",)
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    persons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Person]
+    def __init__(self, persons: _Optional[_Iterable[_Union[_common_pb2.Person, _Mapping]]] = ...) -> None: ...
+
+class GetPersonRequest(_message.Message):
+    __slots__ = ("person",)
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    person: _common_pb2.PersonRef
+    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("faces", "sources", "persons", "tags", "shards", "bytes", "encoders")
+    class EncodersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    ENCODERS_FIELD_NUMBER: _ClassVar[int]
+    faces: int
+    sources: int
+    persons: int
+    tags: int
+    shards: int
+    bytes: int
+    encoders: _containers.ScalarMap[str, str]
+    def __init__(self, faces: _Optional[int] = ..., sources: _Optional[int] = ..., persons: _Optional[int] = ..., tags: _Optional[int] = ..., shards: _Optional[int] = ..., bytes: _Optional[int] = ..., encoders: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class IndexPathsRequest(_message.Message):
+    __slots__ = ("paths", "fps")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    fps: float
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., fps: _Optional[float] = ...) -> None: ...
+
+class IndexProgress(_message.Message):
+    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures")
+    FILES_DONE_FIELD_NUMBER: _ClassVar[int]
+    FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    files_done: int
+    files_total: int
+    frames: int
+    faces: int
+    current: str
+    done: bool
+    failures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImageChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class UploadImageResponse(_message.Message):
+    __slots__ = ("upload_id", "size_bytes", "expires_in_ms")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    size_bytes: int
+    expires_in_ms: int
+    def __init__(self, upload_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
