@@ -1,0 +1,384 @@
+"""Custom expression tags: create/list/delete, tag one video, tag the whole store.
+
+A tag is a name plus reference expression vectors (from face images or indexed
+faces). Creating one only stores vectors; nothing is retrained. A face carries a
+tag when its pooled (3-frame median) expression is within the tag's threshold of
+any reference: squared L2 on unit vectors, default 0.5 (docs/INTERFACES.md).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mien.engine.analytics.scan import (
+    all_face_ids,
+    person_names,
+    person_of_faces,
+    vectors_in_chunks,
+)
+from mien.engine.analytics.segments import Segment, merge_segments, sample_period_ms
+from mien.errors import BadInputError, EncoderMismatchError, NotFoundError
+
+DEFAULT_THRESHOLD = 0.5
+MAX_DISTANCE = 4.0  # squared L2 between unit vectors never exceeds 4
+MAX_REFERENCES = 256
+_NAME = re.compile(r"^[^\x00-\x1f/]{1,64}$")
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class PersonTagResult:
+    """One person (or one unknown track) of a video against one tag."""
+
+    tag: str
+    person_id: int              # -1 = unknown person, then track_id tells them apart
+    person_name: str | None
+    track_id: int
+    faces: int                  # faces of this person in the video
+    tagged: int                 # of those, faces within the tag's threshold
+    rate: float                 # tagged / faces
+    segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass
+class SourceTagReport:
+    uri: str
+    duration_ms: int
+    faces: int                  # faces in the video (all persons)
+    sample_period_ms: int       # typical step between sampled frames
+    tags: list[str]
+    results: list[PersonTagResult]  # every person x every tag, persons in first-seen order
+
+
+@dataclass
+class PersonTagCount:
+    """How often one person shows one tag over the whole store."""
+
+    tag: str
+    person_id: int
+    person_name: str | None
+    faces: int
+    tagged: int
+    rate: float
+    best_distance: float        # inf when never tagged
+    best_face_id: int           # -1 when never tagged
+
+
+@dataclass
+class StoreTagReport:
+    faces: int
+    tags: list[str]
+    tagged: dict[str, int]      # faces carrying each tag
+    persons: list[PersonTagCount]  # persons with >= 1 tagged face, most tagged first per tag
+
+
+# ---------------------------------------------------------------- tag CRUD
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name.strip()) or name != name.strip():
+        raise BadInputError(
+            f"bad tag name {name!r}: 1-64 characters, no slash, no control characters, "
+            "no surrounding spaces"
+        )
+    return name
+
+
+def _check_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if not (0.0 < threshold <= MAX_DISTANCE):
+        raise BadInputError(
+            f"tag threshold {threshold} outside (0, {MAX_DISTANCE}] (squared L2 on unit vectors)"
+        )
+    return threshold
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if np.any(norms < 1e-6) or not np.all(np.isfinite(vectors)):
+        raise BadInputError("reference expression vector is zero or not finite")
+    return vectors / norms
+
+
+def expression_from_image(image, analyzer) -> tuple[np.ndarray, int]:
+    """Expression vector of the largest usable face in an image (bytes, path or BGR array).
+
+    Returns (vector, faces_found). Raises BadInputError when no face passes FaceQA.
+    """
+    from mien.engine.faces import load_image
+
+    if not isinstance(image, np.ndarray):
+        image = load_image(image)
+    faces = analyzer.analyze(image, identity=False)
+    faces = [f for f in faces if f.expression is not None]
+    if not faces:
+        raise BadInputError("no usable face in the reference image (none found or all failed FaceQA)")
+
+    def area(face) -> float:
+        x1, y1, x2, y2 = face.bbox
+        return (x2 - x1) * (y2 - y1)
+
+    best = max(faces, key=area)  # the main subject of a reference photo is its largest face
+    return np.asarray(best.expression, dtype=np.float32), len(faces)
+
+
+def create_tag(
+    store,
+    name: str,
+    *,
+    images=(),
+    face_ids=(),
+    vectors=None,
+    threshold: float = DEFAULT_THRESHOLD,
+    analyzer=None,
+    replace: bool = False,
+):
+    """Create (or with replace=True overwrite) a tag from reference faces and store it.
+
+    images: image bytes, paths or BGR arrays, each contributing its largest face
+    (needs `analyzer`, a FaceAnalyzer with the store's expression encoder);
+    face_ids: indexed faces whose raw expression vectors become references;
+    vectors: raw (R, 16) expression vectors. At least one reference is needed.
+    """
+    from mien.engine.store import Tag
+
+    _check_name(name)
+    threshold = _check_threshold(threshold)
+    if not replace and _tag_exists(store, name):
+        raise BadInputError(f"tag {name!r} already exists (delete it first or replace it)")
+
+    refs: list[np.ndarray] = []
+    images = list(images or ())
+    if images:
+        if analyzer is None:
+            raise BadInputError("reference images need a face analyzer")
+        want = (store.encoders or {}).get("expression")
+        have = analyzer.encoders.get("expression")
+        if want and have and want != have:
+            raise EncoderMismatchError(
+                f"store expression encoder is {want!r}, analyzer's is {have!r}"
+            )
+        for image in images:
+            refs.append(expression_from_image(image, analyzer)[0])
+    face_ids = [int(f) for f in (face_ids or ())]
+    for face_id in face_ids:
+        store.get_face(face_id)  # NotFoundError names the missing face
+    if face_ids:
+        refs.extend(np.asarray(store.vectors(face_ids, kind="expression"), dtype=np.float32))
+    if vectors is not None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim == 1:
+            vectors = vectors[None, :]
+        refs.extend(vectors)
+    if not refs:
+        raise BadInputError("a tag needs at least one reference face (image, face id or vector)")
+    if len(refs) > MAX_REFERENCES:
+        raise BadInputError(f"a tag holds at most {MAX_REFERENCES} references, got {len(refs)}")
+    matrix = np.stack(refs).astype(np.float32)
+    dim = (store.encoders or {}).get("expression_dim", matrix.shape[1])
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise BadInputError(f"reference vectors must be {dim}-d, got shape {matrix.shape}")
+    tag = Tag(
+        name=name,
+        vectors=_unit(matrix),
+        threshold=threshold,
+        reference_face_ids=face_ids,
+        created_ms=int(time.time() * 1000),
+    )
+    store.put_tag(tag)
+    return tag
+
+
+def _tag_exists(store, name: str) -> bool:
+    try:
+        return store.get_tag(name) is not None
+    except NotFoundError:
+        return False
+
+
+def list_tags(store) -> list:
+    return sorted(store.list_tags(), key=lambda t: t.name)
+
+
+def delete_tag(store, name: str) -> None:
+    if not _tag_exists(store, name):
+        raise NotFoundError(f"no tag named {name!r}")
+    store.delete_tag(name)
+
+
+def _resolve_tags(store, tags) -> list:
+    """Tag objects from names / Tag objects / None (= every stored tag)."""
+    if tags is None:
+        found = list_tags(store)
+        if not found:
+            raise NotFoundError("the store holds no tags; create one first")
+        return found
+    out = []
+    for tag in tags:
+        if isinstance(tag, str):
+            if not _tag_exists(store, tag):
+                raise NotFoundError(f"no tag named {tag!r}")
+            tag = store.get_tag(tag)
+        out.append(tag)
+    if not out:
+        raise BadInputError("no tags given")
+    return out
+
+
+# ---------------------------------------------------------------- distances
+
+
+def tag_distances(vectors: np.ndarray, tags: list) -> np.ndarray:
+    """(N, T) squared-L2 distance of each vector to the nearest reference of each tag.
+
+    One (N x R_total) matrix product for all tags at once, then a min per tag's
+    columns: the whole cost is tags x faces x 16 multiply-adds.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    refs = np.concatenate([np.asarray(t.vectors, dtype=np.float32).reshape(-1, vectors.shape[1]) for t in tags])
+    bounds = np.cumsum([0] + [np.asarray(t.vectors).reshape(-1, vectors.shape[1]).shape[0] for t in tags])
+    sq = (
+        np.einsum("ij,ij->i", vectors, vectors)[:, None]
+        + np.einsum("ij,ij->i", refs, refs)[None, :]
+        - 2.0 * (vectors @ refs.T)
+    )
+    np.maximum(sq, 0.0, out=sq)
+    out = np.empty((vectors.shape[0], len(tags)), dtype=np.float32)
+    for t in range(len(tags)):
+        out[:, t] = sq[:, bounds[t] : bounds[t + 1]].min(axis=1)
+    return out
+
+
+def _within(distances: np.ndarray, tags: list) -> np.ndarray:
+    thresholds = np.asarray([float(t.threshold) for t in tags], dtype=np.float32)
+    return distances <= thresholds[None, :]
+
+
+# ---------------------------------------------------------------- one video
+
+
+def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1) -> SourceTagReport:
+    """Tag one indexed source: per person and tag, time segments and appearance rate.
+
+    Faces are grouped by person (unknown faces by track). max_gap_ms: tagged samples
+    further apart than this start a new segment; -1 (default) = twice the video's
+    sample period, None = never split on gaps.
+    """
+    source = store.get_source(uri)
+    if source is None:
+        raise NotFoundError(f"no indexed source {uri!r}")
+    tags = _resolve_tags(store, tags)
+    faces = store.faces_of_source(uri)
+    period = sample_period_ms([f.timestamp_ms for f in faces])
+    if max_gap_ms == -1:
+        max_gap_ms = 2 * period if period > 0 else None
+    names = person_names(store)
+
+    groups: dict[tuple[int, int], list] = {}
+    for face in faces:  # faces_of_source is in time order, so groups are first-seen order
+        key = (face.person_id, -1) if face.person_id >= 0 else (-1, face.track_id)
+        groups.setdefault(key, []).append(face)
+
+    results: list[PersonTagResult] = []
+    for (person_id, track_id), members in groups.items():
+        pooled = np.stack([np.asarray(f.pooled, dtype=np.float32) for f in members])
+        dist = tag_distances(pooled, tags)
+        hit = _within(dist, tags)
+        ts = [f.timestamp_ms for f in members]
+        ids = [f.face_id for f in members]
+        for t, tag in enumerate(tags):
+            tagged = int(hit[:, t].sum())
+            results.append(
+                PersonTagResult(
+                    tag=tag.name,
+                    person_id=person_id,
+                    person_name=names.get(person_id) if person_id >= 0 else None,
+                    track_id=track_id,
+                    faces=len(members),
+                    tagged=tagged,
+                    rate=tagged / len(members),
+                    segments=merge_segments(ts, ids, dist[:, t], hit[:, t], max_gap_ms=max_gap_ms),
+                )
+            )
+    return SourceTagReport(
+        uri=uri,
+        duration_ms=int(getattr(source, "duration_ms", 0) or 0),
+        faces=len(faces),
+        sample_period_ms=period,
+        tags=[t.name for t in tags],
+        results=results,
+    )
+
+
+# ---------------------------------------------------------------- whole store
+
+
+def tag_store(store, tags=None, *, chunk: int = 65536, progress=None) -> StoreTagReport:
+    """Which persons show each tag and how often, over every face of the store.
+
+    Vectorised: pooled vectors are read in chunks and compared with all tags'
+    references in one matrix product per chunk. Unknown faces count as person -1.
+    """
+    tags = _resolve_tags(store, tags)
+    face_ids = all_face_ids(store)
+    persons = person_of_faces(store, face_ids)
+    names = person_names(store)
+    n_tags = len(tags)
+    # persons -> dense rows, so counting is a bincount per tag
+    person_keys, person_row = np.unique(persons, return_inverse=True)
+    rows = person_keys.size
+    totals = np.bincount(person_row, minlength=rows)
+    tagged = np.zeros((rows, n_tags), dtype=np.int64)
+    best_d = np.full((rows, n_tags), np.inf, dtype=np.float64)
+    best_id = np.full((rows, n_tags), -1, dtype=np.int64)
+
+    for start, vecs in vectors_in_chunks(store, face_ids, "pooled", chunk):
+        dist = tag_distances(vecs, tags)
+        hit = _within(dist, tags)
+        prow = person_row[start : start + len(vecs)]
+        ids = face_ids[start : start + len(vecs)]
+        for t in range(n_tags):
+            tagged[:, t] += np.bincount(prow, weights=hit[:, t], minlength=rows).astype(np.int64)
+            # best (smallest) tagged distance per person in this chunk
+            d = np.where(hit[:, t], dist[:, t], np.inf)
+            order = np.lexsort((d, prow))  # by person, then distance
+            first = np.ones(order.size, dtype=bool)
+            first[1:] = prow[order][1:] != prow[order][:-1]
+            cand = order[first]
+            better = d[cand] < best_d[prow[cand], t]
+            best_d[prow[cand][better], t] = d[cand][better]
+            best_id[prow[cand][better], t] = ids[cand][better]
+        if progress is not None:
+            progress(min(start + len(vecs), len(face_ids)), len(face_ids))
+
+    out: list[PersonTagCount] = []
+    for t, tag in enumerate(tags):
+        for r in np.argsort(-tagged[:, t], kind="stable"):
+            if tagged[r, t] == 0:
+                break
+            pid = int(person_keys[r])
+            out.append(
+                PersonTagCount(
+                    tag=tag.name,
+                    person_id=pid,
+                    person_name=names.get(pid) if pid >= 0 else None,
+                    faces=int(totals[r]),
+                    tagged=int(tagged[r, t]),
+                    rate=float(tagged[r, t] / totals[r]),
+                    best_distance=float(best_d[r, t]),
+                    best_face_id=int(best_id[r, t]),
+                )
+            )
+    return StoreTagReport(
+        faces=int(face_ids.size),
+        tags=[t.name for t in tags],
+        tagged={tag.name: int(tagged[:, t].sum()) for t, tag in enumerate(tags)},
+        persons=out,
+    )
