@@ -1,0 +1,168 @@
+"""Build and run the gRPC server: Mien (+ Analytics when present), health, reflection."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mien.server.context import Limits, ServerContext
+from mien.server.servicer import MienServicer
+from mien.v1 import search_pb2, search_pb2_grpc
+
+log = logging.getLogger("mien.server")
+
+_HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Server certificate chain and private key (PEM files)."""
+
+    cert_file: str
+    key_file: str
+
+
+def default_workers() -> int:
+    # Searches release the GIL inside FAISS/LMDB; a few threads per core keep
+    # both cores busy while others wait on the network.
+    return min(32, (os.cpu_count() or 1) * 4 + 4)
+
+
+class TokenAuthInterceptor(grpc.ServerInterceptor):
+    """Require `authorization: Bearer <token>` on every call except health."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method.startswith(_HEALTH_PREFIX):
+            return continuation(handler_call_details)
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                if hmac.compare_digest(given, self._expected):
+                    return continuation(handler_call_details)
+                break
+        handler = continuation(handler_call_details)
+        log.info("rpc=%s status=UNAUTHENTICATED", method.rsplit("/", 1)[-1])
+        return _deny(handler)
+
+
+def _deny(handler):
+    def abort(request_or_iterator, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+
+    if handler is None:
+        return grpc.unary_unary_rpc_method_handler(abort)
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(abort)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(abort)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(abort)
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+def read_token(token_file: str | None = None) -> str | None:
+    """The bearer token from --token-file, else env MIEN_TOKEN, else None (auth off)."""
+    if token_file:
+        with open(token_file, encoding="utf-8") as fh:
+            token = fh.read().strip()
+        if not token:
+            raise ValueError(f"token file {token_file} is empty")
+        return token
+    return os.environ.get("MIEN_TOKEN") or None
+
+
+def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", workers: int | None = None,
+                 token: str | None = None, tls: TLSConfig | None = None, allowed_roots=(),
+                 limits: Limits | None = None, engine_config=None):
+    """A configured, not yet started grpc.Server and the port it is bound to.
+
+    port=0 picks a free port. The returned server has `.mien_context` (the
+    ServerContext) and `.mien_health` (the health servicer) attached.
+    """
+    limits = limits or Limits()
+    ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,
+                        engine_config=engine_config)
+    options = [
+        ("grpc.max_receive_message_length", limits.max_message_bytes),
+        ("grpc.max_send_message_length", limits.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    interceptors = [TokenAuthInterceptor(token)] if token else []
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers or default_workers(),
+                                   thread_name_prefix="mien-rpc"),
+        options=options, interceptors=interceptors,
+    )
+    search_pb2_grpc.add_MienServicer_to_server(MienServicer(ctx), server)
+    services = [search_pb2.DESCRIPTOR.services_by_name["Mien"].full_name]
+
+    try:  # the analytics service lands separately; register it when present
+        from mien.server.analytics_servicer import AnalyticsServicer
+        from mien.v1 import analytics_pb2, analytics_pb2_grpc
+    except ImportError as exc:
+        log.debug("analytics service not available: %s", exc)
+    else:
+        analytics_pb2_grpc.add_AnalyticsServicer_to_server(AnalyticsServicer(ctx), server)
+        services.append(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name)
+
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *services]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    services += [health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(services, server)
+
+    address = f"{host}:{port}"
+    if tls is not None:
+        with open(tls.key_file, "rb") as fh:
+            key = fh.read()
+        with open(tls.cert_file, "rb") as fh:
+            cert = fh.read()
+        bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        bound = server.add_insecure_port(address)
+    if not bound:
+        raise OSError(f"cannot bind {address}")
+    server.mien_context = ctx
+    server.mien_health = health_servicer
+    return server, bound
+
+
+def serve(store_dir, *, grace_s: float = 5.0, **kwargs) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls for up to grace_s."""
+    server, port = build_server(store_dir, **kwargs)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("signal %s: shutting down (grace %.1fs)", signal.Signals(signum).name, grace_s)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    ctx = server.mien_context
+    log.info("mien serving store %s on %s:%d (auth %s, tls %s, allowed roots: %s)",
+             store_dir, kwargs.get("host", "127.0.0.1"), port,
+             "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",
+             ", ".join(str(r) for r in ctx.allowed_roots) or "none")
+    while not stop.wait(1.0):
+        pass
+    server.mien_health.enter_graceful_shutdown()  # health says NOT_SERVING while draining
+    server.stop(grace_s).wait()
+    ctx.close()
+    log.info("mien server stopped")
+    return 0

@@ -1,0 +1,40 @@
+"""`mien serve`: run the gRPC server over a store."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve a store over gRPC",
+        description="Serve a mien store over gRPC (Mien + Analytics services, health, reflection). "
+                    "Auth: set MIEN_TOKEN or --token-file; clients send 'authorization: Bearer <token>'.",
+    )
+    p.add_argument("--store", required=True, help="store directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all; default %(default)s)")
+    p.add_argument("--port", type=int, default=50051, help="port (0 = any free; default %(default)s)")
+    p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
+                   help="allow IndexPaths under DIR (repeatable; none = server-side indexing off)")
+    p.add_argument("--workers", type=int, default=None, help="RPC threads (default: 4 per core + 4)")
+    p.add_argument("--token-file", default=None, help="file holding the bearer token (else env MIEN_TOKEN)")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate chain (enables TLS with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="PEM private key")
+    p.add_argument("--max-message-mb", type=int, default=16, help="largest gRPC message (default %(default)s MiB)")
+    p.add_argument("--max-image-mp", type=float, default=50.0, help="largest query image in megapixels")
+    p.add_argument("--max-top-k", type=int, default=1000, help="largest top_k (default %(default)s)")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds to drain calls on SIGTERM")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from mien.errors import BadInputError
+    from mien.server.app import TLSConfig, read_token, serve
+    from mien.server.context import Limits
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise BadInputError("TLS needs both --tls-cert and --tls-key")
+    tls = TLSConfig(args.tls_cert, args.tls_key) if args.tls_cert else None
+    limits = Limits(max_message_bytes=args.max_message_mb * 1024 * 1024,
+                    max_image_pixels=int(args.max_image_mp * 1_000_000), max_top_k=args.max_top_k)
+    return serve(args.store, port=args.port, host=args.host, workers=args.workers,
+                 token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
+                 limits=limits, grace_s=args.grace)

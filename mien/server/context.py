@@ -1,0 +1,269 @@
+"""State shared by the gRPC servicers: the store reader, the analyzer, limits.
+
+One ServerContext per server. Servicers stay thin: they turn messages into
+calls on this context and the store, and build replies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mien.errors import BadInputError, EncoderMismatchError, NotFoundError, TooLargeError
+
+EXPRESSION_DIM = 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server; beyond it -> RESOURCE_EXHAUSTED."""
+
+    max_message_bytes: int = 16 * 1024 * 1024   # one gRPC message, either way
+    max_image_pixels: int = 50_000_000           # decoded query image
+    max_top_k: int = 1000
+    max_upload_bytes: int = 128 * 1024 * 1024    # one UploadImage stream
+    max_uploads_total_bytes: int = 512 * 1024 * 1024  # everything held at once
+    upload_ttl_s: float = 600.0
+    # An image query's face counts as a known person (for exclude_own_person)
+    # when its identity vector is this close (squared L2) to a stored face's.
+    # 0.36 = dlib's usual 0.6 Euclidean tolerance.
+    same_person_distance: float = 0.36
+
+
+@dataclass
+class QuerySource:
+    """Where a resolved query vector came from (None for raw vectors)."""
+
+    face_id: int = -1                       # face_id queries
+    person_id: int = -1                     # known person, -1 otherwise
+    bbox: tuple[float, float, float, float] | None = None
+    faces: list = field(default_factory=list)   # image queries: engine Faces, left to right
+    face_index: int = -1                    # image queries: which of faces
+    record: object | None = None            # face_id queries: the store's FaceRecord
+    identity: np.ndarray | None = None      # image queries when identity was computed
+
+
+class UploadCache:
+    """Images uploaded in chunks, kept in memory for a while, bounded in bytes."""
+
+    def __init__(self, limits: Limits):
+        self._limits = limits
+        self._items: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes) -> str:
+        with self._lock:
+            self._expire(time.monotonic())
+            total = sum(len(d) for _, d in self._items.values())
+            if total + len(data) > self._limits.max_uploads_total_bytes:
+                raise TooLargeError(
+                    f"the server holds {total} uploaded bytes already; the limit is "
+                    f"{self._limits.max_uploads_total_bytes}; retry later"
+                )
+            upload_id = secrets.token_hex(12)
+            self._items[upload_id] = (time.monotonic() + self._limits.upload_ttl_s, data)
+            return upload_id
+
+    def get(self, upload_id: str) -> bytes:
+        with self._lock:
+            self._expire(time.monotonic())
+            item = self._items.get(upload_id)
+        if item is None:
+            raise NotFoundError(f"upload {upload_id!r} is unknown or expired")
+        return item[1]
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, (deadline, _) in self._items.items() if deadline < now]:
+            del self._items[key]
+
+
+def _left_to_right(faces: list) -> list:
+    return sorted(faces, key=lambda f: ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2))
+
+
+class ServerContext:
+    """The store reader, a lazily built FaceAnalyzer, limits and allowed roots."""
+
+    def __init__(self, store_dir, *, limits: Limits | None = None, allowed_roots=(),
+                 engine_config=None, store=None):
+        from mien.engine.store import Store
+
+        self.store_dir = Path(store_dir)
+        self.limits = limits or Limits()
+        self.allowed_roots = tuple(Path(os.path.realpath(r)) for r in allowed_roots)
+        self.engine_config = engine_config
+        self.store = store if store is not None else Store(self.store_dir, mode="r")
+        self.uploads = UploadCache(self.limits)
+        self._analyzer = None
+        self._analyzer_lock = threading.Lock()   # creation
+        self.analyze_lock = threading.Lock()     # dlib is not safe to share across threads
+        self._names: dict[int, str] = {}
+        self._names_at = 0.0
+        self._names_lock = threading.Lock()
+
+    # -- engine ---------------------------------------------------------------
+    def analyzer(self):
+        """The FaceAnalyzer, built on first use; refuses encoders unlike the store's."""
+        if self._analyzer is None:
+            with self._analyzer_lock:
+                if self._analyzer is None:
+                    from mien.engine.faces import EngineConfig, FaceAnalyzer
+
+                    analyzer = FaceAnalyzer(self.engine_config or EngineConfig())
+                    stored = self.store.encoders or {}
+                    for key in ("expression", "identity"):
+                        if stored.get(key) and stored[key] != analyzer.encoders.get(key):
+                            raise EncoderMismatchError(
+                                f"the store was built with {key} encoder {stored[key]!r} but the "
+                                f"server runs {analyzer.encoders.get(key)!r}; start the server "
+                                f"with the store's engine configuration"
+                            )
+                    self._analyzer = analyzer
+        return self._analyzer
+
+    @contextlib.contextmanager
+    def open_writer(self):
+        """A short-lived writer for write RPCs; StoreLockedError -> UNAVAILABLE."""
+        from mien.engine.store import Store
+
+        store = Store(self.store_dir, mode="w")
+        try:
+            yield store
+        finally:
+            store.close()
+
+    # -- paths ----------------------------------------------------------------
+    def check_allowed(self, path: str) -> Path:
+        """The real path of `path` if it lies under an allowed root, else PermissionError."""
+        real = Path(os.path.realpath(path))
+        for root in self.allowed_roots:
+            if real == root or root in real.parents:
+                return real
+        if not self.allowed_roots:
+            raise PermissionError(
+                f"{path}: this server allows no server-side indexing (start it with --allow-root DIR)"
+            )
+        roots = ", ".join(str(r) for r in self.allowed_roots)
+        raise PermissionError(f"{path} is outside the server's allowed roots ({roots})")
+
+    # -- persons --------------------------------------------------------------
+    def person(self, ref):
+        """A store Person from a PersonRef message (NotFoundError if unknown)."""
+        which = ref.WhichOneof("ref")
+        if which == "name":
+            person = self.store.find_person(ref.name)
+            if person is None:
+                raise NotFoundError(f"no person named {ref.name!r}")
+            return person
+        if which == "person_id":
+            return self.store.get_person(ref.person_id)
+        raise BadInputError("a person reference needs person_id or name")
+
+    def person_ids(self, refs) -> list[int]:
+        return [self.person(r).person_id for r in refs]
+
+    def person_name(self, person_id: int) -> str:
+        """The person's name ('' if none); cached for a second so hits stay cheap."""
+        if person_id < 0:
+            return ""
+        now = time.monotonic()
+        if now - self._names_at > 1.0 or person_id not in self._names:
+            with self._names_lock:
+                if now - self._names_at > 1.0 or person_id not in self._names:
+                    self._names = {p.person_id: (p.name or "") for p in self.store.list_persons()}
+                    self._names_at = now
+        return self._names.get(person_id, "")
+
+    # -- queries --------------------------------------------------------------
+    def check_top_k(self, top_k: int) -> int:
+        if top_k < 0:
+            raise BadInputError(f"top_k must be positive, got {top_k}")
+        if top_k > self.limits.max_top_k:
+            raise TooLargeError(f"top_k {top_k} exceeds the server's limit of {self.limits.max_top_k}")
+        return top_k or 10
+
+    def identity_dim(self) -> int:
+        enc = self.store.encoders or {}
+        return int(enc.get("identity_dim") or 0)
+
+    def resolve_query(self, query, *, kind: str = "expression") -> tuple[np.ndarray, QuerySource | None]:
+        """The vector a FaceQuery stands for, and where it came from.
+
+        kind is "expression" (16-d) or "identity" (the store's identity dim).
+        Raises BadInputError (no face, several faces, wrong dimension, bad image),
+        NotFoundError (unknown face id / upload), TooLargeError (image pixels).
+        """
+        which = query.WhichOneof("source")
+        if which == "vector":
+            vec = np.asarray(query.vector.values, dtype=np.float32)
+            want = EXPRESSION_DIM if kind == "expression" else self.identity_dim()
+            if vec.shape[0] != want:
+                raise BadInputError(
+                    f"the query vector has {vec.shape[0]} dimensions; {kind} search needs {want}"
+                )
+            return vec, None
+        if which == "face_id":
+            record = self.store.get_face(query.face_id)
+            if kind == "expression":
+                vec = np.asarray(record.expression, dtype=np.float32)
+            else:
+                vec = self.store.vectors([record.face_id], kind="identity")[0]
+            return vec, QuerySource(face_id=record.face_id, person_id=record.person_id,
+                                    bbox=tuple(record.bbox), record=record)
+        if which in ("image", "upload_id"):
+            data = query.image.data if which == "image" else self.uploads.get(query.upload_id)
+            index = query.face_index if query.HasField("face_index") else None
+            need_identity = kind == "identity" or query.exclude_own_person
+            return self._resolve_image(data, index, kind, need_identity)
+        raise BadInputError("the query needs one of image, face_id, vector or upload_id")
+
+    def _resolve_image(self, data: bytes, index, kind: str, need_identity: bool):
+        from mien.engine.faces import load_image
+
+        if not data:
+            raise BadInputError("the query image is empty")
+        image = load_image(data, max_pixels=self.limits.max_image_pixels)
+        analyzer = self.analyzer()
+        with self.analyze_lock:
+            faces = _left_to_right(analyzer.detect(image))
+            if not faces:
+                raise BadInputError("no face found in the query image")
+            if index is None and len(faces) > 1:
+                raise BadInputError(
+                    f"the query image holds {len(faces)} faces; choose one with face_index 0..{len(faces) - 1}"
+                )
+            index = 0 if index is None else index
+            if not 0 <= index < len(faces):
+                raise BadInputError(
+                    f"face_index {index} is out of range: the query image holds {len(faces)} face(s)"
+                )
+            analyzer.assess(image, faces)
+            face = faces[index]
+            if kind == "expression":
+                analyzer.embed_expression(image, [face])
+            if need_identity:
+                analyzer.embed_identity(image, [face])
+        vec = face.expression if kind == "expression" else face.identity
+        if vec is None:
+            raise BadInputError(f"could not compute the {kind} vector of face {index}")
+        source = QuerySource(bbox=tuple(float(v) for v in face.bbox), faces=faces,
+                             face_index=index, identity=face.identity)
+        if need_identity and face.identity is not None and kind == "expression":
+            source.person_id = self._nearest_person(face.identity)
+        return np.asarray(vec, dtype=np.float32), source
+
+    def _nearest_person(self, identity: np.ndarray) -> int:
+        hits = self.store.search_identity(np.asarray(identity, dtype=np.float32), k=1)
+        if not hits or hits[0].distance > self.limits.same_person_distance:
+            return -1
+        return self.store.get_face(hits[0].face_id).person_id
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,264 @@
+"""The Mien gRPC service: thin glue between messages and the store/engine."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+
+from mien.errors import BadInputError, TooLargeError
+from mien.server.context import ServerContext
+from mien.server.errors import rpc
+from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
+
+_FaceHit = common_pb2.FaceHit
+_SearchResponse = search_pb2.SearchResponse
+
+
+class MienServicer(search_pb2_grpc.MienServicer):
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
+
+    # -- helpers ----------------------------------------------------------------
+    def _hits(self, hits, include_thumbnails: bool) -> list:
+        """FaceHit messages for store Hits; one record read per hit."""
+        store = self.ctx.store
+        name = self.ctx.person_name
+        out = []
+        for hit in hits:
+            rec = store.get_face(hit.face_id)
+            x1, y1, x2, y2 = rec.bbox
+            msg = _FaceHit(
+                face_id=hit.face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
+                frame_index=rec.frame_index, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
+                person_id=rec.person_id, person_name=name(rec.person_id),
+                distance=hit.distance, track_id=rec.track_id,
+            )
+            if include_thumbnails:
+                msg.thumbnail = rec.thumbnail or store.get_thumbnail(hit.face_id)
+            out.append(msg)
+        return out
+
+    @staticmethod
+    def _query_face(vec: np.ndarray, source) -> common_pb2.QueryFace:
+        qf = common_pb2.QueryFace(vector=common_pb2.Vector(values=vec.tolist()),
+                                  face_id=-1, person_id=-1, face_index=-1)
+        if source is None:
+            return qf
+        qf.face_id = source.face_id
+        qf.person_id = source.person_id
+        qf.face_index = source.face_index
+        if source.bbox is not None:
+            x1, y1, x2, y2 = source.bbox
+            qf.bbox.x1, qf.bbox.y1, qf.bbox.x2, qf.bbox.y2 = x1, y1, x2, y2
+        for i, face in enumerate(source.faces):
+            x1, y1, x2, y2 = (float(v) for v in face.bbox)
+            q = face.quality
+            qf.faces.append(common_pb2.DetectedFace(
+                index=i, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
+                det_score=float(face.det_score),
+                quality_passed=bool(q.passed) if q is not None else True,
+                quality_reason=(q.reason if q is not None else ""),
+            ))
+        return qf
+
+    def _filters(self, f, query, source) -> dict:
+        ctx = self.ctx
+        kw: dict = {}
+        if f.persons:
+            kw["persons"] = ctx.person_ids(f.persons)
+        exclude = ctx.person_ids(f.exclude_persons) if f.exclude_persons else []
+        if query.exclude_own_person and source is not None and source.person_id >= 0:
+            exclude.append(source.person_id)
+        if exclude:
+            kw["exclude_persons"] = exclude
+        if f.sources:
+            kw["sources"] = list(f.sources)
+        if f.HasField("time_range"):
+            tr = f.time_range
+            if tr.end_ms and tr.end_ms <= tr.start_ms:
+                raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})")
+            kw["time_range"] = (tr.start_ms, tr.end_ms if tr.end_ms else None)
+        if source is not None and source.face_id >= 0:
+            kw["exclude_face"] = source.face_id
+        return kw
+
+    # -- searches -----------------------------------------------------------------
+    @rpc
+    def SearchExpression(self, request, context):
+        start = time.perf_counter()
+        ctx = self.ctx
+        k = ctx.check_top_k(request.top_k)
+        vec, source = ctx.resolve_query(request.query, kind="expression")
+        kw = self._filters(request.filters, request.query, source)
+        hits = ctx.store.search(vec, k, **kw)
+        return _SearchResponse(
+            hits=self._hits(hits, request.include_thumbnails),
+            query=self._query_face(vec, source),
+            elapsed_ms=(time.perf_counter() - start) * 1000.0,
+        )
+
+    @rpc
+    def CrossIdentitySearch(self, request, context):
+        start = time.perf_counter()
+        ctx = self.ctx
+        k = ctx.check_top_k(request.top_k)
+        if not request.HasField("target"):
+            raise BadInputError("cross-identity search needs a target person (id or name)")
+        target = ctx.person(request.target)
+        vec, source = ctx.resolve_query(request.query, kind="expression")
+        hits = ctx.store.search_person(vec, target.person_id, k=k + (1 if source and source.face_id >= 0 else 0))
+        if source is not None and source.face_id >= 0:  # never answer with the query face itself
+            hits = [h for h in hits if h.face_id != source.face_id][:k]
+        return _SearchResponse(
+            hits=self._hits(hits, request.include_thumbnails),
+            query=self._query_face(vec, source),
+            elapsed_ms=(time.perf_counter() - start) * 1000.0,
+        )
+
+    @rpc
+    def SearchIdentity(self, request, context):
+        start = time.perf_counter()
+        ctx = self.ctx
+        k = ctx.check_top_k(request.top_k)
+        vec, source = ctx.resolve_query(request.query, kind="identity")
+        exclude = source.face_id if source is not None and source.face_id >= 0 else None
+        hits = ctx.store.search_identity(vec, k, exclude_face=exclude)
+        return _SearchResponse(
+            hits=self._hits(hits, request.include_thumbnails),
+            query=self._query_face(vec, source),
+            elapsed_ms=(time.perf_counter() - start) * 1000.0,
+        )
+
+    # -- records --------------------------------------------------------------------
+    @rpc
+    def GetFace(self, request, context):
+        store = self.ctx.store
+        rec = store.get_face(request.face_id)
+        x1, y1, x2, y2 = rec.bbox
+        has_identity = rec.identity is not None
+        return search_pb2.FaceRecord(
+            face_id=rec.face_id, source_uri=rec.source_uri, frame_index=rec.frame_index,
+            timestamp_ms=rec.timestamp_ms, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
+            landmarks5=np.asarray(rec.landmarks5, dtype=np.float32).ravel().tolist(),
+            det_score=rec.det_score, sharpness=rec.sharpness, yaw=rec.yaw, pitch=rec.pitch,
+            roll=rec.roll,
+            expression=common_pb2.Vector(values=np.asarray(rec.expression).tolist()),
+            pooled=common_pb2.Vector(values=np.asarray(rec.pooled).tolist()),
+            track_id=rec.track_id, person_id=rec.person_id,
+            person_name=self.ctx.person_name(rec.person_id),
+            thumbnail=rec.thumbnail or store.get_thumbnail(rec.face_id),
+            has_identity=has_identity,
+        )
+
+    @staticmethod
+    def _person(p) -> common_pb2.Person:
+        return common_pb2.Person(person_id=p.person_id, name=p.name or "", face_count=p.count)
+
+    @rpc
+    def ListPersons(self, request, context):
+        persons = sorted(self.ctx.store.list_persons(), key=lambda p: p.person_id)
+        return search_pb2.ListPersonsResponse(persons=[self._person(p) for p in persons])
+
+    @rpc
+    def GetPerson(self, request, context):
+        if not request.HasField("person"):
+            raise BadInputError("GetPerson needs a person (id or name)")
+        return self._person(self.ctx.person(request.person))
+
+    @rpc
+    def Stats(self, request, context):
+        s = self.ctx.store.stats()
+        return search_pb2.StatsResponse(
+            faces=int(s.get("faces", 0)), sources=int(s.get("sources", 0)),
+            persons=int(s.get("persons", 0)), tags=int(s.get("tags", 0)),
+            shards=int(s.get("shards", 0)), bytes=int(s.get("bytes", 0)),
+            encoders={str(k): str(v) for k, v in (s.get("encoders") or {}).items()},
+        )
+
+    # -- writes -------------------------------------------------------------------
+    @rpc
+    def IndexPaths(self, request, context):
+        ctx = self.ctx
+        if not request.paths:
+            raise BadInputError("IndexPaths needs at least one path")
+        paths = [str(ctx.check_allowed(p)) for p in request.paths]
+        for p in paths:
+            import os
+
+            if not os.path.exists(p):
+                raise BadInputError(f"{p} does not exist on the server")
+
+        from mien.indexer import IndexOptions, index_paths
+
+        options = IndexOptions(fps=request.fps) if request.fps > 0 else IndexOptions()
+        events: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work():
+            try:
+                outcome["summary"] = index_paths(paths, ctx.store_dir, options=options,
+                                                 engine_config=ctx.engine_config,
+                                                 progress=events.put)
+            except BaseException as exc:  # handed to the RPC thread below
+                outcome["error"] = exc
+            finally:
+                events.put(None)
+
+        # The indexer runs in its own thread so progress streams while it works.
+        worker = threading.Thread(target=work, name="mien-index", daemon=True)
+        worker.start()
+        last: dict = {}
+        while True:
+            event = events.get()
+            if event is None:
+                break
+            last = event
+            if context.is_active():
+                yield _progress(event)
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        final = _progress(last)
+        summary = outcome.get("summary")
+        if summary is not None:
+            for attr, field in (("files_done", "files_done"), ("files", "files_done"),
+                                ("files_total", "files_total"), ("frames", "frames"),
+                                ("faces", "faces")):
+                value = getattr(summary, attr, None)
+                if isinstance(value, int):
+                    setattr(final, field, value)
+            failures = getattr(summary, "failures", None) or getattr(summary, "failed", None) or []
+            if isinstance(failures, dict):
+                failures = [f"{k}: {v}" for k, v in failures.items()]
+            final.failures.extend(str(f) if not isinstance(f, tuple) else f"{f[0]}: {f[1]}"
+                                  for f in failures)
+        final.done = True
+        yield final
+
+    @rpc
+    def UploadImage(self, request_iterator, context):
+        limit = self.ctx.limits.max_upload_bytes
+        parts, size = [], 0
+        for chunk in request_iterator:
+            size += len(chunk.data)
+            if size > limit:
+                raise TooLargeError(f"the upload exceeds the server's limit of {limit} bytes")
+            parts.append(chunk.data)
+        if size == 0:
+            raise BadInputError("the upload is empty")
+        upload_id = self.ctx.uploads.put(b"".join(parts))
+        return search_pb2.UploadImageResponse(
+            upload_id=upload_id, size_bytes=size,
+            expires_in_ms=int(self.ctx.limits.upload_ttl_s * 1000),
+        )
+
+
+def _progress(event: dict) -> search_pb2.IndexProgress:
+    return search_pb2.IndexProgress(
+        files_done=int(event.get("files_done", 0)), files_total=int(event.get("files_total", 0)),
+        frames=int(event.get("frames", 0)), faces=int(event.get("faces", 0)),
+        current=str(event.get("current", "") or ""),
+    )
