@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class MienStub:
-    """Missing associated documentation comment in .proto file."""
+    """Expression search over a mien store. Every call may fail with the status
+    codes listed at the top of this file.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -83,7 +85,9 @@ class MienStub:
 
 
 class MienServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Expression search over a mien store. Every call may fail with the status
+    codes listed at the top of this file.
+    """
 
     def SearchExpression(self, request, context):
         """Faces whose expression is closest to the query face's, optionally
@@ -212,7 +216,9 @@ def add_MienServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Mien:
-    """Missing associated documentation comment in .proto file."""
+    """Expression search over a mien store. Every call may fail with the status
+    codes listed at the top of this file.
+    """
 
     @staticmethod
     def SearchExpression(request,
