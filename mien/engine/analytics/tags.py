@@ -107,26 +107,28 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
-def expression_from_image(image, analyzer) -> tuple[np.ndarray, int]:
-    """Expression vector of the largest usable face in an image (bytes, path or BGR array).
+def expression_from_image(image, analyzer, face_index: int | None = None) -> np.ndarray:
+    """Expression vector of one face of an image (bytes, path or BGR array).
 
-    Returns (vector, faces_found). Raises BadInputError when no face passes FaceQA.
+    Faces are numbered left to right (as FaceQuery.face_index in the gRPC API);
+    face_index None needs exactly one usable face. BadInputError otherwise.
     """
     from mien.engine.faces import load_image
 
     if not isinstance(image, np.ndarray):
         image = load_image(image)
-    faces = analyzer.analyze(image, identity=False)
-    faces = [f for f in faces if f.expression is not None]
+    faces = [f for f in analyzer.analyze(image, identity=False) if f.expression is not None]
+    faces.sort(key=lambda f: ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2))
     if not faces:
         raise BadInputError("no usable face in the reference image (none found or all failed FaceQA)")
-
-    def area(face) -> float:
-        x1, y1, x2, y2 = face.bbox
-        return (x2 - x1) * (y2 - y1)
-
-    best = max(faces, key=area)  # the main subject of a reference photo is its largest face
-    return np.asarray(best.expression, dtype=np.float32), len(faces)
+    if face_index is None and len(faces) > 1:
+        raise BadInputError(
+            f"the reference image holds {len(faces)} faces; choose one with face_index 0..{len(faces) - 1}"
+        )
+    index = face_index or 0
+    if not 0 <= index < len(faces):
+        raise BadInputError(f"face_index {index} is out of range: the image holds {len(faces)} face(s)")
+    return np.asarray(faces[index].expression, dtype=np.float32)
 
 
 def create_tag(
@@ -142,8 +144,9 @@ def create_tag(
 ):
     """Create (or with replace=True overwrite) a tag from reference faces and store it.
 
-    images: image bytes, paths or BGR arrays, each contributing its largest face
-    (needs `analyzer`, a FaceAnalyzer with the store's expression encoder);
+    images: image bytes, paths or BGR arrays, or (image, face_index) pairs, each
+    holding one usable face unless face_index says which (needs `analyzer`, a
+    FaceAnalyzer with the store's expression encoder);
     face_ids: indexed faces whose raw expression vectors become references;
     vectors: raw (R, 16) expression vectors. At least one reference is needed.
     """
@@ -166,7 +169,10 @@ def create_tag(
                 f"store expression encoder is {want!r}, analyzer's is {have!r}"
             )
         for image in images:
-            refs.append(expression_from_image(image, analyzer)[0])
+            index = None
+            if isinstance(image, tuple):
+                image, index = image
+            refs.append(expression_from_image(image, analyzer, index))
     face_ids = [int(f) for f in (face_ids or ())]
     for face_id in face_ids:
         store.get_face(face_id)  # NotFoundError names the missing face

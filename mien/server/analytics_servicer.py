@@ -1,0 +1,189 @@
+"""The Analytics gRPC service: tags, per-person summaries, corpus clusters.
+
+Thin glue: the logic lives in mien.engine.analytics; this module turns messages
+into calls on it and results back into messages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mien.engine import analytics
+from mien.errors import BadInputError, TooLargeError
+from mien.server.context import ServerContext
+from mien.server.errors import rpc
+from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
+
+_METHOD_TO_PB = {
+    "kmeans": analytics_pb2.SUMMARY_METHOD_KMEANS,
+    "ward": analytics_pb2.SUMMARY_METHOD_WARD,
+}
+_PB_TO_METHOD = {
+    analytics_pb2.SUMMARY_METHOD_UNSPECIFIED: "kmeans",
+    analytics_pb2.SUMMARY_METHOD_KMEANS: "kmeans",
+    analytics_pb2.SUMMARY_METHOD_WARD: "ward",
+}
+MAX_REFERENCES = 256
+
+
+def tag_info(tag) -> analytics_pb2.TagInfo:
+    return analytics_pb2.TagInfo(
+        name=tag.name,
+        threshold=float(tag.threshold),
+        vectors=[common_pb2.Vector(values=np.asarray(v, dtype=np.float32).tolist()) for v in tag.vectors],
+        reference_face_ids=[int(i) for i in tag.reference_face_ids],
+        created_ms=int(tag.created_ms),
+    )
+
+
+class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
+
+    # -- helpers ----------------------------------------------------------------
+    def _face_hit(self, face_id: int, distance: float, thumbnails: bool) -> common_pb2.FaceHit:
+        rec = self.ctx.store.get_face(face_id)
+        x1, y1, x2, y2 = (float(v) for v in rec.bbox)
+        hit = common_pb2.FaceHit(
+            face_id=face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
+            frame_index=rec.frame_index, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
+            person_id=rec.person_id, person_name=self.ctx.person_name(rec.person_id),
+            distance=float(distance), track_id=rec.track_id,
+        )
+        if thumbnails:
+            hit.thumbnail = rec.thumbnail or self.ctx.store.get_thumbnail(face_id)
+        return hit
+
+    def _clusters(self, clusters, vectors_of, thumbnails: bool) -> list:
+        """ExpressionCluster messages; distances of listed faces are to the centre."""
+        out = []
+        for c in clusters:
+            ids = list(c.closest_face_ids) or [c.representative_face_id]
+            vecs = vectors_of(ids)
+            dists = ((vecs - c.centre[None, :]) ** 2).sum(axis=1)
+            closest = [self._face_hit(i, d, thumbnails) for i, d in zip(ids, dists)]
+            out.append(analytics_pb2.ExpressionCluster(
+                index=c.index, size=c.size, share=c.share,
+                centre=common_pb2.Vector(values=c.centre.tolist()),
+                representative=closest[0], closest=closest,
+            ))
+        return out
+
+    # -- tags -----------------------------------------------------------------
+    @rpc
+    def CreateTag(self, request, context):
+        if not request.references:
+            raise BadInputError("a tag needs at least one reference face")
+        if len(request.references) > MAX_REFERENCES:
+            raise TooLargeError(f"a tag holds at most {MAX_REFERENCES} references")
+        face_ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        for ref in request.references:
+            if ref.WhichOneof("source") == "face_id":
+                self.ctx.store.get_face(ref.face_id)  # NOT_FOUND before taking the lock
+                face_ids.append(ref.face_id)
+            else:  # image, upload or raw vector: the same rules as a search query
+                vec, _ = self.ctx.resolve_query(ref, kind="expression")
+                vectors.append(vec)
+        threshold = request.threshold if request.HasField("threshold") else analytics.DEFAULT_THRESHOLD
+        with self.ctx.open_writer() as writer:
+            tag = analytics.create_tag(
+                writer, request.name, face_ids=face_ids,
+                vectors=np.stack(vectors) if vectors else None,
+                threshold=threshold, replace=request.replace,
+            )
+        return tag_info(tag)
+
+    @rpc
+    def ListTags(self, request, context):
+        return analytics_pb2.ListTagsResponse(tags=[tag_info(t) for t in analytics.list_tags(self.ctx.store)])
+
+    @rpc
+    def DeleteTag(self, request, context):
+        with self.ctx.open_writer() as writer:
+            analytics.delete_tag(writer, request.name)
+        return analytics_pb2.DeleteTagResponse(name=request.name)
+
+    @rpc
+    def TagSource(self, request, context):
+        max_gap = -1  # engine default: twice the sample period
+        if request.HasField("max_gap_ms"):
+            max_gap = None if request.max_gap_ms < 0 else int(request.max_gap_ms)
+        report = analytics.tag_source(self.ctx.store, request.source_uri,
+                                      list(request.tags) or None, max_gap_ms=max_gap)
+        return analytics_pb2.TagSourceResponse(
+            source_uri=report.uri, duration_ms=report.duration_ms, face_count=report.faces,
+            sample_period_ms=report.sample_period_ms, tags=report.tags,
+            results=[
+                analytics_pb2.PersonTagResult(
+                    tag=r.tag, person_id=r.person_id, person_name=r.person_name or "",
+                    track_id=r.track_id, face_count=r.faces, tagged_count=r.tagged, rate=r.rate,
+                    segments=[
+                        analytics_pb2.TagSegment(
+                            start_ms=s.start_ms, end_ms=s.end_ms, best_distance=s.best_distance,
+                            best_face_id=s.best_face_id, face_count=s.faces,
+                        )
+                        for s in r.segments
+                    ],
+                )
+                for r in report.results
+            ],
+        )
+
+    @rpc
+    def TagStore(self, request, context):
+        report = analytics.tag_store(self.ctx.store, list(request.tags) or None)
+        return analytics_pb2.TagStoreResponse(
+            face_count=report.faces,
+            totals=[analytics_pb2.TagTotal(tag=t, tagged_count=report.tagged[t]) for t in report.tags],
+            persons=[
+                analytics_pb2.PersonTagCount(
+                    tag=p.tag, person_id=p.person_id, person_name=p.person_name or "",
+                    face_count=p.faces, tagged_count=p.tagged, rate=p.rate,
+                    best_face_id=p.best_face_id, best_distance=p.best_distance,
+                )
+                for p in report.persons
+            ],
+        )
+
+    # -- summaries --------------------------------------------------------------
+    @rpc
+    def Summarize(self, request, context):
+        if not request.HasField("person"):
+            raise BadInputError("Summarize needs a person (id or name)")
+        person = self.ctx.person(request.person)
+        method = _PB_TO_METHOD.get(request.method)
+        if method is None:
+            raise BadInputError(f"unknown summary method {request.method}")
+        closest = request.closest or 1
+        if not 1 <= closest <= 100:
+            raise BadInputError(f"closest must be in 1..100, got {closest}")
+        summary = analytics.summarize_person(
+            self.ctx.store, person.person_id, method=method, k=request.k or None,
+            seed=int(request.seed), closest=closest,
+        )
+        store = self.ctx.store
+        return analytics_pb2.SummarizeResponse(
+            person=common_pb2.Person(person_id=person.person_id, name=person.name or "",
+                                     face_count=summary.faces),
+            method=_METHOD_TO_PB[summary.method], k_requested=summary.k_requested, k=summary.k,
+            face_count=summary.faces, seed=summary.seed,
+            clusters=self._clusters(summary.clusters,
+                                    lambda ids: np.asarray(store.vectors(ids, kind="expression")),
+                                    request.thumbnails),
+        )
+
+    @rpc
+    def ClusterStore(self, request, context):
+        result = analytics.cluster_store(
+            self.ctx.store, k=request.k or 100, sample=request.sample or 200_000,
+            seed=int(request.seed), closest=request.closest or 5,
+        )
+        store = self.ctx.store
+        return analytics_pb2.ClusterStoreResponse(
+            face_count=result.faces, sampled_count=result.sampled, k_requested=result.k_requested,
+            k=result.k, seed=result.seed,
+            clusters=self._clusters(result.clusters,
+                                    lambda ids: np.asarray(store.vectors(ids, kind="expression")),
+                                    request.thumbnails),
+        )
