@@ -1,0 +1,234 @@
+"""`mien search | cross | identity | stats | persons`: query a running server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=os.environ.get("MIEN_SERVER", "127.0.0.1:50051"),
+                   help="server HOST:PORT (default %(default)s; env MIEN_SERVER)")
+    p.add_argument("--token-file", default=None, help="bearer token file (else env MIEN_TOKEN)")
+    p.add_argument("--tls-ca", default=None, metavar="PEM",
+                   help="use TLS, trusting this CA certificate ('system' for the system roots)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _query_args(p: argparse.ArgumentParser, *, sheet: bool = True) -> None:
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--image", help="query image file")
+    q.add_argument("--face-id", type=int, help="an indexed face as the query")
+    q.add_argument("--vector", help="a raw vector as comma-separated floats")
+    p.add_argument("--face-index", type=int, default=None,
+                   help="which face of a multi-face image (0-based, left to right)")
+    p.add_argument("-k", "--top-k", type=int, default=10, help="number of hits (default %(default)s)")
+    if sheet:
+        p.add_argument("--sheet", metavar="OUT.png", help="also write a contact sheet of query + hits")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("search", help="faces making the query face's expression")
+    _query_args(p)
+    p.add_argument("--person", action="append", default=[], metavar="NAME|ID",
+                   help="only faces of this person (repeatable)")
+    p.add_argument("--exclude-person", action="append", default=[], metavar="NAME|ID",
+                   help="never faces of this person (repeatable)")
+    p.add_argument("--source", action="append", default=[], help="only faces from this source (repeatable)")
+    p.add_argument("--exclude-own", action="store_true", help="leave out the query's own person")
+    _connection_args(p)
+    p.set_defaults(func=run_search)
+
+    p = subparsers.add_parser("cross", help="faces of PERSON making the query face's expression")
+    _query_args(p)
+    p.add_argument("--person", required=True, metavar="NAME|ID", help="the person to search among")
+    _connection_args(p)
+    p.set_defaults(func=run_cross)
+
+    p = subparsers.add_parser("identity", help="faces of the same person as the query face")
+    _query_args(p)
+    _connection_args(p)
+    p.set_defaults(func=run_identity)
+
+    p = subparsers.add_parser("stats", help="what a server's store holds")
+    _connection_args(p)
+    p.set_defaults(func=run_stats)
+
+    p = subparsers.add_parser("persons", help="list the persons a server knows")
+    _connection_args(p)
+    p.set_defaults(func=run_persons)
+
+
+# -- plumbing ------------------------------------------------------------------------
+def _client(args):
+    from mien.clients.client import Client
+
+    token = None
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    tls = None
+    if args.tls_ca:
+        tls = True if args.tls_ca == "system" else args.tls_ca
+    return Client(args.server, token=token, tls=tls)
+
+
+def _person(value: str):
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+def _query(args):
+    if args.image:
+        return args.image
+    if args.face_id is not None:
+        return args.face_id
+    import numpy as np
+
+    return np.array([float(v) for v in args.vector.split(",")], dtype=np.float32)
+
+
+def _grpc_errors(func):
+    """Print a server error as one line (status: message) instead of a traceback."""
+    def wrapper(args):
+        import grpc
+
+        try:
+            return func(args)
+        except grpc.RpcError as exc:
+            code = exc.code().name if exc.code() else "UNKNOWN"
+            print(f"mien: {code}: {exc.details()}", file=sys.stderr)
+            return 1
+    return wrapper
+
+
+def print_table(headers: list[str], rows: list[list], out=None) -> None:
+    """An aligned text table; numbers right-aligned."""
+    out = out or sys.stdout
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [all(_is_num(r[i]) for r in cells) and bool(cells) for i in range(len(headers))]
+
+    def fmt(row):
+        return "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric)).rstrip()
+
+    print(fmt(headers), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in cells:
+        print(fmt(r), file=out)
+
+
+def _is_num(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _time(ms: int) -> str:
+    s = ms / 1000.0
+    return f"{int(s // 60)}:{s % 60:06.3f}"
+
+
+def _emit_result(args, result, title: str) -> int:
+    if args.json:
+        print(json.dumps({
+            "query": {"face_id": result.query.face_id, "person_id": result.query.person_id,
+                      "face_index": result.query.face_index,
+                      "faces_in_image": len(result.query.faces),
+                      "bbox": result.query.bbox, "vector": result.query.vector.round(5).tolist()},
+            "elapsed_ms": round(result.elapsed_ms, 3),
+            "hits": [{"rank": i, "face_id": h.face_id, "distance": round(h.distance, 5),
+                      "person_id": h.person_id, "person": h.person_name,
+                      "source": h.source_uri, "timestamp_ms": h.timestamp_ms,
+                      "frame_index": h.frame_index, "bbox": [round(v, 1) for v in h.bbox]}
+                     for i, h in enumerate(result.hits, 1)],
+        }, indent=2))
+    else:
+        print_table(
+            ["#", "distance", "face", "person", "time", "source"],
+            [[i, f"{h.distance:.4f}", h.face_id,
+              h.person_name or (h.person_id if h.person_id >= 0 else "-"), _time(h.timestamp_ms),
+              h.source_uri] for i, h in enumerate(result.hits, 1)],
+        )
+        if not result.hits:
+            print("(no hits)")
+    if getattr(args, "sheet", None):
+        _write_sheet(args, result, title)
+    return 0
+
+
+def _write_sheet(args, result, title: str) -> None:
+    from mien.clients.sheet import crop_face, make_sheet
+
+    face = None
+    if args.image and result.query.bbox is not None:
+        import cv2
+        import numpy as np
+
+        image = cv2.imdecode(np.fromfile(args.image, np.uint8), cv2.IMREAD_COLOR)
+        if image is not None:
+            face = crop_face(image, result.query.bbox)
+    elif args.face_id is not None:
+        import cv2
+        import numpy as np
+
+        with _client(args) as c:
+            thumb = c.get_face(args.face_id).thumbnail
+        face = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR) if thumb else None
+    path = make_sheet(face, result.hits, args.sheet, title=title)
+    print(f"contact sheet: {path}", file=sys.stderr)
+
+
+# -- commands ---------------------------------------------------------------------------
+@_grpc_errors
+def run_search(args) -> int:
+    with _client(args) as c:
+        result = c.search(_query(args), k=args.top_k, face_index=args.face_index,
+                          persons=[_person(p) for p in args.person],
+                          exclude_persons=[_person(p) for p in args.exclude_person],
+                          sources=args.source, exclude_own_person=args.exclude_own,
+                          thumbnails=bool(args.sheet))
+    return _emit_result(args, result, "expression search")
+
+
+@_grpc_errors
+def run_cross(args) -> int:
+    with _client(args) as c:
+        result = c.cross(_query(args), _person(args.person), k=args.top_k, face_index=args.face_index,
+                         thumbnails=bool(args.sheet))
+    return _emit_result(args, result, f"{args.person} making the query's expression")
+
+
+@_grpc_errors
+def run_identity(args) -> int:
+    with _client(args) as c:
+        result = c.identity(_query(args), k=args.top_k, face_index=args.face_index,
+                            thumbnails=bool(args.sheet))
+    return _emit_result(args, result, "same person")
+
+
+@_grpc_errors
+def run_stats(args) -> int:
+    with _client(args) as c:
+        s = c.stats()
+    if args.json:
+        print(json.dumps(s.__dict__, indent=2))
+        return 0
+    rows = [[k, getattr(s, k)] for k in ("faces", "sources", "persons", "tags", "shards", "bytes")]
+    rows += [[f"encoder.{k}", v] for k, v in sorted(s.encoders.items())]
+    print_table(["stat", "value"], rows)
+    return 0
+
+
+@_grpc_errors
+def run_persons(args) -> int:
+    with _client(args) as c:
+        persons = c.persons()
+    if args.json:
+        print(json.dumps([p.__dict__ for p in persons], indent=2))
+        return 0
+    print_table(["id", "name", "faces"], [[p.person_id, p.name or "-", p.face_count] for p in persons])
+    return 0

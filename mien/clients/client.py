@@ -1,0 +1,313 @@
+"""A typed Python client for the mien gRPC server.
+
+    from mien.clients import Client
+    with Client("127.0.0.1:50051") as c:
+        result = c.search("smile.jpg", k=10, exclude_persons=["Biden"])
+        for hit in result.hits:
+            print(hit.distance, hit.source_uri, hit.timestamp_ms, hit.person_name)
+        c.cross("obama.jpg", person="Biden")           # Biden making Obama's face
+        c.identity(result.hits[0].face_id)             # faces of the same person
+
+A query is any of: a path (str / Path) or encoded bytes of an image, an int
+face id, or a numpy vector (16-d for expression, identity dim for identity).
+Images larger than one message are uploaded in chunks automatically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import grpc
+import numpy as np
+
+from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+INLINE_IMAGE_BYTES = 3 * 1024 * 1024   # larger images go through UploadImage
+CHUNK_BYTES = 1024 * 1024
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass
+class FaceHit:
+    face_id: int
+    source_uri: str
+    timestamp_ms: int
+    frame_index: int
+    bbox: tuple[float, float, float, float]
+    person_id: int
+    person_name: str
+    distance: float
+    track_id: int = -1
+    thumbnail: bytes = b""
+
+
+@dataclass
+class DetectedFace:
+    index: int
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    quality_passed: bool
+    quality_reason: str
+
+
+@dataclass
+class QueryFace:
+    vector: np.ndarray
+    face_id: int = -1
+    person_id: int = -1
+    faces: list[DetectedFace] = field(default_factory=list)
+    face_index: int = -1
+    bbox: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class SearchResult:
+    hits: list[FaceHit]
+    query: QueryFace
+    elapsed_ms: float = 0.0
+
+    def __iter__(self):
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+
+@dataclass
+class Person:
+    person_id: int
+    name: str
+    face_count: int
+
+
+@dataclass
+class Face:
+    face_id: int
+    source_uri: str
+    frame_index: int
+    timestamp_ms: int
+    bbox: tuple[float, float, float, float]
+    landmarks5: np.ndarray
+    det_score: float
+    sharpness: float
+    yaw: float
+    pitch: float
+    roll: float
+    expression: np.ndarray
+    pooled: np.ndarray
+    track_id: int
+    person_id: int
+    person_name: str
+    thumbnail: bytes
+    has_identity: bool
+
+
+@dataclass
+class Stats:
+    faces: int
+    sources: int
+    persons: int
+    tags: int
+    shards: int
+    bytes: int
+    encoders: dict[str, str]
+
+
+@dataclass
+class IndexProgress:
+    files_done: int
+    files_total: int
+    frames: int
+    faces: int
+    current: str
+    done: bool
+    failures: list[str]
+
+
+def _bbox(b) -> tuple[float, float, float, float]:
+    return (b.x1, b.y1, b.x2, b.y2)
+
+
+def _person_ref(person: int | str) -> common_pb2.PersonRef:
+    if isinstance(person, (int, np.integer)):
+        return common_pb2.PersonRef(person_id=int(person))
+    return common_pb2.PersonRef(name=str(person))
+
+
+def _hit(h) -> FaceHit:
+    return FaceHit(h.face_id, h.source_uri, h.timestamp_ms, h.frame_index, _bbox(h.bbox),
+                   h.person_id, h.person_name, h.distance, h.track_id, h.thumbnail)
+
+
+def _result(resp) -> SearchResult:
+    q = resp.query
+    query = QueryFace(
+        vector=np.asarray(q.vector.values, dtype=np.float32), face_id=q.face_id,
+        person_id=q.person_id, face_index=q.face_index,
+        faces=[DetectedFace(f.index, _bbox(f.bbox), f.det_score, f.quality_passed, f.quality_reason)
+               for f in q.faces],
+        bbox=_bbox(q.bbox) if q.HasField("bbox") else None,
+    )
+    return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms)
+
+
+class Client:
+    """Connection to a mien server. Thread-safe; use as a context manager or call close()."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, token: str | None = None,
+                 tls: bool | str | bytes | None = None, timeout: float | None = 60.0):
+        """target "host:port"; token: bearer token (default env MIEN_TOKEN);
+        tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext)."""
+        options = [("grpc.max_send_message_length", _MAX_MESSAGE),
+                   ("grpc.max_receive_message_length", _MAX_MESSAGE)]
+        if tls:
+            roots = None
+            if isinstance(tls, (str, os.PathLike)):
+                roots = Path(tls).read_bytes()
+            elif isinstance(tls, bytes):
+                roots = tls
+            creds = grpc.ssl_channel_credentials(root_certificates=roots)
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = search_pb2_grpc.MienStub(self._channel)
+        token = token if token is not None else os.environ.get("MIEN_TOKEN")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self.timeout = timeout
+        self.target = target
+
+    # -- lifecycle ------------------------------------------------------------------
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The underlying channel (e.g. for the Analytics stub)."""
+        return self._channel
+
+    @property
+    def metadata(self):
+        return self._metadata
+
+    def health(self, service: str = "") -> str:
+        """The standard health status ("SERVING", ...); needs no token."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        resp = health_pb2_grpc.HealthStub(self._channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    # -- queries --------------------------------------------------------------------
+    def face_query(self, query, *, face_index: int | None = None,
+                   exclude_own_person: bool = False) -> common_pb2.FaceQuery:
+        """The FaceQuery message for a path, image bytes, face id or vector."""
+        msg = common_pb2.FaceQuery(exclude_own_person=exclude_own_person)
+        if face_index is not None:
+            msg.face_index = face_index
+        if isinstance(query, (bool, np.bool_)):
+            raise TypeError("a query is a path, image bytes, a face id or a vector")
+        if isinstance(query, (int, np.integer)):
+            msg.face_id = int(query)
+        elif isinstance(query, (bytes, bytearray, memoryview)):
+            data = bytes(query)
+            if len(data) > INLINE_IMAGE_BYTES:
+                msg.upload_id = self.upload_image(data)
+            else:
+                msg.image.data = data
+        elif isinstance(query, (str, os.PathLike)):
+            return self.face_query(Path(query).read_bytes(), face_index=face_index,
+                                   exclude_own_person=exclude_own_person)
+        else:
+            msg.vector.values.extend(np.asarray(query, dtype=np.float32).ravel().tolist())
+        return msg
+
+    def upload_image(self, data: bytes) -> str:
+        """Send a large image in chunks; returns the upload id for FaceQuery.upload_id."""
+        chunks = (search_pb2.ImageChunk(data=data[i:i + CHUNK_BYTES])
+                  for i in range(0, len(data), CHUNK_BYTES))
+        return self._stub.UploadImage(chunks, timeout=self.timeout, metadata=self._metadata).upload_id
+
+    def search(self, query, *, k: int = 10, face_index: int | None = None,
+               persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
+               sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
+               exclude_own_person: bool = False, thumbnails: bool = False) -> SearchResult:
+        """Faces with the expression closest to the query's (squared-L2 distance)."""
+        filters = common_pb2.Filters(
+            persons=[_person_ref(p) for p in persons],
+            exclude_persons=[_person_ref(p) for p in exclude_persons],
+            sources=list(sources),
+        )
+        if time_range is not None:
+            filters.time_range.start_ms = int(time_range[0])
+            filters.time_range.end_ms = int(time_range[1] or 0)
+        req = search_pb2.SearchExpressionRequest(
+            query=self.face_query(query, face_index=face_index, exclude_own_person=exclude_own_person),
+            top_k=k, filters=filters, include_thumbnails=thumbnails,
+        )
+        return _result(self._stub.SearchExpression(req, timeout=self.timeout, metadata=self._metadata))
+
+    def search_vector_raw(self, request: search_pb2.SearchExpressionRequest):
+        """The raw SearchExpression reply for a prebuilt request (benchmarks)."""
+        return self._stub.SearchExpression(request, timeout=self.timeout, metadata=self._metadata)
+
+    def cross(self, query, person: int | str, *, k: int = 10, face_index: int | None = None,
+              thumbnails: bool = False) -> SearchResult:
+        """Faces of `person` (id or name) making the query face's expression."""
+        req = search_pb2.CrossIdentityRequest(
+            query=self.face_query(query, face_index=face_index), target=_person_ref(person),
+            top_k=k, include_thumbnails=thumbnails,
+        )
+        return _result(self._stub.CrossIdentitySearch(req, timeout=self.timeout, metadata=self._metadata))
+
+    def identity(self, query, *, k: int = 10, face_index: int | None = None,
+                 thumbnails: bool = False) -> SearchResult:
+        """Faces of the same person as the query face (identity distance)."""
+        req = search_pb2.SearchIdentityRequest(
+            query=self.face_query(query, face_index=face_index), top_k=k,
+            include_thumbnails=thumbnails,
+        )
+        return _result(self._stub.SearchIdentity(req, timeout=self.timeout, metadata=self._metadata))
+
+    # -- records --------------------------------------------------------------------
+    def get_face(self, face_id: int) -> Face:
+        r = self._stub.GetFace(search_pb2.GetFaceRequest(face_id=face_id), timeout=self.timeout,
+                               metadata=self._metadata)
+        return Face(
+            r.face_id, r.source_uri, r.frame_index, r.timestamp_ms, _bbox(r.bbox),
+            np.asarray(r.landmarks5, dtype=np.float32).reshape(-1, 2), r.det_score, r.sharpness,
+            r.yaw, r.pitch, r.roll, np.asarray(r.expression.values, dtype=np.float32),
+            np.asarray(r.pooled.values, dtype=np.float32), r.track_id, r.person_id,
+            r.person_name, r.thumbnail, r.has_identity,
+        )
+
+    def persons(self) -> list[Person]:
+        resp = self._stub.ListPersons(search_pb2.ListPersonsRequest(), timeout=self.timeout,
+                                      metadata=self._metadata)
+        return [Person(p.person_id, p.name, p.face_count) for p in resp.persons]
+
+    def person(self, person: int | str) -> Person:
+        p = self._stub.GetPerson(search_pb2.GetPersonRequest(person=_person_ref(person)),
+                                 timeout=self.timeout, metadata=self._metadata)
+        return Person(p.person_id, p.name, p.face_count)
+
+    def stats(self) -> Stats:
+        s = self._stub.Stats(search_pb2.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
+        return Stats(s.faces, s.sources, s.persons, s.tags, s.shards, s.bytes, dict(s.encoders))
+
+    def index_paths(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,
+                    timeout: float | None = None) -> Iterator[IndexProgress]:
+        """Index paths on the server's disk (under its allowed roots); yields progress."""
+        req = search_pb2.IndexPathsRequest(paths=[str(p) for p in paths], fps=fps)
+        for m in self._stub.IndexPaths(req, timeout=timeout, metadata=self._metadata):
+            yield IndexProgress(m.files_done, m.files_total, m.frames, m.faces, m.current, m.done,
+                                list(m.failures))
