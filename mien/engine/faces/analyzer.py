@@ -1,0 +1,117 @@
+"""FaceAnalyzer: detect -> assess (FaceQA) -> align -> expression -> identity."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mien.engine.faces import faceqa
+from mien.engine.faces.align import expression_crop
+from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.detect import check_image, make_detector
+from mien.engine.faces.identity import make_identity
+from mien.engine.faces.types import Face
+
+
+def make_expression(cfg: EngineConfig):
+    if cfg.expression == "feenet":
+        from mien.engine.faces.feenet_adapter import FEENetExpression  # lazy: imports torch
+
+        return FEENetExpression(cfg)
+    from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
+
+    return LandmarkExpressionEncoder()
+
+
+def thumbnail(crop: np.ndarray, size: int) -> bytes:
+    """JPEG of the aligned crop at size x size (eyes level, whole face)."""
+    import cv2
+
+    small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""
+
+
+class FaceAnalyzer:
+    """The one entry point of the face engine; models come from the EngineConfig.
+
+    Models load at construction (a missing file fails here, with
+    ModelNotFoundError); identity loads lazily on first use so callers that
+    never embed identity do not pay for it... except dlib's, which is cheap
+    to hold. `encoders` names the models so a store can refuse to mix them.
+    """
+
+    def __init__(self, config: EngineConfig | None = None):
+        self.config = config or EngineConfig()
+        self.detector = make_detector(self.config)
+        self.expression_encoder = make_expression(self.config)
+        self.identity_encoder = make_identity(self.config)
+
+    @property
+    def encoders(self) -> dict:
+        return {
+            "detector": self.detector.name,
+            "identity": self.identity_encoder.name,
+            "identity_dim": int(self.identity_encoder.dim),
+            "expression": self.expression_encoder.name,
+            "expression_dim": int(self.expression_encoder.dim),
+        }
+
+    # -- stages -----------------------------------------------------------
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detector.detect(image)
+
+    def assess(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        for face in faces:
+            face.quality = faceqa.assess_face(image, face, self.config)
+        return faces
+
+    def align(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        for face in faces:
+            face.crop = expression_crop(image, face.landmarks5)
+            face.thumbnail = thumbnail(face.crop, self.config.thumbnail_size)
+        return faces
+
+    def embed_expression(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        if any(f.crop is None for f in faces):
+            self.align(image, [f for f in faces if f.crop is None])
+        if faces:
+            self.expression_encoder.encode_faces(faces)
+        return faces
+
+    def embed_identity(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        vectors = self.identity_encoder.embed(image, faces)
+        for face, vec in zip(faces, vectors):
+            face.identity = vec
+        return faces
+
+    # -- whole pipeline ---------------------------------------------------
+    def analyze(self, image: np.ndarray, identity: bool = True, keep_rejected: bool = False) -> list[Face]:
+        """All faces of one BGR image, left to right; rejected ones only if keep_rejected."""
+        check_image(image)
+        faces = self.assess(image, self.detect(image))
+        if not keep_rejected:
+            faces = [f for f in faces if f.quality.passed]
+        self.align(image, faces)
+        self.embed_expression(image, faces)
+        if identity:
+            self.embed_identity(image, faces)
+        return faces
+
+    def analyze_batch(self, images: list[np.ndarray], identity: bool = True,
+                      keep_rejected: bool = False) -> list[list[Face]]:
+        """analyze() per image, with the expression encoder run once over all faces."""
+        per_image = []
+        for image in images:
+            check_image(image)
+            faces = self.assess(image, self.detect(image))
+            if not keep_rejected:
+                faces = [f for f in faces if f.quality.passed]
+            self.align(image, faces)
+            per_image.append(faces)
+        everyone = [f for faces in per_image for f in faces]
+        if everyone:
+            self.expression_encoder.encode_faces(everyone)  # batched for FEENet
+        if identity:
+            for image, faces in zip(images, per_image):
+                self.embed_identity(image, faces)
+        return per_image

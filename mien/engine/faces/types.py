@@ -1,0 +1,44 @@
+"""Face and Quality records the analyzer returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Quality:
+    """FaceQA scores of one face; ``reason`` is "" when it passed."""
+
+    sharpness: float
+    yaw: float
+    pitch: float
+    roll: float
+    passed: bool
+    reason: str = ""
+
+
+@dataclass
+class Face:
+    """One detected face and everything the pipeline computed for it.
+
+    Coordinates are source-image pixels; landmarks5 are left eye centre,
+    right eye centre, nose tip, left mouth corner, right mouth corner
+    (image left/right).
+    """
+
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    landmarks5: np.ndarray
+    landmarks68: np.ndarray | None = None
+    quality: Quality | None = None
+    identity: np.ndarray | None = None
+    expression: np.ndarray | None = None
+    expression_components: dict[str, float] = field(default_factory=dict)
+    crop: np.ndarray | None = None
+    thumbnail: bytes = b""
+
+    @property
+    def inter_ocular(self) -> float:
+        return float(np.linalg.norm(self.landmarks5[1] - self.landmarks5[0]))
