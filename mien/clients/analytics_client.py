@@ -1,0 +1,182 @@
+"""Python client of the Analytics gRPC service.
+
+Answers come back as the engine's own result dataclasses (mien.engine.analytics),
+so the CLI, the pictures and in-process callers share one shape whether the
+work ran in a server or in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from mien.engine.analytics import (
+    Cluster,
+    PersonSummary,
+    PersonTagCount,
+    PersonTagResult,
+    Segment,
+    SourceTagReport,
+    StoreClusters,
+    StoreTagReport,
+)
+from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+_METHODS = {"kmeans": analytics_pb2.SUMMARY_METHOD_KMEANS, "ward": analytics_pb2.SUMMARY_METHOD_WARD}
+
+
+def default_target() -> str:
+    return os.environ.get("MIEN_SERVER") or DEFAULT_TARGET
+
+
+class AnalyticsClient:
+    """Calls the Analytics service on `target` ("host:port") or an existing channel.
+
+    token: bearer token sent as "authorization: Bearer <token>" (default $MIEN_TOKEN).
+    """
+
+    def __init__(self, target_or_channel=None, *, token: str | None = None, tls=None,
+                 timeout: float = 600.0):
+        """tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext).
+        target_or_channel may also be a mien.clients.Client, whose channel is shared."""
+        if hasattr(target_or_channel, "_channel") and isinstance(target_or_channel._channel, grpc.Channel):
+            target_or_channel = target_or_channel._channel  # a mien.clients.Client
+        if isinstance(target_or_channel, grpc.Channel):
+            self._channel, self._own = target_or_channel, False
+        else:
+            target = target_or_channel or default_target()
+            options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                       ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+            if tls:
+                roots = None
+                if isinstance(tls, (str, os.PathLike)):
+                    roots = Path(tls).read_bytes()
+                elif isinstance(tls, bytes):
+                    roots = tls
+                creds = grpc.ssl_channel_credentials(root_certificates=roots)
+                self._channel = grpc.secure_channel(target, creds, options=options)
+            else:
+                self._channel = grpc.insecure_channel(target, options=options)
+            self._own = True
+        token = token if token is not None else os.environ.get("MIEN_TOKEN")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._timeout = timeout
+        self.stub = analytics_pb2_grpc.AnalyticsStub(self._channel)
+
+    def close(self) -> None:
+        if self._own:
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method: str, request):
+        return getattr(self.stub, method)(request, timeout=self._timeout, metadata=self._metadata)
+
+    # -- tags -----------------------------------------------------------------
+    def create_tag(self, name: str, *, images=(), face_ids=(), vectors=(), threshold: float | None = None,
+                   replace: bool = False, face_index: int | None = None) -> analytics_pb2.TagInfo:
+        """images: paths or bytes (face_index picks a face in multi-face images)."""
+        refs = []
+        for image in images:
+            data = Path(image).read_bytes() if isinstance(image, (str, Path)) else bytes(image)
+            ref = common_pb2.FaceQuery(image=common_pb2.ImageInput(data=data))
+            if face_index is not None:
+                ref.face_index = face_index
+            refs.append(ref)
+        refs += [common_pb2.FaceQuery(face_id=int(f)) for f in face_ids]
+        refs += [common_pb2.FaceQuery(vector=common_pb2.Vector(values=np.asarray(v, np.float32).tolist()))
+                 for v in vectors]
+        request = analytics_pb2.CreateTagRequest(name=name, references=refs, replace=replace)
+        if threshold is not None:
+            request.threshold = threshold
+        return self._call("CreateTag", request)
+
+    def list_tags(self) -> list:
+        return list(self._call("ListTags", analytics_pb2.ListTagsRequest()).tags)
+
+    def delete_tag(self, name: str) -> None:
+        self._call("DeleteTag", analytics_pb2.DeleteTagRequest(name=name))
+
+    def tag_source(self, uri: str, tags=None, *, max_gap_ms: int | None = None) -> SourceTagReport:
+        request = analytics_pb2.TagSourceRequest(source_uri=uri, tags=list(tags or ()))
+        if max_gap_ms is not None:
+            request.max_gap_ms = max_gap_ms
+        r = self._call("TagSource", request)
+        return SourceTagReport(
+            uri=r.source_uri, duration_ms=r.duration_ms, faces=r.face_count,
+            sample_period_ms=r.sample_period_ms, tags=list(r.tags),
+            results=[
+                PersonTagResult(
+                    tag=p.tag, person_id=p.person_id, person_name=p.person_name or None,
+                    track_id=p.track_id, faces=p.face_count, tagged=p.tagged_count, rate=p.rate,
+                    segments=[Segment(s.start_ms, s.end_ms, s.best_distance, s.best_face_id, s.face_count)
+                              for s in p.segments],
+                )
+                for p in r.results
+            ],
+        )
+
+    def tag_store(self, tags=None) -> StoreTagReport:
+        r = self._call("TagStore", analytics_pb2.TagStoreRequest(tags=list(tags or ())))
+        return StoreTagReport(
+            faces=r.face_count, tags=[t.tag for t in r.totals],
+            tagged={t.tag: t.tagged_count for t in r.totals},
+            persons=[
+                PersonTagCount(tag=p.tag, person_id=p.person_id, person_name=p.person_name or None,
+                               faces=p.face_count, tagged=p.tagged_count, rate=p.rate,
+                               best_distance=p.best_distance, best_face_id=p.best_face_id)
+                for p in r.persons
+            ],
+        )
+
+    # -- summaries --------------------------------------------------------------
+    @staticmethod
+    def _clusters(messages) -> tuple[list[Cluster], dict[int, bytes]]:
+        clusters, thumbs = [], {}
+        for c in messages:
+            clusters.append(Cluster(
+                index=c.index, size=c.size, share=c.share,
+                centre=np.asarray(c.centre.values, dtype=np.float32),
+                representative_face_id=c.representative.face_id,
+                representative_distance=c.representative.distance,
+                closest_face_ids=[h.face_id for h in c.closest],
+            ))
+            for hit in list(c.closest) + [c.representative]:
+                if hit.thumbnail:
+                    thumbs[hit.face_id] = hit.thumbnail
+        return clusters, thumbs
+
+    def summarize(self, person, *, method: str = "kmeans", k: int | None = None, seed: int = 0,
+                  closest: int = 1, thumbnails: bool = False) -> tuple[PersonSummary, dict[int, bytes]]:
+        """(summary, {face_id: JPEG}) for a person id or name; thumbnails only when asked."""
+        ref = (common_pb2.PersonRef(person_id=int(person))
+               if isinstance(person, int) or str(person).isdigit() else common_pb2.PersonRef(name=str(person)))
+        if method not in _METHODS:
+            from mien.errors import BadInputError
+
+            raise BadInputError(f"unknown summary method {method!r}; use kmeans or ward")
+        r = self._call("Summarize", analytics_pb2.SummarizeRequest(
+            person=ref, method=_METHODS[method], k=k or 0, seed=seed, closest=closest,
+            thumbnails=thumbnails))
+        clusters, thumbs = self._clusters(r.clusters)
+        names = {v: k for k, v in _METHODS.items()}
+        return PersonSummary(
+            person_id=r.person.person_id, person_name=r.person.name or None, method=names[r.method],
+            k_requested=r.k_requested, k=r.k, faces=r.face_count, seed=r.seed, clusters=clusters,
+        ), thumbs
+
+    def cluster_store(self, k: int = 100, *, sample: int = 0, seed: int = 0, closest: int = 5,
+                      thumbnails: bool = False) -> tuple[StoreClusters, dict[int, bytes]]:
+        r = self._call("ClusterStore", analytics_pb2.ClusterStoreRequest(
+            k=k, sample=sample, seed=seed, closest=closest, thumbnails=thumbnails))
+        clusters, thumbs = self._clusters(r.clusters)
+        return StoreClusters(faces=r.face_count, sampled=r.sampled_count, k_requested=r.k_requested,
+                             k=r.k, seed=r.seed, clusters=clusters), thumbs

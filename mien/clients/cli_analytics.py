@@ -1,0 +1,385 @@
+"""CLI: `mien tag ...`, `mien summary`, `mien clusters`.
+
+Each command talks to a server over gRPC (--server, default $MIEN_SERVER or
+127.0.0.1:50051) or, with --store DIR, works on a store in this process. Both
+paths return the engine's result dataclasses, so output is identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+# ------------------------------------------------------------------ backends
+
+
+class _Remote:
+    def __init__(self, args):
+        from mien.clients.analytics_client import AnalyticsClient
+
+        self.client = AnalyticsClient(args.server, token=args.token, tls=args.tls)
+
+    def create_tag(self, args):
+        return self.client.create_tag(args.name, images=args.image or (), face_ids=args.face_id or (),
+                                      threshold=args.threshold, replace=args.replace,
+                                      face_index=args.face_index)
+
+    def list_tags(self):
+        return self.client.list_tags()
+
+    def delete_tag(self, name):
+        self.client.delete_tag(name)
+
+    def tag_source(self, uri, tags, max_gap_ms):
+        return self.client.tag_source(uri, tags, max_gap_ms=max_gap_ms)
+
+    def tag_store(self, tags):
+        return self.client.tag_store(tags)
+
+    def summarize(self, person, method, k, seed, thumbnails):
+        return self.client.summarize(person, method=method, k=k, seed=seed, thumbnails=thumbnails)
+
+    def cluster_store(self, k, sample, seed, thumbnails):
+        return self.client.cluster_store(k, sample=sample, seed=seed, thumbnails=thumbnails)
+
+    def close(self):
+        self.client.close()
+
+
+class _Local:
+    """Runs the engine's analytics directly on a store directory."""
+
+    def __init__(self, args):
+        self.dir = args.store
+
+    def _reader(self):
+        from mien.engine.store import Store
+
+        return Store(self.dir, mode="r")
+
+    def create_tag(self, args):
+        from mien.engine.analytics import create_tag
+        from mien.engine.store import Store
+
+        analyzer = None
+        if args.image:
+            from mien.engine.faces import EngineConfig, FaceAnalyzer
+
+            analyzer = FaceAnalyzer(EngineConfig())
+        images = [(path, args.face_index) for path in (args.image or ())]
+        with Store(self.dir, mode="w") as store:
+            return create_tag(store, args.name, images=images, face_ids=args.face_id or (),
+                              threshold=0.5 if args.threshold is None else args.threshold,
+                              analyzer=analyzer, replace=args.replace)
+
+    def list_tags(self):
+        from mien.engine.analytics import list_tags
+
+        with self._reader() as store:
+            return list_tags(store)
+
+    def delete_tag(self, name):
+        from mien.engine.analytics import delete_tag
+        from mien.engine.store import Store
+
+        with Store(self.dir, mode="w") as store:
+            delete_tag(store, name)
+
+    def tag_source(self, uri, tags, max_gap_ms):
+        from mien.engine.analytics import tag_source
+
+        gap = -1 if max_gap_ms is None else (None if max_gap_ms < 0 else max_gap_ms)
+        with self._reader() as store:
+            return tag_source(store, uri, tags, max_gap_ms=gap)
+
+    def tag_store(self, tags):
+        from mien.engine.analytics import tag_store
+
+        with self._reader() as store:
+            return tag_store(store, tags)
+
+    def _thumbs(self, store, clusters):
+        ids = {c.representative_face_id for c in clusters}
+        return {i: store.get_thumbnail(i) for i in ids}
+
+    def summarize(self, person, method, k, seed, thumbnails):
+        from mien.engine.analytics import summarize_person
+
+        with self._reader() as store:
+            summary = summarize_person(store, person, method=method, k=k, seed=seed)
+            return summary, (self._thumbs(store, summary.clusters) if thumbnails else {})
+
+    def cluster_store(self, k, sample, seed, thumbnails):
+        from mien.engine.analytics import cluster_store
+
+        with self._reader() as store:
+            result = cluster_store(store, k, sample=sample or 200_000, seed=seed)
+            return result, (self._thumbs(store, result.clusters) if thumbnails else {})
+
+    def close(self):
+        pass
+
+
+def _backend(args):
+    return _Local(args) if args.store else _Remote(args)
+
+
+# ------------------------------------------------------------------ output
+
+
+def _plain(obj):
+    """JSON-ready copy of result dataclasses (numpy arrays -> lists, inf -> null)."""
+    import math
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else round(float(obj), 6)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, bytes):
+        return None
+    return obj
+
+
+def _tag_dict(tag) -> dict:
+    import numpy as np
+
+    return {"name": tag.name, "threshold": round(float(tag.threshold), 6),
+            "references": len(tag.vectors), "reference_face_ids": [int(i) for i in tag.reference_face_ids],
+            "created_ms": int(tag.created_ms),
+            "vectors": [[round(float(x), 6) for x in np.asarray(v.values if hasattr(v, "values") else v)]
+                        for v in tag.vectors]}
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _person_label(pid: int, name, track_id: int = -1) -> str:
+    if pid >= 0:
+        return name or f"person {pid}"
+    return f"unknown (track {track_id})" if track_id >= 0 else "unknown"
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_tag_create(args) -> int:
+    if not args.image and not args.face_id:
+        raise SystemExit("mien tag create: give at least one --image or --face-id")
+    backend = _backend(args)
+    try:
+        tag = backend.create_tag(args)
+    finally:
+        backend.close()
+    print(f"tag {tag.name!r}: {len(tag.vectors)} reference(s), threshold {tag.threshold:.3g}")
+    return 0
+
+
+def cmd_tag_list(args) -> int:
+    backend = _backend(args)
+    try:
+        tags = backend.list_tags()
+    finally:
+        backend.close()
+    if args.json:
+        _print_json([_tag_dict(t) for t in tags])
+        return 0
+    if not tags:
+        print("no tags")
+    for t in tags:
+        ids = ",".join(str(i) for i in t.reference_face_ids)
+        print(f"{t.name:<24} threshold {t.threshold:<6.3g} references {len(t.vectors):<3}"
+              + (f" faces {ids}" if ids else ""))
+    return 0
+
+
+def cmd_tag_delete(args) -> int:
+    backend = _backend(args)
+    try:
+        backend.delete_tag(args.name)
+    finally:
+        backend.close()
+    print(f"deleted tag {args.name!r}")
+    return 0
+
+
+def cmd_tag_run(args) -> int:
+    backend = _backend(args)
+    try:
+        report = backend.tag_source(args.source, args.tags or None, args.max_gap_ms)
+    finally:
+        backend.close()
+    if args.timeline:
+        from mien.clients.analytics_pictures import timeline_png
+
+        timeline_png(report, args.timeline)
+    if args.json:
+        _print_json(_plain(report))
+    else:
+        print(f"{report.uri}: {report.faces} faces, {report.duration_ms / 1000:.1f} s, "
+              f"sample every {report.sample_period_ms} ms")
+        print(f"{'person':<24} {'tag':<16} {'faces':>6} {'tagged':>6} {'rate':>6}  segments (s)")
+        for r in report.results:
+            segs = " ".join(f"{s.start_ms / 1000:.1f}-{s.end_ms / 1000:.1f}" for s in r.segments) or "-"
+            print(f"{_person_label(r.person_id, r.person_name, r.track_id):<24} {r.tag:<16} "
+                  f"{r.faces:>6} {r.tagged:>6} {100 * r.rate:>5.1f}%  {segs}")
+    if args.timeline:
+        print(f"timeline written to {args.timeline}", file=sys.stderr)
+    return 0
+
+
+def cmd_tag_store(args) -> int:
+    backend = _backend(args)
+    try:
+        report = backend.tag_store(args.tags or None)
+    finally:
+        backend.close()
+    if args.json:
+        _print_json(_plain(report))
+        return 0
+    print(f"{report.faces} faces in the store")
+    for tag in report.tags:
+        print(f"\n{tag}: {report.tagged[tag]} faces")
+        for p in (p for p in report.persons if p.tag == tag):
+            print(f"  {_person_label(p.person_id, p.person_name):<24} {p.tagged:>7}/{p.faces:<7} "
+                  f"{100 * p.rate:5.1f}%  best face {p.best_face_id} ({p.best_distance:.3f})")
+    return 0
+
+
+def _print_clusters(clusters) -> None:
+    print(f"{'#':>3} {'size':>7} {'share':>7}  representative face (distance to centre)")
+    for c in clusters:
+        print(f"{c.index:>3} {c.size:>7} {100 * c.share:>6.1f}%  {c.representative_face_id} "
+              f"({c.representative_distance:.3f})")
+
+
+def cmd_summary(args) -> int:
+    backend = _backend(args)
+    try:
+        summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet))
+    finally:
+        backend.close()
+    if args.sheet:
+        from mien.clients.analytics_pictures import summary_sheet_png
+
+        summary_sheet_png(summary, thumbs, args.sheet)
+    if args.json:
+        _print_json(_plain(summary))
+    else:
+        who = _person_label(summary.person_id, summary.person_name)
+        print(f"{who}: {summary.faces} faces, {summary.method} k={summary.k} "
+              f"(asked {summary.k_requested}), seed {summary.seed}")
+        _print_clusters(summary.clusters)
+    if args.sheet:
+        print(f"sheet written to {args.sheet}", file=sys.stderr)
+    return 0
+
+
+def cmd_clusters(args) -> int:
+    backend = _backend(args)
+    try:
+        result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet))
+    finally:
+        backend.close()
+    if args.sheet:
+        from mien.clients.analytics_pictures import summary_sheet_png
+
+        summary_sheet_png(result, thumbs, args.sheet, columns=10, cell=120)
+    if args.json:
+        _print_json(_plain(result))
+    else:
+        print(f"{result.sampled} of {result.faces} faces in {result.k} clusters (asked {result.k_requested})")
+        _print_clusters(result.clusters)
+    if args.sheet:
+        print(f"sheet written to {args.sheet}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------ parsers
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("where")
+    g.add_argument("--server", default=None, metavar="HOST:PORT",
+                   help="gRPC server (default $MIEN_SERVER or 127.0.0.1:50051)")
+    g.add_argument("--token", default=None, help="bearer token (default $MIEN_TOKEN)")
+    g.add_argument("--tls", default=None, metavar="CA.pem", help="use TLS, trusting this CA certificate")
+    g.add_argument("--store", default=None, metavar="DIR",
+                   help="work on this store directory in-process instead of a server")
+
+
+def register(subparsers) -> None:
+    tag = subparsers.add_parser("tag", help="custom expression tags: create, list, delete, run on a video")
+    tag_sub = tag.add_subparsers(dest="tag_command", metavar="ACTION")
+    tag.set_defaults(func=lambda args: (tag.print_help(), 2)[1])
+
+    p = tag_sub.add_parser("create", help="create a tag from reference faces (nothing is retrained)")
+    p.add_argument("name")
+    p.add_argument("--image", action="append", metavar="PATH", help="reference photo (repeatable)")
+    p.add_argument("--face-index", type=int, default=None,
+                   help="which face of a multi-face --image, left to right from 0")
+    p.add_argument("--face-id", action="append", type=int, metavar="N",
+                   help="an indexed face as reference (repeatable)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="squared-L2 distance threshold (default 0.5)")
+    p.add_argument("--replace", action="store_true", help="overwrite a tag of the same name")
+    _connection(p)
+    p.set_defaults(func=cmd_tag_create)
+
+    p = tag_sub.add_parser("list", help="list tags")
+    p.add_argument("--json", action="store_true")
+    _connection(p)
+    p.set_defaults(func=cmd_tag_list)
+
+    p = tag_sub.add_parser("delete", help="delete a tag")
+    p.add_argument("name")
+    _connection(p)
+    p.set_defaults(func=cmd_tag_delete)
+
+    p = tag_sub.add_parser("run", help="tag one indexed video: segments and appearance rates per person")
+    p.add_argument("--source", required=True, metavar="URI", help="the source as indexed (file path)")
+    p.add_argument("--tags", nargs="+", default=None, metavar="NAME", help="tags to apply (default all)")
+    p.add_argument("--max-gap-ms", type=int, default=None,
+                   help="split segments at gaps longer than this (default 2 sample periods; <0 never)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--timeline", default=None, metavar="OUT.png", help="write a timeline picture")
+    _connection(p)
+    p.set_defaults(func=cmd_tag_run)
+
+    p = tag_sub.add_parser("store", help="apply tags to the whole store: which persons show them, how often")
+    p.add_argument("--tags", nargs="+", default=None, metavar="NAME", help="tags to apply (default all)")
+    p.add_argument("--json", action="store_true")
+    _connection(p)
+    p.set_defaults(func=cmd_tag_store)
+
+    p = subparsers.add_parser("summary", help="dominant expressions of one person (k-means or Ward)")
+    p.add_argument("--person", required=True, help="person name or id")
+    p.add_argument("--method", choices=["kmeans", "ward"], default="kmeans")
+    p.add_argument("-k", type=int, default=None, help="clusters (default 8 for kmeans, 10 for ward)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
+    p.add_argument("--json", action="store_true")
+    _connection(p)
+    p.set_defaults(func=cmd_summary)
+
+    p = subparsers.add_parser("clusters", help="corpus-wide expression clusters")
+    p.add_argument("-k", type=int, default=100, help="clusters (default %(default)s)")
+    p.add_argument("--sample", type=int, default=0, help="cluster at most this many faces (default 200000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
+    p.add_argument("--json", action="store_true")
+    _connection(p)
+    p.set_defaults(func=cmd_clusters)
