@@ -13,14 +13,15 @@ from mien.engine.faces.modelfiles import file_sha256, require_file
 
 
 class FEENetExpression:
-    dim = 16
 
     def __init__(self, cfg: EngineConfig):
         path = require_file(cfg.expression_model, "feenet")
         from mien.engine.faces.feenet import FEENetEncoder
 
         self.encoder = FEENetEncoder(str(path), device=cfg.device, batch_size=cfg.batch_size)
-        self.name = f"feenet:{file_sha256(str(path.resolve()))[:12]}"
+        # "feenet:<checkpoint sha256[:12]>": the store refuses to mix different weights
+        self.name = getattr(self.encoder, "name", None) or f"feenet:{file_sha256(str(path.resolve()))[:12]}"
+        self.dim = int(getattr(self.encoder, "dim", 16))
 
     def encode_faces(self, faces) -> None:
         vectors = np.asarray(self.encoder.encode([f.crop for f in faces]), np.float32)

@@ -50,8 +50,8 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             return int(im.size[0]), int(im.size[1])
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
-    except Image.DecompressionBombError:  # PIL's own guard; our check below is the one that counts
-        return None
+    except Image.DecompressionBombError as exc:  # PIL's own, coarser guard fired first
+        raise TooLargeError(f"image is far too large: {exc}") from None
 
 
 def load_image(path_or_bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -65,7 +65,10 @@ def load_image(path_or_bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     import cv2
 
     data, name = _read_bytes(path_or_bytes, max_bytes)
-    size = image_size(data)
+    try:
+        size = image_size(data)
+    except TooLargeError as exc:
+        raise TooLargeError(f"{name}: {exc}") from None
     if size is None:
         raise BadInputError(f"{name} is not a readable image (unknown format or corrupt header)")
     width, height = size
