@@ -1,0 +1,102 @@
+"""LMDB environment handling and the single-writer lock.
+
+LMDB must not be opened twice in one process (its lock table would break), yet
+the server keeps a reader open and briefly opens a writer on the same
+directory. So environments are shared per (process, directory) with a
+reference count, and opened read-write whenever the directory allows it; the
+Store enforces read-only use itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+
+import lmdb
+
+from mien.errors import StoreLockedError
+
+MAP_SIZE = 1 << 40  # 1 TiB of address space; the file stays sparse
+DB_NAMES = (
+    "meta", "faces", "vec", "ident", "thumbs", "sources", "src_faces", "src_no",
+    "persons", "person_faces", "tags", "log", "dead",
+)
+LOCK_FILE = "writer.lock"
+
+_envs: dict[tuple[int, str], list] = {}  # (pid, realpath) -> [env, dbs, refcount]
+_envs_lock = threading.Lock()
+
+
+def acquire_env(path: str, create: bool):
+    """Return (env, dbs) for the directory, shared within this process."""
+    key = (os.getpid(), os.path.realpath(path))
+    with _envs_lock:
+        entry = _envs.get(key)
+        if entry is None:
+            writable = os.access(path, os.W_OK)
+            env = lmdb.open(
+                path, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 2, max_readers=1024,
+                subdir=True, readonly=not writable, lock=True, create=create,
+                readahead=False,  # random access; don't evict the page cache
+            )
+            dbs = {}
+            for name in DB_NAMES:
+                dbs[name] = env.open_db(name.encode(), create=writable)
+            entry = _envs[key] = [env, dbs, 0]
+        entry[2] += 1
+        return entry[0], entry[1]
+
+
+def release_env(path: str) -> None:
+    key = (os.getpid(), os.path.realpath(path))
+    with _envs_lock:
+        entry = _envs.get(key)
+        if entry is None:
+            return
+        entry[2] -= 1
+        if entry[2] <= 0:
+            entry[0].close()
+            del _envs[key]
+
+
+class WriterLock:
+    """An exclusive flock on `<store>/writer.lock`.
+
+    flock (not fcntl/lockf) because its locks belong to the open file
+    description: a second writer in the same process is refused too, and the
+    kernel drops the lock when the holder dies, even by kill -9.
+    """
+
+    def __init__(self, path: str):
+        self.path = os.path.join(path, LOCK_FILE)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = self._holder()
+            os.close(self.fd)
+            self.fd = -1
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise StoreLockedError(
+                    f"store {path} is already open for writing by another writer"
+                    f"{' (pid ' + holder + ')' if holder else ''}; only one writer "
+                    "at a time — open it with mode='r' to read, or wait for the "
+                    "indexer to finish"
+                ) from None
+            raise
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _holder(self) -> str:
+        try:
+            return os.pread(self.fd, 32, 0).decode().strip()
+        except OSError:
+            return ""
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1

@@ -1,0 +1,844 @@
+"""The face store: LMDB is the truth, FAISS shards and the in-memory index derive from it.
+
+Writers append to a change log (`log` db, one entry per add/delete/person
+change, in the same transaction as the change). Every reader call opens a
+read transaction, compares the log generation with the one its in-memory
+index reflects, and replays the new entries: readers in other processes see
+commits without a restart, at the cost of one LMDB get per call when nothing
+changed. A rebuild prunes the log, which makes readers reload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+
+from mien.engine.store import shards as shardio
+from mien.engine.store.db import WriterLock, acquire_env, release_env
+from mien.engine.store.index import FaceIndex, RowFilter, ann_template
+from mien.engine.store.records import (
+    EXPR_DIM, VEC_DTYPE, FaceRecord, Hit, Person, SourceRecord, Tag, as_vector,
+    decode_face, decode_person, decode_rows, decode_source, decode_tag, encode_face,
+    encode_person, encode_row, encode_source, encode_tag, id_key, key_id, key_pair,
+    pair_key, pooled_of,
+)
+from mien.errors import BadInputError, EncoderMismatchError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# Keys of `encoders` that define the vector spaces; other keys are informational.
+EMBEDDING_KEYS = ("identity", "identity_dim", "expression", "expression_dim")
+LOG_KEEP = 200_000  # log entries kept; a reader further behind reloads
+
+
+def _int(txn, db, key: bytes, default: int = 0) -> int:
+    v = txn.get(key, db=db)
+    return default if v is None else int(bytes(v))
+
+
+def _put_int(txn, db, key: bytes, value: int) -> None:
+    txn.put(key, str(int(value)).encode(), db=db)
+
+
+def _ids_bytes(ids) -> bytes:
+    return np.asarray(ids, dtype="<i8").tobytes()
+
+
+def _ids_of(value) -> np.ndarray:
+    return np.frombuffer(bytes(value), dtype="<i8") if value else np.zeros(0, np.int64)
+
+
+class _IdentityIndex:
+    """Exact squared-L2 search over the faces that carry an identity vector."""
+
+    def __init__(self, dim: int):
+        import faiss
+
+        self.dim = dim
+        self.ids: list[np.ndarray] = []
+        self.face_ids = np.zeros(0, np.int64)
+        self.alive = np.zeros(0, np.bool_)
+        self.flat = faiss.IndexFlatL2(dim)
+
+    def add(self, face_ids: np.ndarray, mat: np.ndarray) -> None:
+        if len(face_ids):
+            self.face_ids = np.concatenate([self.face_ids, face_ids])
+            self.alive = np.concatenate([self.alive, np.ones(len(face_ids), np.bool_)])
+            self.flat.add(np.ascontiguousarray(mat, dtype=np.float32))
+
+    def kill(self, face_ids) -> None:
+        pos = np.searchsorted(self.face_ids, np.asarray(face_ids, np.int64))
+        pos = pos[pos < len(self.face_ids)]
+        self.alive[pos[np.isin(self.face_ids[pos], face_ids)]] = False
+
+    def search(self, q: np.ndarray, k: int, exclude_face: int | None) -> list[tuple[int, float]]:
+        n = self.flat.ntotal
+        fetch = min(n, k + 1 + int((~self.alive).sum()))
+        if fetch == 0:
+            return []
+        d, ix = self.flat.search(q.reshape(1, -1), fetch)
+        out = []
+        for dist, row in zip(d[0], ix[0]):
+            if row < 0 or not self.alive[row] or self.face_ids[row] == exclude_face:
+                continue
+            out.append((int(self.face_ids[row]), float(dist)))
+            if len(out) == k:
+                break
+        return out
+
+
+class Store:
+    """See docs/INTERFACES.md ("Store"). Thread-safe; not shareable across fork()."""
+
+    def __init__(self, path: str, mode: str = "r", encoders: dict | None = None, *,
+                 shard_size: int = 100_000, nprobe: int = 16, k_factor: int = 4,
+                 exact_limit: int = 65536, index_device: str = "cpu"):
+        if mode not in ("r", "w"):
+            raise BadInputError(f"mode must be 'r' or 'w', got {mode!r}")
+        if index_device not in ("cpu", "gpu"):
+            raise BadInputError(f"index_device must be 'cpu' or 'gpu', got {index_device!r}")
+        self.path, self.mode = os.fspath(path), mode
+        self.shard_size, self.index_device = int(shard_size), index_device
+        self._params = dict(nprobe=nprobe, k_factor=k_factor, exact_limit=exact_limit)
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._writer = None
+        self._env = None
+        self._idx: FaceIndex | None = None
+        self._ident: _IdentityIndex | None = None
+        self._gen = -1
+        if mode == "w":
+            os.makedirs(self.path, exist_ok=True)
+            self._writer = WriterLock(self.path)
+        elif not os.path.exists(os.path.join(self.path, "data.mdb")):
+            raise NotFoundError(f"no mien store at {self.path}")
+        try:
+            self._env, self._db = acquire_env(self.path, create=(mode == "w"))
+            self._init_meta(encoders)
+            if mode == "w":
+                self._repair_shards()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _init_meta(self, encoders: dict | None) -> None:
+        m = self._db["meta"]
+        with self._env.begin(write=self.mode == "w") as txn:
+            stored = txn.get(b"encoders", db=m)
+            if stored is None:
+                if self.mode == "r":
+                    raise NotFoundError(f"{self.path} is not an initialised mien store")
+                if not encoders:
+                    raise BadInputError("creating a store needs encoders (analyzer.encoders)")
+                if int(encoders.get("expression_dim", EXPR_DIM)) != EXPR_DIM:
+                    raise BadInputError(f"expression_dim must be {EXPR_DIM}")
+                txn.put(b"schema", str(SCHEMA_VERSION).encode(), db=m)
+                txn.put(b"encoders", json.dumps(encoders, sort_keys=True).encode(), db=m)
+                for key, v in ((b"next_face", 1), (b"next_person", 1), (b"next_src", 1),
+                               (b"gen", 0), (b"log_start", 1), (b"sealed_upto", 0),
+                               (b"tail", 0), (b"epoch", 0)):
+                    _put_int(txn, m, key, v)
+                txn.put(b"shards", b"[]", db=m)
+                self.encoders = dict(encoders)
+                return
+            schema = _int(txn, m, b"schema")
+            if schema != SCHEMA_VERSION:
+                raise BadInputError(f"store {self.path} has schema {schema}; this mien reads {SCHEMA_VERSION}")
+            self.encoders = json.loads(bytes(stored))
+        if encoders:
+            differs = [k for k in EMBEDDING_KEYS if k in encoders and encoders.get(k) != self.encoders.get(k)]
+            if differs:
+                raise EncoderMismatchError(
+                    f"store {self.path} was built with encoders {self.encoders}, but these are "
+                    f"{dict(encoders)} (different {', '.join(differs)}); vectors from different "
+                    "encoders cannot be mixed — use another store directory or re-index"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._env is not None and os.getpid() == self._pid:
+                release_env(self.path)
+            self._env = None
+            self._idx = self._ident = None
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _begin(self, write: bool = False):
+        if self._env is None:
+            raise BadInputError("store is closed")
+        if os.getpid() != self._pid:
+            raise RuntimeError("a Store cannot be used across fork(); open a new Store in the child")
+        if write and self._writer is None:
+            raise BadInputError("store opened read-only (mode='r'); open it with mode='w' to write")
+        return self._env.begin(write=write)
+
+    # ------------------------------------------------------------ writer
+
+    def _check_face(self, f: FaceRecord, uri: str, persons: set[int], txn) -> None:
+        if f.source_uri != uri:
+            raise BadInputError(f"face source_uri {f.source_uri!r} differs from source {uri!r}")
+        f.expression = as_vector(f.expression, EXPR_DIM, "expression vector")
+        f.pooled = as_vector(f.pooled, EXPR_DIM, "pooled vector")
+        if f.identity is not None:
+            dim = int(self.encoders.get("identity_dim", len(np.ravel(f.identity))))
+            f.identity = as_vector(f.identity, dim, "identity vector")
+        if f.person_id >= 0 and f.person_id not in persons:
+            if txn.get(id_key(f.person_id), db=self._db["persons"]) is None:
+                raise NotFoundError(f"person {f.person_id} does not exist")
+            persons.add(f.person_id)
+
+    def _log(self, txn, op: bytes, payload: bytes = b"") -> None:
+        m = self._db["meta"]
+        seq = _int(txn, m, b"gen") + 1
+        txn.put(id_key(seq), op + payload, db=self._db["log"])
+        _put_int(txn, m, b"gen", seq)
+
+    def _delete_faces(self, txn, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        d, m = self._db, self._db["meta"]
+        sealed = _int(txn, m, b"sealed_upto")
+        tail = _int(txn, m, b"tail")
+        for fid in ids:
+            k = id_key(fid)
+            row = txn.get(k, db=d["vec"])
+            if row is None:
+                continue
+            person = int(np.frombuffer(bytes(row), dtype=VEC_DTYPE)["person"][0])
+            if person >= 0:
+                txn.delete(pair_key(person, fid), db=d["person_faces"])
+            for name in ("vec", "faces", "ident", "thumbs"):
+                txn.delete(k, db=d[name])
+            if fid <= sealed:
+                txn.put(k, b"", db=d["dead"])  # a tombstone until the next rebuild
+            else:
+                tail -= 1
+        _put_int(txn, m, b"tail", tail)
+        self._log(txn, b"D", _ids_bytes(ids))
+
+    def replace_source(self, source: SourceRecord, faces: list[FaceRecord]) -> list[int]:
+        """One transaction: drop the uri's previous faces, add these, write the source."""
+        if not source.uri:
+            raise BadInputError("source uri is empty")
+        d, m = self._db, self._db["meta"]
+        with self._lock, self._begin(write=True) as txn:
+            persons: set[int] = set()
+            for f in faces:
+                self._check_face(f, source.uri, persons, txn)
+            ukey = source.uri.encode()
+            old = txn.get(ukey, db=d["sources"])
+            if old is not None:
+                _, src_no = decode_source(old)
+                self._delete_faces(txn, _ids_of(txn.get(ukey, db=d["src_faces"])))
+            else:
+                src_no = _int(txn, m, b"next_src")
+                _put_int(txn, m, b"next_src", src_no + 1)
+                txn.put(id_key(src_no), ukey, db=d["src_no"])
+            first = _int(txn, m, b"next_face")
+            ids = list(range(first, first + len(faces)))
+            for fid, f in zip(ids, faces):
+                k = id_key(fid)
+                f.face_id = fid
+                txn.put(k, encode_face(f), db=d["faces"])
+                txn.put(k, encode_row(f.expression, f.timestamp_ms, src_no, f.person_id), db=d["vec"])
+                if f.identity is not None:
+                    txn.put(k, f.identity.astype("<f4").tobytes(), db=d["ident"])
+                if f.thumbnail:
+                    txn.put(k, bytes(f.thumbnail), db=d["thumbs"])
+                if f.person_id >= 0:
+                    txn.put(pair_key(f.person_id, fid), b"", db=d["person_faces"])
+            _put_int(txn, m, b"next_face", first + len(faces))
+            _put_int(txn, m, b"tail", _int(txn, m, b"tail") + len(faces))
+            source.face_count = len(faces)
+            txn.put(ukey, encode_source(source, src_no), db=d["sources"])
+            txn.put(ukey, _ids_bytes(ids), db=d["src_faces"])
+            if ids:
+                self._log(txn, b"A", _ids_bytes(ids))
+            tail = _int(txn, m, b"tail")
+        if tail >= self.shard_size:
+            self._seal()
+        return ids
+
+    def remove_source(self, uri: str) -> None:
+        d = self._db
+        with self._lock, self._begin(write=True) as txn:
+            ukey = uri.encode()
+            old = txn.get(ukey, db=d["sources"])
+            if old is None:
+                raise NotFoundError(f"source {uri!r} is not in the store")
+            _, src_no = decode_source(old)
+            self._delete_faces(txn, _ids_of(txn.get(ukey, db=d["src_faces"])))
+            for name in ("sources", "src_faces"):
+                txn.delete(ukey, db=d[name])
+            txn.delete(id_key(src_no), db=d["src_no"])
+
+    def add_person(self, name: str | None, centroid, count: int = 0) -> int:
+        c = as_vector(centroid, len(np.ravel(centroid)), "person centroid")
+        m = self._db["meta"]
+        with self._lock, self._begin(write=True) as txn:
+            if name is not None and self._find_person(txn, name) is not None:
+                raise BadInputError(f"a person named {name!r} already exists")
+            pid = _int(txn, m, b"next_person")
+            _put_int(txn, m, b"next_person", pid + 1)
+            txn.put(id_key(pid), encode_person(Person(pid, name, c, int(count))), db=self._db["persons"])
+            return pid
+
+    def update_person(self, person_id: int, *, name=None, centroid=None, count=None) -> None:
+        with self._lock, self._begin(write=True) as txn:
+            p = self._get_person(txn, person_id)
+            if name is not None and name != p.name:
+                other = self._find_person(txn, name)
+                if other is not None:
+                    raise BadInputError(f"a person named {name!r} already exists ({other.person_id})")
+                p.name = name
+            if centroid is not None:
+                p.centroid = as_vector(centroid, len(np.ravel(centroid)), "person centroid")
+            if count is not None:
+                p.count = int(count)
+            txn.put(id_key(person_id), encode_person(p), db=self._db["persons"])
+
+    def _set_person(self, txn, ids: np.ndarray, person_id: int) -> None:
+        d = self._db
+        for fid in ids:
+            k = id_key(fid)
+            raw = txn.get(k, db=d["vec"])
+            if raw is None:
+                raise NotFoundError(f"face {int(fid)} does not exist")
+            row = np.frombuffer(bytes(raw), dtype=VEC_DTYPE).copy()
+            old = int(row["person"][0])
+            if old >= 0:
+                txn.delete(pair_key(old, fid), db=d["person_faces"])
+            row["person"] = person_id
+            txn.put(k, row.tobytes(), db=d["vec"])
+            if person_id >= 0:
+                txn.put(pair_key(person_id, fid), b"", db=d["person_faces"])
+        self._log(txn, b"P", _ids_bytes([person_id]) + _ids_bytes(ids))
+
+    def set_faces_person(self, face_ids, person_id: int) -> None:
+        """Assign faces to a person (-1 = unknown). Person counts are the caller's."""
+        ids = np.asarray(face_ids, dtype=np.int64).reshape(-1)
+        with self._lock, self._begin(write=True) as txn:
+            if person_id >= 0:
+                self._get_person(txn, person_id)
+            self._set_person(txn, ids, int(person_id))
+
+    def merge_persons(self, src_id: int, dst_id: int) -> None:
+        if src_id == dst_id:
+            raise BadInputError("cannot merge a person into itself")
+        with self._lock, self._begin(write=True) as txn:
+            src, dst = self._get_person(txn, src_id), self._get_person(txn, dst_id)
+            self._set_person(txn, self._person_ids(txn, src_id), dst_id)
+            total = src.count + dst.count
+            if total > 0 and len(src.centroid) == len(dst.centroid):
+                c = (src.centroid * src.count + dst.centroid * dst.count) / total
+                norm = np.linalg.norm(c)
+                dst.centroid = (c / norm if norm > 0 else c).astype(np.float32)
+            dst.count = total
+            if dst.name is None:
+                dst.name = src.name
+            txn.put(id_key(dst_id), encode_person(dst), db=self._db["persons"])
+            txn.delete(id_key(src_id), db=self._db["persons"])
+
+    def put_tag(self, tag: Tag) -> None:
+        if not tag.name:
+            raise BadInputError("tag name is empty")
+        v = np.asarray(tag.vectors, dtype=np.float32)
+        if v.ndim != 2 or v.shape[1] != EXPR_DIM or len(v) == 0 or not np.isfinite(v).all():
+            raise BadInputError(f"tag vectors must be (R>=1, {EXPR_DIM}) finite, got {v.shape}")
+        if not tag.created_ms:
+            tag.created_ms = int(time.time() * 1000)
+        with self._lock, self._begin(write=True) as txn:
+            txn.put(tag.name.encode(), encode_tag(tag), db=self._db["tags"])
+
+    def delete_tag(self, name: str) -> None:
+        with self._lock, self._begin(write=True) as txn:
+            if not txn.delete(name.encode(), db=self._db["tags"]):
+                raise NotFoundError(f"tag {name!r} does not exist")
+
+    # ------------------------------------------------------------ shards
+
+    def _scan_rows(self, txn, first: int, last: int | None = None):
+        """Face ids and VEC rows with first <= id (<= last) from LMDB."""
+        cur = txn.cursor(db=self._db["vec"])
+        keys, vals = [], []
+        if cur.set_range(id_key(first)):
+            stop = None if last is None else id_key(last)
+            for k, v in cur:
+                if stop is not None and k > stop:
+                    break
+                keys.append(k)
+                vals.append(v)
+        ids = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64) if keys else np.zeros(0, np.int64)
+        return ids, decode_rows(vals)
+
+    def _train(self, rows: np.ndarray) -> bytes:
+        import faiss
+
+        index = ann_template(len(rows))
+        index.train(np.ascontiguousarray(rows["e"], dtype=np.float32))
+        return bytes(faiss.serialize_index(index))
+
+    def _seal(self) -> None:
+        """Seal every unsealed face into one shard file, then register it."""
+        d, m = self._db, self._db["meta"]
+        with self._lock:
+            with self._begin() as txn:
+                sealed = _int(txn, m, b"sealed_upto")
+                template = txn.get(b"template", db=m)
+                template = bytes(template) if template is not None else None
+                epoch = _int(txn, m, b"epoch")
+                ids, rows = self._scan_rows(txn, sealed + 1)
+            if len(ids) == 0:
+                return
+            new_template = template is None
+            if new_template:
+                template = self._train(rows)
+            name = shardio.shard_name(int(ids[0]), int(ids[-1]), epoch)
+            shardio.write(self.path, name, shardio.build(template, ids, rows))
+            with self._begin(write=True) as txn:
+                reg = json.loads(bytes(txn.get(b"shards", db=m)))
+                reg.append({"name": name, "first": int(ids[0]), "last": int(ids[-1]), "count": len(ids)})
+                txn.put(b"shards", json.dumps(reg).encode(), db=m)
+                _put_int(txn, m, b"sealed_upto", int(ids[-1]))
+                _put_int(txn, m, b"tail", 0)
+                if new_template:
+                    txn.put(b"template", template, db=m)
+                self._log(txn, b"S")
+                self._prune_log(txn)
+
+    def _prune_log(self, txn) -> None:
+        m = self._db["meta"]
+        start, gen = _int(txn, m, b"log_start"), _int(txn, m, b"gen")
+        if gen - start + 1 <= LOG_KEEP:
+            return
+        new_start = gen - LOG_KEEP // 2
+        cur = txn.cursor(db=self._db["log"])
+        while cur.first() and key_id(cur.key()) < new_start:
+            cur.delete()
+        _put_int(txn, m, b"log_start", new_start)
+
+    def _repair_shards(self) -> None:
+        """Writer open: drop unregistered/temp shard files, rebuild missing registered ones."""
+        m = self._db["meta"]
+        with self._begin() as txn:
+            reg = json.loads(bytes(txn.get(b"shards", db=m)))
+            template = txn.get(b"template", db=m)
+            template = bytes(template) if template is not None else None
+        known = {s["name"] for s in reg}
+        for f in shardio.files(self.path):
+            if f not in known:
+                log.info("removing unregistered shard file %s", f)
+                shardio.remove(self.path, f)
+        present = set(shardio.files(self.path))
+        for s in reg:
+            if s["name"] not in present:
+                log.warning("shard %s is missing; rebuilding it from LMDB", s["name"])
+                with self._begin() as txn:
+                    ids, rows = self._scan_rows(txn, s["first"], s["last"])
+                    dead = {key_id(k) for k, _ in txn.cursor(db=self._db["dead"])}
+                # the file must hold the registered id range; dead faces are gone from
+                # LMDB, so they are simply absent (their tombstones match nothing)
+                keep = np.array([i not in dead for i in ids], dtype=bool)
+                shardio.write(self.path, s["name"], shardio.build(template, ids[keep], rows[keep]))
+
+    def rebuild_shards(self) -> None:
+        """Compact: retrain the IVF on all live faces, rewrite every shard, drop tombstones."""
+        d, m = self._db, self._db["meta"]
+        with self._lock:
+            with self._begin() as txn:
+                ids, rows = self._scan_rows(txn, 0)
+                old = json.loads(bytes(txn.get(b"shards", db=m)))
+                epoch = _int(txn, m, b"epoch") + 1
+            n_sealed = (len(ids) // self.shard_size) * self.shard_size
+            template = self._train(rows) if n_sealed else None
+            reg = []
+            for lo in range(0, n_sealed, self.shard_size):
+                sid, srows = ids[lo:lo + self.shard_size], rows[lo:lo + self.shard_size]
+                name = shardio.shard_name(int(sid[0]), int(sid[-1]), epoch)
+                shardio.write(self.path, name, shardio.build(template, sid, srows))
+                reg.append({"name": name, "first": int(sid[0]), "last": int(sid[-1]), "count": len(sid)})
+            with self._begin(write=True) as txn:
+                txn.put(b"shards", json.dumps(reg).encode(), db=m)
+                _put_int(txn, m, b"sealed_upto", int(ids[n_sealed - 1]) if n_sealed else 0)
+                _put_int(txn, m, b"tail", len(ids) - n_sealed)
+                _put_int(txn, m, b"epoch", epoch)
+                if template is not None:
+                    txn.put(b"template", template, db=m)
+                else:
+                    txn.delete(b"template", db=m)
+                txn.drop(d["dead"], delete=False)
+                txn.drop(d["log"], delete=False)
+                self._log(txn, b"R")
+                _put_int(txn, m, b"log_start", _int(txn, m, b"gen"))
+            for s in old:
+                if s["name"] not in {r["name"] for r in reg}:
+                    shardio.remove(self.path, s["name"])
+
+    # ------------------------------------------------------------ index sync
+
+    def _load(self, txn) -> None:
+        """Build the in-memory index from the registered shards plus the LMDB tail."""
+        d, m = self._db, self._db["meta"]
+        idx = FaceIndex(**self._params)
+        template = txn.get(b"template", db=m)
+        idx.start(bytes(template) if template is not None else None)
+        pairs = [key_pair(k) for k in txn.cursor(db=d["person_faces"]).iternext(values=False)]
+        pf = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        pf = pf[np.argsort(pf[:, 1], kind="stable")]
+        for s in json.loads(bytes(txn.get(b"shards", db=m))):
+            try:
+                sh = shardio.load(self.path, s["name"])
+            except (FileNotFoundError, OSError, ValueError) as exc:
+                log.warning("shard %s unreadable (%s); loading its faces from LMDB", s["name"], exc)
+                ids, rows = self._scan_rows(txn, s["first"], s["last"])
+                idx.append(ids, rows)
+                continue
+            rows = np.zeros(len(sh["face_ids"]), dtype=VEC_DTYPE)
+            rows["ts"], rows["src"], rows["person"] = sh["ts"], sh["src"], -1
+            pos = np.searchsorted(pf[:, 1], sh["face_ids"])
+            pos = np.minimum(pos, max(0, len(pf) - 1))
+            if len(pf):
+                hit = pf[pos, 1] == sh["face_ids"]
+                rows["person"][hit] = pf[pos[hit], 0]
+            idx.append(sh["face_ids"], rows, shard_index=sh["index"], vec16=sh["vec16"])
+        dead = [key_id(k) for k in txn.cursor(db=d["dead"]).iternext(values=False)]
+        if dead:
+            idx.kill(dead)
+        ids, rows = self._scan_rows(txn, _int(txn, m, b"sealed_upto") + 1)
+        idx.append(ids, rows)
+        self._place(idx)
+        self._idx, self._ident = idx, None
+        self._gen = _int(txn, m, b"gen")
+
+    def _place(self, idx: FaceIndex) -> None:
+        """Optional GPU placement of the candidate index (faiss-gpu extra; untested here)."""
+        if self.index_device != "gpu":
+            return
+        import faiss
+
+        if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
+            raise BadInputError("index_device='gpu' needs the faiss GPU build and a visible GPU")
+        idx.ann = faiss.index_cpu_to_all_gpus(idx.ann)
+
+    def _sync(self, txn) -> None:
+        m = self._db["meta"]
+        gen = _int(txn, m, b"gen")
+        if self._idx is not None and gen == self._gen:
+            return
+        if self._idx is None or self._gen + 1 < _int(txn, m, b"log_start"):
+            self._load(txn)
+            return
+        cur = txn.cursor(db=self._db["log"])
+        cur.set_range(id_key(self._gen + 1))
+        for k, v in cur:
+            if key_id(k) > gen:
+                break
+            op, payload = bytes(v[:1]), bytes(v[1:])
+            if op == b"A":
+                self._apply_add(txn, _ids_of(payload))
+            elif op == b"D":
+                ids = _ids_of(payload)
+                self._idx.kill(ids)
+                if self._ident is not None:
+                    self._ident.kill(ids)
+            elif op == b"P":
+                ids = _ids_of(payload)
+                self._idx.set_person(ids[1:], int(ids[0]))
+            elif op == b"S" and not self._idx.ivf:
+                self._idx.to_ivf(bytes(txn.get(b"template", db=m)))
+                self._place(self._idx)
+            elif op == b"R":
+                self._load(txn)
+                return
+        self._gen = gen
+
+    def _apply_add(self, txn, ids: np.ndarray) -> None:
+        vec = self._db["vec"]
+        present, vals = [], []
+        for fid in ids:
+            v = txn.get(id_key(fid), db=vec)
+            if v is not None:  # deleted by a later entry we are about to replay
+                present.append(fid)
+                vals.append(v)
+        present = np.asarray(present, dtype=np.int64)
+        self._idx.append(present, decode_rows(vals))
+        if self._ident is not None:
+            self._ident_add(txn, present)
+
+    # ------------------------------------------------------------ searches
+
+    def _exp32(self, txn, face_ids: np.ndarray) -> np.ndarray:
+        out = np.full((len(face_ids), EXPR_DIM), np.nan, dtype=np.float32)
+        vec = self._db["vec"]
+        for i, fid in enumerate(face_ids):
+            v = txn.get(id_key(fid), db=vec)
+            if v is not None:
+                out[i] = np.frombuffer(bytes(v[: EXPR_DIM * 4]), dtype="<f4")
+        return out
+
+    @staticmethod
+    def _check_k(k: int) -> int:
+        k = int(k)
+        if k < 0:
+            raise BadInputError(f"k must be >= 0, got {k}")
+        return k
+
+    def search(self, vector, k: int = 10, *, persons=None, exclude_persons=None, sources=None,
+               time_range=None, exclude_face=None) -> list[Hit]:
+        """Top-k faces by squared L2 to the expression vector, with filters.
+
+        persons / exclude_persons: iterables of person ids (-1 = unknown person);
+        sources: iterable of uris; time_range: (start_ms, end_ms), inclusive,
+        either may be None; exclude_face: a face id to leave out.
+        """
+        q = as_vector(vector, EXPR_DIM, "query vector")
+        k = self._check_k(k)
+        if k == 0:
+            return []
+        with self._lock, self._begin() as txn:
+            self._sync(txn)
+            f = RowFilter(exclude_face=None if exclude_face is None else int(exclude_face))
+            if persons is not None:
+                f.persons = np.asarray(list(persons), dtype=np.int32)
+            if exclude_persons is not None:
+                f.exclude_persons = np.asarray(list(exclude_persons), dtype=np.int32)
+            if sources is not None:
+                nos = []
+                for uri in sources:
+                    v = txn.get(str(uri).encode(), db=self._db["sources"])
+                    if v is not None:
+                        nos.append(decode_source(v)[1])
+                f.srcs = np.asarray(nos, dtype=np.int32)
+            if time_range is not None:
+                lo, hi = time_range
+                f.time_range = (None if lo is None else int(lo), None if hi is None else int(hi))
+            rows, d16 = self._idx.candidates(q, k, f)
+            hits = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids))
+        return [Hit(fid, dist) for fid, dist in hits]
+
+    def search_person(self, vector, person_id: int, k: int = 10, *, exclude_face=None) -> list[Hit]:
+        """Exact top-k among one person's faces; cost grows with that person's count."""
+        q = as_vector(vector, EXPR_DIM, "query vector")
+        k = self._check_k(k)
+        with self._lock, self._begin() as txn:
+            if txn.get(id_key(person_id), db=self._db["persons"]) is None:
+                raise NotFoundError(f"person {person_id} does not exist")
+            if k == 0:
+                return []
+            self._sync(txn)
+            rows, d16 = self._idx.restricted(q, person_id)
+            hits = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids))
+        return [Hit(fid, dist) for fid, dist in hits]
+
+    def _ident_add(self, txn, ids: np.ndarray) -> None:
+        db = self._db["ident"]
+        got, mats = [], []
+        for fid in ids:
+            v = txn.get(id_key(fid), db=db)
+            if v is not None:
+                got.append(fid)
+                mats.append(bytes(v))
+        if got:
+            mat = np.frombuffer(b"".join(mats), dtype="<f4").reshape(len(got), -1)
+            self._ident.add(np.asarray(got, np.int64), mat)
+
+    def search_identity(self, vector, k: int = 10, *, exclude_face=None) -> list[Hit]:
+        """Exact top-k by squared L2 over identity vectors (loaded on first use)."""
+        dim = int(self.encoders.get("identity_dim", 0))
+        if not dim:
+            raise BadInputError("this store has no identity encoder")
+        q = as_vector(vector, dim, "identity query vector")
+        k = self._check_k(k)
+        if k == 0:
+            return []
+        with self._lock, self._begin() as txn:
+            self._sync(txn)
+            if self._ident is None:
+                self._ident = _IdentityIndex(dim)
+                keys, vals = [], []
+                for kk, v in txn.cursor(db=self._db["ident"]):
+                    keys.append(kk)
+                    vals.append(v)
+                if keys:
+                    ids = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64)
+                    self._ident.add(ids, np.frombuffer(b"".join(vals), dtype="<f4").reshape(len(ids), dim))
+            hits = self._ident.search(q, k, exclude_face)
+        return [Hit(fid, dist) for fid, dist in hits]
+
+    # ------------------------------------------------------------ records
+
+    def _face(self, txn, face_id: int, thumbnail: bool = True) -> FaceRecord:
+        d, k = self._db, id_key(face_id)
+        row = txn.get(k, db=d["vec"])
+        if row is None:
+            raise NotFoundError(f"face {face_id} does not exist")
+        ident = txn.get(k, db=d["ident"])
+        thumb = txn.get(k, db=d["thumbs"]) if thumbnail else None
+        return decode_face(
+            int(face_id), txn.get(k, db=d["faces"]), np.frombuffer(bytes(row), dtype=VEC_DTYPE)[0],
+            None if ident is None else np.frombuffer(bytes(ident), dtype="<f4").copy(),
+            b"" if thumb is None else bytes(thumb),
+        )
+
+    def get_face(self, face_id: int, *, thumbnail: bool = True) -> FaceRecord:
+        with self._begin() as txn:
+            return self._face(txn, int(face_id), thumbnail)
+
+    def get_thumbnail(self, face_id: int) -> bytes:
+        with self._begin() as txn:
+            k = id_key(face_id)
+            if txn.get(k, db=self._db["vec"]) is None:
+                raise NotFoundError(f"face {face_id} does not exist")
+            t = txn.get(k, db=self._db["thumbs"])
+            return b"" if t is None else bytes(t)
+
+    def faces_of_source(self, uri: str, *, thumbnail: bool = True) -> list[FaceRecord]:
+        """The source's faces sorted by (timestamp_ms, face_id); [] for an unknown uri."""
+        with self._begin() as txn:
+            ids = _ids_of(txn.get(uri.encode(), db=self._db["src_faces"]))
+            faces = [self._face(txn, int(i), thumbnail) for i in ids]
+        faces.sort(key=lambda f: (f.timestamp_ms, f.face_id))
+        return faces
+
+    def _person_ids(self, txn, person_id: int) -> np.ndarray:
+        cur = txn.cursor(db=self._db["person_faces"])
+        out = []
+        if cur.set_range(pair_key(person_id, 0)):
+            for k in cur.iternext(values=False):
+                p, fid = key_pair(k)
+                if p != person_id:
+                    break
+                out.append(fid)
+        return np.asarray(out, dtype=np.int64)
+
+    def person_face_ids(self, person_id: int) -> np.ndarray:
+        with self._begin() as txn:
+            return self._person_ids(txn, int(person_id))
+
+    def vectors(self, face_ids, kind: str = "expression") -> np.ndarray:
+        """(n, dim) float32 in the order given. identity rows are NaN for faces without one."""
+        ids = np.asarray(face_ids, dtype=np.int64).reshape(-1)
+        d = self._db
+        with self._begin() as txn:
+            if kind == "expression":
+                out = self._exp32(txn, ids)
+                bad = ~np.isfinite(out[:, 0])
+            elif kind == "pooled":
+                out = np.full((len(ids), EXPR_DIM), np.nan, np.float32)
+                for i, fid in enumerate(ids):
+                    v = txn.get(id_key(fid), db=d["faces"])
+                    if v is not None:
+                        out[i] = pooled_of(v)
+                bad = ~np.isfinite(out[:, 0])
+            elif kind == "identity":
+                dim = int(self.encoders.get("identity_dim", 0))
+                out = np.full((len(ids), dim), np.nan, np.float32)
+                bad = np.zeros(len(ids), bool)
+                for i, fid in enumerate(ids):
+                    k = id_key(fid)
+                    v = txn.get(k, db=d["ident"])
+                    if v is not None:
+                        out[i] = np.frombuffer(bytes(v), dtype="<f4")
+                    elif txn.get(k, db=d["vec"]) is None:
+                        bad[i] = True
+            else:
+                raise BadInputError(f"kind must be expression, pooled or identity, got {kind!r}")
+        if bad.any():
+            raise NotFoundError(f"face {int(ids[np.flatnonzero(bad)[0]])} does not exist")
+        return out
+
+    def get_source(self, uri: str) -> SourceRecord | None:
+        with self._begin() as txn:
+            v = txn.get(uri.encode(), db=self._db["sources"])
+            return None if v is None else decode_source(v)[0]
+
+    def list_sources(self) -> list[SourceRecord]:
+        with self._begin() as txn:
+            return [decode_source(v)[0] for _, v in txn.cursor(db=self._db["sources"])]
+
+    def _get_person(self, txn, person_id: int) -> Person:
+        v = txn.get(id_key(person_id), db=self._db["persons"])
+        if v is None:
+            raise NotFoundError(f"person {person_id} does not exist")
+        return decode_person(int(person_id), v)
+
+    def _find_person(self, txn, name: str) -> Person | None:
+        for k, v in txn.cursor(db=self._db["persons"]):
+            p = decode_person(key_id(k), v)
+            if p.name == name:
+                return p
+        return None
+
+    def get_person(self, person_id: int) -> Person:
+        with self._begin() as txn:
+            return self._get_person(txn, person_id)
+
+    def find_person(self, name: str) -> Person | None:
+        with self._begin() as txn:
+            return self._find_person(txn, name)
+
+    def list_persons(self) -> list[Person]:
+        with self._begin() as txn:
+            return [decode_person(key_id(k), v) for k, v in txn.cursor(db=self._db["persons"])]
+
+    def get_tag(self, name: str) -> Tag:
+        with self._begin() as txn:
+            v = txn.get(name.encode(), db=self._db["tags"])
+            if v is None:
+                raise NotFoundError(f"tag {name!r} does not exist")
+            return decode_tag(v)
+
+    def list_tags(self) -> list[Tag]:
+        with self._begin() as txn:
+            return [decode_tag(v) for _, v in txn.cursor(db=self._db["tags"])]
+
+    def stats(self) -> dict:
+        d, m = self._db, self._db["meta"]
+        with self._lock, self._begin() as txn:
+            reg = json.loads(bytes(txn.get(b"shards", db=m)))
+            out = {
+                "faces": txn.stat(d["vec"])["entries"],
+                "sources": txn.stat(d["sources"])["entries"],
+                "persons": txn.stat(d["persons"])["entries"],
+                "tags": txn.stat(d["tags"])["entries"],
+                "shards": len(reg),
+                "sealed_faces": sum(s["count"] for s in reg),
+                "tombstones": txn.stat(d["dead"])["entries"],
+                "encoders": dict(self.encoders),
+                "schema": _int(txn, m, b"schema"),
+                "generation": _int(txn, m, b"gen"),
+            }
+        size = 0
+        for root, _, files in os.walk(self.path):
+            for f in files:
+                st = os.stat(os.path.join(root, f))
+                size += st.st_blocks * 512  # real disk use: the LMDB map is sparse
+        out["bytes"] = size
+        idx = self._idx
+        if idx is not None:
+            out["index"] = {
+                "kind": "ivf-sq8" if idx.ivf else "flat", "nprobe": idx.nprobe,
+                "ram_bytes": idx.ram_bytes(), "rows": idx.ids.n,
+            }
+        return out
