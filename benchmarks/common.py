@@ -1,0 +1,72 @@
+"""Small helpers shared by the benchmarks: timing, percentiles, tables, JSON, RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+
+@contextmanager
+def timer():
+    """`with timer() as t: ...` then t() is the elapsed seconds."""
+    start = time.perf_counter()
+    end = []
+    yield lambda: (end[0] if end else time.perf_counter()) - start
+    end.append(time.perf_counter())
+
+
+def time_each(fn, items) -> np.ndarray:
+    """Seconds taken by fn(item) for each item."""
+    out = np.empty(len(items))
+    for i, item in enumerate(items):
+        t = time.perf_counter()
+        fn(item)
+        out[i] = time.perf_counter() - t
+    return out
+
+
+def percentiles_ms(seconds, qs=(50, 99)) -> dict:
+    s = np.asarray(seconds) * 1000.0
+    return {f"p{q}_ms": float(np.percentile(s, q)) for q in qs}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """Current resident set size, from /proc (Linux)."""
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def print_table(rows: list[dict], columns: list[str], floatfmt: str = "{:.3f}") -> None:
+    def fmt(v):
+        if isinstance(v, float):
+            return floatfmt.format(v)
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+              for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+
+
+def write_json(path: str | None, obj) -> None:
+    if not path:
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2, default=float)
+        fh.write("\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
