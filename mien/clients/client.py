@@ -9,7 +9,7 @@
         c.identity(result.hits[0].face_id)             # faces of the same person
 
 A query is any of: a path (str / Path) or encoded bytes of an image, an int
-face id, or a numpy vector (16-d for expression, identity dim for identity).
+face id, an `Upload` (from upload_image), or a numpy vector (16-d for expression, identity dim for identity).
 Images larger than one message are uploaded in chunks automatically.
 """
 
@@ -29,6 +29,13 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 INLINE_IMAGE_BYTES = 3 * 1024 * 1024   # larger images go through UploadImage
 CHUNK_BYTES = 1024 * 1024
 _MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An image uploaded with Client.upload_image, usable as a query."""
+
+    upload_id: str
 
 
 @dataclass
@@ -216,12 +223,14 @@ class Client:
             msg.face_index = face_index
         if isinstance(query, (bool, np.bool_)):
             raise TypeError("a query is a path, image bytes, a face id or a vector")
-        if isinstance(query, (int, np.integer)):
+        if isinstance(query, Upload):
+            msg.upload_id = query.upload_id
+        elif isinstance(query, (int, np.integer)):
             msg.face_id = int(query)
         elif isinstance(query, (bytes, bytearray, memoryview)):
             data = bytes(query)
             if len(data) > INLINE_IMAGE_BYTES:
-                msg.upload_id = self.upload_image(data)
+                msg.upload_id = self.upload_image(data).upload_id
             else:
                 msg.image.data = data
         elif isinstance(query, (str, os.PathLike)):
@@ -231,11 +240,12 @@ class Client:
             msg.vector.values.extend(np.asarray(query, dtype=np.float32).ravel().tolist())
         return msg
 
-    def upload_image(self, data: bytes) -> str:
-        """Send a large image in chunks; returns the upload id for FaceQuery.upload_id."""
-        chunks = (search_pb2.ImageChunk(data=data[i:i + CHUNK_BYTES])
-                  for i in range(0, len(data), CHUNK_BYTES))
-        return self._stub.UploadImage(chunks, timeout=self.timeout, metadata=self._metadata).upload_id
+    def upload_image(self, data: bytes, *, chunk_bytes: int = CHUNK_BYTES) -> Upload:
+        """Send a large image in chunks; the result works as a query (FaceQuery.upload_id)."""
+        chunks = (search_pb2.ImageChunk(data=data[i:i + chunk_bytes])
+                  for i in range(0, len(data), chunk_bytes))
+        resp = self._stub.UploadImage(chunks, timeout=self.timeout, metadata=self._metadata)
+        return Upload(resp.upload_id)
 
     def search(self, query, *, k: int = 10, face_index: int | None = None,
                persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),

@@ -28,7 +28,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         name = self.ctx.person_name
         out = []
         for hit in hits:
-            rec = store.get_face(hit.face_id)
+            rec = store.get_face(hit.face_id, thumbnail=include_thumbnails)
             x1, y1, x2, y2 = rec.bbox
             msg = _FaceHit(
                 face_id=hit.face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
@@ -37,7 +37,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
                 distance=hit.distance, track_id=rec.track_id,
             )
             if include_thumbnails:
-                msg.thumbnail = rec.thumbnail or store.get_thumbnail(hit.face_id)
+                msg.thumbnail = rec.thumbnail
             out.append(msg)
         return out
 
@@ -80,7 +80,8 @@ class MienServicer(search_pb2_grpc.MienServicer):
             tr = f.time_range
             if tr.end_ms and tr.end_ms <= tr.start_ms:
                 raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})")
-            kw["time_range"] = (tr.start_ms, tr.end_ms if tr.end_ms else None)
+            # the proto's range is half-open, the store's inclusive
+            kw["time_range"] = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
         if source is not None and source.face_id >= 0:
             kw["exclude_face"] = source.face_id
         return kw
@@ -109,9 +110,8 @@ class MienServicer(search_pb2_grpc.MienServicer):
             raise BadInputError("cross-identity search needs a target person (id or name)")
         target = ctx.person(request.target)
         vec, source = ctx.resolve_query(request.query, kind="expression")
-        hits = ctx.store.search_person(vec, target.person_id, k=k + (1 if source and source.face_id >= 0 else 0))
-        if source is not None and source.face_id >= 0:  # never answer with the query face itself
-            hits = [h for h in hits if h.face_id != source.face_id][:k]
+        exclude = source.face_id if source is not None and source.face_id >= 0 else None
+        hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=exclude)
         return _SearchResponse(
             hits=self._hits(hits, request.include_thumbnails),
             query=self._query_face(vec, source),
@@ -193,7 +193,10 @@ class MienServicer(search_pb2_grpc.MienServicer):
 
         from mien.indexer import IndexOptions, index_paths
 
-        options = IndexOptions(fps=request.fps) if request.fps > 0 else IndexOptions()
+        # No tqdm bar in a server; progress goes to the client instead.
+        options = IndexOptions(show_progress=False)
+        if request.fps > 0:
+            options.fps = request.fps
         events: queue.Queue = queue.Queue()
         outcome: dict = {}
 
@@ -224,17 +227,11 @@ class MienServicer(search_pb2_grpc.MienServicer):
         final = _progress(last)
         summary = outcome.get("summary")
         if summary is not None:
-            for attr, field in (("files_done", "files_done"), ("files", "files_done"),
-                                ("files_total", "files_total"), ("frames", "frames"),
-                                ("faces", "faces")):
-                value = getattr(summary, attr, None)
-                if isinstance(value, int):
-                    setattr(final, field, value)
-            failures = getattr(summary, "failures", None) or getattr(summary, "failed", None) or []
-            if isinstance(failures, dict):
-                failures = [f"{k}: {v}" for k, v in failures.items()]
-            final.failures.extend(str(f) if not isinstance(f, tuple) else f"{f[0]}: {f[1]}"
-                                  for f in failures)
+            final.files_total = summary.files
+            final.frames = summary.frames
+            final.faces = max(final.faces, summary.faces_passed)
+            final.failures.extend(f"{path}: {reason}" for path, reason in summary.failures)
+        final.files_done = max(final.files_done, final.files_total)
         final.done = True
         yield final
 
