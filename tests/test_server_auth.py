@@ -1,0 +1,104 @@
+"""Bearer-token auth (on and off), TLS, and `mien serve` with graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from server_support import TOKEN, build_photo_store, free_port, start_server, wait_until
+
+from mien.clients.client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def photo_store(tmp_path_factory):
+    return build_photo_store(tmp_path_factory.mktemp("server_auth"))
+
+
+def test_auth_off_accepts_anyone(photo_store):
+    server, target = start_server(photo_store.store_dir)
+    try:
+        with Client(target, token="") as c:
+            assert c.stats().faces > 0
+    finally:
+        server.stop(None)
+
+
+def test_auth_on(photo_store):
+    server, target = start_server(photo_store.store_dir, token=TOKEN)
+    try:
+        with Client(target, token="") as anonymous:
+            assert anonymous.health() == "SERVING"            # health is exempt
+            for call in (anonymous.stats, anonymous.persons, lambda: anonymous.search(1),
+                         lambda: list(anonymous.index_paths(["/tmp"]))):
+                with pytest.raises(grpc.RpcError) as e:
+                    call()
+                assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "bearer token" in e.value.details()
+            with pytest.raises(grpc.RpcError) as e:          # client-streaming too
+                anonymous.upload_image(b"abc")
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with Client(target, token="wrong-" + TOKEN) as wrong, pytest.raises(grpc.RpcError) as e:
+            wrong.stats()
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with Client(target, token=TOKEN) as good:
+            assert good.stats().faces > 0
+            assert good.cross(photo_store.archive["obama.jpg"], "Biden", k=1).hits[0].person_name == "Biden"
+    finally:
+        server.stop(None)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_tls(photo_store, tmp_path):
+    from mien.server.app import TLSConfig
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server, target = start_server(photo_store.store_dir, tls=TLSConfig(str(cert), str(key)), token=TOKEN)
+    try:
+        with Client(target, token=TOKEN, tls=str(cert)) as c:
+            assert c.stats().faces > 0
+        with Client(target, token=TOKEN, timeout=5) as plain, pytest.raises(grpc.RpcError):
+            plain.stats()                                       # plaintext cannot talk to TLS
+    finally:
+        server.stop(None)
+
+
+def test_mien_serve_token_file_and_sigterm(photo_store, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MIEN_TOKEN"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mien", "serve", "--store", str(photo_store.store_dir),
+         "--port", str(port), "--token-file", str(token_file), "--grace", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        with Client(f"127.0.0.1:{port}", token=TOKEN, timeout=2) as c:
+            def up():
+                try:
+                    return c.health() == "SERVING"
+                except grpc.RpcError:
+                    return proc.poll() is not None
+            assert wait_until(up, timeout=120) and proc.poll() is None
+            assert c.stats().faces > 0
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "rpc=Stats status=OK" in out                       # one structured line per RPC
+    assert "SIGTERM" in out and "stopped" in out
