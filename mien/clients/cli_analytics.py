@@ -15,32 +15,60 @@ import sys
 # ------------------------------------------------------------------ backends
 
 
+def _grpc_errors(method):
+    """Turn a failed RPC into the matching MienError, so `mien` prints it and exits 1."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        import grpc
+
+        from mien.errors import BadInputError, MienError, NotFoundError
+
+        try:
+            return method(*args, **kwargs)
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details()
+            kind = {grpc.StatusCode.NOT_FOUND: NotFoundError,
+                    grpc.StatusCode.INVALID_ARGUMENT: BadInputError}.get(code, MienError)
+            raise kind(f"{details} ({code.name})") from None
+
+    return wrapper
+
+
 class _Remote:
     def __init__(self, args):
         from mien.clients.analytics_client import AnalyticsClient
 
         self.client = AnalyticsClient(args.server, token=args.token, tls=args.tls)
 
+    @_grpc_errors
     def create_tag(self, args):
         return self.client.create_tag(args.name, images=args.image or (), face_ids=args.face_id or (),
                                       threshold=args.threshold, replace=args.replace,
                                       face_index=args.face_index)
 
+    @_grpc_errors
     def list_tags(self):
         return self.client.list_tags()
 
+    @_grpc_errors
     def delete_tag(self, name):
         self.client.delete_tag(name)
 
+    @_grpc_errors
     def tag_source(self, uri, tags, max_gap_ms):
         return self.client.tag_source(uri, tags, max_gap_ms=max_gap_ms)
 
+    @_grpc_errors
     def tag_store(self, tags):
         return self.client.tag_store(tags)
 
+    @_grpc_errors
     def summarize(self, person, method, k, seed, thumbnails):
         return self.client.summarize(person, method=method, k=k, seed=seed, thumbnails=thumbnails)
 
+    @_grpc_errors
     def cluster_store(self, k, sample, seed, thumbnails):
         return self.client.cluster_store(k, sample=sample, seed=seed, thumbnails=thumbnails)
 

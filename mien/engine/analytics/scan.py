@@ -19,9 +19,38 @@ def all_face_ids(store) -> np.ndarray:
             return np.sort(np.asarray(method(), dtype=np.int64))
     ids: list[int] = []
     for source in store.list_sources():
-        uri = source.uri if hasattr(source, "uri") else source
-        ids.extend(face.face_id for face in store.faces_of_source(uri))
+        ids.extend(face.face_id for face in _faces_of(store, source.uri))
     return np.sort(np.asarray(ids, dtype=np.int64))
+
+
+def _faces_of(store, uri: str) -> list:
+    try:
+        return store.faces_of_source(uri, thumbnail=False)  # skip JPEG reads when supported
+    except TypeError:
+        return store.faces_of_source(uri)
+
+
+def face_batches(store, chunk: int = 65536):
+    """Yield (face_ids, person_ids, pooled vectors) over the whole store, ~chunk faces each.
+
+    One pass over the face records, source by source: each record carries its
+    person and pooled vector, so no second lookup is needed.
+    """
+    ids: list[int] = []
+    persons: list[int] = []
+    pooled: list[np.ndarray] = []
+    for source in store.list_sources():
+        for f in _faces_of(store, source.uri):
+            ids.append(f.face_id)
+            persons.append(f.person_id)
+            pooled.append(f.pooled)
+        if len(ids) >= chunk:
+            yield (np.asarray(ids, np.int64), np.asarray(persons, np.int64),
+                   np.asarray(pooled, np.float32).reshape(len(ids), -1))
+            ids, persons, pooled = [], [], []
+    if ids:
+        yield (np.asarray(ids, np.int64), np.asarray(persons, np.int64),
+               np.asarray(pooled, np.float32).reshape(len(ids), -1))
 
 
 def person_of_faces(store, face_ids: np.ndarray) -> np.ndarray:

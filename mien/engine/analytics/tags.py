@@ -14,12 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mien.engine.analytics.scan import (
-    all_face_ids,
-    person_names,
-    person_of_faces,
-    vectors_in_chunks,
-)
+from mien.engine.analytics.scan import face_batches, person_names
 from mien.engine.analytics.segments import Segment, merge_segments, sample_period_ms
 from mien.errors import BadInputError, EncoderMismatchError, NotFoundError
 
@@ -329,62 +324,72 @@ def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1) -> So
 def tag_store(store, tags=None, *, chunk: int = 65536, progress=None) -> StoreTagReport:
     """Which persons show each tag and how often, over every face of the store.
 
-    Vectorised: pooled vectors are read in chunks and compared with all tags'
-    references in one matrix product per chunk. Unknown faces count as person -1.
+    Vectorised: faces are read in batches (one pass over the records) and each
+    batch is compared with all tags' references in one matrix product. Unknown
+    faces count as person -1.
     """
     tags = _resolve_tags(store, tags)
-    face_ids = all_face_ids(store)
-    persons = person_of_faces(store, face_ids)
     names = person_names(store)
     n_tags = len(tags)
-    # persons -> dense rows, so counting is a bincount per tag
-    person_keys, person_row = np.unique(persons, return_inverse=True)
-    rows = person_keys.size
-    totals = np.bincount(person_row, minlength=rows)
-    tagged = np.zeros((rows, n_tags), dtype=np.int64)
-    best_d = np.full((rows, n_tags), np.inf, dtype=np.float64)
-    best_id = np.full((rows, n_tags), -1, dtype=np.int64)
+    total_faces = 0
+    # per-person accumulators, keyed by person id; arrays per batch keep it vectorised
+    totals: dict[int, int] = {}
+    tagged: dict[int, np.ndarray] = {}
+    best_d: dict[int, np.ndarray] = {}
+    best_id: dict[int, np.ndarray] = {}
 
-    for start, vecs in vectors_in_chunks(store, face_ids, "pooled", chunk):
+    for ids, persons, vecs in face_batches(store, chunk):
         dist = tag_distances(vecs, tags)
         hit = _within(dist, tags)
-        prow = person_row[start : start + len(vecs)]
-        ids = face_ids[start : start + len(vecs)]
+        masked = np.where(hit, dist, np.inf)
+        keys, row = np.unique(persons, return_inverse=True)
+        rows = keys.size
+        counts = np.bincount(row, minlength=rows)
+        hits = np.stack([np.bincount(row, weights=hit[:, t], minlength=rows) for t in range(n_tags)], 1)
+        # best tagged face per person and tag: sort by (person, distance), take each person's first
+        b_d = np.full((rows, n_tags), np.inf)
+        b_id = np.full((rows, n_tags), -1, np.int64)
         for t in range(n_tags):
-            tagged[:, t] += np.bincount(prow, weights=hit[:, t], minlength=rows).astype(np.int64)
-            # best (smallest) tagged distance per person in this chunk
-            d = np.where(hit[:, t], dist[:, t], np.inf)
-            order = np.lexsort((d, prow))  # by person, then distance
-            first = np.ones(order.size, dtype=bool)
-            first[1:] = prow[order][1:] != prow[order][:-1]
-            cand = order[first]
-            better = d[cand] < best_d[prow[cand], t]
-            best_d[prow[cand][better], t] = d[cand][better]
-            best_id[prow[cand][better], t] = ids[cand][better]
+            order = np.lexsort((masked[:, t], row))
+            first = np.ones(order.size, bool)
+            first[1:] = row[order][1:] != row[order][:-1]
+            pick = order[first]
+            b_d[row[pick], t] = masked[pick, t]
+            b_id[row[pick], t] = np.where(np.isfinite(masked[pick, t]), ids[pick], -1)
+        for r, key in enumerate(keys.tolist()):
+            if key not in totals:
+                totals[key] = 0
+                tagged[key] = np.zeros(n_tags, np.int64)
+                best_d[key] = np.full(n_tags, np.inf)
+                best_id[key] = np.full(n_tags, -1, np.int64)
+            totals[key] += int(counts[r])
+            tagged[key] += hits[r].astype(np.int64)
+            better = b_d[r] < best_d[key]
+            best_d[key][better] = b_d[r][better]
+            best_id[key][better] = b_id[r][better]
+        total_faces += len(ids)
         if progress is not None:
-            progress(min(start + len(vecs), len(face_ids)), len(face_ids))
+            progress(total_faces)
 
     out: list[PersonTagCount] = []
     for t, tag in enumerate(tags):
-        for r in np.argsort(-tagged[:, t], kind="stable"):
-            if tagged[r, t] == 0:
-                break
-            pid = int(person_keys[r])
+        ranked = sorted((k for k in totals if tagged[k][t] > 0), key=lambda k: (-tagged[k][t], k))
+        for pid in ranked:
             out.append(
                 PersonTagCount(
                     tag=tag.name,
-                    person_id=pid,
+                    person_id=int(pid),
                     person_name=names.get(pid) if pid >= 0 else None,
-                    faces=int(totals[r]),
-                    tagged=int(tagged[r, t]),
-                    rate=float(tagged[r, t] / totals[r]),
-                    best_distance=float(best_d[r, t]),
-                    best_face_id=int(best_id[r, t]),
+                    faces=totals[pid],
+                    tagged=int(tagged[pid][t]),
+                    rate=float(tagged[pid][t] / totals[pid]),
+                    best_distance=float(best_d[pid][t]),
+                    best_face_id=int(best_id[pid][t]),
                 )
             )
     return StoreTagReport(
-        faces=int(face_ids.size),
+        faces=total_faces,
         tags=[t.name for t in tags],
-        tagged={tag.name: int(tagged[:, t].sum()) for t, tag in enumerate(tags)},
+        tagged={tag.name: int(sum(tagged[k][t] for k in tagged)) for t, tag in enumerate(tags)},
         persons=out,
     )
