@@ -1,0 +1,155 @@
+"""`mien index` and `mien person`. Heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def _store_arg(parser) -> None:
+    default = os.environ.get("MIEN_STORE")
+    parser.add_argument("--store", default=default, required=default is None, metavar="DIR",
+                        help="store directory (default: $MIEN_STORE)")
+
+
+def add_engine_args(parser) -> None:
+    """Options mapped onto EngineConfig (shared by index and person add)."""
+    g = parser.add_argument_group("models")
+    g.add_argument("--detector", choices=("dlib", "insightface"), default="dlib")
+    g.add_argument("--detector-model", metavar="PATH", help="insightface model dir or .onnx")
+    g.add_argument("--identity", choices=("dlib", "arcface"), default="dlib")
+    g.add_argument("--identity-model", metavar="PATH", help="ArcFace .onnx")
+    g.add_argument("--expression", choices=("landmarks", "feenet"), default="landmarks")
+    g.add_argument("--expression-model", metavar="PATH", help="FEENet checkpoint .pt")
+    g.add_argument("--upsample", type=int, default=None, help="HOG upsamplings (small faces)")
+    g.add_argument("--max-side", type=int, default=None, help="detect on a copy at most this long")
+    g.add_argument("--sharpness-min", type=float, default=None, help="FaceQA sharpness threshold")
+    g.add_argument("--yaw-max", type=float, default=None, help="FaceQA |yaw| limit, degrees")
+    g.add_argument("--device", default=None, help="cpu or cuda (FEENet)")
+
+
+def engine_config_from(args):
+    from mien.engine.faces import EngineConfig
+
+    kwargs = {"detector": args.detector, "detector_model": args.detector_model,
+              "identity": args.identity, "identity_model": args.identity_model,
+              "expression": args.expression, "expression_model": args.expression_model}
+    for key in ("upsample", "max_side", "sharpness_min", "yaw_max", "device"):
+        value = getattr(args, key, None)
+        if value is not None:
+            kwargs[key] = value
+    return EngineConfig(**kwargs)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("index", help="index folders/files of images and videos into a store",
+                              description="Crawl images and videos (decided by content), detect faces, "
+                                          "keep FaceQA-passed ones, track and cluster persons, commit "
+                                          "per source. Re-runs skip unchanged files.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _store_arg(p)
+    p.add_argument("--fps", type=float, default=2.0, help="video frames sampled per second (default 2)")
+    p.add_argument("--every-frame", action="store_true", help="analyse every video frame")
+    p.add_argument("--prune", action="store_true", help="remove faces of files that no longer exist")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any file failed")
+    p.add_argument("--workers", type=int, default=0, help="analysis processes (0 = one per core)")
+    p.add_argument("--identity-threshold", type=float, default=None,
+                   help="max normalised identity distance for the same person")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_args(p)
+    p.set_defaults(func=cmd_index)
+
+    person = subparsers.add_parser("person", help="enroll, list, rename and merge persons")
+    sub = person.add_subparsers(dest="person_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="enroll a named person from reference images")
+    add.add_argument("name")
+    add.add_argument("images", nargs="+", metavar="IMAGE")
+    _store_arg(add)
+    add_engine_args(add)
+    add.set_defaults(func=cmd_person_add)
+    lst = sub.add_parser("list", help="list persons with their face counts")
+    _store_arg(lst)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_person_list)
+    ren = sub.add_parser("rename", help="name (or rename) a person")
+    ren.add_argument("person", help="person id or current name")
+    ren.add_argument("name")
+    _store_arg(ren)
+    ren.set_defaults(func=cmd_person_rename)
+    mer = sub.add_parser("merge", help="move all faces of SRC to DST and remove SRC")
+    mer.add_argument("src", help="person id or name")
+    mer.add_argument("dst", help="person id or name")
+    _store_arg(mer)
+    mer.set_defaults(func=cmd_person_merge)
+
+
+def cmd_index(args) -> int:
+    from mien.indexer import IndexOptions, index_paths
+
+    options = IndexOptions(fps=args.fps, every_frame=args.every_frame, prune=args.prune,
+                           strict=args.strict, workers=args.workers,
+                           person_threshold=args.identity_threshold,
+                           show_progress=not args.quiet)
+    summary = index_paths(args.paths, args.store, options=options, engine_config=engine_config_from(args))
+    print(summary.table())
+    for path, reason in summary.failures[:20]:
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    if len(summary.failures) > 20:
+        print(f"  ... and {len(summary.failures) - 20} more failures", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(summary.to_dict(), fh, indent=2)
+    return 1 if args.strict and summary.failed_count else 0
+
+
+def cmd_person_add(args) -> int:
+    from mien.indexer.enroll import enroll_person
+
+    result = enroll_person(args.store, args.name, args.images, engine_config_from(args))
+    merged = f", merged anonymous persons {result['merged']}" if result["merged"] else ""
+    print(f"person {result['person_id']} {result['name']!r}: {result['faces']} faces{merged}")
+    return 0
+
+
+def cmd_person_list(args) -> int:
+    from mien.engine.store import Store
+
+    with Store(args.store, mode="r") as store:
+        rows = [(p.person_id, p.name or "", len(store.person_face_ids(p.person_id)))
+                for p in store.list_persons()]
+    if args.json:
+        print(json.dumps([{"person_id": i, "name": n or None, "faces": c} for i, n, c in rows]))
+        return 0
+    print(f"{'id':>6}  {'faces':>6}  name")
+    for pid, name, count in rows:
+        print(f"{pid:>6}  {count:>6}  {name or '(anonymous)'}")
+    return 0
+
+
+def cmd_person_rename(args) -> int:
+    from mien.engine.store import Store
+    from mien.indexer.enroll import resolve_person
+
+    with Store(args.store, mode="w") as store:
+        person = resolve_person(store, args.person)
+        store.update_person(person.person_id, name=args.name)
+    print(f"person {person.person_id} is now {args.name!r}")
+    return 0
+
+
+def cmd_person_merge(args) -> int:
+    from mien.engine.store import Store
+    from mien.indexer.enroll import resolve_person
+
+    with Store(args.store, mode="w") as store:
+        src, dst = resolve_person(store, args.src), resolve_person(store, args.dst)
+        if src.person_id == dst.person_id:
+            from mien.errors import BadInputError
+
+            raise BadInputError("cannot merge a person into itself")
+        store.merge_persons(src.person_id, dst.person_id)
+        faces = len(store.person_face_ids(dst.person_id))
+    print(f"merged person {src.person_id} into {dst.person_id} ({faces} faces)")
+    return 0

@@ -1,0 +1,381 @@
+"""index_paths: crawl -> sniff -> fingerprint -> analyse -> track -> cluster -> commit.
+
+One process writes the store (this one); analysis runs in worker processes
+(one per core by default) so both cores detect faces while this process
+decodes video, tracks and commits. Every source is committed in one store
+transaction together with the persons it creates (see `commit.py`), so a
+kill -9 at any moment loses at most the source in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from mien.indexer import worker
+from mien.indexer.commit import Group, commit_source
+from mien.indexer.crawl import crawl
+from mien.indexer.fingerprint import fingerprint
+from mien.indexer.persons import PersonBook, cluster, default_threshold, normalise
+from mien.indexer.pooling import median_pool
+from mien.indexer.runner import make_runner
+from mien.indexer.sniff import IMAGE, VIDEO, has_media_extension, sniff
+from mien.indexer.summary import IndexOptions, IndexSummary
+from mien.indexer.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    path: str
+    kind: str
+    fingerprint: str
+
+
+def _classify(found, store, summary: IndexSummary) -> Job | None:
+    """A Job for a file that needs analysing, else None (counted in the summary)."""
+    if found.skip:
+        summary.skipped[found.skip] += 1
+        return None
+    if found.fail:
+        summary.fail(found.path, found.fail)
+        return None
+    path = found.path
+    try:
+        kind = sniff(path) if found.size else None
+        fp = fingerprint(path, found.size, found.mtime_ns) if kind else ""
+    except PermissionError:
+        summary.fail(path, "permission denied")
+        return None
+    except FileNotFoundError:
+        summary.fail(path, "vanished during crawl")
+        return None
+    except OSError as exc:
+        summary.fail(path, "unreadable", exc.strerror or str(exc))
+        return None
+    if kind is None:
+        media_name = has_media_extension(path)
+        if found.size == 0:
+            if media_name:
+                summary.fail(path, "empty file")
+            else:
+                summary.skipped["empty file"] += 1
+        elif media_name:
+            summary.fail(path, "not media (content does not match its extension)")
+        else:
+            summary.skipped["not media"] += 1
+        return None
+    previous = store.get_source(path)
+    if previous is not None and previous.fingerprint == fp:
+        if previous.status == "failed":
+            summary.fail(path, previous.error.split(":")[0] or "failed", "unchanged since last run")
+        else:
+            summary.unchanged += 1
+        return None
+    return Job(path, kind, fp)
+
+
+def _prune(store, roots: list[str], summary: IndexSummary) -> None:
+    """Remove sources under the crawled roots whose files no longer exist.
+
+    Only vanished paths are pruned: a file that merely became unreadable or
+    was skipped keeps its faces.
+    """
+    prefixes = []
+    for root in roots:
+        real = os.path.realpath(root)
+        prefixes.append(real if not os.path.isdir(real) else real.rstrip(os.sep) + os.sep)
+    for source in store.list_sources():
+        uri = source.uri
+        if any(uri == p or uri.startswith(p) for p in prefixes) and not os.path.lexists(uri):
+            store.remove_source(uri)
+            summary.pruned += 1
+
+
+def _quality_score(face) -> float:
+    """Which faces of a track are worth an identity embedding: big, frontal, sharp."""
+    q = face.quality
+    width = face.bbox[2] - face.bbox[0]
+    return float(min(width, 200.0) * np.cos(np.radians(min(abs(q.yaw), 89.0))) * min(1.0, q.sharpness / 10.0))
+
+
+def _record(FaceRecord, uri: str, face, frame_index: int, ts: int, track_id: int, identity):
+    q = face.quality
+    expr = np.asarray(face.expression, dtype=np.float32)
+    return FaceRecord(
+        source_uri=uri, frame_index=int(frame_index), timestamp_ms=int(ts),
+        bbox=tuple(float(v) for v in face.bbox), landmarks5=np.asarray(face.landmarks5, np.float32),
+        det_score=float(face.det_score), sharpness=float(q.sharpness), yaw=float(q.yaw),
+        pitch=float(q.pitch), roll=float(q.roll), expression=expr, pooled=expr.copy(),
+        identity=None if identity is None else np.asarray(identity, np.float32),
+        track_id=int(track_id), thumbnail=face.thumbnail or b"",
+    )
+
+
+def _count_faces(faces, summary: IndexSummary) -> list:
+    """Count detections and FaceQA rejections; return the passed faces."""
+    passed = []
+    for face in faces:
+        summary.faces_detected += 1
+        if face.quality is not None and face.quality.passed and face.expression is not None:
+            passed.append(face)
+        else:
+            reason = face.quality.reason if face.quality is not None and face.quality.reason else "rejected"
+            summary.rejected[reason] += 1
+    summary.faces_passed += len(passed)
+    return passed
+
+
+class Indexer:
+    def __init__(self, store, runner, book: PersonBook, options: IndexOptions, summary: IndexSummary,
+                 progress, bar):
+        self.store, self.runner, self.book = store, runner, book
+        self.options, self.summary = options, summary
+        self.progress, self.bar = progress, bar
+        self.files_done = 0
+        self.files_total = 0
+        from mien.engine.store import FaceRecord, SourceRecord
+
+        self.FaceRecord, self.SourceRecord = FaceRecord, SourceRecord
+
+    # ------------------------------------------------------------ progress
+    def _tick(self, current: str, done: bool = False) -> None:
+        if done:
+            self.files_done += 1
+        if self.bar is not None:
+            if done:
+                self.bar.update(1)
+            self.bar.set_postfix(frames=self.summary.frames, faces=self.summary.faces_passed, refresh=False)
+        if self.progress is not None:
+            self.progress({"files_done": self.files_done, "files_total": self.files_total,
+                           "frames": self.summary.frames, "faces": self.summary.faces_passed,
+                           "current": current})
+
+    def _failed(self, job: Job, reason: str, detail: str = "") -> None:
+        self.summary.fail(job.path, reason, detail)
+        source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=job.kind,
+                                   status="failed", error=f"{reason}: {detail}" if detail else reason)
+        commit_source(self.store, self.book, source, [], [])
+        self._tick(job.path, done=True)
+
+    # ------------------------------------------------------------ images
+    def run_images(self, jobs: list[Job]) -> None:
+        window: deque = deque()
+        pending = list(reversed(jobs))
+        ahead = max(2, 2 * self.runner.workers)
+        while pending or window:
+            while pending and len(window) < ahead:
+                job = pending.pop()
+                window.append((job, self.runner.submit(worker.analyze_image, job.path, self.options.max_pixels)))
+            job, future = window.popleft()
+            try:
+                result = future.result()
+            except Exception as exc:  # a crashed worker (BrokenProcessPool) or a bug on odd input
+                broken = self.runner.recover(exc)
+                self._failed(job, "analysis crashed", type(exc).__name__)
+                if broken:  # every job in flight died with the pool: try them again
+                    pending.extend(reversed([j for j, _ in window]))
+                    window.clear()
+                continue
+            self._commit_image(job, result)
+
+    def _commit_image(self, job: Job, result) -> None:
+        if result.error:
+            self._failed(job, "too large" if result.too_large else "corrupt or unreadable image", result.error)
+            return
+        self.summary.frames += 1
+        passed = _count_faces(result.faces, self.summary)
+        records, groups = [], []
+        for i, face in enumerate(passed):
+            records.append(_record(self.FaceRecord, job.path, face, 0, 0, i, face.identity))
+            if face.identity is not None:
+                groups.append(Group(normalise(face.identity), [i]))
+        self.summary.tracks += len(passed)
+        source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=IMAGE, status="done",
+                                   face_count=len(records), frames=1)
+        self.summary.persons_new += commit_source(self.store, self.book, source, records, groups)
+        self.summary.indexed += 1
+        self.summary.images += 1
+        self._tick(job.path, done=True)
+
+    # ------------------------------------------------------------ videos
+    def run_video(self, job: Job) -> None:
+        from mien.errors import BadInputError, TooLargeError
+        from mien.indexer.video import FrameSampler
+
+        fps = None if self.options.every_frame else self.options.fps
+        try:
+            sampler = FrameSampler(job.path, fps, max_pixels=self.options.max_pixels,
+                                   queue_size=2 * self.options.batch_frames)
+        except TooLargeError as exc:
+            self._failed(job, "too large", str(exc))
+            return
+        except BadInputError as exc:
+            self._failed(job, "no video stream or undecodable video", str(exc))
+            return
+        try:
+            state = self._analyse_video(job, sampler)
+        except BadInputError as exc:
+            self._failed(job, "corrupt video", str(exc))
+            return
+        except Exception as exc:
+            self.runner.recover(exc)
+            self._failed(job, "analysis crashed", f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            sampler.close()
+        if state is None:
+            self._failed(job, "corrupt video", "no decodable frames")
+            return
+        self._commit_video(job, sampler, *state)
+
+    def _analyse_video(self, job: Job, sampler):
+        tracker = Tracker()
+        entries = []          # (frame_index, ts, face, track_id) of passed faces
+        candidates: dict[int, list] = {}   # track id -> [(score, Patch)] best first
+        frames_seen = 0
+        window: deque = deque()
+        ahead = max(2, 2 * self.runner.workers)
+        keep = self.options.identity_faces
+
+        def consume(results) -> None:
+            nonlocal frames_seen
+            for res in results:
+                frames_seen += 1
+                self.summary.frames += 1
+                ids = tracker.update([f.bbox for f in res.faces])
+                passed = set(id(f) for f in _count_faces(res.faces, self.summary))
+                for pos, (face, tid) in enumerate(zip(res.faces, ids)):
+                    if id(face) not in passed:
+                        continue
+                    entries.append((res.index, res.timestamp_ms, face, tid))
+                    patch = res.patches.get(pos)
+                    if patch is not None:
+                        best = candidates.setdefault(tid, [])
+                        best.append((_quality_score(face), len(entries), patch))
+                        best.sort(key=lambda c: (-c[0], c[1]))
+                        del best[keep:]
+            self._tick(job.path)
+
+        batch = []
+        for frame in sampler:
+            batch.append((frame.index, frame.timestamp_ms, frame.image))
+            if len(batch) >= self.options.batch_frames:
+                window.append(self.runner.submit(worker.analyze_frames, batch))
+                batch = []
+                while len(window) >= ahead:
+                    consume(window.popleft().result())
+        if batch:
+            window.append(self.runner.submit(worker.analyze_frames, batch))
+        while window:
+            consume(window.popleft().result())
+        if frames_seen == 0:
+            return None
+        tracks = [t.track_id for t in tracker.finish()]
+        return entries, candidates, tracks
+
+    def _track_identities(self, candidates: dict[int, list]) -> dict[int, np.ndarray]:
+        """Mean identity of each track's best faces, embedded in parallel."""
+        order = sorted(candidates)
+        patches = [(tid, c[2]) for tid in order for c in candidates[tid]]
+        if not patches:
+            return {}
+        chunks = max(1, self.runner.workers)
+        size = (len(patches) + chunks - 1) // chunks
+        futures = [self.runner.submit(worker.embed_patches, [p for _, p in patches[i:i + size]])
+                   for i in range(0, len(patches), size)]
+        vectors = [v for f in futures for v in f.result()]
+        sums: dict[int, list] = {}
+        for (tid, _), vec in zip(patches, vectors):
+            if vec is not None:
+                sums.setdefault(tid, []).append(normalise(vec))
+        return {tid: normalise(np.mean(vs, axis=0)) for tid, vs in sums.items()}
+
+    def _commit_video(self, job: Job, sampler, entries, candidates, tracks) -> None:
+        identities = self._track_identities(candidates)
+        with_id = sorted(identities)
+        labels = cluster(np.stack([identities[t] for t in with_id]), self.book.threshold) if with_id else []
+        cluster_of = {tid: int(label) for tid, label in zip(with_id, labels)}
+
+        records = [_record(self.FaceRecord, job.path, face, index, ts, tid, identities.get(tid))
+                   for index, ts, face, tid in entries]
+        # person groups: one per identity cluster; faces of tracks without identity stay unknown
+        members: dict[int, list[int]] = {}
+        for i, (_, _, _, tid) in enumerate(entries):
+            if tid in cluster_of:
+                members.setdefault(cluster_of[tid], []).append(i)
+        groups = []
+        for label in sorted(members):
+            vecs = [identities[t] for t in with_id if cluster_of[t] == label]
+            groups.append(Group(normalise(np.mean(vecs, axis=0)), members[label]))
+        # pooling: per person (cluster) in time order; identity-less tracks pool on their own
+        sequences: dict[tuple, list[int]] = {}
+        for i, (_, ts, _, tid) in enumerate(entries):
+            key = ("c", cluster_of[tid]) if tid in cluster_of else ("t", tid)
+            sequences.setdefault(key, []).append(i)
+        for idx in sequences.values():
+            idx.sort(key=lambda i: (records[i].timestamp_ms, records[i].track_id))
+            pooled = median_pool(np.stack([records[i].expression for i in idx]))
+            for i, vec in zip(idx, pooled):
+                records[i].pooled = vec
+
+        self.summary.tracks += len(tracks)
+        self.summary.video_ms += sampler.duration_ms
+        source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=VIDEO, status="done",
+                                   face_count=len(records), duration_ms=int(sampler.duration_ms),
+                                   frames=int(sampler.frames_decoded))
+        self.summary.persons_new += commit_source(self.store, self.book, source, records, groups)
+        self.summary.indexed += 1
+        self.summary.videos += 1
+        self._tick(job.path, done=True)
+
+
+def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_config=None,
+                progress=None) -> IndexSummary:
+    """Index files and folders into the store at `store_dir`; see IndexOptions."""
+    from mien.engine.faces import EngineConfig
+    from mien.engine.store import Store
+
+    options = options or IndexOptions()
+    engine_config = engine_config or EngineConfig()
+    started = time.perf_counter()
+    summary = IndexSummary()
+    paths = [os.fspath(p) for p in paths]
+    found = crawl(paths)
+    summary.files = len(found)
+
+    runner = make_runner(engine_config, options.workers)
+    try:
+        encoders = runner.submit(worker.encoders).result()
+        with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
+            jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
+            if options.prune:
+                _prune(store, paths, summary)
+            threshold = options.person_threshold or default_threshold(encoders)
+            book = PersonBook(store.list_persons(), threshold)
+            bar = None
+            if options.show_progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(jobs), unit="file", desc="indexing", dynamic_ncols=True)
+            indexer = Indexer(store, runner, book, options, summary, progress, bar)
+            indexer.files_total = len(jobs)
+            try:
+                images = [j for j in jobs if j.kind == IMAGE]
+                indexer.run_images(images)
+                for job in (j for j in jobs if j.kind == VIDEO):
+                    indexer.run_video(job)
+            finally:
+                if bar is not None:
+                    bar.close()
+            summary.persons_total = len(store.list_persons())
+    finally:
+        runner.close()
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,74 @@
+"""Where analysis jobs run: a pool of worker processes, or this process.
+
+Processes, not threads: dlib's detector and the Python glue hold the GIL, so
+threads would not use the second core. Workers are started with "spawn" so
+they never inherit the parent's torch/OpenCV thread state, and each pins its
+libraries to one thread: two workers on two cores beat two workers fighting
+over four BLAS threads.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from mien.indexer import worker
+
+
+class InlineRunner:
+    """Runs each job immediately in this process (workers=1, tests, debugging)."""
+
+    workers = 1
+
+    def __init__(self, engine_config):
+        worker.init(engine_config, threads=os.cpu_count() or 1)
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # delivered through the future, like a pool would
+            future.set_exception(exc)
+        return future
+
+    def recover(self, exc: BaseException) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+class PoolRunner:
+    def __init__(self, engine_config, workers: int):
+        import multiprocessing
+
+        self.workers = workers
+        self._config = engine_config
+        self._context = multiprocessing.get_context("spawn")
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
+                                   initializer=worker.init, initargs=(self._config, 1))
+
+    def submit(self, fn, *args) -> Future:
+        return self._pool.submit(fn, *args)
+
+    def recover(self, exc: BaseException) -> bool:
+        """After a worker died (segfault on hostile input, OOM kill): start a new pool."""
+        if isinstance(exc, BrokenProcessPool):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._start()
+            return True
+        return False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_runner(engine_config, workers: int = 0):
+    workers = workers or (os.cpu_count() or 1)
+    if workers <= 1:
+        return InlineRunner(engine_config)
+    return PoolRunner(engine_config, workers)

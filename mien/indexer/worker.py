@@ -1,0 +1,167 @@
+"""The analysis jobs, run in worker processes (or in-process with one worker).
+
+Each process owns one FaceAnalyzer, built once by `init`. Jobs take and return
+small picklable values: results drop the 224x224 aligned crops, and video
+faces carry a small "identity patch" (the face plus margin, at most ~160 px
+wide) so the main process can pick the best few faces of each track and have
+only those identity-embedded later, without keeping whole frames.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PATCH_FACE_WIDTH = 160   # identity patches are downscaled so the face is at most this wide
+PATCH_MARGIN = 0.6       # margin around the box, in face widths, kept in the patch
+
+_analyzer = None
+
+
+def init(engine_config, threads: int = 1) -> None:
+    """Process initialiser: pin library threads, load the models once."""
+    global _analyzer
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import cv2
+
+    cv2.setNumThreads(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    from mien.engine.faces import FaceAnalyzer
+
+    _analyzer = FaceAnalyzer(engine_config)
+
+
+def analyzer():
+    if _analyzer is None:
+        raise RuntimeError("worker.init() was not called in this process")
+    return _analyzer
+
+
+@dataclass
+class Patch:
+    image: np.ndarray    # small BGR patch around the face
+    face: object         # the Face with coordinates moved into the patch
+
+
+@dataclass
+class FrameResult:
+    index: int
+    timestamp_ms: int
+    faces: list                       # every detected Face, rejected ones included
+    patches: dict = field(default_factory=dict)   # face position -> Patch (passed faces only)
+
+
+@dataclass
+class ImageResult:
+    faces: list = field(default_factory=list)      # every detected Face
+    error: str = ""
+    too_large: bool = False
+
+
+def _strip(face):
+    face.crop = None  # 224x224x3 aligned crop: not needed after embedding
+    return face
+
+
+def identity_patch(image: np.ndarray, face) -> Patch:
+    import cv2
+
+    x1, y1, x2, y2 = face.bbox
+    w = max(1.0, x2 - x1)
+    h, wid = image.shape[:2]
+    px1 = int(max(0, np.floor(x1 - PATCH_MARGIN * w)))
+    py1 = int(max(0, np.floor(y1 - PATCH_MARGIN * w)))
+    px2 = int(min(wid, np.ceil(x2 + PATCH_MARGIN * w)))
+    py2 = int(min(h, np.ceil(y2 + PATCH_MARGIN * w)))
+    patch = image[py1:py2, px1:px2]
+    scale = min(1.0, PATCH_FACE_WIDTH / w)
+    if scale < 1.0:
+        patch = cv2.resize(patch, (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    moved = copy.copy(face)
+    offset = np.array([px1, py1], dtype=np.float32)
+    moved.bbox = tuple(float(v) for v in ((x1 - px1) * scale, (y1 - py1) * scale,
+                                          (x2 - px1) * scale, (y2 - py1) * scale))
+    moved.landmarks5 = ((face.landmarks5 - offset) * scale).astype(np.float32)
+    if face.landmarks68 is not None:
+        moved.landmarks68 = ((face.landmarks68 - offset) * scale).astype(np.float32)
+    moved.crop, moved.thumbnail, moved.identity, moved.expression = None, b"", None, None
+    return Patch(np.ascontiguousarray(patch), moved)
+
+
+def _passed(face) -> bool:
+    return face.quality is not None and face.quality.passed
+
+
+def _detect_assess_align(image) -> list:
+    """Detect and FaceQA every face; align (crop + thumbnail) only the passed ones."""
+    an = analyzer()
+    faces = an.assess(image, an.detect(image))
+    an.align(image, [f for f in faces if _passed(f)])
+    return faces
+
+
+def _embed_expressions(images, per_image) -> None:
+    """Expression vectors of all passed faces of several images in one encoder call."""
+    an = analyzer()
+    everyone = [f for faces in per_image for f in faces if _passed(f)]
+    if not everyone:
+        return
+    encoder = getattr(an, "expression_encoder", None)
+    if encoder is not None and hasattr(encoder, "encode_faces"):
+        encoder.encode_faces(everyone)  # batched: matters for FEENet
+    else:
+        for image, faces in zip(images, per_image):
+            an.embed_expression(image, [f for f in faces if _passed(f)])
+
+
+def analyze_image(path: str, max_pixels: int) -> ImageResult:
+    """A still: detect and FaceQA every face; expression and identity for the passed ones."""
+    from mien.engine.faces import load_image
+    from mien.errors import BadInputError, TooLargeError
+
+    try:
+        image = load_image(path, max_pixels=max_pixels)
+        faces = _detect_assess_align(image)
+        _embed_expressions([image], [faces])
+        analyzer().embed_identity(image, [f for f in faces if _passed(f)])
+    except TooLargeError as exc:
+        return ImageResult(error=str(exc), too_large=True)
+    except BadInputError as exc:
+        return ImageResult(error=str(exc))
+    return ImageResult(faces=[_strip(f) for f in faces])
+
+
+def analyze_frames(frames: list) -> list[FrameResult]:
+    """Sampled video frames [(index, timestamp_ms, image)]: no identity yet (per track later)."""
+    images = [image for _, _, image in frames]
+    per_image = [_detect_assess_align(image) for image in images]
+    _embed_expressions(images, per_image)
+    results = []
+    for (index, ts, image), faces in zip(frames, per_image):
+        patches = {i: identity_patch(image, f) for i, f in enumerate(faces) if _passed(f)}
+        results.append(FrameResult(index, ts, [_strip(f) for f in faces], patches))
+    return results
+
+
+def embed_patches(patches: list[Patch]) -> list[np.ndarray | None]:
+    """Identity vectors of identity patches (one face each)."""
+    out = []
+    for patch in patches:
+        face = copy.copy(patch.face)
+        analyzer().embed_identity(patch.image, [face])
+        out.append(None if face.identity is None else np.asarray(face.identity, np.float32))
+    return out
+
+
+def encoders() -> dict:
+    """The analyzer's encoder names (the store refuses to mix encoders)."""
+    return dict(analyzer().encoders)
