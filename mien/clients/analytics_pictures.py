@@ -62,7 +62,7 @@ def timeline_png(report, path, *, width: int = 1200, dpi: int = 100) -> Path:
             t = report.tags.index(r.tag) if r.tag in report.tags else 0
             band = 0.8 / n_tags  # each tag its own band inside the lane, so overlaps stay visible
             bars = [(s.start_ms - half, s.end_ms - s.start_ms + 2 * half) for s in r.segments]
-            ax.broken_barh(bars, (y0 - 0.4 + t * band, band * 0.9), facecolors=colours.get(r.tag, "grey"))
+            ax.broken_barh(bars, (y0 + 0.4 - (t + 1) * band, band * 0.9), facecolors=colours.get(r.tag, "grey"))
     ax.set_yticks(range(len(lanes)))
     labels = []
     for key in reversed(lanes):
