@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -186,12 +187,13 @@ class MienServicer(search_pb2_grpc.MienServicer):
             raise BadInputError("IndexPaths needs at least one path")
         paths = [str(ctx.check_allowed(p)) for p in request.paths]
         for p in paths:
-            import os
-
             if not os.path.exists(p):
                 raise BadInputError(f"{p} does not exist on the server")
 
         from mien.indexer import IndexOptions, index_paths
+
+        with ctx.open_writer():  # fail fast (UNAVAILABLE) before starting indexer workers
+            pass
 
         # No tqdm bar in a server; progress goes to the client instead.
         options = IndexOptions(show_progress=False)
