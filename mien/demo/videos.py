@@ -124,7 +124,7 @@ def render_frame(portraits: list[np.ndarray], t: float, size: tuple[int, int], m
 
 def write_clip(path, people=("obama",), *, motion: str = "pan", fps: float = 10.0,
                size: tuple[int, int] = (320, 240), seconds: float = 3.0,
-               blur_frames=(), rotate_frames=(), blur_sigma: float = 6.0, rotate_deg: float = 30.0,
+               blur_frames=(), rotate_frames=(), blur_sigma: float = 2.5, rotate_deg: float = 30.0,
                face_height: float | None = None) -> Clip:
     """Write a clip of `people` (photo names, side by side) and return its truth.
 

@@ -350,13 +350,27 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     found = crawl(paths)
     summary.files = len(found)
 
-    runner = make_runner(engine_config, options.workers)
-    try:
-        encoders = runner.submit(worker.encoders).result()
-        with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
+    # Classify against the existing store first: an unchanged re-run then never
+    # starts the analysis processes (loading models costs seconds per process).
+    jobs: list[Job] = []
+    store_exists = os.path.exists(os.path.join(os.fspath(store_dir), "data.mdb"))
+    if store_exists:
+        with Store(os.fspath(store_dir), mode="w") as store:
             jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
             if options.prune:
                 _prune(store, paths, summary)
+            if not jobs:
+                summary.persons_total = len(store.list_persons())
+                summary.seconds = time.perf_counter() - started
+                return summary
+
+    runner = make_runner(engine_config, options.workers)
+    try:
+        encoders = runner.submit(worker.encoders).result()
+        # opening with encoders refuses a store built by other models (EncoderMismatchError)
+        with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
+            if not store_exists:
+                jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
             threshold = options.person_threshold or default_threshold(encoders)
             book = PersonBook(store.list_persons(), threshold)
             bar = None
@@ -367,8 +381,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
             indexer = Indexer(store, runner, book, options, summary, progress, bar)
             indexer.files_total = len(jobs)
             try:
-                images = [j for j in jobs if j.kind == IMAGE]
-                indexer.run_images(images)
+                indexer.run_images([j for j in jobs if j.kind == IMAGE])
                 for job in (j for j in jobs if j.kind == VIDEO):
                     indexer.run_video(job)
             finally:

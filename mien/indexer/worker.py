@@ -36,6 +36,8 @@ def init(engine_config, threads: int = 1) -> None:
         pass
     from mien.engine.faces import FaceAnalyzer
 
+    if _analyzer is not None and _analyzer.config == engine_config:
+        return  # same models already loaded in this process (in-process runs, tests)
     _analyzer = FaceAnalyzer(engine_config)
 
 
