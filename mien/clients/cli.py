@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # faiss announces which SIMD build it loaded at INFO; that is noise to a user
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
