@@ -214,7 +214,7 @@ class FaceIndex:
         if f is None:
             return None
         sets = []
-        if f.persons is not None:
+        if f.persons is not None and not (f.persons < 0).any():  # unknowns aren't grouped
             parts = [self.person_rows[int(p)] for p in f.persons if int(p) in self.person_rows]
             sets.append(np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64))
         if f.srcs is not None:

@@ -1,0 +1,258 @@
+"""Expression search benchmark: index configurations and the real Store, on synthetic data.
+
+Synthetic L2-normalised 16-d vectors drawn around ~1000 centres on the sphere;
+1000 queries drawn the same way. For raw FAISS configurations and for the
+Store end to end (its default index through Store.search, LMDB included):
+recall@10 against exact search, single-query p50/p99 on one thread, batch QPS,
+build time, bytes per face in RAM. Then person-restricted search (a person
+with 1 % of the faces): Store.search_person vs. a filtered full scan.
+
+    python benchmarks/search.py --n 1000000 --out search.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import percentiles_ms, print_table, rss_mb, time_each, timer, write_json  # noqa: E402
+
+K = 10
+D = 16
+
+
+def synth(n: int, rng, centres: np.ndarray, spread: float) -> np.ndarray:
+    c = centres[rng.integers(0, len(centres), n)]
+    x = c + rng.normal(scale=spread, size=(n, D)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f[f >= 0]) & set(t)) for f, t in zip(found, truth))
+    return hits / truth.size
+
+
+def bench_faiss(name, index, xb, xq, truth, build_s):
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    found = np.zeros((len(xq), K), np.int64)
+
+    def one(i):
+        found[i] = index.search(xq[i : i + 1], K)[1][0]
+
+    lat = time_each(one, range(len(xq)))
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    with timer() as t:
+        index.search(xq, K)
+    return {
+        "name": name, "recall_at_10": recall(found, truth), **percentiles_ms(lat),
+        "batch_qps": len(xq) / t(), "bytes_per_face": len(faiss.serialize_index(index)) / len(xb),
+        "build_s": build_s,
+    }
+
+
+def faiss_configs(xb, xq, truth, args):
+    import faiss
+
+    rows = []
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    with timer() as t:
+        flat = faiss.IndexFlatL2(D)
+        flat.add(xb)
+    rows.append(bench_faiss("Flat (exact)", flat, xb, xq, truth, t()))
+    del flat
+    train = xb[: min(len(xb), 100_000)]
+    nlist = 1 << int(np.log2(max(16, 4 * np.sqrt(len(xb)))))
+    for spec, probes in ((f"IVF{nlist},Flat", (8, 16)), (f"IVF{nlist},SQ8", (16,)), (f"IVF{nlist},PQ8x8", (16,))):
+        with timer() as t:
+            index = faiss.index_factory(D, spec)
+            index.train(train)
+            index.add(xb)
+        for p in probes:
+            index.nprobe = p
+            rows.append(bench_faiss(f"{spec} nprobe={p}", index, xb, xq, truth, t()))
+        del index
+    if not args.skip_hnsw:
+        with timer() as t:
+            index = faiss.index_factory(D, "HNSW16")
+            index.hnsw.efConstruction = 40
+            index.add(xb)
+        for ef in (32, 64):
+            index.hnsw.efSearch = ef
+            rows.append(bench_faiss(f"HNSW16 efSearch={ef}", index, xb, xq, truth, t()))
+        del index
+    return rows
+
+
+def build_store(path, xb, person_rows, person_id_holder, args):
+    """Fill a Store the way the indexer does: one replace_source per 1000 faces."""
+    from tqdm import tqdm
+
+    from mien.engine.store import FaceRecord, SourceRecord, Store
+
+    enc = {"detector": "bench", "identity": "none", "identity_dim": 0,
+           "expression": "synthetic", "expression_dim": D}
+    owner = np.full(len(xb), -1, np.int64)
+    with timer() as t:
+        with Store(path, "w", enc, shard_size=args.shard_size) as w:
+            pid = w.add_person("bench-person", np.zeros(D, np.float32), len(person_rows))
+            person_id_holder.append(pid)
+            owner[person_rows] = pid
+            lm = np.zeros((5, 2), np.float32)
+            per = 1000
+            for s in tqdm(range(0, len(xb), per), desc="store: replace_source", unit="src", leave=False):
+                recs = [FaceRecord(f"src{s:09d}", i - s, (i - s) * 500, (0.0, 0.0, 1.0, 1.0), lm, 1.0,
+                                   10.0, 0.0, 0.0, 0.0, xb[i], xb[i], None, person_id=int(owner[i]))
+                        for i in range(s, min(len(xb), s + per))]
+                w.replace_source(SourceRecord(f"src{s:09d}", "fp", "video", "done"), recs)
+    return t()
+
+
+def bench_store(path, xb, xq, truth, pid, person_rows, args):
+    import faiss
+
+    from mien.engine.store import Store
+
+    faiss.omp_set_num_threads(1)
+    rows = []
+    before = rss_mb()
+    with timer() as t:
+        r = Store(path, "r")
+        r.search(xq[0], K)  # loads shards + tail
+    open_s = t()
+    st = r.stats()
+    held = st["index"]["ram_bytes"]
+    rss_delta = (rss_mb() - before) * 2**20
+    # face_id = row + 1 (ids start at 1 and were assigned in order)
+    for nprobe in args.store_nprobes:
+        r._idx.nprobe = nprobe
+        r._idx.ann.nprobe = nprobe
+        found = np.zeros((len(xq), K), np.int64)
+
+        def one(i):
+            found[i] = [h.face_id - 1 for h in r.search(xq[i], K)]
+
+        lat = time_each(one, range(len(xq)))
+        rows.append({
+            "name": f"Store IVF{faiss.extract_index_ivf(r._idx.ann).nlist},SQ8+f16 rerank nprobe={nprobe}"
+                    if r._idx.ivf else "Store flat",
+            "nprobe": nprobe, "recall_at_10": recall(found, truth), **percentiles_ms(lat),
+            "batch_qps": 1.0 / float(np.mean(lat)), "bytes_per_face": held / len(xb),
+            "build_s": args.store_build_s, "open_s": open_s, "rss_bytes_per_face": rss_delta / len(xb),
+        })
+    r._idx.nprobe = r._idx.ann.nprobe = args.default_nprobe
+
+    # restricted: the person's faces only, vs. a filtered full scan (flat + IDSelector)
+    sub = xb[person_rows]
+    nq = min(len(xq), 200)
+    exact = faiss.IndexFlatL2(D)
+    exact.add(sub)
+    truth_p = person_rows[exact.search(xq[:nq], K)[1]]
+    found = np.zeros((nq, K), np.int64)
+
+    def restricted(i):
+        found[i] = [h.face_id - 1 for h in r.search_person(xq[i], pid, K)]
+
+    lat_r = time_each(restricted, range(nq))
+    flat = faiss.IndexFlatL2(D)
+    flat.add(xb)
+    sel = faiss.IDSelectorBatch(person_rows.astype(np.int64))
+    params = faiss.SearchParameters(sel=sel)
+    found_f = np.zeros((nq, K), np.int64)
+
+    def filtered(i):
+        found_f[i] = flat.search(xq[i : i + 1], K, params=params)[1][0]
+
+    lat_f = time_each(filtered, range(nq))
+    found_s = np.zeros((nq, K), np.int64)
+
+    def via_filter(i):
+        found_s[i] = [h.face_id - 1 for h in r.search(xq[i], K, persons=[pid])]
+
+    lat_s = time_each(via_filter, range(nq))
+    r.close()
+    restricted_out = {
+        "fraction": len(person_rows) / len(xb), "person_faces": len(person_rows),
+        "speedup": float(np.median(lat_f) / np.median(lat_r)),
+        "recall_at_10": recall(found, truth_p),
+        "restricted_p50_ms": float(np.median(lat_r) * 1000),
+        "filtered_full_scan_p50_ms": float(np.median(lat_f) * 1000),
+        "filtered_full_scan_recall_at_10": recall(found_f, truth_p),
+        "store_search_persons_filter_p50_ms": float(np.median(lat_s) * 1000),
+        "store_search_persons_filter_recall_at_10": recall(found_s, truth_p),
+    }
+    return rows, restricted_out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="faces")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--centres", type=int, default=1000)
+    ap.add_argument("--spread", type=float, default=0.08, help="per-component noise around a centre")
+    ap.add_argument("--shard-size", type=int, default=100_000)
+    ap.add_argument("--store-nprobes", type=int, nargs="+", default=[8, 16, 32])
+    ap.add_argument("--skip-hnsw", action="store_true")
+    ap.add_argument("--store-dir", default=None, help="keep the benchmark store here (default: temp)")
+    ap.add_argument("--out", default=None, help="write JSON results here")
+    args = ap.parse_args(argv)
+
+    import faiss
+
+    from mien.engine.store import Store
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(args.centres, D)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    xb = synth(args.n, rng, centres, args.spread)
+    xq = synth(args.queries, rng, centres, args.spread)
+    person_rows = np.sort(rng.choice(args.n, size=max(K, args.n // 100), replace=False))
+    print(f"n={args.n} queries={args.queries} centres={args.centres} cores={os.cpu_count()}", flush=True)
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    gt = faiss.IndexFlatL2(D)
+    gt.add(xb)
+    truth = gt.search(xq, K)[1]
+    del gt
+
+    rows = faiss_configs(xb, xq, truth, args)
+    print_table(rows, ["name", "recall_at_10", "p50_ms", "p99_ms", "batch_qps", "bytes_per_face", "build_s"])
+
+    tmp = args.store_dir or tempfile.mkdtemp(prefix="mien-bench-")
+    pid_holder: list[int] = []
+    args.store_build_s = build_store(tmp, xb, person_rows, pid_holder, args)
+    args.default_nprobe = Store.__init__.__kwdefaults__["nprobe"]
+    store_rows, restricted = bench_store(tmp, xb, xq, truth, pid_holder[0], person_rows, args)
+    rows += store_rows
+    default = next(r["name"] for r in store_rows if r["nprobe"] == args.default_nprobe) \
+        if args.default_nprobe in args.store_nprobes else store_rows[0]["name"]
+
+    print()
+    print_table(rows, ["name", "recall_at_10", "p50_ms", "p99_ms", "batch_qps", "bytes_per_face", "build_s"])
+    print(f"\ndefault: {default}  (Store opened in {store_rows[0]['open_s']:.1f} s; "
+          f"RSS growth {store_rows[0]['rss_bytes_per_face']:.0f} B/face incl. touched LMDB pages)")
+    print(f"restricted (person with {restricted['fraction']:.1%} = {restricted['person_faces']} faces): "
+          f"search_person p50 {restricted['restricted_p50_ms']:.3f} ms vs filtered full scan "
+          f"{restricted['filtered_full_scan_p50_ms']:.3f} ms -> {restricted['speedup']:.1f}x, "
+          f"recall@10 {restricted['recall_at_10']:.4f}; search(persons=[p]) "
+          f"p50 {restricted['store_search_persons_filter_p50_ms']:.3f} ms")
+    write_json(args.out, {"n": args.n, "queries": args.queries, "default": default,
+                          "configs": rows, "restricted": restricted})
+    if not args.store_dir:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""Searches equal brute force on random data: filters, restricted, identity, tombstones, shards."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from mien.engine.store import Store
+from mien.engine.store import shards as shardio
+from tests.store_support import ENC, brute, check_consistent, source_faces, source_record, unit
+
+
+def fill(path, n_sources: int, shard_size: int):
+    """A store of random faces; returns (person ids, {face_id: record})."""
+    records = {}
+    with Store(path, "w", ENC, shard_size=shard_size) as w:
+        persons = [w.add_person(f"p{i}", np.ones(32), 0) for i in range(5)]
+        for s in range(n_sources):
+            uri = f"file:///a/{s}.mp4"
+            faces = source_faces(uri, 0, persons=persons + [-1, -1])
+            for fid, f in zip(w.replace_source(source_record(uri, 0), faces), faces):
+                records[fid] = f
+    return persons, records
+
+
+@pytest.fixture(scope="module")
+def flat_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("flat") / "s"
+    persons, records = fill(path, 60, shard_size=100_000)
+    with Store(path, "r") as r:
+        yield r, persons, records
+
+
+@pytest.fixture(scope="module")
+def ivf_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ivf") / "s"
+    persons, records = fill(path, 200, shard_size=1000)
+    yield path, persons, records
+
+
+def random_filter(rng, persons, records):
+    uris = sorted({f.source_uri for f in records.values()})
+    kw = {}
+    if rng.random() < 0.4:
+        kw["persons"] = list(rng.choice(persons + [-1], size=int(rng.integers(1, 3)), replace=False))
+    if rng.random() < 0.3:
+        kw["exclude_persons"] = list(rng.choice(persons + [-1], size=int(rng.integers(1, 4)), replace=False))
+    if rng.random() < 0.3:
+        kw["sources"] = list(rng.choice(uris, size=int(rng.integers(1, 6)), replace=False))
+    if rng.random() < 0.4:
+        lo = int(rng.integers(0, 90_000))
+        kw["time_range"] = (lo, lo + int(rng.choice([300, 5_000, 50_000])))
+    if rng.random() < 0.3:
+        kw["exclude_face"] = int(rng.choice(list(records)))
+    return kw
+
+
+def keep_fn(kw, records):
+    def keep(fid):
+        f = records[fid]
+        if "persons" in kw and f.person_id not in kw["persons"]:
+            return False
+        if "exclude_persons" in kw and f.person_id in kw["exclude_persons"]:
+            return False
+        if "sources" in kw and f.source_uri not in kw["sources"]:
+            return False
+        if "time_range" in kw:
+            lo, hi = kw["time_range"]
+            if (lo is not None and f.timestamp_ms < lo) or (hi is not None and f.timestamp_ms > hi):
+                return False
+        return fid != kw.get("exclude_face")
+    return keep
+
+
+def assert_same(hits, want):
+    assert [h.face_id for h in hits] == [w[0] for w in want]
+    assert [h.distance for h in hits] == pytest.approx([w[1] for w in want], abs=1e-6)
+
+
+def test_filters_equal_brute_force_exact_index(flat_store):
+    store, persons, records = flat_store
+    vecs = {fid: f.expression for fid, f in records.items()}
+    rng = np.random.default_rng(1)
+    for q in unit(rng, 60):
+        kw = random_filter(rng, persons, records)
+        k = int(rng.choice([1, 5, 10, 40]))
+        assert_same(store.search(q, k, **kw), brute(store, vecs, q, k, keep_fn(kw, records)))
+
+
+def test_filters_equal_brute_force_ivf(ivf_store):
+    path, persons, records = ivf_store
+    vecs = {fid: f.expression for fid, f in records.items()}
+    rng = np.random.default_rng(2)
+    # exhaustive probing: the IVF path (over-fetch, post-filter, re-rank) must then be exact
+    with Store(path, "r", nprobe=4096, k_factor=16) as r:
+        r.search(np.ones(16), 1)
+        assert r.stats()["index"]["kind"] == "ivf-sq8" and r.stats()["shards"] >= 2
+        for q in unit(rng, 60):
+            kw = random_filter(rng, persons, records)
+            k = int(rng.choice([1, 5, 10]))
+            assert_same(r.search(q, k, **kw), brute(r, vecs, q, k, keep_fn(kw, records)))
+    # default probing: selective filters fall back to exact scans; results stay exact
+    with Store(path, "r", nprobe=1) as r:
+        for q in unit(rng, 20):
+            lo = int(rng.integers(0, 99_000))
+            kw = {"time_range": (lo, lo + 400), "exclude_persons": [persons[0]]}
+            assert_same(r.search(q, 10, **kw), brute(r, vecs, q, 10, keep_fn(kw, records)))
+            kw = {"persons": [persons[1]], "time_range": (lo, None)}
+            assert_same(r.search(q, 10, **kw), brute(r, vecs, q, 10, keep_fn(kw, records)))
+
+
+def test_restricted_and_identity_equal_brute_force(ivf_store):
+    path, persons, records = ivf_store
+    vecs = {fid: f.expression for fid, f in records.items()}
+    idents = {fid: f.identity for fid, f in records.items() if f.identity is not None}
+    rng = np.random.default_rng(3)
+    with Store(path, "r") as r:
+        for q in unit(rng, 20):
+            p = int(rng.choice(persons))
+            want = brute(r, vecs, q, 10, lambda fid: records[fid].person_id == p)
+            assert_same(r.search_person(q, p, 10), want)
+        for q in unit(rng, 10, 32):
+            ex = int(rng.choice(list(idents)))
+            want = brute(r, idents, q, 7, lambda fid: fid != ex)
+            assert_same(r.search_identity(q, 7, exclude_face=ex), want)
+
+
+def test_ivf_recall_with_default_probing(ivf_store):
+    path, persons, records = ivf_store
+    vecs = {fid: f.expression for fid, f in records.items()}
+    rng = np.random.default_rng(4)
+    found = total = 0
+    with Store(path, "r") as r:
+        for q in unit(rng, 50):
+            want = {w[0] for w in brute(r, vecs, q, 10)}
+            found += len(want & {h.face_id for h in r.search(q, 10)})
+            total += len(want)
+    assert found / total > 0.9  # uniform random 16-d data is IVF's worst case
+
+
+def test_tombstones_rebuild_and_live_reader(tmp_path):
+    path = tmp_path / "s"
+    persons, records = fill(path, 80, shard_size=300)
+    reader = Store(path, "r")
+    q = records[next(iter(records))].expression
+    reader.search(q, 5)
+    with Store(path, "w", shard_size=300) as w:
+        assert w.stats()["shards"] >= 3
+        gone = [f"file:///a/{s}.mp4" for s in range(0, 80, 3)]
+        for uri in gone:
+            w.remove_source(uri)
+        records = {fid: f for fid, f in records.items() if f.source_uri not in gone}
+        vecs = {fid: f.expression for fid, f in records.items()}
+        assert w.stats()["tombstones"] > 0
+        exact = brute(w, vecs, q, 10)
+        with Store(path, "r", nprobe=4096, k_factor=16) as fresh:
+            assert_same(fresh.search(q, 10), exact)
+        assert not {h.face_id for h in reader.search(q, 200)} - set(records)
+        before = set(shardio.files(str(path)))
+        w.rebuild_shards()
+        st = w.stats()
+        assert st["tombstones"] == 0 and st["faces"] == len(records)
+        assert not before & set(shardio.files(str(path)))  # old files replaced
+        with Store(path, "r", nprobe=4096, k_factor=16) as fresh:
+            assert_same(fresh.search(q, 10), exact)
+            check_consistent(fresh)
+        # a reader open across the rebuild reloads and agrees with a fresh one
+        assert reader.stats()["faces"] == len(records)
+        assert not {h.face_id for h in reader.search(q, 200)} - set(records)
+        assert reader._idx.count_alive() == len(records)
+    reader.close()
+
+
+def test_stray_and_missing_shard_files_are_repaired(tmp_path):
+    path = tmp_path / "s"
+    persons, records = fill(path, 50, shard_size=250)
+    files = shardio.files(str(path))
+    assert len(files) >= 2
+    sdir = os.path.join(path, shardio.SHARD_DIR)
+    with open(os.path.join(sdir, "shard-e0000-000000999999-000001000000.npz"), "wb") as fh:
+        fh.write(b"half a shard")
+    with open(os.path.join(sdir, files[0] + ".tmp"), "wb") as fh:
+        fh.write(b"torn")
+    os.remove(os.path.join(sdir, files[1]))
+    vecs = {fid: f.expression for fid, f in records.items()}
+    q = unit(np.random.default_rng(5), 1)[0]
+    with Store(path, "r", nprobe=4096, k_factor=16) as r:  # a reader copes before any repair
+        assert_same(r.search(q, 10), brute(r, vecs, q, 10))
+    Store(path, "w").close()
+    assert shardio.files(str(path)) == files
+    with Store(path, "r", nprobe=4096, k_factor=16) as r:
+        assert_same(r.search(q, 10), brute(r, vecs, q, 10))
+        assert r.stats()["faces"] == len(records)
+
+
+def test_reader_switches_from_exact_to_ivf_when_the_first_shard_seals(tmp_path):
+    path = tmp_path / "s"
+    w = Store(path, "w", ENC, shard_size=400)
+    r = Store(path, "r", nprobe=4096, k_factor=16)
+    records = {}
+    for s in range(60):
+        uri = f"u{s}"
+        faces = source_faces(uri, 0)
+        records.update(zip(w.replace_source(source_record(uri, 0), faces), faces))
+        if s == 2:
+            r.search(np.ones(16), 1)
+            assert r.stats()["index"]["kind"] == "flat"
+    vecs = {fid: f.expression for fid, f in records.items()}
+    q = unit(np.random.default_rng(6), 1)[0]
+    assert_same(r.search(q, 10), brute(r, vecs, q, 10))
+    assert r.stats()["index"]["kind"] == "ivf-sq8"
+    r.close()
+    w.close()
