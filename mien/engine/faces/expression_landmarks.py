@@ -32,24 +32,24 @@ COMPONENTS: dict[str, tuple[float, float]] = {
     "lip_corner_lift_left": (-0.02, 0.15),
     "lip_corner_lift_right": (-0.02, 0.15),
     # mean height of the left brow (17-21) above the left eye centre: surprise, fear
-    "brow_raise_left": (0.30, 0.10),
-    "brow_raise_right": (0.30, 0.10),
+    "brow_raise_left": (0.30, 0.12),
+    "brow_raise_right": (0.30, 0.12),
     # inner brow ends (21, 22) drawn together (neutral gap minus gap): anger, concentration
-    "brow_furrow": (0.05, 0.10),
+    "brow_furrow": (0.05, 0.15),
     # inner brow end raised relative to outer end (21 vs 17): sadness, worry
-    "brow_tilt_left": (0.12, 0.10),
-    "brow_tilt_right": (0.12, 0.10),
+    "brow_tilt_left": (0.12, 0.15),
+    "brow_tilt_right": (0.12, 0.15),
     # eye opening (lid distance, 37-41, 38-40): wide in surprise, narrowed in laughter and squint
-    "eye_aperture_left": (0.10, 0.05),
-    "eye_aperture_right": (0.10, 0.05),
+    "eye_aperture_left": (0.10, 0.06),
+    "eye_aperture_right": (0.10, 0.06),
     # lower-lip bow: centre of the lower lip (57) below the corners' line: the U of a smile
     "lip_curvature": (0.15, 0.20),
     # chin (8) below the nose base (33): jaw drop
     "jaw_drop": (1.10, 0.30),
     # upper lip (51) below the nose base (33): shrinks when the upper lip is raised (disgust, grin)
-    "nose_mouth": (0.25, 0.08),
+    "nose_mouth": (0.25, 0.10),
     # visible lip thickness (outer height minus inner gap): pressed or stretched lips thin out
-    "lip_thickness": (0.22, 0.10),
+    "lip_thickness": (0.22, 0.12),
 }
 NAMES = list(COMPONENTS)
 DIM = len(NAMES) + 1  # + the bias
