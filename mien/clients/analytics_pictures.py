@@ -55,7 +55,7 @@ def timeline_png(report, path, *, width: int = 1200, dpi: int = 100) -> Path:
 
     height = 140 + 60 * max(len(lanes), 1)
     fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    ax = fig.add_axes([0.22, 80 / height, 0.74, 1 - 130 / height])
+    ax = fig.add_axes([0.22, 55 / height, 0.74, 1 - 105 / height])
     for lane, key in enumerate(lanes):
         y0 = len(lanes) - 1 - lane  # first-seen person on top
         for r in by_lane[key]:

@@ -19,7 +19,7 @@ from mien.errors import BadInputError
 METHODS = ("kmeans", "ward")
 DEFAULT_K = {"kmeans": 8, "ward": 10}
 WARD_MAX = 4000        # Ward is O(n^2) in memory: fit on a seeded sample beyond this
-KMEANS_FIT_MAX = 50000  # k-means fits on a seeded sample beyond this, then assigns all
+KMEANS_FIT_MAX = 20000  # k-means fits on a seeded sample beyond this, then assigns all
 MAX_K = 1000
 
 
@@ -86,7 +86,7 @@ def _kmeans_labels(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.nda
     fit = x if len(x) <= KMEANS_FIT_MAX else x[np.sort(rng.choice(len(x), KMEANS_FIT_MAX, replace=False))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # near-duplicate vectors make sklearn warn, harmlessly
-        model = KMeans(n_clusters=k, n_init=4, random_state=seed, max_iter=100).fit(fit)
+        model = KMeans(n_clusters=k, n_init=3, random_state=seed, max_iter=100).fit(fit)
     return _assign(x, model.cluster_centers_.astype(np.float32))
 
 
