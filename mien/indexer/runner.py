@@ -67,8 +67,18 @@ class PoolRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _spawn_safe() -> bool:
+    """"spawn" re-imports the main script in each worker: impossible for code read
+    from stdin. (Scripts calling index_paths need the usual
+    `if __name__ == "__main__":` guard, as with any multiprocessing code.)"""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 def make_runner(engine_config, workers: int = 0):
     workers = workers or (os.cpu_count() or 1)
-    if workers <= 1:
+    if workers <= 1 or not _spawn_safe():
         return InlineRunner(engine_config)
     return PoolRunner(engine_config, workers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,17 +29,14 @@ def init(engine_config, threads: int = 1) -> None:
     import cv2
 
     cv2.setNumThreads(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
     from mien.engine.faces import FaceAnalyzer
 
     if _analyzer is not None and _analyzer.config == engine_config:
         return  # same models already loaded in this process (in-process runs, tests)
     _analyzer = FaceAnalyzer(engine_config)
+    torch = sys.modules.get("torch")  # only FEENet needs torch; never import it just for this
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def analyzer():
