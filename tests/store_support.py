@@ -126,3 +126,22 @@ def check_consistent(store) -> int:
         store.get_face(h.face_id)
     assert store._idx.count_alive() == total
     return total
+
+
+def check_snapshot(store) -> None:
+    """What a reader may assert while a writer works: each call sees whole batches."""
+    for src in store.list_sources():
+        faces = store.faces_of_source(src.uri)  # one transaction
+        if not faces:
+            continue  # removed since list_sources
+        versions = {f.thumbnail.split(b":")[-2] for f in faces}
+        assert len(versions) == 1, (src.uri, versions)
+        version = int(versions.pop())
+        persons = sorted({p.person_id for p in store.list_persons()}) + [-1]
+        want = source_faces(src.uri, version, persons=persons)
+        assert len(faces) == len(want), (src.uri, len(faces), len(want))
+        got = {f.frame_index: f.expression for f in faces}
+        for w in want:
+            np.testing.assert_array_equal(got[w.frame_index], w.expression)
+    hits = store.search(np.eye(16, dtype=np.float32)[1], k=200)
+    assert len({h.face_id for h in hits}) == len(hits)
