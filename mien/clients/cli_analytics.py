@@ -80,6 +80,12 @@ class _Local:
     """Runs the engine's analytics directly on a store directory."""
 
     def __init__(self, args):
+        import os
+
+        from mien.errors import NotFoundError
+
+        if not os.path.exists(os.path.join(args.store, "data.mdb")):
+            raise NotFoundError(f"no mien store at {args.store} (index something into it first)")
         self.dir = args.store
 
     def _reader(self):
