@@ -34,10 +34,10 @@ def thumbnail(crop: np.ndarray, size: int) -> bytes:
 class FaceAnalyzer:
     """The one entry point of the face engine; models come from the EngineConfig.
 
-    Models load at construction (a missing file fails here, with
-    ModelNotFoundError); identity loads lazily on first use so callers that
-    never embed identity do not pay for it... except dlib's, which is cheap
-    to hold. `encoders` names the models so a store can refuse to mix them.
+    All models load at construction, so a missing file fails here with
+    ModelNotFoundError (naming the path and how to obtain it). `encoders`
+    names the models so a store can refuse to mix them. Faces come back
+    left to right. Not thread-safe: use one analyzer per worker.
     """
 
     def __init__(self, config: EngineConfig | None = None):

@@ -13,6 +13,7 @@ from mien.engine.faces.modelfiles import file_sha256, require_file
 
 
 class FEENetExpression:
+    """Encodes the faces' 224x224 aligned crops in batches of cfg.batch_size."""
 
     def __init__(self, cfg: EngineConfig):
         path = require_file(cfg.expression_model, "feenet")
