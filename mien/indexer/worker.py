@@ -22,9 +22,27 @@ PATCH_MARGIN = 0.6       # margin around the box, in face widths, kept in the pa
 _analyzer = None
 
 
+def _exit_with_parent() -> None:
+    """A worker whose parent was killed (kill -9) would wait for jobs forever: the
+    job queue's pipe stays open in the worker itself. Watch the parent instead."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return  # this is the main process (in-process runner)
+
+    def watch() -> None:
+        parent.join()       # returns when the parent's sentinel closes, i.e. it died
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mien-parent-watch", daemon=True).start()
+
+
 def init(engine_config, threads: int = 1) -> None:
     """Process initialiser: pin library threads, load the models once."""
     global _analyzer
+    _exit_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import cv2
 

@@ -1,0 +1,128 @@
+"""kill -9 at several points, then re-run: the same store as one uninterrupted run.
+
+Real subprocesses (`python -m mien index`). Kill points are chosen by watching
+the store from a reader process (so machine load does not move them): during
+model loading, after a few committed sources plus a random delay, and in the
+middle of the video. One killed run uses the process pool, and its orphaned
+workers must exit by themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from indexer_support import all_faces, check_consistent, env_for_subprocess, face_key, small_photo
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    from mien.demo.videos import write_clip
+
+    folder = tmp_path_factory.mktemp("resume") / "archive"
+    for name in ("obama", "obama2", "biden", "grace_hopper", "astronaut", "obama3"):
+        small_photo(name, folder / f"{name}.jpg", max_side=480)
+    write_clip(folder / "zvideo.mp4", ["obama2", "biden"], fps=10, seconds=4.0, size=(640, 360))
+    return folder
+
+
+def command(archive, store, workers=1):
+    return [sys.executable, "-m", "mien", "index", str(archive), "--store", str(store),
+            "--quiet", "--workers", str(workers)]
+
+
+def committed_sources(store_dir) -> int:
+    from mien.engine.store import Store
+    from mien.errors import MienError
+
+    try:
+        with Store(store_dir, mode="r") as store:
+            return len(store.list_sources())
+    except (MienError, OSError):
+        return 0
+
+
+def run_and_kill(cmd, store_dir, *, after_sources: int, extra_delay: float, timeout: float = 120) -> bool:
+    """Start cmd; SIGKILL it `extra_delay` s after `after_sources` sources are committed.
+
+    Returns False if the run finished before the kill point.
+    """
+    import psutil
+
+    proc = subprocess.Popen(cmd, env=env_for_subprocess(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while committed_sources(store_dir) < after_sources:
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "indexer made no progress"
+        time.sleep(0.02)
+    time.sleep(extra_delay)
+    children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # worker processes orphaned by the kill notice their parent is gone and exit
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"orphaned workers still running: {[p.pid for p in alive]}"
+    return True
+
+
+def snapshot(store_dir):
+    from mien.engine.store import Store
+
+    with Store(store_dir, mode="r") as store:
+        check_consistent(store)
+        faces = all_faces(store)
+        by_person = {}
+        for f in faces:
+            by_person.setdefault(f.person_id, set()).add(face_key(f))
+        persons = store.list_persons()
+        empty = [p.person_id for p in persons if len(store.person_face_ids(p.person_id)) == 0]
+        counts = {p.person_id: p.count for p in persons}
+        sizes = {p.person_id: len(store.person_face_ids(p.person_id)) for p in persons}
+        sources = {(s.uri, s.status, s.face_count) for s in store.list_sources()}
+    return {"keys": sorted(face_key(f) for f in faces), "partition": {frozenset(v) for v in by_person.values()},
+            "empty_persons": empty, "counts_match": counts == sizes, "sources": sources}
+
+
+def test_kill_9_then_rerun_equals_uninterrupted_run(archive, tmp_path):
+    env = env_for_subprocess()
+    reference = tmp_path / "reference"
+    done = subprocess.run(command(archive, reference), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    expected = snapshot(reference)
+    assert len(expected["keys"]) >= 10 and len(expected["sources"]) == 7
+
+    store = tmp_path / "resumed"
+    rng = random.Random(4)
+    kills = 0
+    # 1: during start-up (no source yet); 2: mid-images, pool of two workers; 3: inside the video
+    plans = [dict(after_sources=0, extra_delay=0.3, workers=1),
+             dict(after_sources=2, extra_delay=rng.uniform(0.0, 0.4), workers=2),
+             dict(after_sources=6, extra_delay=rng.uniform(0.3, 0.8), workers=1)]
+    for plan in plans:
+        workers = plan.pop("workers")
+        kills += run_and_kill(command(archive, store, workers), store, **plan)
+    assert kills >= 2, "the kill points must land inside runs"
+    final = subprocess.run(command(archive, store), env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    got = snapshot(store)
+
+    assert len(got["keys"]) == len(expected["keys"])
+    assert got["keys"] == expected["keys"]               # same faces, no duplicates
+    assert got["sources"] == {(u, s, n) for u, s, n in expected["sources"]}
+    assert got["partition"] == expected["partition"]     # same grouping of faces into persons
+    from mien.engine.store import Store
+    from mien.indexer.commit import _atomic
+
+    with Store(store, mode="r") as s:
+        atomic = _atomic(s)
+    if atomic:  # persons are written in the faces' transaction: nothing left half-done
+        assert got["empty_persons"] == [] and got["counts_match"]
