@@ -59,7 +59,9 @@ def small_photo(name: str, target: Path, max_side: int = 640) -> Path:
     scale = min(1.0, max_side / max(image.shape[:2]))
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     target.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(target), image)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])  # any file name
+    assert ok
+    target.write_bytes(data.tobytes())
     return target
 
 
