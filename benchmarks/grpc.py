@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# This file is named grpc.py: drop its own directory from sys.path so that
+# `import grpc` finds the real package, not this script.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
 
@@ -47,8 +51,10 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
     from mien.engine.store import FaceRecord, SourceRecord, Store
 
     rng = np.random.default_rng(seed)
-    encoders = {"detector": "synthetic", "identity": "synthetic", "identity_dim": 128,
-                "expression": "synthetic", "expression_dim": 16}
+    from mien.engine.faces import EngineConfig, FaceAnalyzer
+
+    # the default engine's encoder names, so the server accepts image queries on this store
+    encoders = FaceAnalyzer(EngineConfig()).encoders
     lm = np.zeros((5, 2), np.float32)
     person_ids = []
     with Store(store_dir, mode="w", encoders=encoders) as store:
@@ -73,16 +79,18 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
             store.rebuild_shards()
 
 
-def start_server(store_dir: Path, port: int) -> subprocess.Popen:
+def start_server(store_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the per-RPC log goes to a file: an undrained pipe would stall the server
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     from mien.clients.client import Client
 
     deadline = time.monotonic() + 300
     with Client(f"127.0.0.1:{port}", timeout=2) as c:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
             try:
                 if c.health() == "SERVING":
                     return proc
@@ -108,7 +116,11 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--out", default=None, help="write JSON results here")
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.build_only:
+        build_store(Path(args.store), args.n)
+        return 0
 
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -124,7 +136,10 @@ def main(argv=None) -> int:
         store_dir = Path(tmp.name) / "store"
     if not (store_dir.exists() and any(store_dir.iterdir())):
         t = time.perf_counter()
-        build_store(store_dir, args.n)
+        # built in a child process so that this process measures a fresh reader,
+        # exactly like the server's
+        subprocess.run([sys.executable, __file__, "--build-only", "--store", str(store_dir),
+                        "--n", str(args.n)], check=True)
         print(f"built store of {args.n} faces in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
     if not args.port:
@@ -140,16 +155,22 @@ def main(argv=None) -> int:
         for q in queries]
     results: dict = {"n": args.n, "k": args.k, "queries": args.queries, "cpus": os.cpu_count()}
 
-    # in-process: the same store, same vectors, search + the record reads the server does
+    # in-process: the same store, same vectors, search + the record reads the server does,
+    # with the server's FAISS threading (one OpenMP thread per call)
+    from mien.server.app import single_threaded_search
+
+    single_threaded_search()
     store = Store(store_dir, mode="r")
     n_faces = int(store.stats().get("faces", 0))
     results["n"] = n_faces
     for q in queries[:50]:
         store.search(q, args.k)
     inproc_search = time_calls(lambda q: store.search(q, args.k), queries)
-    inproc_full = time_calls(lambda q: [store.get_face(h.face_id) for h in store.search(q, args.k)], queries)
+    inproc_full = time_calls(
+        lambda q: [store.get_face(h.face_id, thumbnail=False) for h in store.search(q, args.k)], queries)
 
-    proc = start_server(store_dir, args.port)
+    log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
+    proc = start_server(store_dir, args.port, log_path)
     try:
         target = f"127.0.0.1:{args.port}"
         with Client(target) as client:
