@@ -503,10 +503,12 @@ class Store:
         idx = FaceIndex(**self._params)
         template = txn.get(b"template", db=m)
         idx.start(bytes(template) if template is not None else None)
+        reg = json.loads(bytes(txn.get(b"shards", db=m)))
+        idx.reserve(sum(s["count"] for s in reg) + _int(txn, m, b"tail") + 1024)
         pairs = [key_pair(k) for k in txn.cursor(db=d["person_faces"]).iternext(values=False)]
         pf = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         pf = pf[np.argsort(pf[:, 1], kind="stable")]
-        for s in json.loads(bytes(txn.get(b"shards", db=m))):
+        for s in reg:
             try:
                 sh = shardio.load(self.path, s["name"])
             except (FileNotFoundError, OSError, ValueError) as exc:
@@ -647,7 +649,7 @@ class Store:
             if k == 0:
                 return []
             self._sync(txn)
-            rows, d16 = self._idx.restricted(q, person_id)
+            rows, d16 = self._idx.restricted(q, person_id, k + (exclude_face is not None))
             hits = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids))
         return [Hit(fid, dist) for fid, dist in hits]
 
