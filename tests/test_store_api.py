@@ -152,3 +152,20 @@ def test_encoder_mismatch_names_both(tmp_path):
         Store(tmp_path / "missing", "r")
     with pytest.raises(BadInputError):
         Store(tmp_path / "new", "w")  # a new store needs encoders
+
+
+def test_identity_search_follows_adds_and_removals(w):
+    a = source_faces("a.jpg", 1, n=6)
+    ids_a = w.replace_source(source_record("a.jpg", 1), a)
+    probe = a[1].identity
+    assert w.search_identity(probe, 1)[0].face_id == ids_a[1]  # loads the identity index
+    b = source_faces("b.jpg", 1, n=6)
+    b[2].identity = probe.copy()
+    ids_b = w.replace_source(source_record("b.jpg", 1), b)
+    hits = w.search_identity(probe, 2)
+    assert {h.face_id for h in hits} == {ids_a[1], ids_b[2]} and hits[1].distance < 1e-6
+    assert w.search_identity(probe, 1, exclude_face=ids_a[1])[0].face_id == ids_b[2]
+    w.remove_source("a.jpg")
+    hits = w.search_identity(probe, 10)
+    assert hits[0].face_id == ids_b[2] and not {h.face_id for h in hits} & set(ids_a)
+    assert len(hits) == sum(f.identity is not None for f in b)

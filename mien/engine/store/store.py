@@ -20,7 +20,7 @@ import numpy as np
 
 from mien.engine.store import shards as shardio
 from mien.engine.store.db import WriterLock, acquire_env, release_env
-from mien.engine.store.index import FaceIndex, RowFilter, ann_template
+from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template
 from mien.engine.store.records import (
     EXPR_DIM, VEC_DTYPE, FaceRecord, Hit, Person, SourceRecord, Tag, as_vector,
     decode_face, decode_person, decode_rows, decode_source, decode_tag, encode_face,
@@ -55,39 +55,45 @@ def _ids_of(value) -> np.ndarray:
 
 
 class _IdentityIndex:
-    """Exact squared-L2 search over the faces that carry an identity vector."""
+    """Exact squared-L2 search over the faces that carry an identity vector.
+
+    Holds dim * 4 bytes per face (512 B at 128-d): loaded on first use only.
+    """
 
     def __init__(self, dim: int):
         import faiss
 
-        self.dim = dim
-        self.ids: list[np.ndarray] = []
-        self.face_ids = np.zeros(0, np.int64)
-        self.alive = np.zeros(0, np.bool_)
+        self.face_ids = Grow(np.int64)
+        self.alive = Grow(np.bool_)
+        self.n_dead = 0
         self.flat = faiss.IndexFlatL2(dim)
 
     def add(self, face_ids: np.ndarray, mat: np.ndarray) -> None:
         if len(face_ids):
-            self.face_ids = np.concatenate([self.face_ids, face_ids])
-            self.alive = np.concatenate([self.alive, np.ones(len(face_ids), np.bool_)])
+            self.face_ids.extend(face_ids)
+            self.alive.extend(np.ones(len(face_ids), np.bool_))
             self.flat.add(np.ascontiguousarray(mat, dtype=np.float32))
 
     def kill(self, face_ids) -> None:
-        pos = np.searchsorted(self.face_ids, np.asarray(face_ids, np.int64))
-        pos = pos[pos < len(self.face_ids)]
-        self.alive[pos[np.isin(self.face_ids[pos], face_ids)]] = False
+        ids = self.face_ids.a
+        face_ids = np.asarray(face_ids, np.int64)
+        pos = np.searchsorted(ids, face_ids)
+        ok = pos < len(ids)
+        pos = pos[ok][ids[pos[ok]] == face_ids[ok]]
+        self.n_dead += int(self.alive.a[pos].sum())
+        self.alive.a[pos] = False
 
     def search(self, q: np.ndarray, k: int, exclude_face: int | None) -> list[tuple[int, float]]:
-        n = self.flat.ntotal
-        fetch = min(n, k + 1 + int((~self.alive).sum()))
+        fetch = min(self.flat.ntotal, k + 1 + self.n_dead)
         if fetch == 0:
             return []
         d, ix = self.flat.search(q.reshape(1, -1), fetch)
+        ids, alive = self.face_ids.a, self.alive.a
         out = []
         for dist, row in zip(d[0], ix[0]):
-            if row < 0 or not self.alive[row] or self.face_ids[row] == exclude_face:
+            if row < 0 or not alive[row] or ids[row] == exclude_face:
                 continue
-            out.append((int(self.face_ids[row]), float(dist)))
+            out.append((int(ids[row]), float(dist)))
             if len(out) == k:
                 break
         return out
