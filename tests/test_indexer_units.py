@@ -128,3 +128,19 @@ def test_cluster_and_person_linking():
     assert book.match(b) is None                     # nobody close: a new person
     centroid, count = book.absorbed(1, b, 5)
     assert count == 10 and abs(np.linalg.norm(centroid) - 1) < 1e-5
+
+
+def test_cluster_matches_sklearn_dbscan():
+    """Our numpy connected components == DBSCAN(min_samples=1), on chained data too."""
+    from sklearn.cluster import DBSCAN
+
+    from mien.indexer.persons import cluster
+
+    rng = np.random.default_rng(2)
+    centres = [unit(rng.normal(size=32)) for _ in range(4)]
+    rows = np.stack([unit(centres[i % 4] + rng.normal(size=32) * 0.08) for i in range(60)])
+    for eps in (0.2, 0.4, 0.6, 1.0):
+        ours = cluster(rows, eps)
+        theirs = DBSCAN(eps=eps, min_samples=1).fit_predict(rows)
+        # same partition (label numbers may differ)
+        assert len({(a, b) for a, b in zip(ours, theirs)}) == len(set(ours)) == len(set(theirs))

@@ -37,18 +37,33 @@ def normalise(v: np.ndarray) -> np.ndarray:
 
 
 def cluster(vectors: np.ndarray, eps: float) -> np.ndarray:
-    """DBSCAN labels (0..C-1) for L2-normalised rows; every row gets a cluster.
+    """DBSCAN labels with min_samples=1 for L2-normalised rows; every row gets a cluster.
 
-    min_samples=1: a track seen once is still a person, never "noise".
+    With min_samples=1 every point is a core point, so DBSCAN's clusters are
+    exactly the connected components of the graph "distance <= eps" — computed
+    here with numpy (importing scikit-learn costs seconds per run, more than the
+    clustering of a video's tracks). Labels are numbered by first appearance.
     """
     vectors = np.asarray(vectors, dtype=np.float32)
-    if len(vectors) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(vectors) == 1:
-        return np.zeros(1, dtype=np.int64)
-    from sklearn.cluster import DBSCAN
-
-    return DBSCAN(eps=eps, min_samples=1, metric="euclidean").fit_predict(vectors).astype(np.int64)
+    n = len(vectors)
+    labels = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return labels
+    sq = np.maximum(2.0 - 2.0 * (vectors @ vectors.T), 0.0)   # squared distances of unit rows
+    adjacent = sq <= eps * eps
+    current = 0
+    for start in range(n):
+        if labels[start] >= 0:
+            continue
+        labels[start] = current
+        stack = [start]
+        while stack:
+            i = stack.pop()
+            for j in np.flatnonzero(adjacent[i] & (labels < 0)):
+                labels[j] = current
+                stack.append(j)
+        current += 1
+    return labels
 
 
 @dataclass
