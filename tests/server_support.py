@@ -9,9 +9,13 @@ biden.jpg so that a cross-identity search over him has several candidates.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
 import socket
+import tempfile
 import time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +103,27 @@ def add_photo(store, analyzer, path: Path) -> list[int]:
     return list(store.replace_source(source, [face_record(f, uri) for f in faces]))
 
 
-def build_photo_store(root: Path, analyzer=None) -> PhotoStore:
-    """A store at root/store with every package photo, persons Obama and Biden."""
+def build_photo_store(root: Path) -> PhotoStore:
+    """A store at root/store with every package photo, persons Obama and Biden.
+
+    The photos are analysed once per test process; each caller gets its own
+    copy of the store directory (the archive files are shared, read-only).
+    """
+    template = _template_store()
+    store_dir = Path(root) / "store"
+    shutil.copytree(template.store_dir, store_dir)
+    return PhotoStore(store_dir=store_dir, archive=template.archive, face_ids=template.face_ids,
+                      persons=template.persons, encoders=template.encoders)
+
+
+@lru_cache(maxsize=1)
+def _template_store() -> PhotoStore:
+    root = Path(tempfile.mkdtemp(prefix="mien-server-tests-"))
+    atexit.register(shutil.rmtree, root, True)
+    return _build_photo_store(root)
+
+
+def _build_photo_store(root: Path, analyzer=None) -> PhotoStore:
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.store import Store
 
