@@ -150,3 +150,27 @@ def test_person_list_and_bad_enrollment(tmp_path, capsys):
     with pytest.raises(BadInputError):
         enroll_person(store_dir, "  ", [photo])
     shutil.rmtree(store_dir)
+
+
+def test_next_run_repairs_persons_left_half_written(archive, tmp_path):
+    """The states a kill between person writes can leave (empty person, stale count)."""
+    import numpy as np
+
+    from mien.engine.store import Store
+
+    store_dir = tmp_path / "store"
+    index([archive], store_dir)
+    with Store(store_dir, mode="w") as store:
+        real = store.list_persons()[0]
+        centroid = real.centroid.copy()
+        orphan = store.add_person(None, np.ones(len(real.centroid), np.float32) / np.sqrt(len(real.centroid)), 4)
+        store.update_person(real.person_id, count=99, centroid=-centroid)
+    summary = index([archive], store_dir)                # nothing to index, still repairs
+    assert summary.indexed == 0
+    with open_store(store_dir) as store:
+        ids = {p.person_id for p in store.list_persons()}
+        assert orphan not in ids
+        fixed = store.get_person(real.person_id)
+        assert fixed.count == len(store.person_face_ids(real.person_id)) == 1
+        assert float(np.dot(fixed.centroid, centroid)) > 0.99   # recomputed from its faces
+        check_consistent(store)

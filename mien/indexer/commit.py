@@ -81,3 +81,40 @@ def commit_source(store, book, source, records, groups) -> int:
         if record.person_id <= -2:
             record.person_id = assigned[record.person_id]
     return len(new)
+
+
+def repair_persons(store) -> int:
+    """Undo what a kill between the non-atomic person writes can leave behind.
+
+    Needed with stores lacking `replace_source(new_persons=...)` (and harmless
+    otherwise: a consistent store is only read). Run by the writer before indexing: an anonymous person without faces (created,
+    then killed before its faces were committed) is removed, and a person
+    whose count disagrees with its faces (killed before update_person) gets
+    count and centroid recomputed from its faces' identity vectors. Returns
+    the number of persons repaired.
+    """
+    persons = store.list_persons()
+    repaired = 0
+    for person in persons:
+        ids = store.person_face_ids(person.person_id)
+        if len(ids) == person.count:
+            continue
+        if len(ids) == 0 and not person.name:
+            others = [p for p in store.list_persons() if p.person_id != person.person_id]
+            if not others:
+                continue
+            # no delete_person in the store API: merging an empty, zero-count person
+            # into another leaves that one unchanged and removes this one
+            store.update_person(person.person_id, count=0)
+            store.merge_persons(person.person_id, others[0].person_id)
+        else:
+            vectors = store.vectors(ids, kind="identity") if len(ids) else np.zeros((0, 0))
+            vectors = vectors[np.all(np.isfinite(vectors), axis=1) & (np.abs(vectors).sum(axis=1) > 0)] \
+                if len(vectors) else vectors
+            if len(vectors):
+                mean = vectors.mean(axis=0)
+                store.update_person(person.person_id, centroid=mean / np.linalg.norm(mean), count=len(ids))
+            else:
+                store.update_person(person.person_id, count=len(ids))
+        repaired += 1
+    return repaired

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mien.indexer import worker
-from mien.indexer.commit import Group, commit_source
+from mien.indexer.commit import Group, commit_source, repair_persons
 from mien.indexer.crawl import crawl
 from mien.indexer.fingerprint import fingerprint
 from mien.indexer.persons import PersonBook, cluster, default_threshold, normalise
@@ -356,6 +356,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     store_exists = os.path.exists(os.path.join(os.fspath(store_dir), "data.mdb"))
     if store_exists:
         with Store(os.fspath(store_dir), mode="w") as store:
+            repair_persons(store)  # after a kill -9 of a run on a store without atomic persons
             jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
             if options.prune:
                 _prune(store, paths, summary)
