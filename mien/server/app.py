@@ -90,7 +90,8 @@ def single_threaded_search() -> None:
 
     A 16-d top-k query gains nothing from an OpenMP team, and with more busy
     threads than cores the team's spin-waits cost 30-50x: measured 16 ms vs
-    0.3 ms per search at 50k faces on a loaded 2-core machine.
+    0.3 ms per search at 50k faces on a loaded 2-core machine. The OpenMP
+    setting is per thread, so every RPC worker thread calls this at start.
     """
     try:
         import faiss
@@ -119,7 +120,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     interceptors = [TokenAuthInterceptor(token)] if token else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers or default_workers(),
-                                   thread_name_prefix="mien-rpc"),
+                                   thread_name_prefix="mien-rpc", initializer=single_threaded_search),
         options=options, interceptors=interceptors,
     )
     search_pb2_grpc.add_MienServicer_to_server(MienServicer(ctx), server)
