@@ -9,8 +9,9 @@
         c.identity(result.hits[0].face_id)             # faces of the same person
 
 A query is any of: a path (str / Path) or encoded bytes of an image, an int
-face id, an `Upload` (from upload_image), or a numpy vector (16-d for expression, identity dim for identity).
-Images larger than one message are uploaded in chunks automatically.
+face id, an `Upload` (from upload_image), or a numpy vector (16-d for
+expression, the store's identity dim for identity). Images larger than
+INLINE_IMAGE_BYTES are uploaded in chunks automatically.
 """
 
 from __future__ import annotations
