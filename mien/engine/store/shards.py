@@ -1,4 +1,4 @@
-"""Sealed shard files: an immutable face-id range's IVF codes and float16 rows.
+"""Sealed shard files: an immutable face-id range's IVF codes and bfloat16 rows.
 
 A shard is derived data. It is written to `<name>.tmp`, fsynced, renamed, the
 directory fsynced, and only then registered in LMDB. So a crash leaves either
@@ -21,8 +21,10 @@ def shard_name(first_id: int, last_id: int, epoch: int) -> str:
 
 
 def build(template_bytes: bytes, face_ids: np.ndarray, rows: np.ndarray) -> dict:
-    """IVF-SQ8 codes of the rows (ids local 0..n-1) plus the float16 rows."""
+    """IVF-SQ8 codes of the rows (ids local 0..n-1) plus the bfloat16 rows."""
     import faiss
+
+    from mien.engine.store.index import to_bf16
 
     index = faiss.deserialize_index(np.frombuffer(template_bytes, dtype=np.uint8))
     e = np.ascontiguousarray(rows["e"], dtype=np.float32)
@@ -30,7 +32,7 @@ def build(template_bytes: bytes, face_ids: np.ndarray, rows: np.ndarray) -> dict
     return {
         "index": faiss.serialize_index(index),
         "face_ids": np.asarray(face_ids, dtype=np.int64),
-        "vec16": e.astype(np.float16),
+        "bf16": to_bf16(e),
         "ts": rows["ts"].astype(np.int64),
         "src": rows["src"].astype(np.int32),
     }
@@ -61,7 +63,7 @@ def load(store_dir: str, name: str) -> dict:
     import faiss
 
     with np.load(os.path.join(store_dir, SHARD_DIR, name)) as z:
-        out = {k: z[k] for k in ("face_ids", "vec16", "ts", "src")}
+        out = {k: z[k] for k in ("face_ids", "bf16", "ts", "src")}
         out["index"] = faiss.deserialize_index(z["index"])
     return out
 

@@ -54,6 +54,16 @@ def _ids_of(value) -> np.ndarray:
     return np.frombuffer(bytes(value), dtype="<i8") if value else np.zeros(0, np.int64)
 
 
+def _trim_heap() -> None:
+    """Hand freed load-time buffers back to the OS (glibc keeps them otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _IdentityIndex:
     """Exact squared-L2 search over the faces that carry an identity vector.
 
@@ -505,39 +515,54 @@ class Store:
 
     def _load(self, txn) -> None:
         """Build the in-memory index from the registered shards plus the LMDB tail."""
+        import faiss
+
         d, m = self._db, self._db["meta"]
         idx = FaceIndex(**self._params)
         template = txn.get(b"template", db=m)
-        idx.start(bytes(template) if template is not None else None)
+        template = bytes(template) if template is not None else None
+        idx.start(template)
         reg = json.loads(bytes(txn.get(b"shards", db=m)))
         idx.reserve(sum(s["count"] for s in reg) + _int(txn, m, b"tail") + 1024)
-        pairs = [key_pair(k) for k in txn.cursor(db=d["person_faces"]).iternext(values=False)]
-        pf = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        keys = list(txn.cursor(db=d["person_faces"]).iternext(values=False))
+        pf = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64).reshape(-1, 2)
+        del keys
         pf = pf[np.argsort(pf[:, 1], kind="stable")]
+        parts = []  # (IVF with local ids, first row): merged once at the end
+
+        def add_part(ids, rows, bf16=None, part=None):
+            if idx.ivf and part is None and len(ids):
+                part = faiss.deserialize_index(np.frombuffer(template, dtype=np.uint8))
+                part.add_with_ids(rows["e"], np.arange(len(ids), dtype=np.int64))
+            if part is not None:
+                parts.append((part, idx.ids.n))
+            idx.append(ids, rows, ivf_done=idx.ivf, bf16=bf16)
+
         for s in reg:
             try:
                 sh = shardio.load(self.path, s["name"])
-            except (FileNotFoundError, OSError, ValueError) as exc:
+            except (OSError, ValueError, KeyError) as exc:
                 log.warning("shard %s unreadable (%s); loading its faces from LMDB", s["name"], exc)
-                ids, rows = self._scan_rows(txn, s["first"], s["last"])
-                idx.append(ids, rows)
+                add_part(*self._scan_rows(txn, s["first"], s["last"]))
                 continue
             rows = np.zeros(len(sh["face_ids"]), dtype=VEC_DTYPE)
             rows["ts"], rows["src"], rows["person"] = sh["ts"], sh["src"], -1
-            pos = np.searchsorted(pf[:, 1], sh["face_ids"])
-            pos = np.minimum(pos, max(0, len(pf) - 1))
             if len(pf):
+                pos = np.minimum(np.searchsorted(pf[:, 1], sh["face_ids"]), len(pf) - 1)
                 hit = pf[pos, 1] == sh["face_ids"]
                 rows["person"][hit] = pf[pos[hit], 0]
-            idx.append(sh["face_ids"], rows, shard_index=sh["index"], vec16=sh["vec16"])
+            add_part(sh["face_ids"], rows, bf16=sh["bf16"], part=sh["index"])
+        add_part(*self._scan_rows(txn, _int(txn, m, b"sealed_upto") + 1))
+        if idx.ivf:
+            idx.merge_exact(parts)
+        del parts
         dead = [key_id(k) for k in txn.cursor(db=d["dead"]).iternext(values=False)]
         if dead:
             idx.kill(dead)
-        ids, rows = self._scan_rows(txn, _int(txn, m, b"sealed_upto") + 1)
-        idx.append(ids, rows)
         self._place(idx)
         self._idx, self._ident = idx, None
         self._gen = _int(txn, m, b"gen")
+        _trim_heap()
 
     def _place(self, idx: FaceIndex) -> None:
         """Optional GPU placement of the candidate index (faiss-gpu extra; untested here)."""
