@@ -125,3 +125,58 @@ def test_kill_9_then_rerun_equals_uninterrupted_run(archive, tmp_path):
     # (written in the faces' transaction, or repaired by the next run)
     assert got["empty_persons"] == [] and got["counts_match"]
     assert expected["empty_persons"] == [] and expected["counts_match"]
+
+
+def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
+    """A pool worker killed mid-run (as the OOM killer would): the pool is restarted,
+    the jobs that were in flight are retried one at a time, nothing is lost."""
+    import psutil
+
+    from mien.engine.store import Store
+    from mien.indexer import IndexOptions, index_paths
+
+    killed = []
+
+    def progress(event):
+        if event["files_done"] >= 1 and not killed:
+            workers = [p for p in psutil.Process().children(recursive=True)
+                       if any("spawn_main" in part for part in p.cmdline())]
+            assert workers
+            workers[0].send_signal(signal.SIGKILL)
+            killed.append(workers[0].pid)
+
+    summary = index_paths([archive], tmp_path / "store", options=IndexOptions(workers=2, show_progress=False),
+                          progress=progress)
+    assert killed
+    assert summary.failed_count == 0, summary.failures
+    assert summary.indexed == 7
+    with Store(tmp_path / "store", mode="r") as store:
+        check_consistent(store)
+        assert all(s.status == "done" for s in store.list_sources())
+
+
+def test_a_worker_killed_during_a_video_costs_a_retry(tmp_path):
+    import psutil
+
+    from mien.demo.videos import write_clip
+    from mien.engine.store import Store
+    from mien.indexer import IndexOptions, index_paths
+
+    write_clip(tmp_path / "in" / "v.mp4", ["obama"], fps=10, seconds=4.0)
+    killed = []
+
+    def progress(event):
+        if event["frames"] >= 2 and not killed:
+            workers = [p for p in psutil.Process().children(recursive=True)
+                       if any("spawn_main" in part for part in p.cmdline())]
+            workers[0].send_signal(signal.SIGKILL)
+            killed.append(workers[0].pid)
+
+    summary = index_paths([tmp_path / "in"], tmp_path / "store",
+                          options=IndexOptions(workers=2, batch_frames=1, show_progress=False), progress=progress)
+    assert killed and summary.failed_count == 0 and summary.videos == 1
+    assert summary.frames == 8                       # counted once, not once per attempt
+    with Store(tmp_path / "store", mode="r") as store:
+        faces = all_faces(store)
+        assert len(faces) == summary.faces_passed >= 6
+        check_consistent(store)

@@ -169,20 +169,31 @@ class Indexer:
         window: deque = deque()
         pending = list(reversed(jobs))
         ahead = max(2, 2 * self.runner.workers)
+        suspects: set[str] = set()   # jobs in flight when a worker died: retried one at a time
         while pending or window:
-            while pending and len(window) < ahead:
+            limit = 1 if suspects else ahead
+            while pending and len(window) < limit:
                 job = pending.pop()
                 window.append((job, self.runner.submit(worker.analyze_image, job.path, self.options.max_pixels)))
             job, future = window.popleft()
             try:
                 result = future.result()
-            except Exception as exc:  # a crashed worker (BrokenProcessPool) or a bug on odd input
+            except Exception as exc:  # a dead worker (BrokenProcessPool: segfault, OOM kill) or a bug
                 broken = self.runner.recover(exc)
+                if broken and job.path not in suspects:
+                    # any job in flight may have killed the pool: retry them alone
+                    retry = [job] + [j for j, _ in window]
+                    window.clear()
+                    suspects.update(j.path for j in retry)
+                    pending.extend(reversed(retry))
+                    continue
+                suspects.discard(job.path)
                 self._failed(job, "analysis crashed", type(exc).__name__)
-                if broken:  # every job in flight died with the pool: try them again
+                if broken:
                     pending.extend(reversed([j for j, _ in window]))
                     window.clear()
                 continue
+            suspects.discard(job.path)
             self._commit_image(job, result)
 
     def _commit_image(self, job: Job, result) -> None:
@@ -205,31 +216,42 @@ class Indexer:
         self._tick(job.path, done=True)
 
     # ------------------------------------------------------------ videos
-    def run_video(self, job: Job) -> None:
+    def run_video(self, job: Job, attempts: int = 2) -> None:
+        """Analyse and commit one video; a dead worker costs one retry, not the video."""
+        from collections import Counter
+
         from mien.errors import BadInputError, TooLargeError
         from mien.indexer.video import FrameSampler
 
         fps = None if self.options.every_frame else self.options.fps
-        try:
-            sampler = FrameSampler(job.path, fps, max_pixels=self.options.max_pixels,
-                                   queue_size=2 * self.options.batch_frames)
-        except TooLargeError as exc:
-            self._failed(job, "too large", str(exc))
-            return
-        except BadInputError as exc:
-            self._failed(job, "no video stream or undecodable video", str(exc))
-            return
-        try:
-            state = self._analyse_video(job, sampler)
-        except BadInputError as exc:
-            self._failed(job, "corrupt video", str(exc))
-            return
-        except Exception as exc:
-            self.runner.recover(exc)
-            self._failed(job, "analysis crashed", f"{type(exc).__name__}: {exc}")
-            return
-        finally:
-            sampler.close()
+        s = self.summary
+        before = (s.frames, s.faces_detected, s.faces_passed, Counter(s.rejected))
+        for attempt in range(attempts):
+            try:
+                sampler = FrameSampler(job.path, fps, max_pixels=self.options.max_pixels,
+                                       queue_size=2 * self.options.batch_frames)
+            except TooLargeError as exc:
+                self._failed(job, "too large", str(exc))
+                return
+            except BadInputError as exc:
+                self._failed(job, "no video stream or undecodable video", str(exc))
+                return
+            try:
+                state = self._analyse_video(job, sampler)
+                break
+            except BadInputError as exc:
+                self._failed(job, "corrupt video", str(exc))
+                return
+            except Exception as exc:
+                broken = self.runner.recover(exc)
+                if broken and attempt + 1 < attempts:
+                    s.frames, s.faces_detected, s.faces_passed, s.rejected = (
+                        before[0], before[1], before[2], Counter(before[3]))
+                    continue
+                self._failed(job, "analysis crashed", f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                sampler.close()
         if state is None:
             self._failed(job, "corrupt video", "no decodable frames")
             return
