@@ -55,6 +55,11 @@ def register(subparsers) -> None:
     feenet.add_argument("--workers", type=int, default=2, help="data loader processes (2)")
     feenet.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     feenet.add_argument("--seed", type=int, default=0)
+    feenet.add_argument("--bn-batches", type=int, default=20,
+                        help="batches used to re-estimate BatchNorm statistics before each "
+                             "checkpoint (precise BN; 0 = off)")
+    feenet.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: all cores; use 1 on a busy machine)")
     feenet.set_defaults(func=_cmd_train)
     train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
 
@@ -100,7 +105,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    one_class_margin=args.one_class_margin, device=args.device,
                    resume=args.resume, backbone=args.backbone, input_size=args.input_size,
                    val_fraction=args.val_fraction, val_max=args.val_max, steps=args.steps,
-                   workers=args.workers, flip=not args.no_flip, seed=args.seed)
+                   workers=args.workers, flip=not args.no_flip, seed=args.seed,
+                   threads=args.threads, bn_batches=args.bn_batches)
     last = result["history"][-1] if result["history"] else {}
     print(f"wrote {result['checkpoint']} after {result['steps']} steps; "
           f"held-out triplet accuracy {last.get('val_accuracy', float('nan')):.3f}")

@@ -72,15 +72,30 @@ def feenet_vectors(ckpt: str | os.PathLike, data_dir: Path, keys: list[str],
 
 
 def landmark_vectors(data_dir: Path, keys: list[str], progress: bool = True) -> tuple[dict, str]:
-    """The engine's default expression encoder on each crop (face nearest the centre)."""
+    """The engine's default expression encoder for each crop.
+
+    Uses the 68 landmarks `fec fetch` found on the full image, mapped into the
+    aligned crop; crops without them (older caches, box-crop fallbacks) are
+    detected again on the crop itself (the face nearest the centre).
+    """
     from tqdm import tqdm
 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
+    from mien.engine.faces import expression_landmarks
     from mien.training.dataset import read_crop
+    from mien.training.fetch import load_face_meta
 
-    analyzer = FaceAnalyzer(EngineConfig(expression="landmarks", min_face=20))
+    meta = load_face_meta(data_dir)
+    analyzer = None
     out: dict[str, np.ndarray] = {}
     for key in tqdm(keys, desc="landmarks", unit="face", disable=not progress):
+        lm68 = meta.get(key, {}).get("landmarks68")
+        if lm68 is not None:
+            vec, _ = expression_landmarks.encode(np.asarray(lm68, np.float32))
+            out[key] = np.asarray(vec, np.float32)
+            continue
+        if analyzer is None:
+            analyzer = FaceAnalyzer(EngineConfig(expression="landmarks", min_face=20))
         crop = read_crop(data_dir, key)
         faces = analyzer.analyze(crop, identity=False, keep_rejected=True)
         faces = [f for f in faces if f.expression is not None]
@@ -91,7 +106,7 @@ def landmark_vectors(data_dir: Path, keys: list[str], progress: bool = True) -> 
         best = min(faces, key=lambda f: float(np.sum(
             (np.array([(f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2]) - centre) ** 2)))
         out[key] = np.asarray(best.expression, np.float32)
-    return out, analyzer.encoders.get("expression", "landmarks")
+    return out, expression_landmarks.LandmarkExpressionEncoder.name
 
 
 def evaluate(ckpt: str | os.PathLike | None, data_dir: str | os.PathLike, *,

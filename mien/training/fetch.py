@@ -6,7 +6,8 @@ Layout of DIR (everything is a cache; re-running resumes):
                            on later runs unless --retry-dead
   crops/<face key>.jpg     224x224 expression crops (aligned by the engine, or the
                            box crop when no landmarks were found)
-  faces.jsonl              per face: key, aligned or fallback
+  faces.jsonl              per face: key, aligned or fallback, the 68 landmarks
+                           in crop pixels (for the landmark baseline)
   triplets.jsonl           the labelled triplets whose three crops exist
   fetch_report.json        the counts of the last run
 
@@ -135,6 +136,7 @@ class FaceCropper:
         self.align = align
         self._analyzer = None
         self._align_fn = None
+        self._align_mod = None
         if align:
             from mien.engine.faces import EngineConfig, FaceAnalyzer
             from mien.engine.faces import align as align_mod
@@ -142,10 +144,10 @@ class FaceCropper:
             # Small faces in FEC images: detect with upsampling on the (small) region.
             self._analyzer = FaceAnalyzer(EngineConfig(upsample=1, min_face=20))
             self._align_fn = align_mod.expression_crop
+            self._align_mod = align_mod
 
-    def crop(self, image: np.ndarray, face: FaceRef) -> tuple[np.ndarray, bool]:
-        import cv2
-
+    def crop(self, image: np.ndarray, face: FaceRef) -> tuple[np.ndarray, bool, np.ndarray | None]:
+        """(224 crop, aligned?, the 68 landmarks in crop pixels or None)."""
         h, w = image.shape[:2]
         x1, y1, x2, y2 = face.pixel_box(w, h)
         if self._analyzer is not None:
@@ -162,8 +164,13 @@ class FaceCropper:
                 if iou > best_iou:
                     best, best_iou = det, iou
             if best is not None:
-                return self._align_fn(region, best.landmarks5), True
-        return box_crop(image, (x1, y1, x2, y2)), False
+                crop = self._align_fn(region, best.landmarks5)
+                lm68 = None
+                if best.landmarks68 is not None:  # kept for the landmark baseline in `eval fec`
+                    matrix = self._align_mod.expression_matrix(best.landmarks5)
+                    lm68 = self._align_mod.apply(matrix, best.landmarks68)
+                return crop, True, lm68
+        return box_crop(image, (x1, y1, x2, y2)), False, None
 
 
 def box_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int = CROP_SIZE,
@@ -239,12 +246,14 @@ def fetch(csv_path: str | os.PathLike, out_dir: str | os.PathLike, *, workers: i
         if cropper is None:
             cropper = FaceCropper(align=align)
         for f in todo:
-            crop, aligned = cropper.crop(image, f)
+            crop, aligned, lm68 = cropper.crop(image, f)
             ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
             if not ok:
                 continue
             _atomic_write(out / "crops" / f"{f.key}.jpg", jpg.tobytes())
             meta = {"key": f.key, "aligned": bool(aligned), "url": f.url}
+            if lm68 is not None:
+                meta["landmarks68"] = np.round(np.asarray(lm68, np.float64), 2).tolist()
             _append_jsonl(faces_path, meta)
             face_meta[f.key] = meta
             report.crops_new += 1
@@ -317,6 +326,11 @@ def fetch(csv_path: str | os.PathLike, out_dir: str | os.PathLike, *, workers: i
 def _report_from_stats(stats: ParseStats) -> FetchReport:
     return FetchReport(rows=stats.rows, triplets_labelled=stats.triplets,
                        no_majority=stats.no_majority, malformed=stats.malformed)
+
+
+def load_face_meta(data_dir: str | os.PathLike) -> dict[str, dict]:
+    """key -> {"aligned", "url", "landmarks68"?} of a fetched directory."""
+    return {d["key"]: d for d in _read_jsonl(Path(data_dir) / "faces.jsonl")}
 
 
 def load_triplets(data_dir: str | os.PathLike) -> list[Triplet]:

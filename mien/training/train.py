@@ -84,6 +84,39 @@ def heldout_accuracy(model, data_dir: Path, triplets, device, batch: int = 64,
     return result["overall"]["accuracy"]
 
 
+def recalibrate_batchnorm(model, loader, device, batches: int) -> int:
+    """Re-estimate BatchNorm running statistics as exact averages over `batches` batches.
+
+    During training BN keeps an exponential average (momentum 0.1) of batch
+    statistics that lags behind the weights; eval mode then normalises with
+    stale numbers, which costs accuracy when training is short or the lr high.
+    A few forward passes ("precise BN") fix that before each checkpoint.
+    Returns the number of batches used.
+    """
+    import torch
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or batches <= 0:
+        return 0
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = exact mean over the batches seen
+    was_training = model.training
+    model.train()
+    used = 0
+    with torch.no_grad():
+        for a, p, n, _ in loader:
+            model(torch.cat([a, p, n]).to(device))
+            used += 1
+            if used >= batches:
+                break
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return used
+
+
 def lr_lambda(total_steps: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -99,8 +132,8 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, *, epochs: int = 
           device: str = "cpu", resume: str | os.PathLike | None = None,
           backbone: str | os.PathLike | None = None, input_size: int = 224,
           val_fraction: float = 0.05, val_max: int = 2000, steps: int | None = None,
-          workers: int = 0, flip: bool = True, seed: int = 0,
-          progress: bool = True) -> dict:
+          workers: int = 0, flip: bool = True, seed: int = 0, threads: int | None = None,
+          bn_batches: int = 20, progress: bool = True) -> dict:
     """Train FEENet; returns {"history": [...], "losses": [per step], "checkpoint": path}."""
     import torch
     from torch.utils.data import DataLoader
@@ -114,6 +147,10 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, *, epochs: int = 
 
     data_dir = Path(data_dir)
     dev = resolve_device(device)
+    if threads:
+        # On a CPU shared with other work, torch's spinning OpenMP threads can run
+        # 10x slower than one thread; let the user pin the count.
+        torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
     triplets = load_triplets(data_dir)
     if not triplets:
@@ -205,6 +242,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, *, epochs: int = 
                 stop = True
                 break
         bar.close()
+        recalibrate_batchnorm(model, loader, dev, bn_batches)
         val_acc = heldout_accuracy(model, data_dir, val_set, dev, autocast=use_amp)
         model.train()
         epoch += 1
