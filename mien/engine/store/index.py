@@ -34,7 +34,9 @@ def to_bf16(x: np.ndarray) -> np.ndarray:
 
 
 def from_bf16(b: np.ndarray) -> np.ndarray:
-    return (b.astype(np.uint32) << 16).view(np.float32)
+    out = np.empty(b.shape, np.uint32)
+    np.left_shift(b, np.uint32(16), out=out)  # widen and shift in one pass
+    return out.view(np.float32)
 
 
 def window(dk: float, eps: float) -> float:
@@ -290,7 +292,7 @@ class FaceIndex:
         The row gather goes through a uint64 view: numpy's 2-D fancy indexing
         is ~8x slower than np.take on one 8-byte column.
         """
-        codes = np.take(self.vec.buf.view(np.uint64), rows, axis=0)
+        codes = self.vec.buf.view(np.uint64).take(rows, axis=0)
         return from_bf16(codes.view(np.uint16))
 
     def _dist16(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:

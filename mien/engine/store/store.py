@@ -622,12 +622,15 @@ class Store:
     # ------------------------------------------------------------ searches
 
     def _exp32(self, txn, face_ids: np.ndarray) -> np.ndarray:
+        """float32 expression vectors from LMDB; NaN rows for faces that are gone."""
+        vec, n = self._db["vec"], EXPR_DIM * 4
+        vals = [txn.get(id_key(fid), db=vec) for fid in face_ids]
+        if all(v is not None for v in vals):
+            return np.frombuffer(b"".join(v[:n] for v in vals), dtype="<f4").reshape(-1, EXPR_DIM).copy()
         out = np.full((len(face_ids), EXPR_DIM), np.nan, dtype=np.float32)
-        vec = self._db["vec"]
-        for i, fid in enumerate(face_ids):
-            v = txn.get(id_key(fid), db=vec)
+        for i, v in enumerate(vals):
             if v is not None:
-                out[i] = np.frombuffer(bytes(v[: EXPR_DIM * 4]), dtype="<f4")
+                out[i] = np.frombuffer(v[:n], dtype="<f4")
         return out
 
     @staticmethod
