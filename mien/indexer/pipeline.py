@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections import deque
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from mien.indexer.crawl import crawl
 from mien.indexer.fingerprint import fingerprint
 from mien.indexer.persons import PersonBook, cluster, default_threshold, normalise
 from mien.indexer.pooling import median_pool
-from mien.indexer.runner import make_runner
+from mien.indexer.runner import InlineRunner, make_runner
 from mien.indexer.sniff import IMAGE, VIDEO, has_media_extension, sniff
 from mien.indexer.summary import IndexOptions, IndexSummary
 from mien.indexer.tracking import Tracker
@@ -389,7 +390,15 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
 
     runner = make_runner(engine_config, options.workers)
     try:
-        encoders = runner.submit(worker.encoders).result()
+        try:
+            encoders = runner.submit(worker.encoders).result()
+        except BrokenProcessPool:
+            # workers died while starting: typically a script without the
+            # `if __name__ == "__main__":` guard that spawn needs. Work in-process.
+            log.warning("indexer worker processes failed to start; analysing in this process")
+            runner.close()
+            runner = InlineRunner(engine_config)
+            encoders = runner.submit(worker.encoders).result()
         # opening with encoders refuses a store built by other models (EncoderMismatchError)
         with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
             if not store_exists:
