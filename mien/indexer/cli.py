@@ -130,11 +130,20 @@ def cmd_person_list(args) -> int:
     return 0
 
 
+def _existing_store(path: str) -> str:
+    """Writers create stores; rename/merge must not create an empty one by mistake."""
+    from mien.errors import NotFoundError
+
+    if not os.path.exists(os.path.join(path, "data.mdb")):
+        raise NotFoundError(f"no mien store at {path}")
+    return path
+
+
 def cmd_person_rename(args) -> int:
     from mien.engine.store import Store
     from mien.indexer.enroll import resolve_person
 
-    with Store(args.store, mode="w") as store:
+    with Store(_existing_store(args.store), mode="w") as store:
         person = resolve_person(store, args.person)
         store.update_person(person.person_id, name=args.name)
     print(f"person {person.person_id} is now {args.name!r}")
@@ -145,7 +154,7 @@ def cmd_person_merge(args) -> int:
     from mien.engine.store import Store
     from mien.indexer.enroll import resolve_person
 
-    with Store(args.store, mode="w") as store:
+    with Store(_existing_store(args.store), mode="w") as store:
         src, dst = resolve_person(store, args.src), resolve_person(store, args.dst)
         if src.person_id == dst.person_id:
             from mien.errors import BadInputError
