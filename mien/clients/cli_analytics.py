@@ -40,7 +40,10 @@ class _Remote:
     def __init__(self, args):
         from mien.clients.analytics_client import AnalyticsClient
 
-        self.client = AnalyticsClient(args.server, token=args.token, tls=args.tls)
+        from mien.clients.connection import client_from_args
+
+        self.connection = client_from_args(args)
+        self.client = AnalyticsClient(self.connection)
 
     @_grpc_errors
     def create_tag(self, args):
@@ -74,6 +77,7 @@ class _Remote:
 
     def close(self):
         self.client.close()
+        self.connection.close()
 
 
 class _Local:
@@ -346,13 +350,11 @@ def cmd_clusters(args) -> int:
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("where")
-    g.add_argument("--server", default=None, metavar="HOST:PORT",
-                   help="gRPC server (default $MIEN_SERVER or 127.0.0.1:50051)")
-    g.add_argument("--token", default=None, help="bearer token (default $MIEN_TOKEN)")
-    g.add_argument("--tls", default=None, metavar="CA.pem", help="use TLS, trusting this CA certificate")
-    g.add_argument("--store", default=None, metavar="DIR",
-                   help="work on this store directory in-process instead of a server")
+    from mien.clients.connection import add_connection_args
+
+    add_connection_args(parser)
+    parser.add_argument("--store", default=None, metavar="DIR",
+                        help="work on this store directory in-process instead of a server")
 
 
 def register(subparsers) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+
+from mien.clients.connection import add_connection_args, client_from_args
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default=os.environ.get("MIEN_SERVER", "127.0.0.1:50051"),
-                   help="server HOST:PORT (default %(default)s; env MIEN_SERVER)")
-    p.add_argument("--token-file", default=None, help="bearer token file (else env MIEN_TOKEN)")
-    p.add_argument("--tls-ca", default=None, metavar="PEM",
-                   help="use TLS, trusting this CA certificate ('system' for the system roots)")
+    add_connection_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -63,16 +60,7 @@ def register(subparsers) -> None:
 
 # -- plumbing ------------------------------------------------------------------------
 def _client(args):
-    from mien.clients.client import Client
-
-    token = None
-    if args.token_file:
-        with open(args.token_file, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    tls = None
-    if args.tls_ca:
-        tls = True if args.tls_ca == "system" else args.tls_ca
-    return Client(args.server, token=token, tls=tls)
+    return client_from_args(args)
 
 
 def _person(value: str):
