@@ -3,7 +3,7 @@
     demo/
       photos/   t1.jpg astronaut.png grace_hopper.jpg biden.jpg obama.jpg obama2.jpg obama3.jpg
       videos/   obama_pan.mp4 (blurred frames)  astronaut_zoom.mp4 (rotated frames)
-                obama_and_biden.avi (two people)
+                obama_and_biden.avi (two people)  obama_moods.avi (smile, speaking, smile)
       broken/   truncated.jpg (half a JPEG)  notes.txt (not media)
 
 Nothing is committed: photos are copied from the installed packages, videos
@@ -46,12 +46,14 @@ def _write_photos(directory: Path) -> list[Path]:
 
 def build_demo_archive(directory, *, fps: float = 10.0, seconds: float = 3.0) -> Path:
     """Build (or rebuild) the demo archive under `directory`; returns its root."""
-    from mien.demo.videos import demo_clips
+    from mien.demo.videos import demo_clips, expression_clip
 
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     photo_paths = _write_photos(root / "photos")
     demo_clips(root / "videos", fps=fps, seconds=seconds)
+    # smile, speaking, smile: the expression changes over time, for `mien tag run`
+    expression_clip(root / "videos" / "obama_moods.avi", fps=fps)
     broken = root / "broken"
     broken.mkdir(exist_ok=True)
     data = photo_paths[PHOTOS.index("obama")].read_bytes()

@@ -42,7 +42,7 @@ def run_demo(args) -> int:
     archive = build_demo_archive(work / "archive")
     photos = archive / "photos"
     obama, biden = str(photos / "obama.jpg"), str(photos / "biden.jpg")
-    two_people = str((archive / "videos" / "obama_and_biden.avi").resolve())
+    moods = str((archive / "videos" / "obama_moods.avi").resolve())
 
     _run(["index", str(archive), "--store", store])
     _run(["person", "add", "Obama", obama, "--store", store])
@@ -54,13 +54,14 @@ def run_demo(args) -> int:
     print(f"\nServing {store} on {target} (gRPC).", flush=True)
     try:
         _run(["stats", "--server", target])
-        _run(["search", "--image", obama, "-k", "8", "--server", target,
+        # other people making Obama's broad smile
+        _run(["search", "--image", obama, "--exclude-own", "-k", "8", "--server", target,
               "--sheet", str(work / "search.png")])
         # "find Biden making Obama's faces": Obama's broad smile, among Biden's faces only
         _run(["cross", "--image", obama, "--person", "Biden", "-k", "5", "--server", target,
               "--sheet", str(work / "cross.png")])
         _run(["tag", "create", "broad-smile", "--image", obama, "--replace", "--server", target])
-        _run(["tag", "run", "--source", two_people, "--server", target,
+        _run(["tag", "run", "--source", moods, "--server", target,
               "--timeline", str(work / "timeline.png")])
         _run(["summary", "--person", "Obama", "-k", "4", "--server", target,
               "--sheet", str(work / "summary.png")])

@@ -165,6 +165,41 @@ def write_clip(path, people=("obama",), *, motion: str = "pan", fps: float = 10.
     return clip
 
 
+def expression_clip(path, segments=(("obama.jpg", 3.0), ("obama2.jpg", 3.0), ("obama.jpg", 2.0)),
+                     *, fps: float = 10.0, size=(640, 480)) -> list[tuple[float, float, str]]:
+    """Write an MJPG AVI that shows package photos one after another.
+
+    Each photo is scaled to fit the frame (centred, letterboxed), with a little
+    per-frame noise so frames are not bit-identical. Returns the timeline as
+    (start_s, end_s, photo). obama.jpg is a broad smile, obama2.jpg the same man
+    speaking with his mouth open: two clearly different expressions of one person.
+    """
+    import cv2
+
+    from mien.demo import photos
+
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened(), "cv2.VideoWriter could not open an MJPG AVI"
+    rng = np.random.default_rng(0)
+    timeline, t = [], 0.0
+    for name, seconds in segments:
+        img = photos.face_recognition_photo(name)
+        scale = min(w / img.shape[1], h / img.shape[0])
+        small = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        frame = np.zeros((h, w, 3), np.uint8)
+        y0, x0 = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+        frame[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+        for _ in range(int(round(seconds * fps))):
+            noise = rng.integers(-2, 3, frame.shape, dtype=np.int16)
+            writer.write(np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+        timeline.append((t, t + seconds, name))
+        t += seconds
+    writer.release()
+    return timeline
+
+
 def demo_clips(directory, *, fps: float = 10.0, seconds: float = 3.0) -> list[Clip]:
     """The demo archive's videos: a pan with blurred frames, a zoom with rotated
     frames, and a two-person clip (MJPG in .avi)."""
@@ -178,3 +213,4 @@ def demo_clips(directory, *, fps: float = 10.0, seconds: float = 3.0) -> list[Cl
         write_clip(directory / "obama_and_biden.avi", ["obama2", "biden"], motion="pan", fps=fps,
                    size=(640, 360), seconds=seconds),
     ]
+
