@@ -286,16 +286,22 @@ class Indexer:
                         del best[keep:]
             self._tick(job.path)
 
+        # A job is a run of consecutive sampled frames starting with a keyframe
+        # (see IndexOptions.keyframe_seconds): jobs are independent, so both
+        # workers stay busy while each job tracks its faces from frame to frame.
+        key_ms = max(0.0, self.options.keyframe_seconds) * 1000.0
+        guided = key_ms > 0
         batch = []
         for frame in sampler:
-            batch.append((frame.index, frame.timestamp_ms, frame.image))
-            if len(batch) >= self.options.batch_frames:
-                window.append(self.runner.submit(worker.analyze_frames, batch))
+            if batch and (len(batch) >= self.options.batch_frames
+                          or (guided and frame.timestamp_ms - batch[0][1] >= key_ms)):
+                window.append(self.runner.submit(worker.analyze_frames, batch, guided))
                 batch = []
                 while len(window) >= ahead:
                     consume(window.popleft().result())
+            batch.append((frame.index, frame.timestamp_ms, frame.image))
         if batch:
-            window.append(self.runner.submit(worker.analyze_frames, batch))
+            window.append(self.runner.submit(worker.analyze_frames, batch, guided))
         while window:
             consume(window.popleft().result())
         if frames_seen == 0:

@@ -13,7 +13,13 @@ class IndexOptions:
     prune: bool = False              # drop sources under the given roots whose files are gone
     strict: bool = False             # the CLI exits non-zero if anything failed
     workers: int = 0                 # analysis processes; 0 = one per core, 1 = in-process
-    batch_frames: int = 4            # sampled frames per analysis job
+    batch_frames: int = 4            # sampled frames per analysis job (at most)
+    # Video: full-frame detection only on keyframes, this many seconds apart (and
+    # when a tracked face is lost); in between, known faces are re-found in small
+    # regions around their last box. Faces entering between keyframes are found
+    # at the next one. 0 = full detection on every sampled frame. A keyframe
+    # also starts every analysis job, so the interval is at most batch_frames samples.
+    keyframe_seconds: float = 2.0
     identity_faces: int = 3          # best faces per track that get an identity embedding
     person_threshold: float | None = None   # identity distance for same person; None = per encoder
     max_pixels: int = 64_000_000     # larger images/frames fail as too large (decompression bombs)

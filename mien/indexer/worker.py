@@ -158,10 +158,40 @@ def analyze_image(path: str, max_pixels: int) -> ImageResult:
     return ImageResult(faces=[_strip(f) for f in faces])
 
 
-def analyze_frames(frames: list) -> list[FrameResult]:
-    """Sampled video frames [(index, timestamp_ms, image)]: no identity yet (per track later)."""
+def _detect_segment(images: list, guided: bool) -> list[list]:
+    """Faces of consecutive sampled frames. The first frame is a keyframe (full
+    detection); with `guided`, each later frame re-finds the previous frame's
+    faces in small regions around them (detect_near) and falls back to a full
+    detection only when one of them is lost. Faces entering the picture
+    between keyframes are therefore found at the next keyframe."""
+    an = analyzer()
+    near = getattr(an.detector, "detect_near", None) if guided else None
+    per_image, previous = [], []
+    for i, image in enumerate(images):
+        if i == 0 or near is None:
+            faces = an.detect(image)
+        elif not previous:
+            faces = []  # nobody in the last frame: wait for the next keyframe
+        else:
+            found = near(image, [f.bbox for f in previous])
+            faces = [f for f in found if f is not None]
+            if len(faces) < len(found):
+                faces = an.detect(image)  # a face got lost: look at the whole frame
+            faces.sort(key=lambda f: (f.bbox[0], f.bbox[1]))
+        per_image.append(faces)
+        previous = faces
+    return per_image
+
+
+def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
+    """Consecutive sampled video frames [(index, timestamp_ms, image)]; no identity yet (per
+    track later). guided=True: the first frame is a keyframe, see _detect_segment."""
+    an = analyzer()
     images = [image for _, _, image in frames]
-    per_image = [_detect_assess_align(image) for image in images]
+    per_image = _detect_segment(images, guided)
+    for image, faces in zip(images, per_image):
+        an.assess(image, faces)
+        an.align(image, [f for f in faces if _passed(f)])
     _embed_expressions(images, per_image)
     results = []
     for (index, ts, image), faces in zip(frames, per_image):
