@@ -260,14 +260,14 @@ def fetch(csv_path: str | os.PathLike, out_dir: str | os.PathLike, *, workers: i
 
     to_download = []
     for url in faces_by_url:
-        if url in dead:
-            report.dead += 1
-        elif (out / "images" / f"{url_key(url)}.img").exists():
+        if (out / "images" / f"{url_key(url)}.img").exists():  # before `dead`: --retry-dead may have revived it
             report.cached += 1
             if crops_missing(url):
                 to_download.append((url, True))
             else:
                 report.crops_cached += len(faces_by_url[url])
+        elif url in dead:
+            report.dead += 1
         else:
             to_download.append((url, False))
 
