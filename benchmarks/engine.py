@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     from mien.engine.faces import EngineConfig, FaceAnalyzer, faceqa
     from mien.engine.faces.align import expression_crop
     from mien.engine.faces.analyzer import thumbnail
-    from mien.engine.faces.detect import downscale, landmarks68, to_gray
+    from mien.engine.faces.detect import landmarks68, to_gray
 
     images = load_photos()
     cfg = EngineConfig(upsample=args.upsample, min_face=args.min_face)
@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     total_faces = 0
     for name, img in tqdm(list(images.items()), desc="stages", unit="img"):
         def hog():
-            small, scale = downscale(to_gray(img), cfg.max_side)
-            return det.detector.run(small, det.upsample_for(scale), cfg.det_threshold)[0], scale
+            gray = to_gray(img)
+            return det.hog(gray, (0, 0, gray.shape[1], gray.shape[0]), det.detection_scale(gray.shape))
         ms_det, _ = timed(hog, args.repeat)
         faces = an.detect(img)
         total_faces += len(faces)

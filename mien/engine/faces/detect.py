@@ -113,7 +113,7 @@ class DlibDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = to_gray(check_image(image))
         scale = self.detection_scale(gray.shape)
-        rects, scores = self._hog(gray, (0, 0, gray.shape[1], gray.shape[0]), scale)
+        rects, scores = self.hog(gray, (0, 0, gray.shape[1], gray.shape[0]), scale)
         faces = [self._face(gray, box, score) for box, score in zip(rects, scores)
                  if min(box[2] - box[0], box[3] - box[1]) + 1 >= self.cfg.min_face]
         faces.sort(key=lambda f: (f.bbox[0], f.bbox[1]))
@@ -139,7 +139,7 @@ class DlibDetector:
                    int(min(w, np.ceil(x2 + pad))), int(min(h, np.ceil(y2 + pad))))
             found = None
             if roi[2] - roi[0] >= 8 and roi[3] - roi[1] >= 8:
-                rects, scores = self._hog(gray, roi, ROI_FACE / side)
+                rects, scores = self.hog(gray, roi, ROI_FACE / side)
                 cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
                 best = None
                 for r, score in zip(rects, scores):
@@ -154,7 +154,7 @@ class DlibDetector:
             out.append(found)
         return out
 
-    def _hog(self, gray: np.ndarray, roi, scale: float):
+    def hog(self, gray: np.ndarray, roi, scale: float):
         """HOG over gray[roi] resized by `scale`; boxes (dlib-style, inclusive) in full-image pixels."""
         import cv2
 
