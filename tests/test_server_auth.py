@@ -102,3 +102,21 @@ def test_mien_serve_token_file_and_sigterm(photo_store, tmp_path):
     assert proc.returncode == 0, out
     assert "rpc=Stats status=OK" in out                       # one structured line per RPC
     assert "SIGTERM" in out and "stopped" in out
+
+
+def test_every_cli_client_command_sends_the_token_file(photo_store, tmp_path, monkeypatch, capsys):
+    """Query and analytics subcommands share one set of connection flags and one token."""
+    from mien.clients.cli import main
+
+    monkeypatch.delenv("MIEN_TOKEN", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    server, target = start_server(photo_store.store_dir, token=TOKEN)
+    try:
+        for argv in (["stats"], ["tag", "list"], ["summary", "--person", "Obama"]):
+            assert main(argv + ["--server", target, "--token-file", str(token_file)]) == 0, argv
+            assert main(argv + ["--server", target]) != 0, argv   # no token: refused
+        out = capsys.readouterr()
+        assert "UNAUTHENTICATED" in out.err
+    finally:
+        server.stop(None)

@@ -23,6 +23,7 @@ from mien.engine.analytics import (
     StoreClusters,
     StoreTagReport,
 )
+from mien.clients.client import auth_metadata, open_channel
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -43,27 +44,18 @@ class AnalyticsClient:
                  timeout: float = 600.0):
         """tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext).
         target_or_channel may also be a mien.clients.Client, whose channel is shared."""
+        metadata = auth_metadata(token)
         if hasattr(target_or_channel, "_channel") and isinstance(target_or_channel._channel, grpc.Channel):
-            target_or_channel = target_or_channel._channel  # a mien.clients.Client
+            # a mien.clients.Client: share its channel and, unless told otherwise, its token
+            if token is None:
+                metadata = target_or_channel.metadata
+            target_or_channel = target_or_channel._channel
         if isinstance(target_or_channel, grpc.Channel):
             self._channel, self._own = target_or_channel, False
         else:
-            target = target_or_channel or default_target()
-            options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                       ("grpc.max_send_message_length", 64 * 1024 * 1024)]
-            if tls:
-                roots = None
-                if isinstance(tls, (str, os.PathLike)):
-                    roots = Path(tls).read_bytes()
-                elif isinstance(tls, bytes):
-                    roots = tls
-                creds = grpc.ssl_channel_credentials(root_certificates=roots)
-                self._channel = grpc.secure_channel(target, creds, options=options)
-            else:
-                self._channel = grpc.insecure_channel(target, options=options)
+            self._channel = open_channel(target_or_channel or default_target(), tls)
             self._own = True
-        token = token if token is not None else os.environ.get("MIEN_TOKEN")
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._metadata = metadata
         self._timeout = timeout
         self.stub = analytics_pb2_grpc.AnalyticsStub(self._channel)
 

@@ -163,6 +163,27 @@ def _result(resp) -> SearchResult:
     return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms)
 
 
+def open_channel(target: str, tls: bool | str | bytes | os.PathLike | None = None) -> grpc.Channel:
+    """A channel to "host:port"; tls: True (system roots), a CA PEM path or bytes, or None."""
+    options = [("grpc.max_send_message_length", _MAX_MESSAGE),
+               ("grpc.max_receive_message_length", _MAX_MESSAGE)]
+    if not tls:
+        return grpc.insecure_channel(target, options=options)
+    roots = None
+    if isinstance(tls, (str, os.PathLike)):
+        roots = Path(tls).read_bytes()
+    elif isinstance(tls, bytes):
+        roots = tls
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots),
+                               options=options)
+
+
+def auth_metadata(token: str | None):
+    """Call metadata carrying the bearer token (default env MIEN_TOKEN), or None."""
+    token = token if token is not None else os.environ.get("MIEN_TOKEN")
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
 class Client:
     """Connection to a mien server. Thread-safe; use as a context manager or call close()."""
 
@@ -170,21 +191,9 @@ class Client:
                  tls: bool | str | bytes | None = None, timeout: float | None = 60.0):
         """target "host:port"; token: bearer token (default env MIEN_TOKEN);
         tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext)."""
-        options = [("grpc.max_send_message_length", _MAX_MESSAGE),
-                   ("grpc.max_receive_message_length", _MAX_MESSAGE)]
-        if tls:
-            roots = None
-            if isinstance(tls, (str, os.PathLike)):
-                roots = Path(tls).read_bytes()
-            elif isinstance(tls, bytes):
-                roots = tls
-            creds = grpc.ssl_channel_credentials(root_certificates=roots)
-            self._channel = grpc.secure_channel(target, creds, options=options)
-        else:
-            self._channel = grpc.insecure_channel(target, options=options)
+        self._channel = open_channel(target, tls)
         self._stub = search_pb2_grpc.MienStub(self._channel)
-        token = token if token is not None else os.environ.get("MIEN_TOKEN")
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._metadata = auth_metadata(token)
         self.timeout = timeout
         self.target = target
 
