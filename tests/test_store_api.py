@@ -70,12 +70,13 @@ def test_persons_merge_and_assignment(w):
     assert list(w.person_face_ids(a)) == ids[0::3] and list(w.person_face_ids(b)) == ids[1::3]
     w.set_faces_person(ids[2::3], b)
     assert w.get_face(ids[2]).person_id == b
+    assert (w.get_person(a).count, w.get_person(b).count) == (3, 6)  # the store counts
     w.merge_persons(b, a)
-    assert sorted(w.person_face_ids(a)) == sorted(ids) and w.get_person(a).count == 3
+    assert sorted(w.person_face_ids(a)) == sorted(ids) and w.get_person(a).count == 9
     with pytest.raises(NotFoundError):
         w.get_person(b)
-    w.update_person(a, name="alice2", count=7)
-    assert w.find_person("alice2").count == 7 and w.find_person("alice") is None
+    w.update_person(a, name="alice2", count=7)  # count is the store's: ignored
+    assert w.find_person("alice2").count == 9 and w.find_person("alice") is None
     assert [h.face_id for h in w.search_person(w.get_face(ids[4]).expression, a, 1)] == [ids[4]]
     with pytest.raises(NotFoundError):
         w.set_faces_person(ids[:1], 999)

@@ -114,3 +114,12 @@ class PersonBook:
 
     def set(self, person_id: int, name, centroid, count) -> None:
         self.persons[person_id] = KnownPerson(person_id, name, normalise(centroid), int(count))
+
+    def refresh(self, person) -> None:
+        """Take a store Person as it is now (the store computes counts and centroids)."""
+        self.set(person.person_id, person.name, person.centroid, person.count)
+
+    def reload(self, persons) -> None:
+        self.persons = {}
+        for p in persons:
+            self.refresh(p)

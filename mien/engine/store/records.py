@@ -61,10 +61,18 @@ class SourceRecord:
 
 @dataclass
 class Person:
+    """A person. `count` and (unless enrolled) `centroid` are maintained by the store.
+
+    centroid: the identity used for linking — the enrolled `reference` when the
+    person has one, else the normalised sum of its faces' L2-normalised
+    identity vectors (the seed given at creation while it has none).
+    """
+
     person_id: int
     name: str | None
     centroid: np.ndarray
     count: int
+    reference: np.ndarray | None = None
 
 
 @dataclass
@@ -128,28 +136,50 @@ def _unpack(value: bytes) -> tuple[dict, memoryview]:
     return json.loads(bytes(value[4 : 4 + n])), value[4 + n :]
 
 
+# A face value: a fixed binary header (no JSON parse on the read path: the
+# server decodes one per search hit), the uri, then 10 landmark and 16 pooled
+# floats. The leading 0xFFFFFFFF tells it from the older JSON-header values
+# (a JSON length can never be that), which are still decoded.
+_FACE_MAGIC = b"\xff\xff\xff\xff"
+_FACE_HDR = struct.Struct("<4sqq4ff4fiI")  # magic frame ts bbox det q(4) track uri_len
+
+
 def encode_face(f: FaceRecord) -> bytes:
-    header = {
-        "s": f.source_uri, "f": int(f.frame_index), "t": int(f.timestamp_ms),
-        "b": [float(x) for x in f.bbox], "d": float(f.det_score),
-        "q": [float(f.sharpness), float(f.yaw), float(f.pitch), float(f.roll)],
-        "tr": int(f.track_id),
-    }
     lm = np.asarray(f.landmarks5, dtype=np.float32).reshape(-1)
     if lm.shape[0] != 10:
         raise BadInputError(f"landmarks5 must be (5, 2), got {np.shape(f.landmarks5)}")
-    return _pack(header, lm, as_vector(f.pooled, EXPR_DIM, "pooled vector"))
+    if len(f.bbox) != 4:
+        raise BadInputError(f"bbox must have 4 values, got {len(f.bbox)}")
+    uri = f.source_uri.encode()
+    head = _FACE_HDR.pack(_FACE_MAGIC, int(f.frame_index), int(f.timestamp_ms), *(float(x) for x in f.bbox),
+                          float(f.det_score), float(f.sharpness), float(f.yaw), float(f.pitch),
+                          float(f.roll), int(f.track_id), len(uri))
+    pooled = as_vector(f.pooled, EXPR_DIM, "pooled vector")
+    return b"".join((head, uri, lm.astype("<f4").tobytes(), pooled.astype("<f4").tobytes()))
+
+
+def _face_fields(value) -> tuple:
+    """(uri, frame, ts, bbox, det, sharpness, yaw, pitch, roll, track, floats) of either format."""
+    if bytes(value[:4]) == _FACE_MAGIC:
+        (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
+        o = _FACE_HDR.size
+        uri = bytes(value[o:o + n]).decode()
+        floats = np.frombuffer(value, dtype="<f4", offset=o + n)
+        return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, floats
+    h, tail = _unpack(value)
+    q = h["q"]
+    return (h["s"], h["f"], h["t"], tuple(h["b"]), h["d"], q[0], q[1], q[2], q[3], h["tr"],
+            np.frombuffer(tail, dtype="<f4"))
 
 
 def decode_face(face_id: int, value: bytes, row: np.void, identity, thumbnail: bytes) -> FaceRecord:
-    h, tail = _unpack(value)
-    floats = np.frombuffer(tail, dtype="<f4")
+    uri, frame, ts, bbox, det, sh, yaw, pitch, roll, tr, floats = _face_fields(value)
     return FaceRecord(
-        source_uri=h["s"], frame_index=h["f"], timestamp_ms=h["t"], bbox=tuple(h["b"]),
-        landmarks5=floats[:10].reshape(5, 2).copy(), det_score=h["d"],
-        sharpness=h["q"][0], yaw=h["q"][1], pitch=h["q"][2], roll=h["q"][3],
+        source_uri=uri, frame_index=frame, timestamp_ms=ts, bbox=bbox,
+        landmarks5=floats[:10].reshape(5, 2).copy(), det_score=det,
+        sharpness=sh, yaw=yaw, pitch=pitch, roll=roll,
         expression=np.array(row["e"], dtype=np.float32), pooled=floats[10:26].copy(),
-        identity=identity, track_id=h["tr"], person_id=int(row["person"]),
+        identity=identity, track_id=tr, person_id=int(row["person"]),
         thumbnail=thumbnail, face_id=face_id,
     )
 
@@ -183,13 +213,34 @@ def decode_source(value: bytes) -> tuple[SourceRecord, int]:
     return SourceRecord(**d), no
 
 
-def encode_person(p: Person) -> bytes:
-    return _pack({"n": p.name, "c": int(p.count), "d": int(len(p.centroid))}, p.centroid)
+def encode_person(p: Person, n_ident: int = 0, ident_sum: np.ndarray | None = None) -> bytes:
+    """Header + centroid (f4) [+ reference (f4)] [+ float64 sum of its faces' unit identities].
+
+    `n_ident` faces with an identity contributed to `ident_sum`; the store keeps
+    both exact in the transaction that moves faces, so counts never go stale.
+    """
+    ref = p.reference
+    s = np.zeros(0) if ident_sum is None else np.asarray(ident_sum, dtype="<f8")
+    header = {"n": p.name, "c": int(p.count), "d": int(len(p.centroid)),
+              "r": 0 if ref is None else int(len(ref)), "i": int(n_ident), "sd": int(len(s))}
+    parts = [p.centroid] if ref is None else [p.centroid, ref]
+    return _pack(header, *parts) + s.astype("<f8").tobytes()
+
+
+def decode_person_stats(person_id: int, value: bytes) -> tuple[Person, int, np.ndarray | None]:
+    """(person, n_ident, float64 identity sum or None for a record written before the sums)."""
+    h, tail = _unpack(value)
+    d, r = h["d"], h.get("r", 0)
+    c = np.frombuffer(tail, dtype="<f4", count=d).copy()
+    if "i" not in h:  # older record: a named person's centroid was its reference
+        return Person(person_id, h["n"], c, h["c"], c.copy() if h["n"] else None), 0, None
+    ref = np.frombuffer(tail, dtype="<f4", count=r, offset=4 * d).copy() if r else None
+    s = np.frombuffer(tail, dtype="<f8", count=h["sd"], offset=4 * (d + r)).copy()
+    return Person(person_id, h["n"], c, h["c"], ref), h["i"], s
 
 
 def decode_person(person_id: int, value: bytes) -> Person:
-    h, tail = _unpack(value)
-    return Person(person_id, h["n"], np.frombuffer(tail, dtype="<f4").copy(), h["c"])
+    return decode_person_stats(person_id, value)[0]
 
 
 def encode_tag(t: Tag) -> bytes:
