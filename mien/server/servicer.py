@@ -24,12 +24,11 @@ class MienServicer(search_pb2_grpc.MienServicer):
 
     # -- helpers ----------------------------------------------------------------
     def _hits(self, hits, include_thumbnails: bool) -> list:
-        """FaceHit messages for store Hits; one record read per hit."""
-        store = self.ctx.store
+        """FaceHit messages for store Hits; all records from one read transaction."""
         name = self.ctx.person_name
+        records = self.ctx.store.get_faces([h.face_id for h in hits], thumbnail=include_thumbnails)
         out = []
-        for hit in hits:
-            rec = store.get_face(hit.face_id, thumbnail=include_thumbnails)
+        for hit, rec in zip(hits, records):
             x1, y1, x2, y2 = rec.bbox
             msg = _FaceHit(
                 face_id=hit.face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,

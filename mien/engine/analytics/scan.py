@@ -1,6 +1,7 @@
 """Whole-store scans shared by tagging and clustering: every face id with its person.
 
-Uses the store's bulk listing when it has one and otherwise walks the sources,
+Uses the store's bulk API (`face_table` from the in-memory index, one-txn
+`vectors`) when it has one, and otherwise walks the sources record by record,
 so analytics keep working against any Store that honours docs/INTERFACES.md.
 """
 
@@ -10,13 +11,19 @@ import numpy as np
 
 from mien.errors import NotFoundError
 
+BLOCK = 1 << 20  # faces per bulk vectors() call: a big block lets the store scan sequentially
+
+
+def _table(store) -> dict | None:
+    method = getattr(store, "face_table", None)
+    return method() if callable(method) else None
+
 
 def all_face_ids(store) -> np.ndarray:
     """Every face id in the store, sorted (int64)."""
-    for name in ("face_ids", "all_face_ids"):
-        method = getattr(store, name, None)
-        if callable(method):
-            return np.sort(np.asarray(method(), dtype=np.int64))
+    table = _table(store)
+    if table is not None:
+        return np.asarray(table["face_id"], dtype=np.int64)
     ids: list[int] = []
     for source in store.list_sources():
         ids.extend(face.face_id for face in _faces_of(store, source.uri))
@@ -31,11 +38,23 @@ def _faces_of(store, uri: str) -> list:
 
 
 def face_batches(store, chunk: int = 65536):
-    """Yield (face_ids, person_ids, pooled vectors) over the whole store, ~chunk faces each.
+    """Yield (face_ids, person_ids, pooled vectors) over the whole store, ~chunk faces each."""
+    table = _table(store)
+    if table is None:
+        yield from _record_batches(store, chunk)
+        return
+    ids = np.asarray(table["face_id"], dtype=np.int64)
+    persons = np.asarray(table["person_id"], dtype=np.int64)
+    for lo in range(0, len(ids), BLOCK):
+        block = ids[lo:lo + BLOCK]
+        pooled = np.asarray(store.vectors(block, kind="pooled"), dtype=np.float32)
+        for start in range(0, len(block), chunk):
+            end = start + chunk
+            yield block[start:end], persons[lo + start:lo + end], pooled[start:end]
 
-    One pass over the face records, source by source: each record carries its
-    person and pooled vector, so no second lookup is needed.
-    """
+
+def _record_batches(store, chunk: int):
+    """The fallback: one pass over the face records, source by source."""
     ids: list[int] = []
     persons: list[int] = []
     pooled: list[np.ndarray] = []
@@ -54,10 +73,18 @@ def face_batches(store, chunk: int = 65536):
 
 
 def person_of_faces(store, face_ids: np.ndarray) -> np.ndarray:
-    """person_id per face id (-1 for unknown), via the persons' face lists (no record reads)."""
+    """person_id per face id (-1 for unknown or gone), without record reads."""
     face_ids = np.asarray(face_ids, dtype=np.int64)
     persons = np.full(face_ids.shape, -1, dtype=np.int64)
     if face_ids.size == 0:
+        return persons
+    table = _table(store)
+    if table is not None:
+        all_ids = np.asarray(table["face_id"], dtype=np.int64)
+        if all_ids.size:
+            pos = np.minimum(np.searchsorted(all_ids, face_ids), all_ids.size - 1)
+            found = all_ids[pos] == face_ids
+            persons[found] = np.asarray(table["person_id"], dtype=np.int64)[pos[found]]
         return persons
     for person in store.list_persons():
         members = np.asarray(store.person_face_ids(person.person_id), dtype=np.int64)
@@ -84,8 +111,13 @@ def resolve_person(store, person) -> "object":
     return found
 
 
-def vectors_in_chunks(store, face_ids: np.ndarray, kind: str, chunk: int = 65536):
-    """Yield (offset, vectors) for face_ids in chunks, bounding memory on big stores."""
+def vectors_in_chunks(store, face_ids: np.ndarray, kind: str, chunk: int = BLOCK):
+    """Yield (offset, vectors) for face_ids in chunks, bounding memory on big stores.
+
+    Big chunks: one store.vectors call per chunk is one transaction, and a
+    chunk covering much of the store is read by one sequential scan.
+    """
+    face_ids = np.asarray(face_ids, dtype=np.int64)
     for start in range(0, len(face_ids), chunk):
         part = face_ids[start : start + chunk]
-        yield start, np.asarray(store.vectors(part.tolist(), kind=kind), dtype=np.float32)
+        yield start, np.asarray(store.vectors(part, kind=kind), dtype=np.float32)

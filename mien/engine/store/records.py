@@ -158,28 +158,32 @@ def encode_face(f: FaceRecord) -> bytes:
     return b"".join((head, uri, lm.astype("<f4").tobytes(), pooled.astype("<f4").tobytes()))
 
 
+_ROW_PERSON = struct.Struct("<i")
+
+
 def _face_fields(value) -> tuple:
     """(uri, frame, ts, bbox, det, sharpness, yaw, pitch, roll, track, floats) of either format."""
-    if bytes(value[:4]) == _FACE_MAGIC:
+    if value[:4] == _FACE_MAGIC:
         (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
         o = _FACE_HDR.size
-        uri = bytes(value[o:o + n]).decode()
-        floats = np.frombuffer(value, dtype="<f4", offset=o + n)
+        uri = value[o:o + n].decode()
+        floats = np.frombuffer(value, dtype="<f4", count=26, offset=o + n).copy()
         return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, floats
     h, tail = _unpack(value)
     q = h["q"]
     return (h["s"], h["f"], h["t"], tuple(h["b"]), h["d"], q[0], q[1], q[2], q[3], h["tr"],
-            np.frombuffer(tail, dtype="<f4"))
+            np.frombuffer(tail, dtype="<f4", count=26).copy())
 
 
-def decode_face(face_id: int, value: bytes, row: np.void, identity, thumbnail: bytes) -> FaceRecord:
+def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: bytes) -> FaceRecord:
+    """A FaceRecord from its `faces` value and its raw `vec` row (VEC_DTYPE bytes)."""
     uri, frame, ts, bbox, det, sh, yaw, pitch, roll, tr, floats = _face_fields(value)
     return FaceRecord(
         source_uri=uri, frame_index=frame, timestamp_ms=ts, bbox=bbox,
-        landmarks5=floats[:10].reshape(5, 2).copy(), det_score=det,
+        landmarks5=floats[:10].reshape(5, 2), det_score=det,
         sharpness=sh, yaw=yaw, pitch=pitch, roll=roll,
-        expression=np.array(row["e"], dtype=np.float32), pooled=floats[10:26].copy(),
-        identity=identity, track_id=tr, person_id=int(row["person"]),
+        expression=np.frombuffer(row, dtype="<f4", count=EXPR_DIM).copy(), pooled=floats[10:26],
+        identity=identity, track_id=tr, person_id=_ROW_PERSON.unpack_from(row, VEC_DTYPE.itemsize - 4)[0],
         thumbnail=thumbnail, face_id=face_id,
     )
 

@@ -919,7 +919,7 @@ class Store:
         ident = txn.get(k, db=d["ident"])
         thumb = txn.get(k, db=d["thumbs"]) if thumbnail else None
         return decode_face(
-            int(face_id), txn.get(k, db=d["faces"]), np.frombuffer(bytes(row), dtype=VEC_DTYPE)[0],
+            int(face_id), txn.get(k, db=d["faces"]), row,
             None if ident is None else np.frombuffer(bytes(ident), dtype="<f4").copy(),
             b"" if thumb is None else bytes(thumb),
         )
@@ -947,7 +947,7 @@ class Store:
                 iv = get(k, db=ident)
                 t = get(k, db=thumbs) if thumbnail else None
                 out.append(decode_face(
-                    int(fid), get(k, db=faces), np.frombuffer(row, dtype=VEC_DTYPE)[0],
+                    int(fid), get(k, db=faces), row,
                     None if iv is None else np.frombuffer(iv, dtype="<f4").copy(),
                     b"" if t is None else bytes(t)))
         return out
