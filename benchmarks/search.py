@@ -5,7 +5,9 @@ Synthetic L2-normalised 16-d vectors drawn around ~1000 centres on the sphere;
 Store end to end (its default index through Store.search, LMDB included):
 recall@10 against exact search, single-query p50/p99 on one thread, batch QPS,
 build time, bytes per face in RAM. Then person-restricted search (a person
-with 1 % of the faces): Store.search_person vs. a filtered full scan.
+with 1 % of the faces): Store.search_person vs. a filtered full scan. Then
+bulk reads (get_faces, vectors, face_table) against one-at-a-time baselines
+(`--reads-only --store-dir DIR` runs only those, on an existing store).
 
     python benchmarks/search.py --n 1000000 --out search.json
 """
@@ -223,6 +225,55 @@ def bench_store(path, xb, xq, truth, pid, person_rows, args):
     return rows, restricted_out
 
 
+def bench_reads(path: str, xq: np.ndarray) -> list[dict]:
+    """Bulk reads against their one-at-a-time baselines, interleaved in the same run.
+
+    - records for K search hits: get_face per hit (baseline) vs one get_faces call;
+    - pooled vectors of every face: one get per id in a Python loop (baseline) vs
+      store.vectors (one transaction, sequential scan for a large id set);
+    - face_table (every face's person, source, time from the in-memory index), timed alone.
+    """
+    from mien.engine.store import Store
+    from mien.engine.store.records import EXPR_DIM, id_key
+
+    rows = []
+    with Store(path, "r") as r:
+        hits = [[h.face_id for h in r.search(q, K)] for q in xq[:500]]
+        one, bulk = [], []
+        for ids in hits * 2:  # interleaved, so load changes hit both alike
+            t = time.perf_counter()
+            [r.get_face(i, thumbnail=False) for i in ids]
+            one.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r.get_faces(ids)
+            bulk.append(time.perf_counter() - t)
+        p_one, p_bulk = np.median(one) * 1e3, np.median(bulk) * 1e3
+        rows.append({"read": f"records of {K} hits: get_face x{K} (baseline)", "p50_ms": p_one})
+        rows.append({"read": f"records of {K} hits: get_faces", "p50_ms": p_bulk, "speedup": p_one / p_bulk})
+
+        table = r.face_table()
+        ids = table["face_id"]
+        with timer() as t:
+            db = r._db["faces"]
+            with r._begin() as txn:
+                out = np.empty((len(ids), EXPR_DIM), np.float32)
+                for i, fid in enumerate(ids):
+                    out[i] = np.frombuffer(txn.get(id_key(fid), db=db)[-EXPR_DIM * 4:], dtype="<f4")
+        base = t()
+        rows.append({"read": f"pooled of {len(ids)} faces: get per id (baseline)", "seconds": base,
+                     "faces_per_s": len(ids) / base})
+        with timer() as t:
+            got = r.vectors(ids, kind="pooled")
+        assert np.array_equal(got, out)
+        rows.append({"read": f"pooled of {len(ids)} faces: vectors()", "seconds": t(),
+                     "faces_per_s": len(ids) / t(), "speedup": base / t()})
+        with timer() as t:
+            r.face_table()
+        rows.append({"read": f"face ids/persons/sources/times: face_table ({len(ids)})", "seconds": t(),
+                     "faces_per_s": len(ids) / t()})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="faces")
@@ -234,7 +285,17 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-hnsw", action="store_true")
     ap.add_argument("--store-dir", default=None, help="keep the benchmark store here (default: temp)")
     ap.add_argument("--out", default=None, help="write JSON results here")
+    ap.add_argument("--reads-only", action="store_true",
+                    help="only the bulk-read measurements, on the existing store in --store-dir")
     args = ap.parse_args(argv)
+    if args.reads_only:
+        if not args.store_dir:
+            ap.error("--reads-only needs --store-dir")
+        xq = synth(args.queries, np.random.default_rng(1), np.eye(D, dtype=np.float32), args.spread)
+        reads = bench_reads(args.store_dir, xq)
+        print_table(reads, ["read", "p50_ms", "seconds", "faces_per_s", "speedup"])
+        write_json(args.out, {"reads": reads})
+        return 0
 
     import faiss
 
@@ -277,8 +338,11 @@ def main(argv=None) -> int:
           f"{restricted['filtered_full_scan_p50_ms']:.3f} ms -> {restricted['speedup']:.1f}x, "
           f"recall@10 {restricted['recall_at_10']:.4f}; search(persons=[p]) "
           f"p50 {restricted['store_search_persons_filter_p50_ms']:.3f} ms")
+    reads = bench_reads(tmp, xq)
+    print()
+    print_table(reads, ["read", "p50_ms", "seconds", "faces_per_s", "speedup"])
     write_json(args.out, {"n": args.n, "queries": args.queries, "default": default,
-                          "configs": rows, "restricted": restricted})
+                          "configs": rows, "restricted": restricted, "reads": reads})
     if not args.store_dir:
         import shutil
 

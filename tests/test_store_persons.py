@@ -177,3 +177,35 @@ def test_kill_minus_9_during_person_writes(tmp_path):
     assert kills == 8
     with Store(path, "r") as r:
         assert r.stats()["faces"] > 0 and r.list_persons()
+
+
+def test_store_from_older_mien_gets_counts_recomputed_once(tmp_path):
+    """Person records without the identity sum (older mien, caller-written counts) are fixed on writer open."""
+    import lmdb
+
+    from mien.engine.store.records import _pack, id_key
+
+    path = str(tmp_path / "s")
+    with Store(path, "w", ENC) as w:
+        a = w.add_person("ann", np.eye(32)[0])
+        b = w.add_person(None, np.ones(32))
+        w.replace_source(source_record("a.mp4", 1), source_faces("a.mp4", 1, persons=[a, b, b, -1], n=12))
+        want = {p.person_id: p for p in w.list_persons()}
+    # rewrite the person records as an older mien did: JSON header + centroid, a wrong count
+    env = lmdb.open(path, max_dbs=20)
+    persons, meta = env.open_db(b"persons"), env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        for pid, c in ((a, np.eye(32)[0]), (b, np.ones(32))):
+            txn.put(id_key(pid), _pack({"n": want[pid].name, "c": 99, "d": 32}, c.astype(np.float32)), db=persons)
+        txn.delete(b"person_stats", db=meta)
+    env.close()
+    with Store(path, "r") as r:
+        assert sorted(r.check_persons()) == [a, b] and r.get_person(b).count == 99
+    with Store(path, "w") as w:  # the writer recomputes once
+        assert w.check_persons() == []
+        for pid in (a, b):
+            got = w.get_person(pid)
+            assert got.count == want[pid].count
+            np.testing.assert_allclose(got.centroid, want[pid].centroid, atol=1e-6)
+        assert w.get_person(a).reference is not None  # a named person's old centroid is its reference
+        assert_persons_exact(w)
