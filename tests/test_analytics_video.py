@@ -27,8 +27,8 @@ def indexed(tmp_path_factory):
     summary = index_paths([str(media)], str(root / "store"),
                           options=IndexOptions(fps=2.0, workers=1, show_progress=False))
     assert summary.videos == 1 and summary.failed_count == 0
-    analyzer = FaceAnalyzer(EngineConfig())
     store = Store(str(root / "store"), mode="w")
+    analyzer = FaceAnalyzer(EngineConfig().matching_store(store.encoders))
     yield {"store": store, "analyzer": analyzer, "timeline": timeline, "root": root}
     store.close()
 

@@ -87,7 +87,7 @@ def test_large_image_detected_on_downscaled_copy(an):
 
 def test_encoders_names_the_models(an):
     assert an.encoders == {"detector": "dlib-hog", "identity": "dlib-resnet", "identity_dim": 128,
-                           "expression": "landmarks-v1", "expression_dim": 16}
+                           "expression": "landmarks-v1", "expression_dim": 16, "detector_min_face": 40}
 
 
 def test_bad_image_arrays_are_refused(an):

@@ -101,13 +101,13 @@ class _Local:
         from mien.engine.analytics import create_tag
         from mien.engine.store import Store
 
-        analyzer = None
-        if args.image:
-            from mien.engine.faces import EngineConfig, FaceAnalyzer
-
-            analyzer = FaceAnalyzer(EngineConfig())
         images = [(path, args.face_index) for path in (args.image or ())]
         with Store(self.dir, mode="w") as store:
+            analyzer = None
+            if args.image:
+                from mien.engine.faces import EngineConfig, FaceAnalyzer
+
+                analyzer = FaceAnalyzer(EngineConfig().matching_store(store.encoders))
             return create_tag(store, args.name, images=images, face_ids=args.face_id or (),
                               threshold=0.5 if args.threshold is None else args.threshold,
                               analyzer=analyzer, replace=args.replace)

@@ -365,6 +365,22 @@ class Indexer:
         self._tick(job.path, done=True)
 
 
+def engine_config_for(store_dir, config=None):
+    """`config` (default EngineConfig()) detecting at the scale of the store's faces.
+
+    Landmark-derived vectors shift with the detection scale, so every run into
+    one store detects with the min_face the store was built with.
+    """
+    from mien.engine.faces import EngineConfig
+    from mien.engine.store import Store
+
+    config = config or EngineConfig()
+    if not os.path.exists(os.path.join(os.fspath(store_dir), "data.mdb")):
+        return config
+    with Store(os.fspath(store_dir), mode="r") as store:
+        return config.matching_store(store.encoders)
+
+
 def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_config=None,
                 progress=None) -> IndexSummary:
     """Index files and folders into the store at `store_dir`; see IndexOptions."""
@@ -372,7 +388,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     from mien.engine.store import Store
 
     options = options or IndexOptions()
-    engine_config = engine_config or EngineConfig()
+    engine_config = engine_config or engine_config_for(store_dir)
     started = time.perf_counter()
     summary = IndexSummary()
     paths = [os.fspath(p) for p in paths]

@@ -116,8 +116,9 @@ class ServerContext:
                 if self._analyzer is None:
                     from mien.engine.faces import EngineConfig, FaceAnalyzer
 
-                    analyzer = FaceAnalyzer(self.engine_config or EngineConfig())
                     stored = self.store.encoders or {}
+                    config = (self.engine_config or EngineConfig()).matching_store(stored)
+                    analyzer = FaceAnalyzer(config)
                     for key in ("expression", "identity"):
                         if stored.get(key) and stored[key] != analyzer.encoders.get(key):
                             raise EncoderMismatchError(

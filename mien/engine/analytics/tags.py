@@ -157,12 +157,14 @@ def create_tag(
     if images:
         if analyzer is None:
             raise BadInputError("reference images need a face analyzer")
-        want = (store.encoders or {}).get("expression")
-        have = analyzer.encoders.get("expression")
-        if want and have and want != have:
-            raise EncoderMismatchError(
-                f"store expression encoder is {want!r}, analyzer's is {have!r}"
-            )
+        for key in ("expression", "detector_min_face"):
+            want = (store.encoders or {}).get(key)
+            have = analyzer.encoders.get(key)
+            if want and have and want != have:
+                raise EncoderMismatchError(
+                    f"store {key} is {want!r}, the analyzer's is {have!r} "
+                    "(build it with EngineConfig(...).matching_store(store.encoders))"
+                )
         for image in images:
             index = None
             if isinstance(image, tuple):

@@ -54,6 +54,9 @@ class FaceAnalyzer:
             "identity_dim": int(self.identity_encoder.dim),
             "expression": self.expression_encoder.name,
             "expression_dim": int(self.expression_encoder.dim),
+            # not an embedding space, but landmark-derived vectors shift with the
+            # detection scale: queries should be detected like the store's faces
+            "detector_min_face": int(self.config.min_face),
         }
 
     # -- stages -----------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass
@@ -50,6 +50,16 @@ class EngineConfig:
                 raise BadInputError(f"EngineConfig.{key}={getattr(self, key)!r}; expected one of {allowed}")
         if self.upsample < 0 or self.min_face < 1 or self.max_side < 64:
             raise BadInputError("EngineConfig: upsample >= 0, min_face >= 1, max_side >= 64")
+
+    def matching_store(self, encoders: dict | None) -> "EngineConfig":
+        """This config detecting at the scale a store's faces were detected at.
+
+        dlib's 68 landmarks (and so the landmark expression vector) shift with
+        the detection scale, so a query must be detected with the store's
+        min_face to land where the same face in the store did.
+        """
+        min_face = (encoders or {}).get("detector_min_face")
+        return replace(self, min_face=int(min_face)) if min_face else self
 
     def to_dict(self) -> dict:
         return asdict(self)
