@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mien.engine.faces.boxes import iou as box_iou
 from mien.training.fec import FaceRef, ParseStats, Triplet, read_csv
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class FaceCropper:
             box = (x1 - rx1, y1 - ry1, x2 - rx1, y2 - ry1)
             best, best_iou = None, 0.3  # the detection must be this face, not a neighbour
             for det in self._analyzer.detect(region):
-                iou = _iou(det.bbox, box)
+                iou = box_iou(det.bbox, box)
                 if iou > best_iou:
                     best, best_iou = det, iou
             if best is not None:
@@ -191,14 +192,6 @@ def box_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int = CROP
                   [0.0, scale, size / 2.0 - scale * cy]], np.float32)
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA,
                           borderMode=cv2.BORDER_REPLICATE)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def fetch(csv_path: str | os.PathLike, out_dir: str | os.PathLike, *, workers: int = 16,

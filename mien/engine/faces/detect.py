@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.boxes import iou
 from mien.engine.faces.modelfiles import dlib_model, require_file
 from mien.engine.faces.types import Face
 from mien.errors import BadInputError
@@ -148,7 +149,7 @@ class DlibDetector:
                     dist = np.hypot((r[0] + r[2]) / 2 - cx, (r[1] + r[3]) / 2 - cy)
                     if best is None or dist < best[0]:
                         best = (dist, r, score)
-                if best is not None and not any(_iou(best[1], t) > 0.5 for t in taken):
+                if best is not None and not any(iou(best[1], t) > 0.5 for t in taken):
                     found = self._face(gray, best[1], best[2])
                     taken.append(best[1])
             out.append(found)
@@ -179,14 +180,6 @@ class DlibDetector:
         box = (max(0.0, rect[0]), max(0.0, rect[1]), min(float(w), rect[2] + 1), min(float(h), rect[3] + 1))
         return Face(bbox=tuple(float(v) for v in box), det_score=float(score),
                     landmarks5=five_from_68(lm), landmarks68=lm)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def find_detector_onnx(path: Path) -> Path:
