@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 CROP_SIZE = 224
 MAX_BYTES = 25 * 1024 * 1024
-USER_AGENT = "mien-fec-fetch/1 (+https://github.com/; research dataset download)"
+USER_AGENT = "mien-fec-fetch/1 (research dataset download)"
 # Around a face box, the detector gets this much context per side (fraction of the box).
 DETECT_MARGIN = 0.4
 
