@@ -26,7 +26,8 @@ class MienServicer(search_pb2_grpc.MienServicer):
     def _hits(self, hits, include_thumbnails: bool) -> list:
         """FaceHit messages for store Hits; all records from one read transaction."""
         name = self.ctx.person_name
-        records = self.ctx.store.get_faces([h.face_id for h in hits], thumbnail=include_thumbnails)
+        records = self.ctx.store.get_faces([h.face_id for h in hits], thumbnail=include_thumbnails,
+                                            identity=False)
         out = []
         for hit, rec in zip(hits, records):
             x1, y1, x2, y2 = rec.bbox

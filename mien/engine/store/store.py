@@ -928,10 +928,11 @@ class Store:
         with self._begin() as txn:
             return self._face(txn, int(face_id), thumbnail)
 
-    def get_faces(self, face_ids, *, thumbnail: bool = False) -> list[FaceRecord]:
+    def get_faces(self, face_ids, *, thumbnail: bool = False, identity: bool = True) -> list[FaceRecord]:
         """Records of many faces, in the order given, from ONE read transaction.
 
-        No thumbnails unless asked (the JPEG is most of a record's bytes).
+        No thumbnails unless asked (the JPEG is most of a record's bytes);
+        identity=False skips the identity vectors (search hits don't show them).
         NotFoundError names the first missing face.
         """
         d = self._db
@@ -944,7 +945,7 @@ class Store:
                 row = get(k, db=vec)
                 if row is None:
                     raise NotFoundError(f"face {int(fid)} does not exist")
-                iv = get(k, db=ident)
+                iv = get(k, db=ident) if identity else None
                 t = get(k, db=thumbs) if thumbnail else None
                 out.append(decode_face(
                     int(fid), get(k, db=faces), row,
