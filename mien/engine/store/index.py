@@ -47,6 +47,7 @@ def window(dk: float, eps: float) -> float:
     r = np.sqrt(max(dk, 0.0)) + 2 * eps
     return dk + 4 * eps * r + 4 * eps * eps
 CHUNK = 1 << 18
+NO_LIST = 0xFFFF  # `lists` value of a row that is not in the IVF (exact index phase)
 
 
 class Grow:
@@ -97,8 +98,10 @@ def ann_template(n_train: int):
 
 
 class FaceIndex:
-    def __init__(self, nprobe: int = 16, k_factor: int = 4, exact_limit: int = 65536):
+    def __init__(self, nprobe: int = 16, k_factor: int = 4, exact_limit: int = 65536,
+                 probe_min: int = 4096):
         self.nprobe, self.k_factor, self.exact_limit = nprobe, k_factor, exact_limit
+        self.probe_min = probe_min  # persons with more rows probe IVF lists in restricted()
         self.ids = Grow(np.int64)
         self.vec = Grow(np.uint16, EXPR_DIM)  # bfloat16 bits
         self.max_norm = 0.0  # of any row: scales the bfloat16 error bound
@@ -106,6 +109,7 @@ class FaceIndex:
         self.src = Grow(np.int32)
         self.person = Grow(np.int32)
         self.alive = Grow(np.bool_)
+        self.lists = Grow(np.uint16)  # IVF list of each row, NO_LIST if none (nlist <= 4096)
         self.ann = None  # faiss index whose ids are rows
         self.ivf = False
         self.person_rows: dict[int, np.ndarray] = {}
@@ -114,7 +118,7 @@ class FaceIndex:
 
     def reserve(self, n: int) -> None:
         """Size the row arrays for n faces up front (no growth slack after a load)."""
-        for g in (self.ids, self.vec, self.ts, self.src, self.person, self.alive):
+        for g in (self.ids, self.vec, self.ts, self.src, self.person, self.alive, self.lists):
             if len(g.buf) < n:
                 new = np.zeros((n,) + g.buf.shape[1:], dtype=g.buf.dtype)
                 new[: g.n] = g.buf[: g.n]
@@ -154,12 +158,18 @@ class FaceIndex:
         self.person.extend(rows["person"])
         self.alive.extend(np.ones(len(face_ids), dtype=np.bool_))
         new_rows = np.arange(start, start + len(face_ids), dtype=np.int64)
+        lists = np.full(len(face_ids), NO_LIST, np.uint16)
         if ivf_done:
-            pass
+            pass  # merge_exact sets their lists
         elif self.ivf:
-            self.ann.add_with_ids(np.ascontiguousarray(e, dtype=np.float32), new_rows)
+            x = np.ascontiguousarray(e, dtype=np.float32)
+            ivf = self._ivf()
+            if ivf is not None:  # the list add_with_ids puts them in (same quantizer, same x)
+                lists[:] = ivf.quantizer.assign(x, 1)[:, 0]
+            self.ann.add_with_ids(x, new_rows)
         else:
             self.ann.add(np.ascontiguousarray(e, dtype=np.float32))
+        self.lists.extend(lists)
         self._index_groups(new_rows)
 
     def merge_exact(self, parts: list) -> None:
@@ -185,6 +195,7 @@ class FaceIndex:
                 if n == 0:
                     continue
                 ids = faiss.rev_swig_ptr(sinv.get_ids(lst), n).astype(np.int64) + off
+                self.lists.buf[ids] = lst
                 codes = faiss.rev_swig_ptr(sinv.get_codes(lst), n * cs)
                 inv.update_entries(lst, int(pos[lst]), n, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
                 pos[lst] += n
@@ -218,6 +229,24 @@ class FaceIndex:
         for lo in range(0, self.ids.n, CHUNK):
             hi = min(self.ids.n, lo + CHUNK)
             self.ann.add_with_ids(from_bf16(self.vec.a[lo:hi]), np.arange(lo, hi, dtype=np.int64))
+        import faiss
+
+        inv = faiss.extract_index_ivf(self.ann).invlists
+        for lst in range(inv.nlist):
+            n = inv.list_size(lst)
+            if n:
+                self.lists.buf[faiss.rev_swig_ptr(inv.get_ids(lst), n)] = lst
+
+    def _ivf(self):
+        """The CPU IndexIVF inside ann, or None (exact phase, or placed on a GPU)."""
+        if not self.ivf:
+            return None
+        import faiss
+
+        try:
+            return faiss.extract_index_ivf(self.ann)
+        except Exception:  # noqa: BLE001 - GPU indexes: restricted() stays exact
+            return None
 
     def rows_of(self, face_ids) -> np.ndarray:
         """Rows of the given face ids that this index holds (others dropped)."""
@@ -377,6 +406,12 @@ class FaceIndex:
         kk = k_eff * 4
         if len(rows) <= 4 * kk:
             return rows, self._dist16(q, rows)
+        if len(rows) > self.probe_min and self.ivf:
+            near = self._probe(q, rows)
+            if near is not None and len(near) >= kk:
+                rows = near
+                if len(rows) <= 4 * kk:
+                    return rows, self._dist16(q, rows)
         # a short list in C++ instead of a full partition in numpy
         import faiss
 
@@ -388,9 +423,20 @@ class FaceIndex:
             return rows, np.einsum("ij,ij->i", x, x)
         return rows[ix], d
 
+    def _probe(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """The rows in the query's nprobe nearest IVF lists, plus rows not in the IVF."""
+        ivf = self._ivf()
+        if ivf is None:
+            return None
+        _, near = ivf.quantizer.search(q.reshape(1, -1), min(self.nprobe, ivf.nlist))
+        table = np.zeros(NO_LIST + 1, np.bool_)
+        table[near[0][near[0] >= 0]] = True
+        table[NO_LIST] = True
+        return rows[table.take(self.lists.buf.take(rows))]
+
     def ram_bytes(self) -> int:
         """Bytes held per the layout in the module docstring (buffers at capacity)."""
-        total = sum(g.buf.nbytes for g in (self.ids, self.vec, self.ts, self.src, self.person, self.alive))
+        total = sum(g.buf.nbytes for g in (self.ids, self.vec, self.ts, self.src, self.person, self.alive, self.lists))
         total += sum(a.nbytes + 100 for a in self.person_rows.values())
         total += len(self.src_rows) * 200
         if self.ann is not None:

@@ -143,14 +143,15 @@ class Store:
 
     def __init__(self, path: str, mode: str = "r", encoders: dict | None = None, *,
                  shard_size: int = 100_000, nprobe: int = 16, k_factor: int = 4,
-                 exact_limit: int = 65536, index_device: str = "cpu"):
+                 exact_limit: int = 65536, probe_min: int = 4096, index_device: str = "cpu"):
         if mode not in ("r", "w"):
             raise BadInputError(f"mode must be 'r' or 'w', got {mode!r}")
         if index_device not in ("cpu", "gpu"):
             raise BadInputError(f"index_device must be 'cpu' or 'gpu', got {index_device!r}")
         self.path, self.mode = os.fspath(path), mode
         self.shard_size, self.index_device = int(shard_size), index_device
-        self._params = dict(nprobe=nprobe, k_factor=k_factor, exact_limit=exact_limit)
+        self._params = dict(nprobe=nprobe, k_factor=k_factor, exact_limit=exact_limit,
+                            probe_min=probe_min)
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._writer = None
@@ -861,7 +862,8 @@ class Store:
         return [Hit(fid, dist) for fid, dist in hits]
 
     def search_person(self, vector, person_id: int, k: int = 10, *, exclude_face=None) -> list[Hit]:
-        """Exact top-k among one person's faces; cost grows with that person's count."""
+        """Top-k among one person's faces: exact up to probe_min faces, else over the
+        query's nprobe nearest IVF lists (as search does) plus faces not yet in the IVF."""
         q = as_vector(vector, EXPR_DIM, "query vector")
         k = self._check_k(k)
         with self._lock, self._begin() as txn:
