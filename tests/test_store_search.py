@@ -213,3 +213,35 @@ def test_reader_switches_from_exact_to_ivf_when_the_first_shard_seals(tmp_path):
     assert r.stats()["index"]["kind"] == "ivf-sq8"
     r.close()
     w.close()
+
+
+def test_restricted_probing_ivf_lists(ivf_store):
+    """Above probe_min, search_person scans the query's nearest IVF lists of the person."""
+    from mien.engine.store.index import NO_LIST
+
+    path, persons, records = ivf_store
+    vecs = {fid: f.expression for fid, f in records.items()}
+    rng = np.random.default_rng(5)
+    with Store(path, "r", nprobe=1 << 12, probe_min=0) as r:  # every list probed: exact
+        for q in unit(rng, 20):
+            p = int(rng.choice(persons))
+            want = brute(r, vecs, q, 10, lambda fid: records[fid].person_id == p)
+            assert_same(r.search_person(q, p, 10), want)
+        idx = r._idx
+        assert idx.ivf and (idx.lists.a != NO_LIST).all()
+        import faiss
+
+        inv = faiss.extract_index_ivf(idx.ann).invlists
+        for lst in range(inv.nlist):
+            n = inv.list_size(lst)
+            if n:
+                assert (idx.lists.a[faiss.rev_swig_ptr(inv.get_ids(lst), n)] == lst).all()
+    with Store(path, "r", nprobe=8, probe_min=0) as r:  # approximate: right person, exact distances
+        for q in unit(rng, 20):
+            p = int(rng.choice(persons))
+            hits = r.search_person(q, p, 10)
+            assert len(hits) == 10
+            assert all(records[h.face_id].person_id == p for h in hits)
+            for h in hits:
+                assert h.distance == pytest.approx(float(((vecs[h.face_id] - q) ** 2).sum()), rel=1e-5)
+            assert [h.distance for h in hits] == sorted(h.distance for h in hits)

@@ -3,14 +3,22 @@
 Per face row (rows are in face_id order; a row never moves until a rebuild):
     face_id int64 (8 B) | bfloat16 expression (32 B) | timestamp int64 (8 B)
     source number int32 (4 B) | person int32 (4 B) | alive bool (1 B)
+    IVF list uint16 (2 B; NO_LIST while the row is not in the IVF)
 plus the candidate index: IVF-SQ8 (16 B code + 8 B row id) once a template is
 trained, exact IndexFlatL2 (64 B) before that; plus person -> rows (4 B per
-assigned face). About 85 B per face with IVF.
+assigned face; a person above probe_min rows keeps them ordered by IVF list,
+with where each list starts: 4 B per list). About 85 B per face with IVF.
 
 A query takes candidates from the IVF (or the exact candidate set of a
 selective filter), re-ranks them on the bfloat16 rows, and computes the
 final distances on the float32 vectors fetched from LMDB for the few survivors
 (`refine`), so reported distances are exact and ties break by face_id.
+
+A person-restricted query (`restricted`) scans a person's rows exactly up to
+probe_min rows. Above that, with an IVF, it makes the main index's approximation
+inside the person: only its rows in the query's nprobe nearest IVF lists (plus
+its rows not in the IVF yet, exactly), a few contiguous slices of its rows; it
+scans the whole person if those hold fewer than 4 k rows.
 """
 
 from __future__ import annotations
@@ -113,6 +121,9 @@ class FaceIndex:
         self.ann = None  # faiss index whose ids are rows
         self.ivf = False
         self.person_rows: dict[int, np.ndarray] = {}
+        # person (> probe_min rows) -> (its person_rows array, reordered by IVF list;
+        # where each list starts in it): valid while that very array is person_rows[p]
+        self.by_list: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.src_rows: dict[int, list[int]] = {}  # source number -> [first row, end row)
         self.n_dead = 0
 
@@ -200,6 +211,7 @@ class FaceIndex:
                 inv.update_entries(lst, int(pos[lst]), n, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
                 pos[lst] += n
         ivf.ntotal = self.ann.ntotal = int(sizes.sum())
+        self.by_list.clear()
 
     def _index_groups(self, new_rows: np.ndarray) -> None:
         src = self.src.a[new_rows]
@@ -231,6 +243,7 @@ class FaceIndex:
             self.ann.add_with_ids(from_bf16(self.vec.a[lo:hi]), np.arange(lo, hi, dtype=np.int64))
         import faiss
 
+        self.by_list.clear()
         inv = faiss.extract_index_ivf(self.ann).invlists
         for lst in range(inv.nlist):
             n = inv.list_size(lst)
@@ -273,6 +286,7 @@ class FaceIndex:
                     self.person_rows[int(old)] = left
                 else:
                     del self.person_rows[int(old)]
+                    self.by_list.pop(int(old), None)
         self.person.a[rows] = person
         if person >= 0:
             self._add_person_rows(np.full(len(rows), person, dtype=np.int32), rows)
@@ -401,17 +415,19 @@ class FaceIndex:
         rows = self.person_rows.get(int(person))
         if rows is None:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        kk = k_eff * 4
+        if len(rows) > self.probe_min and self.ivf:
+            near = self._probe(q, int(person))
+            if near is not None and self.n_dead:
+                near = near[self.alive.a[near]]
+            if near is not None and len(near) >= kk:  # else too few there: scan the person
+                if len(near) <= 4 * kk:
+                    return near, self._dist16(q, near)
+                rows = near
         if self.n_dead:
             rows = rows[self.alive.a[rows]]
-        kk = k_eff * 4
         if len(rows) <= 4 * kk:
             return rows, self._dist16(q, rows)
-        if len(rows) > self.probe_min and self.ivf:
-            near = self._probe(q, rows)
-            if near is not None and len(near) >= kk:
-                rows = near
-                if len(rows) <= 4 * kk:
-                    return rows, self._dist16(q, rows)
         # a short list in C++ instead of a full partition in numpy
         import faiss
 
@@ -423,21 +439,33 @@ class FaceIndex:
             return rows, np.einsum("ij,ij->i", x, x)
         return rows[ix], d
 
-    def _probe(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
-        """The rows in the query's nprobe nearest IVF lists, plus rows not in the IVF."""
+    def _probe(self, q: np.ndarray, person: int) -> np.ndarray | None:
+        """The person's rows in the query's nprobe nearest IVF lists, plus its rows not
+        in the IVF (any order; dead rows included)."""
         ivf = self._ivf()
         if ivf is None:
             return None
+        rows = self.person_rows[person]
+        got = self.by_list.get(person)
+        if got is None or got[0] is not rows:
+            # reorder the person's rows by list once (until they change); NO_LIST last
+            lists = self.lists.buf.take(rows)
+            order = np.argsort(lists, kind="stable")
+            rows = self.person_rows[person] = rows[order]
+            starts = np.searchsorted(lists[order], np.arange(ivf.nlist + 1)).astype(np.int32)
+            got = self.by_list[person] = (rows, starts)
+        rows, starts = got
         _, near = ivf.quantizer.search(q.reshape(1, -1), min(self.nprobe, ivf.nlist))
-        table = np.zeros(NO_LIST + 1, np.bool_)
-        table[near[0][near[0] >= 0]] = True
-        table[NO_LIST] = True
-        return rows[table.take(self.lists.buf.take(rows))]
+        near = near[0][near[0] >= 0]
+        parts = [rows[lo:hi] for lo, hi in zip(starts[near].tolist(), starts[near + 1].tolist())]
+        parts.append(rows[int(starts[-1]):])
+        return np.concatenate(parts)
 
     def ram_bytes(self) -> int:
         """Bytes held per the layout in the module docstring (buffers at capacity)."""
         total = sum(g.buf.nbytes for g in (self.ids, self.vec, self.ts, self.src, self.person, self.alive, self.lists))
         total += sum(a.nbytes + 100 for a in self.person_rows.values())
+        total += sum(starts.nbytes + 100 for _, starts in self.by_list.values())
         total += len(self.src_rows) * 200
         if self.ann is not None:
             if self.ivf:
