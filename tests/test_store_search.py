@@ -245,3 +245,32 @@ def test_restricted_probing_ivf_lists(ivf_store):
             for h in hits:
                 assert h.distance == pytest.approx(float(((vecs[h.face_id] - q) ** 2).sum()), rel=1e-5)
             assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
+def test_restricted_probing_follows_a_writer(tmp_path):
+    """A reader that already probed a person's IVF lists sees that person's faces
+    added and removed by a writer afterwards (rows appended after the IVF exists
+    get their list from the quantizer; the by-list order is rebuilt)."""
+    path = tmp_path / "s"
+    persons, records = fill(path, 120, shard_size=1000)
+    vecs = {fid: f.expression for fid, f in records.items()}
+    rng = np.random.default_rng(9)
+    p = persons[0]
+    with Store(path, "r", nprobe=1 << 12, probe_min=0) as r:  # every list probed: exact
+        q = unit(rng, 1)[0]
+        assert_same(r.search_person(q, p, 10), brute(r, vecs, q, 10, lambda f: records[f].person_id == p))
+        assert r._idx.ivf and p in r._idx.by_list  # the person was probed by list
+        with Store(path, "w", ENC, shard_size=1000) as w:
+            uri = "file:///late.mp4"
+            faces = source_faces(uri, 0, persons=[p], n=40)
+            for fid, f in zip(w.replace_source(source_record(uri, 0), faces), faces):
+                records[fid], vecs[fid] = f, f.expression
+            near = faces[0].expression  # a query that the new faces must win
+            want = brute(r, vecs, near, 10, lambda f: records[f].person_id == p)
+            assert any(records[fid].source_uri == uri for fid, _ in want)
+            assert_same(r.search_person(near, p, 10), want)
+            assert (r._idx.lists.a != 0xFFFF).all()  # the new rows have their IVF lists
+            w.remove_source(uri)
+        for fid in [f for f in records if records[f].source_uri == uri]:
+            del records[fid], vecs[fid]
+        assert_same(r.search_person(near, p, 10), brute(r, vecs, near, 10, lambda f: records[f].person_id == p))
