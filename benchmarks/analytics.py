@@ -44,8 +44,8 @@ def build_store(path: str, faces: int, person_faces: int, seed: int = 0) -> dict
 
     rng = np.random.default_rng(seed)
     store = Store(path, mode="w", encoders=ENCODERS)
-    big = store.add_person("big", _unit(rng.normal(size=(1, 16)))[0], 0)
-    others = [store.add_person(f"p{i}", _unit(rng.normal(size=(1, 16)))[0], 0) for i in range(200)]
+    big = store.add_person("big", _unit(rng.normal(size=(1, 16)))[0])
+    others = [store.add_person(f"p{i}", _unit(rng.normal(size=(1, 16)))[0]) for i in range(200)]
     n_sources = -(-faces // PER_SOURCE)
     big_sources = set(range(0, n_sources, max(1, n_sources * PER_SOURCE // max(person_faces, 1))))
     lm = np.zeros((5, 2), np.float32)

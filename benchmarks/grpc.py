@@ -73,7 +73,7 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
                                  face_count=m, frames=m), faces)
                 person_ids.extend(ids[:: 100])
                 bar.update(m)
-        pid = store.add_person("synthetic-1pct", unit_vectors(1, rng)[0].repeat(8), len(person_ids))
+        pid = store.add_person("synthetic-1pct", unit_vectors(1, rng)[0].repeat(8))
         store.set_faces_person(person_ids, pid)
         if hasattr(store, "rebuild_shards"):
             store.rebuild_shards()

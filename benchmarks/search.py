@@ -107,7 +107,7 @@ def build_store(path, xb, person_rows, person_id_holder, args):
     owner = np.full(len(xb), -1, np.int64)
     with timer() as t:
         with Store(path, "w", enc, shard_size=args.shard_size) as w:
-            pid = w.add_person("bench-person", np.zeros(D, np.float32), len(person_rows))
+            pid = w.add_person("bench-person", np.zeros(D, np.float32))
             person_id_holder.append(pid)
             owner[person_rows] = pid
             lm = np.zeros((5, 2), np.float32)

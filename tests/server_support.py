@@ -138,7 +138,7 @@ def _build_photo_store(root: Path, analyzer=None) -> PhotoStore:
             ids = [i for n in names for i in ps.face_ids[n]]
             centroid = store.vectors(ids, kind="identity").mean(axis=0)
             centroid /= np.linalg.norm(centroid)
-            pid = store.add_person(person, centroid, len(ids))
+            pid = store.add_person(person, centroid)
             store.set_faces_person(ids, pid)
             ps.persons[person] = pid
     return ps

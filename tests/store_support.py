@@ -80,7 +80,7 @@ from tests.store_support import ENC, source_faces, source_record
 path, seed, shard = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(seed)
 with Store(path, "w", ENC, shard_size=shard) as w:
-    persons = [p.person_id for p in w.list_persons()] or [w.add_person(f"p{i}", np.ones(32), 0) for i in range(3)]
+    persons = [p.person_id for p in w.list_persons()] or [w.add_person(f"p{i}", np.ones(32)) for i in range(3)]
     print("ready", flush=True)
     step = 0
     while True:

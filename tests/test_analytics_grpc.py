@@ -22,8 +22,8 @@ def store_dir(tmp_path_factory):
     """Eve smiles 0-2000 then is neutral 2500-4000; Finn 40 faces in two groups."""
     path = tmp_path_factory.mktemp("grpc") / "store"
     s = open_store(path)
-    eve = s.add_person("Eve", basis(0), 0)
-    finn = s.add_person("Finn", basis(1), 0)
+    eve = s.add_person("Eve", basis(0))
+    finn = s.add_person("Finn", basis(1))
     faces = [face(URI, ts, basis(0 if ts <= 2000 else 1, 0.1), person=eve, track=1,
                   thumb=thumbnail((60, 60, 220) if ts <= 2000 else (220, 60, 60)))
              for ts in range(0, 4001, 500)]

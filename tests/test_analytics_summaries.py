@@ -19,10 +19,10 @@ def built(tmp_path_factory):
     Dee: no faces; one unknown face."""
     path = tmp_path_factory.mktemp("summ") / "store"
     s = open_store(path)
-    ann = s.add_person("Ann", basis(0), 0)
-    ben = s.add_person("Ben", basis(1), 0)
-    cy = s.add_person("Cy", basis(2), 0)
-    dee = s.add_person("Dee", basis(3), 0)
+    ann = s.add_person("Ann", basis(0))
+    ben = s.add_person("Ben", basis(1))
+    cy = s.add_person("Cy", basis(2))
+    dee = s.add_person("Dee", basis(3))
     vecs, labels = clustered_vectors(SIZES, seed=3)
     faces = [face("/a/ann.mp4", 500 * i, v, person=ann, track=1) for i, v in enumerate(vecs)]
     ids = add_source(s, "/a/ann.mp4", faces, duration_ms=50_000)

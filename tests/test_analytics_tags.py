@@ -23,8 +23,8 @@ def store(tmp_path):
     track 7 (unknown): smile at 1000 only.
     """
     s = open_store(tmp_path / "store")
-    alice = s.add_person("Alice", basis(OTHER), 0)
-    bob = s.add_person("Bob", basis(OTHER), 0)
+    alice = s.add_person("Alice", basis(OTHER))
+    bob = s.add_person("Bob", basis(OTHER))
     faces = []
     for ts in range(0, 4501, 500):
         if ts <= 1500 or 3500 <= ts <= 4500:

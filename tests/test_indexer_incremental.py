@@ -153,7 +153,7 @@ def test_person_list_and_bad_enrollment(tmp_path, capsys):
 
 
 def test_next_run_repairs_persons_left_half_written(archive, tmp_path):
-    """The states a kill between person writes can leave (empty person, stale count)."""
+    """An empty anonymous person is removed by the next run; counts and centroids follow the faces."""
     import numpy as np
 
     from mien.engine.store import Store
@@ -163,8 +163,8 @@ def test_next_run_repairs_persons_left_half_written(archive, tmp_path):
     with Store(store_dir, mode="w") as store:
         real = store.list_persons()[0]
         centroid = real.centroid.copy()
-        orphan = store.add_person(None, np.ones(len(real.centroid), np.float32) / np.sqrt(len(real.centroid)), 4)
-        store.update_person(real.person_id, count=99, centroid=-centroid)
+        orphan = store.add_person(None, np.ones(len(real.centroid), np.float32) / np.sqrt(len(real.centroid)))
+        store.update_person(real.person_id, centroid=-centroid)  # an anonymous seed: its faces win
     summary = index([archive], store_dir)                # nothing to index, still repairs
     assert summary.indexed == 0
     with open_store(store_dir) as store:

@@ -62,10 +62,10 @@ def test_replace_source_never_duplicates_and_remove_leaves_search(w):
 
 
 def test_persons_merge_and_assignment(w):
-    a = w.add_person("alice", np.ones(32), 2)
-    b = w.add_person(None, -np.ones(32), 1)
+    a = w.add_person("alice", np.ones(32))
+    b = w.add_person(None, -np.ones(32))
     with pytest.raises(BadInputError):
-        w.add_person("alice", np.ones(32), 1)
+        w.add_person("alice", np.ones(32))
     ids = w.replace_source(source_record("v.mp4", 1), source_faces("v.mp4", 1, persons=[a, b, -1], n=9))
     assert list(w.person_face_ids(a)) == ids[0::3] and list(w.person_face_ids(b)) == ids[1::3]
     w.set_faces_person(ids[2::3], b)
@@ -75,7 +75,7 @@ def test_persons_merge_and_assignment(w):
     assert sorted(w.person_face_ids(a)) == sorted(ids) and w.get_person(a).count == 9
     with pytest.raises(NotFoundError):
         w.get_person(b)
-    w.update_person(a, name="alice2", count=7)  # count is the store's: ignored
+    w.update_person(a, name="alice2")  # renaming keeps the faces
     assert w.find_person("alice2").count == 9 and w.find_person("alice") is None
     assert [h.face_id for h in w.search_person(w.get_face(ids[4]).expression, a, 1)] == [ids[4]]
     with pytest.raises(NotFoundError):
@@ -121,10 +121,10 @@ def test_second_writer_is_refused_until_the_first_closes(tmp_path):
     reader = Store(path, "r")  # readers are never refused, even alongside a writer
     first.close()
     with Store(path, "w") as again:  # lock released on close
-        again.add_person("x", np.ones(32), 0)
+        again.add_person("x", np.ones(32))
     assert reader.find_person("x") is not None
     with pytest.raises(BadInputError, match="read-only"):
-        reader.add_person("y", np.ones(32), 0)
+        reader.add_person("y", np.ones(32))
     reader.close()
 
 

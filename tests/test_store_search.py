@@ -16,7 +16,7 @@ def fill(path, n_sources: int, shard_size: int):
     """A store of random faces; returns (person ids, {face_id: record})."""
     records = {}
     with Store(path, "w", ENC, shard_size=shard_size) as w:
-        persons = [w.add_person(f"p{i}", np.ones(32), 0) for i in range(5)]
+        persons = [w.add_person(f"p{i}", np.ones(32)) for i in range(5)]
         for s in range(n_sources):
             uri = f"file:///a/{s}.mp4"
             faces = source_faces(uri, 0, persons=persons + [-1, -1])

@@ -51,7 +51,7 @@ def enroll_person(store_dir, name: str, images, engine_config=None, *, threshold
         threshold = threshold or default_threshold(store.encoders or analyzer.encoders)
         person = store.find_person(name)
         if person is None:
-            pid = store.add_person(name, reference, 0)
+            pid = store.add_person(name, reference)
         else:
             pid = person.person_id
             store.update_person(pid, centroid=normalise(normalise(person.centroid) + reference))

@@ -479,8 +479,8 @@ class Store:
         self._write_person(txn, Person(pid, name, c, 0, c if name is not None else None), 0, None)
         return pid
 
-    def add_person(self, name: str | None, centroid, count: int = 0) -> int:
-        """A new person without faces. `count` is ignored (kept for compatibility): the store counts."""
+    def add_person(self, name: str | None, centroid) -> int:
+        """A new person without faces; the store counts faces itself."""
         with self._lock, self._begin(write=True) as txn:
             return self._create_person(txn, name, centroid)
 
@@ -499,11 +499,8 @@ class Store:
                 p.centroid = c   # a seed: the faces' identities take over when there are any
         self._write_person(txn, p, n_ident, s)
 
-    def update_person(self, person_id: int, *, name=None, centroid=None, count=None) -> None:
-        """Rename, or set the centroid (a named person's reference; an anonymous one's seed).
-
-        `count` is ignored (kept for compatibility): the store counts faces itself.
-        """
+    def update_person(self, person_id: int, *, name=None, centroid=None) -> None:
+        """Rename, or set the centroid (a named person's reference; an anonymous one's seed)."""
         with self._lock, self._begin(write=True) as txn:
             self._update_person(txn, int(person_id), name=name, centroid=centroid)
 
