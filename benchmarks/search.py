@@ -288,6 +288,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reads-only", action="store_true",
                     help="only the bulk-read measurements, on the existing store in --store-dir")
     args = ap.parse_args(argv)
+    if args.n < args.shard_size:  # the Store rows measure its IVF, built when a shard seals
+        ap.error(f"--n {args.n} is below --shard-size {args.shard_size}: no shard would seal")
     if args.reads_only:
         if not args.store_dir:
             ap.error("--reads-only needs --store-dir")
