@@ -170,3 +170,35 @@ def test_identity_search_follows_adds_and_removals(w):
     hits = w.search_identity(probe, 10)
     assert hits[0].face_id == ids_b[2] and not {h.face_id for h in hits} & set(ids_a)
     assert len(hits) == sum(f.identity is not None for f in b)
+
+
+def test_hit_records_are_the_full_records_fields(w):
+    faces = source_faces("h.mp4", 1)
+    ids = w.replace_source(source_record("h.mp4", 1), faces)
+    pid = w.add_person("hit", np.ones(8, np.float32))
+    w.set_faces_person([ids[2]], pid)
+    order = [ids[2], ids[0], ids[-1]]
+    hits = w.hit_records(order, thumbnail=True)
+    full = w.get_faces(order, thumbnail=True)
+    assert [h.face_id for h in hits] == order
+    for h, f in zip(hits, full):
+        assert (h.source_uri, h.frame_index, h.timestamp_ms, h.track_id, h.person_id, h.thumbnail) == (
+            f.source_uri, f.frame_index, f.timestamp_ms, f.track_id, f.person_id, f.thumbnail)
+        assert h.bbox == pytest.approx(f.bbox)
+    assert hits[0].person_id == pid and hits[1].person_id == -1
+    assert w.hit_records(order)[0].thumbnail == b""
+    with pytest.raises(NotFoundError, match=str(10**9)):
+        w.hit_records([ids[0], 10**9])
+
+
+def test_hit_decoding_reads_the_older_json_face_values():
+    from mien.engine.store.records import _pack, decode_face, decode_hit, encode_row
+
+    header = {"s": "old.mp4", "f": 7, "t": 3500, "b": [1.0, 2.0, 30.0, 40.0], "d": 0.9,
+              "q": [5.0, 1.0, 2.0, 3.0], "tr": 4}
+    old = _pack(header, np.zeros(10, np.float32), np.ones(16, np.float32))
+    row = encode_row(np.zeros(16, np.float32), 3500, 0, 12)
+    hit, full = decode_hit(99, old, row), decode_face(99, old, row, None, b"")
+    assert (hit.source_uri, hit.frame_index, hit.timestamp_ms, hit.bbox, hit.track_id, hit.person_id) == (
+        full.source_uri, full.frame_index, full.timestamp_ms, full.bbox, full.track_id, full.person_id)
+    assert (hit.source_uri, hit.person_id, hit.bbox) == ("old.mp4", 12, (1.0, 2.0, 30.0, 40.0))

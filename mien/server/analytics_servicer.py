@@ -12,6 +12,7 @@ from mien.engine import analytics
 from mien.errors import BadInputError, TooLargeError
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
+from mien.server.messages import add_hits
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 _METHOD_TO_PB = {
@@ -41,19 +42,6 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         self.ctx = ctx
 
     # -- helpers ----------------------------------------------------------------
-    def _face_hit(self, face_id: int, distance: float, thumbnails: bool) -> common_pb2.FaceHit:
-        rec = self.ctx.store.get_face(face_id)
-        x1, y1, x2, y2 = (float(v) for v in rec.bbox)
-        hit = common_pb2.FaceHit(
-            face_id=face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
-            frame_index=rec.frame_index, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
-            person_id=rec.person_id, person_name=self.ctx.person_name(rec.person_id),
-            distance=float(distance), track_id=rec.track_id,
-        )
-        if thumbnails:
-            hit.thumbnail = rec.thumbnail or self.ctx.store.get_thumbnail(face_id)
-        return hit
-
     def _clusters(self, clusters, vectors_of, thumbnails: bool) -> list:
         """ExpressionCluster messages; distances of listed faces are to the centre."""
         out = []
@@ -61,12 +49,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
             ids = list(c.closest_face_ids) or [c.representative_face_id]
             vecs = vectors_of(ids)
             dists = ((vecs - c.centre[None, :]) ** 2).sum(axis=1)
-            closest = [self._face_hit(i, d, thumbnails) for i, d in zip(ids, dists)]
-            out.append(analytics_pb2.ExpressionCluster(
-                index=c.index, size=c.size, share=c.share,
-                centre=common_pb2.Vector(values=c.centre.tolist()),
-                representative=closest[0], closest=closest,
-            ))
+            msg = analytics_pb2.ExpressionCluster(index=c.index, size=c.size, share=c.share,
+                                                  centre=common_pb2.Vector(values=c.centre.tolist()))
+            add_hits(msg.closest, self.ctx.store.hit_records(ids, thumbnail=thumbnails), dists,
+                     self.ctx.person_name)
+            msg.representative.CopyFrom(msg.closest[0])
+            out.append(msg)
         return out
 
     # -- tags -----------------------------------------------------------------

@@ -12,9 +12,9 @@ import numpy as np
 from mien.errors import BadInputError, TooLargeError
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
+from mien.server.messages import add_hits
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
-_FaceHit = common_pb2.FaceHit
 _SearchResponse = search_pb2.SearchResponse
 
 
@@ -23,24 +23,13 @@ class MienServicer(search_pb2_grpc.MienServicer):
         self.ctx = ctx
 
     # -- helpers ----------------------------------------------------------------
-    def _hits(self, hits, include_thumbnails: bool) -> list:
-        """FaceHit messages for store Hits; all records from one read transaction."""
-        name = self.ctx.person_name
-        records = self.ctx.store.get_faces([h.face_id for h in hits], thumbnail=include_thumbnails,
-                                            identity=False)
-        out = []
-        for hit, rec in zip(hits, records):
-            x1, y1, x2, y2 = rec.bbox
-            msg = _FaceHit(
-                face_id=hit.face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
-                frame_index=rec.frame_index, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
-                person_id=rec.person_id, person_name=name(rec.person_id),
-                distance=hit.distance, track_id=rec.track_id,
-            )
-            if include_thumbnails:
-                msg.thumbnail = rec.thumbnail
-            out.append(msg)
-        return out
+    def _reply(self, hits, include_thumbnails: bool, vec, source, start: float):
+        """The SearchResponse for store Hits; their records from one read transaction."""
+        records = self.ctx.store.hit_records([h.face_id for h in hits], thumbnail=include_thumbnails)
+        reply = _SearchResponse(query=self._query_face(vec, source))
+        add_hits(reply.hits, records, [h.distance for h in hits], self.ctx.person_name)
+        reply.elapsed_ms = (time.perf_counter() - start) * 1000.0
+        return reply
 
     @staticmethod
     def _query_face(vec: np.ndarray, source) -> common_pb2.QueryFace:
@@ -96,11 +85,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         vec, source = ctx.resolve_query(request.query, kind="expression")
         kw = self._filters(request.filters, request.query, source)
         hits = ctx.store.search(vec, k, **kw)
-        return _SearchResponse(
-            hits=self._hits(hits, request.include_thumbnails),
-            query=self._query_face(vec, source),
-            elapsed_ms=(time.perf_counter() - start) * 1000.0,
-        )
+        return self._reply(hits, request.include_thumbnails, vec, source, start)
 
     @rpc
     def CrossIdentitySearch(self, request, context):
@@ -113,11 +98,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         vec, source = ctx.resolve_query(request.query, kind="expression")
         exclude = source.face_id if source is not None and source.face_id >= 0 else None
         hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=exclude)
-        return _SearchResponse(
-            hits=self._hits(hits, request.include_thumbnails),
-            query=self._query_face(vec, source),
-            elapsed_ms=(time.perf_counter() - start) * 1000.0,
-        )
+        return self._reply(hits, request.include_thumbnails, vec, source, start)
 
     @rpc
     def SearchIdentity(self, request, context):
@@ -127,11 +108,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         vec, source = ctx.resolve_query(request.query, kind="identity")
         exclude = source.face_id if source is not None and source.face_id >= 0 else None
         hits = ctx.store.search_identity(vec, k, exclude_face=exclude)
-        return _SearchResponse(
-            hits=self._hits(hits, request.include_thumbnails),
-            query=self._query_face(vec, source),
-            elapsed_ms=(time.perf_counter() - start) * 1000.0,
-        )
+        return self._reply(hits, request.include_thumbnails, vec, source, start)
 
     # -- records --------------------------------------------------------------------
     @rpc

@@ -3,7 +3,7 @@
     from mien.engine.store import Store, FaceRecord, SourceRecord, Person, Tag, Hit
 """
 
-from mien.engine.store.records import FaceRecord, Hit, Person, SourceRecord, Tag
+from mien.engine.store.records import FaceRecord, Hit, HitRecord, Person, SourceRecord, Tag
 from mien.engine.store.store import Store
 
-__all__ = ["Store", "FaceRecord", "SourceRecord", "Person", "Tag", "Hit"]
+__all__ = ["Store", "FaceRecord", "SourceRecord", "Person", "Tag", "Hit", "HitRecord"]

@@ -90,6 +90,22 @@ class Hit:
     distance: float
 
 
+@dataclass(slots=True)
+class HitRecord:
+    """What a search hit shows of a face: where it is and whose. No vectors, no
+    landmarks: the server reads one of these per hit, so it decodes only a
+    fixed binary header."""
+
+    face_id: int
+    source_uri: str
+    frame_index: int
+    timestamp_ms: int
+    bbox: tuple[float, float, float, float]
+    track_id: int
+    person_id: int
+    thumbnail: bytes = b""
+
+
 # ---------------------------------------------------------------- keys
 
 def id_key(i: int) -> bytes:
@@ -186,6 +202,18 @@ def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: byt
         identity=identity, track_id=tr, person_id=_ROW_PERSON.unpack_from(row, VEC_DTYPE.itemsize - 4)[0],
         thumbnail=thumbnail, face_id=face_id,
     )
+
+
+def decode_hit(face_id: int, value: bytes, row: bytes, thumbnail: bytes = b"") -> HitRecord:
+    """A HitRecord from a `faces` value and its raw `vec` row, without numpy."""
+    person = _ROW_PERSON.unpack_from(row, VEC_DTYPE.itemsize - 4)[0]
+    if value[:4] != _FACE_MAGIC:  # an older JSON-header value
+        uri, frame, ts, bbox, *_, tr, _floats = _face_fields(value)
+        return HitRecord(face_id, uri, frame, ts, bbox, tr, person, thumbnail)
+    (_, frame, ts, x1, y1, x2, y2, _det, _sh, _yaw, _pitch, _roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
+    o = _FACE_HDR.size
+    uri = bytes(value[o:o + n]).decode()
+    return HitRecord(face_id, uri, frame, ts, (x1, y1, x2, y2), tr, person, thumbnail)
 
 
 def pooled_of(value: bytes) -> np.ndarray:

@@ -22,8 +22,8 @@ from mien.engine.store import shards as shardio
 from mien.engine.store.db import WriterLock, acquire_env, release_env
 from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template
 from mien.engine.store.records import (
-    EXPR_DIM, VEC_DTYPE, FaceRecord, Hit, Person, SourceRecord, Tag, as_vector,
-    decode_face, decode_person, decode_person_stats, decode_rows, decode_source, decode_tag, encode_face,
+    EXPR_DIM, VEC_DTYPE, FaceRecord, Hit, HitRecord, Person, SourceRecord, Tag, as_vector,
+    decode_face, decode_hit, decode_person, decode_person_stats, decode_rows, decode_source, decode_tag, encode_face,
     encode_person, encode_row, encode_source, encode_tag, id_key, key_id, key_pair,
     pair_key,
 )
@@ -950,6 +950,28 @@ class Store:
                     int(fid), get(k, db=faces), row,
                     None if iv is None else np.frombuffer(iv, dtype="<f4").copy(),
                     b"" if t is None else bytes(t)))
+        return out
+
+    def hit_records(self, face_ids, *, thumbnail: bool = False) -> list[HitRecord]:
+        """What search hits show of these faces (uri, frame, time, bbox, track,
+        person), in the order given, from ONE read transaction.
+
+        The server's per-hit read: two LMDB gets and a struct unpack per face,
+        where get_faces decodes whole records. NotFoundError names the first
+        missing face.
+        """
+        d = self._db
+        vec, faces, thumbs = d["vec"], d["faces"], d["thumbs"]
+        out = []
+        with self._begin() as txn:
+            get = txn.get
+            for fid in face_ids:
+                k = id_key(fid)
+                row = get(k, db=vec)
+                if row is None:
+                    raise NotFoundError(f"face {int(fid)} does not exist")
+                t = get(k, db=thumbs) if thumbnail else None
+                out.append(decode_hit(int(fid), get(k, db=faces), row, b"" if t is None else bytes(t)))
         return out
 
     def face_table(self) -> dict:
