@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
-import logging.handlers
 import os
-import queue
 import signal
 import threading
 from concurrent import futures
@@ -18,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mien.server.context import Limits, ServerContext
+from mien.server.logqueue import batched_root_logging
 from mien.server.servicer import MienServicer
 from mien.v1 import search_pb2, search_pb2_grpc
 
@@ -163,30 +161,9 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
 
 def serve(store_dir, *, grace_s: float = 5.0, **kwargs) -> int:
     """Run until SIGTERM/SIGINT, then drain in-flight calls for up to grace_s."""
-    with _logging_from_a_background_thread():
+    # log writes leave the RPC threads: each RPC logs a line
+    with batched_root_logging():
         return _serve(store_dir, grace_s=grace_s, **kwargs)
-
-
-@contextlib.contextmanager
-def _logging_from_a_background_thread():
-    """Move log writes off the RPC threads: each RPC logs a line, and the write
-    (and flush) of a stream handler costs tens of microseconds per call."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    records: queue.SimpleQueue = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
-    queued = logging.handlers.QueueHandler(records)
-    for handler in handlers:
-        root.removeHandler(handler)
-    root.addHandler(queued)
-    listener.start()
-    try:
-        yield
-    finally:
-        listener.stop()  # writes what is still queued
-        root.removeHandler(queued)
-        for handler in handlers:
-            root.addHandler(handler)
 
 
 def _serve(store_dir, *, grace_s: float, **kwargs) -> int:
