@@ -274,3 +274,57 @@ def test_restricted_probing_follows_a_writer(tmp_path):
         for fid in [f for f in records if records[f].source_uri == uri]:
             del records[fid], vecs[fid]
         assert_same(r.search_person(near, p, 10), brute(r, vecs, near, 10, lambda f: records[f].person_id == p))
+
+
+def test_searches_with_records_return_the_hits_records(ivf_store):
+    path, persons, records = ivf_store
+    rng = np.random.default_rng(11)
+    with Store(path, "r") as r:
+        for q, qi in zip(unit(rng, 5), unit(rng, 5, 32)):
+            calls = [(r.search, (q, 10)), (r.search_person, (q, persons[2], 10)),
+                     (r.search_identity, (qi, 10))]
+            for fn, args in calls:
+                plain, full = fn(*args), fn(*args, records=True, thumbnails=True)
+                assert [(h.face_id, h.distance) for h in full] == [(h.face_id, h.distance) for h in plain]
+                assert all(h.record is None for h in plain)
+                for h in full:
+                    want = records[h.face_id]
+                    rec = h.record
+                    assert rec.face_id == h.face_id
+                    assert (rec.source_uri, rec.timestamp_ms, rec.person_id, rec.thumbnail) == (
+                        want.source_uri, want.timestamp_ms, want.person_id, want.thumbnail)
+        assert r.search(q, 3, records=True)[0].record.thumbnail == b""
+
+
+def test_records_come_from_the_search_snapshot_while_a_writer_replaces_the_hits(tmp_path):
+    """The hits' own source is rewritten over and over; a search never names a
+    face whose record is gone (the old search-then-read could raise NotFound)."""
+    import threading
+
+    path = tmp_path / "s"
+    fill(path, 5, shard_size=1000)
+    uri = "file:///churn.mp4"
+    faces = source_faces(uri, 0, n=30)
+    q = faces[0].expression
+    stop = threading.Event()
+    rewrites = []
+
+    def churn():
+        with Store(path, "w", ENC, shard_size=1000) as w:
+            while not stop.is_set():
+                w.replace_source(source_record(uri, 0), source_faces(uri, 0, n=30))
+                rewrites.append(1)
+
+    with Store(path, "r") as r:
+        writer = threading.Thread(target=churn)
+        writer.start()
+        try:
+            seen_churn = 0
+            for _ in range(400):
+                hits = r.search(q, 5, records=True)
+                assert all(h.record is not None and h.record.face_id == h.face_id for h in hits)
+                seen_churn += any(h.record.source_uri == uri for h in hits)
+        finally:
+            stop.set()
+            writer.join()
+    assert len(rewrites) > 5 and seen_churn > 0

@@ -23,11 +23,10 @@ class MienServicer(search_pb2_grpc.MienServicer):
         self.ctx = ctx
 
     # -- helpers ----------------------------------------------------------------
-    def _reply(self, hits, include_thumbnails: bool, vec, source, start: float):
-        """The SearchResponse for store Hits; their records from one read transaction."""
-        records = self.ctx.store.hit_records([h.face_id for h in hits], thumbnail=include_thumbnails)
+    def _reply(self, hits, vec, source, start: float):
+        """The SearchResponse for store Hits searched with records=True."""
         reply = _SearchResponse(query=self._query_face(vec, source))
-        add_hits(reply.hits, records, [h.distance for h in hits], self.ctx.person_name)
+        add_hits(reply.hits, [h.record for h in hits], [h.distance for h in hits], self.ctx.person_name)
         reply.elapsed_ms = (time.perf_counter() - start) * 1000.0
         return reply
 
@@ -84,8 +83,8 @@ class MienServicer(search_pb2_grpc.MienServicer):
         k = ctx.check_top_k(request.top_k)
         vec, source = ctx.resolve_query(request.query, kind="expression")
         kw = self._filters(request.filters, request.query, source)
-        hits = ctx.store.search(vec, k, **kw)
-        return self._reply(hits, request.include_thumbnails, vec, source, start)
+        hits = ctx.store.search(vec, k, **kw, records=True, thumbnails=request.include_thumbnails)
+        return self._reply(hits, vec, source, start)
 
     @rpc
     def CrossIdentitySearch(self, request, context):
@@ -97,8 +96,9 @@ class MienServicer(search_pb2_grpc.MienServicer):
         target = ctx.person(request.target)
         vec, source = ctx.resolve_query(request.query, kind="expression")
         exclude = source.face_id if source is not None and source.face_id >= 0 else None
-        hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=exclude)
-        return self._reply(hits, request.include_thumbnails, vec, source, start)
+        hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=exclude, records=True,
+                                       thumbnails=request.include_thumbnails)
+        return self._reply(hits, vec, source, start)
 
     @rpc
     def SearchIdentity(self, request, context):
@@ -107,8 +107,9 @@ class MienServicer(search_pb2_grpc.MienServicer):
         k = ctx.check_top_k(request.top_k)
         vec, source = ctx.resolve_query(request.query, kind="identity")
         exclude = source.face_id if source is not None and source.face_id >= 0 else None
-        hits = ctx.store.search_identity(vec, k, exclude_face=exclude)
-        return self._reply(hits, request.include_thumbnails, vec, source, start)
+        hits = ctx.store.search_identity(vec, k, exclude_face=exclude, records=True,
+                                         thumbnails=request.include_thumbnails)
+        return self._reply(hits, vec, source, start)
 
     # -- records --------------------------------------------------------------------
     @rpc

@@ -84,12 +84,6 @@ class Tag:
     created_ms: int = 0
 
 
-@dataclass
-class Hit:
-    face_id: int
-    distance: float
-
-
 @dataclass(slots=True)
 class HitRecord:
     """What a search hit shows of a face: where it is and whose. No vectors, no
@@ -104,6 +98,13 @@ class HitRecord:
     track_id: int
     person_id: int
     thumbnail: bytes = b""
+
+
+@dataclass
+class Hit:
+    face_id: int
+    distance: float
+    record: HitRecord | None = None  # searches with records=True
 
 
 # ---------------------------------------------------------------- keys

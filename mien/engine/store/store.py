@@ -826,12 +826,16 @@ class Store:
         return k
 
     def search(self, vector, k: int = 10, *, persons=None, exclude_persons=None, sources=None,
-               time_range=None, exclude_face=None) -> list[Hit]:
+               time_range=None, exclude_face=None, records: bool = False,
+               thumbnails: bool = False) -> list[Hit]:
         """Top-k faces by squared L2 to the expression vector, with filters.
 
         persons / exclude_persons: iterables of person ids (-1 = unknown person);
         sources: iterable of uris; time_range: (start_ms, end_ms), inclusive,
         either may be None; exclude_face: a face id to leave out.
+        records=True fills each Hit's `record` (a HitRecord, with the JPEG when
+        thumbnails=True) from the same read transaction as the search, so a
+        writer removing a hit meanwhile can't make the read fail.
         """
         q = as_vector(vector, EXPR_DIM, "query vector")
         k = self._check_k(k)
@@ -855,12 +859,14 @@ class Store:
                 lo, hi = time_range
                 f.time_range = (None if lo is None else int(lo), None if hi is None else int(hi))
             rows, d16 = self._idx.candidates(q, k, f)
-            hits = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids))
-        return [Hit(fid, dist) for fid, dist in hits]
+            ranked = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids))
+            return self._hits(txn, ranked, records, thumbnails)
 
-    def search_person(self, vector, person_id: int, k: int = 10, *, exclude_face=None) -> list[Hit]:
+    def search_person(self, vector, person_id: int, k: int = 10, *, exclude_face=None,
+                      records: bool = False, thumbnails: bool = False) -> list[Hit]:
         """Top-k among one person's faces: exact up to probe_min faces, else over the
-        query's nprobe nearest IVF lists (as search does) plus faces not yet in the IVF."""
+        query's nprobe nearest IVF lists (as search does) plus faces not yet in the IVF.
+        records / thumbnails: as search."""
         q = as_vector(vector, EXPR_DIM, "query vector")
         k = self._check_k(k)
         with self._lock, self._begin() as txn:
@@ -870,8 +876,8 @@ class Store:
                 return []
             self._sync(txn)
             rows, d16 = self._idx.restricted(q, person_id, k + (exclude_face is not None))
-            hits = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids))
-        return [Hit(fid, dist) for fid, dist in hits]
+            ranked = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids))
+            return self._hits(txn, ranked, records, thumbnails)
 
     def _ident_add(self, txn, ids: np.ndarray) -> None:
         db = self._db["ident"]
@@ -885,8 +891,10 @@ class Store:
             mat = np.frombuffer(b"".join(mats), dtype="<f4").reshape(len(got), -1)
             self._ident.add(np.asarray(got, np.int64), mat)
 
-    def search_identity(self, vector, k: int = 10, *, exclude_face=None) -> list[Hit]:
-        """Exact top-k by squared L2 over identity vectors (loaded on first use)."""
+    def search_identity(self, vector, k: int = 10, *, exclude_face=None, records: bool = False,
+                        thumbnails: bool = False) -> list[Hit]:
+        """Exact top-k by squared L2 over identity vectors (loaded on first use).
+        records / thumbnails: as search."""
         dim = int(self.encoders.get("identity_dim", 0))
         if not dim:
             raise BadInputError("this store has no identity encoder")
@@ -905,10 +913,31 @@ class Store:
                 if keys:
                     ids = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64)
                     self._ident.add(ids, np.frombuffer(b"".join(vals), dtype="<f4").reshape(len(ids), dim))
-            hits = self._ident.search(q, k, exclude_face)
-        return [Hit(fid, dist) for fid, dist in hits]
+            ranked = self._ident.search(q, k, exclude_face)
+            return self._hits(txn, ranked, records, thumbnails)
 
     # ------------------------------------------------------------ records
+
+    def _hits(self, txn, ranked, records: bool, thumbnails: bool) -> list[Hit]:
+        """Hits for ranked (face_id, distance) pairs, with their HitRecords if asked."""
+        if not records:
+            return [Hit(fid, dist) for fid, dist in ranked]
+        recs = self._hit_records(txn, [fid for fid, _ in ranked], thumbnails)
+        return [Hit(fid, dist, rec) for (fid, dist), rec in zip(ranked, recs)]
+
+    def _hit_records(self, txn, face_ids, thumbnail: bool) -> list[HitRecord]:
+        d = self._db
+        vec, faces, thumbs = d["vec"], d["faces"], d["thumbs"]
+        get = txn.get
+        out = []
+        for fid in face_ids:
+            k = id_key(fid)
+            row = get(k, db=vec)
+            if row is None:
+                raise NotFoundError(f"face {int(fid)} does not exist")
+            t = get(k, db=thumbs) if thumbnail else None
+            out.append(decode_hit(int(fid), get(k, db=faces), row, b"" if t is None else bytes(t)))
+        return out
 
     def _face(self, txn, face_id: int, thumbnail: bool = True) -> FaceRecord:
         d, k = self._db, id_key(face_id)
@@ -956,23 +985,11 @@ class Store:
         """What search hits show of these faces (uri, frame, time, bbox, track,
         person), in the order given, from ONE read transaction.
 
-        The server's per-hit read: two LMDB gets and a struct unpack per face,
-        where get_faces decodes whole records. NotFoundError names the first
-        missing face.
+        Two LMDB gets and a struct unpack per face, where get_faces decodes whole
+        records. NotFoundError names the first missing face.
         """
-        d = self._db
-        vec, faces, thumbs = d["vec"], d["faces"], d["thumbs"]
-        out = []
         with self._begin() as txn:
-            get = txn.get
-            for fid in face_ids:
-                k = id_key(fid)
-                row = get(k, db=vec)
-                if row is None:
-                    raise NotFoundError(f"face {int(fid)} does not exist")
-                t = get(k, db=thumbs) if thumbnail else None
-                out.append(decode_hit(int(fid), get(k, db=faces), row, b"" if t is None else bytes(t)))
-        return out
+            return self._hit_records(txn, face_ids, thumbnail)
 
     def face_table(self) -> dict:
         """Every live face as columns, from the in-memory index (no record reads).
