@@ -6,9 +6,15 @@ Builds (or reuses, --store DIR) a store of --n synthetic faces, starts
 `mien serve` in a subprocess, and measures
 - an empty round trip (health Check): the floor any RPC pays;
 - vector SearchExpression p50/p99 with 1 client, QPS with 16 client threads;
-- the same searches in-process on a Store reader of the same directory (ratio);
+- the same searches in-process on a Store reader of the same directory (ratio),
+  bare and with the hit records the server returns;
 - an image query at 640x480: decode / detect / encode / search in-process,
   and the end-to-end gRPC image query.
+
+Each is measured in two CPU layouts (--layouts): "pinned" runs the server
+with `--cpus <last CPU>` and this client on the other CPUs, as separate
+machines would be; "shared" lets the scheduler place both. The first layout
+gives the JSON's top-level figures; all are under "layouts".
 """
 
 from __future__ import annotations
@@ -79,8 +85,10 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
             store.rebuild_shards()
 
 
-def start_server(store_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(store_dir: Path, port: int, log_path: Path, cpus: set[int] | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(port)]
+    if cpus:
+        cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
     # the per-RPC log goes to a file: an undrained pipe would stall the server
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -108,6 +116,113 @@ def time_calls(fn, args_list) -> list[float]:
     return out
 
 
+LAYOUTS = ("pinned", "shared")
+
+
+def cpu_layout(layout: str) -> tuple[set[int] | None, set[int] | None]:
+    """(server CPUs, benchmark-process CPUs) for a layout; (None, None) = no pinning.
+
+    pinned: the server on the last CPU, the client (this process) on the rest,
+    as if they were separate machines; shared: the scheduler places both.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if layout == "shared" or len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def measure_inproc(store, queries, k: int) -> dict:
+    """The same searches in this process, with the records the server returns."""
+    for q in queries[:300]:  # warm both paths, so neither pays for the other's first pages
+        store.search(q, k)
+        store.search(q, k, records=True)
+    bare = time_calls(lambda q: store.search(q, k), queries)
+    full = time_calls(lambda q: store.search(q, k, records=True), queries)
+    return {"inproc_search_p50_ms": statistics.median(bare), "inproc_p50_ms": statistics.median(full),
+            "inproc_p99_ms": pct(full, 99)}
+
+
+def measure_grpc(target: str, requests, queries_n: int, k: int, image_data: bytes) -> dict:
+    """Empty RPC, vector queries with 1 and 16 clients, image queries, through gRPC."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from mien.clients.client import Client
+
+    with Client(target) as client:
+        health = health_pb2_grpc.HealthStub(client.channel)
+        hreq = health_pb2.HealthCheckRequest()
+        for _ in range(200):
+            health.Check(hreq)
+        empty = time_calls(lambda r: health.Check(r), [hreq] * queries_n)
+        for r in requests[:200]:
+            client.search_vector_raw(r)
+        grpc1 = time_calls(client.search_vector_raw, requests)
+
+        # 16 concurrent clients (threads, one channel each)
+        def worker(lat: list):
+            with Client(target) as c:
+                for r in requests[: queries_n // 4]:
+                    t = time.perf_counter()
+                    c.search_vector_raw(r)
+                    lat.append((time.perf_counter() - t) * 1000.0)
+
+        lats = [[] for _ in range(16)]
+        threads = [threading.Thread(target=worker, args=(lat,)) for lat in lats]
+        t0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t0
+        all16 = [x for lat in lats for x in lat]
+
+        client.search(image_data, k=k)  # warm the server's analyzer
+        image_grpc = time_calls(lambda d: client.search(d, k=k), [image_data] * 20)
+    return {
+        "empty_rpc_p50_ms": statistics.median(empty),
+        "grpc_p50_ms": statistics.median(grpc1), "grpc_p99_ms": pct(grpc1, 99),
+        "grpc_qps_1": 1000.0 / statistics.mean(grpc1),
+        "grpc_p50_ms_16": statistics.median(all16), "grpc_p99_ms_16": pct(all16, 99),
+        "qps_16": len(all16) / wall,
+        "image_query_p50_ms": statistics.median(image_grpc),
+    }
+
+
+def query_image() -> bytes:
+    """A 640x480 JPEG with one face (the astronaut photo from scikit-image)."""
+    import cv2
+
+    from mien.demo import photos
+
+    img = cv2.resize(photos.astronaut(), (480, 480))
+    canvas = np.full((480, 640, 3), 127, np.uint8)
+    canvas[:, 80:560] = img
+    ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return jpeg.tobytes()
+
+
+def measure_image_split(store, data: bytes, k: int) -> dict:
+    """An image query's stages in-process: decode, detect, encode, search."""
+    from mien.engine.faces import EngineConfig, FaceAnalyzer, load_image
+
+    analyzer = FaceAnalyzer(EngineConfig())
+    split = {"decode": [], "detect": [], "encode": [], "search": []}
+    for _ in range(20):
+        t = time.perf_counter()
+        image = load_image(data)
+        t1 = time.perf_counter()
+        faces = analyzer.detect(image)
+        t2 = time.perf_counter()
+        analyzer.assess(image, faces[:1])
+        analyzer.embed_expression(image, faces[:1])
+        t3 = time.perf_counter()
+        store.search(faces[0].expression, k, records=True)
+        t4 = time.perf_counter()
+        for key, a, b in (("decode", t, t1), ("detect", t1, t2), ("encode", t2, t3), ("search", t3, t4)):
+            split[key].append((b - a) * 1000.0)
+    return {f"image_{key}_p50_ms": statistics.median(v) for key, v in split.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000, help="synthetic faces (default %(default)s)")
@@ -115,17 +230,22 @@ def main(argv=None) -> int:
     ap.add_argument("--queries", type=int, default=2000, help="queries per measurement")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--layouts", default=",".join(LAYOUTS),
+                    help="CPU layouts to measure, first = headline figures (default %(default)s)")
     ap.add_argument("--out", default=None, help="write JSON results here")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.build_only:
         build_store(Path(args.store), args.n)
         return 0
+    layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown or not layouts:
+        ap.error(f"--layouts takes {', '.join(LAYOUTS)}; got {args.layouts!r}")
 
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from mien.clients.client import Client
     from mien.engine.store import Store
+    from mien.server.app import single_threaded_search
+    from mien.server.cpus import pin_to_cpus
     from mien.v1 import common_pb2, search_pb2
 
     tmp = None
@@ -153,136 +273,81 @@ def main(argv=None) -> int:
     requests = [search_pb2.SearchExpressionRequest(
         query=common_pb2.FaceQuery(vector=common_pb2.Vector(values=q.tolist())), top_k=args.k)
         for q in queries]
-    results: dict = {"n": args.n, "k": args.k, "queries": args.queries, "cpus": os.cpu_count()}
+    image_data = query_image()
 
-    # in-process: the same store, same vectors, search + the record reads the server does,
-    # with the server's FAISS threading (one OpenMP thread per call)
-    from mien.server.app import single_threaded_search
-
+    # in-process searches use the server's FAISS threading (one OpenMP thread per call)
     single_threaded_search()
+    all_cpus = os.sched_getaffinity(0)
     store = Store(store_dir, mode="r")
-    n_faces = int(store.stats().get("faces", 0))
-    results["n"] = n_faces
-    for q in queries[:50]:
-        store.search(q, args.k)
-    inproc_search = time_calls(lambda q: store.search(q, args.k), queries)
-    inproc_full = time_calls(
-        lambda q: [store.get_face(h.face_id, thumbnail=False) for h in store.search(q, args.k)], queries)
-
-    log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
-    proc = start_server(store_dir, args.port, log_path)
+    per_layout: dict = {}
     try:
-        target = f"127.0.0.1:{args.port}"
-        with Client(target) as client:
-            health = health_pb2_grpc.HealthStub(client.channel)
-            hreq = health_pb2.HealthCheckRequest()
-            for _ in range(200):
-                health.Check(hreq)
-            empty = time_calls(lambda r: health.Check(r), [hreq] * args.queries)
-            for r in requests[:200]:
-                client.search_vector_raw(r)
-            grpc1 = time_calls(client.search_vector_raw, requests)
-
-            # 16 concurrent clients (threads, one channel each), all queries each
-            def worker(lat: list):
-                with Client(target) as c:
-                    for r in requests[: args.queries // 4]:
-                        t = time.perf_counter()
-                        c.search_vector_raw(r)
-                        lat.append((time.perf_counter() - t) * 1000.0)
-
-            lats = [[] for _ in range(16)]
-            threads = [threading.Thread(target=worker, args=(lat,)) for lat in lats]
-            t0 = time.perf_counter()
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            wall = time.perf_counter() - t0
-            all16 = [x for lat in lats for x in lat]
-            qps16 = len(all16) / wall
-
-            # image query at 640x480: in-process split, then end-to-end over gRPC
-            import cv2
-
-            from mien.demo import photos
-            from mien.engine.faces import EngineConfig, FaceAnalyzer, load_image
-
-            img = cv2.resize(photos.astronaut(), (480, 480))
-            canvas = np.full((480, 640, 3), 127, np.uint8)
-            canvas[:, 80:560] = img
-            ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            data = jpeg.tobytes()
-            analyzer = FaceAnalyzer(EngineConfig())
-            split = {"decode": [], "detect": [], "encode": [], "search": []}
-            for _ in range(20):
-                t = time.perf_counter()
-                image = load_image(data)
-                t1 = time.perf_counter()
-                faces = analyzer.detect(image)
-                t2 = time.perf_counter()
-                analyzer.assess(image, faces[:1])
-                analyzer.embed_expression(image, faces[:1])
-                t3 = time.perf_counter()
-                store.search(faces[0].expression, args.k)
-                t4 = time.perf_counter()
-                for key, a, b in (("decode", t, t1), ("detect", t1, t2), ("encode", t2, t3), ("search", t3, t4)):
-                    split[key].append((b - a) * 1000.0)
-            client.search(data, k=args.k)  # warm the server's analyzer
-            image_grpc = time_calls(lambda d: client.search(d, k=args.k), [data] * 20)
+        n_faces = int(store.stats().get("faces", 0))
+        for layout in layouts:
+            server_cpus, client_cpus = cpu_layout(layout)
+            r = {"server_cpus": sorted(server_cpus) if server_cpus else None,
+                 "client_cpus": sorted(client_cpus) if client_cpus else None}
+            log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
+            pin_to_cpus(all_cpus)  # the server inherits this mask, then pins itself
+            proc = start_server(store_dir, args.port, log_path, server_cpus)
+            try:
+                # the in-process figures on the client's CPUs, the idle server aside
+                pin_to_cpus(client_cpus or all_cpus)  # every thread of this process
+                r.update(measure_inproc(store, queries, args.k))
+                r.update(measure_image_split(store, image_data, args.k))
+                r.update(measure_grpc(f"127.0.0.1:{args.port}", requests, args.queries, args.k, image_data))
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            r["ratio"] = r["grpc_p50_ms"] / r["inproc_p50_ms"]
+            r["grpc_overhead_ms"] = r["grpc_p50_ms"] - r["inproc_p50_ms"]
+            r["grpc_overhead_vs_search_ms"] = r["grpc_p50_ms"] - r["inproc_search_p50_ms"]
+            per_layout[layout] = r
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        pin_to_cpus(all_cpus)
         store.close()
         if tmp is not None:
             tmp.cleanup()
 
-    p50 = statistics.median
-    results.update({
-        "empty_rpc_p50_ms": p50(empty),
-        "inproc_search_p50_ms": p50(inproc_search),
-        "inproc_p50_ms": p50(inproc_full),
-        "inproc_p99_ms": pct(inproc_full, 99),
-        "grpc_p50_ms": p50(grpc1),
-        "grpc_p99_ms": pct(grpc1, 99),
-        "grpc_qps_1": 1000.0 / statistics.mean(grpc1),
-        "grpc_p50_ms_16": p50(all16),
-        "grpc_p99_ms_16": pct(all16, 99),
-        "qps_16": qps16,
-        "image_decode_p50_ms": p50(split["decode"]),
-        "image_detect_p50_ms": p50(split["detect"]),
-        "image_encode_p50_ms": p50(split["encode"]),
-        "image_search_p50_ms": p50(split["search"]),
-        "image_query_p50_ms": p50(image_grpc),
-    })
-    results["ratio"] = results["grpc_p50_ms"] / results["inproc_p50_ms"]
-    results["grpc_overhead_ms"] = results["grpc_p50_ms"] - results["inproc_p50_ms"]
-
-    rows = [
-        ("faces in store", f"{results['n']:,}"),
-        ("empty RPC (health) p50", f"{results['empty_rpc_p50_ms']:.3f} ms"),
-        ("in-process search p50", f"{results['inproc_search_p50_ms']:.3f} ms"),
-        ("in-process search+records p50 / p99", f"{results['inproc_p50_ms']:.3f} / {results['inproc_p99_ms']:.3f} ms"),
-        ("gRPC vector query p50 / p99 (1 client)", f"{results['grpc_p50_ms']:.3f} / {results['grpc_p99_ms']:.3f} ms"),
-        ("gRPC / in-process (ratio)", f"{results['ratio']:.2f}x  (+{results['grpc_overhead_ms']:.3f} ms)"),
-        ("gRPC QPS, 1 client", f"{results['grpc_qps_1']:.0f}"),
-        ("gRPC QPS, 16 clients", f"{results['qps_16']:.0f}  (p50 {results['grpc_p50_ms_16']:.2f} ms, p99 {results['grpc_p99_ms_16']:.2f} ms)"),
-        ("image 640x480: decode / detect / encode / search", " / ".join(
-            f"{results[f'image_{k}_p50_ms']:.2f}" for k in ("decode", "detect", "encode", "search")) + " ms"),
-        ("image query over gRPC p50", f"{results['image_query_p50_ms']:.1f} ms"),
-    ]
-    w = max(len(r[0]) for r in rows)
-    print(f"{'measure'.ljust(w)}  value")
-    print(f"{'-' * w}  {'-' * 40}")
-    for name, value in rows:
-        print(f"{name.ljust(w)}  {value}")
+    results: dict = {"n": n_faces, "k": args.k, "queries": args.queries, "cpus": len(all_cpus),
+                     "layout": layouts[0], **per_layout[layouts[0]], "layouts": per_layout}
+    print_table(per_layout, n_faces)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
     return 0
+
+
+def print_table(per_layout: dict, n_faces: int) -> None:
+    rows = [
+        ("CPUs: server / client", lambda r: f"{_cpus(r['server_cpus'])} / {_cpus(r['client_cpus'])}"),
+        ("empty RPC (health) p50", lambda r: f"{r['empty_rpc_p50_ms']:.3f} ms"),
+        ("in-process search p50", lambda r: f"{r['inproc_search_p50_ms']:.3f} ms"),
+        ("in-process search+records p50 / p99", lambda r: f"{r['inproc_p50_ms']:.3f} / {r['inproc_p99_ms']:.3f} ms"),
+        ("gRPC vector query p50 / p99 (1 client)", lambda r: f"{r['grpc_p50_ms']:.3f} / {r['grpc_p99_ms']:.3f} ms"),
+        ("gRPC over search+records", lambda r: f"+{r['grpc_overhead_ms']:.3f} ms ({r['ratio']:.2f}x)"),
+        ("gRPC over bare search", lambda r: f"+{r['grpc_overhead_vs_search_ms']:.3f} ms"),
+        ("gRPC QPS, 1 client", lambda r: f"{r['grpc_qps_1']:.0f}"),
+        ("gRPC QPS, 16 clients", lambda r: f"{r['qps_16']:.0f} (p50 {r['grpc_p50_ms_16']:.2f} ms)"),
+        ("image 640x480 decode/detect/encode/search", lambda r: "/".join(
+            f"{r[f'image_{k}_p50_ms']:.1f}" for k in ("decode", "detect", "encode", "search")) + " ms"),
+        ("image query over gRPC p50", lambda r: f"{r['image_query_p50_ms']:.1f} ms"),
+    ]
+    names = list(per_layout)
+    cells = [[fmt(per_layout[n]) for n in names] for _, fmt in rows]
+    w0 = max(len(r[0]) for r in rows)
+    ws = [max(len(n), *(len(c[i]) for c in cells)) for i, n in enumerate(names)]
+    print(f"{n_faces:,} faces")
+    print("  ".join([f"{'measure':<{w0}}", *(f"{n:<{w}}" for n, w in zip(names, ws))]))
+    print("  ".join(["-" * w0, *("-" * w for w in ws)]))
+    for (name, _), row in zip(rows, cells):
+        print("  ".join([f"{name:<{w0}}", *(f"{c:<{w}}" for c, w in zip(row, ws))]))
+
+
+def _cpus(cpus) -> str:
+    return "any" if not cpus else ",".join(str(c) for c in cpus)
 
 
 if __name__ == "__main__":

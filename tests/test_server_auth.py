@@ -82,7 +82,7 @@ def test_mien_serve_token_file_and_sigterm(photo_store, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MIEN_TOKEN"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mien", "serve", "--store", str(photo_store.store_dir),
-         "--port", str(port), "--token-file", str(token_file), "--grace", "2"],
+         "--port", str(port), "--token-file", str(token_file), "--grace", "2", "--cpus", "0"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -94,6 +94,12 @@ def test_mien_serve_token_file_and_sigterm(photo_store, tmp_path):
                     return proc.poll() is not None
             assert wait_until(up, timeout=120) and proc.poll() is None
             assert c.stats().faces > 0
+        # --cpus 0: the server and every thread it started run on CPU 0 only
+        tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
+        assert len(tasks) > 3
+        for task in tasks:
+            status = (task / "status").read_text()
+            assert "Cpus_allowed_list:\t0\n" in status, status
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -178,10 +178,11 @@ def _serve(store_dir, *, grace_s: float, **kwargs) -> int:
     signal.signal(signal.SIGINT, on_signal)
     server.start()
     ctx = server.mien_context
-    log.info("mien serving store %s on %s:%d (auth %s, tls %s, allowed roots: %s)",
+    log.info("mien serving store %s on %s:%d (auth %s, tls %s, allowed roots: %s, cpus: %s)",
              store_dir, kwargs.get("host", "127.0.0.1"), port,
              "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",
-             ", ".join(str(r) for r in ctx.allowed_roots) or "none")
+             ", ".join(str(r) for r in ctx.allowed_roots) or "none",
+             ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
     while not stop.wait(1.0):
         pass
     server.mien_health.enter_graceful_shutdown()  # health says NOT_SERVING while draining

@@ -1,0 +1,76 @@
+"""Pin the server to chosen CPUs (`mien serve --cpus 1`).
+
+On a machine shared with clients or other work, a server kept on its own
+cores answers faster: each RPC hands work between gRPC's polling thread and
+a worker thread, and on one core that hand-off needs no cross-core wake-up
+(expensive in a VM); its caches also stay warm. benchmarks/grpc.py measures
+both layouts, pinned and shared.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mien.errors import BadInputError
+
+
+def parse_cpus(text: str) -> set[int]:
+    """'1', '0,2' or '0-3,6' -> {CPU numbers}; BadInputError when malformed."""
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if lo > hi:
+                    raise ValueError
+                cpus.update(range(lo, hi + 1))
+            else:
+                cpus.add(int(part))
+        except ValueError:
+            raise BadInputError(f"bad CPU list {text!r}: use numbers and ranges, e.g. 1 or 0,2-3") from None
+    if not cpus or min(cpus) < 0:
+        raise BadInputError(f"bad CPU list {text!r}: use numbers and ranges, e.g. 1 or 0,2-3")
+    return cpus
+
+
+def pin_to_cpus(cpus: set[int]) -> None:
+    """Run this process, and every thread and child it starts later, on `cpus` only."""
+    cpus = set(cpus)
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, cpus)  # this thread first: the kernel says what is allowed
+        got = os.sched_getaffinity(0)
+    except OSError:  # none of them allowed
+        got = set()
+    if got != cpus:  # Linux silently drops CPUs outside the cgroup's set
+        os.sched_setaffinity(0, before)
+        raise BadInputError(f"CPU(s) {sorted(cpus - got)} not available: this process may use "
+                            f"{_ranges(before)} (of {os.cpu_count()} on the machine)")
+    # The mask is per thread, and imports (OpenMP, BLAS, gRPC) may have started
+    # threads already: set it on each of them; later ones inherit it.
+    for task in _threads():
+        try:
+            os.sched_setaffinity(task, cpus)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
+
+
+def _threads() -> list[int]:
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: this thread only
+        return [0]
+
+
+def _ranges(cpus) -> str:
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [c]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
