@@ -11,10 +11,11 @@ Builds (or reuses, --store DIR) a store of --n synthetic faces, starts
 - an image query at 640x480: decode / detect / encode / search in-process,
   and the end-to-end gRPC image query.
 
-Each is measured in two CPU layouts (--layouts): "pinned" runs the server
-with `--cpus <last CPU>` and this client on the other CPUs, as separate
-machines would be; "shared" lets the scheduler place both. The first layout
-gives the JSON's top-level figures; all are under "layouts".
+Each is measured in CPU layouts (--layouts): "pinned" runs the server with
+`--cpus <last CPU>` and this client on the other CPUs, as separate machines
+would be; "shared" lets the scheduler place both; "pinned-awake" adds
+`--keep-cpus-awake` (only where /dev/cpu_dma_latency is writable). The first
+layout gives the JSON's top-level figures; all are under "layouts".
 """
 
 from __future__ import annotations
@@ -85,10 +86,13 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
             store.rebuild_shards()
 
 
-def start_server(store_dir: Path, port: int, log_path: Path, cpus: set[int] | None = None) -> subprocess.Popen:
+def start_server(store_dir: Path, port: int, log_path: Path, cpus: set[int] | None = None,
+                 awake: bool = False) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(port)]
     if cpus:
         cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
+    if awake:
+        cmd += ["--keep-cpus-awake"]
     # the per-RPC log goes to a file: an undrained pipe would stall the server
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -116,14 +120,23 @@ def time_calls(fn, args_list) -> list[float]:
     return out
 
 
-LAYOUTS = ("pinned", "shared")
+LAYOUTS = ("pinned", "shared", "pinned-awake")
+
+
+def default_layouts() -> str:
+    """pinned-awake needs write access to the PM QoS device (root, usually)."""
+    from mien.server.cpus import PM_QOS_DEVICE
+
+    awake = os.access(PM_QOS_DEVICE, os.W_OK)
+    return ",".join(x for x in LAYOUTS if awake or x != "pinned-awake")
 
 
 def cpu_layout(layout: str) -> tuple[set[int] | None, set[int] | None]:
     """(server CPUs, benchmark-process CPUs) for a layout; (None, None) = no pinning.
 
     pinned: the server on the last CPU, the client (this process) on the rest,
-    as if they were separate machines; shared: the scheduler places both.
+    as if they were separate machines; shared: the scheduler places both;
+    pinned-awake: pinned, and the server started with --keep-cpus-awake.
     """
     cpus = sorted(os.sched_getaffinity(0))
     if layout == "shared" or len(cpus) < 2:
@@ -131,61 +144,55 @@ def cpu_layout(layout: str) -> tuple[set[int] | None, set[int] | None]:
     return {cpus[-1]}, set(cpus[:-1])
 
 
-def measure_inproc(store, queries, k: int) -> dict:
-    """The same searches in this process, with the records the server returns."""
-    for q in queries[:300]:  # warm both paths, so neither pays for the other's first pages
-        store.search(q, k)
-        store.search(q, k, records=True)
-    bare = time_calls(lambda q: store.search(q, k), queries)
-    full = time_calls(lambda q: store.search(q, k, records=True), queries)
-    return {"inproc_search_p50_ms": statistics.median(bare), "inproc_p50_ms": statistics.median(full),
-            "inproc_p99_ms": pct(full, 99)}
-
-
-def measure_grpc(target: str, requests, queries_n: int, k: int, image_data: bytes) -> dict:
-    """Empty RPC, vector queries with 1 and 16 clients, image queries, through gRPC."""
+def measure_vector_queries(store, client, queries, requests, k: int, rounds: int = 4) -> dict:
+    """In-process searches (bare, and with the records the server returns), an
+    empty RPC and gRPC vector queries, alternated in `rounds` so that a slow
+    spell of the machine falls on all of them alike."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    health = health_pb2_grpc.HealthStub(client.channel)
+    hreq = health_pb2.HealthCheckRequest()
+    for q, r in zip(queries[:300], requests[:300]):  # warm every path first
+        store.search(q, k)
+        store.search(q, k, records=True)
+        client.search_vector_raw(r)
+        health.Check(hreq)
+    bare, full, empty, grpc1 = [], [], [], []
+    step = -(-len(queries) // rounds)
+    for lo in range(0, len(queries), step):
+        qs, rs = queries[lo:lo + step], requests[lo:lo + step]
+        bare += time_calls(lambda q: store.search(q, k), qs)
+        full += time_calls(lambda q: store.search(q, k, records=True), qs)
+        empty += time_calls(lambda r: health.Check(r), [hreq] * len(qs))
+        grpc1 += time_calls(client.search_vector_raw, rs)
+    return {"inproc_search_p50_ms": statistics.median(bare), "inproc_p50_ms": statistics.median(full),
+            "inproc_p99_ms": pct(full, 99), "empty_rpc_p50_ms": statistics.median(empty),
+            "grpc_p50_ms": statistics.median(grpc1), "grpc_p99_ms": pct(grpc1, 99),
+            "grpc_qps_1": 1000.0 / statistics.mean(grpc1)}
+
+
+def measure_concurrent(target: str, requests, per_client: int, clients: int = 16) -> dict:
+    """QPS and latency with `clients` threads, one channel each."""
     from mien.clients.client import Client
 
-    with Client(target) as client:
-        health = health_pb2_grpc.HealthStub(client.channel)
-        hreq = health_pb2.HealthCheckRequest()
-        for _ in range(200):
-            health.Check(hreq)
-        empty = time_calls(lambda r: health.Check(r), [hreq] * queries_n)
-        for r in requests[:200]:
-            client.search_vector_raw(r)
-        grpc1 = time_calls(client.search_vector_raw, requests)
+    def worker(lat: list):
+        with Client(target) as c:
+            for r in requests[:per_client]:
+                t = time.perf_counter()
+                c.search_vector_raw(r)
+                lat.append((time.perf_counter() - t) * 1000.0)
 
-        # 16 concurrent clients (threads, one channel each)
-        def worker(lat: list):
-            with Client(target) as c:
-                for r in requests[: queries_n // 4]:
-                    t = time.perf_counter()
-                    c.search_vector_raw(r)
-                    lat.append((time.perf_counter() - t) * 1000.0)
-
-        lats = [[] for _ in range(16)]
-        threads = [threading.Thread(target=worker, args=(lat,)) for lat in lats]
-        t0 = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
-        all16 = [x for lat in lats for x in lat]
-
-        client.search(image_data, k=k)  # warm the server's analyzer
-        image_grpc = time_calls(lambda d: client.search(d, k=k), [image_data] * 20)
-    return {
-        "empty_rpc_p50_ms": statistics.median(empty),
-        "grpc_p50_ms": statistics.median(grpc1), "grpc_p99_ms": pct(grpc1, 99),
-        "grpc_qps_1": 1000.0 / statistics.mean(grpc1),
-        "grpc_p50_ms_16": statistics.median(all16), "grpc_p99_ms_16": pct(all16, 99),
-        "qps_16": len(all16) / wall,
-        "image_query_p50_ms": statistics.median(image_grpc),
-    }
+    lats = [[] for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(lat,)) for lat in lats]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    every = [x for lat in lats for x in lat]
+    return {"grpc_p50_ms_16": statistics.median(every), "grpc_p99_ms_16": pct(every, 99),
+            "qps_16": len(every) / wall}
 
 
 def query_image() -> bytes:
@@ -230,8 +237,9 @@ def main(argv=None) -> int:
     ap.add_argument("--queries", type=int, default=2000, help="queries per measurement")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--layouts", default=",".join(LAYOUTS),
-                    help="CPU layouts to measure, first = headline figures (default %(default)s)")
+    ap.add_argument("--layouts", default=default_layouts(),
+                    help=f"CPU layouts to measure ({', '.join(LAYOUTS)}); the first gives the "
+                         "headline figures (default %(default)s)")
     ap.add_argument("--out", default=None, help="write JSON results here")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -243,6 +251,7 @@ def main(argv=None) -> int:
     if unknown or not layouts:
         ap.error(f"--layouts takes {', '.join(LAYOUTS)}; got {args.layouts!r}")
 
+    from mien.clients.client import Client
     from mien.engine.store import Store
     from mien.server.app import single_threaded_search
     from mien.server.cpus import pin_to_cpus
@@ -288,13 +297,18 @@ def main(argv=None) -> int:
                  "client_cpus": sorted(client_cpus) if client_cpus else None}
             log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
             pin_to_cpus(all_cpus)  # the server inherits this mask, then pins itself
-            proc = start_server(store_dir, args.port, log_path, server_cpus)
+            proc = start_server(store_dir, args.port, log_path, server_cpus, awake=layout == "pinned-awake")
             try:
-                # the in-process figures on the client's CPUs, the idle server aside
+                # everything measured from the client's CPUs
                 pin_to_cpus(client_cpus or all_cpus)  # every thread of this process
-                r.update(measure_inproc(store, queries, args.k))
-                r.update(measure_image_split(store, image_data, args.k))
-                r.update(measure_grpc(f"127.0.0.1:{args.port}", requests, args.queries, args.k, image_data))
+                target = f"127.0.0.1:{args.port}"
+                with Client(target) as client:
+                    r.update(measure_vector_queries(store, client, queries, requests, args.k))
+                    r.update(measure_concurrent(target, requests, args.queries // 4))
+                    r.update(measure_image_split(store, image_data, args.k))
+                    client.search(image_data, k=args.k)  # warm the server's analyzer
+                    image_grpc = time_calls(lambda d: client.search(d, k=args.k), [image_data] * 20)
+                    r["image_query_p50_ms"] = statistics.median(image_grpc)
             finally:
                 proc.terminate()
                 try:

@@ -1,15 +1,17 @@
-"""`mien serve --cpus`: parsing CPU lists and refusing CPUs the process can't use."""
+"""`mien serve --cpus` and `--keep-cpus-awake`: CPU lists, refused CPUs, the PM QoS request."""
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
 import subprocess
 import sys
 
 import pytest
 
 from mien.errors import BadInputError
-from mien.server.cpus import parse_cpus, pin_to_cpus
+from mien.server.cpus import PM_QOS_DEVICE, parse_cpus, pin_to_cpus
 
 
 def test_cpu_lists_parse():
@@ -34,3 +36,50 @@ def test_serve_with_a_bad_cpu_list_fails_before_opening_the_store(tmp_path):
                           "--cpus", "0-x"], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "bad CPU list '0-x'" in out.stderr
+
+
+def test_keep_awake_without_the_device_warns_and_carries_on(tmp_path, caplog):
+    from mien.server.cpus import cpus_kept_awake
+
+    with caplog.at_level(logging.WARNING), cpus_kept_awake(str(tmp_path / "no-such-device")) as held:
+        assert held is False
+    assert "idle CPUs will sleep as usual" in caplog.text
+
+
+def test_keep_awake_writes_a_zero_latency_request_and_releases_it(tmp_path):
+    from mien.server.cpus import cpus_kept_awake
+
+    fake = tmp_path / "latency"
+    fake.write_bytes(b"")
+    with cpus_kept_awake(str(fake)) as held:
+        assert held is True
+        assert fake.read_bytes() == struct.pack("<i", 0)
+        assert _open_fds_to(fake) == 1
+    assert _open_fds_to(fake) == 0   # the request ends with the close
+
+
+@pytest.mark.skipif(not os.access(PM_QOS_DEVICE, os.R_OK | os.W_OK),
+                    reason=f"{PM_QOS_DEVICE} is not writable here (needs root)")
+def test_keep_awake_sets_the_kernels_latency_target_while_held():
+    from mien.server.cpus import cpus_kept_awake
+
+    def current() -> int:
+        with open(PM_QOS_DEVICE, "rb") as fh:
+            return struct.unpack("<i", fh.read(4))[0]
+
+    before = current()
+    assert before > 0
+    with cpus_kept_awake() as held:
+        assert held and current() == 0
+    assert current() == before
+
+
+def _open_fds_to(path) -> int:
+    target = os.path.realpath(path)
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.path.realpath(f"/proc/self/fd/{fd}") == target
+        except OSError:
+            pass
+    return n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -15,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mien.server.context import Limits, ServerContext
+from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
 from mien.server.servicer import MienServicer
 from mien.v1 import search_pb2, search_pb2_grpc
@@ -159,10 +161,14 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     return server, bound
 
 
-def serve(store_dir, *, grace_s: float = 5.0, **kwargs) -> int:
-    """Run until SIGTERM/SIGINT, then drain in-flight calls for up to grace_s."""
+def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, **kwargs) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls for up to grace_s.
+
+    keep_cpus_awake: hold the kernel's CPU wake-up latency at 0 while serving
+    (see mien.server.cpus).
+    """
     # log writes leave the RPC threads: each RPC logs a line
-    with batched_root_logging():
+    with batched_root_logging(), (cpus_kept_awake() if keep_cpus_awake else contextlib.nullcontext()):
         return _serve(store_dir, grace_s=grace_s, **kwargs)
 
 

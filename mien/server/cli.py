@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--cpus", default=None, metavar="LIST",
                    help="run the server on these CPUs only, e.g. 1 or 2-3: keeps its threads and caches "
                         "on cores no client competes for (lower latency on a shared machine)")
+    p.add_argument("--keep-cpus-awake", action="store_true",
+                   help="while serving, ask the kernel to keep idle CPUs polling instead of sleeping "
+                        "(/dev/cpu_dma_latency = 0; needs write access to it, usually root): lower "
+                        "latency, machine-wide, at the cost of idle CPUs spinning")
     p.add_argument("--grace", type=float, default=5.0, help="seconds to drain calls on SIGTERM")
     p.set_defaults(func=run)
 
@@ -44,4 +48,4 @@ def run(args) -> int:
                     max_image_pixels=int(args.max_image_mp * 1_000_000), max_top_k=args.max_top_k)
     return serve(args.store, port=args.port, host=args.host, workers=args.workers,
                  token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
-                 limits=limits, grace_s=args.grace)
+                 limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake)

@@ -1,17 +1,30 @@
-"""Pin the server to chosen CPUs (`mien serve --cpus 1`).
+"""Where and how the server's CPUs run: `mien serve --cpus 1 --keep-cpus-awake`.
 
 On a machine shared with clients or other work, a server kept on its own
 cores answers faster: each RPC hands work between gRPC's polling thread and
 a worker thread, and on one core that hand-off needs no cross-core wake-up
 (expensive in a VM); its caches also stay warm. benchmarks/grpc.py measures
 both layouts, pinned and shared.
+
+An idle CPU halts, and waking it costs a VM tens of microseconds and cold
+caches; a query arrives at a halted CPU every time. --keep-cpus-awake asks
+the kernel to poll instead (PM QoS: /dev/cpu_dma_latency held at 0, as
+tuned's latency-performance profile does). That is machine-wide while the
+server runs, and idle CPUs then spin: a dedicated server's choice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import struct
 
 from mien.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+PM_QOS_DEVICE = "/dev/cpu_dma_latency"
 
 
 def parse_cpus(text: str) -> set[int]:
@@ -74,3 +87,25 @@ def _ranges(cpus) -> str:
     if run:
         out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ",".join(out)
+
+
+@contextlib.contextmanager
+def cpus_kept_awake(device: str = PM_QOS_DEVICE):
+    """Hold a 0 us CPU wake-up latency request while inside; yields whether it holds.
+
+    Without permission to write the device (it is root's by default) this logs
+    a warning and carries on: the server then runs as it would without it.
+    """
+    try:
+        fd = os.open(device, os.O_WRONLY)
+    except OSError as exc:
+        log.warning("--keep-cpus-awake: cannot open %s (%s); idle CPUs will sleep as usual",
+                    device, exc.strerror or exc)
+        yield False
+        return
+    try:
+        os.write(fd, struct.pack("<i", 0))
+        log.info("idle CPUs kept awake (%s = 0 us) while the server runs", device)
+        yield True
+    finally:
+        os.close(fd)  # the kernel drops the request with the last close

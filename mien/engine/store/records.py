@@ -109,9 +109,12 @@ class Hit:
 
 # ---------------------------------------------------------------- keys
 
+# Big-endian so LMDB's byte order is numeric order (range scans).
+ID_KEY = struct.Struct(">q")  # hot loops bind ID_KEY.pack (ints and numpy ints)
+
+
 def id_key(i: int) -> bytes:
-    """Big-endian so LMDB's byte order is numeric order (range scans)."""
-    return struct.pack(">q", int(i))
+    return ID_KEY.pack(int(i))
 
 
 def key_id(k: bytes) -> int:

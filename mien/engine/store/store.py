@@ -22,7 +22,7 @@ from mien.engine.store import shards as shardio
 from mien.engine.store.db import WriterLock, acquire_env, release_env
 from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template
 from mien.engine.store.records import (
-    EXPR_DIM, VEC_DTYPE, FaceRecord, Hit, HitRecord, Person, SourceRecord, Tag, as_vector,
+    EXPR_DIM, ID_KEY, VEC_DTYPE, FaceRecord, Hit, HitRecord, Person, SourceRecord, Tag, as_vector,
     decode_face, decode_hit, decode_person, decode_person_stats, decode_rows, decode_source, decode_tag, encode_face,
     encode_person, encode_row, encode_source, encode_tag, id_key, key_id, key_pair,
     pair_key,
@@ -806,10 +806,17 @@ class Store:
 
     # ------------------------------------------------------------ searches
 
-    def _exp32(self, txn, face_ids: np.ndarray) -> np.ndarray:
-        """float32 expression vectors from LMDB; NaN rows for faces that are gone."""
-        vec, n = self._db["vec"], EXPR_DIM * 4
-        vals = [txn.get(id_key(fid), db=vec) for fid in face_ids]
+    def _exp32(self, txn, face_ids: np.ndarray, keep: dict | None = None) -> np.ndarray:
+        """float32 expression vectors from LMDB; NaN rows for faces that are gone.
+
+        keep: a dict to receive {face_id: raw vec row}, so the hits' records can
+        reuse the rows instead of reading them again.
+        """
+        vec, n, pack = self._db["vec"], EXPR_DIM * 4, ID_KEY.pack
+        get = txn.get
+        vals = [get(pack(fid), db=vec) for fid in face_ids]
+        if keep is not None:
+            keep.update(zip(face_ids.tolist(), vals))
         if all(v is not None for v in vals):
             return np.frombuffer(b"".join(v[:n] for v in vals), dtype="<f4").reshape(-1, EXPR_DIM).copy()
         out = np.full((len(face_ids), EXPR_DIM), np.nan, dtype=np.float32)
@@ -859,8 +866,9 @@ class Store:
                 lo, hi = time_range
                 f.time_range = (None if lo is None else int(lo), None if hi is None else int(hi))
             rows, d16 = self._idx.candidates(q, k, f)
-            ranked = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids))
-            return self._hits(txn, ranked, records, thumbnails)
+            seen: dict = {}
+            ranked = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids, seen))
+            return self._hits(txn, ranked, records, thumbnails, seen)
 
     def search_person(self, vector, person_id: int, k: int = 10, *, exclude_face=None,
                       records: bool = False, thumbnails: bool = False) -> list[Hit]:
@@ -876,8 +884,9 @@ class Store:
                 return []
             self._sync(txn)
             rows, d16 = self._idx.restricted(q, person_id, k + (exclude_face is not None))
-            ranked = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids))
-            return self._hits(txn, ranked, records, thumbnails)
+            seen: dict = {}
+            ranked = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids, seen))
+            return self._hits(txn, ranked, records, thumbnails, seen)
 
     def _ident_add(self, txn, ids: np.ndarray) -> None:
         db = self._db["ident"]
@@ -918,21 +927,23 @@ class Store:
 
     # ------------------------------------------------------------ records
 
-    def _hits(self, txn, ranked, records: bool, thumbnails: bool) -> list[Hit]:
+    def _hits(self, txn, ranked, records: bool, thumbnails: bool, vec_rows: dict | None = None) -> list[Hit]:
         """Hits for ranked (face_id, distance) pairs, with their HitRecords if asked."""
         if not records:
             return [Hit(fid, dist) for fid, dist in ranked]
-        recs = self._hit_records(txn, [fid for fid, _ in ranked], thumbnails)
+        recs = self._hit_records(txn, [fid for fid, _ in ranked], thumbnails, vec_rows)
         return [Hit(fid, dist, rec) for (fid, dist), rec in zip(ranked, recs)]
 
-    def _hit_records(self, txn, face_ids, thumbnail: bool) -> list[HitRecord]:
+    def _hit_records(self, txn, face_ids, thumbnail: bool, vec_rows: dict | None = None) -> list[HitRecord]:
+        """vec_rows: {face_id: raw vec row} this transaction already read (search's refine)."""
         d = self._db
         vec, faces, thumbs = d["vec"], d["faces"], d["thumbs"]
-        get = txn.get
+        get, pack = txn.get, ID_KEY.pack
+        vec_rows = vec_rows or {}
         out = []
         for fid in face_ids:
-            k = id_key(fid)
-            row = get(k, db=vec)
+            k = pack(fid)
+            row = vec_rows.get(fid) or get(k, db=vec)
             if row is None:
                 raise NotFoundError(f"face {int(fid)} does not exist")
             t = get(k, db=thumbs) if thumbnail else None
