@@ -11,9 +11,10 @@ Builds (or reuses, --store DIR) a store of --n synthetic faces, starts
 - an image query at 640x480: decode / detect / encode / search in-process,
   and the end-to-end gRPC image query.
 
-Each is measured in CPU layouts (--layouts): "pinned" runs the server with
-`--cpus <last CPU>` and this client on the other CPUs, as separate machines
-would be; "shared" lets the scheduler place both; "pinned-awake" adds
+Each is measured in CPU layouts (--layouts): "shared" (the headline: a
+default `mien serve`) lets the scheduler place server and client; "pinned"
+runs the server with `--cpus <last CPU>` and this client on the other CPUs,
+as separate machines would be; "pinned-awake" adds
 `--keep-cpus-awake` (only where /dev/cpu_dma_latency is writable). The first
 layout gives the JSON's top-level figures; all are under "layouts".
 """
@@ -120,7 +121,7 @@ def time_calls(fn, args_list) -> list[float]:
     return out
 
 
-LAYOUTS = ("pinned", "shared", "pinned-awake")
+LAYOUTS = ("shared", "pinned", "pinned-awake")
 
 
 def default_layouts() -> str:
@@ -131,14 +132,14 @@ def default_layouts() -> str:
     return ",".join(x for x in LAYOUTS if awake or x != "pinned-awake")
 
 
-def cpu_layout(layout: str) -> tuple[set[int] | None, set[int] | None]:
+def cpu_layout(layout: str, cpus: set[int]) -> tuple[set[int] | None, set[int] | None]:
     """(server CPUs, benchmark-process CPUs) for a layout; (None, None) = no pinning.
 
     pinned: the server on the last CPU, the client (this process) on the rest,
     as if they were separate machines; shared: the scheduler places both;
     pinned-awake: pinned, and the server started with --keep-cpus-awake.
     """
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = sorted(cpus)  # all this process may use, whatever the previous layout pinned
     if layout == "shared" or len(cpus) < 2:
         return None, None
     return {cpus[-1]}, set(cpus[:-1])
@@ -152,7 +153,10 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
 
     health = health_pb2_grpc.HealthStub(client.channel)
     hreq = health_pb2.HealthCheckRequest()
-    for q, r in zip(queries[:300], requests[:300]):  # warm every path first
+    # Warm every path with every query first: each process maps the LMDB pages a
+    # query touches on first use (page faults), and a fresh server or reader
+    # would otherwise pay them inside the measurement.
+    for q, r in zip(queries, requests):
         store.search(q, k)
         store.search(q, k, records=True)
         client.search_vector_raw(r)
@@ -292,7 +296,7 @@ def main(argv=None) -> int:
     try:
         n_faces = int(store.stats().get("faces", 0))
         for layout in layouts:
-            server_cpus, client_cpus = cpu_layout(layout)
+            server_cpus, client_cpus = cpu_layout(layout, all_cpus)
             r = {"server_cpus": sorted(server_cpus) if server_cpus else None,
                  "client_cpus": sorted(client_cpus) if client_cpus else None}
             log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
