@@ -181,43 +181,43 @@ def encode_face(f: FaceRecord) -> bytes:
 _ROW_PERSON = struct.Struct("<i")
 
 
-def _face_fields(value) -> tuple:
-    """(uri, frame, ts, bbox, det, sharpness, yaw, pitch, roll, track, floats) of either format."""
+def _row_person(row: bytes) -> int:
+    """The person id: the last field of a raw `vec` row."""
+    return _ROW_PERSON.unpack_from(row, VEC_DTYPE.itemsize - 4)[0]
+
+
+def _face_header(value) -> tuple:
+    """(uri, frame, ts, bbox, det, sharpness, yaw, pitch, roll, track, (buffer, offset))
+    of either format, without numpy; the 26 floats (10 landmark, 16 pooled) start
+    at offset in buffer."""
     if value[:4] == _FACE_MAGIC:
         (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
         o = _FACE_HDR.size
-        uri = value[o:o + n].decode()
-        floats = np.frombuffer(value, dtype="<f4", count=26, offset=o + n).copy()
-        return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, floats
+        uri = bytes(value[o:o + n]).decode()
+        return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, (value, o + n)
     h, tail = _unpack(value)
     q = h["q"]
-    return (h["s"], h["f"], h["t"], tuple(h["b"]), h["d"], q[0], q[1], q[2], q[3], h["tr"],
-            np.frombuffer(tail, dtype="<f4", count=26).copy())
+    return h["s"], h["f"], h["t"], tuple(h["b"]), h["d"], q[0], q[1], q[2], q[3], h["tr"], (tail, 0)
 
 
 def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: bytes) -> FaceRecord:
     """A FaceRecord from its `faces` value and its raw `vec` row (VEC_DTYPE bytes)."""
-    uri, frame, ts, bbox, det, sh, yaw, pitch, roll, tr, floats = _face_fields(value)
+    uri, frame, ts, bbox, det, sh, yaw, pitch, roll, tr, (buf, at) = _face_header(value)
+    floats = np.frombuffer(buf, dtype="<f4", count=26, offset=at).copy()
     return FaceRecord(
         source_uri=uri, frame_index=frame, timestamp_ms=ts, bbox=bbox,
         landmarks5=floats[:10].reshape(5, 2), det_score=det,
         sharpness=sh, yaw=yaw, pitch=pitch, roll=roll,
         expression=np.frombuffer(row, dtype="<f4", count=EXPR_DIM).copy(), pooled=floats[10:26],
-        identity=identity, track_id=tr, person_id=_ROW_PERSON.unpack_from(row, VEC_DTYPE.itemsize - 4)[0],
+        identity=identity, track_id=tr, person_id=_row_person(row),
         thumbnail=thumbnail, face_id=face_id,
     )
 
 
 def decode_hit(face_id: int, value: bytes, row: bytes, thumbnail: bytes = b"") -> HitRecord:
-    """A HitRecord from a `faces` value and its raw `vec` row, without numpy."""
-    person = _ROW_PERSON.unpack_from(row, VEC_DTYPE.itemsize - 4)[0]
-    if value[:4] != _FACE_MAGIC:  # an older JSON-header value
-        uri, frame, ts, bbox, *_, tr, _floats = _face_fields(value)
-        return HitRecord(face_id, uri, frame, ts, bbox, tr, person, thumbnail)
-    (_, frame, ts, x1, y1, x2, y2, _det, _sh, _yaw, _pitch, _roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
-    o = _FACE_HDR.size
-    uri = bytes(value[o:o + n]).decode()
-    return HitRecord(face_id, uri, frame, ts, (x1, y1, x2, y2), tr, person, thumbnail)
+    """A HitRecord from a `faces` value and its raw `vec` row: the header only."""
+    uri, frame, ts, bbox, *_, tr, _floats_at = _face_header(value)
+    return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row), thumbnail)
 
 
 def pooled_of(value: bytes) -> np.ndarray:
