@@ -866,7 +866,7 @@ class Store:
                 lo, hi = time_range
                 f.time_range = (None if lo is None else int(lo), None if hi is None else int(hi))
             rows, d16 = self._idx.candidates(q, k, f)
-            seen: dict = {}
+            seen: dict | None = {} if records else None  # vec rows for the records
             ranked = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids, seen))
             return self._hits(txn, ranked, records, thumbnails, seen)
 
@@ -884,7 +884,7 @@ class Store:
                 return []
             self._sync(txn)
             rows, d16 = self._idx.restricted(q, person_id, k + (exclude_face is not None))
-            seen: dict = {}
+            seen: dict | None = {} if records else None  # vec rows for the records
             ranked = self._idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids, seen))
             return self._hits(txn, ranked, records, thumbnails, seen)
 
