@@ -16,6 +16,7 @@ server runs, and idle CPUs then spin: a dedicated server's choice.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import struct
@@ -29,6 +30,7 @@ PM_QOS_DEVICE = "/dev/cpu_dma_latency"
 
 def parse_cpus(text: str) -> set[int]:
     """'1', '0,2' or '0-3,6' -> {CPU numbers}; BadInputError when malformed."""
+    bad = f"bad CPU list {text!r}: use numbers and ranges, e.g. 1 or 0,2-3"
     cpus: set[int] = set()
     for part in text.replace(" ", "").split(","):
         try:
@@ -40,9 +42,9 @@ def parse_cpus(text: str) -> set[int]:
             else:
                 cpus.add(int(part))
         except ValueError:
-            raise BadInputError(f"bad CPU list {text!r}: use numbers and ranges, e.g. 1 or 0,2-3") from None
+            raise BadInputError(bad) from None
     if not cpus or min(cpus) < 0:
-        raise BadInputError(f"bad CPU list {text!r}: use numbers and ranges, e.g. 1 or 0,2-3")
+        raise BadInputError(bad)
     return cpus
 
 
@@ -76,15 +78,11 @@ def _threads() -> list[int]:
 
 
 def _ranges(cpus) -> str:
-    out, run = [], []
-    for c in sorted(cpus):
-        if run and c == run[-1] + 1:
-            run.append(c)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [c]
-    if run:
+    """{0, 1, 2, 5} -> '0-2,5'."""
+    out = []
+    # consecutive CPUs share the difference between their value and their position
+    for _, group in itertools.groupby(enumerate(sorted(cpus)), key=lambda p: p[1] - p[0]):
+        run = [c for _, c in group]
         out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ",".join(out)
 
