@@ -71,7 +71,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
                 raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})")
             # the proto's range is half-open, the store's inclusive
             kw["time_range"] = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
-        if source is not None and source.face_id >= 0:
+        if _own_face(source) is not None:
             kw["exclude_face"] = source.face_id
         return kw
 
@@ -95,8 +95,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
             raise BadInputError("cross-identity search needs a target person (id or name)")
         target = ctx.person(request.target)
         vec, source = ctx.resolve_query(request.query, kind="expression")
-        exclude = source.face_id if source is not None and source.face_id >= 0 else None
-        hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=exclude, records=True,
+        hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=_own_face(source), records=True,
                                        thumbnails=request.include_thumbnails)
         return self._reply(hits, vec, source, start)
 
@@ -106,8 +105,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         ctx = self.ctx
         k = ctx.check_top_k(request.top_k)
         vec, source = ctx.resolve_query(request.query, kind="identity")
-        exclude = source.face_id if source is not None and source.face_id >= 0 else None
-        hits = ctx.store.search_identity(vec, k, exclude_face=exclude, records=True,
+        hits = ctx.store.search_identity(vec, k, exclude_face=_own_face(source), records=True,
                                          thumbnails=request.include_thumbnails)
         return self._reply(hits, vec, source, start)
 
@@ -231,6 +229,11 @@ class MienServicer(search_pb2_grpc.MienServicer):
             upload_id=upload_id, size_bytes=size,
             expires_in_ms=int(self.ctx.limits.upload_ttl_s * 1000),
         )
+
+
+def _own_face(source) -> int | None:
+    """The stored face a query came from (a face_id query), which its hits leave out."""
+    return source.face_id if source is not None and source.face_id >= 0 else None
 
 
 def _progress(event: dict) -> search_pb2.IndexProgress:
