@@ -8,6 +8,7 @@ paths return the engine's result dataclasses, so output is identical.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -217,21 +218,15 @@ def _person_label(pid: int, name, track_id: int = -1) -> str:
 def cmd_tag_create(args) -> int:
     if not args.image and not args.face_id:
         raise SystemExit("mien tag create: give at least one --image or --face-id")
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         tag = backend.create_tag(args)
-    finally:
-        backend.close()
     print(f"tag {tag.name!r}: {len(tag.vectors)} reference(s), threshold {tag.threshold:.3g}")
     return 0
 
 
 def cmd_tag_list(args) -> int:
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         tags = backend.list_tags()
-    finally:
-        backend.close()
     if args.json:
         _print_json([_tag_dict(t) for t in tags])
         return 0
@@ -245,21 +240,15 @@ def cmd_tag_list(args) -> int:
 
 
 def cmd_tag_delete(args) -> int:
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         backend.delete_tag(args.name)
-    finally:
-        backend.close()
     print(f"deleted tag {args.name!r}")
     return 0
 
 
 def cmd_tag_run(args) -> int:
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         report = backend.tag_source(args.source, args.tags or None, args.max_gap_ms)
-    finally:
-        backend.close()
     if args.timeline:
         from mien.clients.analytics_pictures import timeline_png
 
@@ -280,11 +269,8 @@ def cmd_tag_run(args) -> int:
 
 
 def cmd_tag_store(args) -> int:
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         report = backend.tag_store(args.tags or None)
-    finally:
-        backend.close()
     if args.json:
         _print_json(_plain(report))
         return 0
@@ -305,11 +291,8 @@ def _print_clusters(clusters) -> None:
 
 
 def cmd_summary(args) -> int:
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet))
-    finally:
-        backend.close()
     if args.sheet:
         from mien.clients.analytics_pictures import summary_sheet_png
 
@@ -327,11 +310,8 @@ def cmd_summary(args) -> int:
 
 
 def cmd_clusters(args) -> int:
-    backend = _backend(args)
-    try:
+    with contextlib.closing(_backend(args)) as backend:
         result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet))
-    finally:
-        backend.close()
     if args.sheet:
         from mien.clients.analytics_pictures import summary_sheet_png
 
