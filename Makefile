@@ -6,15 +6,30 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mien-installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean system-deps
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py mien/server/native/front.cc
+	@$(MAKE) --no-print-directory system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# gRPC C++ for the native server front (mien/server/native). Installed from
+# Debian's packages when missing and we may (root with apt-get); otherwise the
+# package builds without it and `mien serve` runs grpcio's Python server.
+system-deps:
+	@if pkg-config --exists grpc++ 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing gRPC C++ (libgrpc++-dev) for the native server front"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgrpc++-dev pkg-config >/dev/null; } \
+		|| echo "warning: could not install libgrpc++-dev; mien serve will use the pure-Python server"; \
+	else \
+		echo "note: gRPC C++ not found (Debian/Ubuntu: apt-get install libgrpc++-dev);" \
+		     "mien serve will use the pure-Python server"; \
+	fi
 
 demo: $(STAMP)
 	$(VENV)/bin/mien demo --workdir demo-out

@@ -1,0 +1,40 @@
+"""Build mien's optional native gRPC front (mien.server._front).
+
+Everything else is in pyproject.toml. The front links gRPC C++ through
+pkg-config (Debian: libgrpc++-dev); where that is missing the package still
+installs and `mien serve` runs the pure-Python grpcio server instead.
+"""
+
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+
+
+def _pkg_config(*args: str) -> list[str] | None:
+    try:
+        return subprocess.check_output(["pkg-config", *args, "grpc++"], text=True).split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _native_front() -> list[Extension]:
+    cflags, libs = _pkg_config("--cflags"), _pkg_config("--libs")
+    if cflags is None or libs is None:
+        print("mien: gRPC C++ (pkg-config grpc++) not found; building without the native front",
+              file=sys.stderr)
+        return []
+    import pybind11
+
+    return [Extension(
+        "mien.server._front",
+        sources=["mien/server/native/front.cc"],
+        include_dirs=[pybind11.get_include()],
+        extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", *cflags],
+        extra_link_args=libs,
+        language="c++",
+        optional=True,  # a failed build leaves the Python server, never a failed install
+    )]
+
+
+setup(ext_modules=_native_front())
