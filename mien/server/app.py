@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mien.server import front as native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
@@ -40,31 +41,47 @@ def default_workers() -> int:
     return min(32, (os.cpu_count() or 1) * 4 + 4)
 
 
+_UNAUTHENTICATED_MESSAGE = "missing or invalid bearer token (metadata 'authorization: Bearer <token>')"
+
+
+def token_check(token: str):
+    """(method, metadata) -> None when the call may go on, else why it may not.
+
+    Health checks always pass: load balancers probe without credentials.
+    """
+    expected = f"Bearer {token}".encode()
+
+    def refusal(method: str, metadata) -> str | None:
+        if method.startswith(_HEALTH_PREFIX):
+            return None
+        for key, value in metadata or ():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                if hmac.compare_digest(given, expected):
+                    return None
+                break
+        log.info("rpc=%s status=UNAUTHENTICATED", method.rsplit("/", 1)[-1])
+        return _UNAUTHENTICATED_MESSAGE
+
+    return refusal
+
+
 class TokenAuthInterceptor(grpc.ServerInterceptor):
     """Require `authorization: Bearer <token>` on every call except health."""
 
     def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode()
+        self._refusal = token_check(token)
 
     def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method.startswith(_HEALTH_PREFIX):
-            return continuation(handler_call_details)
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                given = value.encode() if isinstance(value, str) else value
-                if hmac.compare_digest(given, self._expected):
-                    return continuation(handler_call_details)
-                break
         handler = continuation(handler_call_details)
-        log.info("rpc=%s status=UNAUTHENTICATED", method.rsplit("/", 1)[-1])
+        if self._refusal(handler_call_details.method, handler_call_details.invocation_metadata) is None:
+            return handler
         return _deny(handler)
 
 
 def _deny(handler):
     def abort(request_or_iterator, context):
-        context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                      "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED_MESSAGE)
 
     if handler is None:
         return grpc.unary_unary_rpc_method_handler(abort)
@@ -103,29 +120,79 @@ def single_threaded_search() -> None:
     faiss.omp_set_num_threads(1)
 
 
+FRONTS = ("auto", "native", "python")
+
+
 def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", workers: int | None = None,
                  token: str | None = None, tls: TLSConfig | None = None, allowed_roots=(),
-                 limits: Limits | None = None, engine_config=None):
-    """A configured, not yet started grpc.Server and the port it is bound to.
+                 limits: Limits | None = None, engine_config=None, front: str = "auto"):
+    """A configured server and the port it is bound to.
 
-    port=0 picks a free port. The returned server has `.mien_context` (the
-    ServerContext) and `.mien_health` (the health servicer) attached.
+    front: "native" serves through gRPC C++ (mien.server.front; it is already
+    listening when this returns), "python" through grpcio's server (start()
+    it), "auto" native when it was built, else python. port=0 picks a free
+    port. The server has `.mien_context` (the ServerContext), `.mien_health`
+    (the health servicer) and `.mien_front` ("native" or "python") attached.
     """
+    if front not in FRONTS:
+        raise ValueError(f"front must be one of {', '.join(FRONTS)}, not {front!r}")
+    if front == "native" and not native_front.available():
+        raise RuntimeError(native_front.UNAVAILABLE_REASON)
+    use_native = front == "native" or (front == "auto" and native_front.available())
     limits = limits or Limits()
     single_threaded_search()
     ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,
                         engine_config=engine_config)
-    options = [
-        ("grpc.max_receive_message_length", limits.max_message_bytes),
-        ("grpc.max_send_message_length", limits.max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
-    interceptors = [TokenAuthInterceptor(token)] if token else []
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers or default_workers(),
-                                   thread_name_prefix="mien-rpc", initializer=single_threaded_search),
-        options=options, interceptors=interceptors,
-    )
+    workers = workers or default_workers()
+    address = f"{host}:{port}"
+    tls_key_cert = None
+    if tls is not None:
+        with open(tls.key_file, "rb") as fh:
+            key = fh.read()
+        with open(tls.cert_file, "rb") as fh:
+            cert = fh.read()
+        tls_key_cert = (key, cert)
+
+    if use_native:
+        table = native_front.HandlerTable()
+        health_servicer = _add_services(table, ctx)
+        try:
+            server = native_front.NativeServer(
+                table, address, workers=workers, max_message_bytes=limits.max_message_bytes,
+                authorize=token_check(token) if token else None, thread_init=single_threaded_search,
+                tls_key_cert=tls_key_cert)
+        except RuntimeError as exc:
+            ctx.close()
+            raise OSError(str(exc)) from exc
+        bound = server.port
+    else:
+        options = [
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        interceptors = [TokenAuthInterceptor(token)] if token else []
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mien-rpc",
+                                       initializer=single_threaded_search),
+            options=options, interceptors=interceptors,
+        )
+        health_servicer = _add_services(server, ctx)
+        if tls_key_cert is not None:
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([tls_key_cert]))
+        else:
+            bound = server.add_insecure_port(address)
+        if not bound:
+            ctx.close()
+            raise OSError(f"cannot bind {address}")
+    server.mien_context = ctx
+    server.mien_health = health_servicer
+    server.mien_front = "native" if use_native else "python"
+    return server, bound
+
+
+def _add_services(server, ctx: ServerContext) -> health.HealthServicer:
+    """Register Mien (+ Analytics when present), health and reflection; returns the health servicer."""
     search_pb2_grpc.add_MienServicer_to_server(MienServicer(ctx), server)
     services = [search_pb2.DESCRIPTOR.services_by_name["Mien"].full_name]
 
@@ -144,21 +211,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     services += [health.SERVICE_NAME, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(services, server)
-
-    address = f"{host}:{port}"
-    if tls is not None:
-        with open(tls.key_file, "rb") as fh:
-            key = fh.read()
-        with open(tls.cert_file, "rb") as fh:
-            cert = fh.read()
-        bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
-    else:
-        bound = server.add_insecure_port(address)
-    if not bound:
-        raise OSError(f"cannot bind {address}")
-    server.mien_context = ctx
-    server.mien_health = health_servicer
-    return server, bound
+    return health_servicer
 
 
 def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, **kwargs) -> int:
@@ -184,8 +237,8 @@ def _serve(store_dir, *, grace_s: float, **kwargs) -> int:
     signal.signal(signal.SIGINT, on_signal)
     server.start()
     ctx = server.mien_context
-    log.info("mien serving store %s on %s:%d (auth %s, tls %s, allowed roots: %s, cpus: %s)",
-             store_dir, kwargs.get("host", "127.0.0.1"), port,
+    log.info("mien serving store %s on %s:%d (%s front, auth %s, tls %s, allowed roots: %s, cpus: %s)",
+             store_dir, kwargs.get("host", "127.0.0.1"), port, server.mien_front,
              "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",
              ", ".join(str(r) for r in ctx.allowed_roots) or "none",
              ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))

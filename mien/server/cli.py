@@ -28,6 +28,10 @@ def register(subparsers) -> None:
                    help="while serving, ask the kernel to keep idle CPUs polling instead of sleeping "
                         "(/dev/cpu_dma_latency = 0; needs write access to it, usually root): lower "
                         "latency, machine-wide, at the cost of idle CPUs spinning")
+    p.add_argument("--front", choices=("auto", "native", "python"), default="auto",
+                   help="who owns the socket and the calls: 'native' is gRPC C++ calling mien's Python "
+                        "handlers (lower latency; built when libgrpc++-dev was present at install), "
+                        "'python' is grpcio's server, 'auto' native when built (default %(default)s)")
     p.add_argument("--grace", type=float, default=5.0, help="seconds to drain calls on SIGTERM")
     p.set_defaults(func=run)
 
@@ -48,4 +52,5 @@ def run(args) -> int:
                     max_image_pixels=int(args.max_image_mp * 1_000_000), max_top_k=args.max_top_k)
     return serve(args.store, port=args.port, host=args.host, workers=args.workers,
                  token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
-                 limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake)
+                 limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
+                 front=args.front)

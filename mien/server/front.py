@@ -1,0 +1,279 @@
+"""Serve grpc method handlers through the native front (mien.server._front).
+
+The front (mien/server/native/front.cc) owns the socket and the calls; it
+hands each call's raw request bytes to `Dispatcher` and sends back the bytes
+it returns. The handlers are the ones grpcio would run: the generated
+`add_*Servicer_to_server` functions register them on a `HandlerTable` instead
+of a grpc.Server, so servicers, health and reflection are the same code under
+either server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+
+import grpc
+
+log = logging.getLogger("mien.server")
+
+try:
+    from mien.server import _front
+except ImportError as exc:  # built only where gRPC C++ was found (setup.py)
+    _front = None
+    UNAVAILABLE_REASON = f"mien.server._front is not built ({exc}); install libgrpc++-dev and reinstall mien"
+else:
+    UNAVAILABLE_REASON = ""
+
+_OK = grpc.StatusCode.OK.value[0]
+_UNKNOWN = grpc.StatusCode.UNKNOWN
+_CANCELLED = grpc.StatusCode.CANCELLED.value[0]
+
+# Methods that answer in well under a millisecond when their request is small
+# (vector and face-id queries, lookups). They run on the gRPC thread that read
+# the request; an image query is larger than INLINE_MAX_BYTES and goes to the
+# worker pool like every other call.
+INLINE_METHODS = (
+    "/mien.v1.Mien/SearchExpression",
+    "/mien.v1.Mien/CrossIdentitySearch",
+    "/mien.v1.Mien/SearchIdentity",
+    "/mien.v1.Mien/GetFace",
+    "/mien.v1.Mien/GetPerson",
+    "/mien.v1.Mien/Stats",
+    "/grpc.health.v1.Health/Check",
+)
+INLINE_MAX_BYTES = 4096
+
+
+def available() -> bool:
+    """Whether the native front was built into this install."""
+    return _front is not None
+
+
+class HandlerTable:
+    """Collects method handlers the way grpc.Server does, for the generated add_* functions."""
+
+    def __init__(self):
+        self.methods: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, generic_handlers) -> None:
+        # Generated code registers every method by name below as well; the
+        # front routes by name, so the generic lookup objects are not needed.
+        pass
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: dict) -> None:
+        for name, handler in method_handlers.items():
+            self.methods[f"/{service_name}/{name}"] = handler
+
+
+class FrontContext:
+    """The part of grpc.ServicerContext that mien's, health's and reflection's servicers use."""
+
+    __slots__ = ("_info", "_handle", "_code", "_details", "_callbacks")
+
+    def __init__(self, info: dict, handle=None):
+        self._info = info
+        self._handle = handle
+        self._code: grpc.StatusCode | None = None
+        self._details = ""
+        self._callbacks: list | None = None
+
+    def abort(self, code: grpc.StatusCode, details: str):
+        if code is grpc.StatusCode.OK:  # as grpcio: OK is not a failure status
+            code, details = _UNKNOWN, ""
+        self._code, self._details = code, details
+        raise Exception()  # noqa: TRY002 - grpcio's convention, recognised by errors._is_abort
+
+    def abort_with_status(self, status):
+        self.abort(status.code, status.details)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+    def invocation_metadata(self):
+        return self._info["metadata"]
+
+    def peer(self) -> str:
+        return self._info["peer"]
+
+    def time_remaining(self):
+        deadline = self._info["deadline"]
+        return None if deadline is None else max(0.0, deadline - time.time())
+
+    def is_active(self) -> bool:
+        return self._handle is None or not self._handle.cancelled()
+
+    def add_callback(self, callback) -> bool:
+        if self._callbacks is None:
+            self._callbacks = []
+            if self._handle is not None:  # a cancelled stream runs them at once
+                self._handle.set_cancel_callback(self.run_callbacks)
+        self._callbacks.append(callback)
+        return True
+
+    def run_callbacks(self) -> None:
+        callbacks, self._callbacks = self._callbacks or [], []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - as grpcio: log and go on
+                log.exception("rpc termination callback failed")
+
+    # Accepted and ignored: mien sends no metadata of its own and no compression.
+    def send_initial_metadata(self, initial_metadata) -> None:
+        pass
+
+    def set_trailing_metadata(self, trailing_metadata) -> None:
+        pass
+
+    def set_compression(self, compression) -> None:
+        pass
+
+    def status(self) -> tuple[int, str]:
+        code = self._code or grpc.StatusCode.OK
+        return code.value[0], self._details or ""
+
+
+class Dispatcher:
+    """Runs one call's handler on the raw bytes the front hands over."""
+
+    def __init__(self, methods: dict[str, grpc.RpcMethodHandler], authorize=None, thread_init=None):
+        self._methods = methods
+        self._authorize = authorize      # (method, metadata) -> error message or None
+        self._thread_init = thread_init  # once per native thread, before its first call
+        self._local = threading.local()
+
+    def _prepare(self, method: str, info: dict):
+        """The handler, or (None, status) when the call must be refused before it runs."""
+        if not getattr(self._local, "ready", False):
+            self._local.ready = True
+            if self._thread_init is not None:
+                self._thread_init()
+        handler = self._methods.get(method)
+        if handler is None:
+            return None, (grpc.StatusCode.UNIMPLEMENTED.value[0], f"method not found: {method}")
+        if self._authorize is not None:
+            refusal = self._authorize(method, info["metadata"])
+            if refusal is not None:
+                return None, (grpc.StatusCode.UNAUTHENTICATED.value[0], refusal)
+        return handler, None
+
+    def unary(self, method: str, request: bytes, info: dict):
+        handler, refusal = self._prepare(method, info)
+        if handler is None:
+            return (*refusal, None)
+        context = FrontContext(info)
+        try:
+            message = handler.request_deserializer(request)
+        except Exception:  # noqa: BLE001
+            return grpc.StatusCode.INTERNAL.value[0], "could not parse the request message", None
+        try:
+            reply = handler.unary_unary(message, context)
+        except Exception as exc:  # noqa: BLE001
+            return (*_failure(context, method, exc), None)
+        finally:
+            context.run_callbacks()
+        code, details = context.status()
+        if code != _OK:
+            return code, details, None
+        return _OK, "", handler.response_serializer(reply)
+
+    def stream(self, method: str, handle, info: dict):
+        handler, refusal = self._prepare(method, info)
+        if handler is None:
+            return refusal
+        context = FrontContext(info, handle)
+        try:
+            if handler.request_streaming:
+                request = _requests(handle, handler.request_deserializer)
+            else:
+                raw = handle.read()
+                if raw is None:
+                    return grpc.StatusCode.INTERNAL.value[0], "the call ended before its request arrived"
+                request = handler.request_deserializer(raw)
+            behaviour = _behaviour(handler)
+            result = behaviour(request, context)
+            serialize = handler.response_serializer
+            if handler.response_streaming:
+                for reply in result:
+                    if not handle.write(serialize(reply)):
+                        return _CANCELLED, "the client went away"
+            elif context.status()[0] == _OK:
+                handle.write(serialize(result))
+        except Exception as exc:  # noqa: BLE001
+            return _failure(context, method, exc)
+        finally:
+            context.run_callbacks()
+        return context.status()
+
+
+def _requests(handle, deserialize):
+    while (raw := handle.read()) is not None:
+        yield deserialize(raw)
+
+
+def _behaviour(handler: grpc.RpcMethodHandler):
+    if handler.request_streaming:
+        return handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return handler.unary_stream if handler.response_streaming else handler.unary_unary
+
+
+def _failure(context: FrontContext, method: str, exc: BaseException) -> tuple[int, str]:
+    if context.code() is not None and type(exc) is Exception and not exc.args:  # context.abort()
+        return context.status()
+    log.exception("rpc=%s raised", method)
+    return _UNKNOWN.value[0], f"Exception calling application: {exc}"
+
+
+class NativeServer:
+    """A started-on-demand native front over a HandlerTable, shaped like grpc.Server where mien uses it."""
+
+    def __init__(self, table: HandlerTable, address: str, *, workers: int, max_message_bytes: int,
+                 authorize=None, thread_init=None, tls_key_cert: tuple[bytes, bytes] | None = None):
+        if _front is None:
+            raise RuntimeError(UNAVAILABLE_REASON)
+        dispatcher = Dispatcher(table.methods, authorize=authorize, thread_init=thread_init)
+        streaming = [name for name, h in table.methods.items() if h.request_streaming or h.response_streaming]
+        inline = [name for name in INLINE_METHODS if name in table.methods]
+        key_cert = None if tls_key_cert is None else (tls_key_cert[0].decode(), tls_key_cert[1].decode())
+        self._front = _front.Front(address, dispatcher.unary, dispatcher.stream, streaming, inline,
+                                   INLINE_MAX_BYTES, max_message_bytes, workers, key_cert)
+        self._stopped = threading.Event()
+        self.port = self._front.start()
+        _RUNNING.add(self)
+
+    def start(self) -> None:
+        """Already serving since construction (the port had to be bound); kept for grpc.Server's shape."""
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Refuse new calls, give running ones `grace` seconds (None: none), then cancel them."""
+        self._front.stop(0.0 if grace is None else float(grace))
+        self._stopped.set()
+        _RUNNING.discard(self)
+        return self._stopped
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+
+# A front still running at exit would have gRPC threads calling into a
+# finalizing interpreter: stop them while Python is whole.
+_RUNNING: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_fronts() -> None:
+    for server in list(_RUNNING):
+        server.stop(None)
