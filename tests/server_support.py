@@ -21,10 +21,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from mien.demo import photos
+from mien.server import front as native_front
 
 TOKEN = "s3cret-test-token"
+
+# Server tests run against both fronts: the native one (gRPC C++, what `mien
+# serve` runs when built) and grpcio's Python server (the fallback).
+FRONTS = [
+    pytest.param("native", marks=pytest.mark.skipif(not native_front.available(),
+                                                    reason=native_front.UNAVAILABLE_REASON)),
+    "python",
+]
 
 
 def free_port() -> int:

@@ -11,16 +11,26 @@ import pytest
 from analytics_support import (
     add_source, basis, clustered_vectors, face, open_store, png_size, thumbnail,
 )
+from server_support import FRONTS
+
 from mien.clients.analytics_client import AnalyticsClient
 from mien.clients.cli import main as cli_main
 
 URI = "/archive/debate.mp4"
 
 
+@pytest.fixture(scope="module", params=FRONTS)
+def front(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory):
-    """Eve smiles 0-2000 then is neutral 2500-4000; Finn 40 faces in two groups."""
-    path = tmp_path_factory.mktemp("grpc") / "store"
+def store_dir(tmp_path_factory, front):
+    """Eve smiles 0-2000 then is neutral 2500-4000; Finn 40 faces in two groups.
+
+    One store per front: the tests write tags into it.
+    """
+    path = tmp_path_factory.mktemp(f"grpc_{front}") / "store"
     s = open_store(path)
     eve = s.add_person("Eve", basis(0))
     finn = s.add_person("Finn", basis(1))
@@ -40,10 +50,10 @@ def store_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(store_dir):
+def server(store_dir, front):
     from mien.server.app import build_server
 
-    srv, port = build_server(store_dir, port=0, host="127.0.0.1", workers=4)
+    srv, port = build_server(store_dir, port=0, host="127.0.0.1", workers=4, front=front)
     srv.start()
     yield f"127.0.0.1:{port}"
     srv.stop(grace=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from server_support import TOKEN, build_photo_store, free_port, start_server, wait_until
+from server_support import FRONTS, TOKEN, build_photo_store, free_port, start_server, wait_until
 
 from mien.clients.client import Client
 
@@ -24,8 +24,9 @@ def photo_store(tmp_path_factory):
     return build_photo_store(tmp_path_factory.mktemp("server_auth"))
 
 
-def test_auth_off_accepts_anyone(photo_store):
-    server, target = start_server(photo_store.store_dir)
+@pytest.mark.parametrize("front", FRONTS)
+def test_auth_off_accepts_anyone(photo_store, front):
+    server, target = start_server(photo_store.store_dir, front=front)
     try:
         with Client(target, token="") as c:
             assert c.stats().faces > 0
@@ -33,8 +34,9 @@ def test_auth_off_accepts_anyone(photo_store):
         server.stop(None)
 
 
-def test_auth_on(photo_store):
-    server, target = start_server(photo_store.store_dir, token=TOKEN)
+@pytest.mark.parametrize("front", FRONTS)
+def test_auth_on(photo_store, front):
+    server, target = start_server(photo_store.store_dir, token=TOKEN, front=front)
     try:
         with Client(target, token="") as anonymous:
             assert anonymous.health() == "SERVING"            # health is exempt
@@ -58,14 +60,16 @@ def test_auth_on(photo_store):
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
-def test_tls(photo_store, tmp_path):
+@pytest.mark.parametrize("front", FRONTS)
+def test_tls(photo_store, tmp_path, front):
     from mien.server.app import TLSConfig
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    server, target = start_server(photo_store.store_dir, tls=TLSConfig(str(cert), str(key)), token=TOKEN)
+    server, target = start_server(photo_store.store_dir, tls=TLSConfig(str(cert), str(key)), token=TOKEN,
+                                  front=front)
     try:
         with Client(target, token=TOKEN, tls=str(cert)) as c:
             assert c.stats().faces > 0

@@ -16,18 +16,19 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import build_photo_store, start_server
+from server_support import FRONTS, build_photo_store, start_server
 
 from mien.clients.client import Client
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("server_live")
+@pytest.fixture(scope="module", params=FRONTS)
+def env(tmp_path_factory, request):
+    # a store per front: the tests below add faces to it
+    root = tmp_path_factory.mktemp(f"server_live_{request.param}")
     ps = build_photo_store(root)
     allowed = root / "incoming"
     allowed.mkdir()
-    server, target = start_server(ps.store_dir, allowed_roots=[allowed])
+    server, target = start_server(ps.store_dir, allowed_roots=[allowed], front=request.param)
     yield ps, target, allowed
     server.stop(None)
     server.mien_context.close()

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import build_photo_store, start_server
+from server_support import FRONTS, build_photo_store, start_server
 
 from mien.clients.client import Client, Upload
 from mien.server.context import Limits
@@ -24,12 +24,17 @@ LIMITS = Limits(max_message_bytes=4 * 1024 * 1024, max_image_pixels=3_000_000, m
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def photo_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("server_rpc")
     ps = build_photo_store(root)
-    allowed = root / "incoming"
-    allowed.mkdir()
-    server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed])
+    (root / "incoming").mkdir()
+    return ps, root / "incoming"
+
+
+@pytest.fixture(scope="module", params=FRONTS)
+def env(photo_store, request):
+    ps, allowed = photo_store
+    server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param)
     client = Client(target)
     yield ps, client, target, allowed
     client.close()

@@ -1,0 +1,141 @@
+"""What the server's front (native gRPC C++ or grpcio's Python server) owns:
+calls it has no handler for, requests it cannot parse, streams that the client
+cancels, and a stop that lets running calls finish. Real servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server_support import FRONTS, build_photo_store, start_server
+
+from mien.clients.client import Client
+from mien.server import front as native_front
+
+
+@pytest.fixture(scope="module")
+def photo_store(tmp_path_factory):
+    return build_photo_store(tmp_path_factory.mktemp("server_front"))
+
+
+@pytest.fixture(params=FRONTS)
+def served(photo_store, request, tmp_path):
+    allowed = tmp_path / "incoming"
+    allowed.mkdir()
+    server, target = start_server(photo_store.store_dir, front=request.param, workers=2,
+                                  allowed_roots=[allowed])
+    channel = grpc.insecure_channel(target)
+    yield server, target, channel, allowed
+    channel.close()
+    server.stop(None)
+    server.mien_context.close()
+
+
+def stop_in_thread(server, grace):
+    """server.stop(grace) in a thread; the caller joins it with a timeout, so a hang fails the test."""
+    done = threading.Event()
+
+    def run():
+        server.stop(grace)
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, done
+
+
+def test_native_front_is_built_where_grpc_cpp_is_installed():
+    has_grpcpp = shutil.which("pkg-config") and subprocess.run(
+        ["pkg-config", "--exists", "grpc++"]).returncode == 0
+    if not has_grpcpp:
+        pytest.skip("gRPC C++ is not installed here; the package builds without the native front")
+    assert native_front.available(), native_front.UNAVAILABLE_REASON
+
+
+def test_the_default_server_is_native_when_built(photo_store):
+    server, _ = start_server(photo_store.store_dir)
+    try:
+        assert server.mien_front == ("native" if native_front.available() else "python")
+    finally:
+        server.stop(None)
+        server.mien_context.close()
+
+
+def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
+    from mien.server.app import build_server
+
+    with pytest.raises(ValueError, match="front must be one of"):
+        build_server(photo_store.store_dir, port=0, front="rust")
+    monkeypatch.setattr(native_front, "_front", None)
+    monkeypatch.setattr(native_front, "UNAVAILABLE_REASON", "mien.server._front is not built (test)")
+    with pytest.raises(RuntimeError, match="not built"):
+        build_server(photo_store.store_dir, port=0, front="native")
+
+
+def test_unknown_method_is_unimplemented(served):
+    _, _, channel, _ = served
+    call = channel.unary_unary("/mien.v1.Mien/NoSuchMethod")
+    with pytest.raises(grpc.RpcError) as e:
+        call(b"", timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_unparseable_request_bytes_fail_cleanly_and_the_server_goes_on(served):
+    _, target, channel, _ = served
+    call = channel.unary_unary("/mien.v1.Mien/SearchExpression")
+    with pytest.raises(grpc.RpcError) as e:
+        call(b"\xff\xff\xff\xff", timeout=10)            # not a SearchExpressionRequest
+    assert e.value.code() == grpc.StatusCode.INTERNAL
+    with Client(target) as c:
+        assert c.stats().faces > 0
+
+
+def test_a_cancelled_watch_frees_its_worker(served):
+    # Two workers: two open watches hold both on the native front. Cancelling
+    # them must give the workers back, or the next stream would never start.
+    server, target, channel, _ = served
+    health = health_pb2_grpc.HealthStub(channel)
+    for _ in range(3):
+        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=30) for _ in range(2)]
+        for watch in watches:
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        for watch in watches:
+            watch.cancel()
+    with Client(target) as c:
+        assert c.stats().faces > 0
+
+
+def test_a_watch_sees_the_drain_and_stop_ends_it(served):
+    server, _, channel, _ = served
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    server.mien_health.enter_graceful_shutdown()
+    assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    thread, done = stop_in_thread(server, 0.5)
+    thread.join(60)
+    assert done.is_set(), "stop() did not return with a watch open"
+    with pytest.raises(grpc.RpcError):   # the stream ends with the server (CANCELLED / UNAVAILABLE)
+        for _ in watch:
+            pass
+
+
+def test_stop_lets_a_running_stream_finish(served):
+    from mien.demo.videos import write_clip
+
+    server, target, _, allowed = served
+    write_clip(allowed / "obama_zoom.avi", people=("obama",), motion="zoom", seconds=1.5, fps=10.0)
+    with Client(target) as c:
+        events = c.index_paths([allowed], fps=4.0)
+        first = next(events)
+        assert not first.done
+        thread, done = stop_in_thread(server, 120)   # grace: the indexing finishes
+        rest = list(events)
+        thread.join(120)
+    assert done.is_set()
+    assert rest and rest[-1].done and rest[-1].files_done == 1 and rest[-1].faces > 0
