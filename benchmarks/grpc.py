@@ -11,12 +11,14 @@ Builds (or reuses, --store DIR) a store of --n synthetic faces, starts
 - an image query at 640x480: decode / detect / encode / search in-process,
   and the end-to-end gRPC image query.
 
-Each is measured in CPU layouts (--layouts): "shared" (the headline: a
-default `mien serve`) lets the scheduler place server and client; "pinned"
-runs the server with `--cpus <last CPU>` and this client on the other CPUs,
-as separate machines would be; "pinned-awake" adds
-`--keep-cpus-awake` (only where /dev/cpu_dma_latency is writable). The first
-layout gives the JSON's top-level figures; all are under "layouts".
+Each is measured for every server front (--fronts: "native", gRPC C++
+calling mien's handlers, which `mien serve` runs when built; "python",
+grpcio's server) in every CPU layout (--layouts): "shared" (a default `mien
+serve`) lets the scheduler place server and client; "pinned" runs the server
+with `--cpus <last CPU>` and this client on the other CPUs, as separate
+machines would be; "pinned-awake" adds `--keep-cpus-awake` (only where
+/dev/cpu_dma_latency is writable). The first front in the first layout gives
+the JSON's top-level figures; all are under "layouts", keyed "<front> <layout>".
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
 
 
 def start_server(store_dir: Path, port: int, log_path: Path, cpus: set[int] | None = None,
-                 awake: bool = False) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(port)]
+                 awake: bool = False, front: str = "auto") -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(port),
+           "--front", front]
     if cpus:
         cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
     if awake:
@@ -130,6 +133,13 @@ def default_layouts() -> str:
 
     awake = os.access(PM_QOS_DEVICE, os.W_OK)
     return ",".join(x for x in LAYOUTS if awake or x != "pinned-awake")
+
+
+def default_fronts() -> str:
+    """Both fronts when the native one is built (native first: it is what `mien serve` runs)."""
+    from mien.server import front
+
+    return "native,python" if front.available() else "python"
 
 
 def cpu_layout(layout: str, cpus: set[int]) -> tuple[set[int] | None, set[int] | None]:
@@ -253,6 +263,10 @@ def main(argv=None) -> int:
     ap.add_argument("--layouts", default=default_layouts(),
                     help=f"CPU layouts to measure ({', '.join(LAYOUTS)}); the first gives the "
                          "headline figures (default %(default)s)")
+    ap.add_argument("--fronts", default=default_fronts(),
+                    help="server fronts to measure, each in every layout: native (gRPC C++ calling "
+                         "mien's handlers), python (grpcio's server); the first gives the headline "
+                         "figures (default %(default)s)")
     ap.add_argument("--out", default=None, help="write JSON results here")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -263,6 +277,9 @@ def main(argv=None) -> int:
     unknown = set(layouts) - set(LAYOUTS)
     if unknown or not layouts:
         ap.error(f"--layouts takes {', '.join(LAYOUTS)}; got {args.layouts!r}")
+    fronts = [x.strip() for x in args.fronts.split(",") if x.strip()]
+    if not fronts or set(fronts) - {"native", "python"}:
+        ap.error(f"--fronts takes native, python; got {args.fronts!r}")
 
     from mien.clients.client import Client
     from mien.engine.store import Store
@@ -304,13 +321,15 @@ def main(argv=None) -> int:
     per_layout: dict = {}
     try:
         n_faces = int(store.stats().get("faces", 0))
-        for layout in layouts:
+        for front, layout in [(f, lay) for f in fronts for lay in layouts]:
             server_cpus, client_cpus = cpu_layout(layout, all_cpus)
-            r = {"server_cpus": sorted(server_cpus) if server_cpus else None,
+            r = {"front": front, "cpu_layout": layout,
+                 "server_cpus": sorted(server_cpus) if server_cpus else None,
                  "client_cpus": sorted(client_cpus) if client_cpus else None}
             log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
             pin_to_cpus(all_cpus)  # the server inherits this mask, then pins itself
-            proc = start_server(store_dir, args.port, log_path, server_cpus, awake=layout == "pinned-awake")
+            proc = start_server(store_dir, args.port, log_path, server_cpus, awake=layout == "pinned-awake",
+                                front=front)
             try:
                 # everything measured from the client's CPUs
                 pin_to_cpus(client_cpus or all_cpus)  # every thread of this process
@@ -331,7 +350,7 @@ def main(argv=None) -> int:
             r["ratio"] = r["grpc_p50_ms"] / r["inproc_p50_ms"]
             r["grpc_overhead_ms"] = r["grpc_p50_ms"] - r["inproc_p50_ms"]
             r["grpc_overhead_vs_search_ms"] = r["grpc_p50_ms"] - r["inproc_search_p50_ms"]
-            per_layout[layout] = r
+            per_layout[f"{front} {layout}"] = r
     finally:
         pin_to_cpus(all_cpus)
         store.close()
@@ -339,7 +358,8 @@ def main(argv=None) -> int:
             tmp.cleanup()
 
     results: dict = {"n": n_faces, "k": args.k, "queries": args.queries, "cpus": len(all_cpus),
-                     "layout": layouts[0], **per_layout[layouts[0]], "layouts": per_layout}
+                     "layout": next(iter(per_layout)), **next(iter(per_layout.values())),
+                     "layouts": per_layout}
     print_table(per_layout, n_faces)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
