@@ -10,20 +10,20 @@ STAMP  := $(VENV)/.mien-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py mien/server/native/front.cc
+$(STAMP): pyproject.toml setup.py $(wildcard mien/native/*.cc mien/native/*.h)
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# gRPC C++ for the native server front (mien/server/native). Installed from
+# gRPC C++ for the native server front and client channel (mien/native). Installed from
 # Debian's packages when missing and we may (root with apt-get); otherwise the
 # package builds without it and `mien serve` runs grpcio's Python server.
 system-deps:
 	@if pkg-config --exists grpc++ 2>/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing gRPC C++ (libgrpc++-dev) for the native server front"; \
+		echo "installing gRPC C++ (libgrpc++-dev) for the native server front and client channel"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgrpc++-dev pkg-config >/dev/null; } \
 		|| echo "warning: could not install libgrpc++-dev; mien serve will use the pure-Python server"; \
 	else \

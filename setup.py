@@ -1,8 +1,8 @@
-"""Build mien's optional native gRPC front (mien.server._front).
+"""Build mien's optional gRPC C++ extension (mien.native._grpcpp).
 
-Everything else is in pyproject.toml. The front links gRPC C++ through
+Everything else is in pyproject.toml. The extension links gRPC C++ through
 pkg-config (Debian: libgrpc++-dev); where that is missing the package still
-installs and `mien serve` runs the pure-Python grpcio server instead.
+installs and mien runs on grpcio alone (Python server and client).
 """
 
 import subprocess
@@ -18,17 +18,18 @@ def _pkg_config(*args: str) -> list[str] | None:
         return None
 
 
-def _native_front() -> list[Extension]:
+def _grpcpp_extension() -> list[Extension]:
     cflags, libs = _pkg_config("--cflags"), _pkg_config("--libs")
     if cflags is None or libs is None:
-        print("mien: gRPC C++ (pkg-config grpc++) not found; building without the native front",
+        print("mien: gRPC C++ (pkg-config grpc++) not found; building without mien.native._grpcpp",
               file=sys.stderr)
         return []
     import pybind11
 
     return [Extension(
-        "mien.server._front",
-        sources=["mien/server/native/front.cc"],
+        "mien.native._grpcpp",
+        sources=["mien/native/module.cc", "mien/native/front.cc", "mien/native/channel.cc"],
+        depends=["mien/native/common.h"],
         include_dirs=[pybind11.get_include()],
         extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", *cflags],
         extra_link_args=libs,
@@ -37,4 +38,4 @@ def _native_front() -> list[Extension]:
     )]
 
 
-setup(ext_modules=_native_front())
+setup(ext_modules=_grpcpp_extension())

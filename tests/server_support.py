@@ -32,7 +32,13 @@ TOKEN = "s3cret-test-token"
 # serve` runs when built) and grpcio's Python server (the fallback).
 FRONTS = [
     pytest.param("native", marks=pytest.mark.skipif(not native_front.available(),
-                                                    reason=native_front.UNAVAILABLE_REASON)),
+                                                    reason=native_front.unavailable_reason())),
+    "python",
+]
+# ... and through both client transports: gRPC C++ (the default when built) and grpcio.
+TRANSPORTS = [
+    pytest.param("native", marks=pytest.mark.skipif(not native_front.available(),
+                                                    reason=native_front.unavailable_reason())),
     "python",
 ]
 

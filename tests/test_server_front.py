@@ -55,7 +55,7 @@ def test_native_front_is_built_where_grpc_cpp_is_installed():
         ["pkg-config", "--exists", "grpc++"]).returncode == 0
     if not has_grpcpp:
         pytest.skip("gRPC C++ is not installed here; the package builds without the native front")
-    assert native_front.available(), native_front.UNAVAILABLE_REASON
+    assert native_front.available(), native_front.unavailable_reason()
 
 
 def test_the_default_server_is_native_when_built(photo_store):
@@ -72,8 +72,10 @@ def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
 
     with pytest.raises(ValueError, match="front must be one of"):
         build_server(photo_store.store_dir, port=0, front="rust")
-    monkeypatch.setattr(native_front, "_front", None)
-    monkeypatch.setattr(native_front, "UNAVAILABLE_REASON", "mien.server._front is not built (test)")
+    from mien import native
+
+    monkeypatch.setattr(native, "_grpcpp", None)
+    monkeypatch.setattr(native, "UNAVAILABLE_REASON", "mien's gRPC C++ extension is not built (test)")
     with pytest.raises(RuntimeError, match="not built"):
         build_server(photo_store.store_dir, port=0, front="native")
 

@@ -137,7 +137,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     if front not in FRONTS:
         raise ValueError(f"front must be one of {', '.join(FRONTS)}, not {front!r}")
     if front == "native" and not native_front.available():
-        raise RuntimeError(native_front.UNAVAILABLE_REASON)
+        raise RuntimeError(native_front.unavailable_reason())
     use_native = front == "native" or (front == "auto" and native_front.available())
     limits = limits or Limits()
     single_threaded_search()

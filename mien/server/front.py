@@ -1,6 +1,6 @@
-"""Serve grpc method handlers through the native front (mien.server._front).
+"""Serve grpc method handlers through the native front (mien.native._grpcpp.Front).
 
-The front (mien/server/native/front.cc) owns the socket and the calls; it
+The front (mien/native/front.cc) owns the socket and the calls; it
 hands each call's raw request bytes to `Dispatcher` and sends back the bytes
 it returns. The handlers are the ones grpcio would run: the generated
 `add_*Servicer_to_server` functions register them on a `HandlerTable` instead
@@ -20,13 +20,7 @@ import grpc
 
 log = logging.getLogger("mien.server")
 
-try:
-    from mien.server import _front
-except ImportError as exc:  # built only where gRPC C++ was found (setup.py)
-    _front = None
-    UNAVAILABLE_REASON = f"mien.server._front is not built ({exc}); install libgrpc++-dev and reinstall mien"
-else:
-    UNAVAILABLE_REASON = ""
+from mien import native
 
 _OK = grpc.StatusCode.OK.value[0]
 _UNKNOWN = grpc.StatusCode.UNKNOWN
@@ -50,7 +44,11 @@ INLINE_MAX_BYTES = 4096
 
 def available() -> bool:
     """Whether the native front was built into this install."""
-    return _front is not None
+    return native.available()
+
+
+def unavailable_reason() -> str:
+    return native.UNAVAILABLE_REASON
 
 
 class HandlerTable:
@@ -242,13 +240,13 @@ class NativeServer:
 
     def __init__(self, table: HandlerTable, address: str, *, workers: int, max_message_bytes: int,
                  authorize=None, thread_init=None, tls_key_cert: tuple[bytes, bytes] | None = None):
-        if _front is None:
-            raise RuntimeError(UNAVAILABLE_REASON)
+        if not native.available():
+            raise RuntimeError(native.UNAVAILABLE_REASON)
         dispatcher = Dispatcher(table.methods, authorize=authorize, thread_init=thread_init)
         streaming = [name for name, h in table.methods.items() if h.request_streaming or h.response_streaming]
         inline = [name for name in INLINE_METHODS if name in table.methods]
         key_cert = None if tls_key_cert is None else (tls_key_cert[0].decode(), tls_key_cert[1].decode())
-        self._front = _front.Front(address, dispatcher.unary, dispatcher.stream, streaming, inline,
+        self._front = native._grpcpp.Front(address, dispatcher.unary, dispatcher.stream, streaming, inline,
                                    INLINE_MAX_BYTES, max_message_bytes, workers, key_cert)
         self._stopped = threading.Event()
         self.port = self._front.start()

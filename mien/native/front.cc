@@ -13,11 +13,9 @@
 // Lifetime: a Call deletes itself in OnDone, which gRPC calls only after
 // Finish; every path below ends in exactly one Finish.
 
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
+#include "common.h"
 
 #include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
 #include <chrono>
@@ -32,46 +30,8 @@
 #include <unordered_set>
 #include <vector>
 
-namespace py = pybind11;
-
-extern "C" int _Py_IsFinalizing(void);
-
+namespace mien_native {
 namespace {
-
-// Holds the GIL for a scope on any thread. A native thread keeps one Python
-// thread state for its whole life (the first acquire takes an extra
-// reference), so per-thread Python state such as threading.local survives
-// between calls and no thread state is built per call.
-class GilForNativeThread {
- public:
-  GilForNativeThread() : state_(PyGILState_Ensure()) {
-    thread_local bool kept = false;
-    if (!kept) {
-      kept = true;
-      PyGILState_Ensure();  // never released: pins this thread's state
-    }
-  }
-  ~GilForNativeThread() { PyGILState_Release(state_); }
-  GilForNativeThread(const GilForNativeThread&) = delete;
-  GilForNativeThread& operator=(const GilForNativeThread&) = delete;
-
- private:
-  PyGILState_STATE state_;
-};
-
-std::string ToString(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  out.reserve(buffer.Length());
-  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
-
-grpc::ByteBuffer ToBuffer(const char* data, size_t size) {
-  grpc::Slice slice(data, size);
-  return grpc::ByteBuffer(&slice, 1);
-}
 
 // A fixed set of threads running queued work; used for every call that may block.
 class WorkerPool {
@@ -476,8 +436,7 @@ class Front {
 
 }  // namespace
 
-PYBIND11_MODULE(_front, m) {
-  m.doc() = "mien's native gRPC front (gRPC C++ callback server calling Python handlers)";
+void InitFront(py::module_& m) {
   py::class_<StreamHandle, std::shared_ptr<StreamHandle>>(m, "StreamHandle")
       .def("read", &StreamHandle::Read, "Next request message (bytes), or None once the client is done.")
       .def("write", &StreamHandle::Write, "Send one reply message; False once the call is gone.")
@@ -493,5 +452,6 @@ PYBIND11_MODULE(_front, m) {
       .def("start", &Front::Start)
       .def("stop", &Front::Stop, py::arg("grace_s"))
       .def_property_readonly("port", &Front::port);
-  m.attr("GRPC_VERSION") = grpc::Version();
 }
+
+}  // namespace mien_native
