@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, build_photo_store, start_server
+from server_support import FRONTS, TRANSPORTS, build_photo_store, start_server
 
 from mien.clients.client import Client, Upload
 from mien.server.context import Limits
@@ -32,14 +32,23 @@ def photo_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=FRONTS)
-def env(photo_store, request):
+def served(photo_store, request):
     ps, allowed = photo_store
     server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param)
-    client = Client(target)
-    yield ps, client, target, allowed
-    client.close()
+    yield target
     server.stop(None)
     server.mien_context.close()
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def env(photo_store, served, request):
+    """Each front, called through each client transport."""
+    ps, allowed = photo_store
+    target = served
+    client = Client(target, transport=request.param)
+    assert client.transport == request.param
+    yield ps, client, target, allowed
+    client.close()
 
 
 def code_of(excinfo) -> grpc.StatusCode:

@@ -30,6 +30,7 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 INLINE_IMAGE_BYTES = 3 * 1024 * 1024   # larger images go through UploadImage
 CHUNK_BYTES = 1024 * 1024
 _MAX_MESSAGE = 64 * 1024 * 1024
+TRANSPORTS = ("auto", "native", "python")
 
 
 @dataclass(frozen=True)
@@ -163,18 +164,22 @@ def _result(resp) -> SearchResult:
     return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms)
 
 
+def _tls_roots(tls) -> bytes | None:
+    """The CA certificates a tls argument names (a PEM path or bytes), None for the system roots."""
+    if isinstance(tls, (str, os.PathLike)):
+        return Path(tls).read_bytes()
+    if isinstance(tls, bytes):
+        return tls
+    return None
+
+
 def open_channel(target: str, tls: bool | str | bytes | os.PathLike | None = None) -> grpc.Channel:
     """A channel to "host:port"; tls: True (system roots), a CA PEM path or bytes, or None."""
     options = [("grpc.max_send_message_length", _MAX_MESSAGE),
                ("grpc.max_receive_message_length", _MAX_MESSAGE)]
     if not tls:
         return grpc.insecure_channel(target, options=options)
-    roots = None
-    if isinstance(tls, (str, os.PathLike)):
-        roots = Path(tls).read_bytes()
-    elif isinstance(tls, bytes):
-        roots = tls
-    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots),
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=_tls_roots(tls)),
                                options=options)
 
 
@@ -188,11 +193,37 @@ class Client:
     """Connection to a mien server. Thread-safe; use as a context manager or call close()."""
 
     def __init__(self, target: str = DEFAULT_TARGET, token: str | None = None,
-                 tls: bool | str | bytes | None = None, timeout: float | None = 60.0):
+                 tls: bool | str | bytes | None = None, timeout: float | None = 60.0,
+                 transport: str = "auto"):
         """target "host:port"; token: bearer token (default env MIEN_TOKEN);
-        tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext)."""
-        self._channel = open_channel(target, tls)
+        tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext);
+        transport: how unary calls travel: "native" (gRPC C++, mien.native), "python"
+        (grpcio), "auto" native when built. Streams (UploadImage, IndexPaths) and
+        `channel` are grpcio either way."""
+        from mien import native
+
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+        if transport == "native" and not native.available():
+            raise RuntimeError(native.UNAVAILABLE_REASON)
+        self._channel = open_channel(target, tls)   # connects on first use
         self._stub = search_pb2_grpc.MienStub(self._channel)
+        if transport == "python" or not native.available():
+            from grpc_health.v1 import health_pb2_grpc
+
+            self.transport = "python"
+            self._unary = self._stub
+            self._health = health_pb2_grpc.HealthStub(self._channel)
+        else:
+            from grpc_health.v1 import health_pb2
+
+            from mien.clients.native import UnaryStub, open_native_channel
+
+            self.transport = "native"
+            native_channel = open_native_channel(target, root_pem=_tls_roots(tls), tls=bool(tls),
+                                                 max_message_bytes=_MAX_MESSAGE)
+            self._unary = UnaryStub(native_channel, search_pb2.DESCRIPTOR.services_by_name["Mien"])
+            self._health = UnaryStub(native_channel, health_pb2.DESCRIPTOR.services_by_name["Health"])
         self._metadata = auth_metadata(token)
         self.timeout = timeout
         self.target = target
@@ -218,10 +249,9 @@ class Client:
 
     def health(self, service: str = "") -> str:
         """The standard health status ("SERVING", ...); needs no token."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        from grpc_health.v1 import health_pb2
 
-        resp = health_pb2_grpc.HealthStub(self._channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        resp = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
     # -- queries --------------------------------------------------------------------
@@ -274,11 +304,11 @@ class Client:
             query=self.face_query(query, face_index=face_index, exclude_own_person=exclude_own_person),
             top_k=k, filters=filters, include_thumbnails=thumbnails,
         )
-        return _result(self._stub.SearchExpression(req, timeout=self.timeout, metadata=self._metadata))
+        return _result(self._unary.SearchExpression(req, timeout=self.timeout, metadata=self._metadata))
 
     def search_vector_raw(self, request: search_pb2.SearchExpressionRequest):
         """The raw SearchExpression reply for a prebuilt request (benchmarks)."""
-        return self._stub.SearchExpression(request, timeout=self.timeout, metadata=self._metadata)
+        return self._unary.SearchExpression(request, timeout=self.timeout, metadata=self._metadata)
 
     def cross(self, query, person: int | str, *, k: int = 10, face_index: int | None = None,
               thumbnails: bool = False) -> SearchResult:
@@ -287,7 +317,7 @@ class Client:
             query=self.face_query(query, face_index=face_index), target=_person_ref(person),
             top_k=k, include_thumbnails=thumbnails,
         )
-        return _result(self._stub.CrossIdentitySearch(req, timeout=self.timeout, metadata=self._metadata))
+        return _result(self._unary.CrossIdentitySearch(req, timeout=self.timeout, metadata=self._metadata))
 
     def identity(self, query, *, k: int = 10, face_index: int | None = None,
                  thumbnails: bool = False) -> SearchResult:
@@ -296,11 +326,11 @@ class Client:
             query=self.face_query(query, face_index=face_index), top_k=k,
             include_thumbnails=thumbnails,
         )
-        return _result(self._stub.SearchIdentity(req, timeout=self.timeout, metadata=self._metadata))
+        return _result(self._unary.SearchIdentity(req, timeout=self.timeout, metadata=self._metadata))
 
     # -- records --------------------------------------------------------------------
     def get_face(self, face_id: int) -> Face:
-        r = self._stub.GetFace(search_pb2.GetFaceRequest(face_id=face_id), timeout=self.timeout,
+        r = self._unary.GetFace(search_pb2.GetFaceRequest(face_id=face_id), timeout=self.timeout,
                                metadata=self._metadata)
         return Face(
             r.face_id, r.source_uri, r.frame_index, r.timestamp_ms, _bbox(r.bbox),
@@ -311,17 +341,17 @@ class Client:
         )
 
     def persons(self) -> list[Person]:
-        resp = self._stub.ListPersons(search_pb2.ListPersonsRequest(), timeout=self.timeout,
+        resp = self._unary.ListPersons(search_pb2.ListPersonsRequest(), timeout=self.timeout,
                                       metadata=self._metadata)
         return [Person(p.person_id, p.name, p.face_count) for p in resp.persons]
 
     def person(self, person: int | str) -> Person:
-        p = self._stub.GetPerson(search_pb2.GetPersonRequest(person=_person_ref(person)),
+        p = self._unary.GetPerson(search_pb2.GetPersonRequest(person=_person_ref(person)),
                                  timeout=self.timeout, metadata=self._metadata)
         return Person(p.person_id, p.name, p.face_count)
 
     def stats(self) -> Stats:
-        s = self._stub.Stats(search_pb2.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
+        s = self._unary.Stats(search_pb2.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
         return Stats(s.faces, s.sources, s.persons, s.tags, s.shards, s.bytes, dict(s.encoders))
 
     def index_paths(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,

@@ -1,0 +1,65 @@
+"""Unary calls through gRPC C++ (mien.native._grpcpp.Channel), shaped like grpcio stubs.
+
+`UnaryStub(channel, service)` has one method per unary RPC of the service,
+called as a grpcio stub's are: `stub.SearchExpression(request, timeout=...,
+metadata=...)`, returning the reply message or raising `NativeRpcError`, a
+grpc.RpcError with the same code() and details(). Streaming RPCs are left
+out; callers keep a grpcio stub for those.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import message_factory
+
+from mien import native
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class NativeRpcError(grpc.RpcError):
+    """A failed call, with grpcio's error interface (code(), details())."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def open_native_channel(target: str, *, root_pem: bytes | None, tls: bool, max_message_bytes: int):
+    """A gRPC C++ channel ("host:port"); with tls, root_pem None trusts gRPC's default roots."""
+    if not native.available():
+        raise RuntimeError(native.UNAVAILABLE_REASON)
+    roots = "" if root_pem is None else root_pem.decode()
+    return native._grpcpp.Channel(target, tls, roots, max_message_bytes)
+
+
+class UnaryStub:
+    """The unary methods of one service (a ServiceDescriptor) over a native channel."""
+
+    def __init__(self, channel, service):
+        for method in service.methods:
+            if method.client_streaming or method.server_streaming:
+                continue
+            setattr(self, method.name, _unary_method(
+                channel, f"/{service.full_name}/{method.name}",
+                message_factory.GetMessageClass(method.output_type)))
+
+
+def _unary_method(channel, path: str, reply_class):
+    call = channel.unary
+    parse = reply_class.FromString
+
+    def method(request, timeout: float | None = None, metadata=None):
+        code, details, reply = call(path, request.SerializeToString(), metadata, timeout)
+        if code:
+            raise NativeRpcError(_CODES.get(code, grpc.StatusCode.UNKNOWN), details)
+        return parse(reply)
+
+    method.__name__ = path.rsplit("/", 1)[-1]
+    return method
