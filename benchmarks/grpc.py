@@ -11,14 +11,15 @@ Builds (or reuses, --store DIR) a store of --n synthetic faces, starts
 - an image query at 640x480: decode / detect / encode / search in-process,
   and the end-to-end gRPC image query.
 
-Each is measured for every server front (--fronts: "native", gRPC C++
-calling mien's handlers, which `mien serve` runs when built; "python",
-grpcio's server) in every CPU layout (--layouts): "shared" (a default `mien
+Each is measured for every stack (--stacks FRONT/TRANSPORT: the server's
+front, "native" = gRPC C++ calling mien's handlers, "python" = grpcio's
+server; the Client's transport for unary calls, likewise) in every CPU
+layout (--layouts): "shared" (a default `mien
 serve`) lets the scheduler place server and client; "pinned" runs the server
 with `--cpus <last CPU>` and this client on the other CPUs, as separate
 machines would be; "pinned-awake" adds `--keep-cpus-awake` (only where
-/dev/cpu_dma_latency is writable). The first front in the first layout gives
-the JSON's top-level figures; all are under "layouts", keyed "<front> <layout>".
+/dev/cpu_dma_latency is writable). The first stack in the first layout gives
+the JSON's top-level figures; all are under "layouts", keyed "<front>/<transport> <layout>".
 """
 
 from __future__ import annotations
@@ -135,11 +136,12 @@ def default_layouts() -> str:
     return ",".join(x for x in LAYOUTS if awake or x != "pinned-awake")
 
 
-def default_fronts() -> str:
-    """Both fronts when the native one is built (native first: it is what `mien serve` runs)."""
-    from mien.server import front
+def default_stacks() -> str:
+    """Server front / client transport pairs: what mien runs by default first, then grpcio's
+    client on the native front, then grpcio on both ends (the stack before mien.native)."""
+    from mien import native
 
-    return "native,python" if front.available() else "python"
+    return "native/native,native/python,python/python" if native.available() else "python/python"
 
 
 def cpu_layout(layout: str, cpus: set[int]) -> tuple[set[int] | None, set[int] | None]:
@@ -159,10 +161,7 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
     """In-process searches (bare, and with the records the server returns), an
     empty RPC and gRPC vector queries, alternated in `rounds` so that a slow
     spell of the machine falls on all of them alike."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    health = health_pb2_grpc.HealthStub(client.channel)
-    hreq = health_pb2.HealthCheckRequest()
+    hreq = None  # the empty RPC: client.health(), through the client's own transport
     # Warm every path with every query first: each process maps the LMDB pages a
     # query touches on first use (page faults), and a fresh server or reader
     # would otherwise pay them inside the measurement.
@@ -170,14 +169,14 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
         store.search(q, k)
         store.search(q, k, records=True)
         client.search_vector_raw(r)
-        health.Check(hreq)
+        client.health()
     bare, full, empty, grpc1 = [], [], [], []
     step = -(-len(queries) // rounds)
     for lo in range(0, len(queries), step):
         qs, rs = queries[lo:lo + step], requests[lo:lo + step]
         bare += time_calls(lambda q: store.search(q, k), qs)
         full += time_calls(lambda q: store.search(q, k, records=True), qs)
-        empty += time_calls(lambda r: health.Check(r), [hreq] * len(qs))
+        empty += time_calls(lambda _: client.health(), [hreq] * len(qs))
         grpc1 += time_calls(client.search_vector_raw, rs)
     # The same in-process search, but after an idle gap like the one between RPCs:
     # an idle CPU halts and the next search starts with cold caches.
@@ -194,12 +193,12 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
             "grpc_qps_1": 1000.0 / statistics.mean(grpc1)}
 
 
-def measure_concurrent(target: str, requests, per_client: int, clients: int = 16) -> dict:
+def measure_concurrent(target: str, requests, per_client: int, transport: str, clients: int = 16) -> dict:
     """QPS and latency with `clients` threads, one channel each."""
     from mien.clients.client import Client
 
     def worker(lat: list):
-        with Client(target) as c:
+        with Client(target, transport=transport) as c:
             for r in requests[:per_client]:
                 t = time.perf_counter()
                 c.search_vector_raw(r)
@@ -263,10 +262,10 @@ def main(argv=None) -> int:
     ap.add_argument("--layouts", default=default_layouts(),
                     help=f"CPU layouts to measure ({', '.join(LAYOUTS)}); the first gives the "
                          "headline figures (default %(default)s)")
-    ap.add_argument("--fronts", default=default_fronts(),
-                    help="server fronts to measure, each in every layout: native (gRPC C++ calling "
-                         "mien's handlers), python (grpcio's server); the first gives the headline "
-                         "figures (default %(default)s)")
+    ap.add_argument("--stacks", default=default_stacks(),
+                    help="server front / client transport pairs to measure, each in every layout: "
+                         "native = gRPC C++ (mien.native), python = grpcio; the first gives the "
+                         "headline figures (default %(default)s)")
     ap.add_argument("--out", default=None, help="write JSON results here")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -277,9 +276,9 @@ def main(argv=None) -> int:
     unknown = set(layouts) - set(LAYOUTS)
     if unknown or not layouts:
         ap.error(f"--layouts takes {', '.join(LAYOUTS)}; got {args.layouts!r}")
-    fronts = [x.strip() for x in args.fronts.split(",") if x.strip()]
-    if not fronts or set(fronts) - {"native", "python"}:
-        ap.error(f"--fronts takes native, python; got {args.fronts!r}")
+    stacks = [tuple(x.strip().split("/")) for x in args.stacks.split(",") if x.strip()]
+    if not stacks or any(len(st) != 2 or set(st) - {"native", "python"} for st in stacks):
+        ap.error(f"--stacks takes FRONT/TRANSPORT pairs of native, python; got {args.stacks!r}")
 
     from mien.clients.client import Client
     from mien.engine.store import Store
@@ -321,9 +320,9 @@ def main(argv=None) -> int:
     per_layout: dict = {}
     try:
         n_faces = int(store.stats().get("faces", 0))
-        for front, layout in [(f, lay) for f in fronts for lay in layouts]:
+        for (front, transport), layout in [(st, lay) for st in stacks for lay in layouts]:
             server_cpus, client_cpus = cpu_layout(layout, all_cpus)
-            r = {"front": front, "cpu_layout": layout,
+            r = {"front": front, "transport": transport, "cpu_layout": layout,
                  "server_cpus": sorted(server_cpus) if server_cpus else None,
                  "client_cpus": sorted(client_cpus) if client_cpus else None}
             log_path = Path(tempfile.gettempdir()) / f"mien-grpc-bench-{os.getpid()}.log"
@@ -334,9 +333,9 @@ def main(argv=None) -> int:
                 # everything measured from the client's CPUs
                 pin_to_cpus(client_cpus or all_cpus)  # every thread of this process
                 target = f"127.0.0.1:{args.port}"
-                with Client(target) as client:
+                with Client(target, transport=transport) as client:
                     r.update(measure_vector_queries(store, client, queries, requests, args.k))
-                    r.update(measure_concurrent(target, requests, args.queries // 4))
+                    r.update(measure_concurrent(target, requests, args.queries // 4, transport))
                     r.update(measure_image_split(store, image_data, args.k))
                     client.search(image_data, k=args.k)  # warm the server's analyzer
                     image_grpc = time_calls(lambda d: client.search(d, k=args.k), [image_data] * 20)
@@ -350,7 +349,7 @@ def main(argv=None) -> int:
             r["ratio"] = r["grpc_p50_ms"] / r["inproc_p50_ms"]
             r["grpc_overhead_ms"] = r["grpc_p50_ms"] - r["inproc_p50_ms"]
             r["grpc_overhead_vs_search_ms"] = r["grpc_p50_ms"] - r["inproc_search_p50_ms"]
-            per_layout[f"{front} {layout}"] = r
+            per_layout[f"{front}/{transport} {layout}"] = r
     finally:
         pin_to_cpus(all_cpus)
         store.close()
