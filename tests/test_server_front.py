@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+import time
 
 import grpc
 import pytest
@@ -98,9 +99,9 @@ def test_unparseable_request_bytes_fail_cleanly_and_the_server_goes_on(served):
         assert c.stats().faces > 0
 
 
-def test_a_cancelled_watch_frees_its_worker(served):
-    # Two workers: two open watches hold both on the native front. Cancelling
-    # them must give the workers back, or the next stream would never start.
+def test_cancelled_watches_end_on_the_server(served):
+    # A watch blocks in the health servicer until its status changes; a cancel
+    # must reach it (termination callbacks), or stop() below would hang.
     server, target, channel, _ = served
     health = health_pb2_grpc.HealthStub(channel)
     for _ in range(3):
@@ -111,6 +112,46 @@ def test_a_cancelled_watch_frees_its_worker(served):
             watch.cancel()
     with Client(target) as c:
         assert c.stats().faces > 0
+    thread, done = stop_in_thread(server, 0)   # no grace: only cancelled watches could hold it
+    thread.join(60)
+    assert done.is_set(), "stop() hung: a cancelled watch is still running on the server"
+
+
+def open_watch(health):
+    """A health watch past its first reply. A cancelled stream's thread ends a moment
+    after its client sees the cancel, so a full server gets a few tries."""
+    deadline = time.monotonic() + 30
+    while True:
+        watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+        try:
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            return watch
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.skipif(not native_front.available(), reason="the stream limit is the native front's")
+def test_open_streams_are_capped_and_cancelling_frees_them(photo_store, monkeypatch):
+    monkeypatch.setattr(native_front, "MAX_STREAMS", 2)
+    server, target = start_server(photo_store.store_dir, front="native")
+    try:
+        with grpc.insecure_channel(target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(2):  # the second round needs the first round's threads back
+                watches = [open_watch(health) for _ in range(2)]
+                with pytest.raises(grpc.RpcError) as e:
+                    next(health.Watch(health_pb2.HealthCheckRequest(), timeout=30))
+                assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "too many open streams" in e.value.details()
+                assert health.Check(health_pb2.HealthCheckRequest(), timeout=30).status == \
+                    health_pb2.HealthCheckResponse.SERVING   # unary calls never wait for stream slots
+                for watch in watches:
+                    watch.cancel()
+    finally:
+        server.stop(None)
+        server.mien_context.close()
 
 
 def test_a_watch_sees_the_drain_and_stop_ends_it(served):

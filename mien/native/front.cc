@@ -7,8 +7,9 @@
 // moves every call between its polling thread and a worker thread twice, and
 // on a VM each move can land on a halted vCPU. Here a small request to a
 // method marked "inline" runs its Python handler on the gRPC thread that read
-// it (one GIL acquire, no hand-off). Everything else (image queries, streams,
-// analytics) goes to a worker pool so it can block without stalling gRPC.
+// it (one GIL acquire, no hand-off). Other unary calls (image queries,
+// analytics) go to a worker pool so they can block without stalling gRPC;
+// each stream gets a thread of its own, up to max_streams.
 //
 // Lifetime: a Call deletes itself in OnDone, which gRPC calls only after
 // Finish; every path below ends in exactly one Finish.
@@ -18,6 +19,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -81,6 +83,60 @@ class WorkerPool {
   bool stopping_ = false;
 };
 
+// One thread per open stream, up to a limit. A stream (a health watch, an
+// indexing run) can stay open for minutes; on the worker pool, a dozen
+// watchers would starve every image query.
+class StreamThreads {
+ public:
+  explicit StreamThreads(int limit) : limit_(limit) {}
+  ~StreamThreads() { JoinAll(); }
+
+  bool TryStart(std::function<void()> work) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReapFinished();
+    if (stopping_ || static_cast<int>(threads_.size()) >= limit_) return false;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    threads_.push_back({std::thread([work = std::move(work), done] {
+                          work();
+                          done->store(true);
+                        }),
+                        done});
+    return true;
+  }
+
+  void JoinAll() {
+    std::vector<Running> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      threads.swap(threads_);
+    }
+    for (auto& r : threads) r.thread.join();
+  }
+
+ private:
+  struct Running {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  void ReapFinished() {  // with mu_ held; joining a finished thread returns at once
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<Running> threads_;
+  const int limit_;
+  bool stopping_ = false;
+};
+
 struct Dispatch {
   py::object unary;    // (method, request: bytes, call_info) -> (code, details, reply: bytes|None)
   py::object stream;   // (method, StreamHandle, call_info) -> (code, details)
@@ -109,10 +165,14 @@ class StreamHandle {
 
 class Call final : public grpc::ServerGenericBidiReactor {
  public:
-  Call(const Dispatch* dispatch, WorkerPool* pool, grpc::GenericCallbackServerContext* ctx)
+  Call(const Dispatch* dispatch, WorkerPool* pool, StreamThreads* streams,
+       grpc::GenericCallbackServerContext* ctx)
       : dispatch_(dispatch), pool_(pool), ctx_(ctx), method_(ctx->method()) {
     if (dispatch_->streaming.count(method_)) {
-      pool_->Submit([this] { RunStream(); });
+      if (!streams->TryStart([this] { RunStream(); })) {
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "the server has too many open streams; try again later"));
+      }
     } else {
       StartRead(&request_);
     }
@@ -352,22 +412,26 @@ void StreamHandle::SetCancelCallback(py::object callback) { Checked()->SetCancel
 
 class Service final : public grpc::CallbackGenericService {
  public:
-  Service(const Dispatch* dispatch, WorkerPool* pool) : dispatch_(dispatch), pool_(pool) {}
+  Service(const Dispatch* dispatch, WorkerPool* pool, StreamThreads* streams)
+      : dispatch_(dispatch), pool_(pool), streams_(streams) {}
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
-    return new Call(dispatch_, pool_, ctx);
+    return new Call(dispatch_, pool_, streams_, ctx);
   }
 
  private:
   const Dispatch* dispatch_;
   WorkerPool* pool_;
+  StreamThreads* streams_;
 };
 
 class Front {
  public:
   Front(const std::string& address, py::object unary, py::object stream,
         std::vector<std::string> streaming, std::vector<std::string> inline_ok, size_t inline_max_bytes,
-        int max_message_bytes, int workers, std::optional<std::pair<std::string, std::string>> tls_key_cert)
-      : address_(address), max_message_bytes_(max_message_bytes), workers_(workers), tls_(std::move(tls_key_cert)) {
+        int max_message_bytes, int workers, int max_streams,
+        std::optional<std::pair<std::string, std::string>> tls_key_cert)
+      : address_(address), max_message_bytes_(max_message_bytes), workers_(workers), max_streams_(max_streams),
+        tls_(std::move(tls_key_cert)) {
     dispatch_.unary = std::move(unary);
     dispatch_.stream = std::move(stream);
     dispatch_.streaming.insert(streaming.begin(), streaming.end());
@@ -381,7 +445,8 @@ class Front {
   int Start() {
     if (server_) throw std::runtime_error("the front is already started");
     pool_ = std::make_unique<WorkerPool>(workers_);
-    service_ = std::make_unique<Service>(&dispatch_, pool_.get());
+    streams_ = std::make_unique<StreamThreads>(max_streams_);
+    service_ = std::make_unique<Service>(&dispatch_, pool_.get(), streams_.get());
     std::shared_ptr<grpc::ServerCredentials> credentials;
     if (tls_) {
       grpc::SslServerCredentialsOptions options;
@@ -403,6 +468,7 @@ class Front {
     if (!server_ || port_ == 0) {
       server_.reset();
       pool_->Stop();
+      streams_->JoinAll();
       throw std::runtime_error("cannot bind " + address_);
     }
     return port_;
@@ -417,6 +483,7 @@ class Front {
     server_->Shutdown(deadline);
     server_->Wait();
     pool_->Stop();
+    streams_->JoinAll();
     server_.reset();
   }
 
@@ -426,9 +493,11 @@ class Front {
   std::string address_;
   int max_message_bytes_;
   int workers_;
+  int max_streams_;
   std::optional<std::pair<std::string, std::string>> tls_;
   Dispatch dispatch_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<StreamThreads> streams_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -444,11 +513,11 @@ void InitFront(py::module_& m) {
       .def("set_cancel_callback", &StreamHandle::SetCancelCallback);
   py::class_<Front>(m, "Front")
       .def(py::init<const std::string&, py::object, py::object, std::vector<std::string>,
-                    std::vector<std::string>, size_t, int, int,
+                    std::vector<std::string>, size_t, int, int, int,
                     std::optional<std::pair<std::string, std::string>>>(),
            py::arg("address"), py::arg("unary"), py::arg("stream"), py::arg("streaming_methods"),
            py::arg("inline_methods"), py::arg("inline_max_bytes"), py::arg("max_message_bytes"),
-           py::arg("workers"), py::arg("tls_key_cert") = py::none())
+           py::arg("workers"), py::arg("max_streams"), py::arg("tls_key_cert") = py::none())
       .def("start", &Front::Start)
       .def("stop", &Front::Stop, py::arg("grace_s"))
       .def_property_readonly("port", &Front::port);

@@ -40,6 +40,9 @@ INLINE_METHODS = (
     "/grpc.health.v1.Health/Check",
 )
 INLINE_MAX_BYTES = 4096
+# Open streams (health watches, IndexPaths, uploads) each hold a thread; past
+# this many a new one gets RESOURCE_EXHAUSTED.
+MAX_STREAMS = 256
 
 
 def available() -> bool:
@@ -247,7 +250,7 @@ class NativeServer:
         inline = [name for name in INLINE_METHODS if name in table.methods]
         key_cert = None if tls_key_cert is None else (tls_key_cert[0].decode(), tls_key_cert[1].decode())
         self._front = native._grpcpp.Front(address, dispatcher.unary, dispatcher.stream, streaming, inline,
-                                   INLINE_MAX_BYTES, max_message_bytes, workers, key_cert)
+                                   INLINE_MAX_BYTES, max_message_bytes, workers, MAX_STREAMS, key_cert)
         self._stopped = threading.Event()
         self.port = self._front.start()
         _RUNNING.add(self)
