@@ -302,11 +302,15 @@ class Call final : public grpc::ServerGenericBidiReactor {
     return grpc::Status(static_cast<grpc::StatusCode>(code), details);
   }
 
+  // No Python left to run handlers: the process is exiting.
+  bool FinishedAsExiting() {
+    if (!_Py_IsFinalizing()) return false;
+    Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+    return true;
+  }
+
   void RunUnary() {
-    if (_Py_IsFinalizing()) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
-      return;
-    }
+    if (FinishedAsExiting()) return;
     int code = static_cast<int>(grpc::StatusCode::INTERNAL);
     std::string details;
     std::optional<grpc::ByteBuffer> reply;
@@ -338,10 +342,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   }
 
   void RunStream() {
-    if (_Py_IsFinalizing()) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
-      return;
-    }
+    if (FinishedAsExiting()) return;
     int code = static_cast<int>(grpc::StatusCode::INTERNAL);
     std::string details;
     {
