@@ -79,6 +79,20 @@ def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
     monkeypatch.setattr(native, "UNAVAILABLE_REASON", "mien's gRPC C++ extension is not built (test)")
     with pytest.raises(RuntimeError, match="not built"):
         build_server(photo_store.store_dir, port=0, front="native")
+    with pytest.raises(RuntimeError, match="not built"):
+        Client("127.0.0.1:1", transport="native")
+    assert Client("127.0.0.1:1").transport == "python"      # auto falls back to grpcio
+
+
+def test_a_closed_client_refuses_calls(served):
+    _, target, _, _ = served
+    client = Client(target)
+    assert client.stats().faces > 0
+    client.close()
+    with pytest.raises(ValueError):   # grpcio's error for a closed channel, whatever the transport
+        client.stats()
+    with pytest.raises(ValueError):
+        client.health()
 
 
 def test_unknown_method_is_unimplemented(served):

@@ -231,6 +231,12 @@ class Client:
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
         self._channel.close()
+        # drop the native channel (its connection closes with it); later calls
+        # fail as grpcio's do on a closed channel
+        from grpc_health.v1 import health_pb2_grpc
+
+        self._unary = self._stub
+        self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> "Client":
         return self

@@ -51,7 +51,7 @@ def run_demo(args) -> int:
     server, port = build_server(store, port=args.port)
     server.start()
     target = f"127.0.0.1:{port}"
-    print(f"\nServing {store} on {target} (gRPC).", flush=True)
+    print(f"\nServing {store} on {target} (gRPC, {server.mien_front} front).", flush=True)
     try:
         _run(["stats", "--server", target])
         # other people making Obama's broad smile
