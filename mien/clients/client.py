@@ -206,14 +206,15 @@ class Client:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         if transport == "native" and not native.available():
             raise RuntimeError(native.UNAVAILABLE_REASON)
-        self._channel = open_channel(target, tls)   # connects on first use
-        self._stub = search_pb2_grpc.MienStub(self._channel)
-        if transport == "python" or not native.available():
-            from grpc_health.v1 import health_pb2_grpc
+        from grpc_health.v1 import health_pb2_grpc
 
+        self._channel = open_channel(target, tls)   # connects on first use
+        # grpcio stubs are made now: making one on a closed channel crashes grpcio 1.85
+        self._stub = search_pb2_grpc.MienStub(self._channel)
+        self._grpc_health = health_pb2_grpc.HealthStub(self._channel)
+        if transport == "python" or not native.available():
             self.transport = "python"
-            self._unary = self._stub
-            self._health = health_pb2_grpc.HealthStub(self._channel)
+            self._unary, self._health = self._stub, self._grpc_health
         else:
             from grpc_health.v1 import health_pb2
 
@@ -233,10 +234,7 @@ class Client:
         self._channel.close()
         # drop the native channel (its connection closes with it); later calls
         # fail as grpcio's do on a closed channel
-        from grpc_health.v1 import health_pb2_grpc
-
-        self._unary = self._stub
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._unary, self._health = self._stub, self._grpc_health
 
     def __enter__(self) -> "Client":
         return self
