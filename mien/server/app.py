@@ -139,6 +139,9 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     if front == "native" and not native_front.available():
         raise RuntimeError(native_front.unavailable_reason())
     use_native = front == "native" or (front == "auto" and native_front.available())
+    if front == "auto" and not use_native:
+        log.warning("serving with grpcio's Python server, which is slower per call: %s",
+                    native_front.unavailable_reason())
     limits = limits or Limits()
     single_threaded_search()
     ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,

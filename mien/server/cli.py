@@ -14,7 +14,9 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=50051, help="port (0 = any free; default %(default)s)")
     p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                    help="allow IndexPaths under DIR (repeatable; none = server-side indexing off)")
-    p.add_argument("--workers", type=int, default=None, help="RPC threads (default: 4 per core + 4)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads for calls that may block: image queries, analytics; on the native "
+                        "front quick lookups run on gRPC's own threads (default: 4 per core + 4)")
     p.add_argument("--token-file", default=None, help="file holding the bearer token (else env MIEN_TOKEN)")
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain (enables TLS with --tls-key)")
     p.add_argument("--tls-key", default=None, help="PEM private key")
