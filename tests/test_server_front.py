@@ -11,6 +11,7 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -82,6 +83,16 @@ def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
     with pytest.raises(RuntimeError, match="not built"):
         Client("127.0.0.1:1", transport="native")
     assert Client("127.0.0.1:1").transport == "python"      # auto falls back to grpcio
+
+
+@pytest.mark.parametrize("transport", ["native", "python"])
+def test_a_client_timeout_is_deadline_exceeded(served, transport):
+    if transport == "native" and not native_front.available():
+        pytest.skip(native_front.unavailable_reason())
+    _, target, _, _ = served
+    with Client(target, transport=transport, timeout=1e-6) as c, pytest.raises(grpc.RpcError) as e:
+        c.search(np.ones(16, np.float32) / 4.0, k=5)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_a_closed_client_refuses_calls(served):
