@@ -124,6 +124,36 @@ def test_unparseable_request_bytes_fail_cleanly_and_the_server_goes_on(served):
         assert c.stats().faces > 0
 
 
+def test_garbage_bytes_to_every_method_are_internal_and_the_server_goes_on(served):
+    server, target, channel, _ = served
+    methods = all_methods(server.mien_context)
+    assert len(methods) >= 20   # Mien, Analytics, health, reflection
+    garbage = b"\xff\xff\xff\xff"   # a varint cut short: not any message
+    for name, (request_streaming, response_streaming) in sorted(methods.items()):
+        if request_streaming and response_streaming:
+            call = channel.stream_stream(name)(iter([garbage]), timeout=30)
+        elif request_streaming:
+            call = channel.stream_unary(name).future(iter([garbage]), timeout=30)
+        elif response_streaming:
+            call = channel.unary_stream(name)(garbage, timeout=30)
+        else:
+            call = channel.unary_unary(name).future(garbage, timeout=30)
+        with pytest.raises(grpc.RpcError) as e:
+            list(call) if response_streaming else call.result()
+        assert e.value.code() == grpc.StatusCode.INTERNAL, (name, e.value.code(), e.value.details())
+    with Client(target) as c:
+        assert c.stats().faces > 0
+
+
+def all_methods(ctx) -> dict:
+    """Every method the server registers: name -> (request streaming, response streaming)."""
+    from mien.server.app import _add_services
+
+    table = native_front.HandlerTable()
+    _add_services(table, ctx)
+    return {name: (h.request_streaming, h.response_streaming) for name, h in table.methods.items()}
+
+
 def test_cancelled_watches_end_on_the_server(served):
     # A watch blocks in the health servicer until its status changes; a cancel
     # must reach it (termination callbacks), or stop() below would hang.

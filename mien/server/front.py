@@ -25,6 +25,7 @@ from mien import native
 _OK = grpc.StatusCode.OK.value[0]
 _UNKNOWN = grpc.StatusCode.UNKNOWN
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
+_UNPARSEABLE = (grpc.StatusCode.INTERNAL.value[0], "could not parse the request message")
 
 # Methods that answer in well under a millisecond when their request is small
 # (vector and face-id queries, lookups). They run on the gRPC thread that read
@@ -179,7 +180,7 @@ class Dispatcher:
         try:
             message = handler.request_deserializer(request)
         except Exception:  # noqa: BLE001
-            return grpc.StatusCode.INTERNAL.value[0], "could not parse the request message", None
+            return (*_UNPARSEABLE, None)
         try:
             reply = handler.unary_unary(message, context)
         except Exception as exc:  # noqa: BLE001
@@ -198,12 +199,15 @@ class Dispatcher:
         context = FrontContext(info, handle)
         try:
             if handler.request_streaming:
-                request = _requests(handle, handler.request_deserializer)
+                request = _requests(handle, handler.request_deserializer, context)
             else:
                 raw = handle.read()
                 if raw is None:
                     return grpc.StatusCode.INTERNAL.value[0], "the call ended before its request arrived"
-                request = handler.request_deserializer(raw)
+                try:
+                    request = handler.request_deserializer(raw)
+                except Exception:  # noqa: BLE001
+                    return _UNPARSEABLE
             behaviour = _behaviour(handler)
             result = behaviour(request, context)
             serialize = handler.response_serializer
@@ -220,9 +224,13 @@ class Dispatcher:
         return context.status()
 
 
-def _requests(handle, deserialize):
+def _requests(handle, deserialize, context: FrontContext):
     while (raw := handle.read()) is not None:
-        yield deserialize(raw)
+        try:
+            message = deserialize(raw)
+        except Exception:  # noqa: BLE001 - ends the call as INTERNAL, like the unary path
+            context.abort(grpc.StatusCode.INTERNAL, _UNPARSEABLE[1])
+        yield message
 
 
 def _behaviour(handler: grpc.RpcMethodHandler):
