@@ -161,7 +161,6 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
     """In-process searches (bare, and with the records the server returns), an
     empty RPC and gRPC vector queries, alternated in `rounds` so that a slow
     spell of the machine falls on all of them alike."""
-    hreq = None  # the empty RPC: client.health(), through the client's own transport
     # Warm every path with every query first: each process maps the LMDB pages a
     # query touches on first use (page faults), and a fresh server or reader
     # would otherwise pay them inside the measurement.
@@ -176,7 +175,8 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
         qs, rs = queries[lo:lo + step], requests[lo:lo + step]
         bare += time_calls(lambda q: store.search(q, k), qs)
         full += time_calls(lambda q: store.search(q, k, records=True), qs)
-        empty += time_calls(lambda _: client.health(), [hreq] * len(qs))
+        # the empty RPC, through the client's own transport (qs only sets the count)
+        empty += time_calls(lambda _: client.health(), qs)
         grpc1 += time_calls(client.search_vector_raw, rs)
     # The same in-process search, but after an idle gap like the one between RPCs:
     # an idle CPU halts and the next search starts with cold caches.

@@ -24,23 +24,19 @@ import numpy as np
 import pytest
 
 from mien.demo import photos
-from mien.server import front as native_front
+from mien import native
 
 TOKEN = "s3cret-test-token"
 
 # Server tests run against both fronts: the native one (gRPC C++, what `mien
 # serve` runs when built) and grpcio's Python server (the fallback).
 FRONTS = [
-    pytest.param("native", marks=pytest.mark.skipif(not native_front.available(),
-                                                    reason=native_front.unavailable_reason())),
+    pytest.param("native", marks=pytest.mark.skipif(not native.available(), reason=native.UNAVAILABLE_REASON)),
     "python",
 ]
-# ... and through both client transports: gRPC C++ (the default when built) and grpcio.
-TRANSPORTS = [
-    pytest.param("native", marks=pytest.mark.skipif(not native_front.available(),
-                                                    reason=native_front.unavailable_reason())),
-    "python",
-]
+# ... and through both client transports, the same two choices: gRPC C++ (the
+# default when built) and grpcio.
+TRANSPORTS = FRONTS
 
 
 def free_port() -> int:

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server_support import FRONTS, build_photo_store, start_server
+from server_support import FRONTS, TRANSPORTS, build_photo_store, start_server
 
+from mien import native
 from mien.clients.client import Client
 from mien.server import front as native_front
 
@@ -57,13 +58,13 @@ def test_native_front_is_built_where_grpc_cpp_is_installed():
         ["pkg-config", "--exists", "grpc++"]).returncode == 0
     if not has_grpcpp:
         pytest.skip("gRPC C++ is not installed here; the package builds without the native front")
-    assert native_front.available(), native_front.unavailable_reason()
+    assert native.available(), native.UNAVAILABLE_REASON
 
 
 def test_the_default_server_is_native_when_built(photo_store):
     server, _ = start_server(photo_store.store_dir)
     try:
-        assert server.mien_front == ("native" if native_front.available() else "python")
+        assert server.mien_front == ("native" if native.available() else "python")
     finally:
         server.stop(None)
         server.mien_context.close()
@@ -74,8 +75,6 @@ def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
 
     with pytest.raises(ValueError, match="front must be one of"):
         build_server(photo_store.store_dir, port=0, front="rust")
-    from mien import native
-
     monkeypatch.setattr(native, "_grpcpp", None)
     monkeypatch.setattr(native, "UNAVAILABLE_REASON", "mien's gRPC C++ extension is not built (test)")
     with pytest.raises(RuntimeError, match="not built"):
@@ -85,10 +84,8 @@ def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
     assert Client("127.0.0.1:1").transport == "python"      # auto falls back to grpcio
 
 
-@pytest.mark.parametrize("transport", ["native", "python"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_client_timeout_is_deadline_exceeded(served, transport):
-    if transport == "native" and not native_front.available():
-        pytest.skip(native_front.unavailable_reason())
     _, target, _, _ = served
     with Client(target, transport=transport, timeout=1e-6) as c, pytest.raises(grpc.RpcError) as e:
         c.search(np.ones(16, np.float32) / 4.0, k=5)
@@ -187,7 +184,7 @@ def open_watch(health):
             time.sleep(0.05)
 
 
-@pytest.mark.skipif(not native_front.available(), reason="the stream limit is the native front's")
+@pytest.mark.skipif(not native.available(), reason="the stream limit is the native front's")
 def test_open_streams_are_capped_and_cancelling_frees_them(photo_store, monkeypatch):
     monkeypatch.setattr(native_front, "MAX_STREAMS", 2)
     server, target = start_server(photo_store.store_dir, front="native")

@@ -35,7 +35,7 @@
 namespace mien_native {
 namespace {
 
-// A fixed set of threads running queued work; used for every call that may block.
+// A fixed set of threads running queued work: the unary calls that may block.
 class WorkerPool {
  public:
   explicit WorkerPool(int threads) {
@@ -167,8 +167,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
  public:
   Call(const Dispatch* dispatch, WorkerPool* pool, StreamThreads* streams,
        grpc::GenericCallbackServerContext* ctx)
-      : dispatch_(dispatch), pool_(pool), ctx_(ctx), method_(ctx->method()) {
-    if (dispatch_->streaming.count(method_)) {
+      : dispatch_(dispatch), pool_(pool), ctx_(ctx), method_(ctx->method()),
+        streaming_(dispatch_->streaming.count(method_) > 0) {
+    if (streaming_) {
       if (!streams->TryStart([this] { RunStream(); })) {
         Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             "the server has too many open streams; try again later"));
@@ -179,7 +180,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   }
 
   void OnReadDone(bool ok) override {
-    if (streaming()) {
+    if (streaming_) {
       std::lock_guard<std::mutex> lock(mu_);
       read_ok_ = ok;
       read_done_ = true;
@@ -270,8 +271,6 @@ class Call final : public grpc::ServerGenericBidiReactor {
   }
 
  private:
-  bool streaming() const { return dispatch_->streaming.count(method_) > 0; }
-
   py::dict CallInfo() {
     py::list metadata;
     for (const auto& [key, value] : ctx_->client_metadata()) {
@@ -370,6 +369,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   WorkerPool* pool_;
   grpc::GenericCallbackServerContext* ctx_;
   std::string method_;
+  const bool streaming_;  // a stream runs on its own thread and reads/writes through StreamHandle
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
 

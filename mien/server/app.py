@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mien import native
 from mien.server import front as native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
@@ -136,12 +137,12 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     """
     if front not in FRONTS:
         raise ValueError(f"front must be one of {', '.join(FRONTS)}, not {front!r}")
-    if front == "native" and not native_front.available():
-        raise RuntimeError(native_front.unavailable_reason())
-    use_native = front == "native" or (front == "auto" and native_front.available())
+    if front == "native" and not native.available():
+        raise RuntimeError(native.UNAVAILABLE_REASON)
+    use_native = front == "native" or (front == "auto" and native.available())
     if front == "auto" and not use_native:
         log.warning("serving with grpcio's Python server, which is slower per call: %s",
-                    native_front.unavailable_reason())
+                    native.UNAVAILABLE_REASON)
     limits = limits or Limits()
     single_threaded_search()
     ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,

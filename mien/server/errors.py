@@ -72,7 +72,7 @@ def rpc(func):
             try:
                 yield from func(self, request, context)
             except Exception as exc:  # noqa: BLE001 - abort() re-raises its own
-                if _is_abort(exc):
+                if is_abort(exc):
                     raise
                 _abort(context, method, exc)
             finally:
@@ -86,7 +86,7 @@ def rpc(func):
         try:
             return func(self, request, context)
         except Exception as exc:  # noqa: BLE001
-            if _is_abort(exc):
+            if is_abort(exc):
                 raise
             _abort(context, method, exc)
         finally:
@@ -95,7 +95,7 @@ def rpc(func):
     return unary_wrapper
 
 
-def _is_abort(exc: BaseException) -> bool:
+def is_abort(exc: BaseException) -> bool:
     # grpc's context.abort() raises a bare Exception after recording the status;
     # let it pass untouched instead of re-mapping it to INTERNAL.
     return type(exc) is Exception and not exc.args

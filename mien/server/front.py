@@ -18,9 +18,10 @@ import weakref
 
 import grpc
 
-log = logging.getLogger("mien.server")
-
 from mien import native
+from mien.server.errors import is_abort
+
+log = logging.getLogger("mien.server")
 
 _OK = grpc.StatusCode.OK.value[0]
 _UNKNOWN = grpc.StatusCode.UNKNOWN
@@ -44,15 +45,6 @@ INLINE_MAX_BYTES = 4096
 # Open streams (health watches, IndexPaths, uploads) each hold a thread; past
 # this many a new one gets RESOURCE_EXHAUSTED.
 MAX_STREAMS = 256
-
-
-def available() -> bool:
-    """Whether the native front was built into this install."""
-    return native.available()
-
-
-def unavailable_reason() -> str:
-    return native.UNAVAILABLE_REASON
 
 
 class HandlerTable:
@@ -87,7 +79,7 @@ class FrontContext:
         if code is grpc.StatusCode.OK:  # as grpcio: OK is not a failure status
             code, details = _UNKNOWN, ""
         self._code, self._details = code, details
-        raise Exception()  # noqa: TRY002 - grpcio's convention, recognised by errors._is_abort
+        raise Exception()  # noqa: TRY002 - grpcio's convention, recognised by errors.is_abort
 
     def abort_with_status(self, status):
         self.abort(status.code, status.details)
@@ -240,14 +232,15 @@ def _behaviour(handler: grpc.RpcMethodHandler):
 
 
 def _failure(context: FrontContext, method: str, exc: BaseException) -> tuple[int, str]:
-    if context.code() is not None and type(exc) is Exception and not exc.args:  # context.abort()
+    if context.code() is not None and is_abort(exc):
         return context.status()
     log.exception("rpc=%s raised", method)
     return _UNKNOWN.value[0], f"Exception calling application: {exc}"
 
 
 class NativeServer:
-    """A started-on-demand native front over a HandlerTable, shaped like grpc.Server where mien uses it."""
+    """The native front over a HandlerTable, serving from construction on (the port had to be
+    bound there); shaped like grpc.Server where mien uses it."""
 
     def __init__(self, table: HandlerTable, address: str, *, workers: int, max_message_bytes: int,
                  authorize=None, thread_init=None, tls_key_cert: tuple[bytes, bytes] | None = None):
