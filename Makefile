@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard mien/native/*.cc mien/native/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/mien models fetch
 	touch $(STAMP)
 
 # gRPC C++ for the native server front and client channel (mien/native). Installed from

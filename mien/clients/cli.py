@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "mien.clients.cli_analytics",  # tag, summary, clusters
     "mien.training.cli",         # fec fetch, train feenet, eval fec
     "mien.demo.cli",             # demo
+    "mien.clients.cli_models",   # models fetch, models verify
 ]
 
 
