@@ -25,13 +25,18 @@ class Face:
 
     Coordinates are source-image pixels; landmarks5 are left eye centre,
     right eye centre, nose tip, left mouth corner, right mouth corner
-    (image left/right).
+    (image left/right). `mesh` is set by the MediaPipe front end
+    (mien.engine.faces.facemesh), None for other detectors unless filled.
     """
 
     bbox: tuple[float, float, float, float]
     det_score: float
     landmarks5: np.ndarray
     landmarks68: np.ndarray | None = None
+    # FaceMesh: (468, 3) float32 in source-image pixels (z in the same pixel
+    # scale, smaller = nearer), and the mesh model's face-presence probability
+    mesh: np.ndarray | None = None
+    mesh_presence: float | None = None
     quality: Quality | None = None
     identity: np.ndarray | None = None
     expression: np.ndarray | None = None
