@@ -22,11 +22,11 @@ from mien.engine.store import shards as shardio
 from mien.engine.store.db import WriterLock, acquire_env, release_env
 from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template
 from mien.engine.store.records import (
-    EXPR_DIM, ID_KEY, VEC_DTYPE, FaceRecord, Hit, HitRecord, Person, SourceRecord, Tag, as_vector,
-    decode_face, decode_hit, decode_person, decode_person_stats, decode_rows, decode_source, decode_tag, encode_face,
-    encode_person, encode_row, encode_source, encode_tag, id_key, key_id, key_pair,
-    pair_key,
+    EXPR_DIM, ID_KEY, VEC_DTYPE, FaceRecord, Hit, HitRecord, SourceRecord, Tag, as_vector, decode_face,
+    decode_hit, decode_rows, decode_source, decode_tag, encode_face, encode_row, encode_source, encode_tag,
+    id_key, key_id, pair_key,
 )
+from mien.engine.store.persons import PersonsMixin, _PersonDeltas, _unit64
 from mien.errors import BadInputError, EncoderMismatchError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -52,35 +52,6 @@ def _ids_bytes(ids) -> bytes:
 
 def _ids_of(value) -> np.ndarray:
     return np.frombuffer(bytes(value), dtype="<i8") if value else np.zeros(0, np.int64)
-
-
-def _unit64(ident) -> np.ndarray | None:
-    """A face's contribution to its person's identity sum: its identity, L2-normalised, in float64.
-
-    Computed from the stored float32 bytes both when a face is added and when it
-    is removed, so the two cancel exactly (up to float64 rounding).
-    """
-    if ident is None:
-        return None
-    v = np.frombuffer(bytes(ident), dtype="<f4").astype(np.float64)
-    n = np.linalg.norm(v)
-    return v / n if n > 0 and np.isfinite(n) else None
-
-
-class _PersonDeltas:
-    """Face-count and identity-sum changes per person within one write transaction."""
-
-    def __init__(self):
-        self.d: dict[int, list] = {}  # pid -> [d_count, d_n_ident, d_sum or None]
-
-    def add(self, pid: int, unit: np.ndarray | None, sign: int) -> None:
-        if pid < 0:
-            return
-        e = self.d.setdefault(pid, [0, 0, None])
-        e[0] += sign
-        if unit is not None:
-            e[1] += sign
-            e[2] = sign * unit if e[2] is None else e[2] + sign * unit
 
 
 def _trim_heap() -> None:
@@ -138,7 +109,7 @@ class _IdentityIndex:
         return out
 
 
-class Store:
+class Store(PersonsMixin):
     """See docs/INTERFACES.md ("Store"). Thread-safe; not shareable across fork()."""
 
     def __init__(self, path: str, mode: str = "r", encoders: dict | None = None, *,
@@ -374,192 +345,6 @@ class Store:
                 txn.delete(ukey, db=d[name])
             txn.delete(id_key(src_no), db=d["src_no"])
             self._apply_deltas(txn, deltas)
-
-    # ------------------------------------------------------------ persons
-    #
-    # A person's count and identity sum are derived from its faces and updated
-    # in every transaction that adds, removes or moves faces (_apply_deltas), so
-    # no caller writes them and no crash leaves them stale. The centroid used
-    # for linking is the enrolled reference when there is one (a named person's
-    # centroid given to add_person/update_person/new_persons: the user chose those
-    # photos, and letting faces pull it would let a chain of near-threshold faces
-    # drag the name onto someone else); otherwise the normalised sum of its
-    # faces' unit identity vectors; with no such face yet, the seed it was given.
-
-    def _read_person(self, txn, pid: int):
-        v = txn.get(id_key(pid), db=self._db["persons"])
-        if v is None:
-            raise NotFoundError(f"person {pid} does not exist")
-        return decode_person_stats(int(pid), v)
-
-    def _write_person(self, txn, p: Person, n_ident: int, ident_sum) -> None:
-        if p.reference is not None:
-            p.centroid = p.reference
-        elif n_ident > 0 and ident_sum is not None:
-            norm = np.linalg.norm(ident_sum)
-            if norm > 0:
-                p.centroid = (ident_sum / norm).astype(np.float32)
-        txn.put(id_key(p.person_id), encode_person(p, n_ident, ident_sum), db=self._db["persons"])
-
-    def _apply_deltas(self, txn, deltas: _PersonDeltas) -> None:
-        for pid in sorted(deltas.d):
-            dc, dn, ds = deltas.d[pid]
-            if dc == 0 and dn == 0 and ds is None:
-                continue
-            p, n_ident, s = self._read_person(txn, pid)
-            before = p.count
-            p.count += dc
-            n_ident += dn
-            if p.count < 0 or n_ident < 0:
-                raise RuntimeError(f"person {pid}: count would go negative (store corrupt?)")
-            if n_ident == 0:
-                s = None  # exactly zero again, whatever the float64 rounding left
-            elif ds is not None:
-                s = ds.copy() if s is None or len(s) == 0 else s + ds
-            if p.count == 0 and before > 0 and p.name is None:
-                txn.delete(id_key(pid), db=self._db["persons"])  # anonymous persons live by their faces
-                continue
-            self._write_person(txn, p, n_ident, s)
-
-    def _person_stats(self, txn, pid: int) -> tuple[int, int, np.ndarray | None]:
-        """(count, n_ident, identity sum) recomputed from the person's faces."""
-        ident = self._db["ident"]
-        ids = self._person_ids(txn, pid)
-        n_ident, s = 0, None
-        for fid in ids:
-            u = _unit64(txn.get(id_key(fid), db=ident))
-            if u is not None:
-                n_ident += 1
-                s = u.copy() if s is None else s + u
-        return len(ids), n_ident, s
-
-    def check_persons(self, *, repair: bool = False) -> list[int]:
-        """Ids of persons whose count/identity sum disagree with their faces (recomputed if repair).
-
-        Cost ~ faces with a person. Nothing but a store written by an older
-        mien (or a bug) can disagree: every face move updates them in its txn.
-        """
-        bad = []
-        with self._lock, self._begin(write=repair) as txn:
-            for k, v in list(txn.cursor(db=self._db["persons"])):
-                p, n_ident, s = decode_person_stats(key_id(k), v)
-                count, n2, s2 = self._person_stats(txn, p.person_id)
-                same_sum = (s2 is None and n_ident == 0) or (
-                    s is not None and s2 is not None and len(s) == len(s2) and np.allclose(s, s2, atol=1e-6))
-                if count == p.count and n2 == n_ident and same_sum:
-                    continue
-                bad.append(p.person_id)
-                if repair:
-                    p.count = count
-                    self._write_person(txn, p, n2, s2)
-        return bad
-
-    def _migrate_persons(self) -> None:
-        """Stores written before the store kept person counts: recompute them once."""
-        m = self._db["meta"]
-        with self._begin() as txn:
-            if txn.get(b"person_stats", db=m) is not None:
-                return
-        fixed = self.check_persons(repair=True)
-        with self._lock, self._begin(write=True) as txn:
-            _put_int(txn, m, b"person_stats", 1)
-        log.info("person counts now kept by the store (%d persons recomputed)", len(fixed))
-
-    def _create_person(self, txn, name: str | None, centroid) -> int:
-        c = as_vector(centroid, len(np.ravel(centroid)), "person centroid")
-        if name is not None:
-            name = str(name)
-            if not name:
-                raise BadInputError("a person name must not be empty (use None for anonymous)")
-            if self._find_person(txn, name) is not None:
-                raise BadInputError(f"a person named {name!r} already exists")
-        m = self._db["meta"]
-        pid = _int(txn, m, b"next_person")
-        _put_int(txn, m, b"next_person", pid + 1)
-        self._write_person(txn, Person(pid, name, c, 0, c if name is not None else None), 0, None)
-        return pid
-
-    def add_person(self, name: str | None, centroid) -> int:
-        """A new person without faces; the store counts faces itself."""
-        with self._lock, self._begin(write=True) as txn:
-            return self._create_person(txn, name, centroid)
-
-    def _update_person(self, txn, person_id: int, *, name=None, centroid=None) -> None:
-        p, n_ident, s = self._read_person(txn, person_id)
-        if name is not None and name != p.name:
-            other = self._find_person(txn, name)
-            if other is not None:
-                raise BadInputError(f"a person named {name!r} already exists ({other.person_id})")
-            p.name = name
-        if centroid is not None:
-            c = as_vector(centroid, len(np.ravel(centroid)), "person centroid")
-            if p.name is not None:
-                p.reference = c  # an enrolled identity
-            else:
-                p.centroid = c   # a seed: the faces' identities take over when there are any
-        self._write_person(txn, p, n_ident, s)
-
-    def update_person(self, person_id: int, *, name=None, centroid=None) -> None:
-        """Rename, or set the centroid (a named person's reference; an anonymous one's seed)."""
-        with self._lock, self._begin(write=True) as txn:
-            self._update_person(txn, int(person_id), name=name, centroid=centroid)
-
-    def delete_person(self, person_id: int) -> None:
-        """Remove a person that has no faces (BadInputError otherwise; move or merge them first)."""
-        with self._lock, self._begin(write=True) as txn:
-            self._read_person(txn, int(person_id))
-            n = len(self._person_ids(txn, int(person_id)))
-            if n:
-                raise BadInputError(f"person {person_id} still has {n} faces; merge or reassign them first")
-            txn.delete(id_key(int(person_id)), db=self._db["persons"])
-
-    def _set_person(self, txn, ids: np.ndarray, person_id: int, deltas: _PersonDeltas) -> None:
-        d = self._db
-        for fid in ids:
-            k = id_key(fid)
-            raw = txn.get(k, db=d["vec"])
-            if raw is None:
-                raise NotFoundError(f"face {int(fid)} does not exist")
-            row = np.frombuffer(bytes(raw), dtype=VEC_DTYPE).copy()
-            old = int(row["person"][0])
-            if old == person_id:
-                continue
-            unit = _unit64(txn.get(k, db=d["ident"]))
-            if old >= 0:
-                txn.delete(pair_key(old, fid), db=d["person_faces"])
-                deltas.add(old, unit, -1)
-            row["person"] = person_id
-            txn.put(k, row.tobytes(), db=d["vec"])
-            if person_id >= 0:
-                txn.put(pair_key(person_id, fid), b"", db=d["person_faces"])
-                deltas.add(person_id, unit, +1)
-        self._log(txn, b"P", _ids_bytes([person_id]) + _ids_bytes(ids))
-
-    def set_faces_person(self, face_ids, person_id: int) -> None:
-        """Assign faces to a person (-1 = unknown); counts follow, an emptied anonymous person goes."""
-        ids = np.asarray(face_ids, dtype=np.int64).reshape(-1)
-        with self._lock, self._begin(write=True) as txn:
-            if person_id >= 0:
-                self._read_person(txn, person_id)
-            deltas = _PersonDeltas()
-            self._set_person(txn, ids, int(person_id), deltas)
-            self._apply_deltas(txn, deltas)
-
-    def merge_persons(self, src_id: int, dst_id: int) -> None:
-        """src's faces move to dst and src is removed; dst takes src's name and reference if it has none."""
-        if src_id == dst_id:
-            raise BadInputError("cannot merge a person into itself")
-        with self._lock, self._begin(write=True) as txn:
-            src, _, _ = self._read_person(txn, src_id)
-            dst, n_ident, s = self._read_person(txn, dst_id)
-            if dst.name is None and src.name is not None:
-                dst.name, dst.reference = src.name, src.reference
-                self._write_person(txn, dst, n_ident, s)
-            deltas = _PersonDeltas()
-            self._set_person(txn, self._person_ids(txn, src_id), dst_id, deltas)
-            deltas.d.pop(src_id, None)
-            self._apply_deltas(txn, deltas)
-            txn.delete(id_key(src_id), db=self._db["persons"])
 
     def put_tag(self, tag: Tag) -> None:
         if not tag.name:
@@ -1037,21 +822,6 @@ class Store:
         faces.sort(key=lambda f: (f.timestamp_ms, f.face_id))
         return faces
 
-    def _person_ids(self, txn, person_id: int) -> np.ndarray:
-        cur = txn.cursor(db=self._db["person_faces"])
-        out = []
-        if cur.set_range(pair_key(person_id, 0)):
-            for k in cur.iternext(values=False):
-                p, fid = key_pair(k)
-                if p != person_id:
-                    break
-                out.append(fid)
-        return np.asarray(out, dtype=np.int64)
-
-    def person_face_ids(self, person_id: int) -> np.ndarray:
-        with self._begin() as txn:
-            return self._person_ids(txn, int(person_id))
-
     def _gather(self, txn, db, ids: np.ndarray, part: slice, width: int) -> tuple[np.ndarray, np.ndarray]:
         """float32 (n, width) from each id's value[part], and a found mask; one transaction.
 
@@ -1115,31 +885,6 @@ class Store:
     def list_sources(self) -> list[SourceRecord]:
         with self._begin() as txn:
             return [decode_source(v)[0] for _, v in txn.cursor(db=self._db["sources"])]
-
-    def _get_person(self, txn, person_id: int) -> Person:
-        v = txn.get(id_key(person_id), db=self._db["persons"])
-        if v is None:
-            raise NotFoundError(f"person {person_id} does not exist")
-        return decode_person(int(person_id), v)
-
-    def _find_person(self, txn, name: str) -> Person | None:
-        for k, v in txn.cursor(db=self._db["persons"]):
-            p = decode_person(key_id(k), v)
-            if p.name == name:
-                return p
-        return None
-
-    def get_person(self, person_id: int) -> Person:
-        with self._begin() as txn:
-            return self._get_person(txn, person_id)
-
-    def find_person(self, name: str) -> Person | None:
-        with self._begin() as txn:
-            return self._find_person(txn, name)
-
-    def list_persons(self) -> list[Person]:
-        with self._begin() as txn:
-            return [decode_person(key_id(k), v) for k, v in txn.cursor(db=self._db["persons"])]
 
     def get_tag(self, name: str) -> Tag:
         with self._begin() as txn:
