@@ -52,7 +52,7 @@ def test_analyze_fills_every_field(an):
     assert isinstance(f.quality, Quality) and f.quality.passed and f.quality.reason == ""
     assert f.identity.shape == (128,) and abs(np.linalg.norm(f.identity) - 1) < 1e-4
     assert f.expression.shape == (16,) and abs(np.linalg.norm(f.expression) - 1) < 1e-4
-    assert len(f.expression_components) == 15 and "mouth_width" in f.expression_components
+    assert len(f.expression_components) == 7 + 16 and {"happy", "lip_corner_pull"} <= set(f.expression_components)
     assert f.crop.shape == (224, 224, 3)
     thumb = cv2.imdecode(np.frombuffer(f.thumbnail, np.uint8), cv2.IMREAD_COLOR)
     assert thumb.shape == (96, 96, 3)
@@ -87,7 +87,7 @@ def test_large_image_detected_on_downscaled_copy(an):
 
 def test_encoders_names_the_models(an):
     assert an.encoders == {"detector": "dlib-hog", "identity": "dlib-resnet", "identity_dim": 128,
-                           "expression": "landmarks-v1", "expression_dim": 16, "detector_min_face": 40}
+                           "expression": "fer-au-v2", "expression_dim": 16, "detector_min_face": 40}
 
 
 def test_bad_image_arrays_are_refused(an):

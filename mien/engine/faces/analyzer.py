@@ -17,9 +17,26 @@ def make_expression(cfg: EngineConfig):
         from mien.engine.faces.feenet_adapter import FEENetExpression  # lazy: imports torch
 
         return FEENetExpression(cfg)
-    from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
+    if cfg.expression == "landmarks":
+        from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
 
-    return LandmarkExpressionEncoder()
+        return LandmarkExpressionEncoder()
+    from mien.engine.faces.expression_v2 import FerAuExpressionEncoder
+
+    return FerAuExpressionEncoder()
+
+
+def encode_expressions(encoder, images, per_image) -> None:
+    """Run the expression encoder: over all faces at once when it can (FEENet batches),
+    else image by image (encoders that read the image itself: fer-au-v2)."""
+    if hasattr(encoder, "encode_faces"):
+        everyone = [f for faces in per_image for f in faces]
+        if everyone:
+            encoder.encode_faces(everyone)
+        return
+    for image, faces in zip(images, per_image):
+        if faces:
+            encoder.encode_image_faces(image, faces)
 
 
 def thumbnail(crop: np.ndarray, size: int) -> bytes:
@@ -77,8 +94,7 @@ class FaceAnalyzer:
     def embed_expression(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         if any(f.crop is None for f in faces):
             self.align(image, [f for f in faces if f.crop is None])
-        if faces:
-            self.expression_encoder.encode_faces(faces)
+        encode_expressions(self.expression_encoder, [image], [faces])
         return faces
 
     def embed_identity(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -111,9 +127,7 @@ class FaceAnalyzer:
                 faces = [f for f in faces if f.quality.passed]
             self.align(image, faces)
             per_image.append(faces)
-        everyone = [f for faces in per_image for f in faces]
-        if everyone:
-            self.expression_encoder.encode_faces(everyone)  # batched for FEENet
+        encode_expressions(self.expression_encoder, images, per_image)  # batched for FEENet
         if identity:
             for image, faces in zip(images, per_image):
                 self.embed_identity(image, faces)

