@@ -71,3 +71,250 @@ def detection_view(face: dict) -> tuple[np.ndarray, tuple[float, float, float, f
         big = cv2.copyMakeBorder(big, p, p, p, p, cv2.BORDER_REPLICATE)
         return big, (x1 * s + p, y1 * s + p, x2 * s + p, y2 * s + p)
     return image, (x1, y1, x2, y2)
+
+
+# -- the material ----------------------------------------------------------------
+def load_triplets(path: Path = DATA / "triplets.json") -> tuple[dict, list[dict]]:
+    """(faces by face_id, triplets) of triplets.json."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    faces = {f["face_id"]: f for f in data["faces"]}
+    triplets = data["triplets"]
+    for t in triplets:
+        missing = [f for f in t["faces"] if f not in faces]
+        if len(t["faces"]) != 3 or missing:
+            raise ValueError(f"triplet {t['id']} must name 3 known faces (unknown: {missing})")
+    return faces, triplets
+
+
+def load_ratings(paths: list[Path], triplet_ids: list[str]) -> dict[str, dict[str, int]]:
+    """{rater name: {triplet id: 1|2|3}}; every rater must answer every triplet with 1, 2 or 3."""
+    import json
+
+    ratings = {}
+    for path in paths:
+        answers = json.loads(Path(path).read_text())
+        bad = {k: v for k, v in answers.items() if v not in (1, 2, 3)}
+        missing = [t for t in triplet_ids if t not in answers]
+        if bad or missing:
+            raise ValueError(f"{path}: answers must be 1, 2 or 3 for every triplet "
+                             f"(bad: {list(bad)[:5]}, missing: {missing[:5]})")
+        ratings[Path(path).stem] = {t: int(answers[t]) for t in triplet_ids}
+    return ratings
+
+
+# -- people ------------------------------------------------------------------------
+def majority(answers: list[int]) -> int | None:
+    """The answer given by more than half of the raters, or None."""
+    for a in set(answers):
+        if answers.count(a) * 2 > len(answers):
+            return a
+    return None
+
+
+def rater_agreement(ratings: dict[str, dict[str, int]], ids: list[str]) -> dict[str, dict]:
+    """FEC's agreement: each rater against the majority of the others.
+
+    With three raters the others' majority exists only where the other two
+    agree; agreement is counted on those triplets.
+    """
+    out = {}
+    for name, mine in ratings.items():
+        hits = n = 0
+        for t in ids:
+            others = majority([r[t] for other, r in ratings.items() if other != name])
+            if others is not None:
+                n += 1
+                hits += mine[t] == others
+        out[name] = {"agreement": hits / n if n else float("nan"), "n": n}
+    return out
+
+
+# -- encoders' answers -------------------------------------------------------------
+def odd_one_out(vectors) -> int:
+    """1, 2 or 3: the face not in the closest pair (squared L2 distances).
+
+    The same as the face whose summed squared distance to the other two is
+    largest: that sum is the total of the three distances minus the distance
+    of the pair without it.
+    """
+    v = [np.asarray(x, np.float64) for x in vectors]
+    pairs = {2: np.sum((v[0] - v[1]) ** 2), 1: np.sum((v[0] - v[2]) ** 2), 0: np.sum((v[1] - v[2]) ** 2)}
+    return min(pairs, key=lambda odd: (pairs[odd], odd)) + 1
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson interval of a proportion."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def accuracy(answers: dict[str, int], truth: dict[str, int | None], ids: list[str]) -> dict:
+    """Share of `ids` with a truth where the answer matches it, with its 95 % interval."""
+    scored = [t for t in ids if truth.get(t) is not None]
+    hits = sum(answers.get(t) == truth[t] for t in scored)
+    lo, hi = wilson(hits, len(scored))
+    return {"accuracy": hits / len(scored) if scored else float("nan"), "hits": hits,
+            "n": len(scored), "ci95": [lo, hi]}
+
+
+# -- faces for the encoders ------------------------------------------------------------
+def dlib_face(detector, image: np.ndarray, box) -> tuple["object", bool]:
+    """(Face, found): the dlib detection overlapping `box` best, else 68 landmarks fitted in `box`.
+
+    Every encoder then sees exactly the same faces (no encoder loses a
+    triplet to the detector); `found` says whether HOG itself found it.
+    """
+    from mien.engine.faces.boxes import iou
+    from mien.engine.faces.detect import to_gray
+
+    best = max(detector.detect(image), key=lambda f: iou(f.bbox, box), default=None)
+    if best is not None and iou(best.bbox, box) >= 0.3:
+        return best, True
+    x1, y1, x2, y2 = box
+    return detector._face(to_gray(image), (x1, y1, x2 - 1, y2 - 1), 0.0), False
+
+
+def raw_pixels(image: np.ndarray, face) -> np.ndarray:
+    """Baseline: the aligned expression crop, grey, 64x64, zero mean and unit norm."""
+    import cv2
+
+    from mien.engine.faces.align import expression_crop
+
+    grey = cv2.cvtColor(expression_crop(image, face.landmarks5), cv2.COLOR_BGR2GRAY)
+    v = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    v -= v.mean()
+    return v / max(np.linalg.norm(v), 1e-9)
+
+
+def encoders() -> dict:
+    """name -> f(image, dlib Face) -> vector, for every encoder that is installed."""
+    from mien.engine.faces import expression_landmarks
+
+    out = {"landmarks-v1": lambda image, face: expression_landmarks.encode(face.landmarks68)[0]}
+    try:
+        from mien.engine.faces.expression_v2 import VARIANTS
+    except ImportError as exc:  # the v2 encoder not there (yet): say so, score the rest
+        print(f"(no v2 expression encoders: {exc})", file=sys.stderr)
+        VARIANTS = {}
+    out.update(VARIANTS)
+    out["raw-pixels"] = raw_pixels
+    return out
+
+
+def face_vectors(faces: dict, names: list[str] | None = None) -> tuple[dict, dict]:
+    """({encoder: {face_id: vector}}, {face_id: found by HOG}) for every face."""
+    from mien.engine.faces import EngineConfig
+    from mien.engine.faces.detect import DlibDetector
+
+    detector = DlibDetector(EngineConfig(detector="dlib"))
+    chosen = {k: f for k, f in encoders().items() if names is None or k in names}
+    vectors: dict[str, dict] = {k: {} for k in chosen}
+    found = {}
+    for face_id, record in faces.items():
+        image, box = detection_view(record)
+        face, found[face_id] = dlib_face(detector, image, box)
+        for name, encode in chosen.items():
+            vectors[name][face_id] = np.asarray(encode(image, face), np.float64)
+    return vectors, found
+
+
+# -- the report --------------------------------------------------------------------------
+KINDS = ("random", "same_emotion")
+
+
+def score(triplets: list[dict], ratings: dict, vectors: dict) -> dict:
+    """Rater agreement and each encoder's accuracy, by kind, vs majority and on unanimous triplets."""
+    ids_by_kind = {k: [t["id"] for t in triplets if t["kind"] == k] for k in KINDS}
+    ids_by_kind["all"] = [t["id"] for t in triplets]
+    votes = {t["id"]: [r[t["id"]] for r in ratings.values()] for t in triplets}
+    truth_majority = {t: majority(v) for t, v in votes.items()}
+    truth_unanimous = {t: v[0] if len(set(v)) == 1 else None for t, v in votes.items()}
+    report = {"material": {"kinds": {}}, "raters": {}, "encoders": {}}
+    for kind, ids in ids_by_kind.items():
+        report["material"]["kinds"][kind] = {
+            "triplets": len(ids),
+            "with_majority": sum(truth_majority[t] is not None for t in ids),
+            "unanimous": sum(truth_unanimous[t] is not None for t in ids),
+        }
+        for name, agree in rater_agreement(ratings, ids).items():
+            report["raters"].setdefault(name, {})[kind] = agree
+    for name, by_face in vectors.items():
+        answers = {t["id"]: odd_one_out([by_face[f] for f in t["faces"]]) for t in triplets}
+        row = {kind: {"majority": accuracy(answers, truth_majority, ids),
+                      "unanimous": accuracy(answers, truth_unanimous, ids)}
+               for kind, ids in ids_by_kind.items()}
+        row["mean_of_kinds"] = {
+            truth: float(np.mean([row[k][truth]["accuracy"] for k in KINDS]))
+            for truth in ("majority", "unanimous")}
+        row["answers"] = answers
+        report["encoders"][name] = row
+    return report
+
+
+def print_report(report: dict) -> None:
+    from benchmarks.common import print_table
+
+    m = report["material"]["kinds"]
+    print("triplets: " + ", ".join(f"{k} {v['triplets']} ({v['with_majority']} with a majority, "
+                                    f"{v['unanimous']} unanimous)" for k, v in m.items()))
+    rows = []
+    for name, r in report["raters"].items():
+        rows.append({"who": name, **{f"{k} maj": r[k]["agreement"] for k in (*KINDS, "all")}})
+    if rows:
+        rows.append({"who": "raters (mean)", **{f"{k} maj": float(np.mean([r[k]["agreement"] for r in
+                                                    report["raters"].values()])) for k in (*KINDS, "all")}})
+    for name, r in report["encoders"].items():
+        row = {"who": name}
+        for k in (*KINDS, "all"):
+            row[f"{k} maj"] = r[k]["majority"]["accuracy"]
+            row[f"{k} unan"] = r[k]["unanimous"]["accuracy"]
+        row["mean kinds unan"] = r["mean_of_kinds"]["unanimous"]
+        rows.append(row)
+    cols = ["who"] + [f"{k} {t}" for k in (*KINDS, "all") for t in ("maj", "unan")] + ["mean kinds unan"]
+    print("rater rows: agreement with the other two raters' majority; encoder rows: accuracy "
+          "vs the majority (maj) and on unanimous triplets (unan); chance 0.333")
+    print_table(rows, cols)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="write the report as JSON here")
+    parser.add_argument("--triplets", type=Path, default=DATA / "triplets.json")
+    parser.add_argument("--ratings", type=Path, nargs="+",
+                        help="rater files (default: data/quality/ratings/rater*.json)")
+    parser.add_argument("--encoders", nargs="+", help="only these encoders (default: all installed)")
+    args = parser.parse_args(argv)
+    try:
+        faces, triplets = load_triplets(args.triplets)
+        paths = args.ratings or sorted((DATA / "ratings").glob("rater*.json"))
+        if len(paths) < 3:
+            raise ValueError(f"need at least 3 rater files, found {[str(p) for p in paths]}")
+        ratings = load_ratings(paths, [t["id"] for t in triplets])
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"quality.py: {exc}", file=sys.stderr)
+        return 2
+    vectors, found = face_vectors(faces, args.encoders)
+    report = score(triplets, ratings, vectors)
+    report["material"]["faces"] = len(faces)
+    report["material"]["faces_found_by_hog"] = sum(found.values())
+    report["material"]["raters"] = [str(p) for p in paths]
+    print(f"{len(faces)} faces ({sum(found.values())} found by dlib HOG, the rest landmarked in "
+          f"their stored box); raters: {', '.join(ratings)}")
+    print_report(report)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
