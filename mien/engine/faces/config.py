@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+DETECTORS = ("mediapipe", "dlib", "insightface")
+
+
+def detector_family(name: str | None) -> str | None:
+    """The EngineConfig.detector that makes the detector a store records by name."""
+    for family in DETECTORS:
+        if name and str(name).startswith(family):
+            return family
+    return None
+
 EXPRESSIONS = ("fer-au", "landmarks", "feenet")
 # stored encoder name -> EngineConfig.expression, for the encoders that need no model path
 BUILT_IN_EXPRESSIONS = {"fer-au-v2": "fer-au", "landmarks-v1": "landmarks"}
@@ -20,7 +30,9 @@ class EngineConfig:
     selectable.
     """
 
-    detector: str = "dlib"            # "dlib" | "insightface" (detector_model = dir or .onnx)
+    # "mediapipe" (BlazeFace + FaceMesh, dlib's 68 points fitted on the mesh) |
+    # "dlib" (HOG + 68 points, the 0.1 front end) | "insightface" (detector_model = dir or .onnx)
+    detector: str = "dlib"
     detector_model: str | None = None
     identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
     identity_model: str | None = None
@@ -49,7 +61,7 @@ class EngineConfig:
     def __post_init__(self) -> None:
         from mien.errors import BadInputError
 
-        choices = {"detector": ("dlib", "insightface"), "identity": ("dlib", "arcface"),
+        choices = {"detector": DETECTORS, "identity": ("dlib", "arcface"),
                    "expression": EXPRESSIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -70,6 +82,11 @@ class EngineConfig:
         min_face = encoders.get("detector_min_face")
         if min_face:
             config = replace(config, min_face=int(min_face))
+        # A store keeps its front end: one built by dlib HOG (the 0.1 default) is
+        # queried and extended with dlib HOG, whatever the default now is.
+        family = detector_family(encoders.get("detector"))
+        if family and family != config.detector:
+            config = replace(config, detector=family)
         # A store keeps the weightless expression encoder it was built with: a store
         # built with landmarks-v1 (the 0.1 default) goes on with it, not with fer-au-v2.
         built_in = BUILT_IN_EXPRESSIONS.get(str(encoders.get("expression", "")))

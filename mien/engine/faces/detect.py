@@ -1,4 +1,5 @@
-"""Face detection + landmarks: dlib HOG (default) or an insightface ONNX detector.
+"""Face detection + landmarks: dlib HOG or an insightface ONNX detector (the default
+front end, MediaPipe BlazeFace + FaceMesh, is in mpdetect.py; make_detector picks).
 
 Both return Face records with bbox, score, the 5 points and the dlib 68
 landmarks (the 68 feed the landmark expression encoder and dlib identity).
@@ -237,4 +238,10 @@ class InsightFaceDetector:
 
 
 def make_detector(cfg: EngineConfig):
-    return InsightFaceDetector(cfg) if cfg.detector == "insightface" else DlibDetector(cfg)
+    if cfg.detector == "insightface":
+        return InsightFaceDetector(cfg)
+    if cfg.detector == "dlib":
+        return DlibDetector(cfg)
+    from mien.engine.faces.mpdetect import MediaPipeDetector  # imports detect.py's helpers
+
+    return MediaPipeDetector(cfg)

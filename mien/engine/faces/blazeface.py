@@ -1,0 +1,182 @@
+"""BlazeFace full-range (face_detection_full_range_sparse.tflite) run by LiteRT.
+
+The model sees a 192x192 RGB image in [-1, 1]; the picture is letterboxed
+into it (scaled to fit, zero-padded, centred). It predicts, for each of the
+2304 SSD anchors of one 48x48 grid (stride 4, one fixed-size anchor per cell,
+centres at (i + 0.5) / 48 — MediaPipe's face_detection_full_range anchor
+options), a box offset (cx, cy, w, h in input pixels) and 6 keypoints:
+the person's right eye (image left on a frontal face), left eye, nose tip,
+mouth centre, right and left ear tragion. Scores are sigmoids of logits
+clipped at +-100; detections overlapping by IoU > 0.3 are merged by
+score-weighted averaging (MediaPipe's WEIGHTED non-maximum suppression).
+
+Small faces in large pictures shrink below what the 192x192 input resolves,
+so large images are also cut into a 2x2 grid of tiles that overlap by 25 %
+of a tile; tile detections touching an inner tile edge (faces cut by it) are
+dropped, and everything is merged with the whole-picture detections by the
+same weighted NMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from mien.engine.faces.litert import load
+
+MODEL = "face_detection_full_range_sparse.tflite"
+SIZE = 192
+GRID = 48                 # 192 / stride 4
+MIN_SCORE = 0.6           # MediaPipe's full-range min_score_thresh
+NMS_IOU = 0.3             # MediaPipe's min_suppression_threshold
+TILE_OVERLAP = 0.25       # of a tile's side
+TILE_MIN_SIDE = 480       # images with a longer side below this are not tiled
+EDGE_MARGIN = 1.0         # px (of the working copy): a tile box this close to an inner tile edge was cut by it
+
+
+@dataclass
+class Detection:
+    box: np.ndarray        # x1, y1, x2, y2 in source pixels
+    keypoints: np.ndarray  # 6 x 2 in source pixels
+    score: float
+
+
+@lru_cache(maxsize=1)
+def anchors() -> np.ndarray:
+    """(2304, 2) anchor centres in [0, 1] of the model input, row-major."""
+    c = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
+    ys, xs = np.meshgrid(c, c, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def letterbox(image_rgb: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """192x192 float input in [-1, 1] and (scale, pad_x, pad_y): input = image * scale + pad."""
+    import cv2
+
+    h, w = image_rgb.shape[:2]
+    scale = SIZE / float(max(h, w))
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.zeros((SIZE, SIZE, 3), np.float32)
+    px, py = (SIZE - nw) // 2, (SIZE - nh) // 2
+    canvas[py:py + nh, px:px + nw] = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
+    return canvas, scale, float(px), float(py)
+
+
+def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float = MIN_SCORE):
+    """Model outputs -> (boxes N x 4, keypoints N x 6 x 2 in input pixels, scores N) above min_score."""
+    logits = np.clip(raw_scores.reshape(-1).astype(np.float64), -100.0, 100.0)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    keep = np.nonzero(scores >= min_score)[0]
+    raw = raw_boxes.reshape(-1, 16)[keep]
+    centre = anchors()[keep] * SIZE
+    cx, cy = centre[:, 0] + raw[:, 0], centre[:, 1] + raw[:, 1]
+    w, h = raw[:, 2], raw[:, 3]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    kps = raw[:, 4:16].reshape(-1, 6, 2) + centre[:, None, :]
+    return boxes, kps, scores[keep]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def weighted_nms(dets: list[Detection], threshold: float = NMS_IOU) -> list[Detection]:
+    """Best first: each remaining detection absorbs those overlapping it by IoU > threshold;
+    its box and keypoints become their score-weighted mean, its score the best one."""
+    if not dets:
+        return []
+    order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
+    boxes = np.stack([d.box for d in dets])
+    overlap = iou_matrix(boxes, boxes)
+    left, out = list(order), []
+    while left:
+        best = left[0]
+        group = [i for i in left if overlap[best, i] > threshold]
+        weights = np.array([dets[i].score for i in group], np.float64)
+        weights /= weights.sum()
+        box = np.einsum("i,ij->j", weights, boxes[group])
+        kps = np.einsum("i,ijk->jk", weights, np.stack([dets[i].keypoints for i in group]))
+        out.append(Detection(box.astype(np.float32), kps.astype(np.float32), dets[best].score))
+        left = [i for i in left if i not in group]
+    return out
+
+
+def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """The 2x2 grid of tiles (x1, y1, x2, y2), each overlapping its neighbour by TILE_OVERLAP."""
+    tw = int(round(width / (2 - TILE_OVERLAP)))
+    th = int(round(height / (2 - TILE_OVERLAP)))
+    return [(x, y, x + tw, y + th) for y in (0, height - th) for x in (0, width - tw)]
+
+
+class BlazeFace:
+    """Whole-picture (+ tiled) BlazeFace detections of a BGR image, in source pixels."""
+
+    def __init__(self, threads: int | None = None, min_score: float = MIN_SCORE):
+        self.model = load(MODEL, threads)
+        self.min_score = min_score
+
+    def run(self, image_rgb: np.ndarray, origin=(0, 0)) -> list[Detection]:
+        """Detections of one (sub)image, mapped to source pixels by its origin."""
+        tensor, scale, px, py = letterbox(image_rgb)
+        outs = self.model.run(tensor[None])
+        raw_boxes = next(o for o in outs if o.shape[-1] == 16)
+        raw_scores = next(o for o in outs if o.shape[-1] == 1)
+        boxes, kps, scores = decode(raw_boxes, raw_scores, self.min_score)
+        ox, oy = origin
+        boxes = (boxes - np.array([px, py, px, py], np.float32)) / scale + np.array([ox, oy, ox, oy], np.float32)
+        kps = (kps - np.array([px, py], np.float32)) / scale + np.array([ox, oy], np.float32)
+        return weighted_nms([Detection(b, k, float(s)) for b, k, s in zip(boxes, kps, scores)])
+
+    def detect(self, image_bgr: np.ndarray, tile: bool | None = None) -> list[Detection]:
+        """All faces; tile=None tiles images whose longer side is >= TILE_MIN_SIDE.
+
+        Everything runs on one RGB copy no larger than the tiles need (a tile
+        is 1/1.75 of the picture and is fed at 192 px, so 336 px), made once.
+        """
+        h, w = image_bgr.shape[:2]
+        tiled = bool(tile) or (tile is None and max(h, w) >= TILE_MIN_SIDE)
+        work, scale = shrink(image_bgr, int(SIZE * (2 - TILE_OVERLAP)) if tiled else SIZE)
+        rgb = np.ascontiguousarray(work[:, :, ::-1])
+        found = self.run(rgb)
+        if tiled:
+            wh, ww = rgb.shape[:2]
+            for x1, y1, x2, y2 in tiles(ww, wh):
+                for det in self.run(rgb[y1:y2, x1:x2], (x1, y1)):
+                    if not cut_by_tile(det.box, (x1, y1, x2, y2), ww, wh):
+                        found.append(det)
+            found = weighted_nms(found)
+        for det in found:
+            det.box /= scale
+            det.keypoints /= scale
+        return found
+
+
+def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy whose longer side is at most max_side (INTER_AREA), and its scale (<= 1)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / float(max(h, w)))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, size[0] / float(w)
+
+
+def cut_by_tile(box, tile, width: int, height: int) -> bool:
+    """True if the box reaches an edge of the tile that is inside the picture."""
+    x1, y1, x2, y2 = tile
+    bx1, by1, bx2, by2 = box
+    return ((x1 > 0 and bx1 <= x1 + EDGE_MARGIN) or (y1 > 0 and by1 <= y1 + EDGE_MARGIN)
+            or (x2 < width and bx2 >= x2 - EDGE_MARGIN) or (y2 < height and by2 >= y2 - EDGE_MARGIN))

@@ -1,0 +1,130 @@
+"""MediaPipeDetector: BlazeFace full-range finds faces, FaceMesh places 468 points.
+
+Per detection: FaceMesh in two passes (a rotated crop from BlazeFace's box
+and eyes, then re-cropped from the first mesh); detections whose mesh
+face-presence probability is below PRESENCE_MIN are dropped (BlazeFace's own
+false hits), as are duplicates whose meshes landed on the same face.
+
+What a Face gets:
+- bbox: the mesh's extent (x/y min-max of the 468 points): forehead to chin;
+- landmarks5: eye-contour centres, nose tip, mouth corners of the mesh;
+- landmarks68: dlib's 68-point shape predictor run in a box derived from the
+  mesh's 5 points so that it looks like the box dlib's HOG detector gives the same face
+  (see dlib_box). The 68 points then land where they did with the dlib
+  front end, which keeps the dlib identity vectors (aligned on the 68) and
+  the landmarks-v1 expression encoder close to what they were; a fixed
+  mesh->68 index map would shift the jaw and brow points dlib was trained on.
+
+Tiling: the whole picture is fed to BlazeFace at 192 px, which reliably
+finds faces from about WHOLE_MIN_INPUT px wide (measured by shrinking t1.jpg,
+grace_hopper and obama.jpg until faces were lost: reliable at >= 20 px,
+partial at 12-18). Pictures in which a min_face face would be smaller than
+that are also cut into tiles (blazeface.py).
+
+Video: detect_near re-runs FaceMesh from each known face's previous mesh (the
+way MediaPipe tracks faces between detections), so frames between keyframes
+cost ~2 mesh passes per face and no BlazeFace run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mien.engine.faces import blazeface
+from mien.engine.faces.blazeface import BlazeFace
+from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.detect import check_image, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.facemesh import FaceMesher, landmarks5, roi_from_box, roi_from_mesh
+from mien.engine.faces.boxes import iou
+from mien.engine.faces.types import Face
+
+PRESENCE_MIN = 0.5        # MediaPipe's own min face-presence for its landmark graphs
+WHOLE_MIN_INPUT = 20.0    # px in the 192 px input: smallest face the whole-picture pass reliably finds
+DUPLICATE_IOU = 0.5       # two meshes whose boxes overlap this much are the same face
+# dlib HOG box from the mesh's 5 points: side = DLIB_SIDE x the distance from the
+# eyes' midpoint to the mouth corners' midpoint (unchanged by yaw), centred on the
+# 5 points' mean moved up by DLIB_DY x that distance. Fitted on the 15 faces both
+# detectors find in the public photos (side ratio mean 2.29, sd 0.25 — HOG's own
+# boxes are quantised to its pyramid, +-10 %; offsets mean -0.04 / -0.10, sd 0.07 / 0.09).
+DLIB_SIDE = 2.3
+DLIB_DY = -0.10
+
+
+def mesh_box(mesh: np.ndarray) -> tuple[float, float, float, float]:
+    x, y = mesh[:, 0], mesh[:, 1]
+    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def dlib_box(five: np.ndarray) -> tuple[float, float, float, float]:
+    """The square, axis-aligned box dlib's HOG detector would give this face (approximately)."""
+    em = float(np.linalg.norm((five[0] + five[1]) / 2 - (five[3] + five[4]) / 2))
+    cx, cy = five.mean(0)
+    cy += DLIB_DY * em
+    half = DLIB_SIDE * em / 2
+    return float(cx - half), float(cy - half), float(cx + half), float(cy + half)
+
+
+class MediaPipeDetector:
+    """BlazeFace full-range (+ tiles) -> FaceMesh x2 -> presence filter -> dlib 68 points."""
+
+    name = "mediapipe-blazeface-full+facemesh"
+    tracks_faces = True   # detect_near takes the previous Faces (their meshes), not just boxes
+
+    def __init__(self, cfg: EngineConfig):
+        self.cfg = cfg
+        self.blazeface = BlazeFace()
+        self.mesher = FaceMesher()
+        shape_predictor_68()  # load now, so a missing file fails at construction
+
+    def needs_tiles(self, shape) -> bool:
+        """Would a min_face face be below what the whole-picture pass reliably finds?"""
+        longest = float(max(shape[:2]))
+        return self.cfg.min_face * blazeface.SIZE / longest < WHOLE_MIN_INPUT
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        check_image(image)
+        dets = self.blazeface.detect(image, tile=self.needs_tiles(image.shape))
+        rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
+        return self._faces(image, rois, [d.score for d in dets])
+
+    def detect_near(self, image: np.ndarray, previous) -> list[Face | None]:
+        """Re-find each previous Face (or box) in this frame: FaceMesh from its last mesh.
+
+        One entry per previous face: the face, or None if the mesh's presence
+        fell below PRESENCE_MIN (the face left, turned away or moved too far)
+        or it landed on a face another entry already took.
+        """
+        check_image(image)
+        rois = []
+        for prev in previous:
+            mesh = getattr(prev, "mesh", None)
+            if mesh is not None:
+                rois.append(roi_from_mesh(mesh))
+            else:  # a bare box: level crop around it
+                box = prev.bbox if isinstance(prev, Face) else prev
+                x1, y1, x2, y2 = (float(v) for v in box)
+                rois.append(roi_from_box(box, (x1, y1), (x2, y1)))
+        scores = [float(getattr(p, "det_score", 1.0)) for p in previous]
+        return self._faces(image, rois, scores, keep_order=True)
+
+    def _faces(self, image, rois, scores, keep_order: bool = False) -> list:
+        gray = to_gray(image)
+        out: list[Face | None] = []
+        kept: list[Face] = []
+        for roi, score in sorted(zip(rois, scores), key=lambda rs: -rs[1]) if not keep_order \
+                else zip(rois, scores):
+            mesh, presence = self.mesher.mesh(image, roi, passes=2)
+            box = mesh_box(mesh)
+            face = None
+            if presence >= PRESENCE_MIN and min(box[2] - box[0], box[3] - box[1]) >= self.cfg.min_face \
+                    and not any(iou(box, k.bbox) > DUPLICATE_IOU for k in kept):
+                five = landmarks5(mesh)
+                face = Face(bbox=box, det_score=float(score), landmarks5=five,
+                            landmarks68=landmarks68(gray, dlib_box(five)), mesh=mesh,
+                            mesh_presence=float(presence))
+                kept.append(face)
+            out.append(face)
+        if keep_order:
+            return out
+        kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))
+        return kept
