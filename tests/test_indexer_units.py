@@ -108,39 +108,3 @@ def test_median_pool_window_and_norm():
     assert np.allclose(one, v[:1])
     spike = np.stack([v[0], v[0], v[1], v[0], v[0]])       # one outlier frame is voted away
     assert np.allclose(median_pool(spike)[2], v[0], atol=1e-6)
-
-
-def test_cluster_and_person_linking():
-    from mien.engine.store import Person
-    from mien.indexer.persons import PersonBook, cluster
-
-    rng = np.random.default_rng(1)
-    a, b = unit(rng.normal(size=128)), unit(rng.normal(size=128))
-    near = lambda v: unit(v + rng.normal(size=128) * 0.01)  # noqa: E731
-    labels = cluster(np.stack([near(a), near(b), near(a), near(a), near(b)]), eps=0.4)
-    assert labels[0] == labels[2] == labels[3] != labels[1] == labels[4]
-    assert list(cluster(np.stack([a]), 0.4)) == [0]
-
-    anon_a = Person(1, None, near(a), 5)
-    named_a = Person(2, "Ann", near(a), 0)
-    book = PersonBook([anon_a, named_a], threshold=0.4)
-    assert book.match(near(a)) == 2                  # an enrolled name wins over an anonymous match
-    assert book.match(b) is None                     # nobody close: a new person
-    centroid, count = book.absorbed(1, b, 5)
-    assert count == 10 and abs(np.linalg.norm(centroid) - 1) < 1e-5
-
-
-def test_cluster_matches_sklearn_dbscan():
-    """Our numpy connected components == DBSCAN(min_samples=1), on chained data too."""
-    from sklearn.cluster import DBSCAN
-
-    from mien.indexer.persons import cluster
-
-    rng = np.random.default_rng(2)
-    centres = [unit(rng.normal(size=32)) for _ in range(4)]
-    rows = np.stack([unit(centres[i % 4] + rng.normal(size=32) * 0.08) for i in range(60)])
-    for eps in (0.2, 0.4, 0.6, 1.0):
-        ours = cluster(rows, eps)
-        theirs = DBSCAN(eps=eps, min_samples=1).fit_predict(rows)
-        # same partition (label numbers may differ)
-        assert len({(a, b) for a, b in zip(ours, theirs)}) == len(set(ours)) == len(set(theirs))

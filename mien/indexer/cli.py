@@ -70,11 +70,20 @@ def register(subparsers) -> None:
     add_engine_args(p)
     p.set_defaults(func=cmd_index)
 
-    person = subparsers.add_parser("person", help="enroll, list, rename and merge persons")
+    person = subparsers.add_parser(
+        "person", help="enroll, list, rename, merge, split and delete persons",
+        description="Two faces of one image or video frame are never one person; persons are linked "
+                    "without chaining, and an ambiguous match starts a new anonymous person.")
     sub = person.add_subparsers(dest="person_command", metavar="ACTION", required=True)
-    add = sub.add_parser("add", help="enroll a named person from reference images")
+    add = sub.add_parser("add", help="enroll a named person from reference images",
+                         description="Enroll NAME from one face per photo. Anonymous persons that are "
+                                     "clearly this person get the name (the closest keeps its id); one that "
+                                     "shares a frame with the person's faces is never taken.")
     add.add_argument("name")
     add.add_argument("images", nargs="+", metavar="IMAGE")
+    add.add_argument("--face-index", type=int, action="append", metavar="N",
+                     help="the face to take from a photo with several faces (left to right from 0; "
+                          "once per photo, in order); without it such a photo lists its faces")
     _store_arg(add)
     add_engine_args(add)
     add.set_defaults(func=cmd_person_add)
@@ -90,8 +99,20 @@ def register(subparsers) -> None:
     mer = sub.add_parser("merge", help="move all faces of SRC to DST and remove SRC")
     mer.add_argument("src", help="person id or name")
     mer.add_argument("dst", help="person id or name")
+    mer.add_argument("--allow-same-frame", action="store_true",
+                     help="merge even if both have a face in one image or frame (the detector found one "
+                          "face twice); otherwise refused: such faces are two people")
     _store_arg(mer)
     mer.set_defaults(func=cmd_person_merge)
+    dele = sub.add_parser("delete", help="remove a person; its faces become unknown (they stay searchable)")
+    dele.add_argument("person", help="person id or name")
+    _store_arg(dele)
+    dele.set_defaults(func=cmd_person_delete)
+    spl = sub.add_parser("split", help="move chosen faces of a person to a new anonymous person")
+    spl.add_argument("person", help="person id or name the faces belong to")
+    spl.add_argument("faces", nargs="+", type=int, metavar="FACE_ID")
+    _store_arg(spl)
+    spl.set_defaults(func=cmd_person_split)
 
 
 def cmd_index(args) -> int:
@@ -122,9 +143,17 @@ def cmd_index(args) -> int:
 def cmd_person_add(args) -> int:
     from mien.indexer.enroll import enroll_person
 
-    result = enroll_person(args.store, args.name, args.images, engine_config_from(args))
-    merged = f", merged anonymous persons {result['merged']}" if result["merged"] else ""
-    print(f"person {result['person_id']} {result['name']!r}: {result['faces']} faces{merged}")
+    result = enroll_person(args.store, args.name, args.images, engine_config_from(args),
+                           face_index=args.face_index)
+    how = ("new" if result["created"] else
+           f"was anonymous person {result['renamed']}" if result["renamed"] is not None else "existing")
+    print(f"person {result['person_id']} {result['name']!r} ({how}): {result['faces']} faces")
+    for t in result["took"]:
+        print(f"  enrolled face {t['face_index']} of {t['image']}, box {tuple(t['bbox'])}")
+    if result["merged"]:
+        print(f"  took anonymous persons {', '.join(map(str, result['merged']))}")
+    for pid, reason in result["skipped"]:
+        print(f"  left anonymous person {pid}: {reason}")
     return 0
 
 
@@ -173,7 +202,38 @@ def cmd_person_merge(args) -> int:
             from mien.errors import BadInputError
 
             raise BadInputError("cannot merge a person into itself")
-        store.merge_persons(src.person_id, dst.person_id)
+        store.merge_persons(src.person_id, dst.person_id, allow_same_frame=args.allow_same_frame)
         faces = len(store.person_face_ids(dst.person_id))
     print(f"merged person {src.person_id} into {dst.person_id} ({faces} faces)")
+    return 0
+
+
+def cmd_person_delete(args) -> int:
+    from mien.engine.store import Store
+    from mien.indexer.enroll import resolve_person
+
+    with Store(_existing_store(args.store), mode="w") as store:
+        person = resolve_person(store, args.person)
+        faces = len(store.person_face_ids(person.person_id))
+        store.delete_person(person.person_id, release_faces=True)
+    label = f" {person.name!r}" if person.name else ""
+    print(f"deleted person {person.person_id}{label}; its {faces} faces are now unknown")
+    return 0
+
+
+def cmd_person_split(args) -> int:
+    from mien.engine.store import Store
+    from mien.errors import BadInputError
+    from mien.indexer.enroll import resolve_person
+
+    with Store(_existing_store(args.store), mode="w") as store:
+        person = resolve_person(store, args.person)
+        held = {int(f) for f in store.person_face_ids(person.person_id)}
+        foreign = [f for f in args.faces if f not in held]
+        if foreign:
+            raise BadInputError(f"faces {foreign} are not faces of person {person.person_id}")
+        if len(set(args.faces)) == len(held):
+            raise BadInputError(f"those are all of person {person.person_id}'s faces; nothing would be split")
+        new = store.split_person(args.faces)
+    print(f"moved {len(set(args.faces))} faces of person {person.person_id} to new person {new}")
     return 0

@@ -1,62 +1,96 @@
 """Commit one analysed source, and the persons it creates, to the store.
 
-`commit_source` links each identity group to a person (enrolled name first,
-then the closest anonymous person, else a new one) and writes the faces and
-the new persons in ONE `replace_source` transaction: new persons are referred
-to by the faces through placeholders -2 - i until the store assigns ids. The
-store itself keeps every person's face count and identity centroid in that
-same transaction (including the faces a re-index drops), so a kill -9 can
-leave neither an orphan person nor a stale count, and nothing needs repairing.
+`commit_source` decides each identity group's person by the rules of
+`persons.py` (cannot-link, no chaining, ambiguity makes a new person) and
+writes the faces and the new persons in ONE `replace_source` transaction: new
+persons are referred to by the faces through placeholders -2 - i until the
+store assigns ids. The store itself keeps every person's face count and
+identity centroid in that same transaction (including the faces a re-index
+drops), so a kill -9 can leave neither an orphan person nor a stale count,
+and nothing needs repairing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from mien.indexer.persons import KnownPerson, PersonBook, normalise
 
 
 @dataclass
 class Group:
-    vector: np.ndarray        # mean L2-normalised identity of the group
+    """Faces of one source the clustering believes are one human."""
+
+    vectors: np.ndarray       # (k, dim) unit identity vectors: one per track (video) or face (image)
     members: list             # indices into the source's records
+    frames: set = field(default_factory=set)   # frame indices its faces are in (cannot-link)
+
+    @property
+    def vector(self) -> np.ndarray:
+        return normalise(np.mean(np.atleast_2d(self.vectors), axis=0))
 
 
-def commit_source(store, book, source, records, groups) -> int:
+def assign_persons(book: PersonBook, groups: list[Group]) -> tuple[list[int], int]:
+    """A person id per group (placeholders -2 - i for new persons) and how many are new.
+
+    The most confident groups go first. A group is never linked to a person
+    that another group of this source already holds in one of its frames; the
+    book learns each decision, so later groups of the source can join a person
+    an earlier one started.
+    """
+    order = sorted(range(len(groups)), key=lambda i: (book.match(groups[i].vectors).distance, i))
+    claimed: dict[int, set] = {}
+    out = [0] * len(groups)
+    n_new = 0
+    for i in order:
+        g = groups[i]
+        pid = book.match(g.vectors).person_id
+        if pid is not None and claimed.get(pid, set()) & g.frames:
+            pid = None    # that person is already someone else in one of these frames
+        if pid is None:
+            pid = -2 - n_new
+            n_new += 1
+            book.persons[pid] = KnownPerson(pid, None, np.zeros((0, g.vectors.shape[1]), np.float32))
+        book.persons[pid].add(g.vectors)
+        claimed.setdefault(pid, set()).update(g.frames)
+        out[i] = pid
+    return out, n_new
+
+
+def commit_source(store, book: PersonBook, source, records, groups) -> int:
     """Write `source` with `records`; returns how many persons were created."""
     from mien.engine.store import Person
 
-    # 1. link every group to a person id, or to a new person (placeholder -2 - i)
-    new: list[np.ndarray] = []
-    touched: set[int] = set()
-    for group in groups:
-        pid = book.match(group.vector)
-        if pid is None:
-            pid = -2 - len(new)
-            new.append(group.vector)
-            book.set(pid, None, group.vector, len(group.members))  # later groups of this source may join it
-        elif pid >= 0:
-            touched.add(pid)
-        for i in group.members:
+    old = store.get_source(source.uri)
+    before = {f.person_id for f in store.faces_of_source(source.uri, thumbnail=False)} if old else set()
+    pids, n_new = assign_persons(book, groups)
+    seeds: list = [None] * n_new
+    for g, pid in zip(groups, pids):
+        for i in g.members:
             records[i].person_id = pid
-
-    # 2. one transaction: old faces out, faces and new persons in, counts/centroids follow
-    reindex = store.get_source(source.uri) is not None
-    persons = [Person(-1, None, c, 0) for c in new]
-    store.replace_source(source, records, new_persons=persons)
-
-    # 3. the in-memory book mirrors what the store computed
-    for i in range(len(new)):
-        book.persons.pop(-2 - i, None)
+        if pid <= -2 and seeds[-2 - pid] is None:
+            seeds[-2 - pid] = g.vector
+    persons = [Person(-1, None, seed, 0) for seed in seeds]
+    try:
+        store.replace_source(source, records, new_persons=persons)
+    except BaseException:
+        for i in range(n_new):              # nothing was written: forget the placeholders,
+            book.persons.pop(-2 - i, None)  # and re-read the persons this source touched
+        for pid in {p for p in pids if p >= 0}:
+            book.refresh(store, pid)
+        raise
+    # the in-memory book mirrors what the store holds now
+    for i, p in enumerate(persons):
+        known = book.persons.pop(-2 - i)
+        book.persons[p.person_id] = KnownPerson(p.person_id, None, known.members)
     for record in records:
         if record.person_id <= -2:
             record.person_id = persons[-2 - record.person_id].person_id
-    if reindex:  # the replaced faces may have emptied (deleted) or shifted any person
-        book.reload(store.list_persons())
-    else:
-        for pid in touched | {p.person_id for p in persons}:
-            book.refresh(store.get_person(pid))
-    return len(new)
+    for pid in before - {-1}:  # the replaced faces may have emptied (deleted) or shifted a person
+        book.refresh(store, pid)
+    return n_new
 
 
 def repair_persons(store) -> int:

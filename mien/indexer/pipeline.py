@@ -22,7 +22,7 @@ from mien.indexer import worker
 from mien.indexer.commit import Group, commit_source, repair_persons
 from mien.indexer.crawl import crawl
 from mien.indexer.fingerprint import fingerprint
-from mien.indexer.persons import PersonBook, cluster, default_threshold, normalise
+from mien.indexer.persons import PersonBook, cluster, link_rules, normalise
 from mien.indexer.pooling import median_pool
 from mien.indexer.runner import InlineRunner, make_runner
 from mien.indexer.sniff import IMAGE, VIDEO, has_media_extension, sniff
@@ -206,8 +206,8 @@ class Indexer:
         records, groups = [], []
         for i, face in enumerate(passed):
             records.append(_record(self.FaceRecord, job.path, face, 0, 0, i, face.identity))
-            if face.identity is not None:
-                groups.append(Group(normalise(face.identity), [i]))
+            if face.identity is not None:  # faces of one image are different people: frame 0 for all
+                groups.append(Group(normalise(face.identity)[None, :], [i], {0}))
         self.summary.tracks += len(passed)
         source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=IMAGE, status="done",
                                    face_count=len(records), frames=1)
@@ -329,20 +329,27 @@ class Indexer:
     def _commit_video(self, job: Job, sampler, entries, candidates, tracks) -> None:
         identities = self._track_identities(candidates)
         with_id = sorted(identities)
-        labels = cluster(np.stack([identities[t] for t in with_id]), self.book.threshold) if with_id else []
+        # cannot-link: tracks seen in one frame are different people
+        position = {tid: k for k, tid in enumerate(with_id)}
+        in_frame: dict[int, set[int]] = {}
+        for index, _, _, tid in entries:
+            if tid in position:
+                in_frame.setdefault(index, set()).add(position[tid])
+        apart = {(a, b) for ks in in_frame.values() for a in ks for b in ks if a < b}
+        labels = cluster(np.stack([identities[t] for t in with_id]), self.book.threshold, apart) if with_id else []
         cluster_of = {tid: int(label) for tid, label in zip(with_id, labels)}
 
         records = [_record(self.FaceRecord, job.path, face, index, ts, tid, identities.get(tid))
                    for index, ts, face, tid in entries]
         # person groups: one per identity cluster; faces of tracks without identity stay unknown
         members: dict[int, list[int]] = {}
-        for i, (_, _, _, tid) in enumerate(entries):
+        frames: dict[int, set[int]] = {}
+        for i, (index, _, _, tid) in enumerate(entries):
             if tid in cluster_of:
                 members.setdefault(cluster_of[tid], []).append(i)
-        groups = []
-        for label in sorted(members):
-            vecs = [identities[t] for t in with_id if cluster_of[t] == label]
-            groups.append(Group(normalise(np.mean(vecs, axis=0)), members[label]))
+                frames.setdefault(cluster_of[tid], set()).add(index)
+        groups = [Group(np.stack([identities[t] for t in with_id if cluster_of[t] == label]),
+                        members[label], frames[label]) for label in sorted(members)]
         # pooling: per person (cluster) in time order; identity-less tracks pool on their own
         sequences: dict[tuple, list[int]] = {}
         for i, (_, ts, _, tid) in enumerate(entries):
@@ -425,8 +432,13 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
         with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
             if not store_exists:
                 jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
-            threshold = options.person_threshold or default_threshold(encoders)
-            book = PersonBook(store.list_persons(), threshold)
+            rules = link_rules(encoders, options.person_threshold)
+            earlier = store.record_person_rules(rules.as_dict())
+            if earlier is not None:
+                log.warning("this store's persons were linked with identity threshold %s, margin %s (%s); "
+                            "this run uses %s, margin %s (%s)", earlier.get("threshold"), earlier.get("margin"),
+                            earlier.get("identity"), rules.threshold, rules.margin, rules.identity)
+            book = PersonBook.from_store(store, rules)
             bar = None
             if options.show_progress:
                 from tqdm import tqdm
