@@ -164,18 +164,27 @@ def accuracy(answers: dict[str, int], truth: dict[str, int | None], ids: list[st
 
 
 # -- faces for the encoders ------------------------------------------------------------
-def dlib_face(detector, image: np.ndarray, box) -> tuple["object", bool]:
-    """(Face, found): the dlib detection overlapping `box` best, else 68 landmarks fitted in `box`.
-
-    Every encoder then sees exactly the same faces (no encoder loses a
-    triplet to the detector); `found` says whether HOG itself found it.
-    """
+def front_face(detector, image: np.ndarray, box) -> tuple["object", bool]:
+    """(Face, found): the detection overlapping `box` best, or None if none overlaps it (IoU < 0.3)."""
     from mien.engine.faces.boxes import iou
-    from mien.engine.faces.detect import to_gray
 
     best = max(detector.detect(image), key=lambda f: iou(f.bbox, box), default=None)
     if best is not None and iou(best.bbox, box) >= 0.3:
         return best, True
+    return None, False
+
+
+def dlib_face(detector, image: np.ndarray, box) -> tuple["object", bool]:
+    """(Face, found): dlib's detection of the face in `box`, else 68 landmarks fitted in `box`.
+
+    Every encoder then sees exactly the same faces (no encoder loses a
+    triplet to the detector); `found` says whether HOG itself found it.
+    """
+    from mien.engine.faces.detect import to_gray
+
+    face, found = front_face(detector, image, box)
+    if found:
+        return face, True
     x1, y1, x2, y2 = box
     return detector._face(to_gray(image), (x1, y1, x2 - 1, y2 - 1), 0.0), False
 
@@ -207,20 +216,40 @@ def encoders() -> dict:
     return out
 
 
-def face_vectors(faces: dict, names: list[str] | None = None) -> tuple[dict, dict]:
-    """({encoder: {face_id: vector}}, {face_id: found by HOG}) for every face."""
-    from mien.engine.faces import EngineConfig
+def face_vectors(faces: dict, names: list[str] | None = None,
+                 mediapipe: bool = True) -> tuple[dict, dict]:
+    """({encoder: {face_id: vector}}, {front: faces it found itself}) for every face.
+
+    Main rows: every encoder on the same dlib face. With `mediapipe`, the
+    encoders that need no dlib landmarks also run on the MediaPipe front
+    end's face ("NAME [mediapipe]"; the dlib face where MediaPipe finds none).
+    """
+    from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.faces.detect import DlibDetector
 
     detector = DlibDetector(EngineConfig(detector="dlib"))
     chosen = {k: f for k, f in encoders().items() if names is None or k in names}
     vectors: dict[str, dict] = {k: {} for k in chosen}
-    found = {}
+    mp = None
+    if mediapipe:
+        try:
+            mp = FaceAnalyzer(EngineConfig(detector="mediapipe")).detector
+        except Exception as exc:  # front end not installed / models not fetched: score the rest
+            print(f"(no MediaPipe front end: {exc})", file=sys.stderr)
+    mp_encoders = {k: f for k, f in chosen.items() if k != "landmarks-v1"} if mp else {}
+    vectors.update({f"{k} [mediapipe]": {} for k in mp_encoders})
+    found = {"dlib": 0, "mediapipe": 0}
     for face_id, record in faces.items():
         image, box = detection_view(record)
-        face, found[face_id] = dlib_face(detector, image, box)
+        face, hit = dlib_face(detector, image, box)
+        found["dlib"] += hit
         for name, encode in chosen.items():
             vectors[name][face_id] = np.asarray(encode(image, face), np.float64)
+        if mp_encoders:
+            mp_face, hit = front_face(mp, image, box)
+            found["mediapipe"] += hit
+            for name, encode in mp_encoders.items():
+                vectors[f"{name} [mediapipe]"][face_id] = np.asarray(encode(image, mp_face or face), np.float64)
     return vectors, found
 
 
@@ -305,10 +334,11 @@ def main(argv=None) -> int:
     vectors, found = face_vectors(faces, args.encoders)
     report = score(triplets, ratings, vectors)
     report["material"]["faces"] = len(faces)
-    report["material"]["faces_found_by_hog"] = sum(found.values())
+    report["material"]["faces_found_by_front_end"] = found
     report["material"]["raters"] = [str(p) for p in paths]
-    print(f"{len(faces)} faces ({sum(found.values())} found by dlib HOG, the rest landmarked in "
-          f"their stored box); raters: {', '.join(ratings)}")
+    print(f"{len(faces)} faces; found by dlib HOG: {found['dlib']} (the rest landmarked in their "
+          f"stored box), by MediaPipe: {found['mediapipe']} (the rest: the dlib face); "
+          f"raters: {', '.join(ratings)}")
     print_report(report)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
