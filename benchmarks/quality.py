@@ -286,6 +286,33 @@ def score(triplets: list[dict], ratings: dict, vectors: dict) -> dict:
     return report
 
 
+def label_answers(triplets: list[dict], faces: dict) -> dict[str, int]:
+    """How easy the set is: the odd one out by the builder's broad-emotion labels alone.
+
+    Only where they decide it (exactly two of the three share a label); a
+    person's reading, not a model, and no row of the table.
+    """
+    out = {}
+    for t in triplets:
+        labels = [faces[f]["label"] for f in t["faces"]]
+        for k in range(3):
+            rest = labels[:k] + labels[k + 1:]
+            if rest[0] == rest[1] != labels[k]:
+                out[t["id"]] = k + 1
+    return out
+
+
+def easiness(triplets: list[dict], faces: dict, ratings: dict) -> dict:
+    """Per kind: triplets the broad labels decide, and how often the raters' majority agrees."""
+    answers = label_answers(triplets, faces)
+    truth = {t["id"]: majority([r[t["id"]] for r in ratings.values()]) for t in triplets}
+    out = {}
+    for kind in (*KINDS, "all"):
+        ids = [t["id"] for t in triplets if kind in ("all", t["kind"]) and t["id"] in answers]
+        out[kind] = {"decided_by_broad_labels": len(ids), **accuracy(answers, truth, ids)}
+    return out
+
+
 def print_report(report: dict) -> None:
     from benchmarks.common import print_table
 
@@ -333,6 +360,7 @@ def main(argv=None) -> int:
         return 2
     vectors, found = face_vectors(faces, args.encoders)
     report = score(triplets, ratings, vectors)
+    report["material"]["easiness"] = easiness(triplets, faces, ratings)
     report["material"]["faces"] = len(faces)
     report["material"]["faces_found_by_front_end"] = found
     report["material"]["raters"] = [str(p) for p in paths]
@@ -340,6 +368,10 @@ def main(argv=None) -> int:
           f"stored box), by MediaPipe: {found['mediapipe']} (the rest: the dlib face); "
           f"raters: {', '.join(ratings)}")
     print_report(report)
+    e = report["material"]["easiness"]
+    print("how easy: the builder's broad labels (smile / slight smile / neutral / open mouth / other) "
+          "alone decide " + ", ".join(f"{e[k]['decided_by_broad_labels']} {k}" for k in KINDS)
+          + f" triplets, and match the raters' majority on {e['all']['accuracy']:.0%} of those")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")

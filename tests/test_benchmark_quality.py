@@ -122,3 +122,12 @@ def test_bad_ratings_are_refused_without_a_traceback(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2
     assert "Traceback" not in run.stderr and "at least 3 rater files" in run.stderr
+
+
+def test_broad_labels_decide_only_two_against_one():
+    faces = {"a": {"label": "smile"}, "b": {"label": "smile"}, "c": {"label": "neutral"},
+             "d": {"label": "open_mouth"}}
+    triplets = [{"id": "T1", "kind": "random", "faces": ["a", "c", "b"]},
+                {"id": "T2", "kind": "random", "faces": ["a", "c", "d"]},
+                {"id": "T3", "kind": "same_emotion", "faces": ["a", "b", "b"]}]
+    assert quality.label_answers(triplets, faces) == {"T1": 2}
