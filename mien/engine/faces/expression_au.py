@@ -66,8 +66,9 @@ AUS: dict[str, tuple[str, float, float, str]] = {
                         "nose wings raised towards the inner eye corners (range a priori)"),
     "upper_lip_raise": ("AU10", -0.21, 0.06,
                         "upper lip raised towards the nose base"),
-    "lip_corner_pull": ("AU12", -0.3, 0.12,
-                        "lip corners raised towards the nose base"),
+    "lip_corner_pull": ("AU12", 0.13, 0.2,
+                        "lip corners pulled up and out: half the mouth width minus the corners' depth "
+                        "below the nose base (the oblique pull of zygomaticus major)"),
     "lip_corner_depress": ("AU15", -0.03, 0.08,
                         "lip corners below the line where the lips meet"),
     "lip_stretch": ("AU20", 0.8, 0.3,
@@ -78,7 +79,7 @@ AUS: dict[str, tuple[str, float, float, str]] = {
                         "gap between the inner lips"),
     "jaw_drop": ("AU26", 0.95, 0.2,
                         "chin below the nose base"),
-    "chin_raise": ("AU17", -0.47, 0.1,
+    "chin_raise": ("AU17", -0.47, 0.15,
                         "lower lip pushed up by the chin (lower lip to chin distance shrinks) (range a priori)"),
 }
 NAMES = list(AUS)
@@ -125,7 +126,8 @@ def raw_measures(mesh: np.ndarray) -> np.ndarray:
         "cheek_raise": -both(CHEEK, lambda idx, s: y[idx].mean() - eye_y[s]),
         "nose_wrinkle": -both(NOSE_WING, lambda idx, s: y[idx].mean() - y[EYE_INNER[s]]),
         "upper_lip_raise": -(y[UPPER_LIP_TOP] - nose_y),
-        "lip_corner_pull": -(y[list(LIP_CORNER)].mean() - nose_y),
+        "lip_corner_pull": (abs(x[LIP_CORNER[1]] - x[LIP_CORNER[0]]) / 2
+                            - (y[list(LIP_CORNER)].mean() - nose_y)),
         "lip_corner_depress": y[list(LIP_CORNER)].mean() - lips_meet_y,
         "lip_stretch": float(np.linalg.norm(p[LIP_CORNER[1]] - p[LIP_CORNER[0]])),
         "lip_press": -((y[UPPER_LIP_INNER] - y[UPPER_LIP_TOP]) + (y[LOWER_LIP_BOTTOM] - y[LOWER_LIP_INNER])),

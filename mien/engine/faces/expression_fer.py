@@ -12,7 +12,8 @@ background at the sides). Two crops are offered:
 - "aligned" (default): a square around the eye centres, roll undone, side
   CROP_SIDE inter-ocular distances, eyes at CROP_EYE_Y of the side. Its
   geometry is the median dlib box + 10 % margin on the package photos, but it
-  depends only on the eye centres, so every detector gives the same crop.
+  depends only on the eye centres (the mesh's when the face has a mesh), so
+  every detector gives the same crop.
 - "box": the detector's box + 10 % margin on each side (the prototype's crop).
 Each face is run twice, as is and mirrored, and the two distributions are
 averaged: the network is not exactly mirror-symmetric and a mirrored face
@@ -33,14 +34,14 @@ CROP_EYE_Y = 0.34    # eyes this far down the crop (dlib box top is ~0.73 IOD ab
 BOX_MARGIN = 0.10
 
 
-def aligned_matrix(landmarks5: np.ndarray, side: float = CROP_SIDE, eye_y: float = CROP_EYE_Y) -> np.ndarray:
+def aligned_matrix(eyes: np.ndarray, side: float = CROP_SIDE, eye_y: float = CROP_EYE_Y) -> np.ndarray:
     """2x3 similarity: eye centres level, IOD -> SIZE / side px, eye midpoint at (SIZE/2, eye_y*SIZE)."""
     from mien.engine.faces.align import eyes_transform
 
     iod_px = SIZE / side
     left = np.array([SIZE / 2 - iod_px / 2, eye_y * SIZE])
     right = np.array([SIZE / 2 + iod_px / 2, eye_y * SIZE])
-    return eyes_transform(landmarks5[0], landmarks5[1], left, right)
+    return eyes_transform(eyes[0], eyes[1], left, right)
 
 
 def box_matrix(bbox, margin: float = BOX_MARGIN) -> np.ndarray:
@@ -52,11 +53,22 @@ def box_matrix(bbox, margin: float = BOX_MARGIN) -> np.ndarray:
     return np.array([[sx, 0.0, -x1 * sx], [0.0, sy, -y1 * sy]])
 
 
+def eyes_of(face) -> np.ndarray:
+    """Eye centres (image left, right): the mesh's when the face has one (the same whatever the
+    detector, and steadier than 5-point detectors), else the detector's."""
+    mesh = getattr(face, "mesh", None)
+    if mesh is not None:
+        from mien.engine.faces.facemesh import landmarks5
+
+        return landmarks5(mesh)[:2]
+    return np.asarray(face.landmarks5, np.float64)[:2]
+
+
 def face_input(grey: np.ndarray, face, crop: str = "aligned") -> np.ndarray:
     """The 64x64 float32 network input of one face of a grey image, in [-1, 1]."""
     import cv2
 
-    matrix = aligned_matrix(face.landmarks5) if crop == "aligned" else box_matrix(face.bbox)
+    matrix = aligned_matrix(eyes_of(face)) if crop == "aligned" else box_matrix(face.bbox)
     # INTER_AREA is not supported by warpAffine; faces are usually larger than 64 px,
     # so blur first in proportion to the shrink to avoid aliasing
     shrink = 1.0 / max(float(np.sqrt(abs(np.linalg.det(matrix[:, :2])))), 1e-6)

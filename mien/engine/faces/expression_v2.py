@@ -88,8 +88,8 @@ def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale
     """
     if not faces:
         return
+    aus = au_matrix(image, faces)   # fills the meshes first: fer's crop is placed by the mesh's eyes
     p = fer.distributions(image, faces, crop)
-    aus = au_matrix(image, faces)
     vectors = combine(p, aus, au_scale)
     for face, vec, pi, ai in zip(faces, vectors, p, aus):
         face.expression = vec
@@ -110,12 +110,13 @@ class FerAuExpressionEncoder:
 # -- the encoder and its parts alone, for the quality benchmark -----------------------------
 def encode(image: np.ndarray, face) -> np.ndarray:
     """The fer-au-v2 vector of one face (16-d, unit norm)."""
-    p = fer.distributions(image, [face])
-    return combine(p, au_matrix(image, [face]))[0]
+    aus = au_matrix(image, [face])
+    return combine(fer.distributions(image, [face]), aus)[0]
 
 
 def encode_fer_only(image: np.ndarray, face) -> np.ndarray:
-    """The learned part alone: 7-d Hellinger vector of fer's distribution."""
+    """The learned part alone: 7-d Hellinger vector of fer's distribution (crop placed as in v2)."""
+    ensure_mesh(image, [face])
     return fer.hellinger(fer.distributions(image, [face]))[0]
 
 

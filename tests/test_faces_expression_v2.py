@@ -1,0 +1,169 @@
+"""The default expression encoder fer-au-v2 on real photos: fer's distribution, mesh AUs, the vector."""
+
+import cv2
+import numpy as np
+import pytest
+
+from faces_support import analyzer, find, sqdist, t1, t1_named
+from mien.demo import photos
+from mien.engine.faces import expression_au as au
+from mien.engine.faces import expression_fer as fer
+from mien.engine.faces import expression_v2 as v2
+from mien.engine.faces import explain
+
+
+def one_face(image, **overrides):
+    faces = analyzer(**overrides).analyze(image, identity=False)
+    assert len(faces) == 1
+    return faces[0]
+
+
+@pytest.fixture(scope="module")
+def obama():
+    return one_face(photos.face_recognition_photo("obama.jpg"))
+
+
+@pytest.fixture(scope="module")
+def obama2():
+    return one_face(photos.face_recognition_photo("obama2.jpg"))
+
+
+@pytest.fixture(scope="module")
+def t1_faces():
+    return t1_named(analyzer().analyze(t1(), identity=False, keep_rejected=True))
+
+
+def top_emotion(face) -> str:
+    return max(fer.EMOTIONS, key=lambda e: face.expression_components[e])
+
+
+def test_default_encoder_is_fer_au_v2():
+    assert analyzer().encoders["expression"] == "fer-au-v2"
+    assert analyzer(expression="landmarks").encoders["expression"] == "landmarks-v1"
+
+
+def test_fer_reads_the_smiles_as_happy(obama, t1_faces):
+    assert top_emotion(one_face(photos.astronaut())) == "happy"
+    assert top_emotion(obama) == "happy"
+    for name in ("smiling_man", "laughing_man"):
+        assert top_emotion(t1_faces[name]) == "happy"
+    for name in ("woman_left", "woman_second"):
+        assert top_emotion(t1_faces[name]) != "happy"
+    p = [obama.expression_components[e] for e in fer.EMOTIONS]
+    assert abs(sum(p) - 1) < 1e-4 and min(p) >= 0
+
+
+def test_vector_is_16d_unit_and_named(obama):
+    v = obama.expression
+    assert v.shape == (16,) and v.dtype == np.float32 and abs(np.linalg.norm(v) - 1) < 1e-5
+    assert list(obama.expression_components) == list(fer.EMOTIONS) + au.NAMES
+
+
+def test_components_round_trip_from_the_stored_vector(obama, obama2):
+    for face in (obama, obama2):
+        back = v2.components_of(face.expression)
+        assert list(back) == list(v2.COMPONENT_NAMES)
+        for name, value in back.items():
+            want = float(np.clip(face.expression_components[name], -v2.AU_CLIP, v2.AU_CLIP))
+            assert abs(value - want) < 1e-3, name
+
+
+def test_a_smile_raises_lip_corner_pull(obama, t1_faces):
+    smiles = [one_face(photos.astronaut()), obama, t1_faces["smiling_man"], t1_faces["laughing_man"]]
+    relaxed = [t1_faces["woman_left"], t1_faces["woman_second"], one_face(photos.grace_hopper())]
+    for s in smiles:
+        for r in relaxed:
+            assert s.expression_components["lip_corner_pull"] > r.expression_components["lip_corner_pull"]
+            assert s.expression_components["lip_stretch"] > r.expression_components["lip_stretch"]
+
+
+def test_obama2_open_mouth_parts_lips_and_drops_jaw(obama, obama2):
+    c, c2 = obama.expression_components, obama2.expression_components
+    assert c2["lips_part"] > c["lips_part"] + 0.3
+    assert c2["jaw_drop"] > c["jaw_drop"]
+    # the relaxed faces of t1 have closed lips
+    assert c2["lips_part"] > 1.0
+
+
+def test_mirrored_face_gives_nearly_the_same_vector():
+    for loader in (photos.astronaut, photos.grace_hopper,
+                   lambda: photos.face_recognition_photo("obama2.jpg")):
+        image = loader()
+        a = one_face(image).expression
+        b = one_face(np.ascontiguousarray(image[:, ::-1])).expression
+        assert sqdist(a, b) < 0.02
+        assert sqdist(a, b) < sqdist(a, one_face(photos.face_recognition_photo("obama.jpg")).expression) / 5
+
+
+def test_au_from_a_mirrored_mesh_is_the_same():
+    """The head frame and the bilateral means make the AUs mirror-invariant (same mesh, mirrored)."""
+    image = photos.face_recognition_photo("obama2.jpg")
+    face = one_face(image)
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    face_m = find(analyzer().analyze(mirrored, identity=False),
+                  (image.shape[1] - 1 - (face.bbox[0] + face.bbox[2]) / 2, (face.bbox[1] + face.bbox[3]) / 2))
+    a, b = au.intensities(face.mesh), au.intensities(face_m.mesh)
+    assert np.abs(a - b).max() < 0.5   # intensities are ~1 for a strong action
+
+
+def test_head_rotation_in_plane_barely_moves_the_aus(obama2):
+    image = photos.face_recognition_photo("obama2.jpg")
+    h, w = image.shape[:2]
+    rot = cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0), (w, h),
+                         borderMode=cv2.BORDER_REPLICATE)
+    face = one_face(rot)
+    vector_aus = [au.NAMES.index(n) for n in v2.VECTOR_AUS]
+    # the vector's AUs; the chin points (jaw_drop, chin_raise) of this wide-open mouth move
+    # by ~0.1 IOD between the two meshes, which is why they are not in the vector
+    assert np.abs(au.intensities(face.mesh) - au.intensities(obama2.mesh))[vector_aus].max() < 0.5
+    assert sqdist(face.expression, obama2.expression) < 0.05
+
+
+def test_faces_without_a_mesh_get_one(obama):
+    face = analyzer().detect(photos.face_recognition_photo("obama.jpg"))[0]
+    face.mesh = None
+    v2.encode_image_faces(photos.face_recognition_photo("obama.jpg"), [face])
+    assert face.mesh is not None and face.mesh.shape == (468, 3)
+    assert sqdist(face.expression, obama.expression) < 1e-3
+
+
+def test_parts_alone_for_the_quality_benchmark(obama):
+    image = photos.face_recognition_photo("obama.jpg")
+    face = analyzer().detect(image)[0]
+    full, fer_only, au_only = (v2.VARIANTS[n](image, face) for n in ("fer-au-v2", "fer-only", "au-only"))
+    assert full.shape == (16,) and fer_only.shape == (7,) and au_only.shape == (len(v2.VECTOR_AUS) + 1,)
+    for v in (full, fer_only, au_only):
+        assert abs(np.linalg.norm(v) - 1) < 1e-5
+    assert sqdist(full, obama.expression) < 1e-3
+
+
+def test_explain_splits_the_distance_over_named_components(obama, obama2, t1_faces):
+    q, h = obama.expression, obama2.expression
+    names = {c.name: c for c in explain.components(q, "fer-au-v2")}
+    assert names["happy"].kind == "emotion" and names["lip_corner_pull"].kind == "action_unit"
+    why = explain.explain(q, h, "fer-au-v2", top=16)
+    # each named component owns one dimension: the differing terms sum to the distance
+    assert abs(sum(m.contribution for m in why.differing) - sqdist(q, h)) < 1e-4
+    assert abs(sum(m.share for m in why.differing) - 1) < 1e-3
+    top = explain.explain(q, h, "fer-au-v2", top=3)
+    assert "happy" in [m.name for m in top.differing]   # a smile against an open-mouthed frown
+    smile = explain.explain(q, t1_faces["laughing_man"].expression, "fer-au-v2", top=3)
+    assert smile.agreeing[0].name == "happy"
+
+
+def test_explain_reads_landmarks_v1_vectors_and_ignores_unnamed_ones():
+    face = one_face(photos.astronaut(), expression="landmarks")
+    comps = {c.name: c.value for c in explain.components(face.expression, "landmarks-v1")}
+    for name, value in face.expression_components.items():
+        assert abs(comps[name] - value) < 1e-4
+    assert explain.components(face.expression, "feenet:0123456789ab") == []
+    assert explain.explain(face.expression, face.expression, "feenet:0123456789ab").agreeing == []
+
+
+def test_not_a_v2_vector_is_refused():
+    with pytest.raises(ValueError):
+        v2.components_of(np.zeros(16))
+    with pytest.raises(ValueError):
+        v2.components_of(np.ones(8))
+    with pytest.raises(ValueError):
+        au.head_frame(np.zeros((10, 3)))
