@@ -18,6 +18,7 @@ from mien.errors import MienError
 COMMAND_MODULES = [
     "mien.indexer.cli",          # index, person
     "mien.server.cli",           # serve
+    "mien.engine.store.cli",     # snapshot
     "mien.clients.cli_query",    # search, cross, identity, stats
     "mien.clients.cli_analytics",  # tag, summary, clusters
     "mien.training.cli",         # fec fetch, train feenet, eval fec

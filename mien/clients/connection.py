@@ -12,7 +12,8 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     """--server, --token-file and --tls-ca, identical on every client subcommand."""
     g = parser.add_argument_group("server")
     g.add_argument("--server", default=os.environ.get("MIEN_SERVER", DEFAULT_SERVER),
-                   help="server HOST:PORT (default %(default)s; env MIEN_SERVER)")
+                   help="server HOST:PORT, or replicas H1:P1,H2:P2 or dns:NAME:PORT balanced "
+                        "round-robin (default %(default)s; env MIEN_SERVER)")
     g.add_argument("--token-file", default=None, help="bearer token file (else env MIEN_TOKEN)")
     g.add_argument("--tls-ca", default=None, metavar="PEM",
                    help="use TLS, trusting this CA certificate ('system' for the system roots)")

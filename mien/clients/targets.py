@@ -1,0 +1,104 @@
+"""Server addresses a client may be given, and the gRPC channel settings they need.
+
+One "host:port" is an ordinary channel. Several replicas — a list, a
+comma-separated string "h1:p1,h2:p2", or a "dns:" name whose A/AAAA records
+are the replicas — become ONE grpcio channel with gRPC's own `round_robin`
+load balancing: one subchannel per address, each call goes to the next READY
+one, an address that is down is skipped until it reconnects. A retry policy
+resends a call that failed with UNAVAILABLE before any reply arrived (the
+replica died under it) to another replica; replicas serve the same read-only
+snapshot, so a repeat is harmless.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from dataclasses import dataclass
+
+from mien.errors import BadInputError
+
+# services whose calls may be retried on another replica
+_SERVICES = ("mien.v1.Mien", "mien.v1.Analytics", "grpc.health.v1.Health")
+SERVICE_CONFIG = json.dumps({
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{"service": s} for s in _SERVICES],
+        "retryPolicy": {
+            "maxAttempts": 3, "initialBackoff": "0.02s", "maxBackoff": "0.2s",
+            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+})
+
+
+@dataclass(frozen=True)
+class Target:
+    uri: str                 # what grpc.*_channel is given
+    balanced: bool           # several replicas behind one channel (round_robin)
+    authority: str = ""      # :authority / TLS name of a balanced channel ("" = gRPC's default)
+    addresses: tuple = ()    # the replicas as given (for messages)
+
+    def channel_options(self) -> list[tuple[str, object]]:
+        if not self.balanced:
+            return []
+        options = [("grpc.lb_policy_name", "round_robin"), ("grpc.service_config", SERVICE_CONFIG),
+                   ("grpc.enable_retries", 1)]
+        if self.authority:
+            options.append(("grpc.default_authority", self.authority))
+        return options
+
+
+def _split(address: str) -> tuple[str, int]:
+    address = address.strip()
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise BadInputError(f"server address {address!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _ips(host: str, port: int) -> list[tuple[int, str]]:
+    """(family, ip) of host: the literal itself, or what the resolver returns now."""
+    try:
+        ip = ipaddress.ip_address(host)
+        return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, str(ip))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise BadInputError(f"cannot resolve server host {host!r}: {exc.strerror}") from None
+    seen: list[tuple[int, str]] = []
+    for family, _, _, _, sockaddr in infos:
+        if (family, sockaddr[0]) not in seen and family in (socket.AF_INET, socket.AF_INET6):
+            seen.append((family, sockaddr[0]))
+    return seen
+
+
+def parse_target(target) -> Target:
+    """A Target for "host:port", "h1:p,h2:p", ["h1:p", "h2:p"] or "dns:[//auth/]name:port"."""
+    if isinstance(target, (list, tuple)):
+        addresses = [str(a).strip() for a in target if str(a).strip()]
+    elif isinstance(target, str):
+        if target.startswith("dns:"):
+            name = target[4:].lstrip("/")
+            if "/" in name:  # dns://resolver/name:port
+                name = name.split("/", 1)[1]
+            return Target(target, True, authority=name, addresses=(target,))
+        addresses = [a.strip() for a in target.split(",") if a.strip()]
+    else:
+        raise BadInputError(f"server target must be a string or a list of strings, not {type(target).__name__}")
+    if not addresses:
+        raise BadInputError("no server address given")
+    if len(addresses) == 1:
+        return Target(addresses[0], False, addresses=tuple(addresses))
+    v4, v6 = [], []
+    for address in addresses:
+        host, port = _split(address)
+        for family, ip in _ips(host, port):
+            (v6 if family == socket.AF_INET6 else v4).append(f"[{ip}]:{port}" if family == socket.AF_INET6
+                                                             else f"{ip}:{port}")
+    # one channel resolves one address family; IPv4 when any replica has one
+    uri = f"ipv4:{','.join(dict.fromkeys(v4))}" if v4 else f"ipv6:{','.join(dict.fromkeys(v6))}"
+    return Target(uri, True, authority=addresses[0], addresses=tuple(addresses))

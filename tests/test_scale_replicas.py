@@ -1,0 +1,212 @@
+"""Read replicas: `mien snapshot` of a live store, two `mien serve` processes on the
+copy, one Client balancing over both with gRPC's round_robin and failing over.
+
+Real servers on 127.0.0.1 (subprocesses running the `mien` CLI), real LMDB and
+FAISS. Which replica answered is read from each server's own log: one line per
+call, `rpc=<Method> status=<CODE>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server_support import build_photo_store, free_port, wait_until
+
+from mien.clients import Client
+from mien.engine.store import Store
+from mien.engine.store.snapshot import snapshot
+from mien.errors import BadInputError
+from store_support import ENC, source_faces, source_record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Replica:
+    """`mien serve --store DIR` in a subprocess; its log collected line by line."""
+
+    def __init__(self, store_dir: Path):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(self.port),
+             "--workers", "2", "--grace", "1"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_serving(self) -> None:
+        with Client(self.address, transport="python", timeout=2.0) as c:
+            def up():
+                if self.proc.poll() is not None:
+                    raise AssertionError("server exited:\n" + "".join(self.lines))
+                try:
+                    return c.health() == "SERVING"
+                except Exception:  # noqa: BLE001 - not listening yet
+                    return False
+            assert wait_until(up, timeout=120), "".join(self.lines)
+
+    def calls(self, method: str) -> int:
+        return sum(f"rpc={method} status=OK" in line for line in list(self.lines))
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory):
+    root = tmp_path_factory.mktemp("replicas")
+    ps = build_photo_store(root)
+    snap = root / "snap"
+    out = subprocess.run([sys.executable, "-m", "mien", "snapshot", "--store", str(ps.store_dir),
+                          "--out", str(snap), "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    with Store(ps.store_dir, mode="r") as live:
+        assert info["faces"] == live.stats()["faces"] > 0
+    servers = [Replica(snap), Replica(snap)]
+    try:
+        for s in servers:
+            s.wait_serving()
+        yield ps, servers
+    finally:
+        for s in servers:
+            s.stop(signal.SIGKILL)
+
+
+def _query(ps) -> np.ndarray:
+    with Store(ps.store_dir, mode="r") as st:
+        return st.vectors([ps.face_ids["obama.jpg"][0]])[0]
+
+
+def test_snapshot_serves_the_live_store_answers(replicas):
+    ps, servers = replicas
+    q = _query(ps)
+    with Store(ps.store_dir, mode="r") as live:
+        want = [(h.face_id, round(h.distance, 5)) for h in live.search(q, k=5)]
+    for s in servers:
+        with Client(s.address, transport="python") as c:
+            got = [(h.face_id, round(h.distance, 5)) for h in c.search(q, k=5).hits]
+        assert got == want
+
+
+def test_round_robin_balances_and_fails_over(replicas):
+    ps, servers = replicas
+    q = _query(ps)
+    before = [s.calls("ListPersons") for s in servers]   # no other test calls ListPersons
+    with Client(",".join(s.address for s in servers)) as c:
+        assert c.transport == "python"  # several replicas: grpcio's round_robin
+        for _ in range(40):
+            assert {p.name for p in c.persons()} >= {"Obama", "Biden"}
+        # every call is logged by exactly one replica, and each got a share
+        assert wait_until(lambda: sum(s.calls("ListPersons") for s in servers) - sum(before) == 40)
+        shares = [s.calls("ListPersons") - b for s, b in zip(servers, before)]
+        assert min(shares) >= 10, shares
+
+        # fail-over: the first replica dies (kill -9, mid-traffic); every call still succeeds
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def traffic():
+            while not done.is_set():
+                try:
+                    c.search(q, k=3)
+                except BaseException as exc:  # noqa: BLE001 - collected, asserted below
+                    errors.append(exc)
+
+        t = threading.Thread(target=traffic)
+        t.start()
+        time.sleep(0.3)
+        servers[0].stop(signal.SIGKILL)
+        survivor = servers[1].calls("SearchExpression")
+        for _ in range(30):
+            assert len(c.search(q, k=3).hits) == 3
+        done.set()
+        t.join()
+        assert errors == []
+        assert wait_until(lambda: servers[1].calls("SearchExpression") >= survivor + 30)  # logs lag
+
+
+def test_client_target_forms(replicas):
+    _, servers = replicas
+    alive = [s for s in servers if s.proc.poll() is None]
+    with Client([s.address for s in alive] + [alive[0].address]) as c:   # a list
+        assert c.health() == "SERVING"
+    port = alive[0].port
+    with Client(f"dns:///localhost:{port}") as c:                         # a DNS name
+        assert c.transport == "python" and c.health() == "SERVING"
+    with pytest.raises(ValueError, match="one address"):
+        Client(f"127.0.0.1:{port},127.0.0.1:{port + 1}", transport="native")
+    with pytest.raises(BadInputError, match="HOST:PORT"):
+        Client("127.0.0.1:1,nonsense")
+
+
+def test_snapshot_is_consistent_while_a_writer_commits(tmp_path):
+    """Sources are committed (and shards sealed) while snapshots are taken: every
+    snapshot holds whole sources only, and its shards agree with its LMDB."""
+    store_dir = tmp_path / "live"
+    with Store(store_dir, mode="w", encoders=ENC, shard_size=60) as st:
+        st.replace_source(source_record("u0", 1), source_faces("u0", 1, n=20))
+    stop = threading.Event()
+
+    def writer():
+        with Store(store_dir, mode="w", encoders=ENC, shard_size=60) as st:
+            i = 1
+            while not stop.is_set() and i < 400:
+                st.replace_source(source_record(f"u{i}", 1), source_faces(f"u{i}", 1, n=20))
+                i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        snaps = []
+        for j in range(4):
+            out = tmp_path / f"snap{j}"
+            snapshot(store_dir, out)
+            snaps.append(out)
+    finally:
+        stop.set()
+        t.join()
+    for out in snaps:
+        with Store(out, mode="r") as st:
+            stats = st.stats()
+            assert stats["faces"] == 20 * stats["sources"]          # whole sources only
+            for s in st.list_sources():
+                assert s.face_count == 20
+            hits = st.search(np.ones(16, np.float32) / 4, k=stats["faces"])
+            assert len(hits) == stats["faces"]                       # shards + tail == LMDB
+        assert set(os.listdir(out / "shards")) == {s for s in json.loads(
+            (out / "snapshot.json").read_text())["shards"]}
+
+
+def test_snapshot_refuses_an_existing_directory(tmp_path):
+    store_dir = tmp_path / "s"
+    with Store(store_dir, mode="w", encoders=ENC) as st:
+        st.replace_source(source_record("u", 1), source_faces("u", 1, n=3))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("keep me")
+    r = subprocess.run([sys.executable, "-m", "mien", "snapshot", "--store", str(store_dir), "--out",
+                        str(tmp_path / "busy")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and "already exists" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "busy" / "x").read_text() == "keep me"
+    with pytest.raises(BadInputError):
+        snapshot(store_dir, store_dir)
