@@ -131,21 +131,43 @@ def _emit_result(args, result, title: str) -> int:
             "hits": [{"rank": i, "face_id": h.face_id, "distance": round(h.distance, 5),
                       "person_id": h.person_id, "person": h.person_name,
                       "source": h.source_uri, "timestamp_ms": h.timestamp_ms,
-                      "frame_index": h.frame_index, "bbox": [round(v, 1) for v in h.bbox]}
+                      "frame_index": h.frame_index, "bbox": [round(v, 1) for v in h.bbox],
+                      **_why_json(h)}
                      for i, h in enumerate(result.hits, 1)],
         }, indent=2))
     else:
+        why = any(h.agreeing or h.differing for h in result.hits)
         print_table(
-            ["#", "distance", "face", "person", "time", "source"],
+            ["#", "distance", "face", "person", "time", "source"]
+            + (["why: shared; differs (query vs hit)"] if why else []),
             [[i, f"{h.distance:.4f}", h.face_id,
               h.person_name or (h.person_id if h.person_id >= 0 else "-"), _time(h.timestamp_ms),
-              h.source_uri] for i, h in enumerate(result.hits, 1)],
+              h.source_uri] + ([_why(h)] if why else []) for i, h in enumerate(result.hits, 1)],
         )
         if not result.hits:
             print("(no hits)")
     if getattr(args, "sheet", None):
         _write_sheet(args, result, title)
     return 0
+
+
+def _why(hit, top: int = 2) -> str:
+    """The top reasons a hit matched: components both faces show, and those that differ most."""
+    shared = ", ".join(m.name for m in hit.agreeing[:top])
+    differs = ", ".join(f"{m.name} {m.query_value:.2f} vs {m.hit_value:.2f}" for m in hit.differing[:top])
+    return f"{shared or '-'}; differs: {differs or '-'}"
+
+
+def _why_json(hit) -> dict:
+    if not (hit.components or hit.agreeing or hit.differing):
+        return {}
+
+    def rows(matches):
+        return [{"name": m.name, "kind": m.kind, "query": round(m.query_value, 4), "hit": round(m.hit_value, 4),
+                 "share": round(m.share, 4)} for m in matches]
+
+    return {"components": {k: round(v, 4) for k, v in hit.components.items()},
+            "agreeing": rows(hit.agreeing), "differing": rows(hit.differing)}
 
 
 def _write_sheet(args, result, title: str) -> None:
@@ -178,7 +200,7 @@ def run_search(args) -> int:
                           persons=[_person(p) for p in args.person],
                           exclude_persons=[_person(p) for p in args.exclude_person],
                           sources=args.source, exclude_own_person=args.exclude_own,
-                          thumbnails=bool(args.sheet))
+                          thumbnails=bool(args.sheet), explain=True)
     return _emit_result(args, result, "expression search")
 
 
@@ -186,7 +208,7 @@ def run_search(args) -> int:
 def run_cross(args) -> int:
     with _client(args) as c:
         result = c.cross(_query(args), _person(args.person), k=args.top_k, face_index=args.face_index,
-                         thumbnails=bool(args.sheet))
+                         thumbnails=bool(args.sheet), explain=True)
     return _emit_result(args, result, f"{args.person} making the query's expression")
 
 

@@ -41,6 +41,18 @@ class Upload:
 
 
 @dataclass
+class ComponentMatch:
+    """How query and hit compare on one named expression component (see FaceHit.agreeing)."""
+
+    name: str
+    kind: str              # "emotion" | "action_unit" | "geometry"
+    query_value: float
+    hit_value: float
+    contribution: float    # agreeing: q_i*h_i; differing: (q_i - h_i)^2, in vector units
+    share: float           # of the dot product (agreeing) or of the distance (differing)
+
+
+@dataclass
 class FaceHit:
     face_id: int
     source_uri: str
@@ -52,6 +64,11 @@ class FaceHit:
     distance: float
     track_id: int = -1
     thumbnail: bytes = b""
+    # with explain=True: named components (e.g. "happy": 0.93, "lip_corner_pull": 1.2) and
+    # why the hit matched: the components shared most and those that differ most
+    components: dict[str, float] = field(default_factory=dict)
+    agreeing: list[ComponentMatch] = field(default_factory=list)
+    differing: list[ComponentMatch] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +88,7 @@ class QueryFace:
     faces: list[DetectedFace] = field(default_factory=list)
     face_index: int = -1
     bbox: tuple[float, float, float, float] | None = None
+    components: dict[str, float] = field(default_factory=dict)  # with explain=True
 
 
 @dataclass
@@ -113,6 +131,7 @@ class Face:
     person_name: str
     thumbnail: bytes
     has_identity: bool
+    components: dict[str, float] = field(default_factory=dict)  # named expression components
 
 
 @dataclass
@@ -147,9 +166,18 @@ def _person_ref(person: int | str) -> common_pb2.PersonRef:
     return common_pb2.PersonRef(name=str(person))
 
 
+def _components(repeated) -> dict[str, float]:
+    return {c.name: c.value for c in repeated}
+
+
+def _matches(repeated) -> list[ComponentMatch]:
+    return [ComponentMatch(m.name, m.kind, m.query_value, m.hit_value, m.contribution, m.share) for m in repeated]
+
+
 def _hit(h) -> FaceHit:
     return FaceHit(h.face_id, h.source_uri, h.timestamp_ms, h.frame_index, _bbox(h.bbox),
-                   h.person_id, h.person_name, h.distance, h.track_id, h.thumbnail)
+                   h.person_id, h.person_name, h.distance, h.track_id, h.thumbnail,
+                   _components(h.components), _matches(h.agreeing), _matches(h.differing))
 
 
 def _result(resp) -> SearchResult:
@@ -160,6 +188,7 @@ def _result(resp) -> SearchResult:
         faces=[DetectedFace(f.index, _bbox(f.bbox), f.det_score, f.quality_passed, f.quality_reason)
                for f in q.faces],
         bbox=_bbox(q.bbox) if q.HasField("bbox") else None,
+        components=_components(q.components),
     )
     return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms)
 
@@ -308,8 +337,12 @@ class Client:
     def search(self, query, *, k: int = 10, face_index: int | None = None,
                persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
                sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
-               exclude_own_person: bool = False, thumbnails: bool = False) -> SearchResult:
-        """Faces with the expression closest to the query's (squared-L2 distance)."""
+               exclude_own_person: bool = False, thumbnails: bool = False,
+               explain: bool = False) -> SearchResult:
+        """Faces with the expression closest to the query's (squared-L2 distance).
+
+        explain: each hit carries its named components and the ones that agree
+        and differ most with the query's (FaceHit.agreeing / differing)."""
         filters = common_pb2.Filters(
             persons=[_person_ref(p) for p in persons],
             exclude_persons=[_person_ref(p) for p in exclude_persons],
@@ -320,7 +353,7 @@ class Client:
             filters.time_range.end_ms = int(time_range[1] or 0)
         req = search_pb2.SearchExpressionRequest(
             query=self.face_query(query, face_index=face_index, exclude_own_person=exclude_own_person),
-            top_k=k, filters=filters, include_thumbnails=thumbnails,
+            top_k=k, filters=filters, include_thumbnails=thumbnails, explain=explain,
         )
         return _result(self._unary.SearchExpression(req, timeout=self.timeout, metadata=self._metadata))
 
@@ -329,11 +362,11 @@ class Client:
         return self._unary.SearchExpression(request, timeout=self.timeout, metadata=self._metadata)
 
     def cross(self, query, person: int | str, *, k: int = 10, face_index: int | None = None,
-              thumbnails: bool = False) -> SearchResult:
-        """Faces of `person` (id or name) making the query face's expression."""
+              thumbnails: bool = False, explain: bool = False) -> SearchResult:
+        """Faces of `person` (id or name) making the query face's expression (explain: as search)."""
         req = search_pb2.CrossIdentityRequest(
             query=self.face_query(query, face_index=face_index), target=_person_ref(person),
-            top_k=k, include_thumbnails=thumbnails,
+            top_k=k, include_thumbnails=thumbnails, explain=explain,
         )
         return _result(self._unary.CrossIdentitySearch(req, timeout=self.timeout, metadata=self._metadata))
 
@@ -355,7 +388,7 @@ class Client:
             np.asarray(r.landmarks5, dtype=np.float32).reshape(-1, 2), r.det_score, r.sharpness,
             r.yaw, r.pitch, r.roll, np.asarray(r.expression.values, dtype=np.float32),
             np.asarray(r.pooled.values, dtype=np.float32), r.track_id, r.person_id,
-            r.person_name, r.thumbnail, r.has_identity,
+            r.person_name, r.thumbnail, r.has_identity, _components(r.components),
         )
 
     def persons(self) -> list[Person]:

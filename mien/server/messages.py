@@ -24,3 +24,30 @@ def add_hits(repeated, records, distances, person_name) -> None:
         box.x1, box.y1, box.x2, box.y2 = rec.bbox
         if rec.thumbnail:
             hit.thumbnail = rec.thumbnail
+
+
+def add_components(repeated, components) -> None:
+    """Append an ExpressionComponent per engine Component to `repeated`."""
+    add = repeated.add
+    for c in components:
+        add(name=c.name, kind=c.kind, value=c.value)
+
+
+def add_explanations(reply, query_vector, hit_vectors, encoder: str, top: int = 3) -> None:
+    """Fill a SearchResponse's query and hit components and each hit's agreeing/differing ones.
+
+    hit_vectors: the hits' stored expression vectors, in reply.hits order.
+    Does nothing for encoders whose dimensions have no names (FEENet).
+    """
+    from mien.engine.faces import explain
+
+    if not explain.has_components(encoder):
+        return
+    add_components(reply.query.components, explain.components(query_vector, encoder))
+    for hit, vec in zip(reply.hits, hit_vectors):
+        add_components(hit.components, explain.components(vec, encoder))
+        why = explain.explain(query_vector, vec, encoder, top)
+        for repeated, matches in ((hit.agreeing, why.agreeing), (hit.differing, why.differing)):
+            for m in matches:
+                repeated.add(name=m.name, kind=m.kind, query_value=m.query_value, hit_value=m.hit_value,
+                             contribution=m.contribution, share=m.share)

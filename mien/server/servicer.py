@@ -12,7 +12,7 @@ import numpy as np
 from mien.errors import BadInputError, TooLargeError
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
-from mien.server.messages import add_hits
+from mien.server.messages import add_components, add_explanations, add_hits
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 _SearchResponse = search_pb2.SearchResponse
@@ -23,10 +23,14 @@ class MienServicer(search_pb2_grpc.MienServicer):
         self.ctx = ctx
 
     # -- helpers ----------------------------------------------------------------
-    def _reply(self, hits, vec, source, start: float):
-        """The SearchResponse for store Hits searched with records=True."""
+    def _reply(self, hits, vec, source, start: float, explain: bool = False):
+        """The SearchResponse for store Hits searched with records=True; explain: why each hit matched."""
         reply = _SearchResponse(query=self._query_face(vec, source))
         add_hits(reply.hits, [h.record for h in hits], [h.distance for h in hits], self.ctx.person_name)
+        if explain and hits:
+            store = self.ctx.store
+            add_explanations(reply, vec, store.vectors([h.face_id for h in hits], kind="expression"),
+                             str((store.encoders or {}).get("expression", "")))
         reply.elapsed_ms = (time.perf_counter() - start) * 1000.0
         return reply
 
@@ -84,7 +88,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         vec, source = ctx.resolve_query(request.query, kind="expression")
         kw = self._filters(request.filters, request.query, source)
         hits = ctx.store.search(vec, k, **kw, records=True, thumbnails=request.include_thumbnails)
-        return self._reply(hits, vec, source, start)
+        return self._reply(hits, vec, source, start, request.explain)
 
     @rpc
     def CrossIdentitySearch(self, request, context):
@@ -97,7 +101,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         vec, source = ctx.resolve_query(request.query, kind="expression")
         hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=_own_face(source), records=True,
                                        thumbnails=request.include_thumbnails)
-        return self._reply(hits, vec, source, start)
+        return self._reply(hits, vec, source, start, request.explain)
 
     @rpc
     def SearchIdentity(self, request, context):
@@ -116,7 +120,7 @@ class MienServicer(search_pb2_grpc.MienServicer):
         rec = store.get_face(request.face_id)
         x1, y1, x2, y2 = rec.bbox
         has_identity = rec.identity is not None
-        return search_pb2.FaceRecord(
+        reply = search_pb2.FaceRecord(
             face_id=rec.face_id, source_uri=rec.source_uri, frame_index=rec.frame_index,
             timestamp_ms=rec.timestamp_ms, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
             landmarks5=np.asarray(rec.landmarks5, dtype=np.float32).ravel().tolist(),
@@ -129,6 +133,11 @@ class MienServicer(search_pb2_grpc.MienServicer):
             thumbnail=rec.thumbnail or store.get_thumbnail(rec.face_id),
             has_identity=has_identity,
         )
+        from mien.engine.faces.explain import components
+
+        encoder = str((store.encoders or {}).get("expression", ""))
+        add_components(reply.components, components(rec.expression, encoder))
+        return reply
 
     @staticmethod
     def _person(p) -> common_pb2.Person:

@@ -75,7 +75,7 @@ class Filters(_message.Message):
     def __init__(self, persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., exclude_persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., sources: _Optional[_Iterable[str]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ...) -> None: ...
 
 class FaceHit(_message.Message):
-    __slots__ = ("face_id", "source_uri", "timestamp_ms", "frame_index", "bbox", "person_id", "person_name", "distance", "thumbnail", "track_id")
+    __slots__ = ("face_id", "source_uri", "timestamp_ms", "frame_index", "bbox", "person_id", "person_name", "distance", "thumbnail", "track_id", "components", "agreeing", "differing")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,9 @@ class FaceHit(_message.Message):
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    AGREEING_FIELD_NUMBER: _ClassVar[int]
+    DIFFERING_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     source_uri: str
     timestamp_ms: int
@@ -96,7 +99,36 @@ class FaceHit(_message.Message):
     distance: float
     thumbnail: bytes
     track_id: int
-    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., frame_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., distance: _Optional[float] = ..., thumbnail: _Optional[bytes] = ..., track_id: _Optional[int] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[ExpressionComponent]
+    agreeing: _containers.RepeatedCompositeFieldContainer[ComponentMatch]
+    differing: _containers.RepeatedCompositeFieldContainer[ComponentMatch]
+    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., frame_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., distance: _Optional[float] = ..., thumbnail: _Optional[bytes] = ..., track_id: _Optional[int] = ..., components: _Optional[_Iterable[_Union[ExpressionComponent, _Mapping]]] = ..., agreeing: _Optional[_Iterable[_Union[ComponentMatch, _Mapping]]] = ..., differing: _Optional[_Iterable[_Union[ComponentMatch, _Mapping]]] = ...) -> None: ...
+
+class ExpressionComponent(_message.Message):
+    __slots__ = ("name", "kind", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    value: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+
+class ComponentMatch(_message.Message):
+    __slots__ = ("name", "kind", "query_value", "hit_value", "contribution", "share")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VALUE_FIELD_NUMBER: _ClassVar[int]
+    HIT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    query_value: float
+    hit_value: float
+    contribution: float
+    share: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., query_value: _Optional[float] = ..., hit_value: _Optional[float] = ..., contribution: _Optional[float] = ..., share: _Optional[float] = ...) -> None: ...
 
 class Person(_message.Message):
     __slots__ = ("person_id", "name", "face_count")
@@ -123,17 +155,19 @@ class DetectedFace(_message.Message):
     def __init__(self, index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., det_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., quality_reason: _Optional[str] = ...) -> None: ...
 
 class QueryFace(_message.Message):
-    __slots__ = ("vector", "face_id", "person_id", "faces", "face_index", "bbox")
+    __slots__ = ("vector", "face_id", "person_id", "faces", "face_index", "bbox", "components")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     FACE_INDEX_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     vector: Vector
     face_id: int
     person_id: int
     faces: _containers.RepeatedCompositeFieldContainer[DetectedFace]
     face_index: int
     bbox: BBox
-    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., face_id: _Optional[int] = ..., person_id: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ..., face_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[ExpressionComponent]
+    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., face_id: _Optional[int] = ..., person_id: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ..., face_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., components: _Optional[_Iterable[_Union[ExpressionComponent, _Mapping]]] = ...) -> None: ...

@@ -8,28 +8,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SearchExpressionRequest(_message.Message):
-    __slots__ = ("query", "top_k", "filters", "include_thumbnails")
+    __slots__ = ("query", "top_k", "filters", "include_thumbnails", "explain")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.FaceQuery
     top_k: int
     filters: _common_pb2.Filters
     include_thumbnails: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+    explain: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., include_thumbnails: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class CrossIdentityRequest(_message.Message):
-    __slots__ = ("query", "target", "top_k", "include_thumbnails")
+    __slots__ = ("query", "target", "top_k", "include_thumbnails", "explain")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.FaceQuery
     target: _common_pb2.PersonRef
     top_k: int
     include_thumbnails: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+    explain: bool
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class SearchIdentityRequest(_message.Message):
     __slots__ = ("query", "top_k", "include_thumbnails")
@@ -58,7 +62,7 @@ class GetFaceRequest(_message.Message):
     def __init__(self, face_id: _Optional[int] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
-    __slots__ = ("face_id", "source_uri", "frame_index", "timestamp_ms", "bbox", "landmarks5", "det_score", "sharpness", "yaw", "pitch", "roll", "expression", "pooled", "track_id", "person_id", "person_name", "thumbnail", "has_identity")
+    __slots__ = ("face_id", "source_uri", "frame_index", "timestamp_ms", "bbox", "landmarks5", "det_score", "sharpness", "yaw", "pitch", "roll", "expression", "pooled", "track_id", "person_id", "person_name", "thumbnail", "has_identity", "components")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +81,7 @@ class FaceRecord(_message.Message):
     PERSON_NAME_FIELD_NUMBER: _ClassVar[int]
     THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     HAS_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     source_uri: str
     frame_index: int
@@ -95,7 +100,8 @@ class FaceRecord(_message.Message):
     person_name: str
     thumbnail: bytes
     has_identity: bool
-    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExpressionComponent]
+    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[_common_pb2.ExpressionComponent, _Mapping]]] = ...) -> None: ...
 
 class ListPersonsRequest(_message.Message):
     __slots__ = ()
