@@ -67,6 +67,14 @@ def register(subparsers) -> None:
     p.add_argument("--keyframe-seconds", type=float, default=2.0,
                    help="video: full-frame detection this often, known faces followed in between "
                         "(0 = full detection on every sampled frame; default %(default)s)")
+    g = p.add_argument_group("Ray (analysis on a cluster; the archive must be at the same path on every node)")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="analyse on Ray: no ADDRESS = $RAY_ADDRESS or a new local cluster; 'auto' = the "
+                        "cluster this node belongs to; 'ray://HEAD:10001' or 'HEAD:6379'. --workers is then "
+                        "the number of actors (0 = as many as fit)")
+    g.add_argument("--ray-cpus-per-worker", type=float, default=1.0, metavar="N")
+    g.add_argument("--ray-gpus-per-worker", type=float, default=0.0, metavar="N",
+                   help="e.g. 1 (or 0.5 to share a GPU) to run the models on GPU nodes; with --device cuda")
     add_engine_args(p)
     p.set_defaults(func=cmd_index)
 
@@ -122,7 +130,9 @@ def cmd_index(args) -> int:
                            strict=args.strict, workers=args.workers,
                            person_threshold=args.identity_threshold,
                            show_progress=not args.quiet,
-                           keyframe_seconds=args.keyframe_seconds)
+                           keyframe_seconds=args.keyframe_seconds, ray_address=args.ray,
+                           ray_cpus_per_worker=args.ray_cpus_per_worker,
+                           ray_gpus_per_worker=args.ray_gpus_per_worker)
     engine_config = engine_config_from(args)
     if args.min_face is None:  # keep the detection scale the store was built with
         from mien.indexer.pipeline import engine_config_for

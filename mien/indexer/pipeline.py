@@ -417,7 +417,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
                 summary.seconds = time.perf_counter() - started
                 return summary
 
-    runner = make_runner(engine_config, options.workers)
+    runner = make_runner(engine_config, options.workers, options)
     try:
         try:
             encoders = runner.submit(worker.encoders).result()

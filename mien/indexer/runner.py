@@ -1,4 +1,5 @@
-"""Where analysis jobs run: a pool of worker processes, or this process.
+"""Where analysis jobs run: a pool of worker processes, or this process
+(or a Ray cluster: ray_runner.RayRunner, same interface).
 
 Processes, not threads: dlib's detector and the Python glue hold the GIL, so
 threads would not use the second core. Workers are started with "spawn" so
@@ -77,7 +78,15 @@ def _spawn_safe() -> bool:
     return main_file is None or os.path.exists(main_file)
 
 
-def make_runner(engine_config, workers: int = 0):
+def make_runner(engine_config, workers: int = 0, options=None):
+    """options (IndexOptions): with ray_address set (`mien index --ray`), a Ray actor pool;
+    otherwise Ray is never imported."""
+    if options is not None and getattr(options, "ray_address", None) is not None:
+        from mien.indexer.ray_runner import RayRunner
+
+        return RayRunner(engine_config, workers, address=options.ray_address,
+                         cpus_per_worker=options.ray_cpus_per_worker,
+                         gpus_per_worker=options.ray_gpus_per_worker)
     workers = workers or (os.cpu_count() or 1)
     if workers <= 1 or not _spawn_safe():
         return InlineRunner(engine_config)

@@ -24,6 +24,11 @@ class IndexOptions:
     person_threshold: float | None = None   # identity distance for same person; None = per encoder
     max_pixels: int = 64_000_000     # larger images/frames fail as too large (decompression bombs)
     show_progress: bool = True       # tqdm bar on stderr
+    # `mien index --ray`: None = local processes (Ray never imported); "" = Ray's default
+    # (RAY_ADDRESS or a new local cluster), "auto", "ray://head:10001" or "host:port"
+    ray_address: str | None = None
+    ray_cpus_per_worker: float = 1.0  # per analysis actor (models load once per actor)
+    ray_gpus_per_worker: float = 0.0  # > 0 puts actors on GPU nodes (FEENet, ArcFace, SCRFD)
 
 
 @dataclass
