@@ -36,3 +36,104 @@ def test_second_pass_is_stable():
     three, _ = mesher.mesh(img, roi, passes=3)
     iod = face.inter_ocular
     assert np.abs(two[:, :2] - three[:, :2]).max() / iod < 0.05
+
+
+# -- BlazeFace: anchors, decoding, tiling -------------------------------------
+
+def test_anchor_grid_and_decoding_of_a_synthetic_output():
+    from mien.engine.faces import blazeface
+
+    a = blazeface.anchors()
+    assert a.shape == (2304, 2)
+    assert np.allclose(a[0], [0.5 / 48, 0.5 / 48]) and np.allclose(a[48], [0.5 / 48, 1.5 / 48])
+    raw = np.zeros((1, 2304, 16), np.float32)
+    scores = np.full((1, 2304, 1), -10.0, np.float32)
+    i = 20 * 48 + 30                       # row 20, column 30
+    raw[0, i, :4] = [2.0, -3.0, 40.0, 50.0]  # offset (px of the 192 input), w, h
+    raw[0, i, 4:6] = [-10.0, -8.0]          # first keypoint relative to the anchor
+    scores[0, i, 0] = 3.0
+    boxes, kps, s = blazeface.decode(raw, scores)
+    assert len(boxes) == 1 and s[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    cx, cy = 30.5 * 4 + 2.0, 20.5 * 4 - 3.0
+    assert np.allclose(boxes[0], [cx - 20, cy - 25, cx + 20, cy + 25])
+    assert np.allclose(kps[0, 0], [30.5 * 4 - 10, 20.5 * 4 - 8])
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces():
+    from mien.engine.faces.blazeface import Detection, weighted_nms
+
+    kp = np.zeros((6, 2), np.float32)
+    dets = [Detection(np.array([0, 0, 10, 10], np.float32), kp, 0.9),
+            Detection(np.array([1, 1, 11, 11], np.float32), kp + 1, 0.6),
+            Detection(np.array([50, 50, 60, 60], np.float32), kp, 0.7)]
+    out = weighted_nms(dets)
+    assert len(out) == 2 and out[0].score == 0.9
+    assert np.allclose(out[0].box, [0.4, 0.4, 10.4, 10.4])   # score-weighted mean (0.9, 0.6)
+
+
+def test_tiles_cover_the_picture_with_overlap():
+    from mien.engine.faces.blazeface import tiles
+
+    t = tiles(1280, 720)
+    assert len(t) == 4 and t[0][:2] == (0, 0) and t[-1][2:] == (1280, 720)
+    overlap = t[0][2] - t[1][0]
+    assert overlap == pytest.approx(0.25 * (t[0][2] - t[0][0]), abs=2)
+
+
+def test_tiles_find_the_small_faces_of_a_group_photo():
+    from mien.engine.faces.blazeface import BlazeFace
+
+    bf = BlazeFace()
+    whole = bf.detect(t1(), tile=False)
+    tiled = bf.detect(t1(), tile=True)
+    assert len(tiled) == 6 and len(whole) <= len(tiled)
+    for det in tiled:  # eyes level-ish and inside the box
+        x1, y1, x2, y2 = det.box
+        assert all(x1 <= k[0] <= x2 and y1 <= k[1] <= y2 for k in det.keypoints[:4])
+
+
+# -- the detector --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mp_faces():
+    return analyzer(detector="mediapipe").detect(t1())
+
+
+def test_mediapipe_detector_finds_every_t1_face_with_mesh_and_68(mp_faces):
+    from faces_support import T1_CENTRES, find
+
+    assert len(mp_faces) == 6
+    for xy in T1_CENTRES.values():
+        find(mp_faces, xy)
+    for f in mp_faces:
+        assert f.mesh.shape == (468, 3) and f.mesh_presence >= 0.5
+        assert f.landmarks68.shape == (68, 2) and f.landmarks5.shape == (5, 2)
+        le, re, nose, lm, rm = f.landmarks5
+        assert le[0] < re[0] and lm[0] < rm[0] and nose[1] > max(le[1], re[1]) - 5
+
+
+def test_landmarks_agree_with_dlib_on_the_same_faces(mp_faces, dlib_faces):
+    from mien.engine.faces.identity import DlibIdentity
+    from mien.engine.faces import EngineConfig
+
+    ident = DlibIdentity(EngineConfig())
+    for fd in dlib_faces:
+        fm = min(mp_faces, key=lambda f: np.linalg.norm(f.landmarks5.mean(0) - fd.landmarks5.mean(0)))
+        iod = fd.inter_ocular
+        assert np.linalg.norm(fm.landmarks5 - fd.landmarks5, axis=1).max() / iod < 0.25
+        assert np.linalg.norm(fm.landmarks68 - fd.landmarks68, axis=1).mean() / iod < 0.1
+        a, b = ident.embed(t1(), [fm])[0], ident.embed(t1(), [fd])[0]
+        assert np.linalg.norm(a - b) < 0.15   # same person by far (dlib's threshold is 0.6)
+
+
+def test_detect_near_follows_faces_by_their_mesh(mp_faces):
+    det = analyzer(detector="mediapipe").detector
+    shifted = np.ascontiguousarray(np.roll(t1(), (12, -15), axis=(0, 1)))
+    found = det.detect_near(shifted, mp_faces)
+    assert len(found) == len(mp_faces)
+    for before, after in zip(mp_faces, found):
+        assert after is not None
+        move = after.landmarks5.mean(0) - before.landmarks5.mean(0)
+        assert np.allclose(move, [-15, 12], atol=4)
+    blank = np.full_like(t1(), 127)
+    assert det.detect_near(blank, mp_faces) == [None] * len(mp_faces)

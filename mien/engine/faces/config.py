@@ -53,6 +53,7 @@ class EngineConfig:
     sharpness_min: float = 3.0        # FaceQA: reject sid below this
     yaw_max: float = 50.0             # FaceQA: reject |yaw| above this (degrees)
     pitch_max: float | None = None    # FaceQA: optional |pitch| limit (degrees)
+    reject_occluded: bool = False     # FaceQA: reject faces with an occluded mouth (else only flag them)
     det_threshold: float = 0.2        # minimum detector score (dlib HOG: below ~0.2 are mostly false hits)
     device: str = "cpu"               # FEENet: "cpu" | "cuda"
     batch_size: int = 32              # FEENet / ArcFace batch size

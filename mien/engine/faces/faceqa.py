@@ -8,11 +8,21 @@ not the brow. Measuring at a fixed face scale makes one threshold (3.0) mean
 the same for a 40 px face and a 400 px face; faces far smaller than 70 px
 IOD are upsampled, lose detail and correctly score low.
 
-Head pose: cv2.solvePnP of the 5 points against a generic 3D face (mm,
-camera axes: x right, y down, z away from the camera; frontal face looks
-at the camera), focal length = the image's longest side.
-yaw > 0: the face turns towards the image's right; pitch > 0: chin down;
-roll > 0: clockwise in the image.
+Head pose: for faces with a FaceMesh (the MediaPipe front end), Procrustes
+of the mesh against a neutral reference mesh (meshpose.py); for others
+(dlib, insightface), cv2.solvePnP of the 5 points against a generic 3D face
+(mm, camera axes: x right, y down, z away from the camera; frontal face
+looks at the camera), focal length = the image's longest side. PnP of 5
+points is unreliable on small faces and its yaw sign disagrees with
+mirroring on many faces; the mesh pose flips sign under mirroring within a
+few degrees (tests/test_faces_mediapipe.py). Mesh convention:
+yaw > 0: the person turns to their own left (nose towards the image's
+right); pitch > 0: chin down; roll > 0: clockwise in the image.
+
+Occlusion (faces with a mesh that passed the other checks): occlusion.py's
+mouth score and flag go into Quality; they reject the face only with
+EngineConfig.reject_occluded (indexing keeps occluded faces, flagged, so
+tags and summaries can leave them out).
 """
 
 from __future__ import annotations
@@ -109,9 +119,18 @@ def head_pose(landmarks5: np.ndarray, image_shape) -> tuple[float, float, float]
     return angles(rot)
 
 
+def face_pose(face: Face, image_shape) -> tuple[float, float, float]:
+    """(yaw, pitch, roll): from the mesh when the face has one, else PnP of the 5 points."""
+    if face.mesh is not None:
+        from mien.engine.faces.meshpose import head_pose as mesh_pose
+
+        return mesh_pose(face.mesh)
+    return head_pose(face.landmarks5, image_shape)
+
+
 def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig) -> Quality:
     sid = sharpness(image, face.landmarks5)
-    yaw, pitch, roll = head_pose(face.landmarks5, image.shape)
+    yaw, pitch, roll = face_pose(face, image.shape)
     reasons = []
     if not sid >= cfg.sharpness_min:
         reasons.append("blurry")
@@ -119,5 +138,13 @@ def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig) -> Quality:
         reasons.append("yaw")
     if cfg.pitch_max is not None and not abs(pitch) <= cfg.pitch_max:
         reasons.append("pitch")
+    occlusion, occluded = 0.0, False
+    if face.mesh is not None and not reasons:  # rejected faces are not kept: spare the 2 mesh passes
+        from mien.engine.faces.occlusion import THRESHOLD, occlusion_score
+
+        occlusion = occlusion_score(image, face.mesh)
+        occluded = occlusion > THRESHOLD
+        if occluded and cfg.reject_occluded:
+            reasons.append("occluded")
     return Quality(sharpness=sid, yaw=yaw, pitch=pitch, roll=roll,
-                   passed=not reasons, reason=",".join(reasons))
+                   passed=not reasons, reason=",".join(reasons), occluded=occluded, occlusion=occlusion)

@@ -17,6 +17,11 @@ class Quality:
     roll: float
     passed: bool
     reason: str = ""
+    # mouth occlusion (a hand, a microphone): the score of occlusion.py (measured on faces
+    # with a FaceMesh that passed the other checks, else 0) and whether it exceeds the threshold.
+    # Stored with the face; rejects it only with EngineConfig.reject_occluded.
+    occluded: bool = False
+    occlusion: float = 0.0
 
 
 @dataclass
