@@ -116,6 +116,7 @@ def _record(FaceRecord, uri: str, face, frame_index: int, ts: int, track_id: int
         pitch=float(q.pitch), roll=float(q.roll), expression=expr, pooled=expr.copy(),
         identity=None if identity is None else np.asarray(identity, np.float32),
         track_id=int(track_id), thumbnail=face.thumbnail or b"",
+        occluded=bool(getattr(q, "occluded", False)), occlusion=float(getattr(q, "occlusion", 0.0)),
     )
 
 

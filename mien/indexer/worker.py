@@ -86,6 +86,7 @@ class ImageResult:
 
 def _strip(face):
     face.crop = None  # 224x224x3 aligned crop: not needed after embedding
+    face.mesh = None  # 468x3 floats (5.6 kB): the main process keeps every face of a video
     return face
 
 
@@ -112,6 +113,7 @@ def identity_patch(image: np.ndarray, face) -> Patch:
     if face.landmarks68 is not None:
         moved.landmarks68 = ((face.landmarks68 - offset) * scale).astype(np.float32)
     moved.crop, moved.thumbnail, moved.identity, moved.expression = None, b"", None, None
+    moved.mesh = None  # identity needs the 5 / 68 points only
     return Patch(np.ascontiguousarray(patch), moved)
 
 
@@ -173,7 +175,9 @@ def _detect_segment(images: list, guided: bool) -> list[list]:
         elif not previous:
             faces = []  # nobody in the last frame: wait for the next keyframe
         else:
-            found = near(image, [f.bbox for f in previous])
+            # MediaPipe follows faces from their last mesh; dlib re-finds boxes
+            tracks_faces = getattr(an.detector, "tracks_faces", False)
+            found = near(image, previous if tracks_faces else [f.bbox for f in previous])
             faces = [f for f in found if f is not None]
             if len(faces) < len(found):
                 faces = an.detect(image)  # a face got lost: look at the whole frame

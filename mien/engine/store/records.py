@@ -45,6 +45,10 @@ class FaceRecord:
     person_id: int = -1
     thumbnail: bytes = b""
     face_id: int = -1
+    # mouth occlusion from FaceQA (Quality.occluded / occlusion); False / 0.0 for faces
+    # indexed before it existed or without a FaceMesh
+    occluded: bool = False
+    occlusion: float = 0.0
 
 
 @dataclass
@@ -158,10 +162,14 @@ def _unpack(value: bytes) -> tuple[dict, memoryview]:
 
 # A face value: a fixed binary header (no JSON parse on the read path: the
 # server decodes one per search hit), the uri, then 10 landmark and 16 pooled
-# floats. The leading 0xFFFFFFFF tells it from the older JSON-header values
-# (a JSON length can never be that), which are still decoded.
+# floats (the pooled vector is always the last 16 floats: pooled_of).
+# Written: _FACE_HDR2 (magic 0xFFFFFFFE: + occluded flag and occlusion score).
+# Still read: _FACE_HDR (0xFFFFFFFF, before occlusion) and the older JSON-header
+# values (a JSON length can never be either magic).
 _FACE_MAGIC = b"\xff\xff\xff\xff"
 _FACE_HDR = struct.Struct("<4sqq4ff4fiI")  # magic frame ts bbox det q(4) track uri_len
+_FACE_MAGIC2 = b"\xfe\xff\xff\xff"
+_FACE_HDR2 = struct.Struct("<4sqq4ff4fiIBf")  # ... uri_len occluded occlusion
 
 
 def encode_face(f: FaceRecord) -> bytes:
@@ -171,9 +179,10 @@ def encode_face(f: FaceRecord) -> bytes:
     if len(f.bbox) != 4:
         raise BadInputError(f"bbox must have 4 values, got {len(f.bbox)}")
     uri = f.source_uri.encode()
-    head = _FACE_HDR.pack(_FACE_MAGIC, int(f.frame_index), int(f.timestamp_ms), *(float(x) for x in f.bbox),
-                          float(f.det_score), float(f.sharpness), float(f.yaw), float(f.pitch),
-                          float(f.roll), int(f.track_id), len(uri))
+    head = _FACE_HDR2.pack(_FACE_MAGIC2, int(f.frame_index), int(f.timestamp_ms), *(float(x) for x in f.bbox),
+                           float(f.det_score), float(f.sharpness), float(f.yaw), float(f.pitch),
+                           float(f.roll), int(f.track_id), len(uri), int(bool(f.occluded)),
+                           float(f.occlusion))
     pooled = as_vector(f.pooled, EXPR_DIM, "pooled vector")
     return b"".join((head, uri, lm.astype("<f4").tobytes(), pooled.astype("<f4").tobytes()))
 
@@ -188,8 +197,14 @@ def _row_person(row: bytes) -> int:
 
 def _face_header(value) -> tuple:
     """(uri, frame, ts, bbox, det, sharpness, yaw, pitch, roll, track, (buffer, offset))
-    of either format, without numpy; the 26 floats (10 landmark, 16 pooled) start
+    of any format, without numpy; the 26 floats (10 landmark, 16 pooled) start
     at offset in buffer."""
+    if value[:4] == _FACE_MAGIC2:
+        (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n, _occ, _score) = \
+            _FACE_HDR2.unpack_from(value, 0)
+        o = _FACE_HDR2.size
+        uri = bytes(value[o:o + n]).decode()
+        return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, (value, o + n)
     if value[:4] == _FACE_MAGIC:
         (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
         o = _FACE_HDR.size
@@ -200,9 +215,18 @@ def _face_header(value) -> tuple:
     return h["s"], h["f"], h["t"], tuple(h["b"]), h["d"], q[0], q[1], q[2], q[3], h["tr"], (tail, 0)
 
 
+def face_occlusion(value) -> tuple[bool, float]:
+    """(occluded, occlusion score) of a `faces` value; (False, 0.0) for the formats before it."""
+    if value[:4] == _FACE_MAGIC2:
+        _, _, _, _, _, _, _, _, _, _, _, _, _, _, occ, score = _FACE_HDR2.unpack_from(value, 0)
+        return bool(occ), float(score)
+    return False, 0.0
+
+
 def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: bytes) -> FaceRecord:
     """A FaceRecord from its `faces` value and its raw `vec` row (VEC_DTYPE bytes)."""
     uri, frame, ts, bbox, det, sh, yaw, pitch, roll, tr, (buf, at) = _face_header(value)
+    occluded, occlusion = face_occlusion(value)
     floats = np.frombuffer(buf, dtype="<f4", count=26, offset=at).copy()
     return FaceRecord(
         source_uri=uri, frame_index=frame, timestamp_ms=ts, bbox=bbox,
@@ -210,7 +234,7 @@ def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: byt
         sharpness=sh, yaw=yaw, pitch=pitch, roll=roll,
         expression=np.frombuffer(row, dtype="<f4", count=EXPR_DIM).copy(), pooled=floats[10:26],
         identity=identity, track_id=tr, person_id=_row_person(row),
-        thumbnail=thumbnail, face_id=face_id,
+        thumbnail=thumbnail, face_id=face_id, occluded=occluded, occlusion=occlusion,
     )
 
 
