@@ -96,19 +96,51 @@ class RowFilter:
                 and self.time_range is None)
 
 
-def ann_template(n_train: int):
-    """An untrained IVF-SQ8 sized for n_train training vectors."""
+# IVF parameters follow the face count (benchmarks/search.py measures them at 1M and 10M):
+MAX_LISTS = 16384   # `lists` holds a list number in a uint16 (NO_LIST reserved)
+BASE_PROBES = 16    # probes up to BASE_LISTS lists; more lists get more probes
+BASE_LISTS = 4096
+REGROW = 4          # retrain once the face count calls for REGROW x the template's lists
+
+
+def ivf_lists(n: int) -> int:
+    """IVF lists for n faces: ~4 sqrt(n) (the low end of faiss's 4-16 sqrt(n): fewer, longer
+    lists keep the quantizer cheap on 16-d vectors), at least 39 training points per list,
+    a power of two, at most MAX_LISTS. 100k -> 1024, 1M -> 2048, 10M -> 8192."""
+    nlist = int(max(1, min(MAX_LISTS, 4 * np.sqrt(max(n, 1)), n // 39)))
+    return 1 << int(np.log2(nlist))
+
+
+def ivf_probes(nlist: int, base: int = BASE_PROBES) -> int:
+    """Lists a query probes: `base` up to BASE_LISTS lists; beyond, base x sqrt(nlist /
+    BASE_LISTS), so the share of the store a query sees shrinks slower than the lists do."""
+    return int(round(base * max(1.0, np.sqrt(nlist / BASE_LISTS))))
+
+
+def ivf_outgrown(nlist: int, n: int) -> bool:
+    """A template with nlist lists is too coarse for n faces (lists REGROW x too long)."""
+    return ivf_lists(n) >= REGROW * nlist
+
+
+def template_lists(template_bytes: bytes) -> int:
     import faiss
 
-    nlist = int(max(1, min(4096, 4 * np.sqrt(n_train), n_train // 39)))
-    nlist = 1 << int(np.log2(nlist))  # a power of two: tidy, no other reason
-    return faiss.index_factory(EXPR_DIM, f"IVF{nlist},SQ8", faiss.METRIC_L2)
+    index = faiss.deserialize_index(np.frombuffer(template_bytes, dtype=np.uint8))
+    return int(faiss.extract_index_ivf(index).nlist)
+
+
+def ann_template(n_train: int):
+    """An untrained IVF-SQ8 sized for n_train faces (ivf_lists)."""
+    import faiss
+
+    return faiss.index_factory(EXPR_DIM, f"IVF{ivf_lists(n_train)},SQ8", faiss.METRIC_L2)
 
 
 class FaceIndex:
     def __init__(self, nprobe: int = 16, k_factor: int = 4, exact_limit: int = 65536,
                  probe_min: int = 4096):
         self.nprobe, self.k_factor, self.exact_limit = nprobe, k_factor, exact_limit
+        self.base_probes = nprobe  # nprobe at <= BASE_LISTS lists; start() scales it (ivf_probes)
         self.probe_min = probe_min  # persons with more rows probe IVF lists in restricted()
         self.ids = Grow(np.int64)
         self.vec = Grow(np.uint16, EXPR_DIM)  # bfloat16 bits
@@ -117,7 +149,7 @@ class FaceIndex:
         self.src = Grow(np.int32)
         self.person = Grow(np.int32)
         self.alive = Grow(np.bool_)
-        self.lists = Grow(np.uint16)  # IVF list of each row, NO_LIST if none (nlist <= 4096)
+        self.lists = Grow(np.uint16)  # IVF list of each row, NO_LIST if none (nlist <= MAX_LISTS)
         self.ann = None  # faiss index whose ids are rows
         self.ivf = False
         self.person_rows: dict[int, np.ndarray] = {}
@@ -144,6 +176,7 @@ class FaceIndex:
             self.ann, self.ivf = faiss.IndexFlatL2(EXPR_DIM), False
         else:
             self.ann = faiss.deserialize_index(np.frombuffer(template_bytes, dtype=np.uint8))
+            self.nprobe = ivf_probes(faiss.extract_index_ivf(self.ann).nlist, self.base_probes)
             self.ann.nprobe = self.nprobe
             self.ivf = True
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from mien.engine.store import shards as shardio
 from mien.engine.store.db import WriterLock, acquire_env, release_env
-from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template
+from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template, ivf_outgrown, template_lists
 from mien.engine.store.records import (
     EXPR_DIM, ID_KEY, VEC_DTYPE, FaceRecord, Hit, HitRecord, SourceRecord, Tag, as_vector, decode_face,
     decode_hit, decode_rows, decode_source, decode_tag, encode_face, encode_row, encode_source, encode_tag,
@@ -394,8 +394,14 @@ class Store(PersonsMixin):
                 template = txn.get(b"template", db=m)
                 template = bytes(template) if template is not None else None
                 epoch = _int(txn, m, b"epoch")
+                sealed_faces = sum(s["count"] for s in json.loads(bytes(txn.get(b"shards", db=m))))
                 ids, rows = self._scan_rows(txn, sealed + 1)
             if len(ids) == 0:
+                return
+            if template is not None and ivf_outgrown(template_lists(template), sealed_faces + len(ids)):
+                # the store outgrew its IVF (lists too long for its size): retrain for the
+                # face count and rewrite every shard; that seals this tail too
+                self.rebuild_shards()
                 return
             new_template = template is None
             if new_template:
