@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/engine.py [--repeat 3] [--out engine.json]
 
 Stages: detection (ms per image, by image size), then per face: landmarks,
-FaceQA, alignment (+thumbnail), identity (dlib ResNet), default expression,
+FaceQA, alignment (+thumbnail), identity (dlib ResNet), expression encoders
+(landmarks-v1; the default fer-au-v2 on faces with a mesh, its fer and AU
+parts alone, and on faces without a mesh, where it runs FaceMesh itself),
 FEENet (random init) at batch 1 and 32. End to end: FaceAnalyzer.analyze
 with identity, faces/s. Baseline: the face_recognition library's own
 pipeline (face_locations + face_encodings, the same dlib models) on the same
@@ -13,6 +15,7 @@ images, measured in the same run; ratio = ours / baseline.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import subprocess
@@ -72,6 +75,9 @@ def main(argv=None) -> int:
     from mien.engine.faces.align import expression_crop
     from mien.engine.faces.analyzer import thumbnail
     from mien.engine.faces.detect import landmarks68, to_gray
+    from mien.engine.faces import expression_fer as fer
+    from mien.engine.faces import expression_v2 as v2
+    from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
 
     images = load_photos()
     cfg = EngineConfig(upsample=args.upsample, min_face=args.min_face)
@@ -79,7 +85,9 @@ def main(argv=None) -> int:
     det = an.detector
     stages: dict[str, float] = {}
     per_image_rows = []
-    per_face = {"landmarks": [], "faceqa": [], "alignment": [], "identity": [], "expression_landmarks": []}
+    per_face = {"landmarks": [], "faceqa": [], "alignment": [], "identity": [], "expression_landmarks": [],
+                "expression_fer_au_v2": [], "expression_fer_part": [], "expression_au_part": [],
+                "expression_fer_au_v2_filling_mesh": []}
     all_crops = []
     total_faces = 0
     for name, img in tqdm(list(images.items()), desc="stages", unit="img"):
@@ -102,7 +110,20 @@ def main(argv=None) -> int:
         all_crops += [f.crop for f in faces]
         per_face["identity"].append(timed(lambda: an.identity_encoder.embed(img, faces), 1)[0] / n)
         per_face["expression_landmarks"].append(
-            timed(lambda: an.expression_encoder.encode_faces(faces), args.repeat)[0] / n)
+            timed(lambda: LandmarkExpressionEncoder().encode_faces(faces), args.repeat)[0] / n)
+        # fer-au-v2 on faces that carry a mesh (the MediaPipe front end), its two parts, and
+        # on faces without one (dlib, insightface: the encoder runs FaceMesh itself)
+        v2.ensure_mesh(img, faces)
+        per_face["expression_fer_au_v2"].append(timed(lambda: v2.encode_image_faces(img, faces), args.repeat)[0] / n)
+        per_face["expression_fer_part"].append(timed(lambda: fer.distributions(img, faces), args.repeat)[0] / n)
+        per_face["expression_au_part"].append(timed(lambda: v2.au_matrix(img, faces), args.repeat)[0] / n)
+
+        def meshless():
+            bare = [copy.copy(f) for f in faces]
+            for f in bare:
+                f.mesh = None
+            v2.encode_image_faces(img, bare)
+        per_face["expression_fer_au_v2_filling_mesh"].append(timed(meshless, args.repeat)[0] / n)
 
     for name, size, nf, ms in per_image_rows:
         stages[f"detection[{name} {size}]"] = ms
