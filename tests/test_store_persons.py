@@ -209,3 +209,54 @@ def test_store_from_older_mien_gets_counts_recomputed_once(tmp_path):
             np.testing.assert_allclose(got.centroid, want[pid].centroid, atol=1e-6)
         assert w.get_person(a).reference is not None  # a named person's old centroid is its reference
         assert_persons_exact(w)
+
+
+def test_merge_refuses_persons_sharing_a_frame(w):
+    """Two faces of one frame are two people: merge_persons says where, and writes nothing."""
+    a = w.add_person(None, np.ones(32))
+    b = w.add_person(None, -np.ones(32))
+    faces = source_faces("v.mp4", 1, persons=[a, b], n=4)
+    for f in faces:
+        f.timestamp_ms = 500 if f.frame_index < 2 else 900 + f.frame_index  # faces 0 (a) and 1 (b) share a frame
+    ids = w.replace_source(source_record("v.mp4", 1), faces)
+    assert w.frame_conflicts(w.person_face_ids(a), w.person_face_ids(b)) == [("v.mp4", 500)]
+    with pytest.raises(BadInputError, match="same frame"):
+        w.merge_persons(a, b)
+    assert (w.get_person(a).count, w.get_person(b).count) == (2, 2)
+    # two faces of one person in different frames are no conflict; the explicit override merges
+    assert w.frame_conflicts(ids[0::2], ids[0::2]) == []
+    w.merge_persons(a, b, allow_same_frame=True)
+    assert w.get_person(b).count == 4
+    assert_persons_exact(w)
+
+
+def test_split_and_delete_person(w):
+    named = w.add_person("ann", np.eye(32)[0])
+    ids = w.replace_source(source_record("v.mp4", 1), source_faces("v.mp4", 1, persons=[named], n=6))
+    new = w.split_person(ids[:2])
+    assert new != named and w.get_person(new).name is None
+    assert sorted(w.person_face_ids(new)) == ids[:2] and w.get_person(named).count == 4
+    assert w.get_person(named).name == "ann"  # ids and names of the rest stay
+    with pytest.raises(BadInputError):
+        w.split_person([ids[0], ids[3]])  # faces of two persons
+    with pytest.raises(NotFoundError):
+        w.split_person([999_999])
+    with pytest.raises(BadInputError):
+        w.delete_person(named)  # it has faces
+    w.delete_person(named, release_faces=True)
+    with pytest.raises(NotFoundError):
+        w.get_person(named)
+    assert all(w.get_face(i).person_id == -1 for i in ids[2:])
+    assert w.stats()["faces"] == 6  # the faces stay, unknown
+    assert_persons_exact(w)
+
+
+def test_person_rules_are_recorded(w):
+    assert w.person_rules() is None
+    rules = {"identity": "dlib-resnet", "threshold": 0.36, "margin": 0.04}
+    assert w.record_person_rules(rules) is None
+    assert w.record_person_rules(rules) is None  # the same rules again: nothing to say
+    other = dict(rules, threshold=0.5)
+    assert w.record_person_rules(other) == rules  # a later run with another threshold is told
+    got = w.person_rules()
+    assert got["threshold"] == 0.5 and got["previous"] == [rules]
