@@ -256,3 +256,25 @@ def test_ids_stay_when_naming_and_split_delete(tmp_path, capsys):
         assert store.get_face(o3_face).person_id == -1
         assert moved not in {p.person_id for p in store.list_persons()}
         assert store.check_persons() == []
+
+
+def test_a_run_with_another_threshold_says_so(tmp_path, caplog):
+    import logging
+
+    from mien.engine.store import Store
+    from mien.indexer import IndexOptions, index_paths
+
+    store_dir = tmp_path / "store"
+    small_photo("biden", tmp_path / "a" / "b.jpg")
+    index([tmp_path / "a"], store_dir)
+    with Store(store_dir, "r") as store:
+        recorded = store.person_rules()
+    assert recorded["threshold"] == rules().threshold and recorded["identity"] == analyzer().encoders["identity"]
+    small_photo("obama2", tmp_path / "a" / "o.jpg")
+    with caplog.at_level(logging.WARNING, logger="mien.indexer.pipeline"):
+        index_paths([tmp_path / "a"], store_dir, options=IndexOptions(person_threshold=0.3, **OPTS))
+    assert any("linked with identity threshold" in r.getMessage() and "0.3" in r.getMessage()
+               for r in caplog.records)
+    with Store(store_dir, "r") as store:
+        now = store.person_rules()
+    assert now["threshold"] == 0.3 and now["previous"][-1]["threshold"] == recorded["threshold"]
