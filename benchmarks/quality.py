@@ -255,6 +255,7 @@ def face_vectors(faces: dict, names: list[str] | None = None,
 
 # -- the report --------------------------------------------------------------------------
 KINDS = ("random", "same_emotion")
+REFERENCE = "fer-au-v2"   # the new default: compared pairwise with every other encoder
 
 
 def score(triplets: list[dict], ratings: dict, vectors: dict) -> dict:
@@ -284,6 +285,35 @@ def score(triplets: list[dict], ratings: dict, vectors: dict) -> dict:
         row["answers"] = answers
         report["encoders"][name] = row
     return report
+
+
+def sign_test(only_a: int, only_b: int) -> float:
+    """Two-sided exact sign test (McNemar) on the triplets exactly one of two encoders gets right."""
+    from math import comb
+
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2.0 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(report: dict, reference: str, triplets: list[dict], ratings: dict) -> dict:
+    """`reference` against every other encoder on the unanimous triplets, by kind: who alone is right."""
+    votes = {t["id"]: [r[t["id"]] for r in ratings.values()] for t in triplets}
+    truth = {t: v[0] for t, v in votes.items() if len(set(v)) == 1}
+    ref = report["encoders"][reference]["answers"]
+    out = {}
+    for name, row in report["encoders"].items():
+        if name == reference:
+            continue
+        for kind in (*KINDS, "all"):
+            ids = [t["id"] for t in triplets if t["id"] in truth and kind in ("all", t["kind"])]
+            only_ref = sum(ref[t] == truth[t] != row["answers"][t] for t in ids)
+            only_other = sum(row["answers"][t] == truth[t] != ref[t] for t in ids)
+            out.setdefault(name, {})[kind] = {f"only_{reference}": only_ref, f"only_{name}": only_other,
+                                              "sign_test_p": sign_test(only_ref, only_other)}
+    return out
 
 
 def label_answers(triplets: list[dict], faces: dict) -> dict[str, int]:
@@ -361,6 +391,8 @@ def main(argv=None) -> int:
     vectors, found = face_vectors(faces, args.encoders)
     report = score(triplets, ratings, vectors)
     report["material"]["easiness"] = easiness(triplets, faces, ratings)
+    if REFERENCE in report["encoders"]:
+        report["paired_vs_" + REFERENCE] = paired(report, REFERENCE, triplets, ratings)
     report["material"]["faces"] = len(faces)
     report["material"]["faces_found_by_front_end"] = found
     report["material"]["raters"] = [str(p) for p in paths]
@@ -372,6 +404,13 @@ def main(argv=None) -> int:
     print("how easy: the builder's broad labels (smile / slight smile / neutral / open mouth / other) "
           "alone decide " + ", ".join(f"{e[k]['decided_by_broad_labels']} {k}" for k in KINDS)
           + f" triplets, and match the raters' majority on {e['all']['accuracy']:.0%} of those")
+    pairs = report.get("paired_vs_" + REFERENCE, {})
+    if pairs:
+        print(f"paired on the unanimous triplets (all kinds): triplets only {REFERENCE} gets right / "
+              "only the other gets right, exact sign-test p")
+        for name, r in pairs.items():
+            a = r["all"]
+            print(f"  vs {name}: {a['only_' + REFERENCE]} / {a['only_' + name]}, p = {a['sign_test_p']:.2f}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")

@@ -131,3 +131,11 @@ def test_broad_labels_decide_only_two_against_one():
                 {"id": "T2", "kind": "random", "faces": ["a", "c", "d"]},
                 {"id": "T3", "kind": "same_emotion", "faces": ["a", "b", "b"]}]
     assert quality.label_answers(triplets, faces) == {"T1": 2}
+
+
+def test_sign_test():
+    assert quality.sign_test(0, 0) == 1.0
+    assert quality.sign_test(3, 3) == 1.0
+    # 6 against 0: 2 * (1/2)^6
+    assert quality.sign_test(6, 0) == pytest.approx(2 / 64)
+    assert quality.sign_test(0, 6) == pytest.approx(2 / 64)
