@@ -368,6 +368,17 @@ def print_report(report: dict) -> None:
     print_table(rows, cols)
 
 
+def finite(value):
+    """The report with NaN (an empty subset) as null, so the JSON is strict."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def main(argv=None) -> int:
     import argparse
     import json
@@ -412,7 +423,7 @@ def main(argv=None) -> int:
             a = r["all"]
             print(f"  vs {name}: {a['only_' + REFERENCE]} / {a['only_' + name]}, p = {a['sign_test_p']:.2f}")
     if args.out:
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        args.out.write_text(json.dumps(finite(report), indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.out}")
     return 0
 
