@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mien.indexer.persons import KnownPerson, PersonBook, normalise
+from mien.indexer.persons import PersonBook, normalise
 
 
 @dataclass
@@ -40,6 +40,7 @@ def assign_persons(book: PersonBook, groups: list[Group]) -> tuple[list[int], in
     book learns each decision, so later groups of the source can join a person
     an earlier one started.
     """
+    book.trim_cache()
     order = sorted(range(len(groups)), key=lambda i: (book.match(groups[i].vectors).distance, i))
     claimed: dict[int, set] = {}
     out = [0] * len(groups)
@@ -52,8 +53,7 @@ def assign_persons(book: PersonBook, groups: list[Group]) -> tuple[list[int], in
         if pid is None:
             pid = -2 - n_new
             n_new += 1
-            book.persons[pid] = KnownPerson(pid, None, np.zeros((0, g.vectors.shape[1]), np.float32))
-        book.persons[pid].add(g.vectors)
+        book.add(pid, g.vectors)
         claimed.setdefault(pid, set()).update(g.frames)
         out[i] = pid
     return out, n_new
@@ -76,20 +76,19 @@ def commit_source(store, book: PersonBook, source, records, groups) -> int:
     try:
         store.replace_source(source, records, new_persons=persons)
     except BaseException:
-        for i in range(n_new):              # nothing was written: forget the placeholders,
-            book.persons.pop(-2 - i, None)  # and re-read the persons this source touched
+        for i in range(n_new):     # nothing was written: forget the placeholders,
+            book.forget(-2 - i)    # and re-read the persons this source touched
         for pid in {p for p in pids if p >= 0}:
-            book.refresh(store, pid)
+            book.refresh(pid)
         raise
     # the in-memory book mirrors what the store holds now
     for i, p in enumerate(persons):
-        known = book.persons.pop(-2 - i)
-        book.persons[p.person_id] = KnownPerson(p.person_id, None, known.members)
+        book.renumber(-2 - i, p.person_id)
     for record in records:
         if record.person_id <= -2:
             record.person_id = persons[-2 - record.person_id].person_id
     for pid in before - {-1}:  # the replaced faces may have emptied (deleted) or shifted a person
-        book.refresh(store, pid)
+        book.refresh(pid)
     return n_new
 
 

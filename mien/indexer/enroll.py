@@ -123,8 +123,8 @@ def enroll_person(store_dir, name: str, images, engine_config=None, *, face_inde
         held = set() if pid is None else {int(f) for f in store.person_face_ids(pid)}
 
         # candidates: anonymous persons within the threshold, closest first
-        candidates = sorted((book.distance(vectors, p), p.person_id) for p in book.persons.values()
-                            if not p.name)
+        candidates = sorted((book.distance(vectors, p), p) for p in book.shortlist(vectors)
+                            if not book.persons[p].name)
         merged, skipped, renamed = [], [], None
         for d, other in candidates:
             if d > rules.threshold:
@@ -133,8 +133,9 @@ def enroll_person(store_dir, name: str, images, engine_config=None, *, face_inde
             if faces & others:
                 skipped.append((other, "holds another face of an enrolment photo"))
                 continue
-            rival = [q.person_id for q in book.persons.values()
-                     if q.name and q.name != name and book.distance(book.persons[other].members, q) < d + rules.margin]
+            rival = [q for q in book.shortlist(book.members(other))
+                     if book.persons[q].name not in (None, name)
+                     and book.distance(book.members(other), q) < d + rules.margin]
             if rival:
                 skipped.append((other, f"as close to named person {rival[0]}"))
                 continue

@@ -20,7 +20,7 @@ come from is in CALIBRATION and `benchmarks/persons.py` re-derives them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -142,11 +142,8 @@ def cluster(vectors: np.ndarray, threshold: float, cannot_link=()) -> np.ndarray
 class KnownPerson:
     person_id: int
     name: str | None
-    members: np.ndarray                      # (m, dim) unit identity vectors of its faces (distinct, capped)
-
-    def add(self, vectors: np.ndarray) -> None:
-        self.members = _cap(np.concatenate([self.members, normalise(vectors)])) if len(self.members) \
-            else _cap(normalise(vectors))
+    centroid: np.ndarray                     # unit; only to shortlist candidates
+    members: np.ndarray | None = None        # (m, dim) unit identities of its faces, loaded when needed
 
 
 def _cap(rows: np.ndarray) -> np.ndarray:
@@ -168,12 +165,23 @@ class Decision:
     reason: str = ""                         # "named", "anonymous", "none close", "ambiguous"
 
 
-@dataclass
 class PersonBook:
-    """The persons of the store as seen by the single writer: member identities per person."""
+    """The store's persons as the single writer sees them.
 
-    rules: LinkRules
-    persons: dict = field(default_factory=dict)   # person id -> KnownPerson
+    Holds every person's centroid (to shortlist) and, for the shortlisted
+    ones, their member identities (read from the store when first needed,
+    at most MAX_CACHED persons at a time): memory grows with the persons, not
+    with their faces. Persons the current source creates live here under
+    placeholder ids (-2 - i) until the store assigns theirs.
+    """
+
+    SHORTLIST = 12           # nearest persons by centroid that are judged by their faces
+    MAX_CACHED = 4096        # persons whose member identities stay in memory
+
+    def __init__(self, rules: LinkRules, store=None):
+        self.rules, self.store = rules, store
+        self.persons: dict[int, KnownPerson] = {}
+        self._matrix = None  # (ids, centroids) for the shortlist, rebuilt after changes
 
     @property
     def threshold(self) -> float:
@@ -181,40 +189,99 @@ class PersonBook:
 
     @classmethod
     def from_store(cls, store, rules: LinkRules) -> "PersonBook":
-        book = cls(rules)
+        book = cls(rules, store)
         for p in store.list_persons():
-            book.refresh(store, p.person_id)
+            book._take(p)
         return book
 
-    def refresh(self, store, person_id: int) -> None:
+    def _take(self, p) -> None:
+        self.persons[p.person_id] = KnownPerson(p.person_id, p.name, normalise(p.centroid))
+        self._matrix = None
+
+    def refresh(self, person_id: int) -> None:
         """Take the person as the store has it now (gone if the store deleted it)."""
         from mien.errors import NotFoundError
 
         try:
-            p = store.get_person(person_id)
+            self._take(self.store.get_person(person_id))
         except NotFoundError:
-            self.persons.pop(person_id, None)
-            return
-        _, rows = store.person_identities(person_id)
-        if p.reference is not None and len(p.reference) == rows.shape[1]:
-            rows = np.concatenate([normalise(p.reference)[None, :], rows])  # the enrolled photos vote too
-        elif len(rows) == 0 and p.centroid is not None and np.linalg.norm(p.centroid) > 0:
-            rows = normalise(p.centroid)[None, :]
-        self.persons[person_id] = KnownPerson(person_id, p.name, _cap(normalise(rows)))
+            self.forget(person_id)
 
-    def distance(self, vectors: np.ndarray, person: KnownPerson) -> float:
+    def forget(self, person_id: int) -> None:
+        self.persons.pop(person_id, None)
+        self._matrix = None
+
+    def members(self, person_id: int) -> np.ndarray:
+        p = self.persons[person_id]
+        if p.members is None:
+            rows = np.zeros((0, len(p.centroid)), np.float32)
+            if self.store is not None and person_id >= 0:
+                _, rows = self.store.person_identities(person_id)
+                ref = self.store.get_person(person_id).reference
+                if ref is not None and len(ref) == rows.shape[1]:
+                    rows = np.concatenate([normalise(ref)[None, :], rows])  # the enrolled photos vote too
+            if len(rows) == 0:
+                rows = p.centroid[None, :]
+            p.members = _cap(normalise(rows))
+        return p.members
+
+    def add(self, person_id: int, vectors: np.ndarray, name=None) -> None:
+        """The group's identities join person_id (a new placeholder person if unknown)."""
+        vectors = normalise(np.atleast_2d(vectors))
+        if person_id not in self.persons:
+            self.persons[person_id] = KnownPerson(person_id, name, normalise(vectors.mean(axis=0)), vectors[:0])
+        rows = np.concatenate([self.members(person_id), vectors])
+        p = self.persons[person_id]
+        p.members = _cap(rows)
+        p.centroid = normalise(rows.mean(axis=0))
+        self._matrix = None
+
+    def renumber(self, old: int, new: int) -> None:
+        p = self.persons.pop(old)
+        p.person_id = new
+        self.persons[new] = p
+        self._matrix = None
+
+    def trim_cache(self) -> None:
+        """Drop cached members beyond MAX_CACHED (committed persons only: the store has them)."""
+        cached = [pid for pid, p in self.persons.items() if p.members is not None and pid >= 0]
+        for pid in cached[:max(0, len(cached) - self.MAX_CACHED)]:
+            self.persons[pid].members = None
+
+    def distance(self, vectors: np.ndarray, person_id: int) -> float:
         """Median distance from the group's vectors to the person's member faces."""
-        if len(person.members) == 0 or person.members.shape[1] != np.atleast_2d(vectors).shape[1]:
+        members = self.members(person_id)
+        vectors = np.atleast_2d(vectors)
+        if len(members) == 0 or members.shape[1] != vectors.shape[1]:
             return float("inf")
-        return float(np.median(distances(normalise(vectors), person.members)))
+        return float(np.median(distances(normalise(vectors), members)))
 
-    def distinct(self, a: KnownPerson, b: KnownPerson) -> bool:
-        """Would the rules keep a and b apart (their faces farther than the threshold)?"""
-        return self.distance(a.members, b) > self.threshold
+    def distinct(self, a: int, b: int) -> bool:
+        """Would the rules keep persons a and b apart (their faces farther than the threshold)?"""
+        return self.distance(self.members(a), b) > self.threshold
 
-    def match(self, vectors: np.ndarray, exclude=()) -> Decision:
+    def shortlist(self, vectors: np.ndarray) -> list[int]:
+        """The persons worth judging by their faces: nearest centroids, and all near ones."""
+        if not self.persons:
+            return []
+        if self._matrix is None:
+            ids = np.fromiter(self.persons, dtype=np.int64, count=len(self.persons))
+            dims = {len(self.persons[int(i)].centroid) for i in ids}
+            if len(dims) != 1:  # a store mixing identity sizes: judge everyone
+                return [int(i) for i in ids]
+            self._matrix = (ids, np.stack([self.persons[int(i)].centroid for i in ids]))
+        ids, mat = self._matrix
+        q = normalise(np.atleast_2d(vectors).mean(axis=0))
+        if mat.shape[1] != len(q):
+            return []
+        d = distances(q, mat)[0]
+        near = np.argsort(d, kind="stable")[:self.SHORTLIST]
+        near = np.union1d(near, np.flatnonzero(d <= self.threshold + 0.2))
+        return [int(ids[i]) for i in near]
+
+    def match(self, vectors: np.ndarray) -> Decision:
         """Which person the group of identity `vectors` is, by the rules above."""
-        scored = sorted((self.distance(vectors, p), pid) for pid, p in self.persons.items() if pid not in exclude)
+        scored = sorted((self.distance(vectors, pid), pid) for pid in self.shortlist(vectors))
         if not scored or scored[0][0] > self.threshold:
             return Decision(None, scored[0][0] if scored else float("inf"), reason="none close")
         named = [(d, pid) for d, pid in scored if d <= self.threshold and self.persons[pid].name]
@@ -222,7 +289,6 @@ class PersonBook:
         others = [(d, pid) for d, pid in scored if pid != best]
         runner = others[0] if others else (float("inf"), None)
         decision = Decision(best, d1, (runner[1], runner[0]), "named" if named else "anonymous")
-        if runner[1] is not None and runner[0] - d1 < self.rules.margin \
-                and self.distinct(self.persons[best], self.persons[runner[1]]):
+        if runner[1] is not None and runner[0] - d1 < self.rules.margin and self.distinct(best, runner[1]):
             return Decision(None, d1, (runner[1], runner[0]), "ambiguous")
         return decision
