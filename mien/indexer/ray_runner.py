@@ -44,17 +44,39 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
     ray = _ray()
     if ray.is_initialized():
         return
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address:
-        kwargs["address"] = address
-    elif num_cpus:
-        kwargs["num_cpus"] = num_cpus
+    _check_reachable(address)
+    if address and address.startswith("ray://"):
+        kwargs = {"address": address}  # Ray Client: the cluster's own settings apply
+    else:
+        kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if address:
+            kwargs["address"] = address
+        elif num_cpus:
+            kwargs["num_cpus"] = num_cpus
     try:
         ray.init(**kwargs)
     except ConnectionError as exc:
         from mien.errors import BadInputError
 
         raise BadInputError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast on a head that does not answer: ray.init would retry for minutes."""
+    import socket
+
+    from mien.errors import BadInputError
+
+    if not address or address == "auto":
+        return
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BadInputError(f"--ray {address!r}: expected auto, ray://HOST:PORT or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise BadInputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 class _Actor:
