@@ -31,6 +31,17 @@ system-deps:
 		echo "note: gRPC C++ not found (Debian/Ubuntu: apt-get install libgrpc++-dev);" \
 		     "mien serve will use the pure-Python server"; \
 	fi
+	@# Headless Chromium for the web app's browser tests (tests/test_web_app.py drives it with
+	@# Playwright through its executable path; nothing downloads a browser)
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the web app's browser tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: could not install chromium; the web app's browser tests will be skipped"; \
+	else \
+		echo "note: Chromium not found (Debian/Ubuntu: apt-get install chromium);" \
+		     "the web app's browser tests (tests/test_web_app.py) will be skipped"; \
+	fi
 
 demo: $(STAMP)
 	$(VENV)/bin/mien demo --workdir demo-out

@@ -229,7 +229,7 @@ def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, **k
         return _serve(store_dir, grace_s=grace_s, **kwargs)
 
 
-def _serve(store_dir, *, grace_s: float, **kwargs) -> int:
+def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs) -> int:
     server, port = build_server(store_dir, **kwargs)
     stop = threading.Event()
 
@@ -246,8 +246,18 @@ def _serve(store_dir, *, grace_s: float, **kwargs) -> int:
              "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",
              ", ".join(str(r) for r in ctx.allowed_roots) or "none",
              ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
+    web = None
+    if http_port is not None:  # the web app and JSON API over the same context (mien.web)
+        from mien.web import start_web
+
+        web = start_web(ctx, port=http_port, host=kwargs.get("host", "127.0.0.1"), token=kwargs.get("token"))
+        log.info("mien web app on http://%s:%d/", kwargs.get("host", "127.0.0.1"), web.server_address[1])
     while not stop.wait(1.0):
         pass
+    if web is not None:
+        from mien.web import stop_web
+
+        stop_web(web)
     server.mien_health.enter_graceful_shutdown()  # health says NOT_SERVING while draining
     server.stop(grace_s).wait()
     ctx.close()

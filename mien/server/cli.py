@@ -35,6 +35,10 @@ def register(subparsers) -> None:
                         "handlers (lower latency; built when libgrpc++-dev was present at install), "
                         "'python' is grpcio's server, 'auto' native when built (default %(default)s)")
     p.add_argument("--grace", type=float, default=5.0, help="seconds to drain calls on SIGTERM")
+    p.add_argument("--http", type=int, default=None, metavar="PORT",
+                   help="also serve the web app and its JSON API (/v1/...) on this port, on the same "
+                        "--host (loopback by default) and guarded by the same token; source photos and "
+                        "videos are shown only from under --allow-root folders")
     p.set_defaults(func=run)
 
 
@@ -55,4 +59,4 @@ def run(args) -> int:
     return serve(args.store, port=args.port, host=args.host, workers=args.workers,
                  token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
-                 front=args.front)
+                 front=args.front, http_port=args.http)

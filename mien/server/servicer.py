@@ -239,6 +239,102 @@ class MienServicer(search_pb2_grpc.MienServicer):
             expires_in_ms=int(self.ctx.limits.upload_ttl_s * 1000),
         )
 
+    # -- persons and sources (the web app's and remote users' edits) ------------------
+    @rpc
+    def RenamePerson(self, request, context):
+        person = self._person_ref(request.person, "RenamePerson")
+        name = _person_name(request.name)
+        with self.ctx.open_writer() as writer:
+            writer.update_person(person.person_id, name=name)
+            _forget_names(self.ctx)
+            return self._person(writer.get_person(person.person_id))
+
+    @rpc
+    def MergePersons(self, request, context):
+        src = self._person_ref(request.source, "MergePersons (source)")
+        dst = self._person_ref(request.target, "MergePersons (target)")
+        with self.ctx.open_writer() as writer:
+            writer.merge_persons(src.person_id, dst.person_id, allow_same_frame=request.allow_same_frame)
+            _forget_names(self.ctx)
+            return self._person(writer.get_person(dst.person_id))
+
+    @rpc
+    def SplitPerson(self, request, context):
+        if not request.face_ids:
+            raise BadInputError("SplitPerson needs at least one face id")
+        with self.ctx.open_writer() as writer:
+            pid = writer.split_person(list(request.face_ids))
+            return self._person(writer.get_person(pid))
+
+    @rpc
+    def DeletePerson(self, request, context):
+        person = self._person_ref(request.person, "DeletePerson")
+        with self.ctx.open_writer() as writer:
+            released = len(writer.person_face_ids(person.person_id))
+            writer.delete_person(person.person_id, release_faces=request.release_faces)
+            _forget_names(self.ctx)
+        return search_pb2.DeletePersonResponse(person_id=person.person_id, released_faces=released)
+
+    @rpc
+    def ListPersonFaces(self, request, context):
+        from mien.server.paging import decode_token, encode_token, page_size
+
+        person = self._person_ref(request.person, "ListPersonFaces")
+        size = page_size(request.page_size, 50, self.ctx.limits.max_top_k)
+        after = decode_token(request.page_token, int)
+        ids = [int(i) for i in self.ctx.store.person_face_ids(person.person_id)]
+        rest = [i for i in ids if after is None or i > after]
+        page = rest[:size]
+        reply = search_pb2.ListPersonFacesResponse(total_size=len(ids))
+        if page:
+            records = self.ctx.store.hit_records(page, thumbnail=request.include_thumbnails)
+            add_hits(reply.faces, records, [0.0] * len(page), self.ctx.person_name)
+        if len(rest) > size:
+            reply.next_page_token = encode_token(page[-1])
+        return reply
+
+    @rpc
+    def ListSources(self, request, context):
+        from mien.server.paging import decode_token, encode_token, page_size
+
+        size = page_size(request.page_size, 100, 1000)
+        after = decode_token(request.page_token, str)
+        sources = sorted(self.ctx.store.list_sources(), key=lambda s: s.uri)
+        rest = [s for s in sources if after is None or s.uri > after]
+        page = rest[:size]
+        reply = search_pb2.ListSourcesResponse(total_size=len(sources), sources=[
+            search_pb2.Source(uri=s.uri, kind=_SOURCE_KIND.get(s.kind, 0), status=_SOURCE_STATUS.get(s.status, 0),
+                              error=s.error or "", face_count=s.face_count, duration_ms=s.duration_ms,
+                              frames=s.frames)
+            for s in page])
+        if len(rest) > size:
+            reply.next_page_token = encode_token(page[-1].uri)
+        return reply
+
+    def _person_ref(self, ref, call: str):
+        if not ref.WhichOneof("ref"):
+            raise BadInputError(f"{call} needs a person (id or name)")
+        return self.ctx.person(ref)
+
+
+_SOURCE_KIND = {"image": search_pb2.SOURCE_KIND_IMAGE, "video": search_pb2.SOURCE_KIND_VIDEO}
+_SOURCE_STATUS = {"done": search_pb2.SOURCE_STATUS_DONE, "failed": search_pb2.SOURCE_STATUS_FAILED}
+
+
+def _forget_names(ctx) -> None:
+    # hits show names from a cache refreshed every second; after an edit the
+    # very next search must show the new name
+    ctx._names_at = 0.0
+
+
+def _person_name(name: str) -> str:
+    """A usable person name, or BadInputError saying what is wrong with it."""
+    if not name or name != name.strip():
+        raise BadInputError("a person's name must be non-empty, without leading or trailing spaces")
+    if len(name) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadInputError("a person's name holds at most 128 characters and no control characters")
+    return name
+
 
 def _own_face(source) -> int | None:
     """The stored face a query came from (a face_id query), which its hits leave out."""

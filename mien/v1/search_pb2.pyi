@@ -1,11 +1,30 @@
 from mien.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SourceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOURCE_KIND_UNSPECIFIED: _ClassVar[SourceKind]
+    SOURCE_KIND_IMAGE: _ClassVar[SourceKind]
+    SOURCE_KIND_VIDEO: _ClassVar[SourceKind]
+
+class SourceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOURCE_STATUS_UNSPECIFIED: _ClassVar[SourceStatus]
+    SOURCE_STATUS_DONE: _ClassVar[SourceStatus]
+    SOURCE_STATUS_FAILED: _ClassVar[SourceStatus]
+SOURCE_KIND_UNSPECIFIED: SourceKind
+SOURCE_KIND_IMAGE: SourceKind
+SOURCE_KIND_VIDEO: SourceKind
+SOURCE_STATUS_UNSPECIFIED: SourceStatus
+SOURCE_STATUS_DONE: SourceStatus
+SOURCE_STATUS_FAILED: SourceStatus
 
 class SearchExpressionRequest(_message.Message):
     __slots__ = ("query", "top_k", "filters", "include_thumbnails", "explain")
@@ -189,3 +208,101 @@ class UploadImageResponse(_message.Message):
     size_bytes: int
     expires_in_ms: int
     def __init__(self, upload_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
+
+class RenamePersonRequest(_message.Message):
+    __slots__ = ("person", "name")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    person: _common_pb2.PersonRef
+    name: str
+    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class MergePersonsRequest(_message.Message):
+    __slots__ = ("source", "target", "allow_same_frame")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_SAME_FRAME_FIELD_NUMBER: _ClassVar[int]
+    source: _common_pb2.PersonRef
+    target: _common_pb2.PersonRef
+    allow_same_frame: bool
+    def __init__(self, source: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., allow_same_frame: _Optional[bool] = ...) -> None: ...
+
+class SplitPersonRequest(_message.Message):
+    __slots__ = ("face_ids",)
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, face_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DeletePersonRequest(_message.Message):
+    __slots__ = ("person", "release_faces")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FACES_FIELD_NUMBER: _ClassVar[int]
+    person: _common_pb2.PersonRef
+    release_faces: bool
+    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., release_faces: _Optional[bool] = ...) -> None: ...
+
+class DeletePersonResponse(_message.Message):
+    __slots__ = ("person_id", "released_faces")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FACES_FIELD_NUMBER: _ClassVar[int]
+    person_id: int
+    released_faces: int
+    def __init__(self, person_id: _Optional[int] = ..., released_faces: _Optional[int] = ...) -> None: ...
+
+class ListPersonFacesRequest(_message.Message):
+    __slots__ = ("person", "page_size", "page_token", "include_thumbnails")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    person: _common_pb2.PersonRef
+    page_size: int
+    page_token: str
+    include_thumbnails: bool
+    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+
+class ListPersonFacesResponse(_message.Message):
+    __slots__ = ("faces", "next_page_token", "total_size")
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[_common_pb2.FaceHit]
+    next_page_token: str
+    total_size: int
+    def __init__(self, faces: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class ListSourcesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class Source(_message.Message):
+    __slots__ = ("uri", "kind", "status", "error", "face_count", "duration_ms", "frames")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    kind: SourceKind
+    status: SourceStatus
+    error: str
+    face_count: int
+    duration_ms: int
+    frames: int
+    def __init__(self, uri: _Optional[str] = ..., kind: _Optional[_Union[SourceKind, str]] = ..., status: _Optional[_Union[SourceStatus, str]] = ..., error: _Optional[str] = ..., face_count: _Optional[int] = ..., duration_ms: _Optional[int] = ..., frames: _Optional[int] = ...) -> None: ...
+
+class ListSourcesResponse(_message.Message):
+    __slots__ = ("sources", "next_page_token", "total_size")
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[Source]
+    next_page_token: str
+    total_size: int
+    def __init__(self, sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...

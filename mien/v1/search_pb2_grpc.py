@@ -82,6 +82,36 @@ class MienStub:
                 request_serializer=mien_dot_v1_dot_search__pb2.ImageChunk.SerializeToString,
                 response_deserializer=mien_dot_v1_dot_search__pb2.UploadImageResponse.FromString,
                 _registered_method=True)
+        self.RenamePerson = channel.unary_unary(
+                '/mien.v1.Mien/RenamePerson',
+                request_serializer=mien_dot_v1_dot_search__pb2.RenamePersonRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_common__pb2.Person.FromString,
+                _registered_method=True)
+        self.MergePersons = channel.unary_unary(
+                '/mien.v1.Mien/MergePersons',
+                request_serializer=mien_dot_v1_dot_search__pb2.MergePersonsRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_common__pb2.Person.FromString,
+                _registered_method=True)
+        self.SplitPerson = channel.unary_unary(
+                '/mien.v1.Mien/SplitPerson',
+                request_serializer=mien_dot_v1_dot_search__pb2.SplitPersonRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_common__pb2.Person.FromString,
+                _registered_method=True)
+        self.DeletePerson = channel.unary_unary(
+                '/mien.v1.Mien/DeletePerson',
+                request_serializer=mien_dot_v1_dot_search__pb2.DeletePersonRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.DeletePersonResponse.FromString,
+                _registered_method=True)
+        self.ListPersonFaces = channel.unary_unary(
+                '/mien.v1.Mien/ListPersonFaces',
+                request_serializer=mien_dot_v1_dot_search__pb2.ListPersonFacesRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.ListPersonFacesResponse.FromString,
+                _registered_method=True)
+        self.ListSources = channel.unary_unary(
+                '/mien.v1.Mien/ListSources',
+                request_serializer=mien_dot_v1_dot_search__pb2.ListSourcesRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.ListSourcesResponse.FromString,
+                _registered_method=True)
 
 
 class MienServicer:
@@ -159,6 +189,54 @@ class MienServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenamePerson(self, request, context):
+        """Give a person a name, or a new one. INVALID_ARGUMENT when another person
+        already has that name. The person's id stays the same.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergePersons(self, request, context):
+        """Move every face of `source` to `target` and remove `source`; the target
+        keeps its name (or takes the source's when it has none). Refused with
+        INVALID_ARGUMENT when the two persons have faces in one image or video
+        frame (two faces of one frame are two people) unless allow_same_frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SplitPerson(self, request, context):
+        """Move some faces of one person to a new anonymous person; returns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePerson(self, request, context):
+        """Remove a person. A person who still has faces is refused with
+        INVALID_ARGUMENT unless release_faces, which makes them unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPersonFaces(self, request, context):
+        """The faces of one person, in ascending face id, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSources(self, request, context):
+        """The indexed sources (files) with kind, status and face counts, in
+        ascending URI order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MienServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +284,36 @@ def add_MienServicer_to_server(servicer, server):
                     servicer.UploadImage,
                     request_deserializer=mien_dot_v1_dot_search__pb2.ImageChunk.FromString,
                     response_serializer=mien_dot_v1_dot_search__pb2.UploadImageResponse.SerializeToString,
+            ),
+            'RenamePerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenamePerson,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.RenamePersonRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_common__pb2.Person.SerializeToString,
+            ),
+            'MergePersons': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergePersons,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.MergePersonsRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_common__pb2.Person.SerializeToString,
+            ),
+            'SplitPerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.SplitPerson,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.SplitPersonRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_common__pb2.Person.SerializeToString,
+            ),
+            'DeletePerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePerson,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.DeletePersonRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.DeletePersonResponse.SerializeToString,
+            ),
+            'ListPersonFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPersonFaces,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.ListPersonFacesRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.ListPersonFacesResponse.SerializeToString,
+            ),
+            'ListSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSources,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.ListSourcesRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.ListSourcesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +561,168 @@ class Mien:
             '/mien.v1.Mien/UploadImage',
             mien_dot_v1_dot_search__pb2.ImageChunk.SerializeToString,
             mien_dot_v1_dot_search__pb2.UploadImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenamePerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/RenamePerson',
+            mien_dot_v1_dot_search__pb2.RenamePersonRequest.SerializeToString,
+            mien_dot_v1_dot_common__pb2.Person.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergePersons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/MergePersons',
+            mien_dot_v1_dot_search__pb2.MergePersonsRequest.SerializeToString,
+            mien_dot_v1_dot_common__pb2.Person.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitPerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/SplitPerson',
+            mien_dot_v1_dot_search__pb2.SplitPersonRequest.SerializeToString,
+            mien_dot_v1_dot_common__pb2.Person.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/DeletePerson',
+            mien_dot_v1_dot_search__pb2.DeletePersonRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.DeletePersonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPersonFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/ListPersonFaces',
+            mien_dot_v1_dot_search__pb2.ListPersonFacesRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.ListPersonFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/ListSources',
+            mien_dot_v1_dot_search__pb2.ListSourcesRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.ListSourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,152 @@
+"""Source photos and videos for the browser: only indexed sources under the allowed roots.
+
+A file is served when (1) its URI is a source of the store, exactly as
+indexed, and (2) its real path (links resolved) lies under one of the
+server's allowed roots. Anything else is 404 / 403, whatever the path says.
+
+Browsers play WebM (VP8/VP9) and H.264/AV1 MP4 but not MJPG AVI or MPEG-4
+Part 2, which OpenCV writes and archives hold. Such videos are transcoded
+once to WebM VP8 (same frame rate, every frame kept, so timestamps line up
+with the indexer's) into a cache directory, then served like any file.
+Every response honours HTTP range requests, so the player seeks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from mien.errors import NotFoundError
+
+# (container suffix, codec fourcc) a browser plays directly
+_PLAYABLE_SUFFIXES = {".webm", ".mp4", ".m4v", ".mov", ".ogv"}
+_PLAYABLE_CODECS = {"VP80", "VP90", "avc1", "h264", "H264", "av01", "AV01", "vp08", "vp09"}
+
+
+class MediaDenied(Exception):
+    """Refused: the message says why (never which roots exist)."""
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    path: Path
+    content_type: str
+
+
+class Media:
+    def __init__(self, ctx, cache_dir: Path | None = None):
+        self.ctx = ctx
+        self.cache_dir = cache_dir or Path(tempfile.gettempdir()) / f"mien-web-{os.getuid()}"
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def source_file(self, uri: str) -> tuple[Path, object]:
+        """(real path, SourceRecord) of an indexed source the server may show."""
+        if not self.ctx.allowed_roots:
+            raise MediaDenied("this server shows no source files; its operator starts it with "
+                              "--allow-root DIR for the folders it may show")
+        source = self.ctx.store.get_source(uri) if uri else None
+        if source is None:
+            raise NotFoundError("no such source in the store")
+        real = Path(os.path.realpath(uri))
+        if not any(real == root or root in real.parents for root in self.ctx.allowed_roots):
+            raise MediaDenied("the source lies outside the server's allowed roots")
+        if not real.is_file():
+            raise NotFoundError("the source file is gone from the server's disk")
+        return real, source
+
+    def original(self, uri: str) -> MediaFile:
+        path, _ = self.source_file(uri)
+        return MediaFile(path, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+    def playable(self, uri: str) -> MediaFile:
+        """The video as a browser plays it: the file itself, or a cached WebM copy."""
+        path, source = self.source_file(uri)
+        if _browser_plays(path):
+            return MediaFile(path, mimetypes.guess_type(path.name)[0] or "video/mp4")
+        key = hashlib.sha256(f"{path}\0{source.fingerprint}".encode()).hexdigest()[:32]
+        target = self.cache_dir / f"{key}.webm"
+        with self._lock(key):
+            if not target.exists():
+                self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _transcode(path, target)
+        return MediaFile(target, "video/webm")
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+def _fourcc(path: Path) -> str:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    finally:
+        cap.release()
+    return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+
+
+def _browser_plays(path: Path) -> bool:
+    return path.suffix.lower() in _PLAYABLE_SUFFIXES and _fourcc(path) in _PLAYABLE_CODECS
+
+
+def _transcode(src: Path, target: Path) -> None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        raise NotFoundError("the video cannot be decoded on the server")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.webm")
+    writer = None
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"VP80"), fps, (w, h))
+                if not writer.isOpened():
+                    raise RuntimeError("OpenCV cannot write WebM (VP8) here")
+            writer.write(frame)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise NotFoundError("the video holds no frames")
+    os.replace(tmp, target)  # readers never see a half-written file
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single-range Range header; None = whole file.
+
+    Raises ValueError for an unsatisfiable or malformed range (-> 416).
+    """
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m[1] and not m[2]):
+        raise ValueError("unsupported Range")
+    if not m[1]:  # suffix: the last N bytes
+        n = int(m[2])
+        if n == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - n), size - 1
+    start = int(m[1])
+    end = min(int(m[2]), size - 1) if m[2] else size - 1
+    if start >= size or end < start:
+        raise ValueError("range not satisfiable")
+    return start, end

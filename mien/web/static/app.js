@@ -1,0 +1,673 @@
+// mien web app: plain JavaScript, no build step. Every call goes to the JSON API
+// under /v1/ (the same servicer methods as gRPC). Text from the store is always
+// set with textContent, never parsed as HTML.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const view = () => $("#view");
+
+// h("div.card", {onclick}, child, "text", ...) -> element
+function h(spec, attrs, ...children) {
+  const [tag, ...classes] = spec.split(".");
+  const el = document.createElement(tag || "div");
+  if (classes.length) el.className = classes.join(" ");
+  if (attrs && (typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs))) {
+    children.unshift(attrs);
+    attrs = null;
+  }
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "style") Object.assign(el.style, v);
+    else if (k in el && k !== "list") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|; )mien_csrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error && body.error.status;
+  }
+}
+
+// GET when body is undefined, else POST the body as JSON.
+async function api(path, body) {
+  const opts = body === undefined ? {} : {
+    method: "POST", body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+  };
+  const r = await fetch(path, opts);
+  if (r.status === 401) { location.href = "/login"; throw new ApiError(401, null); }
+  const data = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
+function flash(message, kind = "error") {
+  const f = $("#flash");
+  f.textContent = message;
+  f.className = kind === "info" ? "info" : "";
+  f.hidden = !message;
+  if (message && kind === "info") setTimeout(() => { if (f.textContent === message) f.hidden = true; }, 4000);
+}
+
+async function guarded(fn) {
+  try { flash(""); return await fn(); } catch (e) { flash(e.message); return undefined; }
+}
+
+// ------------------------------------------------------------------ shared state
+
+const state = {
+  query: null,        // {kind: "image", data: base64, url, faceIndex, name} | {kind: "face", faceId}
+  lastReply: null,
+  persons: null,      // [{person_id, name, face_count}]
+  sources: null,      // uri -> Source
+  target: "",         // cross-identity target (name or "#id")
+  filters: { person: "", exclude_own: false, source: "", from_s: "", to_s: "", max_distance: "0.5",
+             per_track: false, top_k: "24" },
+};
+
+async function persons(refresh = false) {
+  if (!state.persons || refresh) state.persons = (await api("/v1/persons")).persons;
+  return state.persons;
+}
+
+async function sources(refresh = false) {
+  if (!state.sources || refresh) {
+    const map = new Map();
+    let token = "";
+    do {
+      const page = await api(`/v1/sources?page_size=1000${token ? "&page_token=" + encodeURIComponent(token) : ""}`);
+      for (const s of page.sources) map.set(s.uri, s);
+      token = page.next_page_token;
+    } while (token);
+    state.sources = map;
+  }
+  return state.sources;
+}
+
+function personLabel(id, name) {
+  if (Number(id) < 0) return "unknown person";
+  return name ? name : `person #${id}`;
+}
+
+function personRef(text) {
+  text = text.trim();
+  const m = text.match(/^#(\d+)$/);
+  return m ? { person_id: m[1] } : { name: text };
+}
+
+const base = (uri) => uri.split("/").pop();
+function clock(ms) {
+  const s = Number(ms) / 1000;
+  const m = Math.floor(s / 60);
+  return `${m}:${(s - m * 60).toFixed(1).padStart(4, "0")}`;
+}
+const thumbSrc = (hit) => hit.thumbnail ? `data:image/jpeg;base64,${hit.thumbnail}` : `/v1/faces/${hit.face_id}/thumbnail.jpg`;
+
+async function refreshStats() {
+  const s = await api("/v1/stats").catch(() => null);
+  if (s) $("#stats").textContent = `${s.faces} faces · ${s.sources} sources · ${s.persons} persons · ${s.tags} tags`;
+}
+
+// ------------------------------------------------------------------ search + cross-identity
+
+function readImage(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function setImage(file) {
+  if (!file || !file.type.startsWith("image/")) { flash("That is not an image file."); return; }
+  const url = await readImage(file);
+  state.query = { kind: "image", data: url.split(",", 2)[1], url, faceIndex: null, name: file.name };
+  runSearch();
+}
+
+function faceQuery() {
+  const q = state.query;
+  if (!q) return null;
+  if (q.kind === "face") return { face_id: q.faceId };
+  const out = { image: { data: q.data } };
+  // without a choice, the first face (left to right): the reply lists them all to pick from
+  out.face_index = q.faceIndex === null ? 0 : q.faceIndex;
+  return out;
+}
+
+function searchPage(cross) {
+  const root = view();
+  root.replaceChildren();
+  const f = state.filters;
+  const input = h("input", { type: "file", accept: "image/*", id: "file", hidden: true,
+                             onchange: (e) => setImage(e.target.files[0]) });
+  const drop = h("div.drop", { id: "drop", tabIndex: 0, onclick: () => input.click() },
+                 "Drop a photo here, paste one (Ctrl+V), or click to choose a file", input);
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); setImage(e.dataTransfer.files[0]); });
+
+  const field = (label, el) => h("label", label, el);
+  const bind = (el, key, prop = "value") => {
+    el[prop] = f[key];
+    el.addEventListener("change", () => { f[key] = el[prop]; runSearch(); });
+    return el;
+  };
+  const personSel = bind(h("select", { id: "f-person" }, h("option", { value: "" }, "anyone")), "person");
+  const sourceSel = bind(h("select", { id: "f-source" }, h("option", { value: "" }, "all sources")), "source");
+  const filters = h("form.filters", { id: "filters", onsubmit: (e) => e.preventDefault() },
+    cross ? null : field("Person", personSel),
+    cross ? null : field("Source", sourceSel),
+    field("From (s)", bind(h("input", { type: "number", min: 0, step: "0.1", id: "f-from" }), "from_s")),
+    field("To (s)", bind(h("input", { type: "number", min: 0, step: "0.1", id: "f-to" }), "to_s")),
+    field("Max distance", bind(h("input", { type: "number", min: 0, max: 4, step: "0.05", id: "f-maxd" }), "max_distance")),
+    field("Results", bind(h("input", { type: "number", min: 1, max: 200, id: "f-topk" }), "top_k")),
+    cross ? null : h("label.check", bind(h("input", { type: "checkbox", id: "f-exclude" }), "exclude_own", "checked"), "exclude own person"),
+    h("label.check", bind(h("input", { type: "checkbox", id: "f-track" }), "per_track", "checked"), "one per track"),
+  );
+  let targetBox = null;
+  if (cross) {
+    targetBox = personPicker("target", state.target, (value) => { state.target = value; runSearch(); });
+  }
+  const panel = h("div.panel",
+    h("h2", cross ? "Cross-identity: this expression, on another person" : "Search by expression"),
+    cross ? h("p.muted", "The query face's expression, searched only among the target person's faces.") : null,
+    cross ? field("Target person", targetBox) : null,
+    drop, h("div.query", { id: "query" }), filters);
+  root.append(h("div.cols", panel, h("section", { id: "results" })));
+  persons().then((ps) => {
+    for (const p of ps) personSel.append(h("option", { value: p.person_id }, `${personLabel(p.person_id, p.name)} (${p.face_count})`));
+    personSel.value = f.person;
+  }).catch(() => {});
+  sources().then((ss) => {
+    for (const s of ss.values()) sourceSel.append(h("option", { value: s.uri }, base(s.uri)));
+    sourceSel.value = f.source;
+  }).catch(() => {});
+  renderQuery();
+  if (state.query) runSearch();
+  else $("#results").append(h("p.muted", "Results appear here: the faces whose expression is closest to the query face's."));
+}
+
+// A text box that suggests person names as you type (search-as-you-type over ListPersons).
+function personPicker(id, value, onpick) {
+  const box = h("input", { type: "search", id, value, placeholder: "name or #id", autocomplete: "off" });
+  const list = h("ul", { hidden: true });
+  const wrap = h("div.suggest", box, list);
+  const show = async () => {
+    const q = box.value.trim().toLowerCase();
+    const ps = await persons();
+    const matches = ps.filter((p) => personLabel(p.person_id, p.name).toLowerCase().includes(q.replace(/^#/, "")) ||
+                                     `#${p.person_id}` === q).slice(0, 12);
+    list.replaceChildren(...matches.map((p) => h("li", {
+      onmousedown: (e) => { e.preventDefault(); box.value = p.name || `#${p.person_id}`; list.hidden = true; onpick(box.value); },
+    }, `${personLabel(p.person_id, p.name)} · ${p.face_count} faces`)));
+    list.hidden = !matches.length;
+  };
+  box.addEventListener("input", show);
+  box.addEventListener("focus", show);
+  box.addEventListener("blur", () => { list.hidden = true; });
+  box.addEventListener("keydown", (e) => { if (e.key === "Enter") { list.hidden = true; onpick(box.value); } });
+  return wrap;
+}
+
+function renderQuery() {
+  const el = $("#query");
+  if (!el) return;
+  el.replaceChildren();
+  const q = state.query;
+  if (!q) return;
+  if (q.kind === "face") {
+    el.append(h("p", "Query: stored face ", h("a", { href: `#/hit/${q.faceId}` }, `#${q.faceId}`)),
+              h("img", { src: `/v1/faces/${q.faceId}/thumbnail.jpg`, style: { width: "120px" } }));
+    return;
+  }
+  const img = h("img", { src: q.url, alt: q.name || "query photo", id: "query-img" });
+  el.append(img);
+  const reply = state.lastReply;
+  const faces = (reply && reply.query && reply.query.faces) || [];
+  const place = () => {
+    el.querySelectorAll(".fbox").forEach((b) => b.remove());
+    const sx = img.clientWidth / img.naturalWidth, sy = img.clientHeight / img.naturalHeight;
+    for (const face of faces) {
+      const b = face.bbox;
+      const passed = face.quality_passed;
+      const chosen = reply.query.face_index === face.index;
+      const verdict = passed ? "FaceQA ok" : `FaceQA: ${face.quality_reason || "rejected"}`;
+      el.append(h(`div.fbox${passed ? "" : ".rejected"}${chosen ? ".chosen" : ""}`, {
+        title: `face ${face.index}: ${verdict} (click to search with it)`,
+        "data-face-index": face.index,
+        style: { left: `${b.x1 * sx}px`, top: `${b.y1 * sy}px`, width: `${(b.x2 - b.x1) * sx}px`, height: `${(b.y2 - b.y1) * sy}px` },
+        onclick: () => { state.query.faceIndex = face.index; runSearch(); },
+      }, h("span", `${face.index}${chosen ? " ✓" : ""} · ${passed ? "ok" : "QA: " + (face.quality_reason || "rejected")}`)));
+    }
+  };
+  if (img.complete && img.naturalWidth) place(); else img.addEventListener("load", place);
+  if (faces.length > 1) el.append(h("p.muted", `${faces.length} faces found: click a box to search with that face.`));
+}
+
+let searchSeq = 0;
+async function runSearch() {
+  const results = $("#results");
+  if (!results || !state.query) return;
+  const cross = location.hash.startsWith("#/cross");
+  const f = state.filters;
+  const topK = Math.max(1, Math.min(200, Number(f.top_k) || 24));
+  const body = { query: faceQuery(), top_k: f.per_track ? Math.min(1000, topK * 5) : topK, include_thumbnails: true };
+  const range = {};
+  if (f.from_s !== "") range.start_ms = String(Math.round(Number(f.from_s) * 1000));
+  if (f.to_s !== "") range.end_ms = String(Math.round(Number(f.to_s) * 1000));
+  let path;
+  if (cross) {
+    if (!state.target.trim()) {
+      results.replaceChildren(h("p.muted", "Choose the target person: whose faces to search among."));
+      renderQuery();
+      return;
+    }
+    body.target = personRef(state.target);
+    path = "/v1/Mien/CrossIdentitySearch";
+  } else {
+    body.filters = {};
+    if (f.person) body.filters.persons = [{ person_id: f.person }];
+    if (f.source) body.filters.sources = [f.source];
+    if (Object.keys(range).length) body.filters.time_range = range;
+    body.query.exclude_own_person = !!f.exclude_own;
+    path = "/v1/Mien/SearchExpression";
+  }
+  const seq = ++searchSeq;
+  results.replaceChildren(h("p.muted", "Searching…"));
+  let reply;
+  try {
+    flash("");
+    reply = await api(path, body);
+  } catch (e) {
+    if (seq !== searchSeq) return;
+    results.replaceChildren();
+    flash(e.message);
+    return;
+  }
+  if (seq !== searchSeq) return;
+  state.lastReply = reply;
+  renderQuery();
+  let hits = reply.hits;
+  if (cross && Object.keys(range).length) {  // cross-identity has no server-side time filter yet
+    const lo = Number(range.start_ms || 0), hi = range.end_ms ? Number(range.end_ms) : Infinity;
+    hits = hits.filter((x) => Number(x.timestamp_ms) >= lo && Number(x.timestamp_ms) < hi);
+  }
+  if (f.per_track) {
+    const seen = new Set();
+    hits = hits.filter((x) => {
+      const key = Number(x.track_id) >= 0 && Number(x.timestamp_ms) > 0 ? `${x.source_uri}\0${x.track_id}` : `face${x.face_id}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    }).slice(0, topK);
+  }
+  renderHits(results, hits, Number(f.max_distance), reply.elapsed_ms);
+}
+
+function renderHits(root, hits, maxDistance, elapsed) {
+  root.replaceChildren();
+  const close = hits.filter((x) => !(x.distance > maxDistance));
+  const far = hits.filter((x) => x.distance > maxDistance);
+  root.append(h("p.muted", `${hits.length} faces in ${Number(elapsed || 0).toFixed(0)} ms` +
+                           (Number.isFinite(maxDistance) ? ` · close means distance ≤ ${maxDistance}` : "")));
+  if (!hits.length) {
+    root.append(h("div.notice", { id: "no-match" }, "No faces match these filters."));
+    return;
+  }
+  if (!close.length) {
+    root.append(h("div.notice", { id: "no-match" },
+      `No close match: the nearest face is at distance ${hits[0].distance.toFixed(2)} (> ${maxDistance}). The nearest ones follow, for what they are worth.`));
+  }
+  const grid = h("div.grid", { id: "hits" });
+  for (const hit of [...close, ...far]) grid.append(hitCard(hit, hit.distance > maxDistance));
+  root.append(grid);
+}
+
+function hitCard(hit, isFar) {
+  const src = state.sources && state.sources.get(hit.source_uri);
+  const video = Number(hit.timestamp_ms) > 0 || (src && src.kind === "SOURCE_KIND_VIDEO");
+  const when = video ? ` · ${clock(hit.timestamp_ms)}` : "";
+  return h(`a.card.hit-card${isFar ? ".far" : ""}`, { href: `#/hit/${hit.face_id}`, "data-face-id": hit.face_id,
+                                                     "data-timestamp-ms": hit.timestamp_ms, title: hit.source_uri },
+    h("img", { src: thumbSrc(hit), alt: `face ${hit.face_id}`, loading: "lazy" }),
+    h("div.meta",
+      h("div", h("b", `d ${hit.distance.toFixed(3)}`)),
+      h("div.person", personLabel(hit.person_id, hit.person_name)),
+      h("div.muted", `${base(hit.source_uri)}${when}`)));
+}
+
+// ------------------------------------------------------------------ one hit
+
+async function hitPage(faceId) {
+  const root = view();
+  root.replaceChildren(h("p.muted", "Loading…"));
+  const rec = await api(`/v1/faces/${faceId}`);
+  const srcs = await sources().catch(() => new Map());
+  const src = srcs.get(rec.source_uri);
+  const isVideo = src ? src.kind === "SOURCE_KIND_VIDEO" : Number(rec.timestamp_ms) > 0;
+  const session = await api("/v1/session");
+  const stage = h("div.stage", { id: "stage" });
+  const uri = encodeURIComponent(rec.source_uri);
+  if (!session.allowed_roots) {
+    stage.append(h("img", { src: `/v1/faces/${faceId}/thumbnail.jpg` }),
+                 h("p.muted", "This server shows no source files (start it with --allow-root DIR)."));
+  } else if (isVideo) {
+    const start = Number(rec.timestamp_ms) / 1000;
+    const video = h("video", { id: "player", controls: true, muted: true, preload: "auto", playsInline: true,
+                               src: `/media/play?uri=${uri}`, "data-start": start });
+    let seeked = false;
+    video.addEventListener("loadedmetadata", () => { video.currentTime = start; });
+    video.addEventListener("seeked", () => {
+      if (seeked) return;
+      seeked = true;
+      video.dataset.seekedAt = String(video.currentTime);  // where the player landed (the tests read it)
+      video.play().catch(() => {});
+    });
+    video.addEventListener("error", () => flash("The browser cannot play this video."));
+    stage.append(video);
+  } else {
+    const img = h("img", { id: "photo", src: `/media/file?uri=${uri}`, alt: base(rec.source_uri) });
+    img.addEventListener("load", () => {
+      const b = rec.bbox, sx = img.clientWidth / img.naturalWidth, sy = img.clientHeight / img.naturalHeight;
+      stage.append(h("div.fbox.chosen", { style: { left: `${b.x1 * sx}px`, top: `${b.y1 * sy}px`,
+                                                   width: `${(b.x2 - b.x1) * sx}px`, height: `${(b.y2 - b.y1) * sy}px` } }));
+    });
+    img.addEventListener("error", () => flash("The server would not show this file."));
+    stage.append(img);
+  }
+  const comps = (rec.components || []).slice().sort((a, b) => Math.abs(b.value) - Math.abs(a.value)).slice(0, 5);
+  const side = h("div.panel",
+    h("img", { src: `data:image/jpeg;base64,${rec.thumbnail}`, style: { width: "96px", borderRadius: "6px" } }),
+    h("dl.facts",
+      h("dt", "face"), h("dd", `#${rec.face_id}`),
+      h("dt", "person"), h("dd", Number(rec.person_id) >= 0
+        ? h("a", { href: `#/person/${rec.person_id}` }, personLabel(rec.person_id, rec.person_name)) : "unknown"),
+      h("dt", "source"), h("dd", rec.source_uri),
+      h("dt", "time"), h("dd", isVideo ? `${clock(rec.timestamp_ms)} (frame ${rec.frame_index})` : "still image"),
+      h("dt", "FaceQA"), h("dd", `sharpness ${rec.sharpness.toFixed(1)}, yaw ${rec.yaw.toFixed(0)}°, pitch ${rec.pitch.toFixed(0)}°`),
+      comps.length ? h("dt", "expression") : null,
+      comps.length ? h("dd.components", comps.map((c) => `${c.name} ${c.value.toFixed(2)}`).join(", ")) : null),
+    h("div.actions",
+      h("button", { id: "more-like-this", onclick: () => { state.query = { kind: "face", faceId: rec.face_id }; location.hash = "#/search"; } }, "More like this"),
+      Number(rec.person_id) >= 0 ? h("button.secondary", { id: "this-person", onclick: () => { location.hash = `#/person/${rec.person_id}`; } }, "This person") : null,
+      h("button.secondary", { id: "tag-face", onclick: () => tagFromFace(rec.face_id) }, "Make a tag of this expression")));
+  root.replaceChildren(h("div.hit", h("div", stage), side));
+}
+
+async function tagFromFace(faceId) {
+  const name = prompt("Tag name (e.g. broad-smile):");
+  if (!name) return;
+  await guarded(async () => {
+    await api("/v1/Analytics/CreateTag", { name, references: [{ face_id: faceId }] });
+    flash(`Tag "${name}" created.`, "info");
+    refreshStats();
+    location.hash = "#/tags";
+  });
+}
+
+// ------------------------------------------------------------------ people
+
+async function peoplePage() {
+  const root = view();
+  root.replaceChildren(h("p.muted", "Loading…"));
+  const ps = (await persons(true)).slice().sort((a, b) => Number(b.face_count) - Number(a.face_count));
+  const list = h("div.panel", { id: "people" }, h("h2", `${ps.length} people`),
+    h("p.muted", "Name or rename a person, merge two that are one human, delete one. Faces of one image or frame are never merged (two faces of one frame are two people)."));
+  for (const p of ps) list.append(personRow(p, ps));
+  root.replaceChildren(list);
+  for (const p of ps.slice(0, 60)) {
+    api(`/v1/persons/${p.person_id}/faces?page_size=6&include_thumbnails=true`).then((page) => {
+      const faces = $(`#faces-${p.person_id}`);
+      if (faces) faces.replaceChildren(...page.faces.map((f) =>
+        h("a", { href: `#/hit/${f.face_id}` }, h("img", { src: thumbSrc(f), alt: `face ${f.face_id}` }))));
+    }).catch(() => {});
+  }
+}
+
+function personRow(p, all) {
+  const nameBox = h("input", { type: "text", value: p.name || "", placeholder: "name…", "data-person": p.person_id, className: "name-input" });
+  const rename = () => guarded(async () => {
+    await api("/v1/Mien/RenamePerson", { person: { person_id: p.person_id }, name: nameBox.value.trim() });
+    flash(`Person #${p.person_id} is now "${nameBox.value.trim()}".`, "info");
+    await peoplePage();
+  });
+  nameBox.addEventListener("keydown", (e) => { if (e.key === "Enter") rename(); });
+  const into = h("select", { className: "merge-target" }, h("option", { value: "" }, "merge into…"),
+    all.filter((o) => o.person_id !== p.person_id).map((o) => h("option", { value: o.person_id }, personLabel(o.person_id, o.name))));
+  const merge = () => guarded(async () => {
+    if (!into.value) return;
+    if (!confirm(`Merge ${personLabel(p.person_id, p.name)} into ${into.selectedOptions[0].textContent}? Un-merging is not possible; a split later moves faces one by one.`)) return;
+    await api("/v1/Mien/MergePersons", { source: { person_id: p.person_id }, target: { person_id: into.value } });
+    flash("Merged.", "info");
+    peoplePage();
+  });
+  const del = () => guarded(async () => {
+    if (!confirm(`Delete ${personLabel(p.person_id, p.name)}? Its ${p.face_count} faces become unknown.`)) return;
+    await api("/v1/Mien/DeletePerson", { person: { person_id: p.person_id }, release_faces: true });
+    flash("Deleted.", "info");
+    peoplePage();
+  });
+  return h("div.person-row", { "data-person-id": p.person_id },
+    h("div", h("a", { href: `#/person/${p.person_id}` }, h("b", personLabel(p.person_id, p.name))),
+      h("div.muted", `#${p.person_id} · ${p.face_count} faces`)),
+    h("div.faces", { id: `faces-${p.person_id}` }),
+    h("div.actions", nameBox, h("button", { onclick: rename, className: "rename" }, p.name ? "Rename" : "Name"),
+      into, h("button.secondary", { onclick: merge }, "Merge"), h("button.danger", { onclick: del }, "Delete")));
+}
+
+async function personPage(pid) {
+  const root = view();
+  root.replaceChildren(h("p.muted", "Loading…"));
+  const p = await api(`/v1/persons/${pid}`);
+  const faces = [];
+  let token = "";
+  do {
+    const page = await api(`/v1/persons/${pid}/faces?page_size=200&include_thumbnails=true${token ? "&page_token=" + encodeURIComponent(token) : ""}`);
+    faces.push(...page.faces);
+    token = page.next_page_token;
+  } while (token && faces.length < 1000);
+  const grid = h("div.grid", { id: "person-faces" });
+  for (const f of faces) {
+    const box = h("input", { type: "checkbox", value: f.face_id, className: "pick" });
+    const card = hitCard({ ...f, distance: 0 }, false);
+    card.querySelector(".meta b").textContent = `#${f.face_id}`;
+    grid.append(h("div", card, h("label.muted", box, " select")));
+  }
+  const split = () => guarded(async () => {
+    const ids = [...grid.querySelectorAll("input.pick:checked")].map((b) => b.value);
+    if (!ids.length) { flash("Select the faces that are someone else first."); return; }
+    const np = await api("/v1/Mien/SplitPerson", { face_ids: ids });
+    flash(`${ids.length} faces moved to new person #${np.person_id}.`, "info");
+    location.hash = `#/person/${np.person_id}`;
+  });
+  root.replaceChildren(h("div.panel",
+    h("h2", `${personLabel(p.person_id, p.name)} — ${p.face_count} faces`),
+    h("div.actions",
+      h("button", { onclick: () => { state.target = p.name || `#${p.person_id}`; location.hash = "#/cross"; } }, "Search their faces (cross-identity)"),
+      h("button.secondary", { onclick: () => { location.hash = `#/tags?summary=${p.person_id}`; } }, "Expression summary"),
+      h("button.secondary", { id: "split", onclick: split }, "Split selected into a new person")),
+    faces.length < Number(p.face_count) ? h("p.muted", `Showing the first ${faces.length}.`) : null),
+    h("div", { style: { height: "1em" } }), grid);
+}
+
+// ------------------------------------------------------------------ tags, timeline, summaries
+
+async function tagsPage(params) {
+  const root = view();
+  root.replaceChildren(h("p.muted", "Loading…"));
+  const [tags, srcs, ps] = await Promise.all([api("/v1/tags"), sources(true), persons(true)]);
+  const tagList = h("div", { id: "tag-list" });
+  for (const t of tags.tags) {
+    tagList.append(h("div.person-row", { style: { gridTemplateColumns: "200px 1fr 120px" } },
+      h("div", h("b", t.name), h("div.muted", `threshold ${t.threshold}`)),
+      h("div.faces", (t.reference_face_ids || []).map((id) => h("a", { href: `#/hit/${id}` }, h("img", { src: `/v1/faces/${id}/thumbnail.jpg` })))),
+      h("div.actions", h("button.danger", { onclick: () => guarded(async () => {
+        if (!confirm(`Delete tag ${t.name}?`)) return;
+        await api("/v1/Analytics/DeleteTag", { name: t.name });
+        tagsPage({});
+      }) }, "Delete"))));
+  }
+  if (!tags.tags.length) tagList.append(h("p.muted", "No tags yet: open a face (from a search) and choose “Make a tag of this expression”."));
+  const videos = [...srcs.values()].filter((s) => s.kind === "SOURCE_KIND_VIDEO");
+  const srcSel = h("select", { id: "tag-source" }, videos.map((s) => h("option", { value: s.uri }, base(s.uri))));
+  const tagSel = h("select", { id: "tag-name" }, h("option", { value: "" }, "every tag"), tags.tags.map((t) => h("option", { value: t.name }, t.name)));
+  const timeline = h("div.timeline", { id: "timeline" });
+  const run = () => guarded(async () => {
+    timeline.replaceChildren(h("p.muted", "Tagging…"));
+    const rep = await api("/v1/Analytics/TagSource", { source_uri: srcSel.value, tags: tagSel.value ? [tagSel.value] : [] });
+    drawTimeline(timeline, rep);
+  });
+  const personSel = h("select", { id: "summary-person" }, ps.map((p) => h("option", { value: p.person_id }, `${personLabel(p.person_id, p.name)} (${p.face_count})`)));
+  if (params.summary) personSel.value = params.summary;
+  const k = h("input", { type: "number", min: 1, max: 50, value: 8, id: "summary-k", style: { width: "5em" } });
+  const method = h("select", { id: "summary-method" }, h("option", { value: "SUMMARY_METHOD_KMEANS" }, "k-means"), h("option", { value: "SUMMARY_METHOD_WARD" }, "Ward"));
+  const summary = h("div", { id: "summary" });
+  const summarize = () => guarded(async () => {
+    summary.replaceChildren(h("p.muted", "Clustering…"));
+    const rep = await api("/v1/Analytics/Summarize", { person: { person_id: personSel.value }, k: Number(k.value), method: method.value, thumbnails: true });
+    summary.replaceChildren(h("p.muted", `${rep.k} expressions over ${rep.face_count} faces (largest first)`),
+      h("div.grid", rep.clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
+        const card = hitCard(c.representative, false);
+        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${c.size} faces`;
+        return card;
+      })));
+  });
+  root.replaceChildren(
+    h("div.panel", h("h2", "Tags"), tagList),
+    h("div", { style: { height: "1em" } }),
+    h("div.panel", h("h2", "Run tags on a video"),
+      videos.length ? h("div.actions", srcSel, tagSel, h("button", { id: "run-tag", onclick: run }, "Run")) : h("p.muted", "No videos in the store."),
+      timeline),
+    h("div", { style: { height: "1em" } }),
+    h("div.panel", h("h2", "A person's dominant expressions"),
+      h("div.actions", personSel, method, h("label", "k ", k), h("button", { id: "run-summary", onclick: summarize }, "Summarize")), summary));
+  if (params.summary) summarize();
+}
+
+function drawTimeline(root, rep) {
+  root.replaceChildren();
+  const duration = Math.max(1, Number(rep.duration_ms));
+  root.append(h("p.muted", `${base(rep.source_uri)} · ${clock(rep.duration_ms)} · ${rep.face_count} faces · tags: ${rep.tags.join(", ") || "none"}`));
+  if (!rep.results.length) { root.append(h("p.muted", "No faces of known persons in this source.")); return; }
+  for (const r of rep.results) {
+    const track = h("div.tl-track");
+    for (const s of r.segments) {
+      const left = (Number(s.start_ms) / duration) * 100;
+      const width = Math.max(0.4, ((Number(s.end_ms) - Number(s.start_ms) + Number(rep.sample_period_ms)) / duration) * 100);
+      track.append(h("div.tl-seg", { title: `${clock(s.start_ms)}–${clock(s.end_ms)} · best d ${s.best_distance.toFixed(3)}`,
+        style: { left: `${left}%`, width: `${Math.min(width, 100 - left)}%` },
+        onclick: () => { location.hash = `#/hit/${s.best_face_id}`; } }));
+    }
+    const who = Number(r.person_id) >= 0 ? personLabel(r.person_id, r.person_name) : `unknown (track ${r.track_id})`;
+    root.append(h("div.tl-row.tl-result", h("div", h("b", r.tag), " · ", who), track, h("div", `${(r.rate * 100).toFixed(0)}%`)));
+  }
+  root.append(h("div.tl-axis", h("span", "0:00.0"), h("span", clock(duration / 2)), h("span", clock(duration))));
+}
+
+// ------------------------------------------------------------------ indexing
+
+async function indexPage() {
+  const session = await api("/v1/session");
+  const paths = h("textarea", { id: "index-paths", rows: 3, style: { width: "100%" }, placeholder: "/archive/2024/interviews\n/archive/photos/press.jpg" });
+  const fps = h("input", { type: "number", id: "index-fps", min: 0, step: "0.5", value: "", placeholder: "default", style: { width: "7em" } });
+  const bar = h("progress", { id: "index-progress", max: 1, value: 0 });
+  const status = h("p", { id: "index-status" });
+  const log = h("pre.log", { id: "index-log" });
+  const start = h("button", { id: "index-start" }, "Index");
+  start.addEventListener("click", () => guarded(async () => {
+    const list = paths.value.split("\n").map((s) => s.trim()).filter(Boolean);
+    if (!list.length) { flash("Give at least one path on the server."); return; }
+    start.disabled = true;
+    log.textContent = "";
+    try {
+      const r = await fetch("/v1/Mien/IndexPaths", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+                                                     body: JSON.stringify({ paths: list, fps: Number(fps.value) || 0 }) });
+      if (!r.ok) { const body = await r.json().catch(() => null); throw new ApiError(r.status, body); }
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const msg = JSON.parse(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+          if (msg.error) throw new ApiError(500, msg);
+          bar.max = Math.max(1, Number(msg.files_total));
+          bar.value = Number(msg.files_done);
+          status.textContent = `${msg.files_done} / ${msg.files_total} files · ${msg.frames} frames · ${msg.faces} faces` +
+                               (msg.done ? " · done" : msg.current ? ` · ${base(msg.current)}` : "");
+          if (msg.current && !msg.done) log.textContent += `${msg.current}\n`;
+          if (msg.done) for (const f of msg.failures) log.textContent += `failed: ${f}\n`;
+        }
+      }
+      state.sources = null;
+      state.persons = null;
+      refreshStats();
+    } finally {
+      start.disabled = false;
+    }
+  }));
+  view().replaceChildren(h("div.panel",
+    h("h2", "Index files on the server"),
+    session.allowed_roots ? h("p.muted", "Folders or files on the server's disk, one per line, under the folders its operator allowed (--allow-root). New and changed files are indexed; finished ones are skipped.")
+                          : h("div.notice", "This server allows no server-side indexing: its operator starts it with --allow-root DIR."),
+    paths, h("div.actions", { style: { marginTop: ".6em" } }, h("label", "video frames per second ", fps), start),
+    h("div", { style: { marginTop: "1em" } }, bar), status, log));
+}
+
+// ------------------------------------------------------------------ router
+
+async function route() {
+  const hash = location.hash || "#/search";
+  const [path, qs] = hash.slice(1).split("?");
+  const params = Object.fromEntries(new URLSearchParams(qs || ""));
+  const parts = path.split("/").filter(Boolean);
+  const page = parts[0] || "search";
+  document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === page ||
+    (a.dataset.nav === "people" && page === "person") || (a.dataset.nav === "search" && page === "hit")));
+  flash("");
+  await guarded(async () => {
+    if (page === "search") searchPage(false);
+    else if (page === "cross") searchPage(true);
+    else if (page === "hit") await hitPage(parts[1]);
+    else if (page === "people") await peoplePage();
+    else if (page === "person") await personPage(parts[1]);
+    else if (page === "tags") await tagsPage(params);
+    else if (page === "index") await indexPage();
+    else view().replaceChildren(h("p", "No such page."));
+  });
+}
+
+document.addEventListener("paste", (e) => {
+  const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+  if (item && /^#\/(search|cross)?/.test(location.hash || "#/search")) {
+    if (!location.hash.startsWith("#/cross")) location.hash = "#/search";
+    setImage(item.getAsFile());
+  }
+});
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", async () => {
+  const session = await api("/v1/session").catch(() => null);
+  if (session && session.how === "cookie") $("#logout").hidden = false;
+  refreshStats();
+  route();
+});

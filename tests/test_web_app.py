@@ -1,0 +1,153 @@
+"""The web app in a real browser: Debian's headless Chromium driven by Playwright.
+
+A store indexed from package photos and a rendered video (smile 0-3 s,
+speaking 3-6 s, smile 6-8 s) is served over gRPC and HTTP on 127.0.0.1 with a
+token. The browser logs in, uploads obama.jpg, sees hits with thumbnails,
+opens a video hit and checks the player landed on the hit's timestamp (and
+plays on from there), names a person and sees the name in the next search,
+makes a tag from a face and runs it on the video, and without the token gets
+nothing. Screenshots of the pages go to $MIEN_WEB_SCREENSHOTS (else a temp dir).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from web_support import TOKEN, build_web_store, chromium_path, http, start, stop
+
+CHROMIUM = chromium_path()
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make system-deps` installs Debian's chromium "
+                                                "(as root with apt), or set MIEN_CHROMIUM"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) drives the browser")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    store = build_web_store(tmp_path_factory.mktemp("web"))
+    server, web, base = start(store)
+    shots = Path(os.environ.get("MIEN_WEB_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        yield {"store": store, "base": base, "browser": browser, "page": page, "shots": shots}
+        browser.close()
+    stop(server, web)
+
+
+def _login(site):
+    page = site["page"]
+    page.goto(site["base"] + "/")
+    assert page.url.endswith("/login"), "the app sends a visitor without a session to the login form"
+    page.fill("#token", TOKEN)
+    page.click("#login")
+    page.wait_for_url(site["base"] + "/")
+    return page
+
+
+def test_search_page_upload_shows_faces_and_hits_with_thumbnails(site):
+    page = _login(site)
+    page.wait_for_selector("#drop")
+    page.set_input_files("#file", str(site["store"].media / "obama.jpg"))
+    page.wait_for_selector("#hits .hit-card")
+    cards = page.locator("#hits .hit-card")
+    assert cards.count() >= 10, "the photo, two other photos and 16 video frames are in the store"
+    # every thumbnail decoded in the browser
+    page.wait_for_function("[...document.querySelectorAll('#hits .hit-card img')].every(i => i.complete)")
+    widths = page.eval_on_selector_all("#hits .hit-card img", "els => els.map(e => e.naturalWidth)")
+    assert all(w > 0 for w in widths), widths
+    # the query face is outlined with its FaceQA verdict, chosen
+    box = page.locator("#query .fbox.chosen")
+    assert box.count() == 1 and "ok" in box.inner_text()
+    # closest first: the query photo itself at distance 0
+    first = cards.first.inner_text()
+    assert "d 0.000" in first and "obama.jpg" in first
+    page.screenshot(path=str(site["shots"] / "search.png"), full_page=True)
+
+
+def test_video_hit_plays_from_the_hits_timestamp(site):
+    page = site["page"]
+    card = page.locator("#hits .hit-card[href^='#/hit/']").filter(has_text="obama_moods.avi").nth(1)
+    ts_ms = int(card.get_attribute("data-timestamp-ms"))
+    assert ts_ms > 0
+    card.click()
+    page.wait_for_selector("#player[data-seeked-at]")
+    seeked = float(page.get_attribute("#player", "data-seeked-at"))
+    assert seeked == pytest.approx(ts_ms / 1000, abs=0.05), "the player starts at the hit's time"
+    # and plays on from there (served with range requests, transcoded to WebM for the browser)
+    page.wait_for_function("p => p.currentTime > Number(p.dataset.seekedAt) + 0.2",
+                           arg=page.query_selector("#player"))
+    page.evaluate("document.querySelector('#player').pause()")
+    page.screenshot(path=str(site["shots"] / "hit-video.png"), full_page=True)
+
+
+def test_naming_a_person_shows_the_name_in_the_next_search(site):
+    page = site["page"]
+    page.goto(site["base"] + "/#/people")
+    page.wait_for_selector("#people .person-row")
+    # the person with most faces is Obama (his photos and every video frame)
+    row = page.locator("#people .person-row").first
+    pid = row.get_attribute("data-person-id")
+    row.locator("input.name-input").fill("Barack Obama")
+    row.locator("button.rename").click()
+    page.wait_for_selector("#flash.info")
+    page.wait_for_function("() => [...document.querySelectorAll('#people .faces img')].length > 0")
+    page.screenshot(path=str(site["shots"] / "people.png"), full_page=True)
+    page.goto(site["base"] + "/#/search")
+    page.wait_for_selector("#hits .hit-card")
+    names = page.locator("#hits .hit-card .person").all_inner_texts()
+    assert "Barack Obama" in names, names
+    status, _, body = http("GET", f"{site['base']}/v1/persons/{pid}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and b"Barack Obama" in body
+
+
+def test_tag_from_a_face_runs_on_the_video_and_shows_its_timeline(site):
+    page = site["page"]
+    page.goto(site["base"] + "/#/search")
+    page.locator("#hits .hit-card").first.click()   # obama.jpg itself: the broad smile
+    page.wait_for_selector("#tag-face")
+    page.once("dialog", lambda dialog: dialog.accept("broad-smile"))
+    page.click("#tag-face")
+    page.wait_for_url("**/#/tags")
+    page.wait_for_selector("#tag-source")
+    page.select_option("#tag-source", str(site["store"].video))
+    page.click("#run-tag")
+    page.wait_for_selector("#timeline .tl-result .tl-seg")
+    titles = page.eval_on_selector_all("#timeline .tl-seg", "els => els.map(e => e.title)")
+    starts = [_seconds(t.split("–")[0]) for t in titles]
+    # the smile is on screen 0-3 s and 6-8 s; the speaking seconds carry no segment start
+    assert starts and all(s < 3.0 or s >= 6.0 for s in starts), titles
+    page.select_option("#summary-person", label=page.locator("#summary-person option").filter(
+        has_text="Barack Obama").inner_text())
+    page.fill("#summary-k", "3")
+    page.click("#run-summary")
+    page.wait_for_selector("#summary .hit-card")
+    page.screenshot(path=str(site["shots"] / "tags.png"), full_page=True)
+
+
+def test_without_the_token_the_browser_gets_nothing(site):
+    context = site["browser"].new_context()
+    page = context.new_page()
+    response = page.goto(site["base"] + "/v1/stats")
+    assert response.status == 401 and "faces" not in page.content()
+    response = page.goto(site["base"] + "/media/play?uri=" + str(site["store"].video))
+    assert response.status == 401
+    page.goto(site["base"] + "/")
+    assert page.url.endswith("/login") and page.locator("#token").count() == 1
+    page.fill("#token", "not-the-token")
+    page.click("#login")
+    assert "Wrong token" in page.content()
+    context.close()
+
+
+def _seconds(clock: str) -> float:
+    minutes, seconds = clock.strip().split(":")
+    return int(minutes) * 60 + float(seconds)
