@@ -17,10 +17,10 @@ from store_support import ENC, brute, source_faces, source_record
 def test_lists_and_probes_grow_with_the_face_count():
     assert [ivf_lists(n) for n in (100_000, 1_000_000, 10_000_000, 10**9)] == [1024, 2048, 8192, MAX_LISTS]
     assert ivf_lists(100) == 2 and ivf_lists(1) == 1       # >= 39 training faces per list
-    assert ivf_probes(1024) == ivf_probes(4096) == BASE_PROBES
-    assert ivf_probes(16384) == 2 * BASE_PROBES
-    assert not ivf_outgrown(1024, 1_000_000) and ivf_outgrown(1024, 1_100_000)
-    assert not ivf_outgrown(4096, 10_000_000)
+    assert ivf_probes(1024) == ivf_probes(8192) == BASE_PROBES
+    assert ivf_probes(4 * 8192) == 2 * BASE_PROBES
+    assert not ivf_outgrown(1024, 200_000) and ivf_outgrown(1024, 300_000)
+    assert not ivf_outgrown(8192, 10_000_000) and ivf_outgrown(4096, 10_000_000)
 
 
 def test_a_growing_store_retrains_its_ivf_and_stays_exact(tmp_path):

@@ -99,8 +99,11 @@ class RowFilter:
 # IVF parameters follow the face count (benchmarks/search.py measures them at 1M and 10M):
 MAX_LISTS = 16384   # `lists` holds a list number in a uint16 (NO_LIST reserved)
 BASE_PROBES = 16    # probes up to BASE_LISTS lists; more lists get more probes
-BASE_LISTS = 4096
-REGROW = 4          # retrain once the face count calls for REGROW x the template's lists
+BASE_LISTS = 8192
+# Retrain once the face count calls for REGROW x the template's lists: the lists
+# then hold at most ~2x their ideal length, and a store that grows one face at a
+# time rewrites its shards about twice over in all (geometric growth).
+REGROW = 2
 
 
 def ivf_lists(n: int) -> int:
