@@ -167,7 +167,16 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _stream(self, method, request) -> None:
-        """Newline-delimited JSON, one message per line, until the stream ends."""
+        """Newline-delimited JSON, one message per line, until the stream ends.
+
+        A call refused before its first message (bad path, outside the allowed
+        roots, store busy) answers with its HTTP status like a unary call.
+        """
+        messages = self.app.gateway.stream(method, request)
+        try:
+            first = next(messages, None)
+        except RpcError as err:
+            return self._error(err)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Cache-Control", "no-store")
@@ -175,7 +184,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         try:
-            for message in self.app.gateway.stream(method, request):
+            for message in ([first] if first is not None else []):
+                self.wfile.write(json.dumps(message).encode() + b"\n")
+                self.wfile.flush()
+            for message in messages:
                 self.wfile.write(json.dumps(message).encode() + b"\n")
                 self.wfile.flush()
         except RpcError as err:
