@@ -15,8 +15,9 @@ def an():
     return analyzer()
 
 
-def test_t1_has_six_faces_with_68_and_5_points(an):
-    faces = an.detect(t1())
+@pytest.mark.parametrize("detector", ["mediapipe", "dlib"])
+def test_t1_has_six_faces_with_68_and_5_points(detector):
+    faces = analyzer(detector=detector).detect(t1())
     assert len(faces) == 6
     for name, xy in T1_CENTRES.items():
         find(faces, xy)  # every known person is found where they sit
@@ -29,7 +30,11 @@ def test_t1_has_six_faces_with_68_and_5_points(an):
         le, re, nose, lm, rm = f.landmarks5
         assert le[0] < re[0] and lm[0] < rm[0]
         assert lm[1] > le[1] and rm[1] > re[1]
-        assert np.allclose(le, f.landmarks68[36:42].mean(0)) and np.allclose(nose, f.landmarks68[30])
+        if detector == "dlib":  # the 5 points come from the 68
+            assert np.allclose(le, f.landmarks68[36:42].mean(0)) and np.allclose(nose, f.landmarks68[30])
+        else:  # from the mesh; dlib's 68 are fitted in a box derived from it
+            assert f.mesh.shape == (468, 3)
+            assert np.linalg.norm(le - f.landmarks68[36:42].mean(0)) < 0.15 * f.inter_ocular
         assert x1 - 10 <= nose[0] <= x2 + 10 and y1 - 10 <= nose[1] <= y2 + 10
 
 
@@ -86,8 +91,10 @@ def test_large_image_detected_on_downscaled_copy(an):
 
 
 def test_encoders_names_the_models(an):
-    assert an.encoders == {"detector": "dlib-hog", "identity": "dlib-resnet", "identity_dim": 128,
-                           "expression": "fer-au-v2", "expression_dim": 16, "detector_min_face": 40}
+    assert an.encoders == {"detector": "mediapipe-blazeface-full+facemesh", "identity": "dlib-resnet",
+                           "identity_dim": 128, "expression": "fer-au-v2", "expression_dim": 16,
+                           "detector_min_face": 40}
+    assert analyzer(detector="dlib").encoders["detector"] == "dlib-hog"
 
 
 def test_bad_image_arrays_are_refused(an):

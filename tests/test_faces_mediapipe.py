@@ -71,13 +71,24 @@ def test_weighted_nms_merges_overlaps_and_keeps_separate_faces():
     assert np.allclose(out[0].box, [0.4, 0.4, 10.4, 10.4])   # score-weighted mean (0.9, 0.6)
 
 
-def test_tiles_cover_the_picture_with_overlap():
-    from mien.engine.faces.blazeface import tiles
+@pytest.mark.parametrize("size", [(1280, 720), (1280, 886), (910, 1137), (970, 2204), (512, 512)])
+def test_tiles_are_squares_covering_the_picture_with_overlap(size):
+    from mien.engine.faces.blazeface import TILE_MIN_OVERLAP, TILE_OVERLAP, tiles
 
-    t = tiles(1280, 720)
-    assert len(t) == 4 and t[0][:2] == (0, 0) and t[-1][2:] == (1280, 720)
-    overlap = t[0][2] - t[1][0]
-    assert overlap == pytest.approx(0.25 * (t[0][2] - t[0][0]), abs=2)
+    w, h = size
+    t = tiles(w, h)
+    side = t[0][2] - t[0][0]
+    assert all(x2 - x1 == side and y2 - y1 == side for x1, y1, x2, y2 in t)
+    assert side == round(min(w, h, max(w, h) / (2 - TILE_OVERLAP)))
+    covered = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in t:
+        assert 0 <= x1 and 0 <= y1 and x2 <= w and y2 <= h
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+    xs, ys = sorted({x for x, _, _, _ in t}), sorted({y for _, y, _, _ in t})
+    for starts in (xs, ys):  # neighbours overlap by at least TILE_MIN_OVERLAP of a tile
+        assert all(b - a <= side * (1 - TILE_MIN_OVERLAP) + 1 for a, b in zip(starts, starts[1:]))
+    assert len(t) == {(1280, 720): 2, (1280, 886): 4, (512, 512): 4}.get(size, len(t))
 
 
 def test_tiles_find_the_small_faces_of_a_group_photo():
@@ -126,14 +137,13 @@ def test_landmarks_agree_with_dlib_on_the_same_faces(mp_faces, dlib_faces):
         assert np.linalg.norm(a - b) < 0.15   # same person by far (dlib's threshold is 0.6)
 
 
-def test_detect_near_follows_faces_by_their_mesh(mp_faces):
+def test_mediapipe_detects_every_video_frame_in_full(mp_faces):
+    """No detect_near: following a mesh from frame to frame locks onto the wrong place at a cut."""
     det = analyzer(detector="mediapipe").detector
+    assert not hasattr(det, "detect_near")
     shifted = np.ascontiguousarray(np.roll(t1(), (12, -15), axis=(0, 1)))
-    found = det.detect_near(shifted, mp_faces)
-    assert len(found) == len(mp_faces)
-    for before, after in zip(mp_faces, found):
-        assert after is not None
-        move = after.landmarks5.mean(0) - before.landmarks5.mean(0)
-        assert np.allclose(move, [-15, 12], atol=4)
-    blank = np.full_like(t1(), 127)
-    assert det.detect_near(blank, mp_faces) == [None] * len(mp_faces)
+    moved = det.detect(shifted)
+    assert len(moved) == len(mp_faces)
+    for before in mp_faces:
+        after = min(moved, key=lambda f: np.linalg.norm(f.landmarks5.mean(0) - before.landmarks5.mean(0)))
+        assert np.allclose(after.landmarks5.mean(0) - before.landmarks5.mean(0), [-15, 12], atol=4)

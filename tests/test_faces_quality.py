@@ -84,8 +84,9 @@ def test_real_yaw_flips_sign_in_the_mirror(an):
     assert abs(yaw) > 10 and np.sign(yaw) == -np.sign(myaw) and abs(abs(yaw) - abs(myaw)) < 8
 
 
-def test_every_face_keeps_scores_and_reason(an):
-    faces = an.analyze(t1(), identity=False, keep_rejected=True)
+def test_every_face_keeps_scores_and_reason():
+    # PnP pose of dlib faces (the mesh pose is tested in test_faces_meshpose.py)
+    faces = analyzer(detector="dlib").analyze(t1(), identity=False, keep_rejected=True)
     for f in faces:
         q = f.quality
         assert all(np.isfinite([q.sharpness, q.yaw, q.pitch, q.roll]))

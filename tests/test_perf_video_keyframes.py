@@ -1,7 +1,9 @@
 """Track-guided video detection: full detection on keyframes, region re-detection between.
 
-Real clips written with cv2.VideoWriter from the package photos, the real
-dlib models, real stores. No timing here (benchmarks/index.py measures speed).
+Only the dlib front end has region re-detection (detect_near): these tests pin
+detector="dlib". Real clips written with cv2.VideoWriter from the package
+photos, the real dlib models, real stores. No timing here (benchmarks/index.py
+measures speed).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import numpy as np
 import pytest
 
 from indexer_support import all_faces, check_consistent
+from mien.engine.faces import EngineConfig
+
+
+DLIB = EngineConfig(detector="dlib")
 
 
 def iou(a, b) -> float:
@@ -57,7 +63,8 @@ def index(paths, store, keyframe_seconds):
     from mien.indexer import IndexOptions, index_paths
 
     summary = index_paths(paths, store, options=IndexOptions(workers=1, show_progress=False,
-                                                             keyframe_seconds=keyframe_seconds))
+                                                             keyframe_seconds=keyframe_seconds),
+                          engine_config=DLIB)
     with Store(store, mode="r") as s:
         check_consistent(s)
         return summary, all_faces(s)
@@ -67,7 +74,7 @@ def test_detect_near_follows_the_panning_face(clips):
     """Each sampled frame's face is re-found from the previous frame's box alone."""
     from mien.engine.faces import FaceAnalyzer
 
-    an = FaceAnalyzer()
+    an = FaceAnalyzer(DLIB)
     frames = sampled(clips["pan"].path)
     assert len(frames) == 6
     full = [an.detect(image) for _, _, image in frames]
@@ -87,7 +94,7 @@ def test_detect_near_follows_the_panning_face(clips):
 def test_detect_near_reports_lost_and_duplicate_faces(clips):
     from mien.engine.faces import FaceAnalyzer
 
-    an = FaceAnalyzer()
+    an = FaceAnalyzer(DLIB)
     frames = sampled(clips["late"])
     grey, with_face = frames[0][2], frames[-1][2]
     [face] = an.detect(with_face)
@@ -99,10 +106,9 @@ def test_detect_near_reports_lost_and_duplicate_faces(clips):
 
 def test_guided_frames_match_full_detection(clips):
     """analyze_frames with and without guidance: same faces, boxes, QA verdicts and timestamps."""
-    from mien.engine.faces import EngineConfig
     from mien.indexer import worker
 
-    worker.init(EngineConfig(), threads=1)
+    worker.init(DLIB, threads=1)
     frames = sampled(clips["pan"].path)
     full = worker.analyze_frames(frames, False)
     guided = worker.analyze_frames(frames, True)
@@ -134,7 +140,7 @@ def test_keyframe_seconds_zero_is_full_detection(clips, tmp_path):
     """keyframe_seconds=0 stores exactly what the detector finds on every sampled frame."""
     from mien.engine.faces import FaceAnalyzer
 
-    an = FaceAnalyzer()
+    an = FaceAnalyzer(DLIB)
     _, stored = index([clips["pan"].path.parent], tmp_path / "store", 0.0)
     expected = {}
     for index_, ts, image in sampled(clips["pan"].path):

@@ -16,7 +16,10 @@ def _store_arg(parser) -> None:
 def add_engine_args(parser) -> None:
     """Options mapped onto EngineConfig (shared by index and person add)."""
     g = parser.add_argument_group("models")
-    g.add_argument("--detector", choices=("dlib", "insightface"), default="dlib")
+    g.add_argument("--detector", choices=("mediapipe", "dlib", "insightface"), default=None,
+                   help="face front end: mediapipe (BlazeFace + FaceMesh, the default for new stores), "
+                        "dlib (HOG, the 0.1 default), insightface (--detector-model); a store keeps "
+                        "the one it was built with")
     g.add_argument("--detector-model", metavar="PATH", help="insightface model dir or .onnx")
     g.add_argument("--identity", choices=("dlib", "arcface"), default="dlib")
     g.add_argument("--identity-model", metavar="PATH", help="ArcFace .onnx")
@@ -32,15 +35,21 @@ def add_engine_args(parser) -> None:
                         "built with; 64 is ~1.3x faster, smaller faces rarely pass FaceQA)")
     g.add_argument("--sharpness-min", type=float, default=None, help="FaceQA sharpness threshold")
     g.add_argument("--yaw-max", type=float, default=None, help="FaceQA |yaw| limit, degrees")
+    g.add_argument("--reject-occluded", action="store_true",
+                   help="FaceQA: drop faces whose mouth is covered (default: keep them, flagged)")
     g.add_argument("--device", default=None, help="cpu or cuda (FEENet)")
 
 
 def engine_config_from(args):
     from mien.engine.faces import EngineConfig
 
-    kwargs = {"detector": args.detector, "detector_model": args.detector_model,
+    kwargs = {"detector_model": args.detector_model,
               "identity": args.identity, "identity_model": args.identity_model,
               "expression": args.expression, "expression_model": args.expression_model}
+    if getattr(args, "detector", None):
+        kwargs["detector"] = args.detector
+    if getattr(args, "reject_occluded", False):
+        kwargs["reject_occluded"] = True
     for key in ("upsample", "max_side", "min_face", "sharpness_min", "yaw_max", "device"):
         value = getattr(args, key, None)
         if value is not None:
@@ -123,6 +132,28 @@ def register(subparsers) -> None:
     spl.set_defaults(func=cmd_person_split)
 
 
+def store_engine_config(args):
+    """The options' EngineConfig adjusted to an existing store: its front end (detector)
+    and detection scale (min_face, unless --min-face is given). An explicit --detector
+    other than the store's is refused: its faces would not match the stored ones."""
+    from dataclasses import replace
+
+    from mien.errors import BadInputError
+    from mien.indexer.pipeline import engine_config_for
+
+    asked = engine_config_from(args)
+    config = engine_config_for(args.store, asked)
+    if args.detector and config.detector != args.detector:
+        stored = config.detector
+        raise BadInputError(
+            f"the store {args.store} was built with the {stored} front end (--detector {stored}); "
+            f"--detector {args.detector} would mix faces detected differently: index into a new "
+            f"store (mien index ... --store NEW_DIR) to use {args.detector}")
+    if args.min_face is not None:
+        config = replace(config, min_face=args.min_face)
+    return config
+
+
 def cmd_index(args) -> int:
     from mien.indexer import IndexOptions, index_paths
 
@@ -133,11 +164,7 @@ def cmd_index(args) -> int:
                            keyframe_seconds=args.keyframe_seconds, ray_address=args.ray,
                            ray_cpus_per_worker=args.ray_cpus_per_worker,
                            ray_gpus_per_worker=args.ray_gpus_per_worker)
-    engine_config = engine_config_from(args)
-    if args.min_face is None:  # keep the detection scale the store was built with
-        from mien.indexer.pipeline import engine_config_for
-
-        engine_config = engine_config_for(args.store, engine_config)
+    engine_config = store_engine_config(args)
     summary = index_paths(args.paths, args.store, options=options, engine_config=engine_config)
     print(summary.table())
     for path, reason in summary.failures[:20]:

@@ -162,10 +162,12 @@ def analyze_image(path: str, max_pixels: int) -> ImageResult:
 
 def _detect_segment(images: list, guided: bool) -> list[list]:
     """Faces of consecutive sampled frames. The first frame is a keyframe (full
-    detection); with `guided`, each later frame re-finds the previous frame's
-    faces in small regions around them (detect_near) and falls back to a full
-    detection only when one of them is lost. Faces entering the picture
-    between keyframes are therefore found at the next keyframe."""
+    detection); with `guided` and a detector that has detect_near (dlib HOG),
+    each later frame re-finds the previous frame's faces in small regions
+    around them and falls back to a full detection only when one of them is
+    lost. Faces entering the picture between keyframes are therefore found at
+    the next keyframe. Detectors without detect_near (MediaPipe: cheap enough)
+    detect every frame."""
     an = analyzer()
     near = getattr(an.detector, "detect_near", None) if guided else None
     per_image, previous = [], []
@@ -175,9 +177,7 @@ def _detect_segment(images: list, guided: bool) -> list[list]:
         elif not previous:
             faces = []  # nobody in the last frame: wait for the next keyframe
         else:
-            # MediaPipe follows faces from their last mesh; dlib re-finds boxes
-            tracks_faces = getattr(an.detector, "tracks_faces", False)
-            found = near(image, previous if tracks_faces else [f.bbox for f in previous])
+            found = near(image, [f.bbox for f in previous])
             faces = [f for f in found if f is not None]
             if len(faces) < len(found):
                 faces = an.detect(image)  # a face got lost: look at the whole frame

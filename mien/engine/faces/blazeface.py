@@ -11,8 +11,9 @@ clipped at +-100; detections overlapping by IoU > 0.3 are merged by
 score-weighted averaging (MediaPipe's WEIGHTED non-maximum suppression).
 
 Small faces in large pictures shrink below what the 192x192 input resolves,
-so large images are also cut into a 2x2 grid of tiles that overlap by 25 %
-of a tile; tile detections touching an inner tile edge (faces cut by it) are
+so large images are also cut into square tiles of 1/1.75 of the longer side
+(2x2 on a square picture, 2x1 on 16:9 video) that overlap by >= 20 % of a
+tile; tile detections touching an inner tile edge (faces cut by it) are
 dropped, and everything is merged with the whole-picture detections by the
 same weighted NMS.
 """
@@ -31,7 +32,10 @@ SIZE = 192
 GRID = 48                 # 192 / stride 4
 MIN_SCORE = 0.6           # MediaPipe's full-range min_score_thresh
 NMS_IOU = 0.3             # MediaPipe's min_suppression_threshold
-TILE_OVERLAP = 0.25       # of a tile's side
+TILE_OVERLAP = 0.25       # tile side = longer picture side / (2 - TILE_OVERLAP)
+# Neighbouring tiles overlap by at least this fraction of a tile (16:9 video: 2 tiles, 22 %);
+# a face larger than the overlap is found by the whole-picture pass.
+TILE_MIN_OVERLAP = 0.2
 TILE_MIN_SIDE = 480       # images with a longer side below this are not tiled
 EDGE_MARGIN = 1.0         # px (of the working copy): a tile box this close to an inner tile edge was cut by it
 
@@ -112,10 +116,18 @@ def weighted_nms(dets: list[Detection], threshold: float = NMS_IOU) -> list[Dete
 
 
 def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """The 2x2 grid of tiles (x1, y1, x2, y2), each overlapping its neighbour by TILE_OVERLAP."""
-    tw = int(round(width / (2 - TILE_OVERLAP)))
-    th = int(round(height / (2 - TILE_OVERLAP)))
-    return [(x, y, x + tw, y + th) for y in (0, height - th) for x in (0, width - tw)]
+    """Square tiles (x1, y1, x2, y2) of side min(width, height, longer side / 1.75) covering the
+    picture, neighbours overlapping by at least TILE_MIN_OVERLAP of a tile: 2x2 for a square
+    picture, 2x1 for 16:9 video (whose 2x2 tiles would be half letterbox padding)."""
+    side = int(round(min(width, height, max(width, height) / (2 - TILE_OVERLAP))))
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        n = int(np.ceil((length - side * TILE_MIN_OVERLAP) / (side * (1 - TILE_MIN_OVERLAP))))
+        return [int(round(i * (length - side) / (n - 1))) for i in range(n)]
+
+    return [(x, y, x + side, y + side) for y in starts(height) for x in starts(width)]
 
 
 class BlazeFace:

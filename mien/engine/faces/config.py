@@ -32,7 +32,7 @@ class EngineConfig:
 
     # "mediapipe" (BlazeFace + FaceMesh, dlib's 68 points fitted on the mesh) |
     # "dlib" (HOG + 68 points, the 0.1 front end) | "insightface" (detector_model = dir or .onnx)
-    detector: str = "dlib"
+    detector: str = "mediapipe"
     detector_model: str | None = None
     identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
     identity_model: str | None = None

@@ -21,9 +21,11 @@ grace_hopper and obama.jpg until faces were lost: reliable at >= 20 px,
 partial at 12-18). Pictures in which a min_face face would be smaller than
 that are also cut into tiles (blazeface.py).
 
-Video: detect_near re-runs FaceMesh from each known face's previous mesh (the
-way MediaPipe tracks faces between detections), so frames between keyframes
-cost ~2 mesh passes per face and no BlazeFace run.
+Video: no detect_near. Following a face by re-running FaceMesh from its
+previous mesh (MediaPipe's own tracking, made for 30 fps) fails at 2 fps and
+at cuts: on a cut between two photos of one man the mesh locked half a face
+off the real one with presence 1.0. Whole-frame detection costs a few
+BlazeFace runs per sampled frame, so the worker detects every frame.
 """
 
 from __future__ import annotations
@@ -35,12 +37,18 @@ from mien.engine.faces.blazeface import BlazeFace
 from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.detect import check_image, landmarks68, shape_predictor_68, to_gray
 from mien.engine.faces.facemesh import FaceMesher, landmarks5, roi_from_box, roi_from_mesh
-from mien.engine.faces.boxes import iou
 from mien.engine.faces.types import Face
 
 PRESENCE_MIN = 0.5        # MediaPipe's own min face-presence for its landmark graphs
+FIRST_PASS_MIN = 0.1      # below this after the first pass, a candidate is not re-cropped
+# BlazeFace candidates from this score on (MediaPipe uses 0.5-0.6 without a mesh check); the
+# mesh's presence score then removes false hits. On t1.jpg brightened (x1.3 + 25) two real
+# faces score 0.41 and 0.47.
+MIN_SCORE = 0.4
 WHOLE_MIN_INPUT = 20.0    # px in the 192 px input: smallest face the whole-picture pass reliably finds
-DUPLICATE_IOU = 0.5       # two meshes whose boxes overlap this much are the same face
+# a mesh whose box lies mostly (intersection / smaller area) inside a kept face's is the same
+# face or a part of it (a low-scoring candidate on a mouth and chin gives a small "face")
+DUPLICATE_OVERLAP = 0.5
 # dlib HOG box from the mesh's 5 points: side = DLIB_SIDE x the distance from the
 # eyes' midpoint to the mouth corners' midpoint (unchanged by yaw), centred on the
 # 5 points' mean moved up by DLIB_DY x that distance. Fitted on the 15 faces both
@@ -53,6 +61,14 @@ DLIB_DY = -0.10
 def mesh_box(mesh: np.ndarray) -> tuple[float, float, float, float]:
     x, y = mesh[:, 0], mesh[:, 1]
     return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def overlap(a, b) -> float:
+    """Intersection over the smaller box's area."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
 
 
 def dlib_box(five: np.ndarray) -> tuple[float, float, float, float]:
@@ -68,11 +84,10 @@ class MediaPipeDetector:
     """BlazeFace full-range (+ tiles) -> FaceMesh x2 -> presence filter -> dlib 68 points."""
 
     name = "mediapipe-blazeface-full+facemesh"
-    tracks_faces = True   # detect_near takes the previous Faces (their meshes), not just boxes
 
     def __init__(self, cfg: EngineConfig):
         self.cfg = cfg
-        self.blazeface = BlazeFace()
+        self.blazeface = BlazeFace(min_score=MIN_SCORE)
         self.mesher = FaceMesher()
         shape_predictor_68()  # load now, so a missing file fails at construction
 
@@ -87,44 +102,19 @@ class MediaPipeDetector:
         rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
         return self._faces(image, rois, [d.score for d in dets])
 
-    def detect_near(self, image: np.ndarray, previous) -> list[Face | None]:
-        """Re-find each previous Face (or box) in this frame: FaceMesh from its last mesh.
-
-        One entry per previous face: the face, or None if the mesh's presence
-        fell below PRESENCE_MIN (the face left, turned away or moved too far)
-        or it landed on a face another entry already took.
-        """
-        check_image(image)
-        rois = []
-        for prev in previous:
-            mesh = getattr(prev, "mesh", None)
-            if mesh is not None:
-                rois.append(roi_from_mesh(mesh))
-            else:  # a bare box: level crop around it
-                box = prev.bbox if isinstance(prev, Face) else prev
-                x1, y1, x2, y2 = (float(v) for v in box)
-                rois.append(roi_from_box(box, (x1, y1), (x2, y1)))
-        scores = [float(getattr(p, "det_score", 1.0)) for p in previous]
-        return self._faces(image, rois, scores, keep_order=True)
-
-    def _faces(self, image, rois, scores, keep_order: bool = False) -> list:
+    def _faces(self, image, rois, scores) -> list[Face]:
         gray = to_gray(image)
-        out: list[Face | None] = []
         kept: list[Face] = []
-        for roi, score in sorted(zip(rois, scores), key=lambda rs: -rs[1]) if not keep_order \
-                else zip(rois, scores):
-            mesh, presence = self.mesher.mesh(image, roi, passes=2)
+        for roi, score in sorted(zip(rois, scores), key=lambda rs: -rs[1]):
+            mesh, presence = self.mesher.run(image, roi)
+            if presence >= FIRST_PASS_MIN:  # most false hits end here, after one pass
+                mesh, presence = self.mesher.run(image, roi_from_mesh(mesh))
             box = mesh_box(mesh)
-            face = None
             if presence >= PRESENCE_MIN and min(box[2] - box[0], box[3] - box[1]) >= self.cfg.min_face \
-                    and not any(iou(box, k.bbox) > DUPLICATE_IOU for k in kept):
+                    and not any(overlap(box, k.bbox) > DUPLICATE_OVERLAP for k in kept):
                 five = landmarks5(mesh)
-                face = Face(bbox=box, det_score=float(score), landmarks5=five,
-                            landmarks68=landmarks68(gray, dlib_box(five)), mesh=mesh,
-                            mesh_presence=float(presence))
-                kept.append(face)
-            out.append(face)
-        if keep_order:
-            return out
+                kept.append(Face(bbox=box, det_score=float(score), landmarks5=five,
+                                 landmarks68=landmarks68(gray, dlib_box(five)), mesh=mesh,
+                                 mesh_presence=float(presence)))
         kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))
         return kept
