@@ -81,6 +81,10 @@ def parse_target(target) -> Target:
     if isinstance(target, (list, tuple)):
         addresses = [str(a).strip() for a in target if str(a).strip()]
     elif isinstance(target, str):
+        if target.startswith(("ipv4:", "ipv6:")):  # gRPC's own address-list syntax
+            many = "," in target
+            return Target(target, many, authority=target.split(":", 1)[1].split(",")[0] if many else "",
+                          addresses=(target,))
         if target.startswith("dns:"):
             name = target[4:].lstrip("/")
             if "/" in name:  # dns://resolver/name:port
@@ -93,12 +97,18 @@ def parse_target(target) -> Target:
         raise BadInputError("no server address given")
     if len(addresses) == 1:
         return Target(addresses[0], False, addresses=tuple(addresses))
-    v4, v6 = [], []
+    v4, v6, v6_only = [], [], []
     for address in addresses:
         host, port = _split(address)
-        for family, ip in _ips(host, port):
+        ips = _ips(host, port)
+        for family, ip in ips:
             (v6 if family == socket.AF_INET6 else v4).append(f"[{ip}]:{port}" if family == socket.AF_INET6
                                                              else f"{ip}:{port}")
+        if all(family == socket.AF_INET6 for family, _ in ips):
+            v6_only.append(address)
+    if v4 and v6_only:
+        raise BadInputError(f"replicas {', '.join(v6_only)} have only IPv6 addresses and the others IPv4; "
+                            "one channel takes one family (or use a dns: name)")
     # one channel resolves one address family; IPv4 when any replica has one
     uri = f"ipv4:{','.join(dict.fromkeys(v4))}" if v4 else f"ipv6:{','.join(dict.fromkeys(v6))}"
     return Target(uri, True, authority=addresses[0], addresses=tuple(addresses))
