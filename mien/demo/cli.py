@@ -69,4 +69,7 @@ def run_demo(args) -> int:
         server.stop(grace=2).wait()
     print(f"\nPictures: {work / 'search.png'}, {work / 'cross.png'}, "
           f"{work / 'timeline.png'}, {work / 'summary.png'}")
+    # the web app over the same store; --allow-root lets it show the archive's photos and videos
+    command = shlex.join(["mien", "serve", "--store", store, "--http", "8080", "--allow-root", str(archive)])
+    print(f"\nBrowse the demo store in the web app (then open http://127.0.0.1:8080/):\n  {command}")
     return 0
