@@ -139,7 +139,7 @@ def _emit_result(args, result, title: str) -> int:
         why = any(h.agreeing or h.differing for h in result.hits)
         print_table(
             ["#", "distance", "face", "person", "time", "source"]
-            + (["why: shared; differs (query vs hit)"] if why else []),
+            + (["why: shared (query/hit); differs (query vs hit)"] if why else []),
             [[i, f"{h.distance:.4f}", h.face_id,
               h.person_name or (h.person_id if h.person_id >= 0 else "-"), _time(h.timestamp_ms),
               h.source_uri] + ([_why(h)] if why else []) for i, h in enumerate(result.hits, 1)],
@@ -153,7 +153,7 @@ def _emit_result(args, result, title: str) -> int:
 
 def _why(hit, top: int = 2) -> str:
     """The top reasons a hit matched: components both faces show, and those that differ most."""
-    shared = ", ".join(m.name for m in hit.agreeing[:top])
+    shared = ", ".join(f"{m.name} {m.query_value:.2f}/{m.hit_value:.2f}" for m in hit.agreeing[:top])
     differs = ", ".join(f"{m.name} {m.query_value:.2f} vs {m.hit_value:.2f}" for m in hit.differing[:top])
     return f"{shared or '-'}; differs: {differs or '-'}"
 

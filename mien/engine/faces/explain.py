@@ -11,8 +11,14 @@ one dimension of the vector, so for a query q and a hit h
 and both sums split exactly over the named components (plus, for
 landmarks-v1, its unnamed bias dimension). "Differing" components are those
 with the largest (q_i - h_i)^2; "agreeing" ones those with the largest
-positive q_i h_i (both faces show it, in the same direction). FEENet's
-dimensions have no names: its vectors have no components.
+positive q_i h_i among the components both faces show in the same direction
+and to within a factor of about two in vector units (|q_i - h_i| <=
+AGREE_TOLERANCE x the larger; for emotions these are square roots of
+probabilities): a big smile does not "agree" with a faint one on happiness,
+so two faces that share nothing get no agreeing components. Differing
+components are listed only from DIFFER_MIN_SHARE of the distance up, so a
+near-identical pair gets none rather than noise. FEENet's dimensions have
+no names: its vectors have no components.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 EMOTION, ACTION_UNIT, GEOMETRY = "emotion", "action_unit", "geometry"
+AGREE_TOLERANCE = 0.5
+DIFFER_MIN_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,9 @@ def explain(query, hit, encoder: str, top: int = 3) -> Explanation:
         return ComponentMatch(names[i], kinds[i], float(qv[i]), float(hv[i]), float(contribution),
                               float(contribution / total) if total > 1e-12 else 0.0)
 
-    agree = [match(i, prod[i], dot) for i in np.argsort(-prod, kind="stable")[:top] if prod[i] > 1e-6]
-    differ = [match(i, diff[i], dist) for i in np.argsort(-diff, kind="stable")[:top] if diff[i] > 1e-6]
+    close = np.abs(q[:n] - h[:n]) <= AGREE_TOLERANCE * np.maximum(np.abs(q[:n]), np.abs(h[:n]))
+    shared = [i for i in np.argsort(-prod, kind="stable") if prod[i] > 1e-6 and close[i]]
+    agree = [match(i, prod[i], dot) for i in shared[:top]]
+    differ = [match(i, diff[i], dist) for i in np.argsort(-diff, kind="stable")[:top]
+              if diff[i] > 1e-6 and diff[i] >= DIFFER_MIN_SHARE * dist]
     return Explanation(agree, differ)
