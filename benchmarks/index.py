@@ -11,17 +11,17 @@ processes (like its CLI's --cpus 2). mien does more per face (68 landmarks,
 FaceQA, alignment, expression, thumbnail, store commit) and its time includes
 starting the worker processes and loading models, the baseline's does not.
 
-mien runs twice on the stills: the default min_face=40 and min_face=64 (faces
-under 64 px rarely pass FaceQA; see --qa-sizes); the faces column shows how
-many faces each pipeline found, so a speed-up from finding fewer is visible.
+mien runs twice on the stills: the default front end (MediaPipe BlazeFace +
+FaceMesh) and the 0.1 one (dlib HOG, --detector dlib), both at min_face=40;
+the faces column shows how many faces each pipeline found, so a speed-up from
+finding fewer is visible.
 
 Video: a generated 1280x720 clip at 30 fps with two faces, indexed at 2
 sampled fps; real-time factor = clip duration / wall time (startup included),
 and without startup (wall time minus the time the worker pool takes to start
-and load models, measured alone in the same run). Rows: full detection on
-every sampled frame (keyframe_seconds=0, the old behaviour) and keyframes
-every 2 s, each at min_face 40 and 64; the `mien index` default is keyframes
-every 2 s at min_face=40.
+and load models, measured alone in the same run). Rows: the default front end
+(MediaPipe detects every sampled frame) and dlib HOG with keyframes every 2 s
+(the 0.1 default), both at min_face=40.
 
 --qa-sizes: what fraction of the package photos' faces, downscaled so the face
 box is N px, is detected and passes FaceQA (the case for a larger min_face).
@@ -197,20 +197,19 @@ def main() -> int:
     base_faces, base_s = baseline(paths, 1)
     base2_faces, base2_s = baseline(paths, 2)
     workers = args.workers or os.cpu_count()
-    runs = {mf: run_mien(work / "photos", work / f"store-images-{mf}", args.workers, EngineConfig(min_face=mf))
-            for mf in (40, 64)}
+    fronts = {"mediapipe": EngineConfig(), "dlib": EngineConfig(detector="dlib")}
+    runs = {name: run_mien(work / "photos", work / f"store-images-{name}", args.workers, cfg)
+            for name, cfg in fronts.items()}
 
     clip = write_clip(work / "video" / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
                       size=(1280, 720), seconds=args.video_seconds)
     duration_s = clip.frames / clip.fps
     startup_s = min(pool_startup(args.workers) for _ in range(2))  # noisy on a loaded machine
-    video_configs = [("full detection every sample (keyframe_seconds=0), min_face=40", 0.0, 40),
-                     ("keyframes every 2 s, min_face=40 (mien index default)", 2.0, 40),
-                     ("full detection every sample (keyframe_seconds=0), min_face=64", 0.0, 64),
-                     ("keyframes every 2 s, min_face=64", 2.0, 64)]
+    video_configs = [("mediapipe, every sampled frame (mien index default)", 2.0, fronts["mediapipe"]),
+                     ("dlib HOG, keyframes every 2 s (0.1 default)", 2.0, fronts["dlib"])]
     videos = []
-    for i, (label, key_s, mf) in enumerate(video_configs):
-        vsum, video_s = run_mien(work / "video", work / f"store-video-{i}", args.workers, EngineConfig(min_face=mf),
+    for i, (label, key_s, cfg) in enumerate(video_configs):
+        vsum, video_s = run_mien(work / "video", work / f"store-video-{i}", args.workers, cfg,
                                  keyframe_seconds=key_s)
         videos.append((label, vsum, video_s))
 
@@ -221,9 +220,9 @@ def main() -> int:
         {"pipeline": "face_recognition, 2 processes", "images": len(paths), "faces": base2_faces, "passed": "",
          "seconds": base2_s, "faces/s": base2_faces / base2_s, "ratio": (base2_faces / base2_s) / base_rate},
     ]
-    for mf, (summary, mien_s) in runs.items():
+    for name, (summary, mien_s) in runs.items():
         rate = summary.faces_detected / mien_s
-        rows.append({"pipeline": f"mien index, {workers} workers, min_face={mf} (incl. startup)",
+        rows.append({"pipeline": f"mien index, {workers} workers, {name} (incl. startup)",
                      "images": summary.images, "faces": summary.faces_detected, "passed": summary.faces_passed,
                      "seconds": mien_s, "faces/s": rate, "ratio": rate / base_rate})
     print()
@@ -236,21 +235,22 @@ def main() -> int:
     print_table(vrows, ["720p 30 fps, 2 faces, sampled 2 fps", "duration_s", "frames", "faces", "tracks",
                         "seconds", "realtime_x", "realtime_x_no_startup"], "{:.2f}")
     default_mf = EngineConfig().min_face
-    summary, mien_s = runs[default_mf]
-    summary64, mien64_s = runs[64]
+    summary, mien_s = runs["mediapipe"]
+    summary64, mien64_s = runs["dlib"]
     default_video = next(r for r in vrows if "(mien index default)" in r["720p 30 fps, 2 faces, sampled 2 fps"])
     result = {
         "images": len(paths),
         "min_face": default_mf,
         "faces_per_s": summary.faces_detected / mien_s,
-        "faces_per_s_min_face_64": summary64.faces_detected / mien64_s,
-        "faces": summary.faces_detected, "faces_min_face_64": summary64.faces_detected,
-        "faces_passed": summary.faces_passed, "faces_passed_min_face_64": summary64.faces_passed,
+        "detector": EngineConfig().detector,
+        "faces_per_s_dlib": summary64.faces_detected / mien64_s,
+        "faces": summary.faces_detected, "faces_dlib": summary64.faces_detected,
+        "faces_passed": summary.faces_passed, "faces_passed_dlib": summary64.faces_passed,
         "baseline_faces": base_faces,
         "baseline_faces_per_s": base_rate,
         "baseline_2proc_faces_per_s": base2_faces / base2_s,
         "ratio": (summary.faces_detected / mien_s) / base_rate,
-        "ratio_min_face_64": (summary64.faces_detected / mien64_s) / base_rate,
+        "ratio_dlib": (summary64.faces_detected / mien64_s) / base_rate,
         "ratio_vs_2proc": (summary.faces_detected / mien_s) / (base2_faces / base2_s),
         "video_realtime_factor": default_video["realtime_x"],
         "video_realtime_factor_no_startup": default_video["realtime_x_no_startup"],
@@ -263,7 +263,7 @@ def main() -> int:
         "load_average_after": os.getloadavg()[0],
     }
     print(f"\nratio (mien faces/s / face_recognition 1-process faces/s): min_face={default_mf} (default) "
-          f"{result['ratio']:.2f}, min_face=64 {result['ratio_min_face_64']:.2f} "
+          f"{result['ratio']:.2f}, dlib front end {result['ratio_dlib']:.2f} "
           f"(vs 2 processes: {result['ratio_vs_2proc']:.2f}); video {result['video_realtime_factor']:.1f}x real time "
           f"({result['video_realtime_factor_no_startup']:.1f}x without pool startup); "
           f"peak RSS {result['peak_rss_mb']:.0f} MB; load average {load_before:.1f} before, "

@@ -110,12 +110,21 @@ def mp_faces():
     return analyzer(detector="mediapipe").detect(t1())
 
 
+def test_landmarks_v1_gets_the_68_points_with_every_detection():
+    faces = analyzer(detector="mediapipe", expression="landmarks").detect(t1())
+    assert len(faces) == 6 and all(f.landmarks68.shape == (68, 2) for f in faces)
+
+
 def test_mediapipe_detector_finds_every_t1_face_with_mesh_and_68(mp_faces):
     from faces_support import T1_CENTRES, find
 
     assert len(mp_faces) == 6
     for xy in T1_CENTRES.values():
         find(mp_faces, xy)
+    from mien.engine.faces.mpdetect import fill_landmarks68
+
+    assert all(f.landmarks68 is None for f in mp_faces)  # fitted on demand (identity), not per detection
+    fill_landmarks68(t1(), mp_faces)
     for f in mp_faces:
         assert f.mesh.shape == (468, 3) and f.mesh_presence >= 0.5
         assert f.landmarks68.shape == (68, 2) and f.landmarks5.shape == (5, 2)
@@ -127,6 +136,9 @@ def test_landmarks_agree_with_dlib_on_the_same_faces(mp_faces, dlib_faces):
     from mien.engine.faces.identity import DlibIdentity
     from mien.engine.faces import EngineConfig
 
+    from mien.engine.faces.mpdetect import fill_landmarks68
+
+    fill_landmarks68(t1(), mp_faces)
     ident = DlibIdentity(EngineConfig())
     for fd in dlib_faces:
         fm = min(mp_faces, key=lambda f: np.linalg.norm(f.landmarks5.mean(0) - fd.landmarks5.mean(0)))
@@ -147,3 +159,17 @@ def test_mediapipe_detects_every_video_frame_in_full(mp_faces):
     for before in mp_faces:
         after = min(moved, key=lambda f: np.linalg.norm(f.landmarks5.mean(0) - before.landmarks5.mean(0)))
         assert np.allclose(after.landmarks5.mean(0) - before.landmarks5.mean(0), [-15, 12], atol=4)
+
+
+def test_detect_following_refinds_faces_and_reports_a_lost_one(mp_faces):
+    det = analyzer(detector="mediapipe").detector
+    shifted = np.ascontiguousarray(np.roll(t1(), (12, -15), axis=(0, 1)))
+    boxes = [f.bbox for f in mp_faces]
+    found = det.detect_following(shifted, boxes)
+    assert found is not None and len(found) == len(mp_faces)
+    for before in mp_faces:
+        after = min(found, key=lambda f: np.linalg.norm(f.landmarks5.mean(0) - before.landmarks5.mean(0)))
+        assert np.allclose(after.landmarks5.mean(0) - before.landmarks5.mean(0), [-15, 12], atol=4)
+    blank = np.full_like(t1(), 127)
+    assert det.detect_following(blank, boxes) is None      # lost: the caller runs detect()
+    assert det.detect_following(blank, []) == []

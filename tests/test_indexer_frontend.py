@@ -103,3 +103,23 @@ def test_reject_occluded_drops_the_covered_face(tmp_path):
     cv2.imwrite(str(folder / "covered.png"), cover_mouth(image, face))
     summary = index([folder], tmp_path / "store", EngineConfig(reject_occluded=True))
     assert summary.faces_passed == 0 and summary.rejected["occluded"] == 1
+
+
+def test_guided_mediapipe_frames_match_full_detection(tmp_path):
+    """Between keyframes the MediaPipe detector follows faces without tiles: same faces and verdicts."""
+    from mien.demo.videos import write_clip
+    from mien.engine.faces.boxes import iou
+    from mien.indexer import worker
+    from mien.indexer.video import FrameSampler
+
+    clip = write_clip(tmp_path / "pan.mp4", ["obama2", "biden"], motion="pan", fps=10, size=(1280, 720),
+                      seconds=3.0, face_height=0.12)   # small faces: followed in regions
+    with FrameSampler(str(clip.path), 2.0) as sampler:
+        frames = [(f.index, f.timestamp_ms, f.image) for f in sampler]
+    worker.init(EngineConfig(), threads=1)
+    full = worker.analyze_frames(frames, False)
+    guided = worker.analyze_frames(frames, True)
+    for a, b in zip(full, guided):
+        assert len(a.faces) == len(b.faces) == 2
+        for fa, fb in zip(a.faces, b.faces):
+            assert iou(fa.bbox, fb.bbox) > 0.8 and fa.quality.passed == fb.quality.passed

@@ -162,18 +162,23 @@ def analyze_image(path: str, max_pixels: int) -> ImageResult:
 
 def _detect_segment(images: list, guided: bool) -> list[list]:
     """Faces of consecutive sampled frames. The first frame is a keyframe (full
-    detection); with `guided` and a detector that has detect_near (dlib HOG),
-    each later frame re-finds the previous frame's faces in small regions
-    around them and falls back to a full detection only when one of them is
-    lost. Faces entering the picture between keyframes are therefore found at
-    the next keyframe. Detectors without detect_near (MediaPipe: cheap enough)
-    detect every frame."""
+    detection); with `guided`, later frames use what the detector offers to
+    re-find the previous frame's faces cheaply, and fall back to a full
+    detection when one of them is lost: MediaPipe's detect_following (the
+    whole-picture pass without tiles + regions around small faces), dlib's
+    detect_near (HOG in regions around each face). Faces too small for those
+    that enter the picture between keyframes are found at the next one."""
     an = analyzer()
+    follow = getattr(an.detector, "detect_following", None) if guided else None
     near = getattr(an.detector, "detect_near", None) if guided else None
     per_image, previous = [], []
     for i, image in enumerate(images):
-        if i == 0 or near is None:
+        if i == 0 or (near is None and follow is None):
             faces = an.detect(image)
+        elif follow is not None:
+            faces = follow(image, [f.bbox for f in previous])
+            if faces is None:
+                faces = an.detect(image)  # a face got lost: the full detection
         elif not previous:
             faces = []  # nobody in the last frame: wait for the next keyframe
         else:

@@ -65,7 +65,9 @@ def letterbox(image_rgb: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     resized = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     canvas = np.zeros((SIZE, SIZE, 3), np.float32)
     px, py = (SIZE - nw) // 2, (SIZE - nh) // 2
-    canvas[py:py + nh, px:px + nw] = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
+    view = canvas[py:py + nh, px:px + nw]
+    np.multiply(resized, np.float32(2.0 / 255.0), out=view, dtype=np.float32)
+    view -= 1.0
     return canvas, scale, float(px), float(py)
 
 
@@ -158,7 +160,9 @@ class BlazeFace:
         h, w = image_bgr.shape[:2]
         tiled = bool(tile) or (tile is None and max(h, w) >= TILE_MIN_SIDE)
         work, scale = shrink(image_bgr, int(SIZE * (2 - TILE_OVERLAP)) if tiled else SIZE)
-        rgb = np.ascontiguousarray(work[:, :, ::-1])
+        import cv2
+
+        rgb = cv2.cvtColor(work, cv2.COLOR_BGR2RGB)
         found = self.run(rgb)
         if tiled:
             wh, ww = rgb.shape[:2]
@@ -171,6 +175,23 @@ class BlazeFace:
             det.box /= scale
             det.keypoints /= scale
         return found
+
+    def detect_region(self, image_bgr: np.ndarray, region) -> list[Detection]:
+        """Faces inside region (x1, y1, x2, y2) of the picture, in source pixels; faces cut by
+        the region's edge (inside the picture) are left out."""
+        import cv2
+
+        h, w = image_bgr.shape[:2]
+        x1, y1, x2, y2 = (int(v) for v in region)
+        work, scale = shrink(image_bgr[y1:y2, x1:x2], SIZE)
+        found = self.run(cv2.cvtColor(work, cv2.COLOR_BGR2RGB))
+        out = []
+        for det in found:
+            det.box = det.box / scale + np.array([x1, y1, x1, y1], np.float32)
+            det.keypoints = det.keypoints / scale + np.array([x1, y1], np.float32)
+            if not cut_by_tile(det.box, (x1, y1, x2, y2), w, h):
+                out.append(det)
+        return out
 
 
 def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

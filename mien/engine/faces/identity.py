@@ -53,6 +53,9 @@ class DlibIdentity:
         import cv2
         import dlib
 
+        from mien.engine.faces.mpdetect import fill_landmarks68
+
+        fill_landmarks68(image, faces)  # the MediaPipe front end fits them on demand
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         out = []
         for face in faces:

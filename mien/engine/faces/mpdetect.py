@@ -8,7 +8,10 @@ false hits), as are duplicates whose meshes landed on the same face.
 What a Face gets:
 - bbox: the mesh's extent (x/y min-max of the 468 points): forehead to chin;
 - landmarks5: eye-contour centres, nose tip, mouth corners of the mesh;
-- landmarks68: dlib's 68-point shape predictor run in a box derived from the
+- landmarks68 (only with the landmarks-v1 expression encoder; otherwise
+  filled on demand by the dlib identity encoder, see fill_landmarks68, so the
+  many video faces that never get an identity don't pay for it):
+  dlib's 68-point shape predictor run in a box derived from the
   mesh's 5 points so that it looks like the box dlib's HOG detector gives the same face
   (see dlib_box). The 68 points then land where they did with the dlib
   front end, which keeps the dlib identity vectors (aligned on the 68) and
@@ -21,11 +24,14 @@ grace_hopper and obama.jpg until faces were lost: reliable at >= 20 px,
 partial at 12-18). Pictures in which a min_face face would be smaller than
 that are also cut into tiles (blazeface.py).
 
-Video: no detect_near. Following a face by re-running FaceMesh from its
-previous mesh (MediaPipe's own tracking, made for 30 fps) fails at 2 fps and
-at cuts: on a cut between two photos of one man the mesh locked half a face
-off the real one with presence 1.0. Whole-frame detection costs a few
-BlazeFace runs per sampled frame, so the worker detects every frame.
+Video: between keyframes the worker calls detect_following: the
+whole-picture BlazeFace pass only (1 run instead of 1 + tiles), plus BlazeFace
+in a region around each previously seen face too small for that pass; if a
+previous face is not found again, the worker runs the full detect(). Faces
+are always found by BlazeFace: following a face by re-running FaceMesh from
+its previous mesh (MediaPipe's own tracking, made for 30 fps) fails at 2 fps
+and at cuts — on a cut between two photos of one man the mesh locked half a
+face off the real one with presence 1.0.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ WHOLE_MIN_INPUT = 20.0    # px in the 192 px input: smallest face the whole-pict
 # a mesh whose box lies mostly (intersection / smaller area) inside a kept face's is the same
 # face or a part of it (a low-scoring candidate on a mouth and chin gives a small "face")
 DUPLICATE_OVERLAP = 0.5
+FOLLOW_MARGIN = 0.75      # detect_following's region: the previous box plus this many face sides around
 # dlib HOG box from the mesh's 5 points: side = DLIB_SIDE x the distance from the
 # eyes' midpoint to the mouth corners' midpoint (unchanged by yaw), centred on the
 # 5 points' mean moved up by DLIB_DY x that distance. Fitted on the 15 faces both
@@ -80,6 +87,15 @@ def dlib_box(five: np.ndarray) -> tuple[float, float, float, float]:
     return float(cx - half), float(cy - half), float(cx + half), float(cy + half)
 
 
+def fill_landmarks68(image: np.ndarray, faces) -> None:
+    """dlib's 68 points for faces that have none, fitted in the HOG-like box of their 5 points."""
+    todo = [f for f in faces if f.landmarks68 is None and f.landmarks5 is not None]
+    if todo:
+        gray = to_gray(image)
+        for face in todo:
+            face.landmarks68 = landmarks68(gray, dlib_box(np.asarray(face.landmarks5, np.float32)))
+
+
 class MediaPipeDetector:
     """BlazeFace full-range (+ tiles) -> FaceMesh x2 -> presence filter -> dlib 68 points."""
 
@@ -89,6 +105,7 @@ class MediaPipeDetector:
         self.cfg = cfg
         self.blazeface = BlazeFace(min_score=MIN_SCORE)
         self.mesher = FaceMesher()
+        self.eager_68 = cfg.expression == "landmarks"  # landmarks-v1 reads the 68 of every face
         shape_predictor_68()  # load now, so a missing file fails at construction
 
     def needs_tiles(self, shape) -> bool:
@@ -102,8 +119,32 @@ class MediaPipeDetector:
         rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
         return self._faces(image, rois, [d.score for d in dets])
 
+    def detect_following(self, image: np.ndarray, boxes) -> list[Face] | None:
+        """Faces of a frame between keyframes, given the previous frame's face boxes; None when
+        one of those faces is not found again (the caller then runs detect()). New faces too
+        small for the whole-picture pass are found at the next keyframe."""
+        check_image(image)
+        h, w = image.shape[:2]
+        reliable = WHOLE_MIN_INPUT * max(h, w) / blazeface.SIZE   # smallest face the whole pass finds
+        dets = self.blazeface.detect(image, tile=False)
+        for x1, y1, x2, y2 in boxes:
+            side = max(x2 - x1, y2 - y1)
+            if side < 1.5 * reliable:
+                pad = FOLLOW_MARGIN * side
+                region = (max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad), min(h, y2 + pad))
+                dets += self.blazeface.detect_region(image, region)
+        dets = blazeface.weighted_nms(dets)
+        rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
+        faces = self._faces(image, rois, [d.score for d in dets])
+        for x1, y1, x2, y2 in boxes:
+            cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
+            if not any(np.hypot((f.bbox[0] + f.bbox[2]) / 2 - cx, (f.bbox[1] + f.bbox[3]) / 2 - cy) < side
+                       for f in faces):
+                return None
+        return faces
+
     def _faces(self, image, rois, scores) -> list[Face]:
-        gray = to_gray(image)
+        gray = to_gray(image) if self.eager_68 else None
         kept: list[Face] = []
         for roi, score in sorted(zip(rois, scores), key=lambda rs: -rs[1]):
             mesh, presence = self.mesher.run(image, roi)
@@ -114,7 +155,7 @@ class MediaPipeDetector:
                     and not any(overlap(box, k.bbox) > DUPLICATE_OVERLAP for k in kept):
                 five = landmarks5(mesh)
                 kept.append(Face(bbox=box, det_score=float(score), landmarks5=five,
-                                 landmarks68=landmarks68(gray, dlib_box(five)), mesh=mesh,
+                                 landmarks68=None if gray is None else landmarks68(gray, dlib_box(five)), mesh=mesh,
                                  mesh_presence=float(presence)))
         kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))
         return kept
