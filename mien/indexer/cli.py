@@ -20,14 +20,19 @@ def add_engine_args(parser) -> None:
                    help="face front end: mediapipe (BlazeFace + FaceMesh, the default for new stores), "
                         "dlib (HOG, the 0.1 default), insightface (--detector-model); a store keeps "
                         "the one it was built with")
-    g.add_argument("--detector-model", metavar="PATH", help="insightface model dir or .onnx")
-    g.add_argument("--identity", choices=("dlib", "arcface"), default="dlib")
-    g.add_argument("--identity-model", metavar="PATH", help="ArcFace .onnx")
-    g.add_argument("--expression", choices=("fer-au", "landmarks", "feenet"), default="fer-au",
+    g.add_argument("--detector-model", metavar="PATH",
+                   help="insightface model dir or .onnx (for a store built with one: where it is now, "
+                        "checked against the recorded content hash)")
+    g.add_argument("--identity", choices=("dlib", "arcface"), default=None,
+                   help="identity embedding (default dlib for new stores; a store keeps its own)")
+    g.add_argument("--identity-model", metavar="PATH",
+                   help="ArcFace .onnx (for a store built with one: where it is now, checked by hash)")
+    g.add_argument("--expression", choices=("fer-au", "landmarks", "feenet"), default=None,
                    help="expression encoder: fer-au (fer-au-v2: fer's emotion network + mesh action "
                         "units), landmarks (landmarks-v1), feenet (a trained checkpoint); a store "
                         "keeps the built-in one it was built with")
-    g.add_argument("--expression-model", metavar="PATH", help="FEENet checkpoint .pt")
+    g.add_argument("--expression-model", metavar="PATH",
+                   help="FEENet checkpoint .pt (for a store built with one: where it is now, checked by hash)")
     g.add_argument("--upsample", type=int, default=None, help="HOG upsamplings (small faces)")
     g.add_argument("--max-side", type=int, default=None, help="detect on a copy at most this long")
     g.add_argument("--min-face", type=int, default=None,
@@ -43,18 +48,21 @@ def add_engine_args(parser) -> None:
 def engine_config_from(args):
     from mien.engine.faces import EngineConfig
 
-    kwargs = {"detector_model": args.detector_model,
-              "identity": args.identity, "identity_model": args.identity_model,
-              "expression": args.expression, "expression_model": args.expression_model}
-    if getattr(args, "detector", None):
-        kwargs["detector"] = args.detector
+    return EngineConfig(**explicit_engine_args(args))
+
+
+def explicit_engine_args(args) -> dict:
+    """The EngineConfig fields given on the command line (the rest are defaults)."""
+    kwargs = {}
     if getattr(args, "reject_occluded", False):
         kwargs["reject_occluded"] = True
-    for key in ("upsample", "max_side", "min_face", "sharpness_min", "yaw_max", "device"):
+    for key in ("detector", "detector_model", "identity", "identity_model", "expression",
+                "expression_model", "upsample", "max_side", "min_face", "sharpness_min", "yaw_max",
+                "device"):
         value = getattr(args, key, None)
         if value is not None:
             kwargs[key] = value
-    return EngineConfig(**kwargs)
+    return kwargs
 
 
 def register(subparsers) -> None:
@@ -133,25 +141,21 @@ def register(subparsers) -> None:
 
 
 def store_engine_config(args):
-    """The options' EngineConfig adjusted to an existing store: its front end (detector)
-    and detection scale (min_face, unless --min-face is given). An explicit --detector
-    other than the store's is refused: its faces would not match the stored ones."""
-    from dataclasses import replace
-
-    from mien.errors import BadInputError
+    """The engine of an existing store (see mien/engine/faces/engine_record.py): every
+    setting it was built with, model files found by hash (--*-model point at moved ones).
+    An explicit option that would change the store's faces or vectors is refused, whether
+    or not the run has new work: a store never mixes engines."""
+    from mien.engine.faces.engine_record import refuse_conflicts
     from mien.indexer.pipeline import engine_config_for
 
     asked = engine_config_from(args)
-    config = engine_config_for(args.store, asked)
-    if args.detector and config.detector != args.detector:
-        stored = config.detector
-        raise BadInputError(
-            f"the store {args.store} was built with the {stored} front end (--detector {stored}); "
-            f"--detector {args.detector} would mix faces detected differently: index into a new "
-            f"store (mien index ... --store NEW_DIR) to use {args.detector}")
-    if args.min_face is not None:
-        config = replace(config, min_face=args.min_face)
-    return config
+    if os.path.exists(os.path.join(args.store, "data.mdb")):
+        from mien.engine.store import Store
+
+        with Store(args.store, mode="r") as store:
+            encoders = store.encoders
+        refuse_conflicts(args.store, encoders, asked, set(explicit_engine_args(args)))
+    return engine_config_for(args.store, asked)
 
 
 def cmd_index(args) -> int:

@@ -393,6 +393,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
                 progress=None) -> IndexSummary:
     """Index files and folders into the store at `store_dir`; see IndexOptions."""
     from mien.engine.faces import EngineConfig
+    from mien.engine.faces.engine_record import RECORD_KEY, encoded, refuse_conflicts
     from mien.engine.store import Store
 
     options = options or IndexOptions()
@@ -409,6 +410,8 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     store_exists = os.path.exists(os.path.join(os.fspath(store_dir), "data.mdb"))
     if store_exists:
         with Store(os.fspath(store_dir), mode="w") as store:
+            # refused before any work, new or not: the store keeps the engine it was built with
+            refuse_conflicts(store_dir, store.encoders, engine_config)
             repair_persons(store)  # after a kill -9 of a run on a store without atomic persons
             jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
             if options.prune:
@@ -429,6 +432,8 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
             runner.close()
             runner = InlineRunner(engine_config)
             encoders = runner.submit(worker.encoders).result()
+        # a new store records the whole engine that builds it (settings, model files' hashes)
+        encoders = {**encoders, RECORD_KEY: encoded(engine_config)}
         # opening with encoders refuses a store built by other models (EncoderMismatchError)
         with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
             if not store_exists:

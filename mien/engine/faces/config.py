@@ -71,13 +71,21 @@ class EngineConfig:
             raise BadInputError("EngineConfig: upsample >= 0, min_face >= 1, max_side >= 64")
 
     def matching_store(self, encoders: dict | None) -> "EngineConfig":
-        """This config detecting at the scale a store's faces were detected at,
-        with the store's expression encoder when that needs no model file.
+        """The engine a store was built with (see engine_record) when it records one;
+        for older stores, this config detecting at the scale the store's faces were
+        detected at, with the store's expression encoder when that needs no model file.
 
         dlib's 68 landmarks (and so the landmark expression vector) shift with
         the detection scale, so a query must be detected with the store's
         min_face to land where the same face in the store did.
         """
+        from mien.engine.faces.engine_record import config_from_record, stored_record
+
+        record = stored_record(encoders)
+        if record is not None:
+            # a store that records its whole engine is served and extended by that engine
+            # (model files found by content hash; this config's paths point at moved ones)
+            return config_from_record(record, self)
         encoders = encoders or {}
         config = self
         min_face = encoders.get("detector_min_face")
