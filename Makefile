@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mien-installed
 
-.PHONY: demo test setup clean system-deps
+.PHONY: demo test setup clean system-deps buf
 
 setup: $(STAMP)
 
@@ -46,8 +46,21 @@ system-deps:
 demo: $(STAMP)
 	$(VENV)/bin/mien demo --workdir demo-out
 
-test: $(STAMP)
+test: $(STAMP) buf
 	$(PY) -m pytest -q
+
+# buf (lint and breaking-change checks of proto/, tests/test_proto_buf.py) from npm's
+# @bufbuild/buf into .buf/; skipped with a note when npm is missing (the tests then skip)
+BUF := .buf/node_modules/.bin/buf
+buf: $(BUF)
+
+$(BUF):
+	@if command -v npm >/dev/null; then \
+		npm install --silent --no-audit --no-fund --prefix .buf @bufbuild/buf@1.75.0 >/dev/null \
+		|| echo "warning: could not install buf; tests/test_proto_buf.py will be skipped"; \
+	else \
+		echo "note: npm not found (Debian/Ubuntu: apt-get install npm); tests/test_proto_buf.py will be skipped"; \
+	fi
 
 clean:
 	rm -rf demo-out .pytest_cache
