@@ -30,3 +30,7 @@ class StoreLockedError(MienError):
 
 class EncoderMismatchError(MienError):
     """The store was built by other encoders than the ones asked for."""
+
+
+class ServerStoppingError(MienError):
+    """The server is shutting down: it takes no new calls and stops long ones at safe points."""

@@ -6,11 +6,11 @@
 from mien.indexer.summary import IndexOptions, IndexSummary
 
 
-def index_paths(paths, store_dir, options=None, engine_config=None, progress=None) -> IndexSummary:
+def index_paths(paths, store_dir, options=None, engine_config=None, progress=None, **kwargs) -> IndexSummary:
     """See mien.indexer.pipeline.index_paths (imported lazily: it pulls in the engine)."""
     from mien.indexer.pipeline import index_paths as run
 
-    return run(paths, store_dir, options=options, engine_config=engine_config, progress=progress)
+    return run(paths, store_dir, options=options, engine_config=engine_config, progress=progress, **kwargs)
 
 
 def enroll_person(store_dir, name, images, engine_config=None, **kwargs) -> dict:

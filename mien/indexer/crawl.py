@@ -5,6 +5,12 @@ one unreadable folder, broken symlink or loop cannot stop a run. Directories
 are followed through symlinks; a directory reached twice (a symlink loop or
 two links to one folder) is walked once. Files are keyed by their real path,
 so a file reachable by two names is indexed once.
+
+With `allowed_roots` (the server's --allow-root folders) every file and folder
+is resolved to its real path before it is opened or listed, and one that lies
+outside every root (a symlink leading out) is skipped as "outside allowed
+roots": a root confines what a client can make the server read, whatever
+links lie inside it.
 """
 
 from __future__ import annotations
@@ -38,7 +44,21 @@ def _reason(exc: OSError) -> str:
     return f"os error: {exc.strerror or exc}"
 
 
-def crawl(paths: list[str]) -> list[Found]:
+OUTSIDE_ROOTS = "outside allowed roots"
+
+
+def under_roots(real: str, roots) -> bool:
+    """Whether the real (resolved) path `real` is one of `roots` or lies below one."""
+    for root in roots:
+        root = root.rstrip(os.sep) or os.sep
+        if real == root or real.startswith(root if root == os.sep else root + os.sep):
+            return True
+    return False
+
+
+def crawl(paths: list[str], allowed_roots=None) -> list[Found]:
+    """Files under `paths`; with allowed_roots (real paths), nothing outside them is opened."""
+    roots = None if allowed_roots is None else [os.path.realpath(os.fspath(r)) for r in allowed_roots]
     found: dict[str, Found] = {}
     problems: list[Found] = []
     seen_dirs: set[tuple[int, int]] = set()
@@ -54,6 +74,10 @@ def crawl(paths: list[str]) -> list[Found]:
         found[real] = Found(real, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
     def visit(path: str) -> None:
+        if roots is not None and not under_roots(os.path.realpath(path), roots):
+            # reported under the name inside the root: the target stays unnamed
+            problems.append(Found(os.path.abspath(path), skip=OUTSIDE_ROOTS))
+            return
         try:
             st = os.stat(path)  # follows symlinks
         except OSError as exc:
@@ -79,8 +103,8 @@ def crawl(paths: list[str]) -> list[Found]:
         for name in names:
             visit(os.path.join(path, name))
 
-    for root in paths:
-        visit(os.fspath(root))
+    for path in paths:
+        visit(os.fspath(path))
     return [found[k] for k in sorted(found)] + problems
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from mien.indexer import worker
 from mien.indexer.commit import Group, commit_source, repair_persons
-from mien.indexer.crawl import crawl
+from mien.indexer.crawl import OUTSIDE_ROOTS, crawl, under_roots
 from mien.indexer.fingerprint import fingerprint
 from mien.indexer.persons import PersonBook, cluster, link_rules, normalise
 from mien.indexer.pooling import median_pool
@@ -39,8 +39,16 @@ class Job:
     fingerprint: str
 
 
-def _classify(found, store, summary: IndexSummary) -> Job | None:
-    """A Job for a file that needs analysing, else None (counted in the summary)."""
+def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
+    """A Job for a file that needs analysing, else None (counted in the summary).
+
+    roots: the allowed roots (real paths) of a server-side run; the file is
+    resolved again here, so a name swapped for a link since the crawl is caught.
+    """
+    if roots is not None and not found.skip and not found.fail and not (
+            os.path.realpath(found.path) == found.path and under_roots(found.path, roots)):
+        summary.skipped[OUTSIDE_ROOTS] += 1
+        return None
     if found.skip:
         summary.skipped[found.skip] += 1
         return None
@@ -75,7 +83,10 @@ def _classify(found, store, summary: IndexSummary) -> Job | None:
     previous = store.get_source(path)
     if previous is not None and previous.fingerprint == fp:
         if previous.status == "failed":
-            summary.fail(path, previous.error.split(":")[0] or "failed", "unchanged since last run")
+            # the stored error is "reason: detail"; keep the detail, say why it was not retried
+            reason, _, detail = previous.error.partition(": ")
+            note = f"{detail} (unchanged since last run)" if detail else "unchanged since last run"
+            summary.fail(path, reason or "failed", note)
         else:
             summary.unchanged += 1
         return None
@@ -136,8 +147,9 @@ def _count_faces(faces, summary: IndexSummary) -> list:
 
 class Indexer:
     def __init__(self, store, runner, book: PersonBook, options: IndexOptions, summary: IndexSummary,
-                 progress, bar):
+                 progress, bar, should_stop=None):
         self.store, self.runner, self.book = store, runner, book
+        self.should_stop = should_stop or (lambda: False)
         self.options, self.summary = options, summary
         self.progress, self.bar = progress, bar
         self.files_done = 0
@@ -173,6 +185,9 @@ class Indexer:
         ahead = max(2, 2 * self.runner.workers)
         suspects: set[str] = set()   # jobs in flight when a worker died: retried one at a time
         while pending or window:
+            if self.should_stop():  # between two commits: the store holds whole sources only
+                self.summary.stopped = True
+                return
             limit = 1 if suspects else ahead
             while pending and len(window) < limit:
                 job = pending.pop()
@@ -390,8 +405,14 @@ def engine_config_for(store_dir, config=None):
 
 
 def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_config=None,
-                progress=None) -> IndexSummary:
-    """Index files and folders into the store at `store_dir`; see IndexOptions."""
+                progress=None, *, allowed_roots=None, should_stop=None) -> IndexSummary:
+    """Index files and folders into the store at `store_dir`; see IndexOptions.
+
+    allowed_roots: read nothing outside these folders, links included (the
+    server's --allow-root; see crawl). should_stop: polled between sources;
+    when it returns True the run ends after the source in hand is committed,
+    with summary.stopped set.
+    """
     from mien.engine.faces import EngineConfig
     from mien.engine.faces.engine_record import RECORD_KEY, encoded, refuse_conflicts
     from mien.engine.store import Store
@@ -401,7 +422,8 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     started = time.perf_counter()
     summary = IndexSummary()
     paths = [os.fspath(p) for p in paths]
-    found = crawl(paths)
+    roots = None if allowed_roots is None else [os.path.realpath(os.fspath(r)) for r in allowed_roots]
+    found = crawl(paths, roots)
     summary.files = len(found)
 
     # Classify against the existing store first: an unchanged re-run then never
@@ -413,7 +435,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
             # refused before any work, new or not: the store keeps the engine it was built with
             refuse_conflicts(store_dir, store.encoders, engine_config)
             repair_persons(store)  # after a kill -9 of a run on a store without atomic persons
-            jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
+            jobs = [job for job in (_classify(f, store, summary, roots) for f in found) if job is not None]
             if options.prune:
                 _prune(store, paths, summary)
             if not jobs:
@@ -437,7 +459,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
         # opening with encoders refuses a store built by other models (EncoderMismatchError)
         with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
             if not store_exists:
-                jobs = [job for job in (_classify(f, store, summary) for f in found) if job is not None]
+                jobs = [job for job in (_classify(f, store, summary, roots) for f in found) if job is not None]
             rules = link_rules(encoders, options.person_threshold)
             earlier = store.record_person_rules(rules.as_dict())
             if earlier is not None:
@@ -450,11 +472,14 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(jobs), unit="file", desc="indexing", dynamic_ncols=True)
-            indexer = Indexer(store, runner, book, options, summary, progress, bar)
+            indexer = Indexer(store, runner, book, options, summary, progress, bar, should_stop)
             indexer.files_total = len(jobs)
             try:
                 indexer.run_images([j for j in jobs if j.kind == IMAGE])
                 for job in (j for j in jobs if j.kind == VIDEO):
+                    if summary.stopped or indexer.should_stop():
+                        summary.stopped = True
+                        break
                     indexer.run_video(job)
             finally:
                 if bar is not None:

@@ -47,6 +47,7 @@ class IndexSummary:
     persons_new: int = 0
     persons_total: int = 0
     seconds: float = 0.0
+    stopped: bool = False            # should_stop ended the run early (a server shutting down)
     rejected: Counter = field(default_factory=Counter)   # FaceQA reason -> faces
     skipped: Counter = field(default_factory=Counter)    # reason -> files (not errors)
     failed: Counter = field(default_factory=Counter)     # reason -> files (errors)

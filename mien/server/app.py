@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
 import os
 import signal
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -16,11 +18,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mien import native
+from mien.errors import BadInputError, MienError
 from mien.server import front as native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
 from mien.server.servicer import MienServicer
+from mien.server.shutdown import shutdown
 from mien.v1 import search_pb2, search_pb2_grpc
 
 log = logging.getLogger("mien.server")
@@ -95,15 +99,61 @@ def _deny(handler):
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
+class BindError(MienError, OSError):
+    """The server cannot listen on the address asked for (in use, or not an address of this machine)."""
+
+
 def read_token(token_file: str | None = None) -> str | None:
-    """The bearer token from --token-file, else env MIEN_TOKEN, else None (auth off)."""
+    """The bearer token from --token-file, else env MIEN_TOKEN, else None (auth off).
+
+    A token file that is missing, unreadable or empty is a BadInputError: the
+    operator asked for auth, and serving without it would be worse than not serving.
+    """
     if token_file:
-        with open(token_file, encoding="utf-8") as fh:
-            token = fh.read().strip()
+        try:
+            with open(token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise BadInputError(f"cannot read the token file {token_file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise BadInputError(f"the token file {token_file} is not UTF-8 text") from None
         if not token:
-            raise ValueError(f"token file {token_file} is empty")
+            raise BadInputError(f"the token file {token_file} is empty; put the bearer token in it")
         return token
     return os.environ.get("MIEN_TOKEN") or None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` exposes the server to this machine only."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name, or "" (all addresses): assume it reaches the network
+
+
+INSECURE_BIND_MESSAGE = (
+    "refusing to serve on {host} without a token: anyone who can reach this address could read "
+    "the store and, with --allow-root, make the server index files. Set a bearer token "
+    "(MIEN_TOKEN=... or --token-file FILE, clients send 'authorization: Bearer <token>'), bind "
+    "127.0.0.1, or pass --insecure if the network itself is trusted"
+)
+
+
+def check_exposure(host: str, *, token: str | None, tls, insecure: bool = False) -> None:
+    """Refuse an open bind to the network unless the operator insists; warn about plaintext tokens."""
+    if is_loopback(host):
+        return
+    if not token:
+        if not insecure:
+            raise BadInputError(INSECURE_BIND_MESSAGE.format(host=host or "all addresses"))
+        log.warning("serving on %s with no token (--insecure): anyone who reaches it may call every method",
+                    host)
+    elif tls is None:
+        log.warning("serving on %s with a token but without TLS: the token and the faces cross the "
+                    "network in clear text; use --tls-cert/--tls-key or a TLS-terminating proxy", host)
 
 
 def single_threaded_search() -> None:
@@ -144,6 +194,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
         log.warning("serving with grpcio's Python server, which is slower per call: %s",
                     native.UNAVAILABLE_REASON)
     limits = limits or Limits()
+    _check_port_free(host, port)
     single_threaded_search()
     ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,
                         engine_config=engine_config)
@@ -151,10 +202,14 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     address = f"{host}:{port}"
     tls_key_cert = None
     if tls is not None:
-        with open(tls.key_file, "rb") as fh:
-            key = fh.read()
-        with open(tls.cert_file, "rb") as fh:
-            cert = fh.read()
+        try:
+            with open(tls.key_file, "rb") as fh:
+                key = fh.read()
+            with open(tls.cert_file, "rb") as fh:
+                cert = fh.read()
+        except OSError as exc:
+            ctx.close()
+            raise BadInputError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
         tls_key_cert = (key, cert)
 
     if use_native:
@@ -167,7 +222,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
                 tls_key_cert=tls_key_cert)
         except RuntimeError as exc:
             ctx.close()
-            raise OSError(str(exc)) from exc
+            raise BindError(_bind_message(address, exc)) from None
         bound = server.port
     else:
         options = [
@@ -188,11 +243,36 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
             bound = server.add_insecure_port(address)
         if not bound:
             ctx.close()
-            raise OSError(f"cannot bind {address}")
+            raise BindError(_bind_message(address, None))
     server.mien_context = ctx
     server.mien_health = health_servicer
     server.mien_front = "native" if use_native else "python"
     return server, bound
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """BindError now if host:port is taken: gRPC would log its own multi-line error first."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE)[0]
+    except OSError:
+        return  # gRPC reports an unusable host itself
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise BindError(_bind_message(f"{host}:{port}", exc.strerror or exc)) from None
+
+
+def _bind_message(address: str, exc) -> str:
+    detail = str(exc) if exc is not None and "cannot bind" not in str(exc) else ""
+    return (f"cannot listen on {address}: the port is in use or the address is not one of this "
+            f"machine's (another server running? choose another --port){': ' + detail if detail else ''}")
 
 
 def _add_services(server, ctx: ServerContext) -> health.HealthServicer:
@@ -218,18 +298,28 @@ def _add_services(server, ctx: ServerContext) -> health.HealthServicer:
     return health_servicer
 
 
-def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, **kwargs) -> int:
-    """Run until SIGTERM/SIGINT, then drain in-flight calls for up to grace_s.
+def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, insecure: bool = False,
+          **kwargs) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls for up to grace_s (mien.server.shutdown).
 
     keep_cpus_awake: hold the kernel's CPU wake-up latency at 0 while serving
-    (see mien.server.cpus).
+    (see mien.server.cpus). insecure: allow a non-loopback bind without a token.
+    A handler still running a second after the grace ends the process with
+    os._exit (the store stays consistent, as after a crash).
     """
+    check_exposure(kwargs.get("host", "127.0.0.1"), token=kwargs.get("token"), tls=kwargs.get("tls"),
+                   insecure=insecure)
     # log writes leave the RPC threads: each RPC logs a line
     with batched_root_logging(), (cpus_kept_awake() if keep_cpus_awake else contextlib.nullcontext()):
-        return _serve(store_dir, grace_s=grace_s, **kwargs)
+        clean = _serve(store_dir, grace_s=grace_s, **kwargs)
+    if not clean:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # leave the handlers behind: no interpreter teardown waits for them
+    return 0
 
 
-def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs) -> int:
+def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs) -> bool:
     server, port = build_server(store_dir, **kwargs)
     stop = threading.Event()
 
@@ -258,8 +348,6 @@ def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs)
         from mien.web import stop_web
 
         stop_web(web)
-    server.mien_health.enter_graceful_shutdown()  # health says NOT_SERVING while draining
-    server.stop(grace_s).wait()
-    ctx.close()
+    clean = shutdown(server, grace_s)
     log.info("mien server stopped")
-    return 0
+    return clean

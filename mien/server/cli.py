@@ -34,11 +34,17 @@ def register(subparsers) -> None:
                    help="who owns the socket and the calls: 'native' is gRPC C++ calling mien's Python "
                         "handlers (lower latency; built when libgrpc++-dev was present at install), "
                         "'python' is grpcio's server, 'auto' native when built (default %(default)s)")
-    p.add_argument("--grace", type=float, default=5.0, help="seconds to drain calls on SIGTERM")
+    p.add_argument("--grace", type=float, default=5.0,
+                   help="on SIGTERM: seconds calls in flight get to finish (health says NOT_SERVING, new "
+                        "calls are refused); then they are cancelled and the process exits within a "
+                        "second (default %(default)s)")
     p.add_argument("--http", type=int, default=None, metavar="PORT",
                    help="also serve the web app and its JSON API (/v1/...) on this port, on the same "
                         "--host (loopback by default) and guarded by the same token; source photos and "
                         "videos are shown only from under --allow-root folders")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without a token (refused otherwise: anyone on the "
+                        "network could query the store)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +56,8 @@ def run(args) -> int:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise BadInputError("TLS needs both --tls-cert and --tls-key")
+    if args.grace < 0:
+        raise BadInputError(f"--grace must not be negative, got {args.grace}")
     if args.cpus:
         # before anything starts a thread: threads and children inherit the mask
         pin_to_cpus(parse_cpus(args.cpus))
@@ -59,4 +67,5 @@ def run(args) -> int:
     return serve(args.store, port=args.port, host=args.host, workers=args.workers,
                  token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
-                 front=args.front, http_port=args.http)
+                 front=args.front, insecure=args.insecure,
+                 http_port=args.http)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mien.errors import BadInputError, EncoderMismatchError, NotFoundError, TooLargeError
+from mien.errors import BadInputError, EncoderMismatchError, NotFoundError, ServerStoppingError, TooLargeError
+from mien.server.validate import clip
 
 EXPRESSION_DIM = 16
 
@@ -76,12 +77,44 @@ class UploadCache:
             self._expire(time.monotonic())
             item = self._items.get(upload_id)
         if item is None:
-            raise NotFoundError(f"upload {upload_id!r} is unknown or expired")
+            raise NotFoundError(f"upload {clip(upload_id)} is unknown or expired")
         return item[1]
 
     def _expire(self, now: float) -> None:
         for key in [k for k, (deadline, _) in self._items.items() if deadline < now]:
             del self._items[key]
+
+
+class CallTracker:
+    """The calls in flight, so a shutdown can wait for them; refuses new ones once draining."""
+
+    def __init__(self):
+        self._count = 0
+        self._idle = threading.Condition()
+        self.draining = threading.Event()
+
+    @contextlib.contextmanager
+    def track(self):
+        with self._idle:
+            if self.draining.is_set():
+                raise ServerStoppingError("the server is shutting down; retry later or on another server")
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._count -= 1
+                if self._count == 0:
+                    self._idle.notify_all()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no call is in flight, False when timeout seconds passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=max(0.0, timeout))
 
 
 def _left_to_right(faces: list) -> list:
@@ -107,6 +140,53 @@ class ServerContext:
         self._names: dict[int, str] = {}
         self._names_at = 0.0
         self._names_lock = threading.Lock()
+        self.calls = CallTracker()
+        # set when the grace is over: running handlers stop at their next safe point
+        self.cancelled = threading.Event()
+        self.indexers: set[threading.Thread] = set()   # server-side IndexPaths runs
+        self._indexers_lock = threading.Lock()
+
+    # -- shutdown -------------------------------------------------------------
+    @property
+    def draining(self) -> bool:
+        return self.calls.draining.is_set()
+
+    def checkpoint(self) -> None:
+        """A safe point in a long handler: raise ServerStoppingError once the grace is over."""
+        if self.cancelled.is_set():
+            raise ServerStoppingError("the server is shutting down; the call was stopped")
+
+    def start_indexer(self, target) -> threading.Thread:
+        """Run a server-side indexing job in a thread the shutdown can wait for."""
+        def run():
+            try:
+                target()
+            finally:
+                with self._indexers_lock:
+                    self.indexers.discard(thread)
+
+        thread = threading.Thread(target=run, name="mien-index", daemon=True)
+        with self._indexers_lock:
+            self.indexers.add(thread)
+        thread.start()
+        return thread
+
+    def wait_indexers(self, timeout: float) -> bool:
+        """True once no server-side indexing runs, False when timeout seconds passed first."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            with self._indexers_lock:
+                running = list(self.indexers)
+            if not running:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            running[0].join(left)
+
+    def private_strings(self) -> tuple[str, ...]:
+        """Server paths no client message may show (replaced by '<store>')."""
+        return (os.path.realpath(self.store_dir), str(self.store_dir))
 
     # -- engine ---------------------------------------------------------------
     def analyzer(self):
@@ -143,16 +223,16 @@ class ServerContext:
     # -- paths ----------------------------------------------------------------
     def check_allowed(self, path: str) -> Path:
         """The real path of `path` if it lies under an allowed root, else PermissionError."""
+        if not self.allowed_roots:
+            raise PermissionError(
+                "this server allows no server-side indexing (its operator starts it with --allow-root DIR)"
+            )
         real = Path(os.path.realpath(path))
         for root in self.allowed_roots:
             if real == root or root in real.parents:
                 return real
-        if not self.allowed_roots:
-            raise PermissionError(
-                f"{path}: this server allows no server-side indexing (start it with --allow-root DIR)"
-            )
-        roots = ", ".join(str(r) for r in self.allowed_roots)
-        raise PermissionError(f"{path} is outside the server's allowed roots ({roots})")
+        # the roots themselves are the operator's business: they go to the log only
+        raise PermissionError(f"{clip(path)} is outside the server's allowed roots")
 
     # -- persons --------------------------------------------------------------
     def person(self, ref):
@@ -161,7 +241,7 @@ class ServerContext:
         if which == "name":
             person = self.store.find_person(ref.name)
             if person is None:
-                raise NotFoundError(f"no person named {ref.name!r}")
+                raise NotFoundError(f"no person named {clip(ref.name)}")
             return person
         if which == "person_id":
             return self.store.get_person(ref.person_id)

@@ -5,10 +5,17 @@ mien.errors into `context.abort(code, message)` and logs
 `rpc=<Method> status=<CODE> ms=<elapsed>` once per call. Every servicer in
 mien.server (including analytics) should use it so that errors and logs look
 the same everywhere.
+
+It also checks every request (mien.server.validate) before the method runs,
+counts the calls in flight (the server's drain waits for them) and refuses
+new ones with UNAVAILABLE once the server is shutting down. What a client
+reads never names the store's path or the server's internals: an unexpected
+error is logged in full and answered as a bare INTERNAL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -18,12 +25,15 @@ import grpc
 
 from mien.errors import (
     BadInputError,
+    ServerStoppingError,
     EncoderMismatchError,
     ModelNotFoundError,
     NotFoundError,
     StoreLockedError,
     TooLargeError,
 )
+
+from mien.server.validate import check_request, clip_message
 
 log = logging.getLogger("mien.server.rpc")
 
@@ -34,6 +44,7 @@ _MAPPING: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (BadInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (StoreLockedError, grpc.StatusCode.UNAVAILABLE),
+    (ServerStoppingError, grpc.StatusCode.UNAVAILABLE),
     (ModelNotFoundError, grpc.StatusCode.FAILED_PRECONDITION),
     (EncoderMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
     (PermissionError, grpc.StatusCode.PERMISSION_DENIED),
@@ -48,12 +59,34 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
     return None
 
 
-def _abort(context: grpc.ServicerContext, method: str, exc: BaseException) -> None:
+_INTERNAL_MESSAGE = "internal error; the server's log has the details"
+_LOCKED_MESSAGE = "another process is writing to the store; try again when it is done"
+
+
+def public_message(exc: BaseException, private=()) -> str:
+    """What a client may read of a mapped error: no server paths, clipped."""
+    if isinstance(exc, StoreLockedError):
+        return _LOCKED_MESSAGE  # its own message names the store and the writer's PID
+    message = str(exc) or type(exc).__name__
+    for secret in private:
+        if secret:
+            message = message.replace(secret, "<store>")
+    return clip_message(message)
+
+
+def _abort(context: grpc.ServicerContext, method: str, exc: BaseException, ctx=None) -> None:
     code = status_for(exc)
     if code is None:
         log.exception("rpc=%s unexpected error", method)
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-    context.abort(code, str(exc) or type(exc).__name__)
+        context.abort(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE)
+    if code is not grpc.StatusCode.INVALID_ARGUMENT and code is not grpc.StatusCode.NOT_FOUND:
+        log.info("rpc=%s %s: %s", method, code.name, exc)  # the full story stays here
+    context.abort(code, public_message(exc, ctx.private_strings() if ctx is not None else ()))
+
+
+def _check(request) -> None:
+    if hasattr(request, "DESCRIPTOR"):  # unary request; a stream's chunks are checked by the method
+        check_request(request)
 
 
 def _status_name(context: grpc.ServicerContext) -> str:
@@ -69,12 +102,15 @@ def rpc(func):
         @functools.wraps(func)
         def stream_wrapper(self, request, context):
             start = time.perf_counter()
+            ctx = getattr(self, "ctx", None)
             try:
-                yield from func(self, request, context)
+                with _in_flight(ctx):
+                    _check(request)
+                    yield from func(self, request, context)
             except Exception as exc:  # noqa: BLE001 - abort() re-raises its own
                 if is_abort(exc):
                     raise
-                _abort(context, method, exc)
+                _abort(context, method, exc, ctx)
             finally:
                 log.info("rpc=%s status=%s ms=%.2f", method, _status_name(context),
                          (time.perf_counter() - start) * 1000.0)
@@ -83,16 +119,24 @@ def rpc(func):
     @functools.wraps(func)
     def unary_wrapper(self, request, context):
         start = time.perf_counter()
+        ctx = getattr(self, "ctx", None)
         try:
-            return func(self, request, context)
+            with _in_flight(ctx):
+                _check(request)
+                return func(self, request, context)
         except Exception as exc:  # noqa: BLE001
             if is_abort(exc):
                 raise
-            _abort(context, method, exc)
+            _abort(context, method, exc, ctx)
         finally:
             log.info("rpc=%s status=%s ms=%.2f", method, _status_name(context),
                      (time.perf_counter() - start) * 1000.0)
     return unary_wrapper
+
+
+def _in_flight(ctx):
+    """Count the call while it runs; refuse it (UNAVAILABLE) when the server is draining."""
+    return ctx.calls.track() if ctx is not None else contextlib.nullcontext()
 
 
 def is_abort(exc: BaseException) -> bool:

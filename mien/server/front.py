@@ -20,6 +20,7 @@ import grpc
 
 from mien import native
 from mien.server.errors import is_abort
+from mien.server.validate import clip
 
 log = logging.getLogger("mien.server")
 
@@ -155,13 +156,14 @@ class Dispatcher:
             self._local.ready = True
             if self._thread_init is not None:
                 self._thread_init()
-        handler = self._methods.get(method)
-        if handler is None:
-            return None, (grpc.StatusCode.UNIMPLEMENTED.value[0], f"method not found: {method}")
+        # auth before routing: without a token no caller learns which methods exist
         if self._authorize is not None:
             refusal = self._authorize(method, info["metadata"])
             if refusal is not None:
                 return None, (grpc.StatusCode.UNAUTHENTICATED.value[0], refusal)
+        handler = self._methods.get(method)
+        if handler is None:
+            return None, (grpc.StatusCode.UNIMPLEMENTED.value[0], f"method not found: {clip(method)}")
         return handler, None
 
     def unary(self, method: str, request: bytes, info: dict):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import queue
-import threading
 import time
 
 import numpy as np
 
-from mien.errors import BadInputError, TooLargeError
+from mien.errors import BadInputError, ServerStoppingError, TooLargeError
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
 from mien.server.messages import add_components, add_explanations, add_hits
+from mien.server.validate import clip
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 _SearchResponse = search_pb2.SearchResponse
@@ -171,9 +171,9 @@ class MienServicer(search_pb2_grpc.MienServicer):
         if not request.paths:
             raise BadInputError("IndexPaths needs at least one path")
         paths = [str(ctx.check_allowed(p)) for p in request.paths]
-        for p in paths:
+        for given, p in zip(request.paths, paths):
             if not os.path.exists(p):
-                raise BadInputError(f"{p} does not exist on the server")
+                raise BadInputError(f"{clip(given)} does not exist on the server")
 
         from mien.indexer import IndexOptions, index_paths
 
@@ -189,17 +189,20 @@ class MienServicer(search_pb2_grpc.MienServicer):
 
         def work():
             try:
+                # every file is resolved and kept under the allowed roots (links too);
+                # a draining server ends the run at the next source boundary
                 outcome["summary"] = index_paths(paths, ctx.store_dir, options=options,
                                                  engine_config=ctx.engine_config,
-                                                 progress=events.put)
+                                                 progress=events.put, allowed_roots=ctx.allowed_roots,
+                                                 should_stop=lambda: ctx.draining)
             except BaseException as exc:  # handed to the RPC thread below
                 outcome["error"] = exc
             finally:
                 events.put(None)
 
-        # The indexer runs in its own thread so progress streams while it works.
-        worker = threading.Thread(target=work, name="mien-index", daemon=True)
-        worker.start()
+        # The indexer runs in its own thread so progress streams while it works;
+        # the server's shutdown waits for it (ctx.wait_indexers).
+        worker = ctx.start_indexer(work)
         last: dict = {}
         while True:
             event = events.get()
@@ -213,6 +216,11 @@ class MienServicer(search_pb2_grpc.MienServicer):
             raise outcome["error"]
         final = _progress(last)
         summary = outcome.get("summary")
+        if summary is not None and summary.stopped:
+            raise ServerStoppingError(
+                f"the server is shutting down: indexing stopped after {last.get('files_done', 0)} of "
+                f"{last.get('files_total', 0)} files (each one committed whole); run IndexPaths again "
+                "to index the rest")
         if summary is not None:
             final.files_total = summary.files
             final.frames = summary.frames

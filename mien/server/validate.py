@@ -1,0 +1,114 @@
+"""Check a request before any handler touches the store or the engine.
+
+Rules every request field follows, so a client's mistake is INVALID_ARGUMENT
+with a message naming the field, never an LMDB or numpy error surfacing as
+INTERNAL:
+- strings hold no NUL byte and at most MAX_KEY_BYTES of UTF-8 (names, tags,
+  source uris and upload ids are LMDB keys, whose limit is 511 bytes);
+  IndexPaths paths may hold MAX_PATH_BYTES;
+- a string that is present (a oneof member, an entry of a list) is not empty,
+  nor are the names a method cannot do without (REQUIRED);
+- floats are finite; seeds lie in 0..2**32-1 (what the clustering libraries
+  take); counts are not negative.
+Client strings quoted in any message are clipped to CLIP characters.
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from mien.errors import BadInputError
+
+MAX_KEY_BYTES = 480
+MAX_PATH_BYTES = 4096
+CLIP = 200
+MAX_SEED = 2**32 - 1
+
+# (message full name, field) -> the largest string it may hold, where it is not a key
+_LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_PATH_BYTES}
+# string fields a method needs: absent is the empty string in proto3
+_REQUIRED = {
+    "mien.v1.CreateTagRequest": ("name",),
+    "mien.v1.DeleteTagRequest": ("name",),
+    "mien.v1.TagSourceRequest": ("source_uri",),
+}
+# integer fields that count something: a negative value is a mistake
+_COUNTS = {
+    "mien.v1.SummarizeRequest": ("k", "closest"),
+    "mien.v1.ClusterStoreRequest": ("k", "sample", "closest"),
+    "mien.v1.IndexPathsRequest": (),
+}
+_SEEDS = {"mien.v1.SummarizeRequest": "seed", "mien.v1.ClusterStoreRequest": "seed"}
+
+_STRING = FieldDescriptor.TYPE_STRING
+_MESSAGE = FieldDescriptor.TYPE_MESSAGE
+_FLOATS = (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE)
+
+
+def clip(text, limit: int = CLIP) -> str:
+    """repr() of a client string, cut to `limit` characters: safe to put in a message."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def clip_message(message: str, limit: int = 4 * CLIP) -> str:
+    """A whole status message cut short: gRPC metadata must stay small."""
+    return message if len(message) <= limit else message[:limit] + " ..."
+
+
+def check_request(message) -> None:
+    """Raise BadInputError for the first field that breaks a rule above."""
+    _walk(message, "")
+
+
+def _walk(message, prefix: str) -> None:
+    desc = message.DESCRIPTOR
+    full = desc.full_name
+    for name in _REQUIRED.get(full, ()):
+        if not getattr(message, name):
+            raise BadInputError(f"{prefix}{name} is required and must not be empty")
+    for name in _COUNTS.get(full, ()):
+        value = getattr(message, name)
+        if value < 0:
+            raise BadInputError(f"{prefix}{name} must not be negative, got {value}")
+    seed = _SEEDS.get(full)
+    if seed is not None:
+        value = getattr(message, seed)
+        if not 0 <= value <= MAX_SEED:
+            raise BadInputError(f"{prefix}{seed} must be in 0..{MAX_SEED}, got {value}")
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        repeated = field.is_repeated
+        if field.type == _STRING:
+            limit = _LONG_STRINGS.get((full, field.name), MAX_KEY_BYTES)
+            if repeated:
+                for i, item in enumerate(value):
+                    _check_string(f"{path}[{i}]", item, limit)
+            else:
+                _check_string(path, value, limit)
+        elif field.type == _MESSAGE:
+            if field.message_type.GetOptions().map_entry:
+                continue  # no request carries a map
+            if repeated:
+                for i, item in enumerate(value):
+                    _walk(item, f"{path}[{i}].")
+            else:
+                _walk(value, path + ".")
+        elif field.type in _FLOATS:
+            values = value if repeated else (value,)
+            if not all(math.isfinite(v) for v in values):
+                raise BadInputError(f"{path} must hold finite numbers (no NaN or infinity)")
+
+
+def _check_string(path: str, value: str, limit: int) -> None:
+    if not value:
+        raise BadInputError(f"{path} is empty")
+    if "\x00" in value:
+        raise BadInputError(f"{path} contains a NUL byte: {clip(value)}")
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise BadInputError(f"{path} is {size} bytes long; the limit is {limit}: {clip(value)}")
