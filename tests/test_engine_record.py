@@ -169,3 +169,8 @@ def test_insightface_detector_store_is_served(tmp_path, models, archive):
     finally:
         server.stop(None)
         server.mien_context.close()
+
+
+def test_person_add_uses_the_store_engine(feenet_store, archive, capsys):
+    assert main(["person", "add", "Barack", str(archive / "obama.jpg"), "--store", str(feenet_store)]) == 0
+    assert "Barack" in capsys.readouterr().out

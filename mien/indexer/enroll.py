@@ -107,7 +107,11 @@ def enroll_person(store_dir, name: str, images, engine_config=None, *, face_inde
         raise BadInputError("a person needs a non-empty name")
     if not images:
         raise BadInputError("enrolling a person needs at least one image")
-    analyzer = analyzer or FaceAnalyzer(engine_config or EngineConfig())
+    if analyzer is None:
+        from mien.indexer.pipeline import engine_config_for
+
+        # an existing store's own engine (its models and settings; see engine_record)
+        analyzer = FaceAnalyzer(engine_config_for(store_dir, engine_config or EngineConfig()))
     chosen = _chosen_faces(analyzer, list(images), face_index)
     vectors = np.stack([c["identity"] for c in chosen])
     reference = normalise(np.mean(vectors, axis=0))
