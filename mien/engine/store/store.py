@@ -386,38 +386,48 @@ class Store(PersonsMixin):
         return bytes(faiss.serialize_index(index))
 
     def _seal(self) -> None:
-        """Seal every unsealed face into one shard file, then register it."""
-        d, m = self._db, self._db["meta"]
+        """Seal the unsealed faces into shards of exactly shard_size faces (id order), registering each.
+
+        Deterministic: which faces a shard holds depends only on the committed
+        faces, never on when a seal ran or whether one was cut short. A crash
+        before a shard is registered leaves its faces unsealed, and the next
+        writer seals the same ones on open (_repair_shards). Fewer than
+        shard_size unsealed faces stay in the LMDB tail.
+        """
+        m = self._db["meta"]
         with self._lock:
-            with self._begin() as txn:
-                sealed = _int(txn, m, b"sealed_upto")
-                template = txn.get(b"template", db=m)
-                template = bytes(template) if template is not None else None
-                epoch = _int(txn, m, b"epoch")
-                sealed_faces = sum(s["count"] for s in json.loads(bytes(txn.get(b"shards", db=m))))
-                ids, rows = self._scan_rows(txn, sealed + 1)
-            if len(ids) == 0:
-                return
-            if template is not None and ivf_outgrown(template_lists(template), sealed_faces + len(ids)):
-                # the store outgrew its IVF (lists too long for its size): retrain for the
-                # face count and rewrite every shard; that seals this tail too
-                self.rebuild_shards()
-                return
-            new_template = template is None
-            if new_template:
-                template = self._train(rows)
-            name = shardio.shard_name(int(ids[0]), int(ids[-1]), epoch)
-            shardio.write(self.path, name, shardio.build(template, ids, rows))
-            with self._begin(write=True) as txn:
-                reg = json.loads(bytes(txn.get(b"shards", db=m)))
-                reg.append({"name": name, "first": int(ids[0]), "last": int(ids[-1]), "count": len(ids)})
-                txn.put(b"shards", json.dumps(reg).encode(), db=m)
-                _put_int(txn, m, b"sealed_upto", int(ids[-1]))
-                _put_int(txn, m, b"tail", 0)
+            while True:
+                with self._begin() as txn:
+                    sealed = _int(txn, m, b"sealed_upto")
+                    template = txn.get(b"template", db=m)
+                    template = bytes(template) if template is not None else None
+                    epoch = _int(txn, m, b"epoch")
+                    sealed_faces = sum(s["count"] for s in json.loads(bytes(txn.get(b"shards", db=m))))
+                    ids, rows = self._scan_rows(txn, sealed + 1)
+                if len(ids) < self.shard_size:
+                    return
+                unsealed = len(ids)
+                ids, rows = ids[:self.shard_size], rows[:self.shard_size]
+                if template is not None and ivf_outgrown(template_lists(template), sealed_faces + len(ids)):
+                    # the store outgrew its IVF (lists too long for its size): retrain for the
+                    # face count and rewrite every shard; that seals this tail too
+                    self.rebuild_shards()
+                    return
+                new_template = template is None
                 if new_template:
-                    txn.put(b"template", template, db=m)
-                self._log(txn, b"S")
-                self._prune_log(txn)
+                    template = self._train(rows)
+                name = shardio.shard_name(int(ids[0]), int(ids[-1]), epoch)
+                shardio.write(self.path, name, shardio.build(template, ids, rows))
+                with self._begin(write=True) as txn:
+                    reg = json.loads(bytes(txn.get(b"shards", db=m)))
+                    reg.append({"name": name, "first": int(ids[0]), "last": int(ids[-1]), "count": len(ids)})
+                    txn.put(b"shards", json.dumps(reg).encode(), db=m)
+                    _put_int(txn, m, b"sealed_upto", int(ids[-1]))
+                    _put_int(txn, m, b"tail", unsealed - len(ids))
+                    if new_template:
+                        txn.put(b"template", template, db=m)
+                    self._log(txn, b"S")
+                    self._prune_log(txn)
 
     def _prune_log(self, txn) -> None:
         m = self._db["meta"]
@@ -453,6 +463,12 @@ class Store(PersonsMixin):
                 # LMDB, so they are simply absent (their tombstones match nothing)
                 keep = np.array([i not in dead for i in ids], dtype=bool)
                 shardio.write(self.path, s["name"], shardio.build(template, ids[keep], rows[keep]))
+        with self._begin() as txn:
+            tail = _int(txn, m, b"tail")
+        if tail >= self.shard_size:
+            # a writer died between committing faces and sealing them: seal now what an
+            # uninterrupted run sealed then, so the shards do not depend on the crash
+            self._seal()
 
     def rebuild_shards(self) -> None:
         """Compact: retrain the IVF on all live faces, rewrite every shard, drop tombstones."""
