@@ -139,7 +139,7 @@ def test_person_list_and_bad_enrollment(tmp_path, capsys):
     capsys.readouterr()
     assert main(["person", "list", "--json", "--store", str(store_dir)]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [p["name"] for p in listed] == ["Grace Hopper"] and listed[0]["faces"] == 0
+    assert [p["name"] for p in listed] == ["Grace Hopper"] and listed[0]["face_count"] == 0
     blank = tmp_path / "blank.png"
     import cv2
     import numpy as np

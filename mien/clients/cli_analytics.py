@@ -26,12 +26,17 @@ def _grpc_errors(method):
 
         from mien.errors import BadInputError, MienError, NotFoundError
 
+        from mien.clients.cli import rpc_error_line
+
         try:
             return method(*args, **kwargs)
         except grpc.RpcError as exc:
             code, details = exc.code(), exc.details()
             kind = {grpc.StatusCode.NOT_FOUND: NotFoundError,
                     grpc.StatusCode.INVALID_ARGUMENT: BadInputError}.get(code, MienError)
+            server = getattr(args[0], "server", None) if args else None
+            if code == grpc.StatusCode.UNAVAILABLE and server:
+                raise kind(rpc_error_line(exc, server)) from None
             raise kind(f"{details} ({code.name})") from None
 
     return wrapper
@@ -43,6 +48,7 @@ class _Remote:
 
         from mien.clients.connection import client_from_args
 
+        self.server = args.server
         self.connection = client_from_args(args)
         self.client = AnalyticsClient(self.connection)
 
@@ -248,7 +254,9 @@ def cmd_tag_delete(args) -> int:
 
 def cmd_tag_run(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
-        report = backend.tag_source(args.source, args.tags or None, args.max_gap_ms)
+        from mien.clients.cli_query import source_uri
+
+        report = backend.tag_source(source_uri(args.source), args.tags or None, args.max_gap_ms)
     if args.timeline:
         from mien.clients.analytics_pictures import timeline_png
 
@@ -356,7 +364,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_tag_create)
 
     p = tag_sub.add_parser("list", help="list tags")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _connection(p)
     p.set_defaults(func=cmd_tag_list)
 
@@ -377,25 +385,26 @@ def register(subparsers) -> None:
 
     p = tag_sub.add_parser("store", help="apply tags to the whole store: which persons show them, how often")
     p.add_argument("--tags", nargs="+", default=None, metavar="NAME", help="tags to apply (default all)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _connection(p)
     p.set_defaults(func=cmd_tag_store)
 
     p = subparsers.add_parser("summary", help="dominant expressions of one person (k-means or Ward)")
     p.add_argument("--person", required=True, help="person name or id")
-    p.add_argument("--method", choices=["kmeans", "ward"], default="kmeans")
+    p.add_argument("--method", choices=["kmeans", "ward"], default="kmeans",
+                   help="k-means (K clusters) or agglomerative Ward clustering")
     p.add_argument("-k", type=int, default=None, help="clusters (default 8 for kmeans, 10 for ward)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the clustering (same seed, same answer)")
     p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _connection(p)
     p.set_defaults(func=cmd_summary)
 
     p = subparsers.add_parser("clusters", help="corpus-wide expression clusters")
     p.add_argument("-k", type=int, default=100, help="clusters (default %(default)s)")
     p.add_argument("--sample", type=int, default=0, help="cluster at most this many faces (default 200000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the clustering (same seed, same answer)")
     p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _connection(p)
     p.set_defaults(func=cmd_clusters)

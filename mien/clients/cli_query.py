@@ -21,7 +21,7 @@ def _query_args(p: argparse.ArgumentParser, *, sheet: bool = True) -> None:
     q.add_argument("--vector", help="a raw vector as comma-separated floats")
     p.add_argument("--face-index", type=int, default=None,
                    help="which face of a multi-face image (0-based, left to right)")
-    p.add_argument("-k", "--top-k", type=int, default=10, help="number of hits (default %(default)s)")
+    p.add_argument("-k", "--top-k", type=positive_int, default=10, help="number of hits (default %(default)s)")
     if sheet:
         p.add_argument("--sheet", metavar="OUT.png", help="also write a contact sheet of query + hits")
 
@@ -33,7 +33,13 @@ def register(subparsers) -> None:
                    help="only faces of this person (repeatable)")
     p.add_argument("--exclude-person", action="append", default=[], metavar="NAME|ID",
                    help="never faces of this person (repeatable)")
-    p.add_argument("--source", action="append", default=[], help="only faces from this source (repeatable)")
+    p.add_argument("--source", action="append", default=[], metavar="PATH|URI",
+                   help="only faces from this source (repeatable); a local path is made absolute with "
+                        "links resolved, the way the indexer stores it")
+    p.add_argument("--start", type=seconds, default=None, metavar="SECONDS",
+                   help="only faces at or after this time in their video (stills are at 0)")
+    p.add_argument("--end", type=seconds, default=None, metavar="SECONDS",
+                   help="only faces before this time in their video")
     p.add_argument("--exclude-own", action="store_true", help="leave out the query's own person")
     _connection_args(p)
     p.set_defaults(func=run_search)
@@ -63,6 +69,52 @@ def _client(args):
     return client_from_args(args)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (-k 0 would ask for nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: seconds as 12.5 or M:SS(.fff) (as the tables print times)."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time (seconds, or M:SS)") from None
+    value = 0.0
+    for part in parts:
+        value = value * 60 + part
+    if value < 0 or len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time (seconds, or M:SS)")
+    return value
+
+
+def source_uri(value: str) -> str:
+    """A --source as the indexer stores it: a local path absolute with links resolved; a URI
+    (scheme://...) as given."""
+    import os
+
+    if "://" in value:
+        return value
+    return os.path.realpath(os.path.expanduser(value))
+
+
+def _time_range(args):
+    if args.start is None and args.end is None:
+        return None
+    if args.end is not None and args.start is not None and args.end <= args.start:
+        from mien.errors import BadInputError
+
+        raise BadInputError(f"--end {args.end:g} is not after --start {args.start:g}")
+    # end 0 means "open" in the contract (TimeRange.end_ms)
+    return (int(round((args.start or 0) * 1000)), None if args.end is None else int(round(args.end * 1000)))
+
+
 def _person(value: str):
     return int(value) if value.lstrip("-").isdigit() else value
 
@@ -78,15 +130,20 @@ def _query(args):
 
 
 def _grpc_errors(func):
-    """Print a server error as one line (status: message) instead of a traceback."""
+    """Print a server error as one line (status: message, a hint when no server answers)
+    instead of a traceback; a refused query image is named."""
     def wrapper(args):
         import grpc
+
+        from mien.clients.cli import rpc_error_line
 
         try:
             return func(args)
         except grpc.RpcError as exc:
-            code = exc.code().name if exc.code() else "UNKNOWN"
-            print(f"mien: {code}: {exc.details()}", file=sys.stderr)
+            line = rpc_error_line(exc, getattr(args, "server", None))
+            if getattr(args, "image", None) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                line += f" (query image {args.image})"
+            print(f"mien: {line}", file=sys.stderr)
             return 1
     return wrapper
 
@@ -199,7 +256,8 @@ def run_search(args) -> int:
         result = c.search(_query(args), k=args.top_k, face_index=args.face_index,
                           persons=[_person(p) for p in args.person],
                           exclude_persons=[_person(p) for p in args.exclude_person],
-                          sources=args.source, exclude_own_person=args.exclude_own,
+                          sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
+                          exclude_own_person=args.exclude_own,
                           thumbnails=bool(args.sheet), explain=True)
     return _emit_result(args, result, "expression search")
 
@@ -237,8 +295,16 @@ def run_stats(args) -> int:
 def run_persons(args) -> int:
     with _client(args) as c:
         persons = c.persons()
-    if args.json:
-        print(json.dumps([p.__dict__ for p in persons], indent=2))
-        return 0
-    print_table(["id", "name", "faces"], [[p.person_id, p.name or "-", p.face_count] for p in persons])
+    print_persons([(p.person_id, p.name, p.face_count) for p in persons], args.json)
     return 0
+
+
+def print_persons(rows, as_json: bool) -> None:
+    """The one persons listing of `mien persons` and `mien person list`: rows of
+    (person_id, name, face_count); JSON [{"person_id", "name" (null when anonymous),
+    "face_count"}], the ListPersons field names."""
+    if as_json:
+        print(json.dumps([{"person_id": int(i), "name": n or None, "face_count": int(c)} for i, n, c in rows],
+                         indent=2))
+        return
+    print_table(["id", "name", "faces"], [[i, n or "(anonymous)", c] for i, n, c in rows])

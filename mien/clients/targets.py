@@ -50,8 +50,23 @@ class Target:
         return options
 
 
-def _split(address: str) -> tuple[str, int]:
+DEFAULT_PORT = 50051
+
+
+def with_port(address: str, default_port: int = DEFAULT_PORT) -> str:
+    """"host" -> "host:50051" (also "::1" / "[::1]" -> "[::1]:50051"); "host:port" unchanged."""
     address = address.strip()
+    if address.startswith("[") and address.endswith("]"):
+        return f"{address}:{default_port}"
+    if address.count(":") > 1 and not address.startswith("["):  # a bare IPv6 literal
+        return f"[{address}]:{default_port}"
+    if ":" not in address:
+        return f"{address}:{default_port}"
+    return address
+
+
+def _split(address: str) -> tuple[str, int]:
+    address = with_port(address)
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise BadInputError(f"server address {address!r} is not HOST:PORT")
@@ -68,7 +83,8 @@ def _ips(host: str, port: int) -> list[tuple[int, str]]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise BadInputError(f"cannot resolve server host {host!r}: {exc.strerror}") from None
+        raise BadInputError(f"cannot resolve server host {host!r} (each server is HOST:PORT, or HOST for "
+                            f"port {DEFAULT_PORT}): {exc.strerror}") from None
     seen: list[tuple[int, str]] = []
     for family, _, _, _, sockaddr in infos:
         if (family, sockaddr[0]) not in seen and family in (socket.AF_INET, socket.AF_INET6):
@@ -95,6 +111,7 @@ def parse_target(target) -> Target:
         raise BadInputError(f"server target must be a string or a list of strings, not {type(target).__name__}")
     if not addresses:
         raise BadInputError("no server address given")
+    addresses = [with_port(a) for a in addresses]  # a host alone means the default port
     if len(addresses) == 1:
         return Target(addresses[0], False, addresses=tuple(addresses))
     v4, v6, v6_only = [], [], []

@@ -114,7 +114,7 @@ def register(subparsers) -> None:
     add.set_defaults(func=cmd_person_add)
     lst = sub.add_parser("list", help="list persons with their face counts")
     _store_arg(lst)
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(func=cmd_person_list)
     ren = sub.add_parser("rename", help="name (or rename) a person")
     ren.add_argument("person", help="person id or current name")
@@ -168,6 +168,10 @@ def cmd_index(args) -> int:
                            keyframe_seconds=args.keyframe_seconds, ray_address=args.ray,
                            ray_cpus_per_worker=args.ray_cpus_per_worker,
                            ray_gpus_per_worker=args.ray_gpus_per_worker)
+    missing = [p for p in args.paths if not os.path.lexists(p)]
+    if missing:  # before anything is created: a typo must not leave an empty store behind
+        print(f"mien index: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
     engine_config = store_engine_config(args)
     summary = index_paths(args.paths, args.store, options=options, engine_config=engine_config)
     print(summary.table())
@@ -204,12 +208,9 @@ def cmd_person_list(args) -> int:
     with Store(args.store, mode="r") as store:
         rows = [(p.person_id, p.name or "", len(store.person_face_ids(p.person_id)))
                 for p in store.list_persons()]
-    if args.json:
-        print(json.dumps([{"person_id": i, "name": n or None, "faces": c} for i, n, c in rows]))
-        return 0
-    print(f"{'id':>6}  {'faces':>6}  name")
-    for pid, name, count in rows:
-        print(f"{pid:>6}  {count:>6}  {name or '(anonymous)'}")
+    from mien.clients.cli_query import print_persons
+
+    print_persons(rows, args.json)  # the same table and JSON as `mien persons`
     return 0
 
 
