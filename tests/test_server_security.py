@@ -395,3 +395,25 @@ def test_shutdown_stops_server_side_indexing_at_a_source_boundary(photo_store, t
     finally:
         stop(server)
     assert set(consistent_sources(store_dir)) - before == {str(f) for f in files}
+
+
+# -- 8. cosmetic: tiny images and remembered failures ---------------------------------------------
+def test_a_1x1_png_is_a_valid_image_without_faces_and_failures_keep_their_detail(tmp_path):
+    import cv2
+    import numpy as np
+
+    from mien.indexer import IndexOptions, index_paths
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    assert cv2.imwrite(str(archive / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    (archive / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x13" * 64)
+    options = IndexOptions(workers=1, show_progress=False)
+    first = index_paths([archive], tmp_path / "store", options=options)
+    assert first.images == 1 and first.faces_passed == 0            # dot.png: indexed, no face
+    assert [p for p, _ in first.failures] == [str(archive / "broken.jpg")]
+    detail = first.failures[0][1]
+    again = index_paths([archive], tmp_path / "store", options=options)
+    assert again.unchanged == 1 and len(again.failures) == 1
+    reason = again.failures[0][1]
+    assert reason.startswith(detail) and reason.endswith("(unchanged since last run)"), (detail, reason)

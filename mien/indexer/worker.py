@@ -143,6 +143,9 @@ def _embed_expressions(images, per_image) -> None:
             an.embed_expression(image, [f for f in faces if _passed(f)])
 
 
+MIN_SIDE = 8  # the detectors refuse smaller images (mien.engine.faces.detect.check_image)
+
+
 def analyze_image(path: str, max_pixels: int) -> ImageResult:
     """A still: detect and FaceQA every face; expression and identity for the passed ones."""
     from mien.engine.faces import load_image
@@ -150,6 +153,8 @@ def analyze_image(path: str, max_pixels: int) -> ImageResult:
 
     try:
         image = load_image(path, max_pixels=max_pixels)
+        if min(image.shape[:2]) < MIN_SIDE:
+            return ImageResult(faces=[])  # a valid image (a 1x1 PNG) too small to hold a face
         faces = _detect_assess_align(image)
         _embed_expressions([image], [faces])
         analyzer().embed_identity(image, [f for f in faces if _passed(f)])
