@@ -146,6 +146,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         closest = request.closest or 1
         if not 1 <= closest <= 100:
             raise BadInputError(f"closest must be in 1..100, got {closest}")
+        self.ctx.checkpoint()  # a safe point before the clustering: a shutdown may have begun
         summary = analytics.summarize_person(
             self.ctx.store, person.person_id, method=method, k=request.k or None,
             seed=int(request.seed), closest=closest,
@@ -163,6 +164,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
 
     @rpc
     def ClusterStore(self, request, context):
+        self.ctx.checkpoint()  # a safe point before the clustering: a shutdown may have begun
         result = analytics.cluster_store(
             self.ctx.store, k=request.k or 100, sample=request.sample or 200_000,
             seed=int(request.seed), closest=request.closest or 5,

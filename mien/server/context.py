@@ -313,6 +313,7 @@ class ServerContext:
         image = load_image(data, max_pixels=self.limits.max_image_pixels)
         analyzer = self.analyzer()
         with self.analyze_lock:
+            self.checkpoint()  # a safe point: the queue for the analyzer can be long
             faces = _left_to_right(analyzer.detect(image))
             if not faces:
                 raise BadInputError("no face found in the query image")
@@ -325,6 +326,7 @@ class ServerContext:
                 raise BadInputError(
                     f"face_index {index} is out of range: the query image holds {len(faces)} face(s)"
                 )
+            self.checkpoint()
             analyzer.assess(image, faces)
             face = faces[index]
             if kind == "expression":
