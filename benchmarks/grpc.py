@@ -167,7 +167,7 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
     for q, r in zip(queries, requests):
         store.search(q, k)
         store.search(q, k, records=True)
-        client.search_vector_raw(r)
+        client._search_raw(r)
         client.health()
     bare, full, empty, grpc1 = [], [], [], []
     step = -(-len(queries) // rounds)
@@ -177,7 +177,7 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
         full += time_calls(lambda q: store.search(q, k, records=True), qs)
         # the empty RPC, through the client's own transport (qs only sets the count)
         empty += time_calls(lambda _: client.health(), qs)
-        grpc1 += time_calls(client.search_vector_raw, rs)
+        grpc1 += time_calls(client._search_raw, rs)
     # The same in-process search, but after an idle gap like the one between RPCs:
     # an idle CPU halts and the next search starts with cold caches.
     paced = []
@@ -201,7 +201,7 @@ def measure_concurrent(target: str, requests, per_client: int, transport: str, c
         with Client(target, transport=transport) as c:
             for r in requests[:per_client]:
                 t = time.perf_counter()
-                c.search_vector_raw(r)
+                c._search_raw(r)
                 lat.append((time.perf_counter() - t) * 1000.0)
 
     lats = [[] for _ in range(clients)]

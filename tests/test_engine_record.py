@@ -135,6 +135,11 @@ def test_moved_model_is_found_by_flag_and_checked_by_hash(tmp_path, models, arch
         server.stop(None)
         server.mien_context.close()
 
+    # in-process tagging takes the same pointer
+    assert main(["tag", "create", "moved", "--image", str(archive / "obama.jpg"), "--store", str(store),
+                 "--expression-model", str(elsewhere)]) == 0
+    assert main(["tag", "create", "unmoved", "--image", str(archive / "obama.jpg"), "--store", str(store)]) != 0
+
     # another checkpoint under the same name is refused by hash, by index runs too
     assert index(archive, store, "--expression-model", str(models["feenet_other"])) != 0
     assert index(archive, store, "--expression-model", str(elsewhere)) == 0

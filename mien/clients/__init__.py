@@ -1,9 +1,9 @@
-"""mien.clients: the Python client (`Client`) and the CLI.
+"""mien.clients: the Python client (`Client`), its exception (`MienError`) and the CLI.
 
-`Client` is imported lazily so that `mien --help` does not load grpc.
+Both are imported lazily so that `mien --help` does not load grpc.
 """
 
-__all__ = ["Client"]
+__all__ = ["Client", "MienError", "AnalyticsClient"]
 
 
 def __getattr__(name):
@@ -11,4 +11,12 @@ def __getattr__(name):
         from mien.clients.client import Client
 
         return Client
+    if name == "MienError":
+        from mien.clients.errors import MienError
+
+        return MienError
+    if name == "AnalyticsClient":
+        from mien.clients.analytics_client import AnalyticsClient
+
+        return AnalyticsClient
     raise AttributeError(f"module 'mien.clients' has no attribute {name!r}")

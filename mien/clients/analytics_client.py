@@ -2,7 +2,9 @@
 
 Answers come back as the engine's own result dataclasses (mien.engine.analytics),
 so the CLI, the pictures and in-process callers share one shape whether the
-work ran in a server or in this process.
+work ran in a server or in this process (tags are mien.engine.store.Tag). Every
+method takes `timeout=` (seconds; default the client's) and a failed call raises
+mien.clients.MienError, as the search Client's do.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mien.engine.analytics import (
     StoreTagReport,
 )
 from mien.clients.client import auth_metadata, open_channel
+from mien.clients.errors import TranslatingStub
+from mien.engine.store.records import Tag
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -57,7 +61,7 @@ class AnalyticsClient:
             self._own = True
         self._metadata = metadata
         self._timeout = timeout
-        self.stub = analytics_pb2_grpc.AnalyticsStub(self._channel)
+        self.stub = TranslatingStub(analytics_pb2_grpc.AnalyticsStub(self._channel))
 
     def close(self) -> None:
         if self._own:
@@ -69,12 +73,13 @@ class AnalyticsClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, method: str, request):
-        return getattr(self.stub, method)(request, timeout=self._timeout, metadata=self._metadata)
+    def _call(self, method: str, request, timeout: float | None = None):
+        return getattr(self.stub, method)(request, timeout=self._timeout if timeout is None else timeout,
+                                          metadata=self._metadata)
 
     # -- tags -----------------------------------------------------------------
     def create_tag(self, name: str, *, images=(), face_ids=(), vectors=(), threshold: float | None = None,
-                   replace: bool = False, face_index: int | None = None) -> analytics_pb2.TagInfo:
+                   replace: bool = False, face_index: int | None = None, timeout: float | None = None) -> Tag:
         """images: paths or bytes (face_index picks a face in multi-face images)."""
         refs = []
         for image in images:
@@ -89,19 +94,20 @@ class AnalyticsClient:
         request = analytics_pb2.CreateTagRequest(name=name, references=refs, replace=replace)
         if threshold is not None:
             request.threshold = threshold
-        return self._call("CreateTag", request)
+        return _tag(self._call("CreateTag", request, timeout))
 
-    def list_tags(self) -> list:
-        return list(self._call("ListTags", analytics_pb2.ListTagsRequest()).tags)
+    def list_tags(self, *, timeout: float | None = None) -> list[Tag]:
+        return [_tag(t) for t in self._call("ListTags", analytics_pb2.ListTagsRequest(), timeout).tags]
 
-    def delete_tag(self, name: str) -> None:
-        self._call("DeleteTag", analytics_pb2.DeleteTagRequest(name=name))
+    def delete_tag(self, name: str, *, timeout: float | None = None) -> None:
+        self._call("DeleteTag", analytics_pb2.DeleteTagRequest(name=name), timeout)
 
-    def tag_source(self, uri: str, tags=None, *, max_gap_ms: int | None = None) -> SourceTagReport:
+    def tag_source(self, uri: str, tags=None, *, max_gap_ms: int | None = None,
+                   timeout: float | None = None) -> SourceTagReport:
         request = analytics_pb2.TagSourceRequest(source_uri=uri, tags=list(tags or ()))
         if max_gap_ms is not None:
             request.max_gap_ms = max_gap_ms
-        r = self._call("TagSource", request)
+        r = self._call("TagSource", request, timeout)
         return SourceTagReport(
             uri=r.source_uri, duration_ms=r.duration_ms, faces=r.face_count,
             sample_period_ms=r.sample_period_ms, tags=list(r.tags),
@@ -116,8 +122,8 @@ class AnalyticsClient:
             ],
         )
 
-    def tag_store(self, tags=None) -> StoreTagReport:
-        r = self._call("TagStore", analytics_pb2.TagStoreRequest(tags=list(tags or ())))
+    def tag_store(self, tags=None, *, timeout: float | None = None) -> StoreTagReport:
+        r = self._call("TagStore", analytics_pb2.TagStoreRequest(tags=list(tags or ())), timeout)
         return StoreTagReport(
             faces=r.face_count, tags=[t.tag for t in r.totals],
             tagged={t.tag: t.tagged_count for t in r.totals},
@@ -147,7 +153,8 @@ class AnalyticsClient:
         return clusters, thumbs
 
     def summarize(self, person, *, method: str = "kmeans", k: int | None = None, seed: int = 0,
-                  closest: int = 1, thumbnails: bool = False) -> tuple[PersonSummary, dict[int, bytes]]:
+                  closest: int = 1, thumbnails: bool = False,
+                  timeout: float | None = None) -> tuple[PersonSummary, dict[int, bytes]]:
         """(summary, {face_id: JPEG}) for a person id or name; thumbnails only when asked."""
         ref = (common_pb2.PersonRef(person_id=int(person))
                if isinstance(person, int) or str(person).isdigit() else common_pb2.PersonRef(name=str(person)))
@@ -157,7 +164,7 @@ class AnalyticsClient:
             raise BadInputError(f"unknown summary method {method!r}; use kmeans or ward")
         r = self._call("Summarize", analytics_pb2.SummarizeRequest(
             person=ref, method=_METHODS[method], k=k or 0, seed=seed, closest=closest,
-            thumbnails=thumbnails))
+            thumbnails=thumbnails), timeout)
         clusters, thumbs = self._clusters(r.clusters)
         names = {v: k for k, v in _METHODS.items()}
         return PersonSummary(
@@ -166,9 +173,16 @@ class AnalyticsClient:
         ), thumbs
 
     def cluster_store(self, k: int = 100, *, sample: int = 0, seed: int = 0, closest: int = 5,
-                      thumbnails: bool = False) -> tuple[StoreClusters, dict[int, bytes]]:
+                      thumbnails: bool = False, timeout: float | None = None) -> tuple[StoreClusters, dict[int, bytes]]:
         r = self._call("ClusterStore", analytics_pb2.ClusterStoreRequest(
-            k=k, sample=sample, seed=seed, closest=closest, thumbnails=thumbnails))
+            k=k, sample=sample, seed=seed, closest=closest, thumbnails=thumbnails), timeout)
         clusters, thumbs = self._clusters(r.clusters)
         return StoreClusters(faces=r.face_count, sampled=r.sampled_count, k_requested=r.k_requested,
                              k=r.k, seed=r.seed, clusters=clusters), thumbs
+
+
+def _tag(t) -> Tag:
+    """The engine's Tag for a TagInfo message (the same shape as in-process results)."""
+    vectors = np.asarray([list(v.values) for v in t.vectors], dtype=np.float32).reshape(-1, 16)
+    return Tag(name=t.name, vectors=vectors, threshold=float(t.threshold),
+               reference_face_ids=[int(i) for i in t.reference_face_ids], created_ms=int(t.created_ms))

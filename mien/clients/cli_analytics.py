@@ -13,6 +13,9 @@ import dataclasses
 import json
 import sys
 
+# EngineConfig fields a store's engine record may need pointed at a moved file
+MODEL_FLAGS = ("detector_model", "identity_model", "expression_model")
+
 # ------------------------------------------------------------------ backends
 
 
@@ -114,7 +117,10 @@ class _Local:
             if args.image:
                 from mien.engine.faces import EngineConfig, FaceAnalyzer
 
-                analyzer = FaceAnalyzer(EngineConfig().matching_store(store.encoders))
+                # the store's recorded engine; --*-model point at model files that moved
+                moved = {key: getattr(args, key, None) for key in MODEL_FLAGS}
+                analyzer = FaceAnalyzer(EngineConfig(**{k: v for k, v in moved.items() if v})
+                                        .matching_store(store.encoders))
             return create_tag(store, args.name, images=images, face_ids=args.face_id or (),
                               threshold=0.5 if args.threshold is None else args.threshold,
                               analyzer=analyzer, replace=args.replace)
@@ -361,6 +367,9 @@ def register(subparsers) -> None:
                    help="squared-L2 distance threshold (default 0.5)")
     p.add_argument("--replace", action="store_true", help="overwrite a tag of the same name")
     _connection(p)
+    g = p.add_argument_group("models (with --store: where the store's model files are now, checked by hash)")
+    for key in MODEL_FLAGS:
+        g.add_argument("--" + key.replace("_", "-"), metavar="PATH", default=None)
     p.set_defaults(func=cmd_tag_create)
 
     p = tag_sub.add_parser("list", help="list tags")

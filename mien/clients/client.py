@@ -8,10 +8,16 @@
         c.cross("obama.jpg", person="Biden")           # Biden making Obama's face
         c.identity(result.hits[0].face_id)             # faces of the same person
 
-A query is any of: a path (str / Path) or encoded bytes of an image, an int
-face id, an `Upload` (from upload_image), or a numpy vector (16-d for
-expression, the store's identity dim for identity). Images larger than
-INLINE_IMAGE_BYTES are uploaded in chunks automatically.
+A query is any of: a path (str / Path) or encoded bytes of an image, a face
+id (an int, or a string of digits such as "4": a file named "4" is Path("4")),
+an `Upload` (from upload_image), or a numpy vector (16-d for expression, the
+store's identity dim for identity). Images larger than INLINE_IMAGE_BYTES are
+uploaded in chunks automatically.
+
+Every method takes `timeout=` (seconds; default the Client's) and returns
+dataclasses of this module; every failed call raises mien.clients.MienError
+(.code, .reason, .details; a grpc.RpcError too), on both transports, for
+unary calls and streams alike.
 """
 
 from __future__ import annotations
@@ -24,7 +30,12 @@ from typing import Iterator, Sequence
 import grpc
 import numpy as np
 
+from mien.clients.errors import MienError, TranslatingStub
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
+
+__all__ = ["Client", "MienError", "Upload", "FaceHit", "SearchResult", "QueryFace", "DetectedFace",
+           "ComponentMatch", "Person", "Face", "Stats", "IndexProgress", "Source", "Page",
+           "DeletedPerson"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 INLINE_IMAGE_BYTES = 3 * 1024 * 1024   # larger images go through UploadImage
@@ -146,6 +157,40 @@ class Stats:
 
 
 @dataclass
+class Source:
+    """One indexed file (ListSources)."""
+
+    uri: str
+    kind: str          # "image" | "video" | "unspecified"
+    status: str        # "done" | "failed" | "unspecified"
+    error: str
+    face_count: int
+    duration_ms: int
+    frames: int
+
+
+@dataclass
+class Page:
+    """One page of a list: `items`, the token of the next page ("" on the last) and the total."""
+
+    items: list
+    next_page_token: str
+    total_size: int
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class DeletedPerson:
+    person_id: int
+    released_faces: int
+
+
+@dataclass
 class IndexProgress:
     files_done: int
     files_total: int
@@ -161,7 +206,8 @@ def _bbox(b) -> tuple[float, float, float, float]:
 
 
 def _person_ref(person: int | str) -> common_pb2.PersonRef:
-    if isinstance(person, (int, np.integer)):
+    """An id (an int, or a string of digits such as "7") or a name."""
+    if isinstance(person, (int, np.integer)) or (isinstance(person, str) and person.strip().isdigit()):
         return common_pb2.PersonRef(person_id=int(person))
     return common_pb2.PersonRef(name=str(person))
 
@@ -255,6 +301,9 @@ class Client:
         # grpcio stubs are made now: making one on a closed channel crashes grpcio 1.85
         self._stub = search_pb2_grpc.MienStub(self._channel)
         self._grpc_health = health_pb2_grpc.HealthStub(self._channel)
+        # every call raises MienError (google.rpc.Status details decoded), whatever the transport
+        self._stub = TranslatingStub(self._stub)
+        self._grpc_health = TranslatingStub(self._grpc_health)
         if transport == "python" or parsed.balanced or not native.available():
             self.transport = "python"
             self._unary, self._health = self._stub, self._grpc_health
@@ -266,8 +315,9 @@ class Client:
             self.transport = "native"
             native_channel = open_native_channel(parsed.uri, root_pem=_tls_roots(tls), tls=bool(tls),
                                                  max_message_bytes=_MAX_MESSAGE)
-            self._unary = UnaryStub(native_channel, search_pb2.DESCRIPTOR.services_by_name["Mien"])
-            self._health = UnaryStub(native_channel, health_pb2.DESCRIPTOR.services_by_name["Health"])
+            self._unary = TranslatingStub(UnaryStub(native_channel, search_pb2.DESCRIPTOR.services_by_name["Mien"]))
+            self._health = TranslatingStub(UnaryStub(native_channel,
+                                                     health_pb2.DESCRIPTOR.services_by_name["Health"]))
         self._metadata = auth_metadata(token)
         self.timeout = timeout
         self.target = target
@@ -294,22 +344,30 @@ class Client:
     def metadata(self):
         return self._metadata
 
-    def health(self, service: str = "") -> str:
+    def _t(self, timeout: float | None) -> float | None:
+        return self.timeout if timeout is None else timeout
+
+    def _call(self, method: str, request, timeout: float | None):
+        return getattr(self._unary, method)(request, timeout=self._t(timeout), metadata=self._metadata)
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The standard health status ("SERVING", ...); needs no token."""
         from grpc_health.v1 import health_pb2
 
-        resp = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        resp = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self._t(timeout))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
     # -- queries --------------------------------------------------------------------
-    def face_query(self, query, *, face_index: int | None = None,
-                   exclude_own_person: bool = False) -> common_pb2.FaceQuery:
+    def _face_query(self, query, *, face_index: int | None = None, exclude_own_person: bool = False,
+                    timeout: float | None = None) -> common_pb2.FaceQuery:
         """The FaceQuery message for a path, image bytes, face id or vector."""
         msg = common_pb2.FaceQuery(exclude_own_person=exclude_own_person)
         if face_index is not None:
             msg.face_index = face_index
         if isinstance(query, (bool, np.bool_)):
             raise TypeError("a query is a path, image bytes, a face id or a vector")
+        if isinstance(query, str) and query.strip().isdigit():
+            query = int(query)  # "4" is face 4 (a file named 4 is Path("4"))
         if isinstance(query, Upload):
             msg.upload_id = query.upload_id
         elif isinstance(query, (int, np.integer)):
@@ -317,32 +375,34 @@ class Client:
         elif isinstance(query, (bytes, bytearray, memoryview)):
             data = bytes(query)
             if len(data) > INLINE_IMAGE_BYTES:
-                msg.upload_id = self.upload_image(data).upload_id
+                msg.upload_id = self.upload_image(data, timeout=timeout).upload_id
             else:
                 msg.image.data = data
         elif isinstance(query, (str, os.PathLike)):
-            return self.face_query(Path(query).read_bytes(), face_index=face_index,
-                                   exclude_own_person=exclude_own_person)
+            return self._face_query(Path(query).read_bytes(), face_index=face_index,
+                                    exclude_own_person=exclude_own_person, timeout=timeout)
         else:
             msg.vector.values.extend(np.asarray(query, dtype=np.float32).ravel().tolist())
         return msg
 
-    def upload_image(self, data: bytes, *, chunk_bytes: int = CHUNK_BYTES) -> Upload:
+    def upload_image(self, data: bytes, *, chunk_bytes: int = CHUNK_BYTES,
+                     timeout: float | None = None) -> Upload:
         """Send a large image in chunks; the result works as a query (FaceQuery.upload_id)."""
         chunks = (search_pb2.ImageChunk(data=data[i:i + chunk_bytes])
                   for i in range(0, len(data), chunk_bytes))
-        resp = self._stub.UploadImage(chunks, timeout=self.timeout, metadata=self._metadata)
+        resp = self._stub.UploadImage(chunks, timeout=self._t(timeout), metadata=self._metadata)
         return Upload(resp.upload_id)
 
     def search(self, query, *, k: int = 10, face_index: int | None = None,
                persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
                sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
                exclude_own_person: bool = False, thumbnails: bool = False,
-               explain: bool = False) -> SearchResult:
+               explain: bool = False, timeout: float | None = None) -> SearchResult:
         """Faces with the expression closest to the query's (squared-L2 distance).
 
-        explain: each hit carries its named components and the ones that agree
-        and differ most with the query's (FaceHit.agreeing / differing)."""
+        time_range: (start_ms, end_ms) in the source's time (stills are at 0);
+        end None or 0 = open. explain: each hit carries its named components and
+        the ones that agree and differ most with the query's (FaceHit.agreeing / differing)."""
         filters = common_pb2.Filters(
             persons=[_person_ref(p) for p in persons],
             exclude_persons=[_person_ref(p) for p in exclude_persons],
@@ -352,37 +412,37 @@ class Client:
             filters.time_range.start_ms = int(time_range[0])
             filters.time_range.end_ms = int(time_range[1] or 0)
         req = search_pb2.SearchExpressionRequest(
-            query=self.face_query(query, face_index=face_index, exclude_own_person=exclude_own_person),
+            query=self._face_query(query, face_index=face_index, exclude_own_person=exclude_own_person,
+                                   timeout=timeout),
             top_k=k, filters=filters, include_thumbnails=thumbnails, explain=explain,
         )
-        return _result(self._unary.SearchExpression(req, timeout=self.timeout, metadata=self._metadata))
+        return _result(self._call("SearchExpression", req, timeout))
 
-    def search_vector_raw(self, request: search_pb2.SearchExpressionRequest):
-        """The raw SearchExpression reply for a prebuilt request (benchmarks)."""
+    def _search_raw(self, request: search_pb2.SearchExpressionRequest):
+        """The raw SearchExpression reply for a prebuilt request (benchmarks; not the API)."""
         return self._unary.SearchExpression(request, timeout=self.timeout, metadata=self._metadata)
 
     def cross(self, query, person: int | str, *, k: int = 10, face_index: int | None = None,
-              thumbnails: bool = False, explain: bool = False) -> SearchResult:
+              thumbnails: bool = False, explain: bool = False, timeout: float | None = None) -> SearchResult:
         """Faces of `person` (id or name) making the query face's expression (explain: as search)."""
         req = search_pb2.CrossIdentityRequest(
-            query=self.face_query(query, face_index=face_index), target=_person_ref(person),
+            query=self._face_query(query, face_index=face_index, timeout=timeout), target=_person_ref(person),
             top_k=k, include_thumbnails=thumbnails, explain=explain,
         )
-        return _result(self._unary.CrossIdentitySearch(req, timeout=self.timeout, metadata=self._metadata))
+        return _result(self._call("CrossIdentitySearch", req, timeout))
 
     def identity(self, query, *, k: int = 10, face_index: int | None = None,
-                 thumbnails: bool = False) -> SearchResult:
+                 thumbnails: bool = False, timeout: float | None = None) -> SearchResult:
         """Faces of the same person as the query face (identity distance)."""
         req = search_pb2.SearchIdentityRequest(
-            query=self.face_query(query, face_index=face_index), top_k=k,
+            query=self._face_query(query, face_index=face_index, timeout=timeout), top_k=k,
             include_thumbnails=thumbnails,
         )
-        return _result(self._unary.SearchIdentity(req, timeout=self.timeout, metadata=self._metadata))
+        return _result(self._call("SearchIdentity", req, timeout))
 
     # -- records --------------------------------------------------------------------
-    def get_face(self, face_id: int) -> Face:
-        r = self._unary.GetFace(search_pb2.GetFaceRequest(face_id=face_id), timeout=self.timeout,
-                               metadata=self._metadata)
+    def get_face(self, face_id: int | str, *, timeout: float | None = None) -> Face:
+        r = self._call("GetFace", search_pb2.GetFaceRequest(face_id=int(face_id)), timeout)
         return Face(
             r.face_id, r.source_uri, r.frame_index, r.timestamp_ms, _bbox(r.bbox),
             np.asarray(r.landmarks5, dtype=np.float32).reshape(-1, 2), r.det_score, r.sharpness,
@@ -391,24 +451,74 @@ class Client:
             r.person_name, r.thumbnail, r.has_identity, _components(r.components),
         )
 
-    def persons(self) -> list[Person]:
-        resp = self._unary.ListPersons(search_pb2.ListPersonsRequest(), timeout=self.timeout,
-                                      metadata=self._metadata)
-        return [Person(p.person_id, p.name, p.face_count) for p in resp.persons]
+    def persons(self, *, timeout: float | None = None) -> list[Person]:
+        resp = self._call("ListPersons", search_pb2.ListPersonsRequest(), timeout)
+        return [_person(p) for p in resp.persons]
 
-    def person(self, person: int | str) -> Person:
-        p = self._unary.GetPerson(search_pb2.GetPersonRequest(person=_person_ref(person)),
-                                 timeout=self.timeout, metadata=self._metadata)
-        return Person(p.person_id, p.name, p.face_count)
+    def person(self, person: int | str, *, timeout: float | None = None) -> Person:
+        return _person(self._call("GetPerson", search_pb2.GetPersonRequest(person=_person_ref(person)),
+                                  timeout))
 
-    def stats(self) -> Stats:
-        s = self._unary.Stats(search_pb2.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
+    def rename_person(self, person: int | str, name: str, *, timeout: float | None = None) -> Person:
+        """Name (or rename) a person, by id or current name."""
+        req = search_pb2.RenamePersonRequest(person=_person_ref(person), name=name)
+        return _person(self._call("RenamePerson", req, timeout))
+
+    def merge_persons(self, source: int | str, target: int | str, *, allow_same_frame: bool = False,
+                      timeout: float | None = None) -> Person:
+        """Move every face of `source` to `target` and remove `source`; returns the target."""
+        req = search_pb2.MergePersonsRequest(source=_person_ref(source), target=_person_ref(target),
+                                             allow_same_frame=allow_same_frame)
+        return _person(self._call("MergePersons", req, timeout))
+
+    def split_person(self, face_ids: Sequence[int | str], *, timeout: float | None = None) -> Person:
+        """Move these faces (all of one person) to a new anonymous person; returns it."""
+        req = search_pb2.SplitPersonRequest(face_ids=[int(f) for f in face_ids])
+        return _person(self._call("SplitPerson", req, timeout))
+
+    def delete_person(self, person: int | str, *, release_faces: bool = False,
+                      timeout: float | None = None) -> DeletedPerson:
+        req = search_pb2.DeletePersonRequest(person=_person_ref(person), release_faces=release_faces)
+        r = self._call("DeletePerson", req, timeout)
+        return DeletedPerson(r.person_id, r.released_faces)
+
+    def person_faces(self, person: int | str, *, page_size: int = 0, page_token: str = "",
+                     thumbnails: bool = False, timeout: float | None = None) -> Page:
+        """One page of a person's faces (FaceHit, distance 0); Page.next_page_token for the next."""
+        req = search_pb2.ListPersonFacesRequest(person=_person_ref(person), page_size=page_size,
+                                                page_token=page_token, include_thumbnails=thumbnails)
+        r = self._call("ListPersonFaces", req, timeout)
+        return Page([_hit(h) for h in r.faces], r.next_page_token, r.total_size)
+
+    def sources(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None) -> Page:
+        """One page of the indexed sources (Source); Page.next_page_token for the next."""
+        r = self._call("ListSources", search_pb2.ListSourcesRequest(page_size=page_size, page_token=page_token),
+                       timeout)
+        return Page([_source(x) for x in r.sources], r.next_page_token, r.total_size)
+
+    def stats(self, *, timeout: float | None = None) -> Stats:
+        s = self._call("Stats", search_pb2.StatsRequest(), timeout)
         return Stats(s.faces, s.sources, s.persons, s.tags, s.shards, s.bytes, dict(s.encoders))
 
     def index_paths(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,
                     timeout: float | None = None) -> Iterator[IndexProgress]:
-        """Index paths on the server's disk (under its allowed roots); yields progress."""
+        """Index paths on the server's disk (under its allowed roots); yields progress.
+        timeout: for the whole run (default none: indexing takes as long as it takes)."""
         req = search_pb2.IndexPathsRequest(paths=[str(p) for p in paths], fps=fps)
         for m in self._stub.IndexPaths(req, timeout=timeout, metadata=self._metadata):
             yield IndexProgress(m.files_done, m.files_total, m.frames, m.faces, m.current, m.done,
                                 list(m.failures))
+
+
+def _person(p) -> Person:
+    return Person(p.person_id, p.name, p.face_count)
+
+
+def _enum_word(value: int, enum, prefix: str) -> str:
+    return enum.Name(value)[len(prefix):].lower()
+
+
+def _source(x) -> Source:
+    return Source(x.uri, _enum_word(x.kind, search_pb2.SourceKind, "SOURCE_KIND_"),
+                  _enum_word(x.status, search_pb2.SourceStatus, "SOURCE_STATUS_"), x.error,
+                  x.face_count, x.duration_ms, x.frames)
