@@ -108,6 +108,12 @@ def baseline(paths: list[Path], processes: int) -> tuple[int, float]:
         return faces, time.perf_counter() - start
 
 
+def cpu_now() -> float:
+    """CPU seconds (user + system) of this process and of its reaped children (worker pools)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_mien(paths_or_folder, store: Path, workers: int, engine_config=None, **options):
     from mien.indexer import IndexOptions, index_paths
 
@@ -194,46 +200,76 @@ def main() -> int:
     print(f"{len(paths)} images in {work / 'photos'}; {os.cpu_count()} cores", flush=True)
 
     load_before = os.getloadavg()[0]
+    cpu = {}
+    c0 = cpu_now()
     base_faces, base_s = baseline(paths, 1)
+    cpu["fr1"] = cpu_now() - c0
+    c0 = cpu_now()
     base2_faces, base2_s = baseline(paths, 2)
+    cpu["fr2"] = cpu_now() - c0
     workers = args.workers or os.cpu_count()
     fronts = {"mediapipe": EngineConfig(), "dlib": EngineConfig(detector="dlib")}
-    runs = {name: run_mien(work / "photos", work / f"store-images-{name}", args.workers, cfg)
-            for name, cfg in fronts.items()}
+    runs = {}
+    for name, cfg in fronts.items():
+        c0 = cpu_now()
+        runs[name] = run_mien(work / "photos", work / f"store-images-{name}", args.workers, cfg)
+        cpu[name] = cpu_now() - c0
 
     clip = write_clip(work / "video" / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
                       size=(1280, 720), seconds=args.video_seconds)
     duration_s = clip.frames / clip.fps
+    c0 = cpu_now()
     startup_s = min(pool_startup(args.workers) for _ in range(2))  # noisy on a loaded machine
+    cpu["startup"] = (cpu_now() - c0) / 2
     video_configs = [("mediapipe, every sampled frame (mien index default)", 2.0, fronts["mediapipe"]),
                      ("dlib HOG, keyframes every 2 s (0.1 default)", 2.0, fronts["dlib"])]
     videos = []
     for i, (label, key_s, cfg) in enumerate(video_configs):
+        c0 = cpu_now()
         vsum, video_s = run_mien(work / "video", work / f"store-video-{i}", args.workers, cfg,
                                  keyframe_seconds=key_s)
+        cpu[f"video{i}"] = cpu_now() - c0
         videos.append((label, vsum, video_s))
 
     base_rate = base_faces / base_s
+    # CPU seconds per face: what a loaded, shared machine cannot distort much (wall-clock
+    # throughput there depends on what else runs). mien's exclude the worker pool's start.
+    base_cpu_rate = base_faces / cpu["fr1"]
     rows = [
         {"pipeline": "face_recognition, 1 process", "images": len(paths), "faces": base_faces, "passed": "",
-         "seconds": base_s, "faces/s": base_rate, "ratio": 1.0},
+         "seconds": base_s, "faces/s": base_rate, "ratio": 1.0, "cpu_s": cpu["fr1"],
+         "faces/cpu_s": base_cpu_rate, "ratio_cpu": 1.0},
         {"pipeline": "face_recognition, 2 processes", "images": len(paths), "faces": base2_faces, "passed": "",
-         "seconds": base2_s, "faces/s": base2_faces / base2_s, "ratio": (base2_faces / base2_s) / base_rate},
+         "seconds": base2_s, "faces/s": base2_faces / base2_s, "ratio": (base2_faces / base2_s) / base_rate,
+         "cpu_s": cpu["fr2"], "faces/cpu_s": base2_faces / cpu["fr2"],
+         "ratio_cpu": base2_faces / cpu["fr2"] / base_cpu_rate},
     ]
     for name, (summary, mien_s) in runs.items():
         rate = summary.faces_detected / mien_s
+        work_cpu = max(1e-3, cpu[name] - cpu["startup"])
         rows.append({"pipeline": f"mien index, {workers} workers, {name} (incl. startup)",
                      "images": summary.images, "faces": summary.faces_detected, "passed": summary.faces_passed,
-                     "seconds": mien_s, "faces/s": rate, "ratio": rate / base_rate})
+                     "seconds": mien_s, "faces/s": rate, "ratio": rate / base_rate, "cpu_s": work_cpu,
+                     "faces/cpu_s": summary.faces_detected / work_cpu,
+                     "ratio_cpu": summary.faces_detected / work_cpu / base_cpu_rate})
     print()
-    print_table(rows, ["pipeline", "images", "faces", "passed", "seconds", "faces/s", "ratio"], "{:.2f}")
+    print_table(rows, ["pipeline", "images", "faces", "passed", "seconds", "faces/s", "ratio", "cpu_s",
+                       "faces/cpu_s", "ratio_cpu"], "{:.2f}")
+    print("ratio_cpu: faces per CPU-second against face_recognition's in one process (mien's CPU without "
+          "the pool start); on 2 free cores mien's 2 workers would reach about 2 x ratio_cpu its faces/s")
     vrows = [{"720p 30 fps, 2 faces, sampled 2 fps": label, "duration_s": duration_s, "frames": vsum.frames,
               "faces": vsum.faces_passed, "tracks": vsum.tracks, "seconds": video_s,
-              "realtime_x": duration_s / video_s, "realtime_x_no_startup": duration_s / max(1e-3, video_s - startup_s)}
-             for label, vsum, video_s in videos]
+              "realtime_x": duration_s / video_s, "realtime_x_no_startup": duration_s / max(1e-3, video_s - startup_s),
+              "cpu_s": cpu[f"video{i}"] - cpu["startup"],
+              "cpu_per_video_s": (cpu[f"video{i}"] - cpu["startup"]) / duration_s,
+              "realtime_x_2_free_cores": 2 * duration_s / max(1e-3, cpu[f"video{i}"] - cpu["startup"])}
+             for i, (label, vsum, video_s) in enumerate(videos)]
     print(f"\nworker pool startup (spawn + load models): {startup_s:.2f} s")
     print_table(vrows, ["720p 30 fps, 2 faces, sampled 2 fps", "duration_s", "frames", "faces", "tracks",
-                        "seconds", "realtime_x", "realtime_x_no_startup"], "{:.2f}")
+                        "seconds", "realtime_x", "realtime_x_no_startup", "cpu_per_video_s",
+                        "realtime_x_2_free_cores"], "{:.2f}")
+    print("realtime_x_2_free_cores: 2 cores x duration / CPU seconds used (decoding + analysis, pool start "
+          "excluded): the real-time factor if both cores were free and always busy (an upper bound)")
     default_mf = EngineConfig().min_face
     summary, mien_s = runs["mediapipe"]
     summary64, mien64_s = runs["dlib"]
@@ -251,13 +287,17 @@ def main() -> int:
         "baseline_2proc_faces_per_s": base2_faces / base2_s,
         "ratio": (summary.faces_detected / mien_s) / base_rate,
         "ratio_dlib": (summary64.faces_detected / mien64_s) / base_rate,
+        "ratio_cpu": rows[2]["ratio_cpu"], "ratio_cpu_dlib": rows[3]["ratio_cpu"],
+        "cpu_seconds": cpu,
+        "video_realtime_factor_2_free_cores": default_video["realtime_x_2_free_cores"],
         "ratio_vs_2proc": (summary.faces_detected / mien_s) / (base2_faces / base2_s),
         "video_realtime_factor": default_video["realtime_x"],
         "video_realtime_factor_no_startup": default_video["realtime_x_no_startup"],
         "pool_startup_s": startup_s,
         "video": [{"config": r["720p 30 fps, 2 faces, sampled 2 fps"], "realtime_x": r["realtime_x"],
                    "realtime_x_no_startup": r["realtime_x_no_startup"], "faces": r["faces"],
-                   "seconds": r["seconds"]} for r in vrows],
+                   "seconds": r["seconds"], "cpu_per_video_s": r["cpu_per_video_s"],
+                   "realtime_x_2_free_cores": r["realtime_x_2_free_cores"]} for r in vrows],
         "peak_rss_mb": peak_rss_mb(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
@@ -265,7 +305,9 @@ def main() -> int:
     print(f"\nratio (mien faces/s / face_recognition 1-process faces/s): min_face={default_mf} (default) "
           f"{result['ratio']:.2f}, dlib front end {result['ratio_dlib']:.2f} "
           f"(vs 2 processes: {result['ratio_vs_2proc']:.2f}); video {result['video_realtime_factor']:.1f}x real time "
-          f"({result['video_realtime_factor_no_startup']:.1f}x without pool startup); "
+          f"({result['video_realtime_factor_no_startup']:.1f}x without pool startup, "
+          f"{result['video_realtime_factor_2_free_cores']:.1f}x on 2 free cores by CPU time); "
+          f"ratio_cpu {result['ratio_cpu']:.2f} (dlib front end {result['ratio_cpu_dlib']:.2f}); "
           f"peak RSS {result['peak_rss_mb']:.0f} MB; load average {load_before:.1f} before, "
           f"{result['load_average_after']:.1f} after")
     write_json(args.out, result)

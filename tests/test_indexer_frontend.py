@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import cv2
-import pytest
 
 from indexer_support import all_faces, check_consistent, copy_photo
 from mien.engine.faces import EngineConfig
