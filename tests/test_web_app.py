@@ -133,6 +133,33 @@ def test_tag_from_a_face_runs_on_the_video_and_shows_its_timeline(site):
     page.screenshot(path=str(site["shots"] / "tags.png"), full_page=True)
 
 
+def test_cross_identity_photo_hit_and_split(site):
+    page = site["page"]
+    page.goto(site["base"] + "/#/cross")
+    page.wait_for_selector("#target")
+    # search-as-you-type: a few letters suggest the person
+    page.fill("#target", "bara")
+    page.wait_for_selector(".suggest li")
+    page.locator(".suggest li").filter(has_text="Barack Obama").click()
+    page.wait_for_selector("#hits .hit-card")
+    people = set(page.locator("#hits .hit-card .person").all_inner_texts())
+    assert people == {"Barack Obama"}, people
+    # a photo hit: the photo itself with the face box over it
+    page.locator("#hits .hit-card").filter(has_text="obama2.jpg").click()
+    page.wait_for_selector("#stage .fbox")
+    assert page.eval_on_selector("#photo", "i => i.naturalWidth") > 0
+    # split that face off into a new person from the person's page
+    face_id = page.url.rsplit("/", 1)[1]
+    page.click("#this-person")
+    page.wait_for_selector("#person-faces input.pick")
+    page.check(f"#person-faces input.pick[value='{face_id}']")
+    page.click("#split")
+    page.wait_for_selector("#flash.info")
+    page.wait_for_selector("#person-faces .hit-card")
+    assert page.locator("#person-faces .hit-card").count() == 1
+    assert page.locator(f"#person-faces .hit-card[data-face-id='{face_id}']").count() == 1
+
+
 def test_without_the_token_the_browser_gets_nothing(site):
     context = site["browser"].new_context()
     page = context.new_page()

@@ -64,7 +64,8 @@ function flash(message, kind = "error") {
 }
 
 async function guarded(fn) {
-  try { flash(""); return await fn(); } catch (e) { flash(e.message); return undefined; }
+  try { if (!$("#flash").classList.contains("info")) flash(""); return await fn(); }
+  catch (e) { flash(e.message); return undefined; }
 }
 
 // ------------------------------------------------------------------ shared state
@@ -644,7 +645,7 @@ async function route() {
   const page = parts[0] || "search";
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === page ||
     (a.dataset.nav === "people" && page === "person") || (a.dataset.nav === "search" && page === "hit")));
-  flash("");
+  if (!$("#flash").classList.contains("info")) flash("");  // a success message outlives the navigation it caused
   await guarded(async () => {
     if (page === "search") searchPage(false);
     else if (page === "cross") searchPage(true);
