@@ -15,6 +15,10 @@ import base64
 import http.client as httpclient
 import json
 import os
+import shutil
+import ssl
+import subprocess
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -288,6 +292,40 @@ def test_index_paths_streams_progress_as_ndjson(tmp_path):
         lines = [json.loads(line) for line in body.splitlines()]
         assert lines[-1]["done"] is True and int(lines[-1]["files_total"]) == 2 and int(lines[-1]["faces"]) >= 2
         assert all("error" not in line for line in lines)
+    finally:
+        stop_web(web)
+        server.stop(1).wait()
+        server.mien_context.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_https_with_the_grpc_servers_certificate(tmp_path):
+    """With --tls-cert/--tls-key the app is HTTPS too, and its cookies are Secure."""
+    from mien.server.app import TLSConfig
+    from mien.web import start_web, stop_web
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    ps = build_photo_store(tmp_path)
+    tls = TLSConfig(str(cert), str(key))
+    server, _ = start_server(ps.store_dir, token=TOKEN, tls=tls, front="python")
+    web = start_web(server.mien_context, port=0, host="127.0.0.1", token=TOKEN, tls=tls)
+    port = web.server_address[1]
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/v1/stats", headers=bearer())
+        with urllib.request.urlopen(request, context=context, timeout=30) as r:
+            assert r.status == 200 and int(json.loads(r.read())["faces"]) > 0
+        conn = httpclient.HTTPSConnection("127.0.0.1", port, context=context)
+        conn.request("POST", "/login", body=f"token={TOKEN}", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        r.read()
+        assert all("Secure" in c for c in r.msg.get_all("Set-Cookie"))
+        # plain HTTP gets no answer from the TLS port
+        with pytest.raises((OSError, httpclient.HTTPException)):
+            http("GET", f"http://127.0.0.1:{port}/v1/stats", headers=bearer())
     finally:
         stop_web(web)
         server.stop(1).wait()

@@ -340,8 +340,10 @@ def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs)
     if http_port is not None:  # the web app and JSON API over the same context (mien.web)
         from mien.web import start_web
 
-        web = start_web(ctx, port=http_port, host=kwargs.get("host", "127.0.0.1"), token=kwargs.get("token"))
-        log.info("mien web app on http://%s:%d/", kwargs.get("host", "127.0.0.1"), web.server_address[1])
+        web = start_web(ctx, port=http_port, host=kwargs.get("host", "127.0.0.1"), token=kwargs.get("token"),
+                        tls=kwargs.get("tls"))
+        log.info("mien web app on %s://%s:%d/", "https" if kwargs.get("tls") else "http",
+                 kwargs.get("host", "127.0.0.1"), web.server_address[1])
     while not stop.wait(1.0):
         pass
     if web is not None:

@@ -90,10 +90,13 @@ def cookies(headers) -> dict[str, str]:
     return {k: m.value for k, m in jar.items()}
 
 
-def cookie_header(name: str, value: str, *, http_only: bool, max_age: int | None = None) -> str:
+def cookie_header(name: str, value: str, *, http_only: bool, max_age: int | None = None,
+                  secure: bool = False) -> str:
     parts = [f"{name}={value}", "Path=/", "SameSite=Strict"]
     if http_only:
         parts.append("HttpOnly")
+    if secure:
+        parts.append("Secure")
     if max_age is not None:
         parts.append(f"Max-Age={max_age}")
     return "; ".join(parts)

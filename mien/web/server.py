@@ -49,6 +49,7 @@ class WebApp:
         self.auth = web_auth.WebAuth(token, host)
         # one gRPC message's worth of JSON: base64 makes bytes 4/3 larger
         self.max_body = ctx.limits.max_message_bytes * 4 // 3 + 64 * 1024
+        self.secure = False  # HTTPS (start_web with tls): cookies get the Secure flag
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -205,7 +206,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = [("Content-Security-Policy", _CSP), ("X-Frame-Options", "DENY")]
         if name == "index.html":
             csrf = web_auth.cookies(self.headers).get(web_auth.CSRF_COOKIE) or web_auth.new_csrf()
-            headers.append(("Set-Cookie", web_auth.cookie_header(web_auth.CSRF_COOKIE, csrf, http_only=False)))
+            headers.append(("Set-Cookie", web_auth.cookie_header(web_auth.CSRF_COOKIE, csrf, http_only=False,
+                                                                 secure=self.app.secure)))
             if self.app.auth.authenticate(self.headers) is None:
                 return self._redirect("/login")
         self._send(200, target.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text/") or
@@ -233,8 +235,10 @@ class Handler(BaseHTTPRequestHandler):
             page = (STATIC / "login.html").read_bytes().replace(b"<!--error-->", b"<p class=error>Wrong token.</p>")
             return self._send(401, page, "text/html; charset=utf-8", [("Content-Security-Policy", _CSP)])
         return self._redirect("/", [
-            ("Set-Cookie", web_auth.cookie_header(web_auth.SESSION_COOKIE, auth.session_value(), http_only=True)),
-            ("Set-Cookie", web_auth.cookie_header(web_auth.CSRF_COOKIE, web_auth.new_csrf(), http_only=False)),
+            ("Set-Cookie", web_auth.cookie_header(web_auth.SESSION_COOKIE, auth.session_value(), http_only=True,
+                                                    secure=self.app.secure)),
+            ("Set-Cookie", web_auth.cookie_header(web_auth.CSRF_COOKIE, web_auth.new_csrf(), http_only=False,
+                                                    secure=self.app.secure)),
         ])
 
     def _logout(self) -> None:
@@ -333,13 +337,37 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # a failed TLS handshake (plain HTTP on the HTTPS port, a scanner) or a
+        # dropped connection is the client's business: one line, no traceback
+        import sys
 
-def start_web(ctx, *, port: int, host: str = "127.0.0.1", token: str | None = None):
-    """Serve the app on host:port in a background thread; returns the server (its .server_address, .shutdown())."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # ssl.SSLError and connection errors are OSErrors
+            log.info("http connection from %s dropped: %s", client_address[0], exc)
+            return
+        log.exception("http connection from %s failed", client_address[0])
+
+
+def start_web(ctx, *, port: int, host: str = "127.0.0.1", token: str | None = None, tls=None):
+    """Serve the app on host:port in a background thread; returns the server (its .server_address, .shutdown()).
+
+    tls: the gRPC server's TLSConfig (cert_file, key_file): the app is then
+    HTTPS with the same certificate, and its cookies are Secure; a token typed
+    into the login form never crosses the network in clear when gRPC does not.
+    """
     app = WebApp(ctx, token=token, host=host)
+    app.secure = tls is not None
     handler = type("MienHandler", (Handler,), {"app": app})
     family_host = host.strip("[]")
     server = _Server((family_host, port), handler)
+    if tls is not None:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        # the handshake runs in the connection's own thread, not in the accept loop
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, name="mien-http", daemon=True)
     thread.start()
     server.mien_thread = thread
