@@ -360,7 +360,10 @@ def start_web(ctx, *, port: int, host: str = "127.0.0.1", token: str | None = No
     app.secure = tls is not None
     handler = type("MienHandler", (Handler,), {"app": app})
     family_host = host.strip("[]")
-    server = _Server((family_host, port), handler)
+    try:
+        server = _Server((family_host, port), handler)
+    except OSError as exc:
+        raise OSError(f"cannot serve the web app on {host}:{port}: {exc.strerror or exc}") from None
     if tls is not None:
         import ssl
 
