@@ -330,3 +330,27 @@ def test_https_with_the_grpc_servers_certificate(tmp_path):
         stop_web(web)
         server.stop(1).wait()
         server.mien_context.close()
+
+
+def test_without_auth_scripts_post_json_but_cross_site_forms_are_refused(tmp_path):
+    """Auth off (loopback): curl-style JSON POSTs work; a form or text/plain POST, or another Origin, is refused."""
+    from mien.web import start_web, stop_web
+
+    ps = build_photo_store(tmp_path)
+    server, _ = start_server(ps.store_dir, front="python")
+    web = start_web(server.mien_context, port=0, host="127.0.0.1")
+    base = f"http://127.0.0.1:{web.server_address[1]}"
+    rename = {"person": {"name": "Biden"}, "name": "Joe"}
+    try:
+        assert http("GET", base + "/v1/stats")[0] == 200
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+            status, _, _ = http("POST", base + "/v1/Mien/RenamePerson", json.dumps(rename).encode(),
+                                {"Content-Type": content_type})
+            assert status == 403, content_type
+        assert http("POST", base + "/v1/Mien/RenamePerson", rename, {"Origin": "http://evil.example"})[0] == 403
+        status, _, raw = http("POST", base + "/v1/Mien/RenamePerson", rename)
+        assert status == 200 and _j(raw)["name"] == "Joe"
+    finally:
+        stop_web(web)
+        server.stop(1).wait()
+        server.mien_context.close()
