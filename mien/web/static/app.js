@@ -268,7 +268,8 @@ async function runSearch() {
   const cross = location.hash.startsWith("#/cross");
   const f = state.filters;
   const topK = Math.max(1, Math.min(200, Number(f.top_k) || 24));
-  const body = { query: faceQuery(), top_k: f.per_track ? Math.min(1000, topK * 5) : topK, include_thumbnails: true };
+  const body = { query: faceQuery(), top_k: f.per_track ? Math.min(1000, topK * 5) : topK, include_thumbnails: true,
+                 explain: true };
   const range = {};
   if (f.from_s !== "") range.start_ms = String(Math.round(Number(f.from_s) * 1000));
   if (f.to_s !== "") range.end_ms = String(Math.round(Number(f.to_s) * 1000));
@@ -350,7 +351,12 @@ function hitCard(hit, isFar) {
     h("div.meta",
       h("div", h("b", `d ${hit.distance.toFixed(3)}`)),
       h("div.person", personLabel(hit.person_id, hit.person_name)),
-      h("div.muted", `${base(hit.source_uri)}${when}`)));
+      h("div.muted", `${base(hit.source_uri)}${when}`),
+      // why it matched: the named components query and hit share most (named encoders only)
+      hit.agreeing && hit.agreeing.length
+        ? h("div.why", { title: "what query and hit share most (↑ both strong, ↓ both the opposite way)" },
+            hit.agreeing.slice(0, 2).map((c) => `${c.name.replace(/_/g, " ")} ${c.query_value < 0 ? "↓" : "↑"}`).join(", "))
+        : null));
 }
 
 // ------------------------------------------------------------------ one hit
