@@ -21,9 +21,10 @@ of its 5 points is within 0.5 face sides of the face's centre; detections
 matching no face are listed as `extra` (partial faces at the edge of a
 portrait count there too).
 
-Time: each detector's detect() per image, alternated image by image, the
-fastest of --repeat runs (the machine is shared: the minimum is the least
-disturbed by other processes, for both detectors alike), one thread each (LiteRT 1 thread, OpenCV 1 thread,
+Time: CPU time (time.process_time) of each detector's detect() per image,
+alternated image by image, the smallest of --repeat runs (the machine is
+shared: CPU time and the minimum are the least disturbed by other
+processes, for both detectors alike), one thread each (LiteRT 1 thread, OpenCV 1 thread,
 dlib is single-threaded); the machine is shared, so ratios within one run are
 what to read.
 """
@@ -183,9 +184,9 @@ def main() -> int:
             for name, det in detectors.items():
                 times = []
                 for _ in range(args.repeat):
-                    t = time.perf_counter()
+                    t = time.process_time()
                     faces = det.detect(image)
-                    times.append(time.perf_counter() - t)
+                    times.append(time.process_time() - t)
                 n, found, extra = score(faces, truth)
                 st = stats[name]
                 st["faces"] += n

@@ -173,3 +173,14 @@ def test_detect_following_refinds_faces_and_reports_a_lost_one(mp_faces):
     blank = np.full_like(t1(), 127)
     assert det.detect_following(blank, boxes) is None      # lost: the caller runs detect()
     assert det.detect_following(blank, []) == []
+
+
+def test_portraits_skip_tiles_group_photos_keep_them():
+    from mien.engine.faces.blazeface import BlazeFace
+
+    bf = BlazeFace(min_score=0.4)
+    portrait = photos.face_recognition_photo("obama.jpg")
+    assert len(bf.detect(portrait, tile=True, portrait_skips_tiles=True)) == 1
+    # the group photo's faces are small: its tiles still run and find the sixth face
+    assert len(bf.detect(t1(), tile=True, portrait_skips_tiles=True)) == 6
+    assert len(bf.detect(t1(), tile=False)) < 6

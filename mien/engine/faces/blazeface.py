@@ -37,6 +37,7 @@ TILE_OVERLAP = 0.25       # tile side = longer picture side / (2 - TILE_OVERLAP)
 # a face larger than the overlap is found by the whole-picture pass.
 TILE_MIN_OVERLAP = 0.2
 TILE_MIN_SIDE = 480       # images with a longer side below this are not tiled
+PORTRAIT_FACE = 0.25      # a face this large (of the shorter side) makes the picture a portrait
 EDGE_MARGIN = 1.0         # px (of the working copy): a tile box this close to an inner tile edge was cut by it
 
 
@@ -151,9 +152,13 @@ class BlazeFace:
         kps = (kps - np.array([px, py], np.float32)) / scale + np.array([ox, oy], np.float32)
         return weighted_nms([Detection(b, k, float(s)) for b, k, s in zip(boxes, kps, scores)])
 
-    def detect(self, image_bgr: np.ndarray, tile: bool | None = None) -> list[Detection]:
+    def detect(self, image_bgr: np.ndarray, tile: bool | None = None,
+               portrait_skips_tiles: bool = False) -> list[Detection]:
         """All faces; tile=None tiles images whose longer side is >= TILE_MIN_SIDE.
 
+        portrait_skips_tiles: no tiles when the whole-picture pass found a face
+        at least PORTRAIT_FACE of the picture's shorter side (a portrait, a
+        talking head), where faces small enough to need tiles are background.
         Everything runs on one RGB copy no larger than the tiles need (a tile
         is 1/1.75 of the picture and is fed at 192 px, so 336 px), made once.
         """
@@ -164,6 +169,9 @@ class BlazeFace:
 
         rgb = cv2.cvtColor(work, cv2.COLOR_BGR2RGB)
         found = self.run(rgb)
+        if tiled and portrait_skips_tiles and any(
+                max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= PORTRAIT_FACE * min(rgb.shape[:2]) for d in found):
+            tiled = False
         if tiled:
             wh, ww = rgb.shape[:2]
             for x1, y1, x2, y2 in tiles(ww, wh):
