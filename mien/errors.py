@@ -2,7 +2,21 @@
 
 
 class MienError(Exception):
-    """Base class of every error mien raises on purpose."""
+    """Base class of every error mien raises on purpose.
+
+    Optional, for programs (the server sends them as google.rpc.Status details):
+    reason: a stable UPPER_SNAKE_CASE cause ("MULTIPLE_FACES"); metadata: its
+    facts as strings ({"faces": "6"}); field: the request field at fault
+    ("query.face_index"); resource: (type, name) of what was not found or exists.
+    """
+
+    def __init__(self, *args, reason: str = "", metadata: dict | None = None, field: str = "",
+                 resource: tuple[str, str] | None = None):
+        super().__init__(*args)
+        self.reason = reason
+        self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
+        self.field = field
+        self.resource = resource
 
 
 class BadInputError(MienError):
@@ -11,6 +25,10 @@ class BadInputError(MienError):
 
 class TooLargeError(BadInputError):
     """The input exceeds a configured limit (pixels, bytes, top_k)."""
+
+
+class AlreadyExistsError(BadInputError):
+    """Something with that name exists already (a tag, a person's name)."""
 
 
 class NotFoundError(MienError, KeyError):

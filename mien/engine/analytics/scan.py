@@ -107,7 +107,8 @@ def resolve_person(store, person) -> "object":
         return store.get_person(int(person))
     found = store.find_person(str(person))
     if found is None:
-        raise NotFoundError(f"no person named {person!r}")
+        raise NotFoundError(f"no person named {person!r}", reason="PERSON_NOT_FOUND",
+                            resource=("mien.v1.Person", str(person)))
     return found
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from mien.engine.analytics.scan import face_batches, person_names
 from mien.engine.analytics.segments import Segment, merge_segments, sample_period_ms
-from mien.errors import BadInputError, EncoderMismatchError, NotFoundError
+from mien.errors import AlreadyExistsError, BadInputError, EncoderMismatchError, NotFoundError
 
 DEFAULT_THRESHOLD = 0.5
 MAX_DISTANCE = 4.0  # squared L2 between unit vectors never exceeds 4
@@ -115,14 +115,16 @@ def expression_from_image(image, analyzer, face_index: int | None = None) -> np.
     faces = [f for f in analyzer.analyze(image, identity=False) if f.expression is not None]
     faces.sort(key=lambda f: ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2))
     if not faces:
-        raise BadInputError("no usable face in the reference image (none found or all failed FaceQA)")
+        raise BadInputError("no usable face in the reference image (none found or all failed FaceQA)",
+                            reason="NO_FACE")
     if face_index is None and len(faces) > 1:
         raise BadInputError(
-            f"the reference image holds {len(faces)} faces; choose one with face_index 0..{len(faces) - 1}"
-        )
+            f"the reference image holds {len(faces)} faces; choose one with face_index 0..{len(faces) - 1}",
+            reason="MULTIPLE_FACES", metadata={"faces": len(faces)}, field="face_index")
     index = face_index or 0
     if not 0 <= index < len(faces):
-        raise BadInputError(f"face_index {index} is out of range: the image holds {len(faces)} face(s)")
+        raise BadInputError(f"face_index {index} is out of range: the image holds {len(faces)} face(s)",
+                            reason="FACE_INDEX_OUT_OF_RANGE", metadata={"faces": len(faces)}, field="face_index")
     return np.asarray(faces[index].expression, dtype=np.float32)
 
 
@@ -150,7 +152,8 @@ def create_tag(
     _check_name(name)
     threshold = _check_threshold(threshold)
     if not replace and _tag_exists(store, name):
-        raise BadInputError(f"tag {name!r} already exists (delete it first or replace it)")
+        raise AlreadyExistsError(f"tag {name!r} already exists (delete it first or replace it)",
+                                 reason="TAG_EXISTS", resource=("mien.v1.Tag", name))
 
     refs: list[np.ndarray] = []
     images = list(images or ())
@@ -212,7 +215,7 @@ def list_tags(store) -> list:
 
 def delete_tag(store, name: str) -> None:
     if not _tag_exists(store, name):
-        raise NotFoundError(f"no tag named {name!r}")
+        raise NotFoundError(f"no tag named {name!r}", reason="TAG_NOT_FOUND", resource=("mien.v1.Tag", name))
     store.delete_tag(name)
 
 
@@ -227,7 +230,7 @@ def _resolve_tags(store, tags) -> list:
     for tag in tags:
         if isinstance(tag, str):
             if not _tag_exists(store, tag):
-                raise NotFoundError(f"no tag named {tag!r}")
+                raise NotFoundError(f"no tag named {tag!r}", reason="TAG_NOT_FOUND", resource=("mien.v1.Tag", tag))
             tag = store.get_tag(tag)
         out.append(tag)
     if not out:
@@ -276,7 +279,8 @@ def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1) -> So
     """
     source = store.get_source(uri)
     if source is None:
-        raise NotFoundError(f"no indexed source {uri!r}")
+        raise NotFoundError(f"no indexed source {uri!r}", reason="SOURCE_NOT_FOUND",
+                            resource=("mien.v1.Source", uri))
     tags = _resolve_tags(store, tags)
     faces = store.faces_of_source(uri)
     period = sample_period_ms([f.timestamp_ms for f in faces])

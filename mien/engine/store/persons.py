@@ -26,7 +26,7 @@ from mien.engine.store.records import (
     VEC_DTYPE, Person, as_vector, decode_person, decode_person_stats, encode_person, id_key,
     key_id, key_pair, pair_key,
 )
-from mien.errors import BadInputError, NotFoundError
+from mien.errors import AlreadyExistsError, BadInputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ class PersonsMixin:
     def _read_person(self, txn, pid: int):
         v = txn.get(id_key(pid), db=self._db["persons"])
         if v is None:
-            raise NotFoundError(f"person {pid} does not exist")
+            raise NotFoundError(f"person {pid} does not exist",
+                                reason="PERSON_NOT_FOUND", resource=("mien.v1.Person", str(pid)))
         return decode_person_stats(int(pid), v)
 
     def _write_person(self, txn, p: Person, n_ident: int, ident_sum) -> None:
@@ -172,7 +173,8 @@ class PersonsMixin:
             if not name:
                 raise BadInputError("a person name must not be empty (use None for anonymous)")
             if self._find_person(txn, name) is not None:
-                raise BadInputError(f"a person named {name!r} already exists")
+                raise AlreadyExistsError(f"a person named {name!r} already exists", reason="PERSON_NAME_EXISTS",
+                                         resource=("mien.v1.Person", name))
         m = self._db["meta"]
         pid = _meta_int(txn, m, b"next_person")
         _meta_put(txn, m, b"next_person", pid + 1)
@@ -189,7 +191,8 @@ class PersonsMixin:
         if name is not None and name != p.name:
             other = self._find_person(txn, name)
             if other is not None:
-                raise BadInputError(f"a person named {name!r} already exists ({other.person_id})")
+                raise AlreadyExistsError(f"a person named {name!r} already exists ({other.person_id})",
+                                         reason="PERSON_NAME_EXISTS", resource=("mien.v1.Person", name))
             p.name = name
         if centroid is not None:
             c = as_vector(centroid, len(np.ravel(centroid)), "person centroid")
@@ -224,7 +227,8 @@ class PersonsMixin:
             k = id_key(fid)
             raw = txn.get(k, db=d["vec"])
             if raw is None:
-                raise NotFoundError(f"face {int(fid)} does not exist")
+                raise NotFoundError(f"face {int(fid)} does not exist",
+                                    reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(int(fid))))
             row = np.frombuffer(bytes(raw), dtype=VEC_DTYPE).copy()
             old = int(row["person"][0])
             if old == person_id:
@@ -268,7 +272,8 @@ class PersonsMixin:
     def _get_person(self, txn, person_id: int) -> Person:
         v = txn.get(id_key(person_id), db=self._db["persons"])
         if v is None:
-            raise NotFoundError(f"person {person_id} does not exist")
+            raise NotFoundError(f"person {person_id} does not exist",
+                                reason="PERSON_NOT_FOUND", resource=("mien.v1.Person", str(person_id)))
         return decode_person(int(person_id), v)
 
     def _find_person(self, txn, name: str) -> Person | None:
@@ -374,7 +379,8 @@ class PersonsMixin:
             for fid in ids:
                 raw = txn.get(id_key(int(fid)), db=d["vec"])
                 if raw is None:
-                    raise NotFoundError(f"face {int(fid)} does not exist")
+                    raise NotFoundError(f"face {int(fid)} does not exist",
+                                        reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(int(fid))))
                 owners.add(int(np.frombuffer(bytes(raw), dtype=VEC_DTYPE)["person"][0]))
                 ident = txn.get(id_key(int(fid)), db=d["ident"])
                 if seed is None and ident is not None:

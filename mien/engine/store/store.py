@@ -225,7 +225,8 @@ class Store(PersonsMixin):
             raise BadInputError(f"face person_id {f.person_id}: placeholders -2 - i need new_persons[i]")
         if f.person_id >= 0 and f.person_id not in persons:
             if txn.get(id_key(f.person_id), db=self._db["persons"]) is None:
-                raise NotFoundError(f"person {f.person_id} does not exist")
+                raise NotFoundError(f"person {f.person_id} does not exist",
+                                    reason="PERSON_NOT_FOUND", resource=("mien.v1.Person", str(f.person_id)))
             persons.add(f.person_id)
 
     def _log(self, txn, op: bytes, payload: bytes = b"") -> None:
@@ -360,7 +361,8 @@ class Store(PersonsMixin):
     def delete_tag(self, name: str) -> None:
         with self._lock, self._begin(write=True) as txn:
             if not txn.delete(name.encode(), db=self._db["tags"]):
-                raise NotFoundError(f"tag {name!r} does not exist")
+                raise NotFoundError(f"tag {name!r} does not exist",
+                                    reason="TAG_NOT_FOUND", resource=("mien.v1.Tag", str(name)))
 
     # ------------------------------------------------------------ shards
 
@@ -686,7 +688,8 @@ class Store(PersonsMixin):
         k = self._check_k(k)
         with self._lock, self._begin() as txn:
             if txn.get(id_key(person_id), db=self._db["persons"]) is None:
-                raise NotFoundError(f"person {person_id} does not exist")
+                raise NotFoundError(f"person {person_id} does not exist",
+                                    reason="PERSON_NOT_FOUND", resource=("mien.v1.Person", str(person_id)))
             if k == 0:
                 return []
             self._sync(txn)
@@ -752,7 +755,8 @@ class Store(PersonsMixin):
             k = pack(fid)
             row = vec_rows.get(fid) or get(k, db=vec)
             if row is None:
-                raise NotFoundError(f"face {int(fid)} does not exist")
+                raise NotFoundError(f"face {int(fid)} does not exist",
+                                    reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(int(fid))))
             t = get(k, db=thumbs) if thumbnail else None
             out.append(decode_hit(int(fid), get(k, db=faces), row, b"" if t is None else bytes(t)))
         return out
@@ -761,7 +765,8 @@ class Store(PersonsMixin):
         d, k = self._db, id_key(face_id)
         row = txn.get(k, db=d["vec"])
         if row is None:
-            raise NotFoundError(f"face {face_id} does not exist")
+            raise NotFoundError(f"face {face_id} does not exist",
+                                reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(face_id)))
         ident = txn.get(k, db=d["ident"])
         thumb = txn.get(k, db=d["thumbs"]) if thumbnail else None
         return decode_face(
@@ -790,7 +795,8 @@ class Store(PersonsMixin):
                 k = id_key(fid)
                 row = get(k, db=vec)
                 if row is None:
-                    raise NotFoundError(f"face {int(fid)} does not exist")
+                    raise NotFoundError(f"face {int(fid)} does not exist",
+                                        reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(int(fid))))
                 iv = get(k, db=ident) if identity else None
                 t = get(k, db=thumbs) if thumbnail else None
                 out.append(decode_face(
@@ -832,7 +838,8 @@ class Store(PersonsMixin):
         with self._begin() as txn:
             k = id_key(face_id)
             if txn.get(k, db=self._db["vec"]) is None:
-                raise NotFoundError(f"face {face_id} does not exist")
+                raise NotFoundError(f"face {face_id} does not exist",
+                                    reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(face_id)))
             t = txn.get(k, db=self._db["thumbs"])
             return b"" if t is None else bytes(t)
 
@@ -896,7 +903,9 @@ class Store(PersonsMixin):
                 if not has.all():  # no identity is fine, no face is not
                     _, found[~has] = self._gather(txn, d["vec"], ids[~has], slice(0, 4), 1)
         if not found.all():
-            raise NotFoundError(f"face {int(ids[np.flatnonzero(~found)[0]])} does not exist")
+            missing = int(ids[np.flatnonzero(~found)[0]])
+            raise NotFoundError(f"face {missing} does not exist", reason="FACE_NOT_FOUND",
+                                resource=("mien.v1.Face", str(missing)))
         return out
 
     def get_source(self, uri: str) -> SourceRecord | None:
@@ -912,7 +921,8 @@ class Store(PersonsMixin):
         with self._begin() as txn:
             v = txn.get(name.encode(), db=self._db["tags"])
             if v is None:
-                raise NotFoundError(f"tag {name!r} does not exist")
+                raise NotFoundError(f"tag {name!r} does not exist",
+                                    reason="TAG_NOT_FOUND", resource=("mien.v1.Tag", str(name)))
             return decode_tag(v)
 
     def list_tags(self) -> list[Tag]:
