@@ -358,6 +358,9 @@ def main() -> int:
     ap.add_argument("--keep", help="build the set and the store in this folder (kept) instead of a temp dir")
     ap.add_argument("--identity", default=None, help="pass --identity to mien index (default: mien's default)")
     ap.add_argument("--identity-model", default=None, help="pass --identity-model to mien index")
+    ap.add_argument("--detector", default=None,
+                    help="pass --detector to every mien index run, the baseline's too (compare the person "
+                         "logic of two trees on one front end)")
     ap.add_argument("--baseline-src", metavar="DIR",
                     help="also index the set with the mien source tree in DIR (e.g. an older commit: "
                          "git archive COMMIT | tar -x -C DIR) and score it in the same run")
@@ -382,6 +385,8 @@ def main() -> int:
         cmd += ["--identity", args.identity]
     if args.identity_model:
         cmd += ["--identity-model", args.identity_model]
+    if args.detector:
+        cmd += ["--detector", args.detector]
     print("$", " ".join(cmd))
     with timer() as t_index:
         subprocess.run(cmd, check=True)
@@ -390,9 +395,11 @@ def main() -> int:
     if args.baseline_src:
         base_cmd = [sys.executable, "-c", "import sys; from mien.clients.cli import main; sys.exit(main())",
                     "index", str(data), "--store", str(work / "baseline-store"), "--quiet"]
+        base_cmd += ["--detector", args.detector] if args.detector else []
         env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline_src))
         print(f"$ PYTHONPATH={env['PYTHONPATH']}", " ".join(base_cmd[3:]))
-        subprocess.run(base_cmd, check=True, env=env)
+        # run from the baseline tree: `python -c` puts the working directory first on sys.path
+        subprocess.run(base_cmd, check=True, env=env, cwd=env["PYTHONPATH"])
         baseline = dict(source=os.path.abspath(args.baseline_src), **summarise(work / "baseline-store", truth))
     sweep = []
     for t in [float(x) for x in (args.sweep or "").split(",") if x.strip()]:
@@ -402,8 +409,8 @@ def main() -> int:
                        stdout=subprocess.DEVNULL)
         row.update({f"mien_{k}": v for k, v in summarise(work / f"sweep-{t}", truth).items()})
         if args.baseline_src:
-            subprocess.run(base_cmd[:6] + [str(work / f"base-sweep-{t}"), "--quiet"] + extra, check=True, env=env,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(base_cmd[:6] + [str(work / f"base-sweep-{t}")] + base_cmd[7:] + extra, check=True, env=env,
+                           cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL)
             row.update({f"baseline_{k}": v for k, v in summarise(work / f"base-sweep-{t}", truth).items()})
         sweep.append(row)
 
