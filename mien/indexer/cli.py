@@ -192,7 +192,8 @@ def cmd_person_add(args) -> int:
                            face_index=args.face_index)
     how = ("new" if result["created"] else
            f"was anonymous person {result['renamed']}" if result["renamed"] is not None else "existing")
-    print(f"person {result['person_id']} {result['name']!r} ({how}): {result['faces']} faces")
+    n = result["faces"]
+    print(f"person {result['person_id']} {result['name']!r} ({how}): {n} face{'' if n == 1 else 's'}")
     for t in result["took"]:
         print(f"  enrolled face {t['face_index']} of {t['image']}, box {tuple(t['bbox'])}")
     if result["merged"]:
