@@ -97,3 +97,29 @@ def test_a_hand_over_the_mouth_is_flagged_and_a_clear_mouth_is_not(name):
 
     q = faceqa.assess_face(covered_image, covered, replace(cfg, reject_occluded=True))
     assert not q.passed and "occluded" in q.reason
+
+
+def put_mask(image, face, mask):
+    """A surgical-mask photo (insightface ships them) warped over nose, mouth and chin by the mesh."""
+    import cv2
+
+    m = face.mesh[:, :2]
+    tl, tr = m[234] * 0.35 + m[195] * 0.65, m[454] * 0.35 + m[195] * 0.65   # cheeks below the eyes
+    bl, br = m[172] * 0.8 + m[152] * 0.2, m[397] * 0.8 + m[152] * 0.2       # the jaw near the chin
+    h, w = mask.shape[:2]
+    warp = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), np.float32([tl, tr, br, bl]))
+    size = (image.shape[1], image.shape[0])
+    alpha = cv2.warpPerspective(np.full((h, w), 255, np.uint8), warp, size).astype(np.float32)[..., None] / 255
+    return (image * (1 - alpha) + cv2.warpPerspective(mask, warp, size) * alpha).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mask_name", ["mask_blue.jpg", "mask_black.jpg"])
+def test_a_surgical_mask_is_flagged(mask_name):
+    import cv2
+
+    mask = cv2.imread(str(photos.insightface_t1_path().parent / mask_name))
+    for image in (photos.face_recognition_photo("obama.jpg"), photos.face_recognition_photo("biden.jpg")):
+        (face,) = detect(image)
+        masked = put_mask(image, face, mask)
+        (found,) = detect(masked)
+        assert occlusion_score(masked, found.mesh) > THRESHOLD > occlusion_score(image, face.mesh)
