@@ -51,7 +51,9 @@ class Media:
         if not self.ctx.allowed_roots:
             raise MediaDenied("this server shows no source files; its operator starts it with "
                               "--allow-root DIR for the folders it may show")
-        source = self.ctx.store.get_source(uri) if uri else None
+        # a URI no store could hold (LMDB keys are at most 511 bytes) is simply unknown
+        usable = uri and "\0" not in uri and len(uri.encode("utf-8", "surrogatepass")) <= 480
+        source = self.ctx.store.get_source(uri) if usable else None
         if source is None:
             raise NotFoundError("no such source in the store")
         real = Path(os.path.realpath(uri))
