@@ -73,8 +73,34 @@ def test_search_page_upload_shows_faces_and_hits_with_thumbnails(site):
     page.screenshot(path=str(site["shots"] / "search.png"), full_page=True)
 
 
+_DROP_AND_PASTE = """async ([url, how]) => {
+    const blob = await (await fetch(url)).blob();
+    const data = new DataTransfer();
+    data.items.add(new File([blob], "query.jpg", {type: "image/jpeg"}));
+    if (how === "drop") {
+        document.querySelector("#drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    } else {
+        document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true}));
+    }
+}"""
+
+
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_a_photo_dropped_or_pasted_becomes_the_query(site, how):
+    page = site["page"]
+    page.goto(site["base"] + "/#/search")
+    page.wait_for_selector("#drop")
+    biden = site["store"].media / "biden.jpg"
+    page.evaluate(_DROP_AND_PASTE, [f"/media/file?uri={biden}", how])
+    page.wait_for_function("() => document.querySelector('#query-img') && document.querySelector('#hits .hit-card')")
+    assert "biden.jpg" in page.locator("#hits .hit-card").first.inner_text()
+
+
 def test_video_hit_plays_from_the_hits_timestamp(site):
     page = site["page"]
+    page.goto(site["base"] + "/#/search")
+    page.set_input_files("#file", str(site["store"].media / "obama.jpg"))
+    page.wait_for_selector("#hits .hit-card:has-text('obama.jpg')")
     # a frame after the first: a seek that must really move the player
     card = page.locator("#hits .hit-card:not([data-timestamp-ms='0'])").filter(has_text="obama_moods.avi").first
     ts_ms = int(card.get_attribute("data-timestamp-ms"))
