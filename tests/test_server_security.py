@@ -417,3 +417,36 @@ def test_a_1x1_png_is_a_valid_image_without_faces_and_failures_keep_their_detail
     assert again.unchanged == 1 and len(again.failures) == 1
     reason = again.failures[0][1]
     assert reason.startswith(detail) and reason.endswith("(unchanged since last run)"), (detail, reason)
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_a_handler_stuck_past_the_grace_is_left_behind_and_stops_at_its_safe_point(photo_store, tmp_path, front,
+                                                                                  caplog):
+    """An image query waiting for the analyzer (held here, as a long detection would hold it):
+    shutdown gives up on it a second after the grace (mien serve then exits the process), and
+    when it gets the analyzer it stops at its safe point instead of running on."""
+    caplog.set_level("INFO", logger="mien.server.rpc")
+    server, target = start_server(own_store(photo_store, tmp_path), front=front, workers=2)
+    ctx = server.mien_context
+    ctx.analyzer()                                  # built up front: the query waits only for the lock
+    image = photo_store.archive["obama.jpg"].read_bytes()
+    outcome = {}
+
+    def query():
+        with Client(target, timeout=120) as c:
+            try:
+                c.search(image)
+            except grpc.RpcError as exc:
+                outcome["code"], outcome["details"] = exc.code(), exc.details()
+
+    with ctx.analyze_lock:
+        thread = threading.Thread(target=query, daemon=True)
+        thread.start()
+        assert wait_until(lambda: ctx.calls.count == 1)
+        assert shutdown(server, 0.2) is False       # still running a second after the grace
+        assert ctx.calls.count == 1
+    thread.join(60)
+    assert wait_until(lambda: ctx.calls.count == 0)  # it stopped at the safe point after the lock
+    assert outcome.get("code") in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), outcome
+    assert wait_until(lambda: "the call was stopped" in caplog.text), caplog.text
+    ctx.close()
