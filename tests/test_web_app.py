@@ -157,6 +157,10 @@ def test_tag_from_a_face_runs_on_the_video_and_shows_its_timeline(site):
     page.fill("#summary-k", "3")
     page.click("#run-summary")
     page.wait_for_selector("#summary .hit-card")
+    page.fill("#corpus-k", "4")
+    page.click("#run-corpus")
+    page.wait_for_selector("#corpus .hit-card")
+    assert page.locator("#corpus .hit-card").count() == 4
     page.screenshot(path=str(site["shots"] / "tags.png"), full_page=True)
 
 

@@ -555,6 +555,19 @@ async function tagsPage(params) {
         return card;
       })));
   });
+  const corpusK = h("input", { type: "number", min: 1, max: 1000, value: 12, id: "corpus-k", style: { width: "5em" } });
+  const corpus = h("div", { id: "corpus" });
+  const clusterStore = () => guarded(async () => {
+    corpus.replaceChildren(h("p.muted", "Clustering…"));
+    const rep = await api("/v1/Analytics/ClusterStore", { k: Number(corpusK.value), closest: 1, thumbnails: true });
+    corpus.replaceChildren(h("p.muted", `${rep.k} expressions over ${rep.face_count} faces` +
+                                        (Number(rep.sampled_count) < Number(rep.face_count) ? ` (a sample of ${rep.sampled_count})` : "")),
+      h("div.grid", rep.clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
+        const card = hitCard(c.representative, false);
+        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${c.size} faces`;
+        return card;
+      })));
+  });
   root.replaceChildren(
     h("div.panel", h("h2", "Tags"), tagList),
     h("div", { style: { height: "1em" } }),
@@ -563,7 +576,10 @@ async function tagsPage(params) {
       timeline),
     h("div", { style: { height: "1em" } }),
     h("div.panel", h("h2", "A person's dominant expressions"),
-      h("div.actions", personSel, method, h("label", "k ", k), h("button", { id: "run-summary", onclick: summarize }, "Summarize")), summary));
+      h("div.actions", personSel, method, h("label", "k ", k), h("button", { id: "run-summary", onclick: summarize }, "Summarize")), summary),
+    h("div", { style: { height: "1em" } }),
+    h("div.panel", h("h2", "The archive's dominant expressions"),
+      h("div.actions", h("label", "k ", corpusK), h("button", { id: "run-corpus", onclick: clusterStore }, "Cluster every face")), corpus));
   if (params.summary) summarize();
 }
 
