@@ -48,3 +48,22 @@ def test_a_growing_store_retrains_its_ivf_and_stays_exact(tmp_path):
             got = [(h.face_id, h.distance) for h in r.search(q, k=10)]
             want = brute(r, vectors, q, 10)
             assert [g[0] for g in got] == [w[0] for w in want]
+
+
+def test_a_one_person_filter_is_the_person_restricted_search(tmp_path):
+    """search(persons=[p]) takes search_person's path (the person's rows in the query's
+    IVF lists once it is large), so both give the same hits."""
+    with Store(tmp_path / "s", mode="w", encoders=ENC, shard_size=500) as st:
+        pid = st.add_person("P", np.ones(ENC["identity_dim"], np.float32))
+        for i in range(100):
+            persons = (pid, -1) if i % 2 else (-1,)
+            st.replace_source(source_record(f"u{i}", 1), source_faces(f"u{i}", 1, persons=persons, n=20))
+    rng = np.random.default_rng(5)
+    with Store(tmp_path / "s", mode="r", probe_min=100) as r:
+        assert len(r.person_face_ids(pid)) > 100
+        for _ in range(10):
+            q = rng.normal(size=16).astype(np.float32)
+            q /= np.linalg.norm(q)
+            via_filter = [(h.face_id, h.distance) for h in r.search(q, k=10, persons=[pid])]
+            restricted = [(h.face_id, h.distance) for h in r.search_person(q, pid, k=10)]
+            assert via_filter == restricted and len(via_filter) == 10

@@ -403,6 +403,12 @@ class FaceIndex:
             f_mask = RowFilter()  # only alive matters, exclude_face handled later
         else:
             f_mask = f
+        if (f_mask is not None and f_mask.persons is not None and len(f_mask.persons) == 1
+                and f_mask.persons[0] >= 0 and f_mask.exclude_persons is None
+                and f_mask.srcs is None and f_mask.time_range is None):
+            # one person: the person-restricted search (its rows in the query's nprobe IVF
+            # lists once it is large), not the whole IVF filtered down to 1 % of its hits
+            return self.restricted(q, int(f_mask.persons[0]), k_eff)
         cand = self._candidate_rows(f_mask)
         if cand is not None and len(cand) <= self.exact_limit:
             return self._exact(q, k_eff, cand, f_mask)
