@@ -450,3 +450,28 @@ def test_a_handler_stuck_past_the_grace_is_left_behind_and_stops_at_its_safe_poi
     assert outcome.get("code") in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), outcome
     assert wait_until(lambda: "the call was stopped" in caplog.text), caplog.text
     ctx.close()
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_a_method_the_servicer_lacks_is_unimplemented_not_unknown(front):
+    """The generated base class sets UNIMPLEMENTED and raises; both fronts answer that status."""
+    from concurrent import futures
+
+    from mien.server import front as native_front
+
+    if front == "native":
+        table = native_front.HandlerTable()
+        search_pb2_grpc.add_MienServicer_to_server(search_pb2_grpc.MienServicer(), table)
+        server = native_front.NativeServer(table, "127.0.0.1:0", workers=1, max_message_bytes=1 << 20)
+        port = server.port
+    else:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        search_pb2_grpc.add_MienServicer_to_server(search_pb2_grpc.MienServicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as e:
+            search_pb2_grpc.MienStub(channel).Stats(search_pb2.StatsRequest(), timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        server.stop(None)

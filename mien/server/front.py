@@ -237,6 +237,11 @@ def _failure(context: FrontContext, method: str, exc: BaseException) -> tuple[in
     if context.code() is not None and is_abort(exc):
         return context.status()
     log.exception("rpc=%s raised", method)
+    if context.code() not in (None, grpc.StatusCode.OK):
+        # as grpcio: a status the handler set before raising wins over UNKNOWN (the
+        # generated base class answers a method the servicer lacks UNIMPLEMENTED this way)
+        code, details = context.status()
+        return code, details or f"Exception calling application: {exc}"
     return _UNKNOWN.value[0], f"Exception calling application: {exc}"
 
 
