@@ -184,3 +184,13 @@ def test_portraits_skip_tiles_group_photos_keep_them():
     # the group photo's faces are small: its tiles still run and find the sixth face
     assert len(bf.detect(t1(), tile=True, portrait_skips_tiles=True)) == 6
     assert len(bf.detect(t1(), tile=False)) < 6
+
+
+def test_thin_strips_and_huge_blank_pictures_find_nothing_quickly():
+    """A 40x3000 strip would need ~90 tiles: only the whole-picture pass runs (no timing asserted)."""
+    from mien.engine.faces.blazeface import MAX_TILES, tiles
+
+    assert len(tiles(40, 3000)) > MAX_TILES
+    an = analyzer(detector="mediapipe")
+    for shape in [(40, 3000, 3), (3000, 60, 3), (8, 8, 3)]:
+        assert an.analyze(np.full(shape, 128, np.uint8)) == []

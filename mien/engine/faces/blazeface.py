@@ -37,6 +37,7 @@ TILE_OVERLAP = 0.25       # tile side = longer picture side / (2 - TILE_OVERLAP)
 # a face larger than the overlap is found by the whole-picture pass.
 TILE_MIN_OVERLAP = 0.2
 TILE_MIN_SIDE = 480       # images with a longer side below this are not tiled
+MAX_TILES = 8             # a thin strip would need dozens of tiles: then only the whole pass runs
 PORTRAIT_FACE = 0.25      # a face this large (of the shorter side) makes the picture a portrait
 EDGE_MARGIN = 1.0         # px (of the working copy): a tile box this close to an inner tile edge was cut by it
 
@@ -172,9 +173,12 @@ class BlazeFace:
         if tiled and portrait_skips_tiles and any(
                 max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= PORTRAIT_FACE * min(rgb.shape[:2]) for d in found):
             tiled = False
+        grid = tiles(rgb.shape[1], rgb.shape[0]) if tiled else []
+        if len(grid) > MAX_TILES:
+            tiled = False
         if tiled:
             wh, ww = rgb.shape[:2]
-            for x1, y1, x2, y2 in tiles(ww, wh):
+            for x1, y1, x2, y2 in grid:
                 for det in self.run(rgb[y1:y2, x1:x2], (x1, y1)):
                     if not cut_by_tile(det.box, (x1, y1, x2, y2), ww, wh):
                         found.append(det)
