@@ -1,14 +1,14 @@
 """FACS-style action-unit (AU) intensities from the pose-normalised FaceMesh.
 
 The 468-point mesh (facemesh.py, source-image pixels, z in the same scale)
-is first put in a head frame, which removes head rotation: origin at the
-midpoint of the eye centres, x along the person's right -> left eye, y
-downwards through the face (orthogonal to x, towards the nose base from the
-forehead), z = x cross y (away from the camera); unit = the 3-D
-inter-ocular distance (IOD). All of it comes from points expressions barely
-move (eye contours, forehead, nose base), so the frame is rigid with the
-skull; and it is mirror-symmetric, so a mirrored face gives the same
-values. Bilateral AUs are the mean of both sides (an asymmetric expression,
+is first put in a head frame, which removes head rotation: the rotation of
+the Procrustes fit of the neutral reference mesh's rigid points (forehead,
+nose, eye corners, cheekbones; meshpose.py, the same fit that gives FaceQA's
+head pose) is undone, so x runs from the person's right to left eye centre, y
+down through the face, z away from the camera; origin at the midpoint of the
+eye centres, unit = the 3-D inter-ocular distance (IOD). The reference is
+exactly left/right symmetric and the bilateral AUs are the mean of both
+sides, so a mirrored face gives the same values (an asymmetric expression,
 a smirk, reads as half of the symmetric one).
 
 Each AU is a geometric measure in IOD units, centred on its NEUTRAL value
@@ -32,7 +32,6 @@ import numpy as np
 from mien.engine.faces.facemesh import LEFT_EYE, RIGHT_EYE
 
 # -- mesh indices ---------------------------------------------------------
-FOREHEAD = [10, 151, 9]
 NOSE_BASE = [2, 94]                      # subnasale: the skin between the nostrils and the upper lip
 BROW_INNER = ([107, 55, 66, 65], [336, 285, 296, 295])
 BROW_OUTER = ([70, 46, 63, 53], [300, 276, 293, 283])
@@ -48,38 +47,38 @@ CHIN = 152
 
 # name: (FACS action unit, neutral value, typical range, what is measured). Order = vector order.
 AUS: dict[str, tuple[str, float, float, str]] = {
-    "inner_brow_raise": ("AU1", 0.28, 0.1,
+    "inner_brow_raise": ("AU1", 0.315, 0.1,
                         "height of the inner brow ends above the eye centres (range a priori)"),
     "outer_brow_raise": ("AU2", 0.26, 0.1,
                         "height of the outer brow ends above the eye centres (range a priori)"),
     "brow_lowerer": ("AU4", -0.64, 0.08,
                         "inner brow ends drawn together (neutral gap minus gap) (range a priori)"),
-    "upper_lid_raise": ("AU5", 0.055, 0.04,
+    "upper_lid_raise": ("AU5", 0.065, 0.04,
                         "upper lid above the line of the eye corners (range a priori)"),
-    "lid_tighten": ("AU7", -0.055, 0.03,
+    "lid_tighten": ("AU7", -0.045, 0.03,
                         "lower lid raised towards the line of the eye corners (range a priori)"),
-    "eye_closure": ("AU43", -0.11, 0.06,
+    "eye_closure": ("AU43", -0.115, 0.06,
                         "eye aperture narrowed (neutral aperture minus aperture) (range a priori)"),
     "cheek_raise": ("AU6", -0.35, 0.05,
                         "cheek below the eye raised towards it (range a priori)"),
-    "nose_wrinkle": ("AU9", -0.63, 0.05,
+    "nose_wrinkle": ("AU9", -0.59, 0.05,
                         "nose wings raised towards the inner eye corners (range a priori)"),
-    "upper_lip_raise": ("AU10", -0.21, 0.06,
+    "upper_lip_raise": ("AU10", -0.22, 0.06,
                         "upper lip raised towards the nose base"),
-    "lip_corner_pull": ("AU12", 0.13, 0.2,
+    "lip_corner_pull": ("AU12", 0.07, 0.2,
                         "lip corners pulled up and out: half the mouth width minus the corners' depth "
                         "below the nose base (the oblique pull of zygomaticus major)"),
-    "lip_corner_depress": ("AU15", -0.03, 0.08,
+    "lip_corner_depress": ("AU15", 0.005, 0.08,
                         "lip corners below the line where the lips meet"),
     "lip_stretch": ("AU20", 0.8, 0.3,
                         "mouth width (lip corner to lip corner)"),
-    "lip_press": ("AU24", -0.23, 0.06,
+    "lip_press": ("AU24", -0.24, 0.06,
                         "visible red of the lips thinned (range a priori)"),
     "lips_part": ("AU25", 0.02, 0.3,
                         "gap between the inner lips"),
-    "jaw_drop": ("AU26", 0.95, 0.2,
+    "jaw_drop": ("AU26", 1.01, 0.2,
                         "chin below the nose base"),
-    "chin_raise": ("AU17", -0.47, 0.15,
+    "chin_raise": ("AU17", -0.51, 0.15,
                         "lower lip pushed up by the chin (lower lip to chin distance shrinks) (range a priori)"),
 }
 NAMES = list(AUS)
@@ -87,20 +86,17 @@ NAMES = list(AUS)
 
 def head_frame(mesh: np.ndarray) -> np.ndarray:
     """The mesh in the head frame (see the module doc), IOD units, float64 (468, 3)."""
+    from mien.engine.faces.meshpose import rotation
+
     pts = np.asarray(mesh, np.float64)
     if pts.shape != (468, 3) or not np.all(np.isfinite(pts)):
         raise ValueError(f"expected a (468, 3) FaceMesh, got shape {pts.shape}")
+    pts = pts @ rotation(pts)          # camera axes -> head axes (rows: p @ R = R^T p)
     eye_r, eye_l = pts[RIGHT_EYE].mean(0), pts[LEFT_EYE].mean(0)
-    axis = eye_l - eye_r
-    iod = float(np.linalg.norm(axis))
+    iod = float(np.linalg.norm(eye_l - eye_r))
     if iod < 1e-6:
         raise ValueError("degenerate mesh: the eye centres coincide")
-    ex = axis / iod
-    down = pts[NOSE_BASE].mean(0) - pts[FOREHEAD].mean(0)
-    down -= (down @ ex) * ex
-    ey = down / max(float(np.linalg.norm(down)), 1e-9)
-    ez = np.cross(ex, ey)
-    return (pts - (eye_r + eye_l) / 2) @ np.stack([ex, ey, ez]).T / iod
+    return (pts - (eye_r + eye_l) / 2) / iod
 
 
 def raw_measures(mesh: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ background at the sides). Two crops are offered:
 - "box": the detector's box + 10 % margin on each side (the prototype's crop).
 On the rated triplets (benchmarks/quality.py, unanimous, mean of kinds) the
 two are within noise: fer alone 0.55 aligned / 0.58 box, fer-au-v2 0.58 /
-0.58 on dlib faces, 0.55 / 0.60 on MediaPipe faces (34 + 35 triplets: one
+0.58 on dlib faces, 0.54 / 0.57 on MediaPipe faces (34 + 35 triplets: one
 triplet is 3 points). "aligned" is kept because it does not depend on how a
 detector draws its box.
 Each face is run twice, as is and mirrored, and the two distributions are

@@ -39,10 +39,11 @@ assert DIM == 16
 AU_CLIP = 3.0   # |intensity| beyond this is a mesh failure more often than a face
 # AU_SCALE: for the AU dims to take ~0.3 of the squared norm (the prototype's best
 # share), c^2 |a|^2 = 0.43; expressive faces have |a| ~ 1.5-3, so c ~ 0.3, set before the
-# rated triplets existed. On them (benchmarks/quality.py, dlib faces, unanimous triplets,
-# mean of the random and same-emotion kinds): c = 0.1 / 0.2 / 0.3 / 0.45 / 0.6 / 1.0 give
-# 0.55 / 0.57 / 0.58 / 0.55 / 0.52 / 0.49 (fer alone 0.55, AUs alone 0.44) -- 0.3 kept, and
-# with 34 + 35 unanimous triplets the neighbours are within noise.
+# rated triplets existed. On them (benchmarks/expression_design.py: dlib faces, unanimous
+# triplets, mean of the random and same-emotion kinds): c = 0.1 / 0.2 / 0.3 / 0.45 / 0.6 / 1.0
+# give 0.55 / 0.57 / 0.58 / 0.58 / 0.60 / 0.55 (fer alone 0.55, the 9 AUs alone 0.49; on
+# MediaPipe faces 0.54 / 0.52 / 0.54 / 0.57 / 0.55 / 0.55) -- 0.3 kept: with 34 + 35
+# unanimous triplets (one triplet = 3 points) the differences are noise.
 AU_SCALE = 0.3
 _AU_INDEX = [au.NAMES.index(n) for n in VECTOR_AUS]
 COMPONENT_NAMES = tuple(EMOTIONS) + VECTOR_AUS
