@@ -257,7 +257,7 @@ def _check_port_free(host: str, port: int) -> None:
     if port == 0:
         return
     try:
-        family, kind, proto, _, sockaddr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
                                                               flags=socket.AI_PASSIVE)[0]
     except OSError:
         return  # gRPC reports an unusable host itself
