@@ -69,21 +69,37 @@ class _Remote:
     def delete_tag(self, name):
         self.client.delete_tag(name)
 
-    @_grpc_errors
-    def tag_source(self, uri, tags, max_gap_ms):
-        return self.client.tag_source(uri, tags, max_gap_ms=max_gap_ms)
+    def _occluded(self, method, include_occluded: bool) -> dict:
+        """include_occluded for the client call; an older client without it can only leave them out."""
+        import inspect
+
+        if "include_occluded" in inspect.signature(method).parameters:
+            return {"include_occluded": include_occluded}
+        if include_occluded:
+            from mien.errors import BadInputError
+
+            raise BadInputError("this client cannot ask the server to include occluded faces; "
+                                "use --store DIR to run on the store directly")
+        return {}
 
     @_grpc_errors
-    def tag_store(self, tags):
-        return self.client.tag_store(tags)
+    def tag_source(self, uri, tags, max_gap_ms, include_occluded=False):
+        c = self.client
+        return c.tag_source(uri, tags, max_gap_ms=max_gap_ms, **self._occluded(c.tag_source, include_occluded))
 
     @_grpc_errors
-    def summarize(self, person, method, k, seed, thumbnails):
-        return self.client.summarize(person, method=method, k=k, seed=seed, thumbnails=thumbnails)
+    def tag_store(self, tags, include_occluded=False):
+        return self.client.tag_store(tags, **self._occluded(self.client.tag_store, include_occluded))
 
     @_grpc_errors
-    def cluster_store(self, k, sample, seed, thumbnails):
-        return self.client.cluster_store(k, sample=sample, seed=seed, thumbnails=thumbnails)
+    def summarize(self, person, method, k, seed, thumbnails, include_occluded=False):
+        return self.client.summarize(person, method=method, k=k, seed=seed, thumbnails=thumbnails,
+                                     **self._occluded(self.client.summarize, include_occluded))
+
+    @_grpc_errors
+    def cluster_store(self, k, sample, seed, thumbnails, include_occluded=False):
+        return self.client.cluster_store(k, sample=sample, seed=seed, thumbnails=thumbnails,
+                                         **self._occluded(self.client.cluster_store, include_occluded))
 
     def close(self):
         self.client.close()
@@ -138,35 +154,37 @@ class _Local:
         with Store(self.dir, mode="w") as store:
             delete_tag(store, name)
 
-    def tag_source(self, uri, tags, max_gap_ms):
+    def tag_source(self, uri, tags, max_gap_ms, include_occluded=False):
         from mien.engine.analytics import tag_source
 
         gap = -1 if max_gap_ms is None else (None if max_gap_ms < 0 else max_gap_ms)
         with self._reader() as store:
-            return tag_source(store, uri, tags, max_gap_ms=gap)
+            return tag_source(store, uri, tags, max_gap_ms=gap, include_occluded=include_occluded)
 
-    def tag_store(self, tags):
+    def tag_store(self, tags, include_occluded=False):
         from mien.engine.analytics import tag_store
 
         with self._reader() as store:
-            return tag_store(store, tags)
+            return tag_store(store, tags, include_occluded=include_occluded)
 
     def _thumbs(self, store, clusters):
         ids = {c.representative_face_id for c in clusters}
         return {i: store.get_thumbnail(i) for i in ids}
 
-    def summarize(self, person, method, k, seed, thumbnails):
+    def summarize(self, person, method, k, seed, thumbnails, include_occluded=False):
         from mien.engine.analytics import summarize_person
 
         with self._reader() as store:
-            summary = summarize_person(store, person, method=method, k=k, seed=seed)
+            summary = summarize_person(store, person, method=method, k=k, seed=seed,
+                                       include_occluded=include_occluded)
             return summary, (self._thumbs(store, summary.clusters) if thumbnails else {})
 
-    def cluster_store(self, k, sample, seed, thumbnails):
+    def cluster_store(self, k, sample, seed, thumbnails, include_occluded=False):
         from mien.engine.analytics import cluster_store
 
         with self._reader() as store:
-            result = cluster_store(store, k, sample=sample or 200_000, seed=seed)
+            result = cluster_store(store, k, sample=sample or 200_000, seed=seed,
+                                   include_occluded=include_occluded)
             return result, (self._thumbs(store, result.clusters) if thumbnails else {})
 
     def close(self):
@@ -262,7 +280,8 @@ def cmd_tag_run(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
         from mien.clients.cli_query import source_uri
 
-        report = backend.tag_source(source_uri(args.source), args.tags or None, args.max_gap_ms)
+        report = backend.tag_source(source_uri(args.source), args.tags or None, args.max_gap_ms,
+                                    include_occluded=args.include_occluded)
     if args.timeline:
         from mien.clients.analytics_pictures import timeline_png
 
@@ -271,7 +290,7 @@ def cmd_tag_run(args) -> int:
         _print_json(_plain(report))
     else:
         print(f"{report.uri}: {report.faces} faces, {report.duration_ms / 1000:.1f} s, "
-              f"sample every {report.sample_period_ms} ms")
+              f"sample every {report.sample_period_ms} ms{_left_out(report)}")
         print(f"{'person':<24} {'tag':<16} {'faces':>6} {'tagged':>6} {'rate':>6}  segments (s)")
         for r in report.results:
             segs = " ".join(f"{s.start_ms / 1000:.1f}-{s.end_ms / 1000:.1f}" for s in r.segments) or "-"
@@ -284,17 +303,22 @@ def cmd_tag_run(args) -> int:
 
 def cmd_tag_store(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
-        report = backend.tag_store(args.tags or None)
+        report = backend.tag_store(args.tags or None, include_occluded=args.include_occluded)
     if args.json:
         _print_json(_plain(report))
         return 0
-    print(f"{report.faces} faces in the store")
+    print(f"{report.faces} faces in the store{_left_out(report)}")
     for tag in report.tags:
         print(f"\n{tag}: {report.tagged[tag]} faces")
         for p in (p for p in report.persons if p.tag == tag):
             print(f"  {_person_label(p.person_id, p.person_name):<24} {p.tagged:>7}/{p.faces:<7} "
                   f"{100 * p.rate:5.1f}%  best face {p.best_face_id} ({p.best_distance:.3f})")
     return 0
+
+
+def _left_out(report) -> str:
+    n = int(getattr(report, "occluded_left_out", 0) or 0)
+    return f"; {n} occluded face{'s' if n != 1 else ''} left out (--include-occluded counts them)" if n else ""
 
 
 def _print_clusters(clusters) -> None:
@@ -306,7 +330,8 @@ def _print_clusters(clusters) -> None:
 
 def cmd_summary(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
-        summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet))
+        summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet),
+                                            include_occluded=args.include_occluded)
     if args.sheet:
         from mien.clients.analytics_pictures import summary_sheet_png
 
@@ -316,7 +341,7 @@ def cmd_summary(args) -> int:
     else:
         who = _person_label(summary.person_id, summary.person_name)
         print(f"{who}: {summary.faces} faces, {summary.method} k={summary.k} "
-              f"(asked {summary.k_requested}), seed {summary.seed}")
+              f"(asked {summary.k_requested}), seed {summary.seed}{_left_out(summary)}")
         _print_clusters(summary.clusters)
     if args.sheet:
         print(f"sheet written to {args.sheet}", file=sys.stderr)
@@ -325,7 +350,8 @@ def cmd_summary(args) -> int:
 
 def cmd_clusters(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
-        result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet))
+        result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet),
+                                               include_occluded=args.include_occluded)
     if args.sheet:
         from mien.clients.analytics_pictures import summary_sheet_png
 
@@ -333,7 +359,8 @@ def cmd_clusters(args) -> int:
     if args.json:
         _print_json(_plain(result))
     else:
-        print(f"{result.sampled} of {result.faces} faces in {result.k} clusters (asked {result.k_requested})")
+        print(f"{result.sampled} of {result.faces} faces in {result.k} clusters "
+              f"(asked {result.k_requested}){_left_out(result)}")
         _print_clusters(result.clusters)
     if args.sheet:
         print(f"sheet written to {args.sheet}", file=sys.stderr)
@@ -389,12 +416,16 @@ def register(subparsers) -> None:
                    help="split segments at gaps longer than this (default 2 sample periods; <0 never)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--timeline", default=None, metavar="OUT.png", help="write a timeline picture")
+    p.add_argument("--include-occluded", action="store_true",
+                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
     _connection(p)
     p.set_defaults(func=cmd_tag_run)
 
     p = tag_sub.add_parser("store", help="apply tags to the whole store: which persons show them, how often")
     p.add_argument("--tags", nargs="+", default=None, metavar="NAME", help="tags to apply (default all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--include-occluded", action="store_true",
+                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
     _connection(p)
     p.set_defaults(func=cmd_tag_store)
 
@@ -406,6 +437,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the clustering (same seed, same answer)")
     p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--include-occluded", action="store_true",
+                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
     _connection(p)
     p.set_defaults(func=cmd_summary)
 
@@ -415,5 +448,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the clustering (same seed, same answer)")
     p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--include-occluded", action="store_true",
+                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
     _connection(p)
     p.set_defaults(func=cmd_clusters)

@@ -19,15 +19,38 @@ def _table(store) -> dict | None:
     return method() if callable(method) else None
 
 
-def all_face_ids(store) -> np.ndarray:
-    """Every face id in the store, sorted (int64)."""
+def all_face_ids(store, *, include_occluded: bool = True) -> np.ndarray:
+    """Every face id in the store, sorted (int64); without the occluded ones if asked."""
     table = _table(store)
     if table is not None:
-        return np.asarray(table["face_id"], dtype=np.int64)
-    ids: list[int] = []
-    for source in store.list_sources():
-        ids.extend(face.face_id for face in _faces_of(store, source.uri))
-    return np.sort(np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(table["face_id"], dtype=np.int64)
+    else:
+        found: list[int] = []
+        for source in store.list_sources():
+            found.extend(face.face_id for face in _faces_of(store, source.uri))
+        ids = np.sort(np.asarray(found, dtype=np.int64))
+    return ids if include_occluded else without(ids, occluded_ids(store))
+
+
+def occluded_ids(store) -> np.ndarray:
+    """Sorted ids of the faces FaceQA flagged as occluded (hand or mask over the mouth).
+
+    From the store's cached column when it has one, else by walking the records
+    (faces indexed before the flag existed read as clear)."""
+    method = getattr(store, "occluded_face_ids", None)
+    if callable(method):
+        return np.asarray(method(), dtype=np.int64)
+    found = [f.face_id for source in store.list_sources() for f in _faces_of(store, source.uri)
+             if getattr(f, "occluded", False)]
+    return np.sort(np.asarray(found, dtype=np.int64))
+
+
+def without(ids: np.ndarray, drop: np.ndarray | None) -> np.ndarray:
+    """ids minus drop, order kept."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if drop is None or len(drop) == 0 or len(ids) == 0:
+        return ids
+    return ids[~np.isin(ids, drop)]
 
 
 def _faces_of(store, uri: str) -> list:
@@ -37,14 +60,18 @@ def _faces_of(store, uri: str) -> list:
         return store.faces_of_source(uri)
 
 
-def face_batches(store, chunk: int = 65536):
-    """Yield (face_ids, person_ids, pooled vectors) over the whole store, ~chunk faces each."""
+def face_batches(store, chunk: int = 65536, *, skip: np.ndarray | None = None):
+    """Yield (face_ids, person_ids, pooled vectors) over the whole store, ~chunk faces each;
+    skip: face ids to leave out (occluded_ids)."""
     table = _table(store)
     if table is None:
-        yield from _record_batches(store, chunk)
+        yield from _record_batches(store, chunk, skip)
         return
     ids = np.asarray(table["face_id"], dtype=np.int64)
     persons = np.asarray(table["person_id"], dtype=np.int64)
+    if skip is not None and len(skip):
+        keep = ~np.isin(ids, skip)
+        ids, persons = ids[keep], persons[keep]
     for lo in range(0, len(ids), BLOCK):
         block = ids[lo:lo + BLOCK]
         pooled = np.asarray(store.vectors(block, kind="pooled"), dtype=np.float32)
@@ -53,13 +80,16 @@ def face_batches(store, chunk: int = 65536):
             yield block[start:end], persons[lo + start:lo + end], pooled[start:end]
 
 
-def _record_batches(store, chunk: int):
+def _record_batches(store, chunk: int, skip: np.ndarray | None = None):
     """The fallback: one pass over the face records, source by source."""
     ids: list[int] = []
     persons: list[int] = []
     pooled: list[np.ndarray] = []
+    skipped = set() if skip is None else set(int(i) for i in skip)
     for source in store.list_sources():
         for f in _faces_of(store, source.uri):
+            if f.face_id in skipped:
+                continue
             ids.append(f.face_id)
             persons.append(f.person_id)
             pooled.append(f.pooled)

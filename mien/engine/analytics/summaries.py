@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mien.engine.analytics.scan import all_face_ids, resolve_person, vectors_in_chunks
+from mien.engine.analytics.scan import all_face_ids, occluded_ids, resolve_person, vectors_in_chunks, without
 from mien.errors import BadInputError
 
 METHODS = ("kmeans", "ward")
@@ -44,6 +44,7 @@ class PersonSummary:
     faces: int
     seed: int
     clusters: list[Cluster]
+    occluded_left_out: int = 0   # the person's occluded faces not summarised; not in `faces`
 
 
 @dataclass
@@ -54,6 +55,7 @@ class StoreClusters:
     k: int
     seed: int
     clusters: list[Cluster]
+    occluded_left_out: int = 0   # occluded faces not clustered; not in `faces`
 
 
 def _check_k(method: str, k: int | None) -> tuple[str, int]:
@@ -156,15 +158,20 @@ def cluster_vectors(x, ids, *, method: str = "kmeans", k: int | None = None, see
 
 
 def summarize_person(store, person, *, method: str = "kmeans", k: int | None = None,
-                     seed: int = 0, kind: str = "expression", closest: int = 1) -> PersonSummary:
+                     seed: int = 0, kind: str = "expression", closest: int = 1,
+                     include_occluded: bool = False) -> PersonSummary:
     """Dominant expressions of one person (id or name). k defaults to 8 (kmeans) / 10 (ward).
 
     A person with fewer distinct faces than k gets one cluster per distinct face;
-    a person without faces gets an empty summary.
+    a person without faces gets an empty summary. Faces FaceQA flagged as occluded
+    are left out unless include_occluded.
     """
     method, k_req = _check_k(method, k)
     found = resolve_person(store, person)
     ids = np.asarray(store.person_face_ids(found.person_id), dtype=np.int64)
+    n_all = int(ids.size)
+    if not include_occluded:
+        ids = without(ids, occluded_ids(store))
     x = np.concatenate([v for _, v in vectors_in_chunks(store, ids, kind)]) if ids.size else np.zeros((0, 16), np.float32)
     method, k_used, clusters = cluster_vectors(x, ids, method=method, k=k_req, seed=seed, closest=closest)
     return PersonSummary(
@@ -176,15 +183,16 @@ def summarize_person(store, person, *, method: str = "kmeans", k: int | None = N
         faces=int(ids.size),
         seed=seed,
         clusters=clusters,
+        occluded_left_out=n_all - int(ids.size),
     )
 
 
 def cluster_store(store, k: int = 100, *, sample: int = 200_000, seed: int = 0,
-                  closest: int = 5, kind: str = "expression") -> StoreClusters:
+                  closest: int = 5, kind: str = "expression", include_occluded: bool = False) -> StoreClusters:
     """Corpus-wide k-means: K clusters over all faces, or a seeded sample of `sample` faces.
 
     Sizes and shares are over the clustered faces; each cluster lists its `closest`
-    faces to the centre for browsing.
+    faces to the centre for browsing. Occluded faces are left out unless include_occluded.
     """
     if sample < 1:
         raise BadInputError(f"sample must be positive, got {sample}")
@@ -192,6 +200,9 @@ def cluster_store(store, k: int = 100, *, sample: int = 200_000, seed: int = 0,
         raise BadInputError(f"closest must be in 1..100, got {closest}")
     _, k_req = _check_k("kmeans", k)
     ids = all_face_ids(store)
+    n_all = int(ids.size)
+    if not include_occluded:
+        ids = without(ids, occluded_ids(store))
     total = int(ids.size)
     if total > sample:
         rng = np.random.default_rng(seed)
@@ -199,4 +210,4 @@ def cluster_store(store, k: int = 100, *, sample: int = 200_000, seed: int = 0,
     x = np.concatenate([v for _, v in vectors_in_chunks(store, ids, kind)]) if ids.size else np.zeros((0, 16), np.float32)
     _, k_used, clusters = cluster_vectors(x, ids, method="kmeans", k=k_req, seed=seed, closest=closest)
     return StoreClusters(faces=total, sampled=int(ids.size), k_requested=k_req, k=k_used,
-                         seed=seed, clusters=clusters)
+                         seed=seed, clusters=clusters, occluded_left_out=n_all - total)

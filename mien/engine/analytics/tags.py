@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mien.engine.analytics.scan import face_batches, person_names
+from mien.engine.analytics.scan import face_batches, occluded_ids, person_names
 from mien.engine.analytics.segments import Segment, merge_segments, sample_period_ms
 from mien.errors import AlreadyExistsError, BadInputError, EncoderMismatchError, NotFoundError
 
@@ -49,6 +49,7 @@ class SourceTagReport:
     sample_period_ms: int       # typical step between sampled frames
     tags: list[str]
     results: list[PersonTagResult]  # every person x every tag, persons in first-seen order
+    occluded_left_out: int = 0  # occluded faces not tagged (include_occluded=False); not in `faces`
 
 
 @dataclass
@@ -71,6 +72,7 @@ class StoreTagReport:
     tags: list[str]
     tagged: dict[str, int]      # faces carrying each tag
     persons: list[PersonTagCount]  # persons with >= 1 tagged face, most tagged first per tag
+    occluded_left_out: int = 0  # occluded faces not tagged (include_occluded=False); not in `faces`
 
 
 # ---------------------------------------------------------------- tag CRUD
@@ -270,12 +272,14 @@ def _within(distances: np.ndarray, tags: list) -> np.ndarray:
 # ---------------------------------------------------------------- one video
 
 
-def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1) -> SourceTagReport:
+def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1,
+               include_occluded: bool = False) -> SourceTagReport:
     """Tag one indexed source: per person and tag, time segments and appearance rate.
 
     Faces are grouped by person (unknown faces by track). max_gap_ms: tagged samples
     further apart than this start a new segment; -1 (default) = twice the video's
-    sample period, None = never split on gaps.
+    sample period, None = never split on gaps. Faces FaceQA flagged as occluded (a hand
+    over the mouth: their expression is guessed) are left out unless include_occluded.
     """
     source = store.get_source(uri)
     if source is None:
@@ -283,7 +287,10 @@ def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1) -> So
                             resource=("mien.v1.Source", uri))
     tags = _resolve_tags(store, tags)
     faces = store.faces_of_source(uri)
-    period = sample_period_ms([f.timestamp_ms for f in faces])
+    period = sample_period_ms([f.timestamp_ms for f in faces])  # of every sample, occluded or not
+    n_all = len(faces)
+    if not include_occluded:
+        faces = [f for f in faces if not getattr(f, "occluded", False)]
     if max_gap_ms == -1:
         max_gap_ms = 2 * period if period > 0 else None
     names = person_names(store)
@@ -321,18 +328,20 @@ def tag_source(store, uri: str, tags=None, *, max_gap_ms: int | None = -1) -> So
         sample_period_ms=period,
         tags=[t.name for t in tags],
         results=results,
+        occluded_left_out=n_all - len(faces),
     )
 
 
 # ---------------------------------------------------------------- whole store
 
 
-def tag_store(store, tags=None, *, chunk: int = 65536, progress=None) -> StoreTagReport:
+def tag_store(store, tags=None, *, chunk: int = 65536, progress=None,
+              include_occluded: bool = False) -> StoreTagReport:
     """Which persons show each tag and how often, over every face of the store.
 
     Vectorised: faces are read in batches (one pass over the records) and each
     batch is compared with all tags' references in one matrix product. Unknown
-    faces count as person -1.
+    faces count as person -1. Occluded faces are left out unless include_occluded.
     """
     tags = _resolve_tags(store, tags)
     names = person_names(store)
@@ -343,8 +352,9 @@ def tag_store(store, tags=None, *, chunk: int = 65536, progress=None) -> StoreTa
     tagged: dict[int, np.ndarray] = {}
     best_d: dict[int, np.ndarray] = {}
     best_id: dict[int, np.ndarray] = {}
+    skip = None if include_occluded else occluded_ids(store)
 
-    for ids, persons, vecs in face_batches(store, chunk):
+    for ids, persons, vecs in face_batches(store, chunk, skip=skip):
         dist = tag_distances(vecs, tags)
         hit = _within(dist, tags)
         masked = np.where(hit, dist, np.inf)
@@ -398,4 +408,5 @@ def tag_store(store, tags=None, *, chunk: int = 65536, progress=None) -> StoreTa
         tags=[t.name for t in tags],
         tagged={tag.name: int(sum(tagged[k][t] for k in tagged)) for t, tag in enumerate(tags)},
         persons=out,
+        occluded_left_out=0 if skip is None else len(skip),
     )

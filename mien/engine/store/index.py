@@ -90,10 +90,11 @@ class RowFilter:
     srcs: np.ndarray | None = None             # int32 source numbers to keep
     time_range: tuple[int | None, int | None] | None = None  # inclusive ms bounds
     exclude_face: int | None = None
+    exclude_ids: np.ndarray | None = None      # sorted int64 face ids to drop (occluded faces)
 
     def is_empty(self) -> bool:
         return (self.persons is None and self.exclude_persons is None and self.srcs is None
-                and self.time_range is None)
+                and self.time_range is None and self.exclude_ids is None)
 
 
 # IVF parameters follow the face count (benchmarks/search.py measures them at 1M and 10M):
@@ -342,6 +343,8 @@ class FaceIndex:
             m &= ~np.isin(self.person.a[rows], f.exclude_persons)
         if f.srcs is not None:
             m &= np.isin(self.src.a[rows], f.srcs)
+        if f.exclude_ids is not None and len(f.exclude_ids):
+            m &= ~np.isin(self.ids.a[rows], f.exclude_ids)
         if f.time_range is not None:
             lo, hi = f.time_range
             ts = self.ts.a[rows]
@@ -405,7 +408,7 @@ class FaceIndex:
             f_mask = f
         if (f_mask is not None and f_mask.persons is not None and len(f_mask.persons) == 1
                 and f_mask.persons[0] >= 0 and f_mask.exclude_persons is None
-                and f_mask.srcs is None and f_mask.time_range is None):
+                and f_mask.srcs is None and f_mask.time_range is None and f_mask.exclude_ids is None):
             # one person: the person-restricted search (its rows in the query's nprobe IVF
             # lists once it is large), not the whole IVF filtered down to 1 % of its hits
             return self.restricted(q, int(f_mask.persons[0]), k_eff)

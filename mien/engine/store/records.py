@@ -102,6 +102,8 @@ class HitRecord:
     track_id: int
     person_id: int
     thumbnail: bytes = b""
+    occluded: bool = False   # FaceQA's mouth-occlusion flag and score, as FaceRecord
+    occlusion: float = 0.0
 
 
 @dataclass
@@ -241,7 +243,7 @@ def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: byt
 def decode_hit(face_id: int, value: bytes, row: bytes, thumbnail: bytes = b"") -> HitRecord:
     """A HitRecord from a `faces` value and its raw `vec` row: the header only."""
     uri, frame, ts, bbox, *_, tr, _floats_at = _face_header(value)
-    return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row), thumbnail)
+    return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row), thumbnail, *face_occlusion(value))
 
 
 def pooled_of(value: bytes) -> np.ndarray:

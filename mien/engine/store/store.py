@@ -24,7 +24,7 @@ from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template, iv
 from mien.engine.store.records import (
     EXPR_DIM, ID_KEY, VEC_DTYPE, FaceRecord, Hit, HitRecord, SourceRecord, Tag, as_vector, decode_face,
     decode_hit, decode_rows, decode_source, decode_tag, encode_face, encode_row, encode_source, encode_tag,
-    id_key, key_id, pair_key,
+    face_occlusion, id_key, key_id, pair_key,
 )
 from mien.engine.store.persons import PersonsMixin, _PersonDeltas, _unit64
 from mien.errors import BadInputError, EncoderMismatchError, NotFoundError
@@ -129,6 +129,7 @@ class Store(PersonsMixin):
         self._env = None
         self._idx: FaceIndex | None = None
         self._ident: _IdentityIndex | None = None
+        self._occl: np.ndarray | None = None  # sorted ids of occluded faces, read on first use
         self._gen = -1
         if mode == "w":
             os.makedirs(self.path, exist_ok=True)
@@ -554,7 +555,7 @@ class Store(PersonsMixin):
         if dead:
             idx.kill(dead)
         self._place(idx)
-        self._idx, self._ident = idx, None
+        self._idx, self._ident, self._occl = idx, None, None
         self._gen = _int(txn, m, b"gen")
         _trim_heap()
 
@@ -612,6 +613,32 @@ class Store(PersonsMixin):
         self._idx.append(present, decode_rows(vals))
         if self._ident is not None:
             self._ident_add(txn, present)
+        if self._occl is not None and len(present):
+            self._occl = np.union1d(self._occl, self._occluded_among(txn, present))
+
+    def _occluded_among(self, txn, ids) -> np.ndarray:
+        db, get = self._db["faces"], txn.get
+        flagged = [int(i) for i in ids if (v := get(id_key(i), db=db)) is not None and face_occlusion(v)[0]]
+        return np.asarray(flagged, dtype=np.int64)
+
+    def _occluded_ids(self, txn) -> np.ndarray:
+        """Sorted ids of faces FaceQA flagged as occluded (deleted ones may linger: callers
+        intersect with live rows). One cursor pass over the face values the first time,
+        then kept up to date by _sync."""
+        if self._occl is None:
+            flagged = [bytes(k) for k, v in txn.cursor(db=self._db["faces"]) if face_occlusion(v)[0]]
+            self._occl = (np.frombuffer(b"".join(flagged), dtype=">i8").astype(np.int64)
+                          if flagged else np.zeros(0, np.int64))
+        return self._occl
+
+    def occluded_face_ids(self) -> np.ndarray:
+        """Sorted ids of the live faces FaceQA flagged as occluded (a hand or a mask over the mouth)."""
+        with self._lock, self._begin() as txn:
+            self._sync(txn)
+            ids = self._occluded_ids(txn)
+            idx = self._idx
+            alive = idx.ids.a[idx.alive.a]
+        return ids[np.isin(ids, alive)]
 
     # ------------------------------------------------------------ searches
 
@@ -642,13 +669,14 @@ class Store(PersonsMixin):
         return k
 
     def search(self, vector, k: int = 10, *, persons=None, exclude_persons=None, sources=None,
-               time_range=None, exclude_face=None, records: bool = False,
+               time_range=None, exclude_face=None, exclude_occluded: bool = False, records: bool = False,
                thumbnails: bool = False) -> list[Hit]:
         """Top-k faces by squared L2 to the expression vector, with filters.
 
         persons / exclude_persons: iterables of person ids (-1 = unknown person);
         sources: iterable of uris; time_range: (start_ms, end_ms), inclusive,
-        either may be None; exclude_face: a face id to leave out.
+        either may be None; exclude_face: a face id to leave out;
+        exclude_occluded: leave out faces FaceQA flagged as occluded.
         records=True fills each Hit's `record` (a HitRecord, with the JPEG when
         thumbnails=True) from the same read transaction as the search, so a
         writer removing a hit meanwhile can't make the read fail.
@@ -674,16 +702,22 @@ class Store(PersonsMixin):
             if time_range is not None:
                 lo, hi = time_range
                 f.time_range = (None if lo is None else int(lo), None if hi is None else int(hi))
+            if exclude_occluded:
+                f.exclude_ids = self._occluded_ids(txn)
             rows, d16 = self._idx.candidates(q, k, f)
             seen: dict | None = {} if records else None  # vec rows for the records
             ranked = self._idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids, seen))
             return self._hits(txn, ranked, records, thumbnails, seen)
 
     def search_person(self, vector, person_id: int, k: int = 10, *, exclude_face=None,
-                      records: bool = False, thumbnails: bool = False) -> list[Hit]:
+                      exclude_occluded: bool = False, records: bool = False,
+                      thumbnails: bool = False) -> list[Hit]:
         """Top-k among one person's faces: exact up to probe_min faces, else over the
         query's nprobe nearest IVF lists (as search does) plus faces not yet in the IVF.
-        records / thumbnails: as search."""
+        exclude_occluded / records / thumbnails: as search."""
+        if exclude_occluded:  # the filtered path: search() sends a one-person filter to the same search
+            return self.search(vector, k, persons=[int(person_id)], exclude_face=exclude_face,
+                               exclude_occluded=True, records=records, thumbnails=thumbnails)
         q = as_vector(vector, EXPR_DIM, "query vector")
         k = self._check_k(k)
         with self._lock, self._begin() as txn:
@@ -815,11 +849,13 @@ class Store(PersonsMixin):
         with self._begin() as txn:
             return self._hit_records(txn, face_ids, thumbnail)
 
-    def face_table(self) -> dict:
+    def face_table(self, *, occlusion: bool = False) -> dict:
         """Every live face as columns, from the in-memory index (no record reads).
 
         {"face_id": int64, "person_id": int32, "source": int32 source number,
-         "timestamp_ms": int64, "uris": {source number: uri}}, sorted by face_id.
+         "timestamp_ms": int64, "uris": {source number: uri}}, sorted by face_id;
+        occlusion=True adds "occluded": bool (FaceQA's mouth-occlusion flag; the
+        first call reads every face value once, later ones are kept up to date).
         """
         with self._lock, self._begin() as txn:
             self._sync(txn)
@@ -828,10 +864,13 @@ class Store(PersonsMixin):
             table = {"face_id": idx.ids.a[alive].copy(), "person_id": idx.person.a[alive].copy(),
                      "source": idx.src.a[alive].copy(), "timestamp_ms": idx.ts.a[alive].copy()}
             table["uris"] = {key_id(k): bytes(v).decode() for k, v in txn.cursor(db=self._db["src_no"])}
+            if occlusion:
+                table["occluded"] = np.isin(table["face_id"], self._occluded_ids(txn))
         order = np.argsort(table["face_id"], kind="stable")
         if len(order) and np.any(order != np.arange(len(order))):
-            for key in ("face_id", "person_id", "source", "timestamp_ms"):
-                table[key] = table[key][order]
+            for key in ("face_id", "person_id", "source", "timestamp_ms", "occluded"):
+                if key in table:
+                    table[key] = table[key][order]
         return table
 
     def get_thumbnail(self, face_id: int) -> bytes:
