@@ -1,6 +1,7 @@
 """Indexing throughput: mien's indexer vs the face_recognition library's pipeline.
 
     .venv/bin/python benchmarks/index.py [--copies 6] [--video-seconds 20] [--out index.json]
+    .venv/bin/python benchmarks/index.py --video-only 5 [--out video.json]   # the video row only
 
 Images: the package photos (t1, astronaut, grace_hopper, biden, obama, obama2,
 obama3), scaled to at most 1280 px and replicated with flips, scales and
@@ -174,6 +175,48 @@ def qa_sizes() -> None:
     print_table(rows, ["face box px", "faces", "detected", "passed FaceQA", "pass rate"], "{:.2f}")
 
 
+def video_only(args) -> int:
+    """The video row alone, repeated: CPU seconds per video second of the default front end
+    (pool start excluded, measured in the same run), min and median over the runs. Less noisy
+    than one run on a shared machine, and quick enough to measure each change to the video path."""
+    import statistics
+
+    from mien.demo.videos import write_clip
+    from mien.engine.faces import EngineConfig
+
+    work = Path(tempfile.mkdtemp(prefix="mien-bench-video-"))
+    clip = write_clip(work / "video" / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
+                      size=(1280, 720), seconds=args.video_seconds)
+    duration_s = clip.frames / clip.fps
+    load_before = os.getloadavg()[0]
+    c0 = cpu_now()
+    startup_s = min(pool_startup(args.workers) for _ in range(2))
+    startup_cpu = (cpu_now() - c0) / 2
+    runs = []
+    for i in range(args.video_only):
+        c0 = cpu_now()
+        vsum, video_s = run_mien(work / "video", work / f"store-video-{i}", args.workers, EngineConfig(),
+                                 keyframe_seconds=2.0)
+        runs.append({"run": i, "faces": vsum.faces_passed, "tracks": vsum.tracks, "seconds": video_s,
+                     "cpu_per_video_s": (cpu_now() - c0 - startup_cpu) / duration_s})
+    for r in runs:
+        r["realtime_x_2_free_cores"] = 2.0 / r["cpu_per_video_s"]
+    print(f"720p 30 fps, {duration_s:.0f} s, 2 faces, 2 fps sampled, default front end; pool startup "
+          f"{startup_s:.2f} s, {startup_cpu:.2f} CPU-s (subtracted)")
+    print_table(runs, ["run", "faces", "tracks", "seconds", "cpu_per_video_s", "realtime_x_2_free_cores"], "{:.3f}")
+    cpus = [r["cpu_per_video_s"] for r in runs]
+    result = {"duration_s": duration_s, "runs": runs, "cpu_per_video_s_min": min(cpus),
+              "cpu_per_video_s_median": statistics.median(cpus),
+              "realtime_x_2_free_cores_best": 2.0 / min(cpus),
+              "realtime_x_2_free_cores_median": 2.0 / statistics.median(cpus),
+              "load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
+    print(f"on 2 free cores by CPU time: {result['realtime_x_2_free_cores_median']:.1f}x real time (median), "
+          f"{result['realtime_x_2_free_cores_best']:.1f}x (best); load average {load_before:.1f} -> "
+          f"{result['load_average_after']:.1f}")
+    write_json(args.out, result)
+    return 0
+
+
 def peak_rss_mb() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -187,10 +230,14 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0, help="mien analysis processes (0 = cores)")
     parser.add_argument("--out", help="write the results as JSON")
     parser.add_argument("--qa-sizes", action="store_true", help="only the FaceQA pass rate by face size")
+    parser.add_argument("--video-only", type=int, default=0, metavar="N",
+                        help="only the default front end's video row, N runs (min and median CPU)")
     args = parser.parse_args()
     if args.qa_sizes:
         qa_sizes()
         return 0
+    if args.video_only:
+        return video_only(args)
 
     from mien.demo.videos import write_clip
     from mien.engine.faces import EngineConfig

@@ -194,3 +194,39 @@ def test_thin_strips_and_huge_blank_pictures_find_nothing_quickly():
     an = analyzer(detector="mediapipe")
     for shape in [(40, 3000, 3), (3000, 60, 3), (8, 8, 3)]:
         assert an.analyze(np.full(shape, 128, np.uint8)) == []
+
+
+def test_following_reuses_the_previous_mesh_roi_with_one_pass(mp_faces):
+    """A face BlazeFace finds again near where it was gets one FaceMesh pass from the previous mesh's
+    ROI (moved with the face) instead of two; its points land where two passes put them."""
+    from mien.engine.faces import mpdetect
+
+    det = analyzer(detector="mediapipe").detector
+    before = det.detect(t1())
+    shifted = np.ascontiguousarray(np.roll(t1(), (6, -8), axis=(0, 1)))
+    calls = []
+    run = det.mesher.run
+    det.mesher.run = lambda image, roi: calls.append(roi) or run(image, roi)
+    try:
+        found = det.detect_following(shifted, [f.bbox for f in before])
+    finally:
+        del det.mesher.run
+    assert found is not None and len(found) == len(before)
+    # the image moved by (-8, +6) px: the 5 points should too, about as well as with two passes
+    # (FaceMesh itself moves them by up to ~0.1 IOD from one pass to the next on these ~100 px faces)
+    errors = {"follow": [], "two passes": []}
+    for name, faces in (("follow", found), ("two passes", det.detect(shifted))):
+        for b in before:
+            truth = b.landmarks5 + np.float32([-8, 6])
+            iod = np.linalg.norm(b.landmarks5[0] - b.landmarks5[1])
+            errors[name].append(min(np.linalg.norm(f.landmarks5 - truth, axis=1).max() / iod for f in faces))
+    assert max(errors["follow"]) < 0.15
+    assert np.mean(errors["follow"]) < 1.5 * np.mean(errors["two passes"]) + 0.01, errors
+    assert len(calls) < 2 * len(before)   # most faces took one pass (false BlazeFace hits take their own)
+    # a face that jumped (a cut) or changed size is not given the old ROI
+    box = np.array(before[0].bbox, np.float32)
+    side = box[2] - box[0]
+    prev = [(box, facemesh.roi_from_mesh(before[0].mesh))]
+    assert mpdetect.reused_roi(box + np.float32(0.05 * side), prev) is not None
+    assert mpdetect.reused_roi(box + np.float32(0.5 * side), prev) is None
+    assert mpdetect.reused_roi(box * np.float32([1, 1, 1.5, 1.5]), prev) is None

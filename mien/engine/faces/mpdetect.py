@@ -37,6 +37,13 @@ are always found by BlazeFace: following a face by re-running FaceMesh from
 its previous mesh (MediaPipe's own tracking, made for 30 fps) fails at 2 fps
 and at cuts — on a cut between two photos of one man the mesh locked half a
 face off the real one with presence 1.0.
+What following does reuse is the previous frame's mesh ROI, for a face that
+BlazeFace finds again at nearly the same place and size: that ROI, moved by
+how far BlazeFace's box moved, replaces the first (box-derived) FaceMesh pass
+(one pass per followed face instead of two; the second pass exists to centre
+and scale the crop the way the previous mesh already does). A face found
+elsewhere or at another size, or whose single pass scores below
+PRESENCE_MIN, gets both passes.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from mien.engine.faces import blazeface
 from mien.engine.faces.blazeface import BlazeFace
 from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.detect import check_image, landmarks68, shape_predictor_68, to_gray
-from mien.engine.faces.facemesh import FaceMesher, landmarks5, roi_from_box, roi_from_mesh
+from mien.engine.faces.facemesh import FaceMesher, Roi, landmarks5, roi_from_box, roi_from_mesh
 from mien.engine.faces.types import Face
 
 PRESENCE_MIN = 0.5        # MediaPipe's own min face-presence for its landmark graphs
@@ -61,6 +68,11 @@ WHOLE_MIN_INPUT = 20.0    # px in the 192 px input: smallest face the whole-pict
 # face or a part of it (a low-scoring candidate on a mouth and chin gives a small "face")
 DUPLICATE_OVERLAP = 0.5
 FOLLOW_MARGIN = 0.75      # detect_following's region: the previous box plus this many face sides around
+# detect_following reuses the previous mesh ROI (one FaceMesh pass) when BlazeFace's box moved by at
+# most REUSE_SHIFT of its side and changed its side by at most REUSE_SCALE (x or 1/x); measured on the
+# pan clip: faces move ~2-6 % of their side per sampled frame, a cut moves or resizes them far more
+REUSE_SHIFT = 0.25
+REUSE_SCALE = 1.2
 # dlib HOG box from the mesh's 5 points: side = DLIB_SIDE x the distance from the
 # eyes' midpoint to the mouth corners' midpoint (unchanged by yaw), centred on the
 # 5 points' mean moved up by DLIB_DY x that distance. Fitted on the 15 faces both
@@ -111,6 +123,9 @@ class MediaPipeDetector:
         self.blazeface = BlazeFace(min_score=MIN_SCORE)
         self.mesher = FaceMesher()
         self.eager_68 = cfg.expression == "landmarks"  # landmarks-v1 reads the 68 of every face
+        # the last detect()/detect_following() result: face bbox -> (BlazeFace box, last ROI), so that
+        # detect_following can reuse the ROI of a face it is given back
+        self._last: dict = {}
         shape_predictor_68()  # load now, so a missing file fails at construction
 
     def needs_tiles(self, shape) -> bool:
@@ -122,7 +137,7 @@ class MediaPipeDetector:
         check_image(image)
         dets = self.blazeface.detect(image, tile=self.needs_tiles(image.shape), portrait_skips_tiles=True)
         rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
-        return self._faces(image, rois, [d.score for d in dets])
+        return self._faces(image, rois, [d.score for d in dets], [d.box for d in dets])
 
     def detect_following(self, image: np.ndarray, boxes) -> list[Face] | None:
         """Faces of a frame between keyframes, given the previous frame's face boxes; None when
@@ -139,8 +154,10 @@ class MediaPipeDetector:
                 region = (max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad), min(h, y2 + pad))
                 dets += self.blazeface.detect_region(image, region)
         dets = blazeface.weighted_nms(dets)
+        previous = [self._last[tuple(b)] for b in boxes if tuple(b) in self._last]
         rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
-        faces = self._faces(image, rois, [d.score for d in dets])
+        faces = self._faces(image, rois, [d.score for d in dets], [d.box for d in dets],
+                            [reused_roi(d.box, previous) for d in dets])
         for x1, y1, x2, y2 in boxes:
             cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
             if not any(np.hypot((f.bbox[0] + f.bbox[2]) / 2 - cx, (f.bbox[1] + f.bbox[3]) / 2 - cy) < side
@@ -148,13 +165,21 @@ class MediaPipeDetector:
                 return None
         return faces
 
-    def _faces(self, image, rois, scores) -> list[Face]:
+    def _faces(self, image, rois, scores, det_boxes, reused=None) -> list[Face]:
         gray = to_gray(image) if self.eager_68 else None
         kept: list[Face] = []
-        for roi, score in sorted(zip(rois, scores), key=lambda rs: -rs[1]):
-            mesh, presence = self.mesher.run(image, roi)
-            if presence >= FIRST_PASS_MIN:  # most false hits end here, after one pass
-                mesh, presence = self.mesher.run(image, roi_from_mesh(mesh))
+        last = {}
+        reused = reused or [None] * len(rois)
+        for roi, score, det_box, again in sorted(zip(rois, scores, det_boxes, reused), key=lambda r: -r[1]):
+            presence, final = 0.0, again
+            if again is not None:  # a followed face: the previous frame's ROI, moved with the face
+                mesh, presence = self.mesher.run(image, again)
+            if presence < PRESENCE_MIN:
+                final = roi
+                mesh, presence = self.mesher.run(image, roi)
+                if presence >= FIRST_PASS_MIN:  # most false hits end here, after one pass
+                    final = roi_from_mesh(mesh)
+                    mesh, presence = self.mesher.run(image, final)
             box = mesh_box(mesh)
             if presence >= PRESENCE_MIN and min(box[2] - box[0], box[3] - box[1]) >= self.cfg.min_face \
                     and not any(overlap(box, k.bbox) > DUPLICATE_OVERLAP for k in kept):
@@ -162,5 +187,24 @@ class MediaPipeDetector:
                 kept.append(Face(bbox=box, det_score=float(score), landmarks5=five,
                                  landmarks68=None if gray is None else landmarks68(gray, dlib_box(five)), mesh=mesh,
                                  mesh_presence=float(presence)))
+                last[box] = (np.asarray(det_box, np.float32), final)
         kept.sort(key=lambda f: (f.bbox[0], f.bbox[1]))
+        self._last = last
         return kept
+
+
+def reused_roi(det_box, previous):
+    """The previous frame's final FaceMesh ROI of the face whose BlazeFace box this detection's is
+    close to, moved and scaled like the boxes; None if there is none. previous = [(BlazeFace box,
+    ROI)]. Reusing the ROI the last pass ran on (not one re-derived from its mesh) keeps the
+    mesh where two passes put it when the face did not move."""
+    cx, cy = (det_box[0] + det_box[2]) / 2, (det_box[1] + det_box[3]) / 2
+    side = max(det_box[2] - det_box[0], det_box[3] - det_box[1])
+    for box, roi in previous:
+        pcx, pcy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        pside = max(box[2] - box[0], box[3] - box[1])
+        if pside <= 0 or not 1 / REUSE_SCALE <= side / pside <= REUSE_SCALE \
+                or np.hypot(cx - pcx, cy - pcy) > REUSE_SHIFT * pside:
+            continue
+        return Roi(roi.cx + float(cx - pcx), roi.cy + float(cy - pcy), roi.side, roi.angle)
+    return None
