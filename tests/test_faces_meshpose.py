@@ -123,3 +123,35 @@ def test_a_surgical_mask_is_flagged(mask_name):
         masked = put_mask(image, face, mask)
         (found,) = detect(masked)
         assert occlusion_score(masked, found.mesh) > THRESHOLD > occlusion_score(image, face.mesh)
+
+
+def test_video_runs_carry_an_unchanged_mouths_score_and_rescore_a_covered_one(tmp_path):
+    """Frames of one followed run: a face whose mouth area is unchanged keeps its occlusion score (no
+    mesh passes), a hand that comes over the mouth in a later frame is scored afresh and flagged,
+    exactly as analysing each frame alone flags it."""
+    from mien.demo.videos import write_clip
+    from mien.engine.faces import EngineConfig, occlusion
+    from mien.indexer import worker
+    from mien.indexer.video import FrameSampler
+
+    clip = write_clip(tmp_path / "pan.mp4", ["obama2", "biden"], motion="pan", fps=10, size=(1280, 720),
+                      seconds=2.0)
+    with FrameSampler(str(clip.path), 2.0) as sampler:
+        frames = [(f.index, f.timestamp_ms, f.image) for f in sampler]
+    worker.init(EngineConfig(), threads=1)
+    an = worker.analyzer()
+    # frames 2 and 3: a hand over the left person's mouth
+    for i in (2, 3):
+        image = frames[i][2]
+        left = min(an.detect(image), key=lambda f: f.bbox[0])
+        frames[i] = (frames[i][0], frames[i][1], cover_mouth(image, left))
+    alone = worker.analyze_frames(frames, False)
+    before = dict(occlusion.counts)
+    followed = worker.analyze_frames(frames, True)
+    scored = occlusion.counts["scored"] - before["scored"]
+    carried = occlusion.counts["carried"] - before["carried"]
+    flags = [[f.quality.occluded for f in r.faces] for r in followed]
+    assert flags == [[f.quality.occluded for f in r.faces] for r in alone]
+    assert flags == [[False, False], [False, False], [True, False], [True, False]]
+    # scored: both faces on the keyframe, the covered face when the hand came; the rest carried
+    assert scored >= 3 and carried >= 2 and scored + carried == 2 * len(frames)

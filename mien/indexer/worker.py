@@ -202,12 +202,18 @@ def _detect_segment(images: list, guided: bool) -> list[list]:
 def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
     """Consecutive sampled video frames [(index, timestamp_ms, image)]; no identity yet (per
     track later). guided=True: the first frame is a keyframe, see _detect_segment."""
+    from contextlib import nullcontext
+
+    from mien.engine.faces import occlusion
+
     an = analyzer()
     images = [image for _, _, image in frames]
     per_image = _detect_segment(images, guided)
-    for image, faces in zip(images, per_image):
-        an.assess(image, faces)
-        an.align(image, [f for f in faces if _passed(f)])
+    # a run of followed frames: a face whose mouth area did not change keeps its occlusion score
+    with occlusion.carried_over() if guided else nullcontext():
+        for image, faces in zip(images, per_image):
+            an.assess(image, faces)
+            an.align(image, [f for f in faces if _passed(f)])
     _embed_expressions(images, per_image)
     results = []
     for (index, ts, image), faces in zip(frames, per_image):
