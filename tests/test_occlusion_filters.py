@@ -90,6 +90,11 @@ def test_search_leaves_occluded_faces_out_only_when_asked(photo_store):
     members = set(store.person_face_ids(person).tolist())
     mine = store.search_person(query, person, 4, exclude_occluded=True)
     assert {h.face_id for h in mine} == {i for i in members if not store.get_face(i).occluded}
+    # and on identity searches
+    ident = store.vectors([faces["obama_covered.png"].face_id], kind="identity")[0]
+    assert store.search_identity(ident, 4)[0].face_id == faces["obama_covered.png"].face_id
+    kept = store.search_identity(ident, 4, exclude_occluded=True)
+    assert sorted(h.face_id for h in kept) == sorted(f.face_id for f in faces.values() if not f.occluded)
 
 
 def test_tags_summaries_and_clusters_leave_occluded_faces_out_by_default(photo_store):

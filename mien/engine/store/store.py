@@ -93,15 +93,20 @@ class _IdentityIndex:
         self.n_dead += int(self.alive.a[pos].sum())
         self.alive.a[pos] = False
 
-    def search(self, q: np.ndarray, k: int, exclude_face: int | None) -> list[tuple[int, float]]:
-        fetch = min(self.flat.ntotal, k + 1 + self.n_dead)
+    def search(self, q: np.ndarray, k: int, exclude_face: int | None,
+               skip: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """skip: sorted face ids to leave out (occluded faces)."""
+        n_skip = 0 if skip is None else len(skip)
+        fetch = min(self.flat.ntotal, k + 1 + self.n_dead + n_skip)
         if fetch == 0:
             return []
         d, ix = self.flat.search(q.reshape(1, -1), fetch)
         ids, alive = self.face_ids.a, self.alive.a
+        rows = ix[0]
+        skipped = (np.isin(ids[np.maximum(rows, 0)], skip) if n_skip else np.zeros(len(rows), bool))
         out = []
-        for dist, row in zip(d[0], ix[0]):
-            if row < 0 or not alive[row] or ids[row] == exclude_face:
+        for dist, row, drop in zip(d[0], rows, skipped):
+            if row < 0 or not alive[row] or ids[row] == exclude_face or drop:
                 continue
             out.append((int(ids[row]), float(dist)))
             if len(out) == k:
@@ -744,10 +749,10 @@ class Store(PersonsMixin):
             mat = np.frombuffer(b"".join(mats), dtype="<f4").reshape(len(got), -1)
             self._ident.add(np.asarray(got, np.int64), mat)
 
-    def search_identity(self, vector, k: int = 10, *, exclude_face=None, records: bool = False,
-                        thumbnails: bool = False) -> list[Hit]:
+    def search_identity(self, vector, k: int = 10, *, exclude_face=None, exclude_occluded: bool = False,
+                        records: bool = False, thumbnails: bool = False) -> list[Hit]:
         """Exact top-k by squared L2 over identity vectors (loaded on first use).
-        records / thumbnails: as search."""
+        exclude_occluded / records / thumbnails: as search."""
         dim = int(self.encoders.get("identity_dim", 0))
         if not dim:
             raise BadInputError("this store has no identity encoder")
@@ -766,7 +771,7 @@ class Store(PersonsMixin):
                 if keys:
                     ids = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64)
                     self._ident.add(ids, np.frombuffer(b"".join(vals), dtype="<f4").reshape(len(ids), dim))
-            ranked = self._ident.search(q, k, exclude_face)
+            ranked = self._ident.search(q, k, exclude_face, self._occluded_ids(txn) if exclude_occluded else None)
             return self._hits(txn, ranked, records, thumbnails)
 
     # ------------------------------------------------------------ records
