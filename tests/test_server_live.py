@@ -84,7 +84,9 @@ def test_indexer_writes_while_server_answers(env, tmp_path):
 
     with Client(target) as c:
         before = c.stats()
-        assert c.search(ps.face_ids["t1.jpg"][0], k=5, sources=[str(clip.path)]).hits == []
+        with pytest.raises(grpc.RpcError) as unknown:   # not indexed yet: NOT_FOUND, not a silent nothing
+            c.search(ps.face_ids["t1.jpg"][0], k=5, sources=[str(clip.path)])
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
         outcome: dict = {}
 
         def index():

@@ -228,7 +228,8 @@ def test_top_k_limits(env):
     assert len(client.search(fid, k=2)) == 2
     with pytest.raises(grpc.RpcError) as e:
         client.search(fid, k=LIMITS.max_top_k + 1)
-    assert code_of(e) == grpc.StatusCode.RESOURCE_EXHAUSTED and str(LIMITS.max_top_k) in e.value.details()
+    # a limit is the caller's to fix, not a quota: INVALID_ARGUMENT (issue 15), the limit in the message
+    assert code_of(e) == grpc.StatusCode.INVALID_ARGUMENT and str(LIMITS.max_top_k) in e.value.details()
 
 
 # -- cross-identity and identity ----------------------------------------------------------
@@ -291,11 +292,11 @@ def test_oversized_inputs(env):
     assert code_of(e) == grpc.StatusCode.RESOURCE_EXHAUSTED
     with pytest.raises(grpc.RpcError) as e:                    # over the 6 MiB upload limit
         client.upload_image(bytes(7 * 1024 * 1024))
-    assert code_of(e) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert code_of(e) == grpc.StatusCode.INVALID_ARGUMENT     # the server's limit, not gRPC's
     huge = cv2.resize(cv2.imread(str(ps.archive["grace_hopper.jpg"])), (2400, 1600))  # 3.84 MP
     with pytest.raises(grpc.RpcError) as e:
         client.search(jpeg(huge))
-    assert code_of(e) == grpc.StatusCode.RESOURCE_EXHAUSTED and "pixels" in e.value.details()
+    assert code_of(e) == grpc.StatusCode.INVALID_ARGUMENT and "pixels" in e.value.details()
 
 
 def test_index_paths_outside_allowed_roots(env):

@@ -31,6 +31,8 @@ from mien.engine.store.records import Tag
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+PAGE = 500          # list rows per call
+CLUSTER_PAGE = 20   # clusters per call when they carry thumbnails (up to 100 JPEGs each)
 _METHODS = {"kmeans": analytics_pb2.SUMMARY_METHOD_KMEANS, "ward": analytics_pb2.SUMMARY_METHOD_WARD}
 
 
@@ -97,7 +99,14 @@ class AnalyticsClient:
         return _tag(self._call("CreateTag", request, timeout))
 
     def list_tags(self, *, timeout: float | None = None) -> list[Tag]:
-        return [_tag(t) for t in self._call("ListTags", analytics_pb2.ListTagsRequest(), timeout).tags]
+        """Every tag by name (page after page)."""
+        out, token = [], ""
+        while True:
+            r = self._call("ListTags", analytics_pb2.ListTagsRequest(page_size=PAGE, page_token=token), timeout)
+            out += [_tag(t) for t in r.tags]
+            token = r.next_page_token
+            if not token:
+                return out
 
     def delete_tag(self, name: str, *, timeout: float | None = None) -> None:
         self._call("DeleteTag", analytics_pb2.DeleteTagRequest(name=name), timeout)
@@ -123,7 +132,16 @@ class AnalyticsClient:
         )
 
     def tag_store(self, tags=None, *, timeout: float | None = None) -> StoreTagReport:
-        r = self._call("TagStore", analytics_pb2.TagStoreRequest(tags=list(tags or ())), timeout)
+        """The whole report, fetched a page of person rows at a time (no reply near the
+        message-size limit however many persons)."""
+        rows, token = [], ""
+        while True:
+            r = self._call("TagStore", analytics_pb2.TagStoreRequest(tags=list(tags or ()), page_size=PAGE,
+                                                                     page_token=token), timeout)
+            rows += list(r.persons)
+            token = r.next_page_token
+            if not token:
+                break
         return StoreTagReport(
             faces=r.face_count, tags=[t.tag for t in r.totals],
             tagged={t.tag: t.tagged_count for t in r.totals},
@@ -131,7 +149,7 @@ class AnalyticsClient:
                 PersonTagCount(tag=p.tag, person_id=p.person_id, person_name=p.person_name or None,
                                faces=p.face_count, tagged=p.tagged_count, rate=p.rate,
                                best_distance=p.best_distance, best_face_id=p.best_face_id)
-                for p in r.persons
+                for p in rows
             ],
         )
 
@@ -174,9 +192,18 @@ class AnalyticsClient:
 
     def cluster_store(self, k: int = 100, *, sample: int = 0, seed: int = 0, closest: int = 5,
                       thumbnails: bool = False, timeout: float | None = None) -> tuple[StoreClusters, dict[int, bytes]]:
-        r = self._call("ClusterStore", analytics_pb2.ClusterStoreRequest(
-            k=k, sample=sample, seed=seed, closest=closest, thumbnails=thumbnails), timeout)
-        clusters, thumbs = self._clusters(r.clusters)
+        # a page of clusters at a time: 1000 clusters x 100 faces with thumbnails would not
+        # fit one message; every page is the same (deterministic) clustering
+        messages, token = [], ""
+        while True:
+            r = self._call("ClusterStore", analytics_pb2.ClusterStoreRequest(
+                k=k, sample=sample, seed=seed, closest=closest, thumbnails=thumbnails,
+                page_size=CLUSTER_PAGE if thumbnails else PAGE, page_token=token), timeout)
+            messages += list(r.clusters)
+            token = r.next_page_token
+            if not token:
+                break
+        clusters, thumbs = self._clusters(messages)
         return StoreClusters(faces=r.face_count, sampled=r.sampled_count, k_requested=r.k_requested,
                              k=r.k, seed=r.seed, clusters=clusters), thumbs
 

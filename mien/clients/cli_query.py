@@ -24,6 +24,20 @@ def _query_args(p: argparse.ArgumentParser, *, sheet: bool = True) -> None:
     p.add_argument("-k", "--top-k", type=positive_int, default=10, help="number of hits (default %(default)s)")
     if sheet:
         p.add_argument("--sheet", metavar="OUT.png", help="also write a contact sheet of query + hits")
+    p.add_argument("--max-distance", type=float, default=None, metavar="D",
+                   help="no hit farther than D (squared L2); says so when nothing is that close")
+    p.add_argument("--distinct", choices=("none", "track", "source"), default="none",
+                   help="at most one hit per track (a person followed through a video) or per source file")
+
+
+def _scope_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", default=[], metavar="PATH|URI",
+                   help="only faces from this source (repeatable); a local path is made absolute with "
+                        "links resolved, the way the indexer stores it")
+    p.add_argument("--start", type=seconds, default=None, metavar="SECONDS",
+                   help="only faces at or after this time in their video (stills are at 0)")
+    p.add_argument("--end", type=seconds, default=None, metavar="SECONDS",
+                   help="only faces before this time in their video")
 
 
 def register(subparsers) -> None:
@@ -33,13 +47,7 @@ def register(subparsers) -> None:
                    help="only faces of this person (repeatable)")
     p.add_argument("--exclude-person", action="append", default=[], metavar="NAME|ID",
                    help="never faces of this person (repeatable)")
-    p.add_argument("--source", action="append", default=[], metavar="PATH|URI",
-                   help="only faces from this source (repeatable); a local path is made absolute with "
-                        "links resolved, the way the indexer stores it")
-    p.add_argument("--start", type=seconds, default=None, metavar="SECONDS",
-                   help="only faces at or after this time in their video (stills are at 0)")
-    p.add_argument("--end", type=seconds, default=None, metavar="SECONDS",
-                   help="only faces before this time in their video")
+    _scope_args(p)
     p.add_argument("--exclude-own", action="store_true", help="leave out the query's own person")
     _connection_args(p)
     p.set_defaults(func=run_search)
@@ -47,11 +55,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("cross", help="faces of PERSON making the query face's expression")
     _query_args(p)
     p.add_argument("--person", required=True, metavar="NAME|ID", help="the person to search among")
+    _scope_args(p)
     _connection_args(p)
     p.set_defaults(func=run_cross)
 
     p = subparsers.add_parser("identity", help="faces of the same person as the query face")
     _query_args(p)
+    _scope_args(p)
     _connection_args(p)
     p.set_defaults(func=run_identity)
 
@@ -185,6 +195,9 @@ def _emit_result(args, result, title: str) -> int:
                       "faces_in_image": len(result.query.faces),
                       "bbox": result.query.bbox, "vector": result.query.vector.round(5).tolist()},
             "elapsed_ms": round(result.elapsed_ms, 3),
+            "beyond_max_distance": result.beyond_max_distance,
+            "nearest_beyond_distance": (None if result.nearest_beyond_distance is None
+                                        else round(result.nearest_beyond_distance, 5)),
             "hits": [{"rank": i, "face_id": h.face_id, "distance": round(h.distance, 5),
                       "person_id": h.person_id, "person": h.person_name,
                       "source": h.source_uri, "timestamp_ms": h.timestamp_ms,
@@ -201,7 +214,11 @@ def _emit_result(args, result, title: str) -> int:
               h.person_name or (h.person_id if h.person_id >= 0 else "-"), _time(h.timestamp_ms),
               h.source_uri] + ([_why(h)] if why else []) for i, h in enumerate(result.hits, 1)],
         )
-        if not result.hits:
+        if result.beyond_max_distance:
+            what = "no face" if not result.hits else "no further face"
+            print(f"({what} within distance {args.max_distance:g}; the nearest beyond is at "
+                  f"{result.nearest_beyond_distance:.4f})")
+        elif not result.hits:
             print("(no hits)")
     if getattr(args, "sheet", None):
         _write_sheet(args, result, title)
@@ -257,8 +274,8 @@ def run_search(args) -> int:
                           persons=[_person(p) for p in args.person],
                           exclude_persons=[_person(p) for p in args.exclude_person],
                           sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
-                          exclude_own_person=args.exclude_own,
-                          thumbnails=bool(args.sheet), explain=True)
+                          exclude_own_person=args.exclude_own, max_distance=args.max_distance,
+                          distinct=args.distinct, thumbnails=bool(args.sheet), explain=True)
     return _emit_result(args, result, "expression search")
 
 
@@ -266,6 +283,8 @@ def run_search(args) -> int:
 def run_cross(args) -> int:
     with _client(args) as c:
         result = c.cross(_query(args), _person(args.person), k=args.top_k, face_index=args.face_index,
+                         sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
+                         max_distance=args.max_distance, distinct=args.distinct,
                          thumbnails=bool(args.sheet), explain=True)
     return _emit_result(args, result, f"{args.person} making the query's expression")
 
@@ -274,6 +293,8 @@ def run_cross(args) -> int:
 def run_identity(args) -> int:
     with _client(args) as c:
         result = c.identity(_query(args), k=args.top_k, face_index=args.face_index,
+                            sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
+                            max_distance=args.max_distance, distinct=args.distinct,
                             thumbnails=bool(args.sheet))
     return _emit_result(args, result, "same person")
 

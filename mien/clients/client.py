@@ -34,7 +34,7 @@ from mien.clients.errors import MienError, TranslatingStub
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 __all__ = ["Client", "MienError", "Upload", "FaceHit", "SearchResult", "QueryFace", "DetectedFace",
-           "ComponentMatch", "Person", "Face", "Stats", "IndexProgress", "Source", "Page",
+           "ComponentMatch", "Person", "Face", "Stats", "IndexProgress", "IndexJob", "Source", "Page",
            "DeletedPerson"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -107,6 +107,10 @@ class SearchResult:
     hits: list[FaceHit]
     query: QueryFace
     elapsed_ms: float = 0.0
+    # with max_distance: a face beyond it would have been next (no hits at all: "nothing
+    # within max_distance"), and how far that nearest face beyond the limit is
+    beyond_max_distance: bool = False
+    nearest_beyond_distance: float | None = None
 
     def __iter__(self):
         return iter(self.hits)
@@ -191,6 +195,26 @@ class DeletedPerson:
 
 
 @dataclass
+class IndexJob:
+    """A server-side indexing run (StartIndexJob, IndexPaths); state running | succeeded |
+    failed | cancelled."""
+
+    job_id: str
+    state: str
+    paths: list[str]
+    progress: "IndexProgress"
+    error_code: str
+    error: str
+    create_time_ms: int
+    end_time_ms: int
+    cancel_requested: bool
+
+    @property
+    def done(self) -> bool:
+        return self.state != "running"
+
+
+@dataclass
 class IndexProgress:
     files_done: int
     files_total: int
@@ -199,6 +223,7 @@ class IndexProgress:
     current: str
     done: bool
     failures: list[str]
+    job_id: str = ""
 
 
 def _bbox(b) -> tuple[float, float, float, float]:
@@ -236,7 +261,33 @@ def _result(resp) -> SearchResult:
         bbox=_bbox(q.bbox) if q.HasField("bbox") else None,
         components=_components(q.components),
     )
-    return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms)
+    return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms, resp.beyond_max_distance,
+                        resp.nearest_beyond_distance if resp.HasField("nearest_beyond_distance") else None)
+
+
+_DISTINCT = {"none": 1, "track": 2, "source": 3}
+
+
+def _filters(persons=(), exclude_persons=(), sources=(), time_range=None) -> common_pb2.Filters:
+    filters = common_pb2.Filters(
+        persons=[_person_ref(p) for p in persons],
+        exclude_persons=[_person_ref(p) for p in exclude_persons],
+        sources=[str(s) for s in sources],
+    )
+    if time_range is not None:
+        filters.time_range.start_ms = int(time_range[0] or 0)
+        filters.time_range.end_ms = int(time_range[1] or 0)
+    return filters
+
+
+def _refine(req, max_distance, distinct) -> None:
+    """max_distance (squared L2) and distinct ("none" | "track" | "source") on a search request."""
+    if max_distance is not None:
+        req.max_distance = float(max_distance)
+    if distinct is not None:
+        if distinct not in _DISTINCT:
+            raise ValueError(f"distinct must be one of {', '.join(_DISTINCT)}, not {distinct!r}")
+        req.distinct = _DISTINCT[distinct]
 
 
 def _tls_roots(tls) -> bytes | None:
@@ -397,25 +448,23 @@ class Client:
                persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
                sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
                exclude_own_person: bool = False, thumbnails: bool = False,
-               explain: bool = False, timeout: float | None = None) -> SearchResult:
+               explain: bool = False, max_distance: float | None = None, distinct: str | None = None,
+               timeout: float | None = None) -> SearchResult:
         """Faces with the expression closest to the query's (squared-L2 distance).
 
-        time_range: (start_ms, end_ms) in the source's time (stills are at 0);
-        end None or 0 = open. explain: each hit carries its named components and
-        the ones that agree and differ most with the query's (FaceHit.agreeing / differing)."""
-        filters = common_pb2.Filters(
-            persons=[_person_ref(p) for p in persons],
-            exclude_persons=[_person_ref(p) for p in exclude_persons],
-            sources=list(sources),
-        )
-        if time_range is not None:
-            filters.time_range.start_ms = int(time_range[0])
-            filters.time_range.end_ms = int(time_range[1] or 0)
+        sources: URIs as stored (ListSources); an unknown one is NOT_FOUND. time_range:
+        (start_ms, end_ms) in the source's time (stills are at 0); end None or 0 = open.
+        max_distance: no hit farther (SearchResult.beyond_max_distance and
+        nearest_beyond_distance say what lay beyond); distinct: "track" or "source" for
+        one hit each. explain: each hit carries its named components and the ones that
+        agree and differ most with the query's (FaceHit.agreeing / differing)."""
         req = search_pb2.SearchExpressionRequest(
             query=self._face_query(query, face_index=face_index, exclude_own_person=exclude_own_person,
                                    timeout=timeout),
-            top_k=k, filters=filters, include_thumbnails=thumbnails, explain=explain,
+            top_k=k, filters=_filters(persons, exclude_persons, sources, time_range),
+            include_thumbnails=thumbnails, explain=explain,
         )
+        _refine(req, max_distance, distinct)
         return _result(self._call("SearchExpression", req, timeout))
 
     def _search_raw(self, request: search_pb2.SearchExpressionRequest):
@@ -423,21 +472,30 @@ class Client:
         return self._unary.SearchExpression(request, timeout=self.timeout, metadata=self._metadata)
 
     def cross(self, query, person: int | str, *, k: int = 10, face_index: int | None = None,
-              thumbnails: bool = False, explain: bool = False, timeout: float | None = None) -> SearchResult:
-        """Faces of `person` (id or name) making the query face's expression (explain: as search)."""
+              sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
+              thumbnails: bool = False, explain: bool = False, max_distance: float | None = None,
+              distinct: str | None = None, timeout: float | None = None) -> SearchResult:
+        """Faces of `person` (id or name) making the query face's expression; the other
+        arguments as search."""
         req = search_pb2.CrossIdentityRequest(
             query=self._face_query(query, face_index=face_index, timeout=timeout), target=_person_ref(person),
             top_k=k, include_thumbnails=thumbnails, explain=explain,
+            filters=_filters(sources=sources, time_range=time_range),
         )
+        _refine(req, max_distance, distinct)
         return _result(self._call("CrossIdentitySearch", req, timeout))
 
     def identity(self, query, *, k: int = 10, face_index: int | None = None,
-                 thumbnails: bool = False, timeout: float | None = None) -> SearchResult:
-        """Faces of the same person as the query face (identity distance)."""
+                 persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
+                 sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
+                 thumbnails: bool = False, max_distance: float | None = None, distinct: str | None = None,
+                 timeout: float | None = None) -> SearchResult:
+        """Faces of the same person as the query face (identity distance); filters as search."""
         req = search_pb2.SearchIdentityRequest(
             query=self._face_query(query, face_index=face_index, timeout=timeout), top_k=k,
-            include_thumbnails=thumbnails,
+            include_thumbnails=thumbnails, filters=_filters(persons, exclude_persons, sources, time_range),
         )
+        _refine(req, max_distance, distinct)
         return _result(self._call("SearchIdentity", req, timeout))
 
     # -- records --------------------------------------------------------------------
@@ -452,8 +510,21 @@ class Client:
         )
 
     def persons(self, *, timeout: float | None = None) -> list[Person]:
-        resp = self._call("ListPersons", search_pb2.ListPersonsRequest(), timeout)
-        return [_person(p) for p in resp.persons]
+        """Every person (page after page)."""
+        out, token = [], ""
+        while True:
+            page = self.persons_page(page_size=1000, page_token=token, timeout=timeout)
+            out += page.items
+            token = page.next_page_token
+            if not token:
+                return out
+
+    def persons_page(self, *, page_size: int = 100, page_token: str = "",
+                     timeout: float | None = None) -> Page:
+        """One page of persons by ascending id (Person items)."""
+        resp = self._call("ListPersons", search_pb2.ListPersonsRequest(page_size=page_size, page_token=page_token),
+                          timeout)
+        return Page([_person(p) for p in resp.persons], resp.next_page_token, resp.total_size)
 
     def person(self, person: int | str, *, timeout: float | None = None) -> Person:
         return _person(self._call("GetPerson", search_pb2.GetPersonRequest(person=_person_ref(person)),
@@ -503,11 +574,41 @@ class Client:
     def index_paths(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,
                     timeout: float | None = None) -> Iterator[IndexProgress]:
         """Index paths on the server's disk (under its allowed roots); yields progress.
-        timeout: for the whole run (default none: indexing takes as long as it takes)."""
+        timeout: for this stream (default none). The run is a job (IndexProgress.job_id): it
+        goes on if the stream ends early; watch_index_job re-attaches, cancel_index_job stops it."""
         req = search_pb2.IndexPathsRequest(paths=[str(p) for p in paths], fps=fps)
         for m in self._stub.IndexPaths(req, timeout=timeout, metadata=self._metadata):
-            yield IndexProgress(m.files_done, m.files_total, m.frames, m.faces, m.current, m.done,
-                                list(m.failures))
+            yield _progress(m)
+
+    def start_index_job(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,
+                        timeout: float | None = None) -> IndexJob:
+        """Start indexing paths on the server's disk and return the running job at once."""
+        req = search_pb2.StartIndexJobRequest(paths=[str(p) for p in paths], fps=fps)
+        return _job(self._call("StartIndexJob", req, timeout))
+
+    def index_job(self, job_id: str, *, timeout: float | None = None) -> IndexJob:
+        return _job(self._call("GetIndexJob", search_pb2.GetIndexJobRequest(job_id=job_id), timeout))
+
+    def watch_index_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[IndexJob]:
+        """The job now and after every change until it ends (the job outlives this stream)."""
+        req = search_pb2.WatchIndexJobRequest(job_id=job_id)
+        for m in self._stub.WatchIndexJob(req, timeout=timeout, metadata=self._metadata):
+            yield _job(m)
+
+    def cancel_index_job(self, job_id: str, *, timeout: float | None = None) -> IndexJob:
+        """Stop a job after the source in hand (each source is committed whole)."""
+        return _job(self._call("CancelIndexJob", search_pb2.CancelIndexJobRequest(job_id=job_id), timeout))
+
+
+def _progress(m) -> IndexProgress:
+    return IndexProgress(m.files_done, m.files_total, m.frames, m.faces, m.current, m.done,
+                         list(m.failures), m.job_id)
+
+
+def _job(m) -> IndexJob:
+    return IndexJob(m.job_id, _enum_word(m.state, search_pb2.IndexJobState, "INDEX_JOB_STATE_"),
+                    list(m.paths), _progress(m.progress), m.error_code, m.error, m.create_time_ms,
+                    m.end_time_ms, m.cancel_requested)
 
 
 def _person(p) -> Person:

@@ -20,9 +20,10 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 class NativeRpcError(grpc.RpcError):
     """A failed call, with grpcio's error interface (code(), details())."""
 
-    def __init__(self, code: grpc.StatusCode, details: str):
+    def __init__(self, code: grpc.StatusCode, details: str, status: bytes = b""):
         super().__init__(f"{code.name}: {details}")
         self._code, self._details = code, details
+        self.status_details = _decode_status(status)
 
     def code(self) -> grpc.StatusCode:
         return self._code
@@ -56,10 +57,39 @@ def _unary_method(channel, path: str, reply_class):
     parse = reply_class.FromString
 
     def method(request, timeout: float | None = None, metadata=None):
-        code, details, reply = call(path, request.SerializeToString(), metadata, timeout)
+        result = call(path, request.SerializeToString(), metadata, timeout)
+        code, details, reply = result[:3]
         if code:
-            raise NativeRpcError(_CODES.get(code, grpc.StatusCode.UNKNOWN), details)
+            status = result[3] if len(result) > 3 else b""  # a channel built before details: none
+            raise NativeRpcError(_CODES.get(code, grpc.StatusCode.UNKNOWN), details, status)
         return parse(reply)
 
     method.__name__ = path.rsplit("/", 1)[-1]
     return method
+
+
+def _decode_status(raw: bytes) -> list[dict]:
+    """The google.rpc.Status details gRPC C++ received (grpc-status-details-bin), as dicts."""
+    if not raw:
+        return []
+    try:
+        from google.protobuf import json_format
+        from google.rpc import error_details_pb2, status_pb2
+    except ImportError:
+        return []
+    status = status_pb2.Status()
+    try:
+        status.ParseFromString(raw)
+    except Exception:  # noqa: BLE001 - a malformed trailer must not hide the error itself
+        return []
+    out = []
+    for item in status.details:
+        name = item.TypeName().rsplit(".", 1)[-1]
+        cls = getattr(error_details_pb2, name, None)
+        if cls is None:
+            out.append({"type": name, "type_url": item.type_url})
+            continue
+        message = cls()
+        item.Unpack(message)
+        out.append({"type": name, **json_format.MessageToDict(message, preserving_proto_field_name=True)})
+    return out

@@ -37,7 +37,7 @@ class Channel {
     stub_ = std::make_unique<grpc::GenericStub>(channel_);
   }
 
-  // One unary call: (status code, details, reply bytes or None).
+  // One unary call: (status code, details, reply bytes or None, google.rpc.Status bytes).
   py::tuple Unary(const std::string& method, py::bytes request, py::object metadata,
                   std::optional<double> timeout_s) {
     grpc::ClientContext context;
@@ -71,9 +71,10 @@ class Channel {
       }
     }
     if (!status.ok()) {
-      return py::make_tuple(static_cast<int>(status.error_code()), status.error_message(), py::none());
+      return py::make_tuple(static_cast<int>(status.error_code()), status.error_message(), py::none(),
+                            py::bytes(status.error_details()));
     }
-    return py::make_tuple(0, std::string(), py::bytes(ToString(out)));
+    return py::make_tuple(0, std::string(), py::bytes(ToString(out)), py::bytes());
   }
 
  private:

@@ -138,8 +138,10 @@ class StreamThreads {
 };
 
 struct Dispatch {
-  py::object unary;    // (method, request: bytes, call_info) -> (code, details, reply: bytes|None)
-  py::object stream;   // (method, StreamHandle, call_info) -> (code, details)
+  // a failure may add a 4th (unary) / 3rd (stream) element: a serialized google.rpc.Status,
+  // which gRPC C++ sends as the grpc-status-details-bin trailer
+  py::object unary;    // (method, request: bytes, call_info) -> (code, details, reply: bytes|None[, status])
+  py::object stream;   // (method, StreamHandle, call_info) -> (code, details[, status])
   std::unordered_set<std::string> streaming;   // full method names
   std::unordered_set<std::string> inline_ok;   // may run on the gRPC thread
   size_t inline_max_bytes = 0;
@@ -296,9 +298,14 @@ class Call final : public grpc::ServerGenericBidiReactor {
     return info;
   }
 
-  static grpc::Status StatusFrom(int code, const std::string& details) {
+  static grpc::Status StatusFrom(int code, const std::string& details, const std::string& status_details) {
     if (code < 0 || code > 16) return grpc::Status(grpc::StatusCode::UNKNOWN, details);
-    return grpc::Status(static_cast<grpc::StatusCode>(code), details);
+    return grpc::Status(static_cast<grpc::StatusCode>(code), details, status_details);
+  }
+
+  static std::string StatusDetailsAt(const py::tuple& result, size_t index) {
+    if (result.size() <= index || result[index].is_none()) return std::string();
+    return result[index].cast<std::string>();
   }
 
   // No Python left to run handlers: the process is exiting.
@@ -312,6 +319,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
     if (FinishedAsExiting()) return;
     int code = static_cast<int>(grpc::StatusCode::INTERNAL);
     std::string details;
+    std::string status_details;
     std::optional<grpc::ByteBuffer> reply;
     {
       GilForNativeThread gil;
@@ -320,6 +328,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
         py::tuple result = dispatch_->unary(method_, py::bytes(raw), CallInfo());
         code = result[0].cast<int>();
         details = result[1].cast<std::string>();
+        status_details = StatusDetailsAt(result, 3);
         if (code == 0) {
           char* data;
           Py_ssize_t size;
@@ -336,7 +345,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
       reply_ = std::move(*reply);
       StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
     } else {
-      Finish(StatusFrom(code, details));
+      Finish(StatusFrom(code, details, status_details));
     }
   }
 
@@ -344,6 +353,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
     if (FinishedAsExiting()) return;
     int code = static_cast<int>(grpc::StatusCode::INTERNAL);
     std::string details;
+    std::string status_details;
     {
       GilForNativeThread gil;
       auto handle = std::make_shared<StreamHandle>(this);
@@ -351,6 +361,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
         py::tuple result = dispatch_->stream(method_, py::cast(handle), CallInfo());
         code = result[0].cast<int>();
         details = result[1].cast<std::string>();
+        status_details = StatusDetailsAt(result, 2);
       } catch (const std::exception& e) {
         code = static_cast<int>(grpc::StatusCode::INTERNAL);
         details = std::string("mien front: ") + e.what();
@@ -362,7 +373,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
         dropped = std::move(cancel_callback_);
       }
     }
-    Finish(StatusFrom(code, details));
+    Finish(StatusFrom(code, details, status_details));
   }
 
   const Dispatch* dispatch_;

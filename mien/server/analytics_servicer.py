@@ -84,7 +84,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
 
     @rpc
     def ListTags(self, request, context):
-        return analytics_pb2.ListTagsResponse(tags=[tag_info(t) for t in analytics.list_tags(self.ctx.store)])
+        from mien.server.pages import key_page
+
+        tags = analytics.list_tags(self.ctx.store)  # sorted by name
+        page, token = key_page(tags, lambda t: t.name, request.page_size, request.page_token, str)
+        return analytics_pb2.ListTagsResponse(tags=[tag_info(t) for t in page], next_page_token=token,
+                                              total_size=len(tags))
 
     @rpc
     def DeleteTag(self, request, context):
@@ -120,8 +125,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
 
     @rpc
     def TagStore(self, request, context):
-        report = analytics.tag_store(self.ctx.store, list(request.tags) or None)
+        from mien.server.pages import fingerprint, offset_page
+
+        store = self.ctx.store
+        report = analytics.tag_store(store, list(request.tags) or None)
+        rows, token = offset_page(report.persons, request.page_size, request.page_token,
+                                  fingerprint("TagStore", list(request.tags), store.stats().get("faces")))
         return analytics_pb2.TagStoreResponse(
+            next_page_token=token, total_size=len(report.persons),
             face_count=report.faces,
             totals=[analytics_pb2.TagTotal(tag=t, tagged_count=report.tagged[t]) for t in report.tags],
             persons=[
@@ -130,7 +141,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
                     face_count=p.faces, tagged_count=p.tagged, rate=p.rate,
                     best_face_id=p.best_face_id, best_distance=p.best_distance,
                 )
-                for p in report.persons
+                for p in rows
             ],
         )
 
@@ -170,10 +181,17 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
             seed=int(request.seed), closest=request.closest or 5,
         )
         store = self.ctx.store
+        from mien.server.pages import fingerprint, offset_page
+
+        # the same request on the same store makes the same clustering: a later page is its next clusters
+        stats = store.stats()
+        clusters, token = offset_page(result.clusters, request.page_size, request.page_token, fingerprint(
+            "ClusterStore", request.k, request.sample, request.seed, request.closest, request.thumbnails,
+            stats.get("faces"), stats.get("sealed_faces"), stats.get("tombstones")))
         return analytics_pb2.ClusterStoreResponse(
             face_count=result.faces, sampled_count=result.sampled, k_requested=result.k_requested,
-            k=result.k, seed=result.seed,
-            clusters=self._clusters(result.clusters,
+            k=result.k, seed=result.seed, next_page_token=token, total_size=len(result.clusters),
+            clusters=self._clusters(clusters,
                                     lambda ids: np.asarray(store.vectors(ids, kind="expression")),
                                     request.thumbnails),
         )

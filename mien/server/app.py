@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from mien.server.reflection_v1 import PREFIXES as REFLECTION_PREFIXES, add_reflection
 
 from mien import native
 from mien.errors import BadInputError, MienError
@@ -52,12 +52,15 @@ _UNAUTHENTICATED_MESSAGE = "missing or invalid bearer token (metadata 'authoriza
 def token_check(token: str):
     """(method, metadata) -> None when the call may go on, else why it may not.
 
-    Health checks always pass: load balancers probe without credentials.
+    Health checks always pass: load balancers probe without credentials. So does
+    server reflection (v1 and v1alpha): it tells only the public schema (the .proto
+    files that ship with mien) and lets grpcurl list and describe the services;
+    every call that reads or changes the store needs the token.
     """
     expected = f"Bearer {token}".encode()
 
     def refusal(method: str, metadata) -> str | None:
-        if method.startswith(_HEALTH_PREFIX):
+        if method.startswith(_HEALTH_PREFIX) or method.startswith(REFLECTION_PREFIXES):
             return None
         for key, value in metadata or ():
             if key == "authorization":
@@ -293,8 +296,8 @@ def _add_services(server, ctx: ServerContext) -> health.HealthServicer:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    services += [health.SERVICE_NAME, reflection.SERVICE_NAME]
-    reflection.enable_server_reflection(services, server)
+    services += [health.SERVICE_NAME]
+    add_reflection(server, services)  # grpc.reflection.v1 and v1alpha
     return health_servicer
 
 

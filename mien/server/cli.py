@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without a token (refused otherwise: anyone on the "
                         "network could query the store)")
+    g = p.add_argument_group("models (a store records the engine that built it, model files included; "
+                             "these point at files that moved since, checked against the recorded hash)")
+    g.add_argument("--detector-model", metavar="PATH", default=None, help="the insightface detector pack or .onnx")
+    g.add_argument("--identity-model", metavar="PATH", default=None, help="the ArcFace .onnx")
+    g.add_argument("--expression-model", metavar="PATH", default=None, help="the FEENet checkpoint")
+    g.add_argument("--device", default=None, help="cpu or cuda for FEENet / ONNX models (default cpu)")
     p.set_defaults(func=run)
 
 
@@ -64,7 +70,14 @@ def run(args) -> int:
     tls = TLSConfig(args.tls_cert, args.tls_key) if args.tls_cert else None
     limits = Limits(max_message_bytes=args.max_message_mb * 1024 * 1024,
                     max_image_pixels=int(args.max_image_mp * 1_000_000), max_top_k=args.max_top_k)
-    return serve(args.store, port=args.port, host=args.host, workers=args.workers,
+    engine = {key: getattr(args, key) for key in ("detector_model", "identity_model", "expression_model", "device")
+              if getattr(args, key, None)}
+    engine_config = None
+    if engine:
+        from mien.engine.faces import EngineConfig
+
+        engine_config = EngineConfig(**engine)
+    return serve(args.store, port=args.port, engine_config=engine_config, host=args.host, workers=args.workers,
                  token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
                  front=args.front, insecure=args.insecure,

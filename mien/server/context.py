@@ -24,7 +24,7 @@ EXPRESSION_DIM = 16
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask of the server; beyond it -> RESOURCE_EXHAUSTED."""
+    """What one request may ask of the server; beyond it -> INVALID_ARGUMENT (the limit in ErrorInfo)."""
 
     max_message_bytes: int = 16 * 1024 * 1024   # one gRPC message, either way
     max_image_pixels: int = 50_000_000           # decoded query image
@@ -77,7 +77,8 @@ class UploadCache:
             self._expire(time.monotonic())
             item = self._items.get(upload_id)
         if item is None:
-            raise NotFoundError(f"upload {clip(upload_id)} is unknown or expired")
+            raise NotFoundError(f"upload {clip(upload_id)} is unknown or expired", reason="UPLOAD_NOT_FOUND",
+                                resource=("mien.v1.Upload", clip(upload_id)))
         return item[1]
 
     def _expire(self, now: float) -> None:
@@ -155,6 +156,9 @@ class ServerContext:
         """A safe point in a long handler: raise ServerStoppingError once the grace is over."""
         if self.cancelled.is_set():
             raise ServerStoppingError("the server is shutting down; the call was stopped")
+        from mien.server import calls
+
+        calls.check()  # the caller cancelled or its deadline passed: stop here, nobody waits
 
     def start_indexer(self, target) -> threading.Thread:
         """Run a server-side indexing job in a thread the shutdown can wait for."""
@@ -265,9 +269,11 @@ class ServerContext:
     # -- queries --------------------------------------------------------------
     def check_top_k(self, top_k: int) -> int:
         if top_k < 0:
-            raise BadInputError(f"top_k must be positive, got {top_k}")
+            raise BadInputError(f"top_k must be positive, got {top_k}", field="top_k")
         if top_k > self.limits.max_top_k:
-            raise TooLargeError(f"top_k {top_k} exceeds the server's limit of {self.limits.max_top_k}")
+            raise TooLargeError(f"top_k {top_k} exceeds the server's limit of {self.limits.max_top_k}",
+                                reason="TOP_K_TOO_LARGE", metadata={"limit": self.limits.max_top_k},
+                                field="top_k")
         return top_k or 10
 
     def identity_dim(self) -> int:
@@ -287,8 +293,9 @@ class ServerContext:
             want = EXPRESSION_DIM if kind == "expression" else self.identity_dim()
             if vec.shape[0] != want:
                 raise BadInputError(
-                    f"the query vector has {vec.shape[0]} dimensions; {kind} search needs {want}"
-                )
+                    f"the query vector has {vec.shape[0]} dimensions; {kind} search needs {want}",
+                    reason="VECTOR_DIMENSION", metadata={"given": vec.shape[0], "expected": want},
+                    field="query.vector")
             return vec, None
         if which == "face_id":
             record = self.store.get_face(query.face_id)
@@ -309,23 +316,23 @@ class ServerContext:
         from mien.engine.faces import load_image
 
         if not data:
-            raise BadInputError("the query image is empty")
+            raise BadInputError("the query image is empty", reason="EMPTY_IMAGE", field="query.image")
         image = load_image(data, max_pixels=self.limits.max_image_pixels)
         analyzer = self.analyzer()
         with self.analyze_lock:
             self.checkpoint()  # a safe point: the queue for the analyzer can be long
             faces = _left_to_right(analyzer.detect(image))
             if not faces:
-                raise BadInputError("no face found in the query image")
+                raise BadInputError("no face found in the query image", reason="NO_FACE", field="query")
             if index is None and len(faces) > 1:
                 raise BadInputError(
-                    f"the query image holds {len(faces)} faces; choose one with face_index 0..{len(faces) - 1}"
-                )
+                    f"the query image holds {len(faces)} faces; choose one with face_index 0..{len(faces) - 1}",
+                    reason="MULTIPLE_FACES", metadata={"faces": len(faces)}, field="query.face_index")
             index = 0 if index is None else index
             if not 0 <= index < len(faces):
                 raise BadInputError(
-                    f"face_index {index} is out of range: the query image holds {len(faces)} face(s)"
-                )
+                    f"face_index {index} is out of range: the query image holds {len(faces)} face(s)",
+                    reason="FACE_INDEX_OUT_OF_RANGE", metadata={"faces": len(faces)}, field="query.face_index")
             self.checkpoint()
             analyzer.assess(image, faces)
             face = faces[index]

@@ -24,6 +24,7 @@ import time
 import grpc
 
 from mien.errors import (
+    AlreadyExistsError,
     BadInputError,
     ServerStoppingError,
     EncoderMismatchError,
@@ -33,14 +34,19 @@ from mien.errors import (
     TooLargeError,
 )
 
+from mien.server import calls
+from mien.server.status import status_details_bytes
 from mien.server.validate import check_request, clip_message
 
 log = logging.getLogger("mien.server.rpc")
 
 # Order matters: subclasses before their bases (TooLargeError is a BadInputError,
 # ModelNotFoundError a FileNotFoundError, NotFoundError a KeyError).
+# A request over a limit is the caller's to fix, not a quota to wait for: INVALID_ARGUMENT
+# (the limit in ErrorInfo.metadata), as for every other bad request.
 _MAPPING: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
-    (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (TooLargeError, grpc.StatusCode.INVALID_ARGUMENT),
+    (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (BadInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (StoreLockedError, grpc.StatusCode.UNAVAILABLE),
@@ -53,6 +59,10 @@ _MAPPING: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
     """The gRPC status for a mien error, or None for an unexpected exception."""
+    if isinstance(exc, calls.CallEndedError):
+        return grpc.StatusCode[exc.code]
+    if type(exc).__name__ == "JobCancelledError":
+        return grpc.StatusCode.CANCELLED
     for kind, code in _MAPPING:
         if isinstance(exc, kind):
             return code
@@ -81,7 +91,21 @@ def _abort(context: grpc.ServicerContext, method: str, exc: BaseException, ctx=N
         context.abort(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE)
     if code is not grpc.StatusCode.INVALID_ARGUMENT and code is not grpc.StatusCode.NOT_FOUND:
         log.info("rpc=%s %s: %s", method, code.name, exc)  # the full story stays here
-    context.abort(code, public_message(exc, ctx.private_strings() if ctx is not None else ()))
+    message = public_message(exc, ctx.private_strings() if ctx is not None else ())
+    _attach_details(context, status_details_bytes(code, message, exc))
+    context.abort(code, message)
+
+
+def _attach_details(context, details: bytes) -> None:
+    """google.rpc.Status details for the client (trailer grpc-status-details-bin), on
+    grpcio's context, the native front's (which hands them to gRPC C++) and the web's."""
+    if hasattr(context, "set_status_details"):
+        context.set_status_details(details)
+    elif hasattr(context, "set_trailing_metadata"):
+        try:
+            context.set_trailing_metadata((("grpc-status-details-bin", details),))
+        except Exception:  # noqa: BLE001 - a context that takes no trailers: the code and message still go
+            pass
 
 
 def _check(request) -> None:
@@ -90,8 +114,11 @@ def _check(request) -> None:
 
 
 def _status_name(context: grpc.ServicerContext) -> str:
-    code = context.code()
-    return "OK" if code is None else code.name
+    code = context.code() if hasattr(context, "code") else None
+    if code is None:
+        # a reply nobody received is not OK: the log says the client's deadline or cancel
+        return calls.ended(context) or "OK"
+    return code.name
 
 
 def rpc(func):
@@ -104,7 +131,7 @@ def rpc(func):
             start = time.perf_counter()
             ctx = getattr(self, "ctx", None)
             try:
-                with _in_flight(ctx):
+                with _in_flight(ctx), calls.serving(context):
                     _check(request)
                     yield from func(self, request, context)
             except Exception as exc:  # noqa: BLE001 - abort() re-raises its own
@@ -121,7 +148,7 @@ def rpc(func):
         start = time.perf_counter()
         ctx = getattr(self, "ctx", None)
         try:
-            with _in_flight(ctx):
+            with _in_flight(ctx), calls.serving(context):
                 _check(request)
                 return func(self, request, context)
         except Exception as exc:  # noqa: BLE001

@@ -67,7 +67,7 @@ class HandlerTable:
 class FrontContext:
     """The part of grpc.ServicerContext that mien's, health's and reflection's servicers use."""
 
-    __slots__ = ("_info", "_handle", "_code", "_details", "_callbacks")
+    __slots__ = ("_info", "_handle", "_code", "_details", "_callbacks", "_status_details")
 
     def __init__(self, info: dict, handle=None):
         self._info = info
@@ -75,6 +75,7 @@ class FrontContext:
         self._code: grpc.StatusCode | None = None
         self._details = ""
         self._callbacks: list | None = None
+        self._status_details = b""   # a serialized google.rpc.Status, sent as grpc-status-details-bin
 
     def abort(self, code: grpc.StatusCode, details: str):
         if code is grpc.StatusCode.OK:  # as grpcio: OK is not a failure status
@@ -84,6 +85,12 @@ class FrontContext:
 
     def abort_with_status(self, status):
         self.abort(status.code, status.details)
+
+    def set_status_details(self, details: bytes) -> None:
+        self._status_details = bytes(details)
+
+    def status_details(self) -> bytes:
+        return self._status_details if self._code not in (None, grpc.StatusCode.OK) else b""
 
     def set_code(self, code: grpc.StatusCode) -> None:
         self._code = code
@@ -178,12 +185,12 @@ class Dispatcher:
         try:
             reply = handler.unary_unary(message, context)
         except Exception as exc:  # noqa: BLE001
-            return (*_failure(context, method, exc), None)
+            return (*_failure(context, method, exc), None, context.status_details())
         finally:
             context.run_callbacks()
         code, details = context.status()
         if code != _OK:
-            return code, details, None
+            return code, details, None, context.status_details()
         return _OK, "", handler.response_serializer(reply)
 
     def stream(self, method: str, handle, info: dict):
@@ -212,10 +219,10 @@ class Dispatcher:
             elif context.status()[0] == _OK:
                 handle.write(serialize(result))
         except Exception as exc:  # noqa: BLE001
-            return _failure(context, method, exc)
+            return (*_failure(context, method, exc), context.status_details())
         finally:
             context.run_callbacks()
-        return context.status()
+        return (*context.status(), context.status_details())
 
 
 def _requests(handle, deserialize, context: FrontContext):

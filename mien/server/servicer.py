@@ -11,6 +11,11 @@ import numpy as np
 from mien.errors import BadInputError, ServerStoppingError, TooLargeError
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
+from mien.server.calls import check as call_ended
+from mien.server.index_jobs import IndexJobs
+from mien.server.refine import (
+    Refinement, candidate_cap, check_max_distance, check_sources, distinct_of, refine,
+)
 from mien.server.messages import add_components, add_explanations, add_hits
 from mien.server.validate import clip
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
@@ -18,14 +23,18 @@ from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 _SearchResponse = search_pb2.SearchResponse
 
 
-class MienServicer(search_pb2_grpc.MienServicer):
+class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
     def __init__(self, ctx: ServerContext):
         self.ctx = ctx
 
     # -- helpers ----------------------------------------------------------------
-    def _reply(self, hits, vec, source, start: float, explain: bool = False):
-        """The SearchResponse for store Hits searched with records=True; explain: why each hit matched."""
+    def _reply(self, hits, vec, source, start: float, explain: bool = False, refined=None):
+        """The SearchResponse for store Hits searched with records=True; explain: why each hit matched;
+        refined: the refine() outcome (what lay beyond max_distance)."""
         reply = _SearchResponse(query=self._query_face(vec, source))
+        if refined is not None and refined.beyond_max_distance:
+            reply.beyond_max_distance = True
+            reply.nearest_beyond_distance = refined.nearest_beyond
         add_hits(reply.hits, [h.record for h in hits], [h.distance for h in hits], self.ctx.person_name)
         if explain and hits:
             store = self.ctx.store
@@ -68,11 +77,11 @@ class MienServicer(search_pb2_grpc.MienServicer):
         if exclude:
             kw["exclude_persons"] = exclude
         if f.sources:
-            kw["sources"] = list(f.sources)
+            kw["sources"] = sorted(check_sources(ctx.store, list(f.sources)))
         if f.HasField("time_range"):
             tr = f.time_range
             if tr.end_ms and tr.end_ms <= tr.start_ms:
-                raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})")
+                raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})", field="filters.time_range")
             # the proto's range is half-open, the store's inclusive
             kw["time_range"] = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
         if _own_face(source) is not None:
@@ -85,10 +94,13 @@ class MienServicer(search_pb2_grpc.MienServicer):
         start = time.perf_counter()
         ctx = self.ctx
         k = ctx.check_top_k(request.top_k)
+        r = self._refinement(request)
         vec, source = ctx.resolve_query(request.query, kind="expression")
-        kw = self._filters(request.filters, request.query, source)
-        hits = ctx.store.search(vec, k, **kw, records=True, thumbnails=request.include_thumbnails)
-        return self._reply(hits, vec, source, start, request.explain)
+        kw = self._filters(request.filters, request.query, source)  # the store applies these itself
+        refined = refine(lambda n: ctx.store.search(vec, n, **kw, records=True,
+                                                    thumbnails=request.include_thumbnails),
+                         k, r, candidate_cap(k), call_ended)
+        return self._reply(refined.hits, vec, source, start, request.explain, refined)
 
     @rpc
     def CrossIdentitySearch(self, request, context):
@@ -98,20 +110,49 @@ class MienServicer(search_pb2_grpc.MienServicer):
         if not request.HasField("target"):
             raise BadInputError("cross-identity search needs a target person (id or name)")
         target = ctx.person(request.target)
+        f = request.filters
+        if f.persons or f.exclude_persons:
+            raise BadInputError("cross-identity search is among the target's faces: person filters do not "
+                                "apply (use sources and time_range)", field="filters.persons")
+        r = self._refinement(request, scoped=True)
         vec, source = ctx.resolve_query(request.query, kind="expression")
-        hits = ctx.store.search_person(vec, target.person_id, k, exclude_face=_own_face(source), records=True,
-                                       thumbnails=request.include_thumbnails)
-        return self._reply(hits, vec, source, start, request.explain)
+        refined = refine(lambda n: ctx.store.search_person(vec, target.person_id, n, exclude_face=_own_face(source),
+                                                           records=True, thumbnails=request.include_thumbnails),
+                         k, r, candidate_cap(k), call_ended)
+        return self._reply(refined.hits, vec, source, start, request.explain, refined)
 
     @rpc
     def SearchIdentity(self, request, context):
         start = time.perf_counter()
         ctx = self.ctx
         k = ctx.check_top_k(request.top_k)
+        r = self._refinement(request, scoped=True)
         vec, source = ctx.resolve_query(request.query, kind="identity")
-        hits = ctx.store.search_identity(vec, k, exclude_face=_own_face(source), records=True,
-                                         thumbnails=request.include_thumbnails)
-        return self._reply(hits, vec, source, start)
+        refined = refine(lambda n: ctx.store.search_identity(vec, n, exclude_face=_own_face(source), records=True,
+                                                             thumbnails=request.include_thumbnails),
+                         k, r, candidate_cap(k), call_ended)
+        return self._reply(refined.hits, vec, source, start, refined=refined)
+
+    def _refinement(self, request, scoped: bool = False) -> Refinement:
+        """max_distance and distinct of a search request; scoped: its filters too, applied to
+        the ranking here (cross-identity and identity search; the store filters expression
+        searches itself)."""
+        r = Refinement(distinct=distinct_of(request.distinct),
+                       max_distance=check_max_distance(request.max_distance
+                                                       if request.HasField("max_distance") else None))
+        if scoped and request.HasField("filters"):
+            f, ctx = request.filters, self.ctx
+            if f.persons:
+                r.persons = frozenset(ctx.person_ids(f.persons))
+            if f.exclude_persons:
+                r.exclude_persons = frozenset(ctx.person_ids(f.exclude_persons))
+            r.sources = check_sources(ctx.store, list(f.sources))
+            if f.HasField("time_range"):
+                tr = f.time_range
+                if tr.end_ms and tr.end_ms <= tr.start_ms:
+                    raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})", field="filters.time_range")
+                r.time_range = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
+        return r
 
     # -- records --------------------------------------------------------------------
     @rpc
@@ -145,8 +186,12 @@ class MienServicer(search_pb2_grpc.MienServicer):
 
     @rpc
     def ListPersons(self, request, context):
+        from mien.server.pages import key_page
+
         persons = sorted(self.ctx.store.list_persons(), key=lambda p: p.person_id)
-        return search_pb2.ListPersonsResponse(persons=[self._person(p) for p in persons])
+        page, token = key_page(persons, lambda p: p.person_id, request.page_size, request.page_token, int)
+        return search_pb2.ListPersonsResponse(persons=[self._person(p) for p in page], next_page_token=token,
+                                              total_size=len(persons))
 
     @rpc
     def GetPerson(self, request, context):
@@ -165,71 +210,6 @@ class MienServicer(search_pb2_grpc.MienServicer):
         )
 
     # -- writes -------------------------------------------------------------------
-    @rpc
-    def IndexPaths(self, request, context):
-        ctx = self.ctx
-        if not request.paths:
-            raise BadInputError("IndexPaths needs at least one path")
-        paths = [str(ctx.check_allowed(p)) for p in request.paths]
-        for given, p in zip(request.paths, paths):
-            if not os.path.exists(p):
-                raise BadInputError(f"{clip(given)} does not exist on the server")
-
-        from mien.indexer import IndexOptions, index_paths
-
-        with ctx.open_writer():  # fail fast (UNAVAILABLE) before starting indexer workers
-            pass
-
-        # No tqdm bar in a server; progress goes to the client instead.
-        options = IndexOptions(show_progress=False)
-        if request.fps > 0:
-            options.fps = request.fps
-        events: queue.Queue = queue.Queue()
-        outcome: dict = {}
-
-        def work():
-            try:
-                # every file is resolved and kept under the allowed roots (links too);
-                # a draining server ends the run at the next source boundary
-                outcome["summary"] = index_paths(paths, ctx.store_dir, options=options,
-                                                 engine_config=ctx.engine_config,
-                                                 progress=events.put, allowed_roots=ctx.allowed_roots,
-                                                 should_stop=lambda: ctx.draining)
-            except BaseException as exc:  # handed to the RPC thread below
-                outcome["error"] = exc
-            finally:
-                events.put(None)
-
-        # The indexer runs in its own thread so progress streams while it works;
-        # the server's shutdown waits for it (ctx.wait_indexers).
-        worker = ctx.start_indexer(work)
-        last: dict = {}
-        while True:
-            event = events.get()
-            if event is None:
-                break
-            last = event
-            if context.is_active():
-                yield _progress(event)
-        worker.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        final = _progress(last)
-        summary = outcome.get("summary")
-        if summary is not None and summary.stopped:
-            raise ServerStoppingError(
-                f"the server is shutting down: indexing stopped after {last.get('files_done', 0)} of "
-                f"{last.get('files_total', 0)} files (each one committed whole); run IndexPaths again "
-                "to index the rest")
-        if summary is not None:
-            final.files_total = summary.files
-            final.frames = summary.frames
-            final.faces = max(final.faces, summary.faces_passed)
-            final.failures.extend(f"{path}: {reason}" for path, reason in summary.failures)
-        final.files_done = max(final.files_done, final.files_total)
-        final.done = True
-        yield final
-
     @rpc
     def UploadImage(self, request_iterator, context):
         limit = self.ctx.limits.max_upload_bytes

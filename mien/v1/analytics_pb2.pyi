@@ -44,14 +44,22 @@ class TagInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., vectors: _Optional[_Iterable[_Union[_common_pb2.Vector, _Mapping]]] = ..., reference_face_ids: _Optional[_Iterable[int]] = ..., created_ms: _Optional[int] = ...) -> None: ...
 
 class ListTagsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTagsResponse(_message.Message):
-    __slots__ = ("tags",)
+    __slots__ = ("tags", "next_page_token", "total_size")
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     tags: _containers.RepeatedCompositeFieldContainer[TagInfo]
-    def __init__(self, tags: _Optional[_Iterable[_Union[TagInfo, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    total_size: int
+    def __init__(self, tags: _Optional[_Iterable[_Union[TagInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class DeleteTagRequest(_message.Message):
     __slots__ = ("name",)
@@ -126,10 +134,14 @@ class TagSourceResponse(_message.Message):
     def __init__(self, source_uri: _Optional[str] = ..., duration_ms: _Optional[int] = ..., face_count: _Optional[int] = ..., sample_period_ms: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[_Union[PersonTagResult, _Mapping]]] = ...) -> None: ...
 
 class TagStoreRequest(_message.Message):
-    __slots__ = ("tags",)
+    __slots__ = ("tags", "page_size", "page_token")
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, tags: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PersonTagCount(_message.Message):
     __slots__ = ("tag", "person_id", "person_name", "face_count", "tagged_count", "rate", "best_face_id", "best_distance")
@@ -160,14 +172,18 @@ class TagTotal(_message.Message):
     def __init__(self, tag: _Optional[str] = ..., tagged_count: _Optional[int] = ...) -> None: ...
 
 class TagStoreResponse(_message.Message):
-    __slots__ = ("face_count", "totals", "persons")
+    __slots__ = ("face_count", "totals", "persons", "next_page_token", "total_size")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     PERSONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     face_count: int
     totals: _containers.RepeatedCompositeFieldContainer[TagTotal]
     persons: _containers.RepeatedCompositeFieldContainer[PersonTagCount]
-    def __init__(self, face_count: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[TagTotal, _Mapping]]] = ..., persons: _Optional[_Iterable[_Union[PersonTagCount, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    total_size: int
+    def __init__(self, face_count: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[TagTotal, _Mapping]]] = ..., persons: _Optional[_Iterable[_Union[PersonTagCount, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class ExpressionCluster(_message.Message):
     __slots__ = ("index", "size", "share", "centre", "representative", "closest")
@@ -220,31 +236,39 @@ class SummarizeResponse(_message.Message):
     def __init__(self, person: _Optional[_Union[_common_pb2.Person, _Mapping]] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., face_count: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ...) -> None: ...
 
 class ClusterStoreRequest(_message.Message):
-    __slots__ = ("k", "sample", "seed", "closest", "thumbnails")
+    __slots__ = ("k", "sample", "seed", "closest", "thumbnails", "page_size", "page_token")
     K_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     CLOSEST_FIELD_NUMBER: _ClassVar[int]
     THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     k: int
     sample: int
     seed: int
     closest: int
     thumbnails: bool
-    def __init__(self, k: _Optional[int] = ..., sample: _Optional[int] = ..., seed: _Optional[int] = ..., closest: _Optional[int] = ..., thumbnails: _Optional[bool] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, k: _Optional[int] = ..., sample: _Optional[int] = ..., seed: _Optional[int] = ..., closest: _Optional[int] = ..., thumbnails: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ClusterStoreResponse(_message.Message):
-    __slots__ = ("face_count", "sampled_count", "k_requested", "k", "seed", "clusters")
+    __slots__ = ("face_count", "sampled_count", "k_requested", "k", "seed", "clusters", "next_page_token", "total_size")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SAMPLED_COUNT_FIELD_NUMBER: _ClassVar[int]
     K_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     face_count: int
     sampled_count: int
     k_requested: int
     k: int
     seed: int
     clusters: _containers.RepeatedCompositeFieldContainer[ExpressionCluster]
-    def __init__(self, face_count: _Optional[int] = ..., sampled_count: _Optional[int] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    total_size: int
+    def __init__(self, face_count: _Optional[int] = ..., sampled_count: _Optional[int] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...

@@ -1,10 +1,22 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Distinct(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISTINCT_UNSPECIFIED: _ClassVar[Distinct]
+    DISTINCT_NONE: _ClassVar[Distinct]
+    DISTINCT_TRACK: _ClassVar[Distinct]
+    DISTINCT_SOURCE: _ClassVar[Distinct]
+DISTINCT_UNSPECIFIED: Distinct
+DISTINCT_NONE: Distinct
+DISTINCT_TRACK: Distinct
+DISTINCT_SOURCE: Distinct
 
 class BBox(_message.Message):
     __slots__ = ("x1", "y1", "x2", "y2")

@@ -8,6 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class IndexJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INDEX_JOB_STATE_UNSPECIFIED: _ClassVar[IndexJobState]
+    INDEX_JOB_STATE_RUNNING: _ClassVar[IndexJobState]
+    INDEX_JOB_STATE_SUCCEEDED: _ClassVar[IndexJobState]
+    INDEX_JOB_STATE_FAILED: _ClassVar[IndexJobState]
+    INDEX_JOB_STATE_CANCELLED: _ClassVar[IndexJobState]
+
 class SourceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SOURCE_KIND_UNSPECIFIED: _ClassVar[SourceKind]
@@ -19,6 +27,11 @@ class SourceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_STATUS_UNSPECIFIED: _ClassVar[SourceStatus]
     SOURCE_STATUS_DONE: _ClassVar[SourceStatus]
     SOURCE_STATUS_FAILED: _ClassVar[SourceStatus]
+INDEX_JOB_STATE_UNSPECIFIED: IndexJobState
+INDEX_JOB_STATE_RUNNING: IndexJobState
+INDEX_JOB_STATE_SUCCEEDED: IndexJobState
+INDEX_JOB_STATE_FAILED: IndexJobState
+INDEX_JOB_STATE_CANCELLED: IndexJobState
 SOURCE_KIND_UNSPECIFIED: SourceKind
 SOURCE_KIND_IMAGE: SourceKind
 SOURCE_KIND_VIDEO: SourceKind
@@ -27,52 +40,72 @@ SOURCE_STATUS_DONE: SourceStatus
 SOURCE_STATUS_FAILED: SourceStatus
 
 class SearchExpressionRequest(_message.Message):
-    __slots__ = ("query", "top_k", "filters", "include_thumbnails", "explain")
+    __slots__ = ("query", "top_k", "filters", "include_thumbnails", "explain", "max_distance", "distinct")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    DISTINCT_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.FaceQuery
     top_k: int
     filters: _common_pb2.Filters
     include_thumbnails: bool
     explain: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., include_thumbnails: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
+    max_distance: float
+    distinct: _common_pb2.Distinct
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., include_thumbnails: _Optional[bool] = ..., explain: _Optional[bool] = ..., max_distance: _Optional[float] = ..., distinct: _Optional[_Union[_common_pb2.Distinct, str]] = ...) -> None: ...
 
 class CrossIdentityRequest(_message.Message):
-    __slots__ = ("query", "target", "top_k", "include_thumbnails", "explain")
+    __slots__ = ("query", "target", "top_k", "include_thumbnails", "explain", "filters", "max_distance", "distinct")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    DISTINCT_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.FaceQuery
     target: _common_pb2.PersonRef
     top_k: int
     include_thumbnails: bool
     explain: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
+    filters: _common_pb2.Filters
+    max_distance: float
+    distinct: _common_pb2.Distinct
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ..., explain: _Optional[bool] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., max_distance: _Optional[float] = ..., distinct: _Optional[_Union[_common_pb2.Distinct, str]] = ...) -> None: ...
 
 class SearchIdentityRequest(_message.Message):
-    __slots__ = ("query", "top_k", "include_thumbnails")
+    __slots__ = ("query", "top_k", "include_thumbnails", "filters", "max_distance", "distinct")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    DISTINCT_FIELD_NUMBER: _ClassVar[int]
     query: _common_pb2.FaceQuery
     top_k: int
     include_thumbnails: bool
-    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+    filters: _common_pb2.Filters
+    max_distance: float
+    distinct: _common_pb2.Distinct
+    def __init__(self, query: _Optional[_Union[_common_pb2.FaceQuery, _Mapping]] = ..., top_k: _Optional[int] = ..., include_thumbnails: _Optional[bool] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., max_distance: _Optional[float] = ..., distinct: _Optional[_Union[_common_pb2.Distinct, str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "query", "elapsed_ms")
+    __slots__ = ("hits", "query", "elapsed_ms", "beyond_max_distance", "nearest_beyond_distance")
     HITS_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    BEYOND_MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_BEYOND_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[_common_pb2.FaceHit]
     query: _common_pb2.QueryFace
     elapsed_ms: float
-    def __init__(self, hits: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ..., query: _Optional[_Union[_common_pb2.QueryFace, _Mapping]] = ..., elapsed_ms: _Optional[float] = ...) -> None: ...
+    beyond_max_distance: bool
+    nearest_beyond_distance: float
+    def __init__(self, hits: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ..., query: _Optional[_Union[_common_pb2.QueryFace, _Mapping]] = ..., elapsed_ms: _Optional[float] = ..., beyond_max_distance: _Optional[bool] = ..., nearest_beyond_distance: _Optional[float] = ...) -> None: ...
 
 class GetFaceRequest(_message.Message):
     __slots__ = ("face_id",)
@@ -123,14 +156,22 @@ class FaceRecord(_message.Message):
     def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[_common_pb2.ExpressionComponent, _Mapping]]] = ...) -> None: ...
 
 class ListPersonsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListPersonsResponse(_message.Message):
-    __slots__ = ("persons",)
+    __slots__ = ("persons", "next_page_token", "total_size")
     PERSONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     persons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Person]
-    def __init__(self, persons: _Optional[_Iterable[_Union[_common_pb2.Person, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    total_size: int
+    def __init__(self, persons: _Optional[_Iterable[_Union[_common_pb2.Person, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class GetPersonRequest(_message.Message):
     __slots__ = ("person",)
@@ -176,7 +217,7 @@ class IndexPathsRequest(_message.Message):
     def __init__(self, paths: _Optional[_Iterable[str]] = ..., fps: _Optional[float] = ...) -> None: ...
 
 class IndexProgress(_message.Message):
-    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures")
+    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures", "job_id")
     FILES_DONE_FIELD_NUMBER: _ClassVar[int]
     FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +225,7 @@ class IndexProgress(_message.Message):
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     files_done: int
     files_total: int
     frames: int
@@ -191,7 +233,56 @@ class IndexProgress(_message.Message):
     current: str
     done: bool
     failures: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
+    job_id: str
+    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class StartIndexJobRequest(_message.Message):
+    __slots__ = ("paths", "fps")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    fps: float
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., fps: _Optional[float] = ...) -> None: ...
+
+class GetIndexJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class WatchIndexJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CancelIndexJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class IndexJob(_message.Message):
+    __slots__ = ("job_id", "state", "paths", "progress", "error_code", "error", "create_time_ms", "end_time_ms", "cancel_requested")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: IndexJobState
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    progress: IndexProgress
+    error_code: str
+    error: str
+    create_time_ms: int
+    end_time_ms: int
+    cancel_requested: bool
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[IndexJobState, str]] = ..., paths: _Optional[_Iterable[str]] = ..., progress: _Optional[_Union[IndexProgress, _Mapping]] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ..., create_time_ms: _Optional[int] = ..., end_time_ms: _Optional[int] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class ImageChunk(_message.Message):
     __slots__ = ("data",)

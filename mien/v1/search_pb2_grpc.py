@@ -77,6 +77,26 @@ class MienStub:
                 request_serializer=mien_dot_v1_dot_search__pb2.IndexPathsRequest.SerializeToString,
                 response_deserializer=mien_dot_v1_dot_search__pb2.IndexProgress.FromString,
                 _registered_method=True)
+        self.StartIndexJob = channel.unary_unary(
+                '/mien.v1.Mien/StartIndexJob',
+                request_serializer=mien_dot_v1_dot_search__pb2.StartIndexJobRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+                _registered_method=True)
+        self.GetIndexJob = channel.unary_unary(
+                '/mien.v1.Mien/GetIndexJob',
+                request_serializer=mien_dot_v1_dot_search__pb2.GetIndexJobRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+                _registered_method=True)
+        self.WatchIndexJob = channel.unary_stream(
+                '/mien.v1.Mien/WatchIndexJob',
+                request_serializer=mien_dot_v1_dot_search__pb2.WatchIndexJobRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+                _registered_method=True)
+        self.CancelIndexJob = channel.unary_unary(
+                '/mien.v1.Mien/CancelIndexJob',
+                request_serializer=mien_dot_v1_dot_search__pb2.CancelIndexJobRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+                _registered_method=True)
         self.UploadImage = channel.stream_unary(
                 '/mien.v1.Mien/UploadImage',
                 request_serializer=mien_dot_v1_dot_search__pb2.ImageChunk.SerializeToString,
@@ -175,6 +195,44 @@ class MienServicer:
         """Index files and folders on the server's disk (only under its allowed
         roots), streaming progress; the last message has done = true and the
         summary. Fails with UNAVAILABLE while another process writes the store.
+        The run is an index job (every message carries its job_id): it goes on
+        when this stream ends early (the client's deadline, a dropped
+        connection), and the client re-attaches with WatchIndexJob or stops it
+        with CancelIndexJob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartIndexJob(self, request, context):
+        """Start indexing as a job and return it at once (state RUNNING); follow it
+        with GetIndexJob or WatchIndexJob (AIP-151's long-running operations, in
+        mien's own messages).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIndexJob(self, request, context):
+        """A job's state and progress. NOT_FOUND for an unknown job (finished jobs
+        are kept for the last 100 runs of the server process).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchIndexJob(self, request, context):
+        """The job now, then after every change until it ends. Ending this call
+        (a deadline, a cancel) leaves the job running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelIndexJob(self, request, context):
+        """Ask a job to stop: it ends (CANCELLED) after the source in hand, each
+        source being committed whole. Returns the job; cancelling a finished
+        job changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -279,6 +337,26 @@ def add_MienServicer_to_server(servicer, server):
                     servicer.IndexPaths,
                     request_deserializer=mien_dot_v1_dot_search__pb2.IndexPathsRequest.FromString,
                     response_serializer=mien_dot_v1_dot_search__pb2.IndexProgress.SerializeToString,
+            ),
+            'StartIndexJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartIndexJob,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.StartIndexJobRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.IndexJob.SerializeToString,
+            ),
+            'GetIndexJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIndexJob,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.GetIndexJobRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.IndexJob.SerializeToString,
+            ),
+            'WatchIndexJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIndexJob,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.WatchIndexJobRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.IndexJob.SerializeToString,
+            ),
+            'CancelIndexJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelIndexJob,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.CancelIndexJobRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.IndexJob.SerializeToString,
             ),
             'UploadImage': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadImage,
@@ -534,6 +612,114 @@ class Mien:
             '/mien.v1.Mien/IndexPaths',
             mien_dot_v1_dot_search__pb2.IndexPathsRequest.SerializeToString,
             mien_dot_v1_dot_search__pb2.IndexProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/StartIndexJob',
+            mien_dot_v1_dot_search__pb2.StartIndexJobRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/GetIndexJob',
+            mien_dot_v1_dot_search__pb2.GetIndexJobRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mien.v1.Mien/WatchIndexJob',
+            mien_dot_v1_dot_search__pb2.WatchIndexJobRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.IndexJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/CancelIndexJob',
+            mien_dot_v1_dot_search__pb2.CancelIndexJobRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.IndexJob.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,159 @@
+"""Mien's server-side indexing RPCs on top of index jobs (mien.server.jobs): IndexPaths,
+StartIndexJob, GetIndexJob, WatchIndexJob, CancelIndexJob. Mixed into MienServicer.
+
+IndexPaths starts a job and streams its progress while the caller listens; the
+job does not depend on the call, so a deadline or a dropped connection ends
+the stream, not the indexing (re-attach with WatchIndexJob, stop with
+CancelIndexJob).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from mien.errors import BadInputError, MienError, ServerStoppingError
+from mien.server.errors import rpc, status_for
+from mien.server.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobTable
+from mien.server.validate import clip
+from mien.v1 import search_pb2
+
+_STATES = {RUNNING: search_pb2.INDEX_JOB_STATE_RUNNING, SUCCEEDED: search_pb2.INDEX_JOB_STATE_SUCCEEDED,
+           FAILED: search_pb2.INDEX_JOB_STATE_FAILED, CANCELLED: search_pb2.INDEX_JOB_STATE_CANCELLED}
+
+
+class JobCancelledError(MienError):
+    """The index job was cancelled (CancelIndexJob) before it finished."""
+
+
+def progress_message(event: dict, job_id: str = "") -> search_pb2.IndexProgress:
+    return search_pb2.IndexProgress(
+        files_done=int(event.get("files_done", 0)), files_total=int(event.get("files_total", 0)),
+        frames=int(event.get("frames", 0)), faces=int(event.get("faces", 0)),
+        current=str(event.get("current", "")), job_id=job_id)
+
+
+def _final_progress(job) -> search_pb2.IndexProgress:
+    final = progress_message(job.progress, job.job_id)
+    summary = job.summary
+    if summary is not None:
+        final.files_total = summary.files
+        final.frames = summary.frames
+        final.faces = max(final.faces, summary.faces_passed)
+        final.failures.extend(f"{path}: {reason}" for path, reason in summary.failures)
+    if job.state == SUCCEEDED:
+        final.files_done = max(final.files_done, final.files_total)
+    final.done = True
+    return final
+
+
+def job_message(job) -> search_pb2.IndexJob:
+    return search_pb2.IndexJob(
+        job_id=job.job_id, state=_STATES[job.state], paths=job.paths,
+        progress=_final_progress(job) if job.done else progress_message(job.progress, job.job_id),
+        error_code=job.error_code, error=job.error, create_time_ms=job.created_ms, end_time_ms=job.ended_ms,
+        cancel_requested=job.cancel.is_set())
+
+
+class IndexJobs:
+    """The indexing RPCs; needs self.ctx (a ServerContext)."""
+
+    _jobs_lock = threading.Lock()
+
+    @property
+    def jobs(self) -> JobTable:
+        with self._jobs_lock:
+            if getattr(self, "_job_table", None) is None:
+                self._job_table = JobTable()
+            return self._job_table
+
+    def _start(self, given_paths, fps: float):
+        """Check the request and start the job; errors here fail the call itself."""
+        ctx = self.ctx
+        if not given_paths:
+            raise BadInputError("indexing needs at least one path", field="paths")
+        paths = [str(ctx.check_allowed(p)) for p in given_paths]
+        for given, p in zip(given_paths, paths):
+            if not os.path.exists(p):
+                raise BadInputError(f"{clip(given)} does not exist on the server", field="paths",
+                                    reason="PATH_NOT_FOUND")
+        from mien.indexer import IndexOptions, index_paths
+
+        with ctx.open_writer():  # fail fast (UNAVAILABLE) before starting indexer workers
+            pass
+        options = IndexOptions(show_progress=False)  # no tqdm bar in a server
+        if fps > 0:
+            options.fps = fps
+        table = self.jobs
+        job = table.create(list(given_paths))
+
+        def work():
+            try:
+                summary = index_paths(
+                    paths, ctx.store_dir, options=options, engine_config=ctx.engine_config,
+                    progress=lambda event: table.update(job, progress=dict(event)),
+                    allowed_roots=ctx.allowed_roots,
+                    # a draining server or CancelIndexJob ends the run at the next source boundary
+                    should_stop=lambda: ctx.draining or job.cancel.is_set())
+                state = CANCELLED if summary.stopped else SUCCEEDED
+                table.update(job, summary=summary, state=state)
+            except Exception as exc:  # noqa: BLE001 - the job records it; the log has the rest
+                from mien.server.errors import public_message
+
+                code = status_for(exc)
+                job.exception = exc
+                table.update(job, state=FAILED, error_code=(code.name if code else "INTERNAL"),
+                             error=public_message(exc, ctx.private_strings()) if code else
+                             "internal error; the server's log has the details")
+                if code is None:
+                    import logging
+
+                    logging.getLogger("mien.server").exception("index job %s failed", job.job_id)
+
+        # the shutdown waits for it (ctx.wait_indexers)
+        ctx.start_indexer(work)
+        return job
+
+    # -- RPCs ---------------------------------------------------------------------------
+    @rpc
+    def IndexPaths(self, request, context):
+        job = self._start(list(request.paths), request.fps)
+        yield progress_message({}, job.job_id)  # at once: the caller holds the job id before any work
+        last = None
+        for state in self.jobs.watch(job.job_id, context.is_active):
+            if state.done:
+                break
+            if state.progress and state.progress != last:
+                last = dict(state.progress)
+                yield progress_message(last, job.job_id)
+        if not job.done:  # the caller went away: the job runs on
+            return
+        if job.state == FAILED:
+            raise getattr(job, "exception", None) or MienError(job.error)
+        if job.state == CANCELLED:
+            done = job.progress.get("files_done", 0)
+            total = job.progress.get("files_total", 0)
+            if job.cancel.is_set():
+                raise JobCancelledError(f"index job {job.job_id} was cancelled after {done} of {total} files "
+                                        "(each one committed whole)", reason="JOB_CANCELLED")
+            raise ServerStoppingError(
+                f"the server is shutting down: indexing stopped after {done} of {total} files (each one "
+                "committed whole); run IndexPaths again to index the rest")
+        yield _final_progress(job)
+
+    @rpc
+    def StartIndexJob(self, request, context):
+        return job_message(self._start(list(request.paths), request.fps))
+
+    @rpc
+    def GetIndexJob(self, request, context):
+        return job_message(self.jobs.get(request.job_id))
+
+    @rpc
+    def WatchIndexJob(self, request, context):
+        for state in self.jobs.watch(request.job_id, context.is_active):
+            yield job_message(state)
+
+    @rpc
+    def CancelIndexJob(self, request, context):
+        return job_message(self.jobs.cancel(request.job_id))
