@@ -276,3 +276,20 @@ def test_reflection_v1_and_v1alpha_open_without_a_token(photo_store, front):
     finally:
         server.stop(None)
         server.mien_context.close()
+
+
+# -- deadlines ------------------------------------------------------------------------------
+def test_a_call_past_its_deadline_stops_and_is_logged_so(env, caplog):
+    """An image query whose client gave it 30 ms: the server stops at its next safe point
+    (between detection and embedding) and logs DEADLINE_EXCEEDED, not OK."""
+    import logging
+
+    ps, client, _, _ = env
+    photo = ps.archive["t1.jpg"].read_bytes()   # six faces: detection alone outlasts the deadline
+    caplog.set_level(logging.INFO, logger="mien.server.rpc")
+    with pytest.raises(MienError) as err:
+        client.search(photo, face_index=0, k=3, timeout=0.03)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert wait_until(lambda: any("rpc=SearchExpression status=DEADLINE_EXCEEDED" in r.getMessage()
+                                  for r in caplog.records), timeout=30)
+    assert client.search(photo, face_index=0, k=3).hits   # the server goes on answering

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import grpc
 import pytest
 
 from indexer_support import small_photo
 from model_files_support import arcface_onnx, feenet_checkpoint, scrfd_onnx
-from server_support import FRONTS, start_server
+from server_support import FRONTS, free_port, start_server, wait_until
 
 from mien.clients.cli import main
 from mien.clients.client import Client
@@ -60,6 +62,13 @@ def arcface_store(tmp_path_factory, models, archive):
     store = tmp_path_factory.mktemp("arcface") / "store"
     assert index(archive, store, "--identity", "arcface", "--identity-model", str(models["arcface"])) == 0
     return store
+
+
+def _serving(client) -> bool:
+    try:
+        return client.health(timeout=2) == "SERVING"
+    except grpc.RpcError:
+        return False
 
 
 def record(store) -> dict:
@@ -134,6 +143,19 @@ def test_moved_model_is_found_by_flag_and_checked_by_hash(tmp_path, models, arch
     finally:
         server.stop(None)
         server.mien_context.close()
+
+    # `mien serve --expression-model` does the same from the command line
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mien.clients.cli", "serve", "--store", str(store),
+                             "--port", str(port), "--front", "python", "--expression-model", str(elsewhere)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with Client(f"127.0.0.1:{port}", transport="python") as client:
+            assert wait_until(lambda: _serving(client), timeout=120), proc.stderr.read1().decode()
+            assert client.search(str(archive / "obama.jpg"), k=1).hits[0].distance < 1e-4
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
     # in-process tagging takes the same pointer
     assert main(["tag", "create", "moved", "--image", str(archive / "obama.jpg"), "--store", str(store),
