@@ -135,11 +135,16 @@ def test_moved_model_is_found_by_flag_and_checked_by_hash(tmp_path, models, arch
         server.stop(None)
         server.mien_context.close()
 
-    # pointed at the moved file: served
-    server, target = start_server(store, front="python", engine_config=EngineConfig(expression_model=str(elsewhere)))
+    # pointed at the moved file: served, and server-side indexing uses it too
+    more = tmp_path / "more"
+    small_photo("obama2", more / "obama2.jpg")
+    server, target = start_server(store, front="python", engine_config=EngineConfig(expression_model=str(elsewhere)),
+                                  allowed_roots=[more])
     try:
         with Client(target, transport="python") as client:
             assert client.search(str(archive / "obama.jpg"), k=1).hits[0].distance < 1e-4
+            final = list(client.index_paths([more]))[-1]
+            assert final.done and not final.failures and final.faces >= 1
     finally:
         server.stop(None)
         server.mien_context.close()

@@ -78,6 +78,10 @@ class IndexJobs:
                 raise BadInputError(f"{clip(given)} does not exist on the server", field="paths",
                                     reason="PATH_NOT_FOUND")
         from mien.indexer import IndexOptions, index_paths
+        from mien.indexer.pipeline import engine_config_for
+
+        # the store's recorded engine, with the server's pointers to moved model files
+        engine_config = engine_config_for(ctx.store_dir, ctx.engine_config) if ctx.engine_config else None
 
         with ctx.open_writer():  # fail fast (UNAVAILABLE) before starting indexer workers
             pass
@@ -90,7 +94,7 @@ class IndexJobs:
         def work():
             try:
                 summary = index_paths(
-                    paths, ctx.store_dir, options=options, engine_config=ctx.engine_config,
+                    paths, ctx.store_dir, options=options, engine_config=engine_config,
                     progress=lambda event: table.update(job, progress=dict(event)),
                     allowed_roots=ctx.allowed_roots,
                     # a draining server or CancelIndexJob ends the run at the next source boundary
