@@ -103,9 +103,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         if request.HasField("max_gap_ms"):
             max_gap = None if request.max_gap_ms < 0 else int(request.max_gap_ms)
         report = analytics.tag_source(self.ctx.store, request.source_uri,
-                                      list(request.tags) or None, max_gap_ms=max_gap)
+                                      list(request.tags) or None, max_gap_ms=max_gap,
+                                      include_occluded=request.include_occluded)
         return analytics_pb2.TagSourceResponse(
             source_uri=report.uri, duration_ms=report.duration_ms, face_count=report.faces,
+            occluded_left_out=report.occluded_left_out,
             sample_period_ms=report.sample_period_ms, tags=report.tags,
             results=[
                 analytics_pb2.PersonTagResult(
@@ -128,12 +130,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         from mien.server.pages import fingerprint, offset_page
 
         store = self.ctx.store
-        report = analytics.tag_store(store, list(request.tags) or None)
+        report = analytics.tag_store(store, list(request.tags) or None, include_occluded=request.include_occluded)
         rows, token = offset_page(report.persons, request.page_size, request.page_token,
-                                  fingerprint("TagStore", list(request.tags), store.stats().get("faces")))
+                                  fingerprint("TagStore", list(request.tags), store.stats().get("faces"),
+                                              request.include_occluded))
         return analytics_pb2.TagStoreResponse(
             next_page_token=token, total_size=len(report.persons),
-            face_count=report.faces,
+            face_count=report.faces, occluded_left_out=report.occluded_left_out,
             totals=[analytics_pb2.TagTotal(tag=t, tagged_count=report.tagged[t]) for t in report.tags],
             persons=[
                 analytics_pb2.PersonTagCount(
@@ -160,14 +163,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         self.ctx.checkpoint()  # a safe point before the clustering: a shutdown may have begun
         summary = analytics.summarize_person(
             self.ctx.store, person.person_id, method=method, k=request.k or None,
-            seed=int(request.seed), closest=closest,
+            seed=int(request.seed), closest=closest, include_occluded=request.include_occluded,
         )
         store = self.ctx.store
         return analytics_pb2.SummarizeResponse(
             person=common_pb2.Person(person_id=person.person_id, name=person.name or "",
                                      face_count=summary.faces),
             method=_METHOD_TO_PB[summary.method], k_requested=summary.k_requested, k=summary.k,
-            face_count=summary.faces, seed=summary.seed,
+            face_count=summary.faces, seed=summary.seed, occluded_left_out=summary.occluded_left_out,
             clusters=self._clusters(summary.clusters,
                                     lambda ids: np.asarray(store.vectors(ids, kind="expression")),
                                     request.thumbnails),
@@ -178,7 +181,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         self.ctx.checkpoint()  # a safe point before the clustering: a shutdown may have begun
         result = analytics.cluster_store(
             self.ctx.store, k=request.k or 100, sample=request.sample or 200_000,
-            seed=int(request.seed), closest=request.closest or 5,
+            seed=int(request.seed), closest=request.closest or 5, include_occluded=request.include_occluded,
         )
         store = self.ctx.store
         from mien.server.pages import fingerprint, offset_page
@@ -187,9 +190,10 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         stats = store.stats()
         clusters, token = offset_page(result.clusters, request.page_size, request.page_token, fingerprint(
             "ClusterStore", request.k, request.sample, request.seed, request.closest, request.thumbnails,
-            stats.get("faces"), stats.get("sealed_faces"), stats.get("tombstones")))
+            request.include_occluded, stats.get("faces"), stats.get("sealed_faces"), stats.get("tombstones")))
         return analytics_pb2.ClusterStoreResponse(
             face_count=result.faces, sampled_count=result.sampled, k_requested=result.k_requested,
+            occluded_left_out=result.occluded_left_out,
             k=result.k, seed=result.seed, next_page_token=token, total_size=len(result.clusters),
             clusters=self._clusters(clusters,
                                     lambda ids: np.asarray(store.vectors(ids, kind="expression")),

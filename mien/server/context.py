@@ -49,6 +49,7 @@ class QuerySource:
     face_index: int = -1                    # image queries: which of faces
     record: object | None = None            # face_id queries: the store's FaceRecord
     identity: np.ndarray | None = None      # image queries when identity was computed
+    verdict: object | None = None           # FaceQA on the query face (engine query_qa.QueryVerdict)
 
 
 class UploadCache:
@@ -303,8 +304,10 @@ class ServerContext:
                 vec = np.asarray(record.expression, dtype=np.float32)
             else:
                 vec = self.store.vectors([record.face_id], kind="identity")[0]
+            from mien.engine.faces.query_qa import record_verdict
+
             return vec, QuerySource(face_id=record.face_id, person_id=record.person_id,
-                                    bbox=tuple(record.bbox), record=record)
+                                    bbox=tuple(record.bbox), record=record, verdict=record_verdict(record))
         if which in ("image", "upload_id"):
             data = query.image.data if which == "image" else self.uploads.get(query.upload_id)
             index = query.face_index if query.HasField("face_index") else None
@@ -336,6 +339,10 @@ class ServerContext:
             self.checkpoint()
             analyzer.assess(image, faces)
             face = faces[index]
+            from mien.engine.faces.query_qa import image_face_verdict
+
+            # under the lock: the occlusion score runs the process-wide FaceMesh interpreter
+            verdict = image_face_verdict(image, face, analyzer.config)
             if kind == "expression":
                 analyzer.embed_expression(image, [face])
             if need_identity:
@@ -344,7 +351,7 @@ class ServerContext:
         if vec is None:
             raise BadInputError(f"could not compute the {kind} vector of face {index}")
         source = QuerySource(bbox=tuple(float(v) for v in face.bbox), faces=faces,
-                             face_index=index, identity=face.identity)
+                             face_index=index, identity=face.identity, verdict=verdict)
         if need_identity and face.identity is not None and kind == "expression":
             source.person_id = self._nearest_person(face.identity)
         return np.asarray(vec, dtype=np.float32), source

@@ -19,7 +19,8 @@ def add_hits(repeated, records, distances, person_name) -> None:
         hit = add(face_id=rec.face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
                   frame_index=rec.frame_index, person_id=rec.person_id,
                   person_name=person_name(rec.person_id), distance=float(distance),
-                  track_id=rec.track_id)
+                  track_id=rec.track_id, occluded=getattr(rec, "occluded", False),
+                  occlusion=getattr(rec, "occlusion", 0.0))
         box = hit.bbox
         box.x1, box.y1, box.x2, box.y2 = rec.bbox
         if rec.thumbnail:

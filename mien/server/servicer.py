@@ -64,6 +64,11 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
                 quality_passed=bool(q.passed) if q is not None else True,
                 quality_reason=(q.reason if q is not None else ""),
             ))
+        v = source.verdict
+        if v is not None:
+            qf.quality.CopyFrom(common_pb2.QueryQuality(
+                passed=v.passed, reason=v.reason, explanation=v.explanation, sharpness=v.sharpness,
+                yaw=v.yaw, pitch=v.pitch, roll=v.roll, occluded=v.occluded, occlusion=v.occlusion))
         return qf
 
     def _filters(self, f, query, source) -> dict:
@@ -86,6 +91,8 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
             kw["time_range"] = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
         if _own_face(source) is not None:
             kw["exclude_face"] = source.face_id
+        if f.exclude_occluded:
+            kw["exclude_occluded"] = True
         return kw
 
     # -- searches -----------------------------------------------------------------
@@ -117,6 +124,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
         r = self._refinement(request, scoped=True)
         vec, source = ctx.resolve_query(request.query, kind="expression")
         refined = refine(lambda n: ctx.store.search_person(vec, target.person_id, n, exclude_face=_own_face(source),
+                                                           exclude_occluded=f.exclude_occluded,
                                                            records=True, thumbnails=request.include_thumbnails),
                          k, r, candidate_cap(k), call_ended)
         return self._reply(refined.hits, vec, source, start, request.explain, refined)
@@ -129,6 +137,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
         r = self._refinement(request, scoped=True)
         vec, source = ctx.resolve_query(request.query, kind="identity")
         refined = refine(lambda n: ctx.store.search_identity(vec, n, exclude_face=_own_face(source), records=True,
+                                                             exclude_occluded=request.filters.exclude_occluded,
                                                              thumbnails=request.include_thumbnails),
                          k, r, candidate_cap(k), call_ended)
         return self._reply(refined.hits, vec, source, start, refined=refined)
@@ -172,7 +181,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
             track_id=rec.track_id, person_id=rec.person_id,
             person_name=self.ctx.person_name(rec.person_id),
             thumbnail=rec.thumbnail or store.get_thumbnail(rec.face_id),
-            has_identity=has_identity,
+            has_identity=has_identity, occluded=rec.occluded, occlusion=rec.occlusion,
         )
         from mien.engine.faces.explain import components
 

@@ -108,40 +108,46 @@ class PersonTagResult(_message.Message):
     def __init__(self, tag: _Optional[str] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., track_id: _Optional[int] = ..., face_count: _Optional[int] = ..., tagged_count: _Optional[int] = ..., rate: _Optional[float] = ..., segments: _Optional[_Iterable[_Union[TagSegment, _Mapping]]] = ...) -> None: ...
 
 class TagSourceRequest(_message.Message):
-    __slots__ = ("source_uri", "tags", "max_gap_ms")
+    __slots__ = ("source_uri", "tags", "max_gap_ms", "include_occluded")
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     MAX_GAP_MS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_OCCLUDED_FIELD_NUMBER: _ClassVar[int]
     source_uri: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     max_gap_ms: int
-    def __init__(self, source_uri: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., max_gap_ms: _Optional[int] = ...) -> None: ...
+    include_occluded: bool
+    def __init__(self, source_uri: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., max_gap_ms: _Optional[int] = ..., include_occluded: _Optional[bool] = ...) -> None: ...
 
 class TagSourceResponse(_message.Message):
-    __slots__ = ("source_uri", "duration_ms", "face_count", "sample_period_ms", "tags", "results")
+    __slots__ = ("source_uri", "duration_ms", "face_count", "sample_period_ms", "tags", "results", "occluded_left_out")
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     source_uri: str
     duration_ms: int
     face_count: int
     sample_period_ms: int
     tags: _containers.RepeatedScalarFieldContainer[str]
     results: _containers.RepeatedCompositeFieldContainer[PersonTagResult]
-    def __init__(self, source_uri: _Optional[str] = ..., duration_ms: _Optional[int] = ..., face_count: _Optional[int] = ..., sample_period_ms: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[_Union[PersonTagResult, _Mapping]]] = ...) -> None: ...
+    occluded_left_out: int
+    def __init__(self, source_uri: _Optional[str] = ..., duration_ms: _Optional[int] = ..., face_count: _Optional[int] = ..., sample_period_ms: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[_Union[PersonTagResult, _Mapping]]] = ..., occluded_left_out: _Optional[int] = ...) -> None: ...
 
 class TagStoreRequest(_message.Message):
-    __slots__ = ("tags", "page_size", "page_token")
+    __slots__ = ("tags", "page_size", "page_token", "include_occluded")
     TAGS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_OCCLUDED_FIELD_NUMBER: _ClassVar[int]
     tags: _containers.RepeatedScalarFieldContainer[str]
     page_size: int
     page_token: str
-    def __init__(self, tags: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    include_occluded: bool
+    def __init__(self, tags: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_occluded: _Optional[bool] = ...) -> None: ...
 
 class PersonTagCount(_message.Message):
     __slots__ = ("tag", "person_id", "person_name", "face_count", "tagged_count", "rate", "best_face_id", "best_distance")
@@ -172,18 +178,20 @@ class TagTotal(_message.Message):
     def __init__(self, tag: _Optional[str] = ..., tagged_count: _Optional[int] = ...) -> None: ...
 
 class TagStoreResponse(_message.Message):
-    __slots__ = ("face_count", "totals", "persons", "next_page_token", "total_size")
+    __slots__ = ("face_count", "totals", "persons", "next_page_token", "total_size", "occluded_left_out")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     PERSONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     face_count: int
     totals: _containers.RepeatedCompositeFieldContainer[TagTotal]
     persons: _containers.RepeatedCompositeFieldContainer[PersonTagCount]
     next_page_token: str
     total_size: int
-    def __init__(self, face_count: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[TagTotal, _Mapping]]] = ..., persons: _Optional[_Iterable[_Union[PersonTagCount, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    occluded_left_out: int
+    def __init__(self, face_count: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[TagTotal, _Mapping]]] = ..., persons: _Optional[_Iterable[_Union[PersonTagCount, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., occluded_left_out: _Optional[int] = ...) -> None: ...
 
 class ExpressionCluster(_message.Message):
     __slots__ = ("index", "size", "share", "centre", "representative", "closest")
@@ -202,23 +210,25 @@ class ExpressionCluster(_message.Message):
     def __init__(self, index: _Optional[int] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centre: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., representative: _Optional[_Union[_common_pb2.FaceHit, _Mapping]] = ..., closest: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ...) -> None: ...
 
 class SummarizeRequest(_message.Message):
-    __slots__ = ("person", "method", "k", "seed", "closest", "thumbnails")
+    __slots__ = ("person", "method", "k", "seed", "closest", "thumbnails", "include_occluded")
     PERSON_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     CLOSEST_FIELD_NUMBER: _ClassVar[int]
     THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_OCCLUDED_FIELD_NUMBER: _ClassVar[int]
     person: _common_pb2.PersonRef
     method: SummaryMethod
     k: int
     seed: int
     closest: int
     thumbnails: bool
-    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., closest: _Optional[int] = ..., thumbnails: _Optional[bool] = ...) -> None: ...
+    include_occluded: bool
+    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., closest: _Optional[int] = ..., thumbnails: _Optional[bool] = ..., include_occluded: _Optional[bool] = ...) -> None: ...
 
 class SummarizeResponse(_message.Message):
-    __slots__ = ("person", "method", "k_requested", "k", "face_count", "seed", "clusters")
+    __slots__ = ("person", "method", "k_requested", "k", "face_count", "seed", "clusters", "occluded_left_out")
     PERSON_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     K_REQUESTED_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +236,7 @@ class SummarizeResponse(_message.Message):
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     person: _common_pb2.Person
     method: SummaryMethod
     k_requested: int
@@ -233,10 +244,11 @@ class SummarizeResponse(_message.Message):
     face_count: int
     seed: int
     clusters: _containers.RepeatedCompositeFieldContainer[ExpressionCluster]
-    def __init__(self, person: _Optional[_Union[_common_pb2.Person, _Mapping]] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., face_count: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ...) -> None: ...
+    occluded_left_out: int
+    def __init__(self, person: _Optional[_Union[_common_pb2.Person, _Mapping]] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., face_count: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ..., occluded_left_out: _Optional[int] = ...) -> None: ...
 
 class ClusterStoreRequest(_message.Message):
-    __slots__ = ("k", "sample", "seed", "closest", "thumbnails", "page_size", "page_token")
+    __slots__ = ("k", "sample", "seed", "closest", "thumbnails", "page_size", "page_token", "include_occluded")
     K_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +256,7 @@ class ClusterStoreRequest(_message.Message):
     THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_OCCLUDED_FIELD_NUMBER: _ClassVar[int]
     k: int
     sample: int
     seed: int
@@ -251,10 +264,11 @@ class ClusterStoreRequest(_message.Message):
     thumbnails: bool
     page_size: int
     page_token: str
-    def __init__(self, k: _Optional[int] = ..., sample: _Optional[int] = ..., seed: _Optional[int] = ..., closest: _Optional[int] = ..., thumbnails: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    include_occluded: bool
+    def __init__(self, k: _Optional[int] = ..., sample: _Optional[int] = ..., seed: _Optional[int] = ..., closest: _Optional[int] = ..., thumbnails: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_occluded: _Optional[bool] = ...) -> None: ...
 
 class ClusterStoreResponse(_message.Message):
-    __slots__ = ("face_count", "sampled_count", "k_requested", "k", "seed", "clusters", "next_page_token", "total_size")
+    __slots__ = ("face_count", "sampled_count", "k_requested", "k", "seed", "clusters", "next_page_token", "total_size", "occluded_left_out")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SAMPLED_COUNT_FIELD_NUMBER: _ClassVar[int]
     K_REQUESTED_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +277,7 @@ class ClusterStoreResponse(_message.Message):
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     face_count: int
     sampled_count: int
     k_requested: int
@@ -271,4 +286,5 @@ class ClusterStoreResponse(_message.Message):
     clusters: _containers.RepeatedCompositeFieldContainer[ExpressionCluster]
     next_page_token: str
     total_size: int
-    def __init__(self, face_count: _Optional[int] = ..., sampled_count: _Optional[int] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+    occluded_left_out: int
+    def __init__(self, face_count: _Optional[int] = ..., sampled_count: _Optional[int] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., occluded_left_out: _Optional[int] = ...) -> None: ...

@@ -75,19 +75,21 @@ class TimeRange(_message.Message):
     def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
 
 class Filters(_message.Message):
-    __slots__ = ("persons", "exclude_persons", "sources", "time_range")
+    __slots__ = ("persons", "exclude_persons", "sources", "time_range", "exclude_occluded")
     PERSONS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_PERSONS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     TIME_RANGE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_OCCLUDED_FIELD_NUMBER: _ClassVar[int]
     persons: _containers.RepeatedCompositeFieldContainer[PersonRef]
     exclude_persons: _containers.RepeatedCompositeFieldContainer[PersonRef]
     sources: _containers.RepeatedScalarFieldContainer[str]
     time_range: TimeRange
-    def __init__(self, persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., exclude_persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., sources: _Optional[_Iterable[str]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ...) -> None: ...
+    exclude_occluded: bool
+    def __init__(self, persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., exclude_persons: _Optional[_Iterable[_Union[PersonRef, _Mapping]]] = ..., sources: _Optional[_Iterable[str]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ..., exclude_occluded: _Optional[bool] = ...) -> None: ...
 
 class FaceHit(_message.Message):
-    __slots__ = ("face_id", "source_uri", "timestamp_ms", "frame_index", "bbox", "person_id", "person_name", "distance", "thumbnail", "track_id", "components", "agreeing", "differing")
+    __slots__ = ("face_id", "source_uri", "timestamp_ms", "frame_index", "bbox", "person_id", "person_name", "distance", "thumbnail", "track_id", "components", "agreeing", "differing", "occluded", "occlusion")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +103,8 @@ class FaceHit(_message.Message):
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     AGREEING_FIELD_NUMBER: _ClassVar[int]
     DIFFERING_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_FIELD_NUMBER: _ClassVar[int]
+    OCCLUSION_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     source_uri: str
     timestamp_ms: int
@@ -114,7 +118,9 @@ class FaceHit(_message.Message):
     components: _containers.RepeatedCompositeFieldContainer[ExpressionComponent]
     agreeing: _containers.RepeatedCompositeFieldContainer[ComponentMatch]
     differing: _containers.RepeatedCompositeFieldContainer[ComponentMatch]
-    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., frame_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., distance: _Optional[float] = ..., thumbnail: _Optional[bytes] = ..., track_id: _Optional[int] = ..., components: _Optional[_Iterable[_Union[ExpressionComponent, _Mapping]]] = ..., agreeing: _Optional[_Iterable[_Union[ComponentMatch, _Mapping]]] = ..., differing: _Optional[_Iterable[_Union[ComponentMatch, _Mapping]]] = ...) -> None: ...
+    occluded: bool
+    occlusion: float
+    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., frame_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., distance: _Optional[float] = ..., thumbnail: _Optional[bytes] = ..., track_id: _Optional[int] = ..., components: _Optional[_Iterable[_Union[ExpressionComponent, _Mapping]]] = ..., agreeing: _Optional[_Iterable[_Union[ComponentMatch, _Mapping]]] = ..., differing: _Optional[_Iterable[_Union[ComponentMatch, _Mapping]]] = ..., occluded: _Optional[bool] = ..., occlusion: _Optional[float] = ...) -> None: ...
 
 class ExpressionComponent(_message.Message):
     __slots__ = ("name", "kind", "value")
@@ -167,7 +173,7 @@ class DetectedFace(_message.Message):
     def __init__(self, index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., det_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., quality_reason: _Optional[str] = ...) -> None: ...
 
 class QueryFace(_message.Message):
-    __slots__ = ("vector", "face_id", "person_id", "faces", "face_index", "bbox", "components")
+    __slots__ = ("vector", "face_id", "person_id", "faces", "face_index", "bbox", "components", "quality")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +181,7 @@ class QueryFace(_message.Message):
     FACE_INDEX_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     vector: Vector
     face_id: int
     person_id: int
@@ -182,4 +189,27 @@ class QueryFace(_message.Message):
     face_index: int
     bbox: BBox
     components: _containers.RepeatedCompositeFieldContainer[ExpressionComponent]
-    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., face_id: _Optional[int] = ..., person_id: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ..., face_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., components: _Optional[_Iterable[_Union[ExpressionComponent, _Mapping]]] = ...) -> None: ...
+    quality: QueryQuality
+    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., face_id: _Optional[int] = ..., person_id: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[DetectedFace, _Mapping]]] = ..., face_index: _Optional[int] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., components: _Optional[_Iterable[_Union[ExpressionComponent, _Mapping]]] = ..., quality: _Optional[_Union[QueryQuality, _Mapping]] = ...) -> None: ...
+
+class QueryQuality(_message.Message):
+    __slots__ = ("passed", "reason", "explanation", "sharpness", "yaw", "pitch", "roll", "occluded", "occlusion")
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    ROLL_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_FIELD_NUMBER: _ClassVar[int]
+    OCCLUSION_FIELD_NUMBER: _ClassVar[int]
+    passed: bool
+    reason: str
+    explanation: str
+    sharpness: float
+    yaw: float
+    pitch: float
+    roll: float
+    occluded: bool
+    occlusion: float
+    def __init__(self, passed: _Optional[bool] = ..., reason: _Optional[str] = ..., explanation: _Optional[str] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., occluded: _Optional[bool] = ..., occlusion: _Optional[float] = ...) -> None: ...

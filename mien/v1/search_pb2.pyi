@@ -114,7 +114,7 @@ class GetFaceRequest(_message.Message):
     def __init__(self, face_id: _Optional[int] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
-    __slots__ = ("face_id", "source_uri", "frame_index", "timestamp_ms", "bbox", "landmarks5", "det_score", "sharpness", "yaw", "pitch", "roll", "expression", "pooled", "track_id", "person_id", "person_name", "thumbnail", "has_identity", "components")
+    __slots__ = ("face_id", "source_uri", "frame_index", "timestamp_ms", "bbox", "landmarks5", "det_score", "sharpness", "yaw", "pitch", "roll", "expression", "pooled", "track_id", "person_id", "person_name", "thumbnail", "has_identity", "components", "occluded", "occlusion")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,8 @@ class FaceRecord(_message.Message):
     THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     HAS_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    OCCLUDED_FIELD_NUMBER: _ClassVar[int]
+    OCCLUSION_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     source_uri: str
     frame_index: int
@@ -153,7 +155,9 @@ class FaceRecord(_message.Message):
     thumbnail: bytes
     has_identity: bool
     components: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExpressionComponent]
-    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[_common_pb2.ExpressionComponent, _Mapping]]] = ...) -> None: ...
+    occluded: bool
+    occlusion: float
+    def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[_common_pb2.ExpressionComponent, _Mapping]]] = ..., occluded: _Optional[bool] = ..., occlusion: _Optional[float] = ...) -> None: ...
 
 class ListPersonsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -75,8 +75,9 @@ def image_face_verdict(image: np.ndarray, face: Face, cfg: EngineConfig) -> Quer
     return verdict(reasons, q.sharpness, q.yaw, q.pitch, q.roll, occluded, occlusion, cfg)
 
 
-def record_verdict(record, cfg: EngineConfig) -> QueryVerdict:
+def record_verdict(record, cfg: EngineConfig | None = None) -> QueryVerdict:
     """The verdict for a stored face: it passed FaceQA when indexed (occluded ones were kept, flagged)."""
+    cfg = cfg or EngineConfig()  # only the wording uses it: a face_id query loads no models
     occluded = bool(getattr(record, "occluded", False))
     return verdict([], record.sharpness, record.yaw, record.pitch, record.roll, occluded,
                    float(getattr(record, "occlusion", 0.0)), cfg)
