@@ -139,3 +139,71 @@ def test_analytics_leave_occluded_faces_out_unless_asked(archive, stubs):
     one = analytics.TagSource(analytics_pb2.TagSourceRequest(source_uri=uri, tags=["anything"],
                                                              include_occluded=True))
     assert one.face_count == 1 and one.occluded_left_out == 0
+
+
+@pytest.fixture(scope="module")
+def served(archive):
+    server, target = start_server(archive["store"], front="python")
+    yield target
+    server.stop(None)
+    server.mien_context.close()
+
+
+def test_the_cli_asks_the_server_to_include_occluded_faces(archive, served):
+    import json
+    import subprocess
+    import sys
+
+    def mien(*args):
+        done = subprocess.run([sys.executable, "-m", "mien.clients.cli", *args, "--server", served, "--json"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    n = len(archive["faces"])
+    n_covered = sum(f.occluded for f in archive["faces"].values())
+    plain = mien("tag", "store", "--tags", "anything")
+    assert plain["faces"] == n - n_covered and plain["occluded_left_out"] == n_covered
+    assert mien("tag", "store", "--tags", "anything", "--include-occluded")["faces"] == n
+    person = archive["faces"]["biden_covered"].person_id
+    members = [f for f in archive["faces"].values() if f.person_id == person]
+    summary = mien("summary", "--person", str(person), "--include-occluded")
+    assert summary["faces"] == len(members) and summary["occluded_left_out"] == 0
+    summary = mien("summary", "--person", str(person))
+    assert summary["faces"] == sum(not f.occluded for f in members)
+
+
+@pytest.mark.parametrize("transport", FRONTS)
+def test_the_python_client_shows_the_verdict_and_the_flags(archive, served, transport, tmp_path):
+    from mien.clients.client import Client
+
+    faces = archive["faces"]
+    covered = tmp_path / "covered.png"
+    cv2.imwrite(str(covered), archive["images"]["obama_covered"])
+    with Client(served, transport=transport) as c:
+        result = c.search(covered.read_bytes(), k=4)
+        assert result.query.quality.passed and result.query.quality.occluded
+        assert {h.face_id: h.occluded for h in result.hits} == {f.face_id: f.occluded for f in faces.values()}
+        kept = c.search(covered.read_bytes(), k=4, exclude_occluded=True)
+        assert all(not h.occluded for h in kept.hits) and len(kept.hits) == sum(not f.occluded for f in faces.values())
+        assert c.get_face(faces["obama_covered"].face_id).occluded
+        person = faces["biden_covered"].person_id
+        crossed = c.cross(covered.read_bytes(), person, k=4, exclude_occluded=True)
+        assert crossed.hits and all(not h.occluded for h in crossed.hits)
+        assert all(not h.occluded for h in c.identity(covered.read_bytes(), k=4, exclude_occluded=True).hits)
+
+
+def test_mien_search_warns_about_a_rejected_query_face(archive, served, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    blurred = tmp_path / "blurred.png"
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(archive["images"]["obama"], (0, 0), 4))
+    done = subprocess.run([sys.executable, "-m", "mien.clients.cli", "search", "--image", str(blurred), "-k", "4",
+                           "--server", served, "--json", "--exclude-occluded"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "note: query face: the indexer would have rejected this face: blurry" in done.stderr
+    out = json.loads(done.stdout)
+    assert out["query"]["quality"]["passed"] is False and out["query"]["quality"]["reason"] == "blurry"
+    assert out["hits"] and not any(h["occluded"] for h in out["hits"])

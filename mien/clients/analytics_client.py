@@ -111,15 +111,17 @@ class AnalyticsClient:
     def delete_tag(self, name: str, *, timeout: float | None = None) -> None:
         self._call("DeleteTag", analytics_pb2.DeleteTagRequest(name=name), timeout)
 
-    def tag_source(self, uri: str, tags=None, *, max_gap_ms: int | None = None,
+    def tag_source(self, uri: str, tags=None, *, max_gap_ms: int | None = None, include_occluded: bool = False,
                    timeout: float | None = None) -> SourceTagReport:
-        request = analytics_pb2.TagSourceRequest(source_uri=uri, tags=list(tags or ()))
+        """include_occluded: also tag faces FaceQA flagged as occluded (left out by default)."""
+        request = analytics_pb2.TagSourceRequest(source_uri=uri, tags=list(tags or ()),
+                                                 include_occluded=include_occluded)
         if max_gap_ms is not None:
             request.max_gap_ms = max_gap_ms
         r = self._call("TagSource", request, timeout)
         return SourceTagReport(
             uri=r.source_uri, duration_ms=r.duration_ms, faces=r.face_count,
-            sample_period_ms=r.sample_period_ms, tags=list(r.tags),
+            sample_period_ms=r.sample_period_ms, tags=list(r.tags), occluded_left_out=r.occluded_left_out,
             results=[
                 PersonTagResult(
                     tag=p.tag, person_id=p.person_id, person_name=p.person_name or None,
@@ -131,19 +133,21 @@ class AnalyticsClient:
             ],
         )
 
-    def tag_store(self, tags=None, *, timeout: float | None = None) -> StoreTagReport:
+    def tag_store(self, tags=None, *, include_occluded: bool = False,
+                  timeout: float | None = None) -> StoreTagReport:
         """The whole report, fetched a page of person rows at a time (no reply near the
-        message-size limit however many persons)."""
+        message-size limit however many persons); include_occluded: as tag_source."""
         rows, token = [], ""
         while True:
             r = self._call("TagStore", analytics_pb2.TagStoreRequest(tags=list(tags or ()), page_size=PAGE,
-                                                                     page_token=token), timeout)
+                                                                     page_token=token,
+                                                                     include_occluded=include_occluded), timeout)
             rows += list(r.persons)
             token = r.next_page_token
             if not token:
                 break
         return StoreTagReport(
-            faces=r.face_count, tags=[t.tag for t in r.totals],
+            faces=r.face_count, tags=[t.tag for t in r.totals], occluded_left_out=r.occluded_left_out,
             tagged={t.tag: t.tagged_count for t in r.totals},
             persons=[
                 PersonTagCount(tag=p.tag, person_id=p.person_id, person_name=p.person_name or None,
@@ -171,7 +175,7 @@ class AnalyticsClient:
         return clusters, thumbs
 
     def summarize(self, person, *, method: str = "kmeans", k: int | None = None, seed: int = 0,
-                  closest: int = 1, thumbnails: bool = False,
+                  closest: int = 1, thumbnails: bool = False, include_occluded: bool = False,
                   timeout: float | None = None) -> tuple[PersonSummary, dict[int, bytes]]:
         """(summary, {face_id: JPEG}) for a person id or name; thumbnails only when asked."""
         ref = (common_pb2.PersonRef(person_id=int(person))
@@ -182,30 +186,33 @@ class AnalyticsClient:
             raise BadInputError(f"unknown summary method {method!r}; use kmeans or ward")
         r = self._call("Summarize", analytics_pb2.SummarizeRequest(
             person=ref, method=_METHODS[method], k=k or 0, seed=seed, closest=closest,
-            thumbnails=thumbnails), timeout)
+            thumbnails=thumbnails, include_occluded=include_occluded), timeout)
         clusters, thumbs = self._clusters(r.clusters)
         names = {v: k for k, v in _METHODS.items()}
         return PersonSummary(
             person_id=r.person.person_id, person_name=r.person.name or None, method=names[r.method],
             k_requested=r.k_requested, k=r.k, faces=r.face_count, seed=r.seed, clusters=clusters,
+            occluded_left_out=r.occluded_left_out,
         ), thumbs
 
     def cluster_store(self, k: int = 100, *, sample: int = 0, seed: int = 0, closest: int = 5,
-                      thumbnails: bool = False, timeout: float | None = None) -> tuple[StoreClusters, dict[int, bytes]]:
+                      thumbnails: bool = False, include_occluded: bool = False,
+                      timeout: float | None = None) -> tuple[StoreClusters, dict[int, bytes]]:
         # a page of clusters at a time: 1000 clusters x 100 faces with thumbnails would not
         # fit one message; every page is the same (deterministic) clustering
         messages, token = [], ""
         while True:
             r = self._call("ClusterStore", analytics_pb2.ClusterStoreRequest(
                 k=k, sample=sample, seed=seed, closest=closest, thumbnails=thumbnails,
-                page_size=CLUSTER_PAGE if thumbnails else PAGE, page_token=token), timeout)
+                page_size=CLUSTER_PAGE if thumbnails else PAGE, page_token=token,
+                include_occluded=include_occluded), timeout)
             messages += list(r.clusters)
             token = r.next_page_token
             if not token:
                 break
         clusters, thumbs = self._clusters(messages)
         return StoreClusters(faces=r.face_count, sampled=r.sampled_count, k_requested=r.k_requested,
-                             k=r.k, seed=r.seed, clusters=clusters), thumbs
+                             k=r.k, seed=r.seed, clusters=clusters, occluded_left_out=r.occluded_left_out), thumbs
 
 
 def _tag(t) -> Tag:

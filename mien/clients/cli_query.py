@@ -38,6 +38,8 @@ def _scope_args(p: argparse.ArgumentParser) -> None:
                    help="only faces at or after this time in their video (stills are at 0)")
     p.add_argument("--end", type=seconds, default=None, metavar="SECONDS",
                    help="only faces before this time in their video")
+    p.add_argument("--exclude-occluded", action="store_true",
+                   help="leave out faces FaceQA flagged as occluded (a hand or a mask over the mouth)")
 
 
 def register(subparsers) -> None:
@@ -187,13 +189,25 @@ def _time(ms: int) -> str:
     return f"{int(s // 60)}:{s % 60:06.3f}"
 
 
+def _quality_json(q) -> dict:
+    if q is None:
+        return {}
+    return {"quality": {"passed": q.passed, "reason": q.reason, "explanation": q.explanation,
+                        "sharpness": round(q.sharpness, 3), "yaw": round(q.yaw, 1), "pitch": round(q.pitch, 1),
+                        "roll": round(q.roll, 1), "occluded": q.occluded, "occlusion": round(q.occlusion, 2)}}
+
+
 def _emit_result(args, result, title: str) -> int:
+    q = result.query.quality
+    if q is not None and q.explanation:  # the query face would have been rejected, or is covered
+        print(f"note: query face: {q.explanation}", file=sys.stderr)
     if args.json:
         print(json.dumps({
             "query": {"face_id": result.query.face_id, "person_id": result.query.person_id,
                       "face_index": result.query.face_index,
                       "faces_in_image": len(result.query.faces),
-                      "bbox": result.query.bbox, "vector": result.query.vector.round(5).tolist()},
+                      "bbox": result.query.bbox, "vector": result.query.vector.round(5).tolist(),
+                      **_quality_json(q)},
             "elapsed_ms": round(result.elapsed_ms, 3),
             "beyond_max_distance": result.beyond_max_distance,
             "nearest_beyond_distance": (None if result.nearest_beyond_distance is None
@@ -202,6 +216,7 @@ def _emit_result(args, result, title: str) -> int:
                       "person_id": h.person_id, "person": h.person_name,
                       "source": h.source_uri, "timestamp_ms": h.timestamp_ms,
                       "frame_index": h.frame_index, "bbox": [round(v, 1) for v in h.bbox],
+                      "occluded": h.occluded, "occlusion": round(h.occlusion, 2),
                       **_why_json(h)}
                      for i, h in enumerate(result.hits, 1)],
         }, indent=2))
@@ -275,7 +290,8 @@ def run_search(args) -> int:
                           exclude_persons=[_person(p) for p in args.exclude_person],
                           sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
                           exclude_own_person=args.exclude_own, max_distance=args.max_distance,
-                          distinct=args.distinct, thumbnails=bool(args.sheet), explain=True)
+                          distinct=args.distinct, thumbnails=bool(args.sheet), explain=True,
+                          exclude_occluded=args.exclude_occluded)
     return _emit_result(args, result, "expression search")
 
 
@@ -285,7 +301,7 @@ def run_cross(args) -> int:
         result = c.cross(_query(args), _person(args.person), k=args.top_k, face_index=args.face_index,
                          sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
                          max_distance=args.max_distance, distinct=args.distinct,
-                         thumbnails=bool(args.sheet), explain=True)
+                         thumbnails=bool(args.sheet), explain=True, exclude_occluded=args.exclude_occluded)
     return _emit_result(args, result, f"{args.person} making the query's expression")
 
 
@@ -295,7 +311,7 @@ def run_identity(args) -> int:
         result = c.identity(_query(args), k=args.top_k, face_index=args.face_index,
                             sources=[source_uri(s) for s in args.source], time_range=_time_range(args),
                             max_distance=args.max_distance, distinct=args.distinct,
-                            thumbnails=bool(args.sheet))
+                            thumbnails=bool(args.sheet), exclude_occluded=args.exclude_occluded)
     return _emit_result(args, result, "same person")
 
 

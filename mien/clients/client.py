@@ -80,6 +80,23 @@ class FaceHit:
     components: dict[str, float] = field(default_factory=dict)
     agreeing: list[ComponentMatch] = field(default_factory=list)
     differing: list[ComponentMatch] = field(default_factory=list)
+    occluded: bool = False     # FaceQA flagged the mouth as covered (and the score behind it)
+    occlusion: float = 0.0
+
+
+@dataclass
+class QueryQuality:
+    """FaceQA's verdict on the query face: would the indexer have kept it, and why not."""
+
+    passed: bool
+    reason: str          # "" or comma-separated: blurry, yaw, pitch, occluded
+    explanation: str     # one sentence for people; "" for a clean pass
+    sharpness: float
+    yaw: float
+    pitch: float
+    roll: float
+    occluded: bool
+    occlusion: float
 
 
 @dataclass
@@ -100,6 +117,7 @@ class QueryFace:
     face_index: int = -1
     bbox: tuple[float, float, float, float] | None = None
     components: dict[str, float] = field(default_factory=dict)  # with explain=True
+    quality: QueryQuality | None = None  # image and face_id queries
 
 
 @dataclass
@@ -147,6 +165,8 @@ class Face:
     thumbnail: bytes
     has_identity: bool
     components: dict[str, float] = field(default_factory=dict)  # named expression components
+    occluded: bool = False
+    occlusion: float = 0.0
 
 
 @dataclass
@@ -248,7 +268,8 @@ def _matches(repeated) -> list[ComponentMatch]:
 def _hit(h) -> FaceHit:
     return FaceHit(h.face_id, h.source_uri, h.timestamp_ms, h.frame_index, _bbox(h.bbox),
                    h.person_id, h.person_name, h.distance, h.track_id, h.thumbnail,
-                   _components(h.components), _matches(h.agreeing), _matches(h.differing))
+                   _components(h.components), _matches(h.agreeing), _matches(h.differing),
+                   h.occluded, h.occlusion)
 
 
 def _result(resp) -> SearchResult:
@@ -260,6 +281,9 @@ def _result(resp) -> SearchResult:
                for f in q.faces],
         bbox=_bbox(q.bbox) if q.HasField("bbox") else None,
         components=_components(q.components),
+        quality=(QueryQuality(q.quality.passed, q.quality.reason, q.quality.explanation, q.quality.sharpness,
+                              q.quality.yaw, q.quality.pitch, q.quality.roll, q.quality.occluded,
+                              q.quality.occlusion) if q.HasField("quality") else None),
     )
     return SearchResult([_hit(h) for h in resp.hits], query, resp.elapsed_ms, resp.beyond_max_distance,
                         resp.nearest_beyond_distance if resp.HasField("nearest_beyond_distance") else None)
@@ -268,11 +292,12 @@ def _result(resp) -> SearchResult:
 _DISTINCT = {"none": 1, "track": 2, "source": 3}
 
 
-def _filters(persons=(), exclude_persons=(), sources=(), time_range=None) -> common_pb2.Filters:
+def _filters(persons=(), exclude_persons=(), sources=(), time_range=None,
+             exclude_occluded: bool = False) -> common_pb2.Filters:
     filters = common_pb2.Filters(
         persons=[_person_ref(p) for p in persons],
         exclude_persons=[_person_ref(p) for p in exclude_persons],
-        sources=[str(s) for s in sources],
+        sources=[str(s) for s in sources], exclude_occluded=exclude_occluded,
     )
     if time_range is not None:
         filters.time_range.start_ms = int(time_range[0] or 0)
@@ -449,8 +474,12 @@ class Client:
                sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
                exclude_own_person: bool = False, thumbnails: bool = False,
                explain: bool = False, max_distance: float | None = None, distinct: str | None = None,
-               timeout: float | None = None) -> SearchResult:
+               exclude_occluded: bool = False, timeout: float | None = None) -> SearchResult:
         """Faces with the expression closest to the query's (squared-L2 distance).
+
+        exclude_occluded: leave out faces FaceQA flagged as occluded (a hand or mask over
+        the mouth). The reply's query.quality says whether FaceQA would have kept the
+        query face, and why not.
 
         sources: URIs as stored (ListSources); an unknown one is NOT_FOUND. time_range:
         (start_ms, end_ms) in the source's time (stills are at 0); end None or 0 = open.
@@ -461,7 +490,7 @@ class Client:
         req = search_pb2.SearchExpressionRequest(
             query=self._face_query(query, face_index=face_index, exclude_own_person=exclude_own_person,
                                    timeout=timeout),
-            top_k=k, filters=_filters(persons, exclude_persons, sources, time_range),
+            top_k=k, filters=_filters(persons, exclude_persons, sources, time_range, exclude_occluded),
             include_thumbnails=thumbnails, explain=explain,
         )
         _refine(req, max_distance, distinct)
@@ -474,13 +503,14 @@ class Client:
     def cross(self, query, person: int | str, *, k: int = 10, face_index: int | None = None,
               sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
               thumbnails: bool = False, explain: bool = False, max_distance: float | None = None,
-              distinct: str | None = None, timeout: float | None = None) -> SearchResult:
+              distinct: str | None = None, exclude_occluded: bool = False,
+              timeout: float | None = None) -> SearchResult:
         """Faces of `person` (id or name) making the query face's expression; the other
         arguments as search."""
         req = search_pb2.CrossIdentityRequest(
             query=self._face_query(query, face_index=face_index, timeout=timeout), target=_person_ref(person),
             top_k=k, include_thumbnails=thumbnails, explain=explain,
-            filters=_filters(sources=sources, time_range=time_range),
+            filters=_filters(sources=sources, time_range=time_range, exclude_occluded=exclude_occluded),
         )
         _refine(req, max_distance, distinct)
         return _result(self._call("CrossIdentitySearch", req, timeout))
@@ -489,11 +519,12 @@ class Client:
                  persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
                  sources: Sequence[str] = (), time_range: tuple[int, int] | None = None,
                  thumbnails: bool = False, max_distance: float | None = None, distinct: str | None = None,
-                 timeout: float | None = None) -> SearchResult:
+                 exclude_occluded: bool = False, timeout: float | None = None) -> SearchResult:
         """Faces of the same person as the query face (identity distance); filters as search."""
         req = search_pb2.SearchIdentityRequest(
             query=self._face_query(query, face_index=face_index, timeout=timeout), top_k=k,
-            include_thumbnails=thumbnails, filters=_filters(persons, exclude_persons, sources, time_range),
+            include_thumbnails=thumbnails,
+            filters=_filters(persons, exclude_persons, sources, time_range, exclude_occluded),
         )
         _refine(req, max_distance, distinct)
         return _result(self._call("SearchIdentity", req, timeout))
@@ -506,7 +537,7 @@ class Client:
             np.asarray(r.landmarks5, dtype=np.float32).reshape(-1, 2), r.det_score, r.sharpness,
             r.yaw, r.pitch, r.roll, np.asarray(r.expression.values, dtype=np.float32),
             np.asarray(r.pooled.values, dtype=np.float32), r.track_id, r.person_id,
-            r.person_name, r.thumbnail, r.has_identity, _components(r.components),
+            r.person_name, r.thumbnail, r.has_identity, _components(r.components), r.occluded, r.occlusion,
         )
 
     def persons(self, *, timeout: float | None = None) -> list[Person]:
