@@ -343,8 +343,10 @@ class FaceIndex:
             m &= ~np.isin(self.person.a[rows], f.exclude_persons)
         if f.srcs is not None:
             m &= np.isin(self.src.a[rows], f.srcs)
-        if f.exclude_ids is not None and len(f.exclude_ids):
-            m &= ~np.isin(self.ids.a[rows], f.exclude_ids)
+        if f.exclude_ids is not None and len(f.exclude_ids):  # sorted: a binary search, not np.isin's sort
+            ids, ex = self.ids.a[rows], f.exclude_ids
+            pos = np.minimum(np.searchsorted(ex, ids), len(ex) - 1)
+            m &= ex[pos] != ids
         if f.time_range is not None:
             lo, hi = f.time_range
             ts = self.ts.a[rows]
