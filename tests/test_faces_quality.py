@@ -93,3 +93,11 @@ def test_every_face_keeps_scores_and_reason():
         assert q.passed == (q.reason == "")
     # the standing man looks sideways, far beyond 50 degrees
     assert "yaw" in find(faces, T1_CENTRES["standing_man"]).quality.reason
+
+
+def test_degenerate_keypoints_give_an_unknown_pose_not_an_opencv_error():
+    """A detector can put its 5 keypoints on (almost) one point; PnP then has no answer."""
+    import math
+
+    pts = np.full((5, 2), 100.0, np.float32)
+    assert all(math.isnan(v) for v in faceqa.head_pose(pts, (480, 640)))

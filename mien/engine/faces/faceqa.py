@@ -112,7 +112,10 @@ def head_pose(landmarks5: np.ndarray, image_shape) -> tuple[float, float, float]
 
     cam = camera_matrix(image_shape)
     pts = np.asarray(landmarks5, np.float64).reshape(-1, 1, 2)
-    ok, rvec, tvec = cv2.solvePnP(FACE_3D, pts, cam, None, flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        ok, rvec, tvec = cv2.solvePnP(FACE_3D, pts, cam, None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:  # degenerate points (a detector's 5 keypoints on top of each other)
+        ok = False
     if not ok:
         return float("nan"), float("nan"), float("nan")
     rot, _ = cv2.Rodrigues(rvec)
