@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server_support import FRONTS, build_photo_store, start_server
+from server_support import FRONTS, build_photo_store, start_server, stop_server
 
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, search_pb2, search_pb2_grpc
 
@@ -179,8 +179,7 @@ def server(world, request):
            "analytics": analytics_pb2_grpc.AnalyticsStub(channel),
            "health": health_pb2_grpc.HealthStub(channel)}
     channel.close()
-    srv.stop(None)
-    srv.mien_context.close()
+    stop_server(srv)
 
 
 def invoke(server, service, method, request):
