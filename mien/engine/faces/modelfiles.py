@@ -46,10 +46,16 @@ def dlib_model(name: str) -> str:
     return str(path)
 
 
-@lru_cache(maxsize=32)
-def file_sha256(path: str) -> str:
+def sha256_of(path) -> str:
+    """The file's sha256, read now (bundled.py checks files it may have just replaced)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=32)
+def file_sha256(path: str) -> str:
+    """sha256_of, cached per path for the model files an engine loads once."""
+    return sha256_of(path)
