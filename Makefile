@@ -55,6 +55,10 @@ BUF := .buf/node_modules/.bin/buf
 buf: $(BUF)
 
 $(BUF):
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's npm for buf"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; } || true; \
+	fi
 	@if command -v npm >/dev/null; then \
 		npm install --silent --no-audit --no-fund --prefix .buf @bufbuild/buf@1.75.0 >/dev/null \
 		|| echo "warning: could not install buf; tests/test_proto_buf.py will be skipped"; \
