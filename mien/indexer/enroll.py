@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from mien.engine.faces.boxes import iou
 from mien.errors import BadInputError
 from mien.indexer.persons import PersonBook, link_rules, normalise
 
@@ -70,14 +71,6 @@ def _chosen_faces(analyzer, images, face_index) -> list[dict]:
     return chosen
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _indexed_faces(store, chosen) -> tuple[set[int], set[int]]:
     """(face ids of the enrolled faces, face ids of the other faces) of enrolment photos in the store."""
     mine, others = set(), set()
@@ -85,7 +78,7 @@ def _indexed_faces(store, chosen) -> tuple[set[int], set[int]]:
         if c["uri"] is None or store.get_source(c["uri"]) is None:
             continue
         for f in store.faces_of_source(c["uri"], thumbnail=False):
-            (mine if _iou(f.bbox, c["bbox"]) >= 0.5 else others).add(int(f.face_id))
+            (mine if iou(f.bbox, c["bbox"]) >= 0.5 else others).add(int(f.face_id))
     return mine, others
 
 

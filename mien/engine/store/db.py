@@ -15,6 +15,7 @@ import os
 import threading
 
 import lmdb
+import numpy as np
 
 from mien.errors import StoreLockedError
 
@@ -100,3 +101,21 @@ class WriterLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = -1
+
+
+# Small meta values and id lists as the store and the person bookkeeping write them.
+def meta_int(txn, db, key: bytes, default: int = 0) -> int:
+    v = txn.get(key, db=db)
+    return default if v is None else int(bytes(v))
+
+
+def put_meta_int(txn, db, key: bytes, value: int) -> None:
+    txn.put(key, str(int(value)).encode(), db=db)
+
+
+def ids_bytes(ids) -> bytes:
+    return np.asarray(ids, dtype="<i8").tobytes()
+
+
+def ids_of(value) -> np.ndarray:
+    return np.frombuffer(bytes(value), dtype="<i8") if value else np.zeros(0, np.int64)

@@ -22,6 +22,7 @@ import logging
 
 import numpy as np
 
+from mien.engine.store.db import ids_bytes, meta_int, put_meta_int
 from mien.engine.store.records import (
     VEC_DTYPE, Person, as_vector, decode_person, decode_person_stats, encode_person, id_key,
     key_id, key_pair, pair_key,
@@ -29,19 +30,6 @@ from mien.engine.store.records import (
 from mien.errors import AlreadyExistsError, BadInputError, NotFoundError
 
 log = logging.getLogger(__name__)
-
-
-def _meta_int(txn, db, key: bytes, default: int = 0) -> int:
-    v = txn.get(key, db=db)
-    return default if v is None else int(bytes(v))
-
-
-def _meta_put(txn, db, key: bytes, value: int) -> None:
-    txn.put(key, str(int(value)).encode(), db=db)
-
-
-def _ids_bytes(ids) -> bytes:
-    return np.asarray(ids, dtype="<i8").tobytes()
 
 
 def _unit64(ident) -> np.ndarray | None:
@@ -163,7 +151,7 @@ class PersonsMixin:
                 return
         fixed = self.check_persons(repair=True)
         with self._lock, self._begin(write=True) as txn:
-            _meta_put(txn, m, b"person_stats", 1)
+            put_meta_int(txn, m, b"person_stats", 1)
         log.info("person counts now kept by the store (%d persons recomputed)", len(fixed))
 
     def _create_person(self, txn, name: str | None, centroid) -> int:
@@ -176,8 +164,8 @@ class PersonsMixin:
                 raise AlreadyExistsError(f"a person named {name!r} already exists", reason="PERSON_NAME_EXISTS",
                                          resource=("mien.v1.Person", name))
         m = self._db["meta"]
-        pid = _meta_int(txn, m, b"next_person")
-        _meta_put(txn, m, b"next_person", pid + 1)
+        pid = meta_int(txn, m, b"next_person")
+        put_meta_int(txn, m, b"next_person", pid + 1)
         self._write_person(txn, Person(pid, name, c, 0, c if name is not None else None), 0, None)
         return pid
 
@@ -242,7 +230,7 @@ class PersonsMixin:
             if person_id >= 0:
                 txn.put(pair_key(person_id, fid), b"", db=d["person_faces"])
                 deltas.add(person_id, unit, +1)
-        self._log(txn, b"P", _ids_bytes([person_id]) + _ids_bytes(ids))
+        self._log(txn, b"P", ids_bytes([person_id]) + ids_bytes(ids))
 
     def set_faces_person(self, face_ids, person_id: int) -> None:
         """Assign faces to a person (-1 = unknown); counts follow, an emptied anonymous person goes."""

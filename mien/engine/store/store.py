@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from mien.engine.store import shards as shardio
-from mien.engine.store.db import WriterLock, acquire_env, release_env
+from mien.engine.store.db import WriterLock, acquire_env, ids_bytes, ids_of, meta_int, put_meta_int, release_env
 from mien.engine.store.index import FaceIndex, Grow, RowFilter, ann_template, ivf_outgrown, template_lists
 from mien.engine.store.records import (
     EXPR_DIM, ID_KEY, VEC_DTYPE, FaceRecord, Hit, HitRecord, SourceRecord, Tag, as_vector, decode_face,
@@ -35,23 +35,6 @@ SCHEMA_VERSION = 1
 # Keys of `encoders` that define the vector spaces; other keys are informational.
 EMBEDDING_KEYS = ("identity", "identity_dim", "expression", "expression_dim")
 LOG_KEEP = 200_000  # log entries kept; a reader further behind reloads
-
-
-def _int(txn, db, key: bytes, default: int = 0) -> int:
-    v = txn.get(key, db=db)
-    return default if v is None else int(bytes(v))
-
-
-def _put_int(txn, db, key: bytes, value: int) -> None:
-    txn.put(key, str(int(value)).encode(), db=db)
-
-
-def _ids_bytes(ids) -> bytes:
-    return np.asarray(ids, dtype="<i8").tobytes()
-
-
-def _ids_of(value) -> np.ndarray:
-    return np.frombuffer(bytes(value), dtype="<i8") if value else np.zeros(0, np.int64)
 
 
 def _trim_heap() -> None:
@@ -169,11 +152,11 @@ class Store(PersonsMixin):
                 for key, v in ((b"next_face", 1), (b"next_person", 1), (b"next_src", 1),
                                (b"gen", 0), (b"log_start", 1), (b"sealed_upto", 0),
                                (b"tail", 0), (b"epoch", 0), (b"person_stats", 1)):
-                    _put_int(txn, m, key, v)
+                    put_meta_int(txn, m, key, v)
                 txn.put(b"shards", b"[]", db=m)
                 self.encoders = dict(encoders)
                 return
-            schema = _int(txn, m, b"schema")
+            schema = meta_int(txn, m, b"schema")
             if schema != SCHEMA_VERSION:
                 raise BadInputError(f"store {self.path} has schema {schema}; this mien reads {SCHEMA_VERSION}")
             self.encoders = json.loads(bytes(stored))
@@ -237,16 +220,16 @@ class Store(PersonsMixin):
 
     def _log(self, txn, op: bytes, payload: bytes = b"") -> None:
         m = self._db["meta"]
-        seq = _int(txn, m, b"gen") + 1
+        seq = meta_int(txn, m, b"gen") + 1
         txn.put(id_key(seq), op + payload, db=self._db["log"])
-        _put_int(txn, m, b"gen", seq)
+        put_meta_int(txn, m, b"gen", seq)
 
     def _delete_faces(self, txn, ids: np.ndarray, deltas: _PersonDeltas) -> None:
         if len(ids) == 0:
             return
         d, m = self._db, self._db["meta"]
-        sealed = _int(txn, m, b"sealed_upto")
-        tail = _int(txn, m, b"tail")
+        sealed = meta_int(txn, m, b"sealed_upto")
+        tail = meta_int(txn, m, b"tail")
         for fid in ids:
             k = id_key(fid)
             row = txn.get(k, db=d["vec"])
@@ -262,8 +245,8 @@ class Store(PersonsMixin):
                 txn.put(k, b"", db=d["dead"])  # a tombstone until the next rebuild
             else:
                 tail -= 1
-        _put_int(txn, m, b"tail", tail)
-        self._log(txn, b"D", _ids_bytes(ids))
+        put_meta_int(txn, m, b"tail", tail)
+        self._log(txn, b"D", ids_bytes(ids))
 
     def replace_source(self, source: SourceRecord, faces: list[FaceRecord], *, new_persons=(),
                        person_updates=()) -> list[int]:
@@ -299,12 +282,12 @@ class Store(PersonsMixin):
             old = txn.get(ukey, db=d["sources"])
             if old is not None:
                 _, src_no = decode_source(old)
-                self._delete_faces(txn, _ids_of(txn.get(ukey, db=d["src_faces"])), deltas)
+                self._delete_faces(txn, ids_of(txn.get(ukey, db=d["src_faces"])), deltas)
             else:
-                src_no = _int(txn, m, b"next_src")
-                _put_int(txn, m, b"next_src", src_no + 1)
+                src_no = meta_int(txn, m, b"next_src")
+                put_meta_int(txn, m, b"next_src", src_no + 1)
                 txn.put(id_key(src_no), ukey, db=d["src_no"])
-            first = _int(txn, m, b"next_face")
+            first = meta_int(txn, m, b"next_face")
             ids = list(range(first, first + len(faces)))
             for fid, f in zip(ids, faces):
                 k = id_key(fid)
@@ -320,17 +303,17 @@ class Store(PersonsMixin):
                 if f.person_id >= 0:
                     txn.put(pair_key(f.person_id, fid), b"", db=d["person_faces"])
                     deltas.add(f.person_id, _unit64(ident), +1)
-            _put_int(txn, m, b"next_face", first + len(faces))
-            _put_int(txn, m, b"tail", _int(txn, m, b"tail") + len(faces))
+            put_meta_int(txn, m, b"next_face", first + len(faces))
+            put_meta_int(txn, m, b"tail", meta_int(txn, m, b"tail") + len(faces))
             source.face_count = len(faces)
             txn.put(ukey, encode_source(source, src_no), db=d["sources"])
-            txn.put(ukey, _ids_bytes(ids), db=d["src_faces"])
+            txn.put(ukey, ids_bytes(ids), db=d["src_faces"])
             if ids:
-                self._log(txn, b"A", _ids_bytes(ids))
+                self._log(txn, b"A", ids_bytes(ids))
             for p in person_updates:
                 self._update_person(txn, int(p.person_id), name=p.name, centroid=p.centroid)
             self._apply_deltas(txn, deltas)
-            tail = _int(txn, m, b"tail")
+            tail = meta_int(txn, m, b"tail")
         for p, pid in zip(new_persons, assigned):
             p.person_id = pid
         if tail >= self.shard_size:
@@ -347,7 +330,7 @@ class Store(PersonsMixin):
                 raise NotFoundError(f"source {uri!r} is not in the store")
             _, src_no = decode_source(old)
             deltas = _PersonDeltas()
-            self._delete_faces(txn, _ids_of(txn.get(ukey, db=d["src_faces"])), deltas)
+            self._delete_faces(txn, ids_of(txn.get(ukey, db=d["src_faces"])), deltas)
             for name in ("sources", "src_faces"):
                 txn.delete(ukey, db=d[name])
             txn.delete(id_key(src_no), db=d["src_no"])
@@ -406,10 +389,10 @@ class Store(PersonsMixin):
         with self._lock:
             while True:
                 with self._begin() as txn:
-                    sealed = _int(txn, m, b"sealed_upto")
+                    sealed = meta_int(txn, m, b"sealed_upto")
                     template = txn.get(b"template", db=m)
                     template = bytes(template) if template is not None else None
-                    epoch = _int(txn, m, b"epoch")
+                    epoch = meta_int(txn, m, b"epoch")
                     sealed_faces = sum(s["count"] for s in json.loads(bytes(txn.get(b"shards", db=m))))
                     ids, rows = self._scan_rows(txn, sealed + 1)
                 if len(ids) < self.shard_size:
@@ -430,8 +413,8 @@ class Store(PersonsMixin):
                     reg = json.loads(bytes(txn.get(b"shards", db=m)))
                     reg.append({"name": name, "first": int(ids[0]), "last": int(ids[-1]), "count": len(ids)})
                     txn.put(b"shards", json.dumps(reg).encode(), db=m)
-                    _put_int(txn, m, b"sealed_upto", int(ids[-1]))
-                    _put_int(txn, m, b"tail", unsealed - len(ids))
+                    put_meta_int(txn, m, b"sealed_upto", int(ids[-1]))
+                    put_meta_int(txn, m, b"tail", unsealed - len(ids))
                     if new_template:
                         txn.put(b"template", template, db=m)
                     self._log(txn, b"S")
@@ -439,14 +422,14 @@ class Store(PersonsMixin):
 
     def _prune_log(self, txn) -> None:
         m = self._db["meta"]
-        start, gen = _int(txn, m, b"log_start"), _int(txn, m, b"gen")
+        start, gen = meta_int(txn, m, b"log_start"), meta_int(txn, m, b"gen")
         if gen - start + 1 <= LOG_KEEP:
             return
         new_start = gen - LOG_KEEP // 2
         cur = txn.cursor(db=self._db["log"])
         while cur.first() and key_id(cur.key()) < new_start:
             cur.delete()
-        _put_int(txn, m, b"log_start", new_start)
+        put_meta_int(txn, m, b"log_start", new_start)
 
     def _repair_shards(self) -> None:
         """Writer open: drop unregistered/temp shard files, rebuild missing registered ones."""
@@ -472,7 +455,7 @@ class Store(PersonsMixin):
                 keep = np.array([i not in dead for i in ids], dtype=bool)
                 shardio.write(self.path, s["name"], shardio.build(template, ids[keep], rows[keep]))
         with self._begin() as txn:
-            tail = _int(txn, m, b"tail")
+            tail = meta_int(txn, m, b"tail")
         if tail >= self.shard_size:
             # a writer died between committing faces and sealing them: seal now what an
             # uninterrupted run sealed then, so the shards do not depend on the crash
@@ -485,7 +468,7 @@ class Store(PersonsMixin):
             with self._begin() as txn:
                 ids, rows = self._scan_rows(txn, 0)
                 old = json.loads(bytes(txn.get(b"shards", db=m)))
-                epoch = _int(txn, m, b"epoch") + 1
+                epoch = meta_int(txn, m, b"epoch") + 1
             n_sealed = (len(ids) // self.shard_size) * self.shard_size
             template = self._train(rows) if n_sealed else None
             reg = []
@@ -496,9 +479,9 @@ class Store(PersonsMixin):
                 reg.append({"name": name, "first": int(sid[0]), "last": int(sid[-1]), "count": len(sid)})
             with self._begin(write=True) as txn:
                 txn.put(b"shards", json.dumps(reg).encode(), db=m)
-                _put_int(txn, m, b"sealed_upto", int(ids[n_sealed - 1]) if n_sealed else 0)
-                _put_int(txn, m, b"tail", len(ids) - n_sealed)
-                _put_int(txn, m, b"epoch", epoch)
+                put_meta_int(txn, m, b"sealed_upto", int(ids[n_sealed - 1]) if n_sealed else 0)
+                put_meta_int(txn, m, b"tail", len(ids) - n_sealed)
+                put_meta_int(txn, m, b"epoch", epoch)
                 if template is not None:
                     txn.put(b"template", template, db=m)
                 else:
@@ -506,7 +489,7 @@ class Store(PersonsMixin):
                 txn.drop(d["dead"], delete=False)
                 txn.drop(d["log"], delete=False)
                 self._log(txn, b"R")
-                _put_int(txn, m, b"log_start", _int(txn, m, b"gen"))
+                put_meta_int(txn, m, b"log_start", meta_int(txn, m, b"gen"))
             for s in old:
                 if s["name"] not in {r["name"] for r in reg}:
                     shardio.remove(self.path, s["name"])
@@ -523,7 +506,7 @@ class Store(PersonsMixin):
         template = bytes(template) if template is not None else None
         idx.start(template)
         reg = json.loads(bytes(txn.get(b"shards", db=m)))
-        idx.reserve(sum(s["count"] for s in reg) + _int(txn, m, b"tail") + 1024)
+        idx.reserve(sum(s["count"] for s in reg) + meta_int(txn, m, b"tail") + 1024)
         keys = list(txn.cursor(db=d["person_faces"]).iternext(values=False))
         pf = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64).reshape(-1, 2)
         del keys
@@ -552,7 +535,7 @@ class Store(PersonsMixin):
                 hit = pf[pos, 1] == sh["face_ids"]
                 rows["person"][hit] = pf[pos[hit], 0]
             add_part(sh["face_ids"], rows, bf16=sh["bf16"], part=sh["index"])
-        add_part(*self._scan_rows(txn, _int(txn, m, b"sealed_upto") + 1))
+        add_part(*self._scan_rows(txn, meta_int(txn, m, b"sealed_upto") + 1))
         if idx.ivf:
             idx.merge_exact(parts)
         del parts
@@ -561,7 +544,7 @@ class Store(PersonsMixin):
             idx.kill(dead)
         self._place(idx)
         self._idx, self._ident, self._occl = idx, None, None
-        self._gen = _int(txn, m, b"gen")
+        self._gen = meta_int(txn, m, b"gen")
         _trim_heap()
 
     def _place(self, idx: FaceIndex) -> None:
@@ -576,10 +559,10 @@ class Store(PersonsMixin):
 
     def _sync(self, txn) -> None:
         m = self._db["meta"]
-        gen = _int(txn, m, b"gen")
+        gen = meta_int(txn, m, b"gen")
         if self._idx is not None and gen == self._gen:
             return
-        if self._idx is None or self._gen + 1 < _int(txn, m, b"log_start"):
+        if self._idx is None or self._gen + 1 < meta_int(txn, m, b"log_start"):
             self._load(txn)
             return
         cur = txn.cursor(db=self._db["log"])
@@ -589,14 +572,14 @@ class Store(PersonsMixin):
                 break
             op, payload = bytes(v[:1]), bytes(v[1:])
             if op == b"A":
-                self._apply_add(txn, _ids_of(payload))
+                self._apply_add(txn, ids_of(payload))
             elif op == b"D":
-                ids = _ids_of(payload)
+                ids = ids_of(payload)
                 self._idx.kill(ids)
                 if self._ident is not None:
                     self._ident.kill(ids)
             elif op == b"P":
-                ids = _ids_of(payload)
+                ids = ids_of(payload)
                 self._idx.set_person(ids[1:], int(ids[0]))
             elif op == b"S" and not self._idx.ivf:
                 self._idx.to_ivf(bytes(txn.get(b"template", db=m)))
@@ -890,7 +873,7 @@ class Store(PersonsMixin):
     def faces_of_source(self, uri: str, *, thumbnail: bool = True) -> list[FaceRecord]:
         """The source's faces sorted by (timestamp_ms, face_id); [] for an unknown uri."""
         with self._begin() as txn:
-            ids = _ids_of(txn.get(uri.encode(), db=self._db["src_faces"]))
+            ids = ids_of(txn.get(uri.encode(), db=self._db["src_faces"]))
             faces = [self._face(txn, int(i), thumbnail) for i in ids]
         faces.sort(key=lambda f: (f.timestamp_ms, f.face_id))
         return faces
@@ -986,8 +969,8 @@ class Store(PersonsMixin):
                 "sealed_faces": sum(s["count"] for s in reg),
                 "tombstones": txn.stat(d["dead"])["entries"],
                 "encoders": dict(self.encoders),
-                "schema": _int(txn, m, b"schema"),
-                "generation": _int(txn, m, b"gen"),
+                "schema": meta_int(txn, m, b"schema"),
+                "generation": meta_int(txn, m, b"gen"),
             }
         size = 0
         for root, _, files in os.walk(self.path):
