@@ -1,9 +1,11 @@
 """Read replicas: `mien snapshot` of a live store, two `mien serve` processes on the
-copy, one Client balancing over both with gRPC's round_robin and failing over.
+copy, one Client balancing over both with gRPC's round_robin and failing over,
+through both client transports (the gRPC C++ channel and grpcio's).
 
 Real servers on 127.0.0.1 (subprocesses running the `mien` CLI), real LMDB and
 FAISS. Which replica answered is read from each server's own log: one line per
-call, `rpc=<Method> status=<CODE>`.
+call, `rpc=<Method> status=<CODE>`. A replica a test killed is started again on
+its port before the next test.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server_support import build_photo_store, free_port, wait_until
+from server_support import TRANSPORTS, build_photo_store, free_port, wait_until
 
 from mien.clients import Client
 from mien.engine.store import Store
@@ -35,17 +37,22 @@ class Replica:
     """`mien serve --store DIR` in a subprocess; its log collected line by line."""
 
     def __init__(self, store_dir: Path):
+        self.store_dir = store_dir
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.lines: list[str] = []
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port, after a kill)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(self.port),
+            [sys.executable, "-m", "mien", "serve", "--store", str(self.store_dir), "--port", str(self.port),
              "--workers", "2", "--grace", "1"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
+    def _read(self, proc) -> None:
+        for line in proc.stderr:
             self.lines.append(line)
 
     def wait_serving(self) -> None:
@@ -93,6 +100,17 @@ def replicas(tmp_path_factory):
             s.stop(signal.SIGKILL)
 
 
+@pytest.fixture
+def alive(replicas):
+    """Both replicas serving (a replica an earlier test killed is started again)."""
+    ps, servers = replicas
+    for s in servers:
+        if s.proc.poll() is not None:
+            s.start()
+            s.wait_serving()
+    return ps, servers
+
+
 def _query(ps) -> np.ndarray:
     with Store(ps.store_dir, mode="r") as st:
         return st.vectors([ps.face_ids["obama.jpg"][0]])[0]
@@ -109,12 +127,13 @@ def test_snapshot_serves_the_live_store_answers(replicas):
         assert got == want
 
 
-def test_round_robin_balances_and_fails_over(replicas):
-    ps, servers = replicas
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_round_robin_balances_and_fails_over(alive, transport):
+    ps, servers = alive
     q = _query(ps)
-    before = [s.calls("ListPersons") for s in servers]   # no other test calls ListPersons
-    with Client(",".join(s.address for s in servers)) as c:
-        assert c.transport == "python"  # several replicas: grpcio's round_robin
+    before = [s.calls("ListPersons") for s in servers]   # only this test calls ListPersons
+    with Client(",".join(s.address for s in servers), transport=transport) as c:
+        assert c.transport == transport  # unary calls on this transport's own round_robin channel
         for _ in range(40):
             assert {p.name for p in c.persons()} >= {"Obama", "Biden"}
         # every call is logged by exactly one replica, and each got a share
@@ -125,39 +144,86 @@ def test_round_robin_balances_and_fails_over(replicas):
         # fail-over: the first replica dies (kill -9, mid-traffic); every call still succeeds
         errors: list[BaseException] = []
         done = threading.Event()
+        calls = [0]
 
         def traffic():
             while not done.is_set():
                 try:
                     c.search(q, k=3)
+                    calls[0] += 1
                 except BaseException as exc:  # noqa: BLE001 - collected, asserted below
                     errors.append(exc)
 
-        t = threading.Thread(target=traffic)
-        t.start()
-        time.sleep(0.3)
+        # three callers, so calls are in flight on the replica when it dies (without the
+        # channel's retry on UNAVAILABLE about 5 of 500 such calls fail, on either transport)
+        threads = [threading.Thread(target=traffic) for _ in range(3)]
+        for t in threads:
+            t.start()
+        assert wait_until(lambda: calls[0] >= 60 or bool(errors))
         servers[0].stop(signal.SIGKILL)
         survivor = servers[1].calls("SearchExpression")
         for _ in range(30):
             assert len(c.search(q, k=3).hits) == 3
         done.set()
-        t.join()
+        for t in threads:
+            t.join()
         assert errors == []
         assert wait_until(lambda: servers[1].calls("SearchExpression") >= survivor + 30)  # logs lag
 
+        # the replica comes back on its port: the same client uses it again
+        servers[0].start()
+        servers[0].wait_serving()
+        back = servers[0].calls("Stats")
 
-def test_client_target_forms(replicas):
-    _, servers = replicas
-    alive = [s for s in servers if s.proc.poll() is None]
-    with Client([s.address for s in alive] + [alive[0].address]) as c:   # a list
-        assert c.health() == "SERVING"
-    port = alive[0].port
-    with Client(f"dns:///localhost:{port}") as c:                         # a DNS name
-        assert c.transport == "python" and c.health() == "SERVING"
-    with pytest.raises(ValueError, match="one address"):
-        Client(f"127.0.0.1:{port},127.0.0.1:{port + 1}", transport="native")
+        def used_again() -> bool:
+            c.stats()
+            return servers[0].calls("Stats") > back
+        assert wait_until(used_again, timeout=120, interval=0.1)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_client_target_forms(alive, transport):
+    _, servers = alive
+    ports = [s.port for s in servers]
+    forms = [
+        [s.address for s in servers] + [servers[0].address],     # a list (an address twice)
+        ",".join(f"localhost:{p}" for p in ports),              # host names: resolved, IPv4 kept
+        f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}",      # gRPC's own address list
+        f"dns:///localhost:{ports[0]}",                         # a DNS name (gRPC resolves it)
+        f"dns:localhost:{ports[0]}",
+    ]
+    for form in forms:
+        with Client(form, transport=transport) as c:
+            assert c.transport == transport, form
+            assert c.health() == "SERVING", form
+            assert c.stats().faces > 0, form
+    # what one channel cannot hold is refused before any call, on both transports
+    with pytest.raises(BadInputError, match="only IPv6"):
+        Client(f"127.0.0.1:{ports[0]},[::1]:{ports[1]}", transport=transport)
+    with pytest.raises(BadInputError, match="literal IPv4"):
+        Client(f"ipv4:localhost:{ports[0]},localhost:{ports[1]}", transport=transport)
+    with pytest.raises(BadInputError, match="literal IPv6"):
+        Client(f"ipv6:127.0.0.1:{ports[0]}", transport=transport)
     with pytest.raises(BadInputError, match="HOST:PORT"):
-        Client("127.0.0.1:1,nonsense")
+        Client("127.0.0.1:1,nonsense", transport=transport)
+    with pytest.raises(BadInputError, match="cannot resolve"):
+        Client(f"127.0.0.1:{ports[0]},no-such-host.invalid:{ports[1]}", transport=transport)
+
+
+def test_the_cli_balances_over_replicas(alive):
+    """`mien persons --server H1:P1,H2:P2` reaches both replicas (the CLI's default transport)."""
+    _, servers = alive
+    before = [s.calls("ListPersons") for s in servers]
+    target = ",".join(f"localhost:{s.port}" for s in servers)
+    for _ in range(6):
+        r = subprocess.run([sys.executable, "-m", "mien", "persons", "--server", target, "--json"],
+                           cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert {p["name"] for p in json.loads(r.stdout)} >= {"Obama", "Biden"}
+    assert wait_until(lambda: sum(s.calls("ListPersons") for s in servers) - sum(before) >= 6)
+    bad = subprocess.run([sys.executable, "-m", "mien", "persons", "--server", "ipv4:localhost:1,localhost:2"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode != 0 and "literal IPv4" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_snapshot_is_consistent_while_a_writer_commits(tmp_path):

@@ -357,20 +357,19 @@ class Client:
         tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext);
         transport: how unary calls travel: "native" (gRPC C++, mien.native), "python"
         (grpcio), "auto" native when built. Streams (UploadImage, IndexPaths) and
-        `channel` are grpcio either way. Several replicas always go through grpcio
-        (the native channel has no load-balancing settings): "auto" picks "python"
-        for them and "native" is refused."""
+        `channel` are grpcio either way; both channels balance replicas the same way."""
         from mien import native
         from mien.clients.targets import parse_target
 
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+        from mien.clients.native import balances
+
         parsed = parse_target(target)
-        if transport == "native" and parsed.balanced:
-            raise ValueError("transport='native' takes one address; several replicas are balanced "
-                             "by grpcio (transport='auto' or 'python')")
         if transport == "native" and not native.available():
             raise RuntimeError(native.UNAVAILABLE_REASON)
+        # an extension built from an older channel.cc cannot balance: "auto" falls back to grpcio
+        native_ok = native.available() and (not parsed.balanced or balances() or transport == "native")
         from grpc_health.v1 import health_pb2_grpc
 
         self._channel = open_channel(parsed, tls)   # connects on first use
@@ -380,7 +379,7 @@ class Client:
         # every call raises MienError (google.rpc.Status details decoded), whatever the transport
         self._stub = TranslatingStub(self._stub)
         self._grpc_health = TranslatingStub(self._grpc_health)
-        if transport == "python" or parsed.balanced or not native.available():
+        if transport == "python" or not native_ok:
             self.transport = "python"
             self._unary, self._health = self._stub, self._grpc_health
         else:
@@ -389,7 +388,7 @@ class Client:
             from mien.clients.native import UnaryStub, open_native_channel
 
             self.transport = "native"
-            native_channel = open_native_channel(parsed.uri, root_pem=_tls_roots(tls), tls=bool(tls),
+            native_channel = open_native_channel(parsed, root_pem=_tls_roots(tls), tls=bool(tls),
                                                  max_message_bytes=_MAX_MESSAGE)
             self._unary = TranslatingStub(UnaryStub(native_channel, search_pb2.DESCRIPTOR.services_by_name["Mien"]))
             self._health = TranslatingStub(UnaryStub(native_channel,

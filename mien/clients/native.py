@@ -32,12 +32,28 @@ class NativeRpcError(grpc.RpcError):
         return self._details
 
 
-def open_native_channel(target: str, *, root_pem: bytes | None, tls: bool, max_message_bytes: int):
-    """A gRPC C++ channel ("host:port"); with tls, root_pem None trusts gRPC's default roots."""
+def balances() -> bool:
+    """Whether the built extension's channel takes a load-balancing policy (an extension
+    built from an older channel.cc does not: `make setup` rebuilds it)."""
+    return native.available() and bool(getattr(native._grpcpp, "CHANNEL_BALANCES", False))
+
+
+def open_native_channel(target, *, root_pem: bytes | None, tls: bool, max_message_bytes: int):
+    """A gRPC C++ channel for a mien.clients.targets.Target (or a "host:port"): one server,
+    or replicas balanced round-robin with the grpcio channel's retry policy. With tls,
+    root_pem None trusts gRPC's default roots."""
+    from mien.clients.targets import Target, parse_target
+
     if not native.available():
         raise RuntimeError(native.UNAVAILABLE_REASON)
+    t = target if isinstance(target, Target) else parse_target(target)
     roots = "" if root_pem is None else root_pem.decode()
-    return native._grpcpp.Channel(target, tls, roots, max_message_bytes)
+    if not t.balanced:
+        return native._grpcpp.Channel(t.uri, tls, roots, max_message_bytes)
+    if not balances():
+        raise RuntimeError("mien's gRPC C++ extension was built before its channel could balance over "
+                           "replicas; rebuild it (make setup) or use transport='python'")
+    return native._grpcpp.Channel(t.uri, tls, roots, max_message_bytes, **t.native_settings())
 
 
 class UnaryStub:

@@ -7,7 +7,16 @@ load balancing: one subchannel per address, each call goes to the next READY
 one, an address that is down is skipped until it reconnects. A retry policy
 resends a call that failed with UNAVAILABLE before any reply arrived (the
 replica died under it) to another replica; replicas serve the same read-only
-snapshot, so a repeat is harmless.
+snapshot, so a repeat is harmless. Both client transports take the same
+Target: grpcio through channel_options(), the gRPC C++ channel
+(mien.clients.native) through native_settings().
+
+Host names in a list are resolved once, here, because gRPC's address-list
+URIs ("ipv4:a:p,b:p", "ipv6:[a]:p,...") take literal addresses of ONE family:
+a name with both IPv4 and IPv6 addresses ("localhost") contributes its IPv4
+ones, and a list mixing IPv4-only and IPv6-only replicas is refused (one
+channel cannot hold both). A "dns:" name is resolved by gRPC itself, again
+whenever a connection fails, so replicas may come and go behind it.
 """
 
 from __future__ import annotations
@@ -40,7 +49,14 @@ class Target:
     authority: str = ""      # :authority / TLS name of a balanced channel ("" = gRPC's default)
     addresses: tuple = ()    # the replicas as given (for messages)
 
+    def native_settings(self) -> dict[str, str]:
+        """The balancing settings as mien.native._grpcpp.Channel takes them ("" = none)."""
+        if not self.balanced:
+            return {"lb_policy": "", "service_config": "", "authority": ""}
+        return {"lb_policy": "round_robin", "service_config": SERVICE_CONFIG, "authority": self.authority}
+
     def channel_options(self) -> list[tuple[str, object]]:
+        """The same settings as grpcio channel options."""
         if not self.balanced:
             return []
         options = [("grpc.lb_policy_name", "round_robin"), ("grpc.service_config", SERVICE_CONFIG),
@@ -98,9 +114,7 @@ def parse_target(target) -> Target:
         addresses = [str(a).strip() for a in target if str(a).strip()]
     elif isinstance(target, str):
         if target.startswith(("ipv4:", "ipv6:")):  # gRPC's own address-list syntax
-            many = "," in target
-            return Target(target, many, authority=target.split(":", 1)[1].split(",")[0] if many else "",
-                          addresses=(target,))
+            return _address_list(target)
         if target.startswith("dns:"):
             name = target[4:].lstrip("/")
             if "/" in name:  # dns://resolver/name:port
@@ -129,3 +143,27 @@ def parse_target(target) -> Target:
     # one channel resolves one address family; IPv4 when any replica has one
     uri = f"ipv4:{','.join(dict.fromkeys(v4))}" if v4 else f"ipv6:{','.join(dict.fromkeys(v6))}"
     return Target(uri, True, authority=addresses[0], addresses=tuple(addresses))
+
+
+def _address_list(target: str) -> Target:
+    """A Target for gRPC's "ipv4:IP:PORT,..." / "ipv6:[IP]:PORT,...", checked here: gRPC
+    itself would only fail every call with UNAVAILABLE on a host name or a wrong family."""
+    scheme, _, rest = target.partition(":")
+    rest = rest.lstrip("/")  # "ipv4:///a:p" is the same list
+    version = 4 if scheme == "ipv4" else 6
+    items = [a.strip() for a in rest.split(",") if a.strip()]
+    if not items:
+        raise BadInputError(f"server target {target!r} lists no address")
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        try:
+            ok = bool(sep) and port.isdigit() and ipaddress.ip_address(host.strip("[]")).version == version
+        except ValueError:
+            ok = False
+        if not ok or (version == 6 and not host.startswith("[")):
+            form = "IP:PORT" if version == 4 else "[IP]:PORT"
+            raise BadInputError(f"{scheme}: takes literal IPv{version} addresses as {form}, not {item!r} "
+                                "(give host names as H1:P1,H2:P2 or dns:NAME:PORT)")
+    many = len(items) > 1
+    return Target(f"{scheme}:{','.join(items)}", many, authority=items[0] if many else "",
+                  addresses=tuple(items))

@@ -5,6 +5,11 @@
 // completion queue, so it reads the reply itself: no hand-off to another
 // thread. The GIL is released while the call is in flight. Streaming calls
 // stay on grpcio (mien.clients.native uses this only for unary methods).
+//
+// Replicas: the target may be gRPC's address list ("ipv4:h1:p1,h2:p2",
+// "ipv6:...") or a "dns:" name; with a load-balancing policy ("round_robin")
+// and the service config mien.clients.targets builds (the retry on
+// UNAVAILABLE), this channel balances exactly as the grpcio channel does.
 
 #include "common.h"
 
@@ -21,7 +26,10 @@ namespace {
 class Channel {
  public:
   // root_pem: with tls, the CA certificates to trust ("" = gRPC's default roots).
-  Channel(const std::string& target, bool tls, const std::string& root_pem, int max_message_bytes) {
+  // lb_policy, service_config (JSON), authority: "" leaves gRPC's defaults.
+  Channel(const std::string& target, bool tls, const std::string& root_pem, int max_message_bytes,
+          const std::string& lb_policy, const std::string& service_config,
+          const std::string& authority) {
     std::shared_ptr<grpc::ChannelCredentials> credentials;
     if (tls) {
       grpc::SslCredentialsOptions options;
@@ -33,6 +41,13 @@ class Channel {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(max_message_bytes);
     args.SetMaxSendMessageSize(max_message_bytes);
+    if (!lb_policy.empty()) args.SetLoadBalancingPolicyName(lb_policy);
+    if (!service_config.empty()) {
+      args.SetServiceConfigJSON(service_config);
+      args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);  // the config's retryPolicy needs retries on
+    }
+    // an address list has no host name: the :authority (and TLS name) replicas expect
+    if (!authority.empty()) args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, authority);
     channel_ = grpc::CreateCustomChannel(target, credentials, args);
     stub_ = std::make_unique<grpc::GenericStub>(channel_);
   }
@@ -86,10 +101,14 @@ class Channel {
 
 void InitChannel(py::module_& m) {
   py::class_<Channel>(m, "Channel")
-      .def(py::init<const std::string&, bool, const std::string&, int>(), py::arg("target"),
-           py::arg("tls"), py::arg("root_pem"), py::arg("max_message_bytes"))
+      .def(py::init<const std::string&, bool, const std::string&, int, const std::string&,
+                    const std::string&, const std::string&>(),
+           py::arg("target"), py::arg("tls"), py::arg("root_pem"), py::arg("max_message_bytes"),
+           py::arg("lb_policy") = "", py::arg("service_config") = "", py::arg("authority") = "")
       .def("unary", &Channel::Unary, py::arg("method"), py::arg("request"), py::arg("metadata"),
            py::arg("timeout_s"));
+  // this build's Channel takes lb_policy/service_config/authority (an older .so does not)
+  m.attr("CHANNEL_BALANCES") = true;
 }
 
 }  // namespace mien_native
