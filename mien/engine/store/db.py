@@ -1,10 +1,14 @@
-"""LMDB environment handling and the single-writer lock.
+"""LMDB environment handling, the single-writer lock, and the small helpers every part of the store reads LMDB with.
 
 LMDB must not be opened twice in one process (its lock table would break), yet
 the server keeps a reader open and briefly opens a writer on the same
 directory. So environments are shared per (process, directory) with a
 reference count, and opened read-write whenever the directory allows it; the
-Store enforces read-only use itself.
+Store enforces read-only use itself (`StoreEnv.begin`).
+
+`StoreEnv` is one open store directory as the Store's parts share it: they all
+open their transactions through it, so "closed", "forked" and "read-only"
+are checked in one place.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import threading
 import lmdb
 import numpy as np
 
-from mien.errors import StoreLockedError
+from mien.engine.store.records import decode_rows, id_key
+from mien.errors import BadInputError, NotFoundError, StoreLockedError
 
 MAP_SIZE = 1 << 40  # 1 TiB of address space; the file stays sparse
 DB_NAMES = (
@@ -103,6 +108,48 @@ class WriterLock:
             self.fd = -1
 
 
+class StoreEnv:
+    """One open store directory: the shared LMDB environment and its named dbs
+    (`db`), the writer lock in mode 'w', and the re-entrant lock that serialises
+    the threads of one Store (writes, and reads of the in-memory index)."""
+
+    def __init__(self, path: str, mode: str):
+        self.path, self.mode = path, mode
+        self.lock = threading.RLock()
+        self.pid = os.getpid()
+        self.writer: WriterLock | None = None
+        self.lmdb = None  # the lmdb.Environment while open
+        self.db: dict = {}
+        if mode == "w":
+            os.makedirs(path, exist_ok=True)
+            self.writer = WriterLock(path)
+        elif not os.path.exists(os.path.join(path, "data.mdb")):
+            raise NotFoundError(f"no mien store at {path}")
+        try:
+            self.lmdb, self.db = acquire_env(path, create=(mode == "w"))
+        except BaseException:
+            self.close()
+            raise
+
+    def begin(self, write: bool = False):
+        if self.lmdb is None:
+            raise BadInputError("store is closed")
+        if os.getpid() != self.pid:
+            raise RuntimeError("a Store cannot be used across fork(); open a new Store in the child")
+        if write and self.writer is None:
+            raise BadInputError("store opened read-only (mode='r'); open it with mode='w' to write")
+        return self.lmdb.begin(write=write)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.lmdb is not None and os.getpid() == self.pid:
+                release_env(self.path)
+            self.lmdb = None
+            if self.writer is not None:
+                self.writer.release()
+                self.writer = None
+
+
 # Small meta values and id lists as the store and the person bookkeeping write them.
 def meta_int(txn, db, key: bytes, default: int = 0) -> int:
     v = txn.get(key, db=db)
@@ -119,3 +166,18 @@ def ids_bytes(ids) -> bytes:
 
 def ids_of(value) -> np.ndarray:
     return np.frombuffer(bytes(value), dtype="<i8") if value else np.zeros(0, np.int64)
+
+
+def scan_rows(txn, db, first: int, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Face ids and VEC rows with first <= id (<= last) from the `vec` db, in id order."""
+    cur = txn.cursor(db=db["vec"])
+    keys, vals = [], []
+    if cur.set_range(id_key(first)):
+        stop = None if last is None else id_key(last)
+        for k, v in cur:
+            if stop is not None and k > stop:
+                break
+            keys.append(k)
+            vals.append(v)
+    ids = np.frombuffer(b"".join(keys), dtype=">i8").astype(np.int64) if keys else np.zeros(0, np.int64)
+    return ids, decode_rows(vals)

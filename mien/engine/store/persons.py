@@ -1,9 +1,10 @@
 """Person bookkeeping of the store: who the persons are and which faces they hold.
 
-A mixin of `Store` (the store keeps one LMDB environment and one writer; this
-module is the one home of the person records). A person's count and identity
-sum follow its faces in every transaction that adds, removes or moves faces,
-so no caller writes them and no crash leaves them stale.
+`Persons` is the Store's part that owns the person records (`persons`,
+`person_faces` dbs). A person's count and identity sum follow its faces in
+every transaction that adds, removes or moves faces: here, and in the
+source writes (sources.py), which call create/update/apply_deltas inside
+their own transaction. So no caller writes them and no crash leaves them stale.
 
 Cannot-link: two faces of the same image or video frame are two people.
 The store knows a face's frame as (source number, timestamp) from its search
@@ -22,7 +23,8 @@ import logging
 
 import numpy as np
 
-from mien.engine.store.db import ids_bytes, meta_int, put_meta_int
+from mien.engine.store import changelog
+from mien.engine.store.db import StoreEnv, ids_bytes, meta_int, put_meta_int
 from mien.engine.store.records import (
     VEC_DTYPE, Person, as_vector, decode_person, decode_person_stats, encode_person, id_key,
     key_id, key_pair, pair_key,
@@ -32,7 +34,7 @@ from mien.errors import AlreadyExistsError, BadInputError, NotFoundError
 log = logging.getLogger(__name__)
 
 
-def _unit64(ident) -> np.ndarray | None:
+def unit64(ident) -> np.ndarray | None:
     """A face's contribution to its person's identity sum: its identity, L2-normalised, in float64.
 
     Computed from the stored float32 bytes both when a face is added and when it
@@ -45,7 +47,7 @@ def _unit64(ident) -> np.ndarray | None:
     return v / n if n > 0 and np.isfinite(n) else None
 
 
-class _PersonDeltas:
+class PersonDeltas:
     """Face-count and identity-sum changes per person within one write transaction."""
 
     def __init__(self):
@@ -61,8 +63,12 @@ class _PersonDeltas:
             e[2] = sign * unit if e[2] is None else e[2] + sign * unit
 
 
-class PersonsMixin:
-    """The person methods of `Store` (uses its _db, _begin, _lock and _log)."""
+class Persons:
+    """The person records of one store, and the person methods of `Store`."""
+
+    def __init__(self, env: StoreEnv, encoders: dict):
+        self._env, self._db = env, env.db
+        self._encoders = encoders
 
     #
     # A person's count and identity sum are derived from its faces and updated
@@ -90,7 +96,7 @@ class PersonsMixin:
                 p.centroid = (ident_sum / norm).astype(np.float32)
         txn.put(id_key(p.person_id), encode_person(p, n_ident, ident_sum), db=self._db["persons"])
 
-    def _apply_deltas(self, txn, deltas: _PersonDeltas) -> None:
+    def apply_deltas(self, txn, deltas: PersonDeltas) -> None:
         for pid in sorted(deltas.d):
             dc, dn, ds = deltas.d[pid]
             if dc == 0 and dn == 0 and ds is None:
@@ -116,20 +122,15 @@ class PersonsMixin:
         ids = self._person_ids(txn, pid)
         n_ident, s = 0, None
         for fid in ids:
-            u = _unit64(txn.get(id_key(fid), db=ident))
+            u = unit64(txn.get(id_key(fid), db=ident))
             if u is not None:
                 n_ident += 1
                 s = u.copy() if s is None else s + u
         return len(ids), n_ident, s
 
-    def check_persons(self, *, repair: bool = False) -> list[int]:
-        """Ids of persons whose count/identity sum disagree with their faces (recomputed if repair).
-
-        Cost ~ faces with a person. Nothing but a store written by an older
-        mien (or a bug) can disagree: every face move updates them in its txn.
-        """
+    def check_persons(self, *, repair: bool) -> list[int]:
         bad = []
-        with self._lock, self._begin(write=repair) as txn:
+        with self._env.lock, self._env.begin(write=repair) as txn:
             for k, v in list(txn.cursor(db=self._db["persons"])):
                 p, n_ident, s = decode_person_stats(key_id(k), v)
                 count, n2, s2 = self._person_stats(txn, p.person_id)
@@ -143,18 +144,18 @@ class PersonsMixin:
                     self._write_person(txn, p, n2, s2)
         return bad
 
-    def _migrate_persons(self) -> None:
+    def migrate(self) -> None:
         """Stores written before the store kept person counts: recompute them once."""
         m = self._db["meta"]
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             if txn.get(b"person_stats", db=m) is not None:
                 return
         fixed = self.check_persons(repair=True)
-        with self._lock, self._begin(write=True) as txn:
+        with self._env.lock, self._env.begin(write=True) as txn:
             put_meta_int(txn, m, b"person_stats", 1)
         log.info("person counts now kept by the store (%d persons recomputed)", len(fixed))
 
-    def _create_person(self, txn, name: str | None, centroid) -> int:
+    def create(self, txn, name: str | None, centroid) -> int:
         c = as_vector(centroid, len(np.ravel(centroid)), "person centroid")
         if name is not None:
             name = str(name)
@@ -170,11 +171,10 @@ class PersonsMixin:
         return pid
 
     def add_person(self, name: str | None, centroid) -> int:
-        """A new person without faces; the store counts faces itself."""
-        with self._lock, self._begin(write=True) as txn:
-            return self._create_person(txn, name, centroid)
+        with self._env.lock, self._env.begin(write=True) as txn:
+            return self.create(txn, name, centroid)
 
-    def _update_person(self, txn, person_id: int, *, name=None, centroid=None) -> None:
+    def update(self, txn, person_id: int, *, name=None, centroid=None) -> None:
         p, n_ident, s = self._read_person(txn, person_id)
         if name is not None and name != p.name:
             other = self._find_person(txn, name)
@@ -190,26 +190,23 @@ class PersonsMixin:
                 p.centroid = c   # a seed: the faces' identities take over when there are any
         self._write_person(txn, p, n_ident, s)
 
-    def update_person(self, person_id: int, *, name=None, centroid=None) -> None:
-        """Rename, or set the centroid (a named person's reference; an anonymous one's seed)."""
-        with self._lock, self._begin(write=True) as txn:
-            self._update_person(txn, int(person_id), name=name, centroid=centroid)
+    def update_person(self, person_id: int, *, name, centroid) -> None:
+        with self._env.lock, self._env.begin(write=True) as txn:
+            self.update(txn, int(person_id), name=name, centroid=centroid)
 
-    def delete_person(self, person_id: int, *, release_faces: bool = False) -> None:
-        """Remove a person. With faces: BadInputError unless release_faces, which makes
-        them unknown (person -1) in the same transaction."""
-        with self._lock, self._begin(write=True) as txn:
+    def delete_person(self, person_id: int, *, release_faces: bool) -> None:
+        with self._env.lock, self._env.begin(write=True) as txn:
             self._read_person(txn, int(person_id))
             ids = self._person_ids(txn, int(person_id))
             if len(ids) and not release_faces:
                 raise BadInputError(f"person {person_id} still has {len(ids)} faces; merge or reassign them first")
             if len(ids):
-                deltas = _PersonDeltas()
+                deltas = PersonDeltas()
                 self._set_person(txn, ids, -1, deltas)
-                self._apply_deltas(txn, deltas)  # an anonymous person goes with its last face
+                self.apply_deltas(txn, deltas)  # an anonymous person goes with its last face
             txn.delete(id_key(int(person_id)), db=self._db["persons"])
 
-    def _set_person(self, txn, ids: np.ndarray, person_id: int, deltas: _PersonDeltas) -> None:
+    def _set_person(self, txn, ids: np.ndarray, person_id: int, deltas: PersonDeltas) -> None:
         d = self._db
         for fid in ids:
             k = id_key(fid)
@@ -221,7 +218,7 @@ class PersonsMixin:
             old = int(row["person"][0])
             if old == person_id:
                 continue
-            unit = _unit64(txn.get(k, db=d["ident"]))
+            unit = unit64(txn.get(k, db=d["ident"]))
             if old >= 0:
                 txn.delete(pair_key(old, fid), db=d["person_faces"])
                 deltas.add(old, unit, -1)
@@ -230,17 +227,16 @@ class PersonsMixin:
             if person_id >= 0:
                 txn.put(pair_key(person_id, fid), b"", db=d["person_faces"])
                 deltas.add(person_id, unit, +1)
-        self._log(txn, b"P", ids_bytes([person_id]) + ids_bytes(ids))
+        changelog.append(txn, self._db, b"P", ids_bytes([person_id]) + ids_bytes(ids))
 
     def set_faces_person(self, face_ids, person_id: int) -> None:
-        """Assign faces to a person (-1 = unknown); counts follow, an emptied anonymous person goes."""
         ids = np.asarray(face_ids, dtype=np.int64).reshape(-1)
-        with self._lock, self._begin(write=True) as txn:
+        with self._env.lock, self._env.begin(write=True) as txn:
             if person_id >= 0:
                 self._read_person(txn, person_id)
-            deltas = _PersonDeltas()
+            deltas = PersonDeltas()
             self._set_person(txn, ids, int(person_id), deltas)
-            self._apply_deltas(txn, deltas)
+            self.apply_deltas(txn, deltas)
 
     def _person_ids(self, txn, person_id: int) -> np.ndarray:
         cur = txn.cursor(db=self._db["person_faces"])
@@ -254,7 +250,7 @@ class PersonsMixin:
         return np.asarray(out, dtype=np.int64)
 
     def person_face_ids(self, person_id: int) -> np.ndarray:
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             return self._person_ids(txn, int(person_id))
 
     def _get_person(self, txn, person_id: int) -> Person:
@@ -272,15 +268,15 @@ class PersonsMixin:
         return None
 
     def get_person(self, person_id: int) -> Person:
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             return self._get_person(txn, person_id)
 
     def find_person(self, name: str) -> Person | None:
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             return self._find_person(txn, name)
 
     def list_persons(self) -> list[Person]:
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             return [decode_person(key_id(k), v) for k, v in txn.cursor(db=self._db["persons"])]
 
     # ------------------------------------------------------------ cannot-link, split, rules
@@ -306,35 +302,26 @@ class PersonsMixin:
             out.append((bytes(uri).decode() if uri is not None else f"source #{src_no}", ts))
         return out
 
-    def frame_conflicts(self, faces_a, faces_b, limit: int = 5) -> list[tuple[str, int]]:
-        """(uri, timestamp_ms) of up to `limit` frames where a face of faces_a and a
-        different face of faces_b both appear: such faces are two people."""
-        with self._begin() as txn:
+    def frame_conflicts(self, faces_a, faces_b, limit: int) -> list[tuple[str, int]]:
+        with self._env.begin() as txn:
             return self._frame_conflicts(txn, faces_a, faces_b, limit)
 
     def person_identities(self, person_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(face ids, float32 identity rows) of the person's faces that carry an identity."""
         ident = self._db["ident"]
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             ids, rows = [], []
             for fid in self._person_ids(txn, int(person_id)):
                 v = txn.get(id_key(int(fid)), db=ident)
                 if v is not None:
                     ids.append(int(fid))
                     rows.append(np.frombuffer(bytes(v), dtype="<f4"))
-        dim = len(rows[0]) if rows else int(self.encoders.get("identity_dim", 0))
+        dim = len(rows[0]) if rows else int(self._encoders.get("identity_dim", 0))
         return np.asarray(ids, np.int64), (np.stack(rows) if rows else np.zeros((0, dim), np.float32))
 
-    def merge_persons(self, src_id: int, dst_id: int, *, allow_same_frame: bool = False) -> None:
-        """src's faces move to dst and src is removed; dst takes src's name and reference if it has none.
-
-        Refused (BadInputError, nothing written) when the two persons have faces
-        in one image or video frame, unless allow_same_frame: a frame shows two
-        people there, and un-merging is what users can't do.
-        """
+    def merge_persons(self, src_id: int, dst_id: int, *, allow_same_frame: bool) -> None:
         if src_id == dst_id:
             raise BadInputError("cannot merge a person into itself")
-        with self._lock, self._begin(write=True) as txn:
+        with self._env.lock, self._env.begin(write=True) as txn:
             src, _, _ = self._read_person(txn, src_id)
             dst, n_ident, s = self._read_person(txn, dst_id)
             src_faces = self._person_ids(txn, src_id)
@@ -349,19 +336,18 @@ class PersonsMixin:
             if dst.name is None and src.name is not None:
                 dst.name, dst.reference = src.name, src.reference
                 self._write_person(txn, dst, n_ident, s)
-            deltas = _PersonDeltas()
+            deltas = PersonDeltas()
             self._set_person(txn, src_faces, dst_id, deltas)
             deltas.d.pop(src_id, None)
-            self._apply_deltas(txn, deltas)
+            self.apply_deltas(txn, deltas)
             txn.delete(id_key(src_id), db=self._db["persons"])
 
     def split_person(self, face_ids) -> int:
-        """Move these faces (all of one person) to a new anonymous person, in one transaction; its id."""
         ids = np.unique(np.asarray(face_ids, dtype=np.int64).reshape(-1))
         if len(ids) == 0:
             raise BadInputError("splitting needs at least one face id")
         d = self._db
-        with self._lock, self._begin(write=True) as txn:
+        with self._env.lock, self._env.begin(write=True) as txn:
             owners = set()
             seed = None
             for fid in ids:
@@ -379,26 +365,20 @@ class PersonsMixin:
             if seed is None:
                 seed, _, _ = self._read_person(txn, owner)
                 seed = seed.centroid
-            pid = self._create_person(txn, None, seed)
-            deltas = _PersonDeltas()
+            pid = self.create(txn, None, seed)
+            deltas = PersonDeltas()
             self._set_person(txn, ids, pid, deltas)
-            self._apply_deltas(txn, deltas)
+            self.apply_deltas(txn, deltas)
             return pid
 
     def person_rules(self) -> dict | None:
-        """The linking rules the indexer recorded last ({"identity", "threshold", "margin", ...}), or None."""
-        with self._begin() as txn:
+        with self._env.begin() as txn:
             v = txn.get(b"person_rules", db=self._db["meta"])
             return None if v is None else json.loads(bytes(v))
 
     def record_person_rules(self, rules: dict) -> dict | None:
-        """Record the rules of this run; returns the differing rules recorded before (None if same or new).
-
-        Earlier differing rules are kept under "previous" (the last ten), so the
-        store tells which persons may have been linked under other rules.
-        """
         rules = {k: v for k, v in rules.items() if k != "previous"}
-        with self._lock, self._begin(write=True) as txn:
+        with self._env.lock, self._env.begin(write=True) as txn:
             v = txn.get(b"person_rules", db=self._db["meta"])
             old = None if v is None else json.loads(bytes(v))
             previous = list((old or {}).get("previous", []))

@@ -65,7 +65,7 @@ def _copy_once(store, tmp: str) -> dict:
         gen = int(bytes(txn.get(b"gen", db=m) or b"0"))
         counts = {name: txn.stat(store._db[db])["entries"]
                   for name, db in (("faces", "vec"), ("sources", "sources"), ("persons", "persons"))}
-        store._env.copy(tmp, compact=True, txn=txn)
+        store._env.lmdb.copy(tmp, compact=True, txn=txn)
         for s in reg:
             _place(os.path.join(store.path, shardio.SHARD_DIR, s["name"]),
                    os.path.join(tmp, shardio.SHARD_DIR, s["name"]))
