@@ -84,6 +84,11 @@ def register(subparsers) -> None:
     p.add_argument("--keyframe-seconds", type=float, default=2.0,
                    help="video: full-frame detection this often, known faces followed in between "
                         "(0 = full detection on every sampled frame; default %(default)s)")
+    p.add_argument("--range-seconds", type=float, default=0.0, metavar="S",
+                   help="video: cut each video into time ranges of about S seconds (whole keyframe "
+                        "intervals) that the workers read and analyse in parallel; tracks and persons are "
+                        "joined across ranges, the store is the same for any S (0 = automatic: about 2 "
+                        "ranges per worker, 4 to 60 s each)")
     g = p.add_argument_group("Ray (analysis on a cluster; the archive must be at the same path on every node)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="analyse on Ray: no ADDRESS = $RAY_ADDRESS or a new local cluster; 'auto' = the "
@@ -165,9 +170,13 @@ def cmd_index(args) -> int:
                            strict=args.strict, workers=args.workers,
                            person_threshold=args.identity_threshold,
                            show_progress=not args.quiet,
-                           keyframe_seconds=args.keyframe_seconds, ray_address=args.ray,
+                           keyframe_seconds=args.keyframe_seconds, range_seconds=args.range_seconds,
+                           ray_address=args.ray,
                            ray_cpus_per_worker=args.ray_cpus_per_worker,
                            ray_gpus_per_worker=args.ray_gpus_per_worker)
+    if args.range_seconds < 0:
+        print("mien index: error: --range-seconds must be 0 (automatic) or more", file=sys.stderr)
+        return 2
     missing = [p for p in args.paths if not os.path.lexists(p)]
     if missing:  # before anything is created: a typo must not leave an empty store behind
         print(f"mien index: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)

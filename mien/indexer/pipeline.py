@@ -1,8 +1,9 @@
 """index_paths: crawl -> sniff -> fingerprint -> analyse -> track -> cluster -> commit.
 
 One process writes the store (this one); analysis runs in worker processes
-(one per core by default) so both cores detect faces while this process
-decodes video, tracks and commits. Every source is committed in one store
+(one per core by default), which also read the files themselves: images
+whole, videos in time ranges (video_jobs.py), while this process tracks,
+links persons and commits. Every source is committed in one store
 transaction together with the persons it creates (see `commit.py`), so a
 kill -9 at any moment loses at most the source in flight.
 """
@@ -16,18 +17,15 @@ from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-import numpy as np
-
 from mien.indexer import worker
 from mien.indexer.commit import Group, commit_source, repair_persons
 from mien.indexer.crawl import OUTSIDE_ROOTS, crawl, under_roots
 from mien.indexer.fingerprint import fingerprint
-from mien.indexer.persons import PersonBook, cluster, link_rules, normalise
-from mien.indexer.pooling import median_pool
+from mien.indexer.persons import PersonBook, link_rules, normalise
+from mien.indexer.records import count_faces, face_record
 from mien.indexer.runner import InlineRunner, make_runner
 from mien.indexer.sniff import IMAGE, VIDEO, has_media_extension, sniff
 from mien.indexer.summary import IndexOptions, IndexSummary
-from mien.indexer.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -110,41 +108,6 @@ def _prune(store, roots: list[str], summary: IndexSummary) -> None:
             summary.pruned += 1
 
 
-def _quality_score(face) -> float:
-    """Which faces of a track are worth an identity embedding: big, frontal, sharp."""
-    q = face.quality
-    width = face.bbox[2] - face.bbox[0]
-    return float(min(width, 200.0) * np.cos(np.radians(min(abs(q.yaw), 89.0))) * min(1.0, q.sharpness / 10.0))
-
-
-def _record(FaceRecord, uri: str, face, frame_index: int, ts: int, track_id: int, identity):
-    q = face.quality
-    expr = np.asarray(face.expression, dtype=np.float32)
-    return FaceRecord(
-        source_uri=uri, frame_index=int(frame_index), timestamp_ms=int(ts),
-        bbox=tuple(float(v) for v in face.bbox), landmarks5=np.asarray(face.landmarks5, np.float32),
-        det_score=float(face.det_score), sharpness=float(q.sharpness), yaw=float(q.yaw),
-        pitch=float(q.pitch), roll=float(q.roll), expression=expr, pooled=expr.copy(),
-        identity=None if identity is None else np.asarray(identity, np.float32),
-        track_id=int(track_id), thumbnail=face.thumbnail or b"",
-        occluded=bool(getattr(q, "occluded", False)), occlusion=float(getattr(q, "occlusion", 0.0)),
-    )
-
-
-def _count_faces(faces, summary: IndexSummary) -> list:
-    """Count detections and FaceQA rejections; return the passed faces."""
-    passed = []
-    for face in faces:
-        summary.faces_detected += 1
-        if face.quality is not None and face.quality.passed and face.expression is not None:
-            passed.append(face)
-        else:
-            reason = face.quality.reason if face.quality is not None and face.quality.reason else "rejected"
-            summary.rejected[reason] += 1
-    summary.faces_passed += len(passed)
-    return passed
-
-
 class Indexer:
     def __init__(self, store, runner, book: PersonBook, options: IndexOptions, summary: IndexSummary,
                  progress, bar, should_stop=None):
@@ -218,10 +181,10 @@ class Indexer:
             self._failed(job, "too large" if result.too_large else "corrupt or unreadable image", result.error)
             return
         self.summary.frames += 1
-        passed = _count_faces(result.faces, self.summary)
+        passed = count_faces(result.faces, self.summary)
         records, groups = [], []
         for i, face in enumerate(passed):
-            records.append(_record(self.FaceRecord, job.path, face, 0, 0, i, face.identity))
+            records.append(face_record(self.FaceRecord, job.path, face, 0, 0, i, face.identity))
             if face.identity is not None:  # faces of one image are different people: frame 0 for all
                 groups.append(Group(normalise(face.identity)[None, :], [i], {0}))
         self.summary.tracks += len(passed)
@@ -233,159 +196,11 @@ class Indexer:
         self._tick(job.path, done=True)
 
     # ------------------------------------------------------------ videos
-    def run_video(self, job: Job, attempts: int = 2) -> None:
-        """Analyse and commit one video; a dead worker costs one retry, not the video."""
-        from collections import Counter
+    def run_videos(self, jobs: list[Job]) -> None:
+        """Analyse the videos in time ranges on the workers, commit each in order (video_jobs.py)."""
+        from mien.indexer.video_jobs import VideoQueue
 
-        from mien.errors import BadInputError, TooLargeError
-        from mien.indexer.video import FrameSampler
-
-        fps = None if self.options.every_frame else self.options.fps
-        s = self.summary
-        before = (s.frames, s.faces_detected, s.faces_passed, Counter(s.rejected))
-        for attempt in range(attempts):
-            try:
-                sampler = FrameSampler(job.path, fps, max_pixels=self.options.max_pixels,
-                                       queue_size=2 * self.options.batch_frames)
-            except TooLargeError as exc:
-                self._failed(job, "too large", str(exc))
-                return
-            except BadInputError as exc:
-                self._failed(job, "no video stream or undecodable video", str(exc))
-                return
-            try:
-                state = self._analyse_video(job, sampler)
-                break
-            except BadInputError as exc:
-                self._failed(job, "corrupt video", str(exc))
-                return
-            except Exception as exc:
-                broken = self.runner.recover(exc)
-                if broken and attempt + 1 < attempts:
-                    s.frames, s.faces_detected, s.faces_passed, s.rejected = (
-                        before[0], before[1], before[2], Counter(before[3]))
-                    continue
-                self._failed(job, "analysis crashed", f"{type(exc).__name__}: {exc}")
-                return
-            finally:
-                sampler.close()
-        if state is None:
-            self._failed(job, "corrupt video", "no decodable frames")
-            return
-        self._commit_video(job, sampler, *state)
-
-    def _analyse_video(self, job: Job, sampler):
-        tracker = Tracker()
-        entries = []          # (frame_index, ts, face, track_id) of passed faces
-        candidates: dict[int, list] = {}   # track id -> [(score, Patch)] best first
-        frames_seen = 0
-        window: deque = deque()
-        ahead = max(2, 2 * self.runner.workers)
-        keep = self.options.identity_faces
-
-        def consume(results) -> None:
-            nonlocal frames_seen
-            for res in results:
-                frames_seen += 1
-                self.summary.frames += 1
-                ids = tracker.update([f.bbox for f in res.faces])
-                passed = set(id(f) for f in _count_faces(res.faces, self.summary))
-                for pos, (face, tid) in enumerate(zip(res.faces, ids)):
-                    if id(face) not in passed:
-                        continue
-                    entries.append((res.index, res.timestamp_ms, face, tid))
-                    patch = res.patches.get(pos)
-                    if patch is not None:
-                        best = candidates.setdefault(tid, [])
-                        best.append((_quality_score(face), len(entries), patch))
-                        best.sort(key=lambda c: (-c[0], c[1]))
-                        del best[keep:]
-            self._tick(job.path)
-
-        # A job is a run of consecutive sampled frames starting with a keyframe
-        # (see IndexOptions.keyframe_seconds): jobs are independent, so both
-        # workers stay busy while each job tracks its faces from frame to frame.
-        key_ms = max(0.0, self.options.keyframe_seconds) * 1000.0
-        guided = key_ms > 0
-        batch = []
-        for frame in sampler:
-            if batch and (len(batch) >= self.options.batch_frames
-                          or (guided and frame.timestamp_ms - batch[0][1] >= key_ms)):
-                window.append(self.runner.submit(worker.analyze_frames, batch, guided))
-                batch = []
-                while len(window) >= ahead:
-                    consume(window.popleft().result())
-            batch.append((frame.index, frame.timestamp_ms, frame.image))
-        if batch:
-            window.append(self.runner.submit(worker.analyze_frames, batch, guided))
-        while window:
-            consume(window.popleft().result())
-        if frames_seen == 0:
-            return None
-        tracks = [t.track_id for t in tracker.finish()]
-        return entries, candidates, tracks
-
-    def _track_identities(self, candidates: dict[int, list]) -> dict[int, np.ndarray]:
-        """Mean identity of each track's best faces, embedded in parallel."""
-        order = sorted(candidates)
-        patches = [(tid, c[2]) for tid in order for c in candidates[tid]]
-        if not patches:
-            return {}
-        chunks = max(1, self.runner.workers)
-        size = (len(patches) + chunks - 1) // chunks
-        futures = [self.runner.submit(worker.embed_patches, [p for _, p in patches[i:i + size]])
-                   for i in range(0, len(patches), size)]
-        vectors = [v for f in futures for v in f.result()]
-        sums: dict[int, list] = {}
-        for (tid, _), vec in zip(patches, vectors):
-            if vec is not None:
-                sums.setdefault(tid, []).append(normalise(vec))
-        return {tid: normalise(np.mean(vs, axis=0)) for tid, vs in sums.items()}
-
-    def _commit_video(self, job: Job, sampler, entries, candidates, tracks) -> None:
-        identities = self._track_identities(candidates)
-        with_id = sorted(identities)
-        # cannot-link: tracks seen in one frame are different people
-        position = {tid: k for k, tid in enumerate(with_id)}
-        in_frame: dict[int, set[int]] = {}
-        for index, _, _, tid in entries:
-            if tid in position:
-                in_frame.setdefault(index, set()).add(position[tid])
-        apart = {(a, b) for ks in in_frame.values() for a in ks for b in ks if a < b}
-        labels = cluster(np.stack([identities[t] for t in with_id]), self.book.threshold, apart) if with_id else []
-        cluster_of = {tid: int(label) for tid, label in zip(with_id, labels)}
-
-        records = [_record(self.FaceRecord, job.path, face, index, ts, tid, identities.get(tid))
-                   for index, ts, face, tid in entries]
-        # person groups: one per identity cluster; faces of tracks without identity stay unknown
-        members: dict[int, list[int]] = {}
-        frames: dict[int, set[int]] = {}
-        for i, (index, _, _, tid) in enumerate(entries):
-            if tid in cluster_of:
-                members.setdefault(cluster_of[tid], []).append(i)
-                frames.setdefault(cluster_of[tid], set()).add(index)
-        groups = [Group(np.stack([identities[t] for t in with_id if cluster_of[t] == label]),
-                        members[label], frames[label]) for label in sorted(members)]
-        # pooling: per person (cluster) in time order; identity-less tracks pool on their own
-        sequences: dict[tuple, list[int]] = {}
-        for i, (_, ts, _, tid) in enumerate(entries):
-            key = ("c", cluster_of[tid]) if tid in cluster_of else ("t", tid)
-            sequences.setdefault(key, []).append(i)
-        for idx in sequences.values():
-            idx.sort(key=lambda i: (records[i].timestamp_ms, records[i].track_id))
-            pooled = median_pool(np.stack([records[i].expression for i in idx]))
-            for i, vec in zip(idx, pooled):
-                records[i].pooled = vec
-
-        self.summary.tracks += len(tracks)
-        self.summary.video_ms += sampler.duration_ms
-        source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=VIDEO, status="done",
-                                   face_count=len(records), duration_ms=int(sampler.duration_ms),
-                                   frames=int(sampler.frames_decoded))
-        self.summary.persons_new += commit_source(self.store, self.book, source, records, groups)
-        self.summary.indexed += 1
-        self.summary.videos += 1
-        self._tick(job.path, done=True)
+        VideoQueue(self).run(jobs)
 
 
 def engine_config_for(store_dir, config=None):
@@ -476,11 +291,11 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
             indexer.files_total = len(jobs)
             try:
                 indexer.run_images([j for j in jobs if j.kind == IMAGE])
-                for job in (j for j in jobs if j.kind == VIDEO):
-                    if summary.stopped or indexer.should_stop():
-                        summary.stopped = True
-                        break
-                    indexer.run_video(job)
+                videos = [j for j in jobs if j.kind == VIDEO]
+                if videos and (summary.stopped or indexer.should_stop()):
+                    summary.stopped = True
+                elif videos:
+                    indexer.run_videos(videos)
             finally:
                 if bar is not None:
                     bar.close()

@@ -20,6 +20,10 @@ class IndexOptions:
     # at the next one. 0 = full detection on every sampled frame. A keyframe
     # also starts every analysis job, so the interval is at most batch_frames samples.
     keyframe_seconds: float = 2.0
+    # Videos are cut into time ranges that workers read and analyse on their own
+    # (video_jobs.py): this many seconds each (rounded to whole keyframe intervals);
+    # 0 = automatic (about 2 per worker, 4 to 60 s). The store does not depend on it.
+    range_seconds: float = 0.0
     identity_faces: int = 3          # best faces per track that get an identity embedding
     person_threshold: float | None = None   # identity distance for same person; None = per encoder
     max_pixels: int = 64_000_000     # larger images/frames fail as too large (decompression bombs)
@@ -41,6 +45,8 @@ class IndexSummary:
     pruned: int = 0
     frames: int = 0                  # images + sampled video frames analysed
     video_ms: int = 0                # duration of the videos analysed
+    video_ranges: int = 0            # time ranges of videos analysed (video_jobs.py)
+    video_rereads: int = 0           # videos whose rest was read without seeking (ranges did not meet)
     faces_detected: int = 0
     faces_passed: int = 0            # passed FaceQA, stored
     tracks: int = 0
@@ -68,6 +74,7 @@ class IndexSummary:
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in (
             "files", "indexed", "images", "videos", "unchanged", "pruned", "frames", "video_ms",
+            "video_ranges", "video_rereads",
             "faces_detected", "faces_passed", "tracks", "persons_new", "persons_total", "seconds")}
         out.update(rejected=dict(self.rejected), skipped=dict(self.skipped), failed=dict(self.failed),
                    failures=[list(f) for f in self.failures])
@@ -80,7 +87,8 @@ class IndexSummary:
             ("sources indexed", f"{self.indexed} ({self.images} images, {self.videos} videos)"),
             ("unchanged (skipped)", self.unchanged),
             ("pruned", self.pruned),
-            ("frames analysed", f"{self.frames} ({self.video_ms / 1000:.1f} s of video)"),
+            ("frames analysed", f"{self.frames} ({self.video_ms / 1000:.1f} s of video"
+                                + (f" in {self.video_ranges} ranges)" if self.video_ranges else ")")),
             ("faces detected", self.faces_detected),
             ("faces passed FaceQA", self.faces_passed),
         ]

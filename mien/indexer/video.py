@@ -1,14 +1,28 @@
-"""Sample a video's frames at a fixed rate, decoding in a background thread.
+"""Read a video's sampled frames, the whole file or one time range of it.
+
+Sampling is absolute, so it never depends on where reading started: a frame
+is sampled iff it is the first decoded frame of its time bin
+floor(t / step), step = 1000 / fps ms (every frame when fps is None). A
+range [start_ms, end_ms) whose bounds are multiples of the step therefore
+holds exactly the samples the sequential read has in that span, and a long
+video can be cut into ranges that workers read on their own (video_jobs.py).
 
 Timestamps come from the container (CAP_PROP_POS_MSEC after each grab), so
 variable-frame-rate files are sampled by time, not by frame count. Frames that
-are not sampled are only grabbed, never converted to BGR. The queue between
-the decoder thread and the consumer is bounded, so at most `queue_size`
-decoded frames are in memory whatever the video length.
+are not sampled are only grabbed, never converted to BGR.
+
+`RangeReader` seeks near the range start and reads forward to it. OpenCV's
+seek lands on a frame number it derives from the average frame rate, which is
+exact for constant-frame-rate files and wrong for variable ones; so a reader
+reports the first frame at or after its start and the first frame at or after
+its end, and the driver checks that consecutive ranges meet on the same
+(frame index, timestamp). When they do not, the rest of the file is read
+without seeking (see video_jobs.py).
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from dataclasses import dataclass
@@ -34,6 +48,26 @@ class VideoInfo:
     fps: float
     frame_count: int
 
+    @property
+    def duration_ms(self) -> float:
+        """The container's estimate (frame count / average rate); 0 when it has none."""
+        return self.frame_count * 1000.0 / self.fps if self.fps > 0 and self.frame_count > 0 else 0.0
+
+
+def _info(cap, max_pixels: int) -> VideoInfo:
+    import cv2
+
+    if not cap.isOpened():
+        raise BadInputError("no video stream (the container opens to nothing decodable)")
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width <= 0 or height <= 0:
+        raise BadInputError("no video stream")
+    if width * height > max_pixels:
+        raise TooLargeError(f"video frames of {width}x{height} exceed {max_pixels} pixels")
+    return VideoInfo(width, height, float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+                     int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+
 
 def probe(path: str, max_pixels: int) -> VideoInfo:
     """Open `path` just far enough to know it is a decodable video of sane size."""
@@ -41,23 +75,143 @@ def probe(path: str, max_pixels: int) -> VideoInfo:
 
     cap = cv2.VideoCapture(path)
     try:
-        if not cap.isOpened():
-            raise BadInputError("no video stream (the container opens to nothing decodable)")
-        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if width <= 0 or height <= 0:
-            raise BadInputError("no video stream")
-        if width * height > max_pixels:
-            raise TooLargeError(f"video frames of {width}x{height} exceed {max_pixels} pixels")
-        return VideoInfo(width, height, float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-                         int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        return _info(cap, max_pixels)
     finally:
         cap.release()
 
 
-class FrameSampler:
-    """Iterate `Frame`s of `path` sampled at `fps` (None = every frame).
+def sample_bin(timestamp_ms: int, fps: float | None) -> int | None:
+    """The sampling bin of a timestamp (None: every frame is sampled)."""
+    if not fps:
+        return None
+    return math.floor(timestamp_ms * fps / 1000.0 + 1e-9)
 
+
+class RangeReader:
+    """Iterate the sampled `Frame`s of `path` with start_ms <= timestamp < end_ms.
+
+    end_ms None = to the end of the file. seek=False reads from the first frame
+    (grabbing, not converting, the frames before start_ms): slower, but the
+    frame numbers are counted, not derived from timestamps.
+
+    After iterating: `first` and `next` are (index, timestamp_ms) of the first
+    frame at or after start_ms and at or after end_ms (None: the file ended
+    before), `last` the last frame of the file when it ended within the range,
+    `backwards` whether a timestamp ran backwards after a seek, `seeked`
+    whether the reader seeked.
+    """
+
+    # how far before the start a seek aims, in frames of the average rate: the first
+    # try, then a second when the first landed past the start
+    MARGINS = (2, 60)
+
+    def __init__(self, path: str, start_ms: int = 0, end_ms: int | None = None, fps: float | None = 2.0,
+                 *, seek: bool = True, max_pixels: int = 100_000_000):
+        self.path, self.start_ms, self.end_ms, self.fps = path, int(start_ms), end_ms, fps
+        self.seek, self.max_pixels = seek, max_pixels
+        self.info: VideoInfo | None = None
+        self.first = self.next = self.last = None
+        self.backwards = False
+        self.seeked = False
+        self.frames_decoded = 0   # frames grabbed by this reader (seeking included)
+
+    def _open(self):
+        import cv2
+
+        cap = cv2.VideoCapture(self.path)
+        try:
+            self.info = _info(cap, self.max_pixels)
+        except Exception:
+            cap.release()
+            raise
+        return cap
+
+    def _position(self, cap):
+        """Seek near start_ms: (cap, index, ms) of the first frame there; index None to
+        read from the first frame; ms None when the file ends before start_ms."""
+        import cv2
+
+        native = self.info.fps if self.info.fps > 0 else 25.0
+        for margin in self.MARGINS:
+            target = self.start_ms - margin * 1000.0 / native
+            if target <= 0 or not cap.set(cv2.CAP_PROP_POS_MSEC, target):
+                break
+            if not cap.grab():
+                # nothing there: the file ends before this range (if the seek lied, the
+                # driver sees the ranges do not meet)
+                self.seeked = True
+                return cap, -1, None
+            self.frames_decoded += 1
+            index = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) - 1
+            ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+            if index >= 0 and ms + 1e-3 < self.start_ms:
+                self.seeked = True
+                return cap, index, ms
+            if margin == self.MARGINS[-1] and index >= 0:
+                self.seeked = True  # landed past the start: the driver's check decides
+                return cap, index, ms
+        # cannot seek here: read from the first frame
+        cap.release()
+        return self._open(), None, None
+
+    def __iter__(self):
+        import cv2
+
+        cap = self._open()
+        try:
+            native = self.info.fps if self.info.fps > 0 else 25.0
+            index, ms, pending = -1, None, False
+            if self.seek and self.start_ms > 0:
+                cap, at, at_ms = self._position(cap)
+                if at is not None and at_ms is None:
+                    return  # past the end of the file
+                if at is not None:
+                    index, ms, pending = at, at_ms, True
+            last_ms = -1.0
+            taken = None   # the sampling bin whose frame was taken
+            while True:
+                if pending:
+                    pending = False  # the frame the seek grabbed
+                else:
+                    if not cap.grab():
+                        break
+                    self.frames_decoded += 1
+                    index += 1
+                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                if ms <= 0 and index > 0:
+                    ms = index * 1000.0 / native  # container without timestamps
+                if ms < last_ms and self.seeked:
+                    self.backwards = True
+                ms = max(ms, last_ms)  # never let time run backwards
+                last_ms = ms
+                t = int(round(ms))
+                self.last = (index, t)
+                if t < self.start_ms:
+                    continue
+                if self.first is None:
+                    self.first = (index, t)
+                if self.end_ms is not None and t >= self.end_ms:
+                    self.next = (index, t)
+                    self.last = None  # the file goes on
+                    return
+                b = sample_bin(t, self.fps)
+                if b is not None and b == taken:
+                    continue
+                ok, image = cap.retrieve()
+                if not ok or image is None:
+                    continue  # a damaged frame: skip it, keep the rest of the video
+                taken = b
+                yield Frame(index, t, image)
+        finally:
+            cap.release()
+
+
+class FrameSampler:
+    """Iterate `Frame`s of the whole of `path` sampled at `fps` (None = every frame),
+    decoding in a background thread.
+
+    The queue between the decoder thread and the consumer is bounded, so at
+    most `queue_size` decoded frames are in memory whatever the video length.
     Use as a context manager or call close(): closing stops the decoder thread
     even when the consumer stops early.
     """
@@ -85,41 +239,18 @@ class FrameSampler:
         return False
 
     def _decode(self) -> None:
-        import cv2
-
-        cap = cv2.VideoCapture(self.path)
+        reader = RangeReader(self.path, 0, None, self.fps, seek=False, max_pixels=self.max_pixels)
         try:
-            step = None if not self.fps else 1000.0 / self.fps
-            native = self.info.fps if self.info.fps > 0 else 25.0
-            next_ms = 0.0
-            index = -1
-            last_ms = -1.0
-            while not self._stop.is_set():
-                if not cap.grab():
-                    break
-                index += 1
-                ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-                if ms <= 0 and index > 0:
-                    ms = index * 1000.0 / native  # container without timestamps
-                ms = max(ms, last_ms)  # never let time run backwards
-                last_ms = ms
-                self.frames_decoded = index + 1
-                self.duration_ms = int(round(ms))
-                if step is not None and ms + 1e-3 < next_ms:
-                    continue
-                ok, image = cap.retrieve()
-                if not ok or image is None:
-                    continue  # a damaged frame: skip it, keep the rest of the video
-                if step is not None:
-                    # the next sample is due one step after this one; catch up across gaps
-                    next_ms = max(next_ms + step, ms + step * 0.5)
-                if not self._put(Frame(index, int(round(ms)), image)):
+            for frame in reader:
+                self.frames_decoded = frame.index + 1
+                self.duration_ms = frame.timestamp_ms
+                if self._stop.is_set() or not self._put(frame):
                     return
+            if reader.last is not None:
+                self.frames_decoded, self.duration_ms = reader.last[0] + 1, reader.last[1]
             self._put(_END)
         except Exception as exc:  # surfaced to the consumer
             self._put(exc)
-        finally:
-            cap.release()
 
     def __iter__(self):
         while True:

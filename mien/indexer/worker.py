@@ -222,6 +222,68 @@ def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
     return results
 
 
+@dataclass
+class RangeResult:
+    """What a worker found in one time range of a video (see video.RangeReader)."""
+    frames: list = field(default_factory=list)   # FrameResult per sampled frame, in time order
+    first: tuple | None = None    # (index, timestamp_ms) of the first frame at or after the start
+    next: tuple | None = None     # ... at or after the end; None: the file ended in the range
+    last: tuple | None = None     # the file's last frame, when it ended in this range
+    backwards: bool = False       # a timestamp ran backwards after a seek
+    seeked: bool = False
+    frames_decoded: int = 0       # grabbed by this worker, seeking included
+    error: str = ""               # the file cannot be read: corrupt, not a video, too large
+    too_large: bool = False
+
+
+def segments(frames, key_ms: float, batch_frames: int):
+    """Group sampled frames into analysis segments, each starting with a keyframe.
+
+    A segment is a keyframe bin floor(t / key_ms), cut every `batch_frames`
+    frames counted from the bin's start; both are absolute, so a range that
+    starts on a multiple of key_ms gets the segments the whole file gets.
+    key_ms 0: runs of batch_frames (no guidance, so the grouping does not change
+    results)."""
+    batch, key = [], None
+    for frame in frames:
+        k = int(frame.timestamp_ms // key_ms) if key_ms > 0 else None
+        if batch and (len(batch) >= batch_frames or k != key):
+            yield batch
+            batch = []
+        key = k
+        batch.append(frame)
+    if batch:
+        yield batch
+
+
+def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | None, key_ms: float,
+                  batch_frames: int, max_pixels: int, seek: bool = True) -> RangeResult:
+    """Read and analyse the sampled frames of `path` in [start_ms, end_ms): this worker opens the
+    file itself (nothing but the path travels), guided detection within each segment."""
+    from mien.errors import BadInputError, TooLargeError
+    from mien.indexer.video import RangeReader
+
+    reader = RangeReader(path, start_ms, end_ms, fps, seek=seek, max_pixels=max_pixels)
+    out = RangeResult()
+    guided = key_ms > 0
+    try:
+        for segment in segments(reader, key_ms, max(1, batch_frames)):
+            out.frames.extend(analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided))
+    except TooLargeError as exc:
+        return RangeResult(error=str(exc), too_large=True)
+    except BadInputError as exc:
+        return RangeResult(error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg failing on a damaged stream
+        import cv2
+
+        if not isinstance(exc, cv2.error):
+            raise
+        return RangeResult(error=f"video decoding failed: {exc}")
+    out.first, out.next, out.last = reader.first, reader.next, reader.last
+    out.backwards, out.seeked, out.frames_decoded = reader.backwards, reader.seeked, reader.frames_decoded
+    return out
+
+
 def embed_patches(patches: list[Patch]) -> list[np.ndarray | None]:
     """Identity vectors of identity patches (one face each)."""
     out = []
