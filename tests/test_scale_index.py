@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from mien.engine.store import Store
-from mien.engine.store.index import (
+from mien.engine.store.ivf import (
     BASE_PROBES, MAX_LISTS, ivf_lists, ivf_outgrown, ivf_probes, template_lists,
 )
 from store_support import ENC, brute, source_faces, source_record

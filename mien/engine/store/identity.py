@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mien.engine.store.index import Grow
+from mien.engine.store.rows import Grow
 
 
 class IdentityIndex:

@@ -19,6 +19,9 @@ probe_min rows. Above that, with an IVF, it makes the main index's approximation
 inside the person: only its rows in the query's nprobe nearest IVF lists (plus
 its rows not in the IVF yet, exactly), a few contiguous slices of its rows; it
 scans the whole person if those hold fewer than 4 k rows.
+
+The bfloat16 codec and growable row arrays are rows.py's; how many IVF lists
+and probes, ivf.py's.
 """
 
 from __future__ import annotations
@@ -27,60 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# template_lists only for benchmarks/search.py, which imports the IVF sizing from here (as it was)
+from mien.engine.store.ivf import ivf_probes, template_lists  # noqa: F401
 from mien.engine.store.records import EXPR_DIM
+from mien.engine.store.rows import BF16_EPS, Grow, from_bf16, to_bf16, window
 
-# bfloat16 (the top half of a float32, rounded to nearest even) rather than
-# float16: decoding is a shift (4x faster than faiss's fp16 decoder, 15x numpy's
-# cast). Its relative error is at most 2**-8 per vector, which `window` turns into
-# a rigorous bound on squared distances.
-BF16_EPS = 2.0 ** -8
-
-
-def to_bf16(x: np.ndarray) -> np.ndarray:
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def from_bf16(b: np.ndarray) -> np.ndarray:
-    out = np.empty(b.shape, np.uint32)
-    np.left_shift(b, np.uint32(16), out=out)  # widen and shift in one pass
-    return out.view(np.float32)
-
-
-def window(dk: float, eps: float) -> float:
-    """Every face whose exact distance can be <= the k-th is within this approx distance.
-
-    With |x - x~| <= eps: |d - d~| <= 2 eps sqrt(d) + eps^2 (d = squared distance).
-    """
-    r = np.sqrt(max(dk, 0.0)) + 2 * eps
-    return dk + 4 * eps * r + 4 * eps * eps
 CHUNK = 1 << 18
 NO_LIST = 0xFFFF  # `lists` value of a row that is not in the IVF (exact index phase)
-
-
-class Grow:
-    """A numpy array with amortised appends (growth factor 1.25, not 2: RAM)."""
-
-    def __init__(self, dtype, width: int | None = None, cap: int = 1024):
-        self.width = width
-        shape = (cap,) if width is None else (cap, width)
-        self.buf = np.zeros(shape, dtype=dtype)
-        self.n = 0
-
-    def extend(self, a: np.ndarray) -> None:
-        need = self.n + len(a)
-        if need > len(self.buf):
-            cap = max(need, int(len(self.buf) * 1.25) + 1024)
-            shape = (cap,) if self.width is None else (cap, self.width)
-            new = np.zeros(shape, dtype=self.buf.dtype)
-            new[: self.n] = self.buf[: self.n]
-            self.buf = new
-        self.buf[self.n : need] = a
-        self.n = need
-
-    @property
-    def a(self) -> np.ndarray:
-        return self.buf[: self.n]
 
 
 @dataclass
@@ -95,49 +51,6 @@ class RowFilter:
     def is_empty(self) -> bool:
         return (self.persons is None and self.exclude_persons is None and self.srcs is None
                 and self.time_range is None and self.exclude_ids is None)
-
-
-# IVF parameters follow the face count (benchmarks/search.py measures them at 1M and 10M):
-MAX_LISTS = 16384   # `lists` holds a list number in a uint16 (NO_LIST reserved)
-BASE_PROBES = 16    # probes up to BASE_LISTS lists; more lists get more probes
-BASE_LISTS = 8192
-# Retrain once the face count calls for REGROW x the template's lists: the lists
-# then hold at most ~2x their ideal length, and a store that grows one face at a
-# time rewrites its shards about twice over in all (geometric growth).
-REGROW = 2
-
-
-def ivf_lists(n: int) -> int:
-    """IVF lists for n faces: ~4 sqrt(n) (the low end of faiss's 4-16 sqrt(n): fewer, longer
-    lists keep the quantizer cheap on 16-d vectors), at least 39 training points per list,
-    a power of two, at most MAX_LISTS. 100k -> 1024, 1M -> 2048, 10M -> 8192."""
-    nlist = int(max(1, min(MAX_LISTS, 4 * np.sqrt(max(n, 1)), n // 39)))
-    return 1 << int(np.log2(nlist))
-
-
-def ivf_probes(nlist: int, base: int = BASE_PROBES) -> int:
-    """Lists a query probes: `base` up to BASE_LISTS lists; beyond, base x sqrt(nlist /
-    BASE_LISTS), so the share of the store a query sees shrinks slower than the lists do."""
-    return int(round(base * max(1.0, np.sqrt(nlist / BASE_LISTS))))
-
-
-def ivf_outgrown(nlist: int, n: int) -> bool:
-    """A template with nlist lists is too coarse for n faces (lists REGROW x too long)."""
-    return ivf_lists(n) >= REGROW * nlist
-
-
-def template_lists(template_bytes: bytes) -> int:
-    import faiss
-
-    index = faiss.deserialize_index(np.frombuffer(template_bytes, dtype=np.uint8))
-    return int(faiss.extract_index_ivf(index).nlist)
-
-
-def ann_template(n_train: int):
-    """An untrained IVF-SQ8 sized for n_train faces (ivf_lists)."""
-    import faiss
-
-    return faiss.index_factory(EXPR_DIM, f"IVF{ivf_lists(n_train)},SQ8", faiss.METRIC_L2)
 
 
 class FaceIndex:

@@ -4,7 +4,7 @@ Faces are committed to LMDB only (the "tail"); once shard_size of them are
 unsealed, the writer seals them into a shard file (shards.py: written, fsynced,
 renamed) and only then registers it in the meta db (`shards`, `sealed_upto`,
 `tail`), logging an S entry. The first seal trains the IVF template every shard
-shares; a store that outgrows its template (index.ivf_outgrown) is rebuilt:
+shares; a store that outgrows its template (ivf.py) is rebuilt:
 retrained on every live face, every shard rewritten, tombstones dropped.
 
 Which faces a shard holds depends only on the committed faces, so a writer
@@ -22,7 +22,7 @@ import numpy as np
 from mien.engine.store import changelog
 from mien.engine.store import shards as shardio
 from mien.engine.store.db import StoreEnv, meta_int, put_meta_int, scan_rows
-from mien.engine.store.index import ann_template, ivf_outgrown, template_lists
+from mien.engine.store.ivf import ann_template, ivf_outgrown, template_lists
 from mien.engine.store.records import key_id
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ def build(template_bytes: bytes, face_ids: np.ndarray, rows: np.ndarray) -> dict
     """IVF-SQ8 codes of the rows (ids local 0..n-1) plus the bfloat16 rows."""
     import faiss
 
-    from mien.engine.store.index import to_bf16
+    from mien.engine.store.rows import to_bf16
 
     index = faiss.deserialize_index(np.frombuffer(template_bytes, dtype=np.uint8))
     e = np.ascontiguousarray(rows["e"], dtype=np.float32)
