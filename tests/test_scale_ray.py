@@ -1,13 +1,15 @@
 """`mien index --ray` on a real local Ray cluster gives the same store as `mien index`.
 
 Ray's own runtime (ray.init with 2 CPUs, its GCS, raylet and actor processes),
-no mock. The archive: package photos and a rendered video of two people, so
-tracks, identity clustering and persons all take part. Marked `ray`: skip
-locally with `pytest -m "not ray"`; CI runs them.
+no mock. The archive: package photos, a rendered video of two people and a
+7 s one cut into 2 s ranges (--range-seconds 2) that actors read themselves,
+so tracks, identity clustering and persons all take part, across ranges too.
+Marked `ray`: skip locally with `pytest -m "not ray"`; CI runs them.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +42,9 @@ def archive(tmp_path_factory) -> Path:
         small_photo(name, root / "photos" / f"{name}.jpg")
     write_clip(root / "videos" / "pair.avi", people=("obama", "biden"), motion="pan", fps=10.0,
                seconds=3.0)
+    # mp4v: seeking decodes from the keyframe before each range's start
+    write_clip(root / "videos" / "long.mp4", people=("obama2",), motion="zoom", fps=25.0, seconds=7.0,
+               size=(1280, 720), blur_frames=range(90, 100))
     return root
 
 
@@ -65,9 +70,19 @@ def _content(store_dir: Path):
 
 @pytest.mark.ray
 def test_ray_index_gives_the_local_store(cluster, archive, tmp_path):
-    _index(archive, tmp_path / "local", "--workers", "2")
-    out = _index(archive, tmp_path / "ray", "--ray", cluster, "--workers", "2")
+    """Local: one range per video; Ray: 2 s ranges (the long video in 4) read by the actors."""
+    import json
+
+    _index(archive, tmp_path / "local", "--workers", "2", "--range-seconds", "1000",
+           "--json", str(tmp_path / "local.json"))
+    out = _index(archive, tmp_path / "ray", "--ray", cluster, "--workers", "2", "--range-seconds", "2",
+                 "--json", str(tmp_path / "ray.json"))
     assert "indexed" in out.stdout.lower() or out.stdout
+    local_summary = json.loads((tmp_path / "local.json").read_text())
+    ray_summary = json.loads((tmp_path / "ray.json").read_text())
+    assert local_summary["video_ranges"] == 2
+    assert ray_summary["video_ranges"] >= 2 + 4 and ray_summary["video_rereads"] == 0
+    assert ray_summary["frames"] == local_summary["frames"]
 
     local, local_persons = _content(tmp_path / "local")
     ray_faces, ray_persons = _content(tmp_path / "ray")
@@ -88,11 +103,72 @@ def test_ray_index_gives_the_local_store(cluster, archive, tmp_path):
             else:
                 np.testing.assert_allclose(fa.identity, fb.identity, atol=1e-5)
     assert local_persons == ray_persons and len(local_persons) >= 2
+    long_uri = next(u for u in local if u.endswith("long.mp4"))
+    assert len({f.frame_index for f in local[long_uri]}) >= 10  # faces in every range
 
     # a re-run on Ray finds nothing to do (resumability is the local path's own)
     again = _index(archive, tmp_path / "ray", "--ray", cluster)
     assert _content(tmp_path / "ray")[1] == ray_persons
     assert "unchanged" in again.stdout
+
+
+def _arrays(value, seen=None):
+    """Every ndarray inside a job's arguments or result (dataclasses, lists, dicts)."""
+    import dataclasses
+
+    if isinstance(value, np.ndarray):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [a for f in dataclasses.fields(value) for a in _arrays(getattr(value, f.name))]
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _arrays(v)]
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _arrays(v)]
+    return []
+
+
+@pytest.mark.ray
+def test_ray_jobs_carry_paths_not_images(cluster, archive, tmp_path, monkeypatch):
+    """A real run on the Ray cluster, every job seen on its way to an actor: image and
+    video jobs carry a path (and a time range), no array; the only pixels that travel
+    are identity patches going back for embedding, each a small crop, not a frame."""
+    from mien.indexer import IndexOptions, index_paths, worker
+    from mien.indexer.ray_runner import RayRunner
+
+    jobs = []
+    real_submit = RayRunner.submit
+
+    def recording_submit(self, fn, *args):
+        future = real_submit(self, fn, *args)
+        jobs.append((fn.__name__, args, future))
+        return future
+
+    monkeypatch.setattr(RayRunner, "submit", recording_submit)
+    summary = index_paths([archive], tmp_path / "store", options=IndexOptions(
+        workers=2, range_seconds=2, ray_address=cluster, show_progress=False))
+    assert summary.failed_count == 0 and summary.videos == 2 and summary.video_ranges >= 6
+    names = [name for name, _, _ in jobs]
+    assert names.count("analyze_range") >= 6 and names.count("analyze_image") == 5
+    assert set(names) <= {"encoders", "analyze_image", "analyze_range", "embed_patches"}
+    # an identity patch: the face scaled to at most PATCH_FACE_WIDTH px wide plus a margin each
+    # side (faces are taller than wide): a small crop, not a frame
+    patch_side = int((1 + 2 * worker.PATCH_MARGIN) * worker.PATCH_FACE_WIDTH) + 2
+
+    def small(shape) -> bool:
+        return len(shape) < 2 or (shape[1] <= patch_side and shape[0] <= 2 * patch_side
+                                  and 5 * int(np.prod(shape)) < 1280 * 720 * 3)
+
+    for name, args, future in jobs:
+        if name in ("analyze_image", "analyze_range"):
+            assert _arrays(args) == [], name
+            assert isinstance(args[0], str) and os.path.isfile(args[0])
+        if name == "analyze_range" and args[0].endswith("long.mp4"):  # 1280x720 frames
+            for array in _arrays(future.result()):  # faces' points and vectors, identity patches
+                assert small(array.shape), array.shape
+        elif name == "embed_patches":
+            patches = args[0]
+            assert patches and all(isinstance(p, worker.Patch) for p in patches)
+            assert all(small(p.image.shape) for p in patches)
 
 
 @pytest.mark.ray

@@ -1,17 +1,21 @@
 """Analysis on a Ray cluster: the same runner interface as runner.PoolRunner.
 
-The pipeline (pipeline.py) only ever calls `submit(fn, *args) -> Future`,
-`recover(exc)`, `workers` and `close()`. Here each worker is a Ray actor that
-loads the face models once (worker.init) and runs the pipeline's job functions
-(worker.analyze_image, analyze_frames, embed_patches) on whatever node Ray
-placed it. Everything else stays in the driver exactly as on one machine: the
-crawl, video decoding and tracking, persons, and the single writer that
-commits each source in one transaction. So crash-safety, resumability,
-bad-input accounting and progress are the local path's own code.
+The pipeline (pipeline.py, video_jobs.py) only ever calls
+`submit(fn, *args) -> Future`, `recover(exc)`, `workers` and `close()`. Here
+each worker is a Ray actor that loads the face models once (worker.init) and
+runs the pipeline's job functions (worker.analyze_image, analyze_range,
+embed_patches) on whatever node Ray placed it. Everything else stays in the
+driver exactly as on one machine: the crawl, range planning, tracking,
+persons, and the single writer that commits each source in one transaction.
+So crash-safety, resumability, bad-input accounting and progress are the local
+path's own code.
 
-Images travel by path: an actor opens the file itself, so every node must see
-the archive at the same path (a shared filesystem). Video frames are decoded by
-the driver and shipped to the actors (see docs/SCALE.md).
+Files travel by path: an actor opens an image, or seeks to its time range of a
+video, itself, so every node must see the archive at the same path (a shared
+filesystem). A job carries the path and the range; a result carries faces and
+small identity patches (the face plus margin, ~160 px), which go back to an
+actor for the identity embedding of a track's best faces. No frame ever
+passes through the driver (see docs/SCALE.md).
 
 Only imported for `mien index --ray`; nothing else in mien imports Ray.
 """
