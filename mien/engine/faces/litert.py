@@ -42,7 +42,7 @@ class TFLiteModel:
         tensor = np.ascontiguousarray(tensor, dtype=np.float32).reshape(self.input_shape)
         self.interpreter.set_tensor(self.input_index, tensor)
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(i).copy() for i in self.output_indices]
+        return [self.interpreter.get_tensor(i) for i in self.output_indices]   # get_tensor copies already
 
 
 @lru_cache(maxsize=None)
