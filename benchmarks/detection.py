@@ -27,6 +27,11 @@ shared: CPU time and the minimum are the least disturbed by other
 processes, for both detectors alike), one thread each (LiteRT 1 thread, OpenCV 1 thread,
 dlib is single-threaded); the machine is shared, so ratios within one run are
 what to read.
+
+--profile adds where the MediaPipe front end's CPU time goes on the photos
+(each stage's own time, without the stages it calls; the run with the
+smallest total per image): BlazeFace and FaceMesh invokes, working copies,
+letterboxing, decoding, NMS, mesh crops, the rest (Python).
 """
 
 from __future__ import annotations
@@ -154,11 +159,85 @@ def score(faces, truth) -> tuple[int, int, int]:
     return len(counted), found, extra
 
 
+class StageClock:
+    """Exclusive CPU time per named stage: wraps module functions in place (restored by close())."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.stack: list[list[float]] = []
+        self.patched: list = []
+
+    def wrap(self, owner, attr: str, stage) -> None:
+        fn = getattr(owner, attr)
+
+        def timed(*args, **kwargs):
+            name = stage(*args) if callable(stage) else stage
+            self.stack.append([time.process_time(), 0.0])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                start, inner = self.stack.pop()
+                spent = time.process_time() - start
+                self.seconds[name] = self.seconds.get(name, 0.0) + spent - inner
+                self.calls[name] = self.calls.get(name, 0) + 1
+                if self.stack:
+                    self.stack[-1][1] += spent
+
+        setattr(owner, attr, timed)
+        self.patched.append((owner, attr, fn))
+
+    def reset(self) -> None:
+        self.seconds, self.calls = {}, {}
+
+    def close(self) -> None:
+        for owner, attr, fn in reversed(self.patched):
+            setattr(owner, attr, fn)
+
+
+def profile_mediapipe(detector, cases, repeat: int) -> list[dict]:
+    """Per-stage CPU time of detector.detect over the cases, summed over the cases."""
+    from mien.engine.faces import blazeface, facemesh, litert, mpdetect
+
+    clock = StageClock()
+    names = {blazeface.MODEL: "BlazeFace invoke", facemesh.MODEL: "FaceMesh invoke"}
+    clock.wrap(litert.TFLiteModel, "run", lambda model, *_: names.get(model.name, model.name))
+    clock.wrap(blazeface, "shrink", "working copies (shrink)")
+    clock.wrap(blazeface, "letterbox", "letterbox")
+    clock.wrap(blazeface, "decode", "decode")
+    clock.wrap(blazeface, "weighted_nms", "weighted NMS")
+    clock.wrap(facemesh, "crop", "FaceMesh crops")
+    clock.wrap(mpdetect.MediaPipeDetector, "detect", "rest (Python)")
+    totals: dict[str, list[float]] = {}
+    try:
+        for _, image, _ in cases:
+            best = None
+            for _ in range(repeat):
+                clock.reset()
+                detector.detect(image)
+                spent = sum(clock.seconds.values())
+                if best is None or spent < best[0]:
+                    best = (spent, dict(clock.seconds), dict(clock.calls))
+            for name, sec in best[1].items():
+                row = totals.setdefault(name, [0.0, 0])
+                row[0] += sec
+                row[1] += best[2][name]
+    finally:
+        clock.close()
+    whole = sum(sec for sec, _ in totals.values())
+    rows = [{"stage": name, "ms": 1000 * sec, "share": sec / whole, "calls": n,
+             "ms_per_call": 1000 * sec / max(n, 1)}
+            for name, (sec, n) in sorted(totals.items(), key=lambda kv: -kv[1][0])]
+    rows.append({"stage": "total", "ms": 1000 * whole, "share": 1.0, "calls": len(cases), "ms_per_call": ""})
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--build-truth", action="store_true")
     ap.add_argument("--no-frames", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="also: the MediaPipe front end's time per stage on the photos")
     ap.add_argument("--out")
     args = ap.parse_args()
     os.environ.setdefault("MIEN_LITERT_THREADS", "1")
@@ -211,6 +290,11 @@ def main() -> int:
               f"{report[f'{group}/speedup_median']:.1f}x per median image")
         for name in detectors:
             print(f"  {name} missed: {', '.join(report[f'{group}/{name}']['missed']) or '-'}")
+    if args.profile:
+        profile = profile_mediapipe(detectors["mediapipe"], groups["photos"], args.repeat)
+        print("\nMediaPipe front end on the photos, CPU time per stage (own time, best run per image):")
+        print_table(profile, ["stage", "ms", "share", "calls", "ms_per_call"])
+        report["photos/mediapipe_profile"] = profile
     write_json(args.out, report)
     return 0
 
