@@ -191,7 +191,8 @@ def _con_details(r: _Reader, spec: tuple) -> dict:
     nf = math.prod(filters)
     nb = math.prod(biases) if use_bias else 0
     if filters[0] != n or filters[2:] != (size, size) or params.size != nf + nb:
-        raise _Bad(f"byte {r.pos}: con filters {filters} with {params.size} parameters; expected {n} {size}x{size} filters")
+        raise _Bad(f"byte {r.pos}: con filters {filters} with {params.size} parameters; "
+                   f"expected {n} {size}x{size} filters")
     flat = params.reshape(-1)
     bias = flat[nf:nf + nb].copy() if nb else np.zeros(n, np.float32)
     return {"w": flat[:nf].reshape(filters).copy(), "b": bias}
@@ -222,8 +223,8 @@ def _affine_details(r: _Reader, spec: tuple) -> dict:
     disabled = r.bool() if version == "affine_2" else False
     k = math.prod(gamma)
     if mode != 0 or disabled or params.size != 2 * k or math.prod(beta) != k:
-        raise _Bad(f"byte {r.pos}: affine mode {mode} (0 = per channel), disabled {disabled}, {params.size} parameters "
-                   f"for {k} channels; expected a convolutional-mode affine")
+        raise _Bad(f"byte {r.pos}: affine mode {mode} (0 = per channel), disabled {disabled}, "
+                   f"{params.size} parameters for {k} channels; expected a convolutional-mode affine")
     return {"g": params[:k].copy(), "b": params[k:].copy()}
 
 
@@ -231,7 +232,8 @@ def _fc_details(r: _Reader, spec: tuple) -> dict:
     version = r.expect_string(("fc_2", "fc_3"), "fc layer")
     outputs, inputs = r.int(), r.int()
     params = r.tensor().reshape(-1)
-    weights, biases = r.alias_tensor(), r.alias_tensor()
+    weights = r.alias_tensor()
+    r.alias_tensor()           # biases: none in fc_no_bias
     bias_mode = r.int()
     for _ in range(4):
         r.float()
@@ -461,12 +463,16 @@ class DlibResNetONNX:
                                             providers=["CPUExecutionProvider"])
 
     def __call__(self, chips) -> np.ndarray:
-        batch = np.ascontiguousarray(np.stack([np.asarray(c, np.uint8) for c in chips]))
-        if batch.ndim != 4 or batch.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
-            from mien.errors import BadInputError
+        chips = [np.asarray(c) for c in chips]
+        for chip in chips:
+            if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3) or chip.dtype != np.uint8:
+                from mien.errors import BadInputError
 
-            raise BadInputError(f"dlib ResNet chips must be {CHIP_SIZE}x{CHIP_SIZE} RGB uint8, got {batch.shape[1:]}")
-        return self.session.run(None, {"chips": batch})[0]
+                raise BadInputError(f"dlib ResNet chips are {CHIP_SIZE}x{CHIP_SIZE}x3 uint8 RGB, "
+                                    f"not {chip.shape} {chip.dtype}")
+        if not chips:
+            return np.zeros((0, DIM), np.float32)
+        return self.session.run(None, {"chips": np.ascontiguousarray(np.stack(chips))})[0]
 
 
 __all__ = ["DlibModelFileError", "DlibResNetONNX", "anet_layers", "build_onnx", "load", "read_network"]
