@@ -13,9 +13,16 @@ environment, the writer lock, the thread lock) and meet at these seams:
     sealing.py    the LMDB tail sealed into immutable shard files (shards.py), repair, rebuild
     search.py     expression / one-person / identity searches over the live indexes
     reads.py      face records, hit records, vectors, the face table
+    snapshot.py   a consistent copy of a store (read replicas; `mien snapshot`)
 
-index.py and identity.py hold the in-memory index structures, records.py the
-on-disk encodings.
+Dependencies run one way: sources -> persons, sealing; search -> live, reads;
+reads -> live; every part -> db and records, the writing ones -> changelog
+(live.py reads it). Only the façade knows every part, and it holds no logic
+beyond opening the store and its stats.
+
+The in-memory structures are index.py (expression: IVF candidates, bfloat16
+re-rank) and identity.py, stored compactly per rows.py and sized per ivf.py;
+records.py holds the on-disk encodings.
 """
 
 from __future__ import annotations
