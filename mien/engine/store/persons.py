@@ -70,9 +70,8 @@ class Persons:
         self._env, self._db = env, env.db
         self._encoders = encoders
 
-    #
     # A person's count and identity sum are derived from its faces and updated
-    # in every transaction that adds, removes or moves faces (_apply_deltas), so
+    # in every transaction that adds, removes or moves faces (apply_deltas), so
     # no caller writes them and no crash leaves them stale. The centroid used
     # for linking is the enrolled reference when there is one (a named person's
     # centroid given to add_person/update_person/new_persons: the user chose those
