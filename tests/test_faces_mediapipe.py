@@ -94,6 +94,25 @@ def test_tiles_cover_the_picture_at_one_scale_with_overlap(size):
                       (336, 207): 2}.get(size, len(t))
 
 
+@pytest.mark.parametrize("loader,side", [(t1, 336), (t1, 192), (photos.grace_hopper, 336), (photos.astronaut, 192)])
+def test_working_copies_look_like_inter_area(loader, side):
+    """shrink's halvings + bilinear-to-twice + halving stand in for INTER_AREA (3x cheaper): same size,
+    same scale, within a grey level or so of it."""
+    import cv2
+
+    from mien.engine.faces.blazeface import shrink
+
+    image = loader()
+    h, w = image.shape[:2]
+    small, scale = shrink(image, side)
+    size = (round(w * side / max(h, w)), round(h * side / max(h, w)))
+    assert small.shape[1::-1] == size and scale == pytest.approx(side / max(h, w), rel=1e-3)
+    area = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(small.astype(np.float32) - area).mean() < 1.0
+    same, one = shrink(image, max(h, w))   # no larger than asked: the picture itself, no copy
+    assert same is image and one == 1.0
+
+
 def test_tiles_find_the_small_faces_of_a_group_photo():
     from mien.engine.faces.blazeface import BlazeFace
 
