@@ -13,9 +13,9 @@ score-weighted averaging (MediaPipe's WEIGHTED non-maximum suppression).
 Small faces in large pictures shrink below what the 192x192 input resolves,
 so large images are also cut into square tiles of 1/1.75 of the longer side
 (2x2 on a square picture, 2x1 on 16:9 video, 1x2 tiles as wide as a tall
-portrait) that overlap by >= 20 % of a tile; tile detections touching an inner tile edge (faces cut by it) are
-dropped, and everything is merged with the whole-picture detections by the
-same weighted NMS.
+portrait) that overlap by >= 20 % of a tile; tile detections touching an
+inner tile edge (faces cut by it) are dropped, and everything is merged with
+the whole-picture detections by the same weighted NMS.
 """
 
 from __future__ import annotations
