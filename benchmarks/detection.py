@@ -237,7 +237,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--build-truth", action="store_true")
     ap.add_argument("--no-frames", action="store_true")
-    ap.add_argument("--profile", action="store_true", help="also: the MediaPipe front end's time per stage on the photos")
+    ap.add_argument("--profile", action="store_true",
+                    help="also: the MediaPipe front end's time per stage on the photos")
     ap.add_argument("--out")
     args = ap.parse_args()
     os.environ.setdefault("MIEN_LITERT_THREADS", "1")
