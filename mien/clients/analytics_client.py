@@ -25,7 +25,7 @@ from mien.engine.analytics import (
     StoreClusters,
     StoreTagReport,
 )
-from mien.clients.client import auth_metadata, open_channel
+from mien.clients.channels import auth_metadata, open_channel
 from mien.clients.errors import TranslatingStub
 from mien.engine.store.records import Tag
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
