@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
@@ -36,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Replica:
     """`mien serve --store DIR` in a subprocess; its log collected line by line."""
 
-    def __init__(self, store_dir: Path):
-        self.store_dir = store_dir
+    def __init__(self, store_dir: Path, *serve_args: str):
+        self.store_dir, self.serve_args = store_dir, serve_args
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -47,7 +49,7 @@ class Replica:
         """Start the server (again, on the same port, after a kill)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mien", "serve", "--store", str(self.store_dir), "--port", str(self.port),
-             "--workers", "2", "--grace", "1"],
+             "--workers", "2", "--grace", "1", *self.serve_args],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
 
@@ -55,8 +57,8 @@ class Replica:
         for line in proc.stderr:
             self.lines.append(line)
 
-    def wait_serving(self) -> None:
-        with Client(self.address, transport="python", timeout=2.0) as c:
+    def wait_serving(self, tls=None) -> None:
+        with Client(self.address, transport="python", timeout=2.0, tls=tls) as c:
             def up():
                 if self.proc.poll() is not None:
                     raise AssertionError("server exited:\n" + "".join(self.lines))
@@ -208,6 +210,44 @@ def test_client_target_forms(alive, transport):
         Client("127.0.0.1:1,nonsense", transport=transport)
     with pytest.raises(BadInputError, match="cannot resolve"):
         Client(f"127.0.0.1:{ports[0]},no-such-host.invalid:{ports[1]}", transport=transport)
+
+
+@pytest.fixture(scope="module")
+def tls_replicas(replicas, tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes the test certificate")
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    snap = replicas[1][0].store_dir
+    servers = [Replica(snap, "--tls-cert", str(cert), "--tls-key", str(key)) for _ in range(2)]
+    try:
+        for s in servers:
+            s.wait_serving(tls=str(cert))
+        yield cert, servers
+    finally:
+        for s in servers:
+            s.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tls_replicas(tls_replicas, transport):
+    """An address list has no host name: the channel's :authority (the first address as
+    given) is the name the replicas' certificate is checked against."""
+    cert, servers = tls_replicas
+    for target in (",".join(f"localhost:{s.port}" for s in servers), ",".join(s.address for s in servers)):
+        before = [s.calls("Stats") for s in servers]
+        with Client(target, tls=str(cert), transport=transport) as c:
+            assert c.transport == transport
+            for _ in range(10):
+                assert c.stats().faces > 0
+        assert wait_until(lambda: sum(s.calls("Stats") for s in servers) - sum(before) == 10)
+        assert min(s.calls("Stats") - b for s, b in zip(servers, before)) >= 3, target
+    with Client(",".join(s.address for s in servers), transport=transport, timeout=5) as plain:
+        with pytest.raises(grpc.RpcError):
+            plain.stats()                                    # plaintext cannot talk to TLS replicas
 
 
 def test_the_cli_balances_over_replicas(alive):
