@@ -14,10 +14,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -38,10 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 class Replica:
     """`mien serve --store DIR` in a subprocess; its log collected line by line."""
 
-    def __init__(self, store_dir: Path, *serve_args: str):
-        self.store_dir, self.serve_args = store_dir, serve_args
+    def __init__(self, store_dir: Path, *serve_args: str, host: str = "127.0.0.1"):
+        host = f"[{host}]" if ":" in host else host   # an IPv6 literal in brackets, for `mien serve` too
+        self.store_dir, self.serve_args = store_dir, ("--host", host, *serve_args)
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{host}:{self.port}"
         self.lines: list[str] = []
         self.start()
 
@@ -248,6 +249,43 @@ def test_tls_replicas(tls_replicas, transport):
     with Client(",".join(s.address for s in servers), transport=transport, timeout=5) as plain:
         with pytest.raises(grpc.RpcError):
             plain.stats()                                    # plaintext cannot talk to TLS replicas
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ipv6_replicas(replicas):
+    if not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    servers = [Replica(replicas[1][0].store_dir, host="::1") for _ in range(2)]
+    try:
+        for s in servers:
+            s.wait_serving()
+        yield servers
+    finally:
+        for s in servers:
+            s.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_ipv6_replicas(ipv6_replicas, transport):
+    """IPv6-only replicas become an ipv6: address list on both transports."""
+    servers = ipv6_replicas
+    for target in (",".join(s.address for s in servers), f"ipv6:{','.join(s.address for s in servers)}"):
+        before = [s.calls("Stats") for s in servers]
+        with Client(target, transport=transport) as c:
+            assert c.transport == transport
+            for _ in range(10):
+                assert c.stats().faces > 0
+        assert wait_until(lambda: sum(s.calls("Stats") for s in servers) - sum(before) == 10)
+        assert min(s.calls("Stats") - b for s, b in zip(servers, before)) >= 3, target
 
 
 def test_the_cli_balances_over_replicas(alive):

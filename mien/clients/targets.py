@@ -13,9 +13,10 @@ Target: grpcio through channel_options(), the gRPC C++ channel
 
 Host names in a list are resolved once, here, because gRPC's address-list
 URIs ("ipv4:a:p,b:p", "ipv6:[a]:p,...") take literal addresses of ONE family:
-a name with both IPv4 and IPv6 addresses ("localhost") contributes its IPv4
-ones, and a list mixing IPv4-only and IPv6-only replicas is refused (one
-channel cannot hold both). A "dns:" name is resolved by gRPC itself, again
+IPv4 when every replica has an IPv4 address (so "localhost", which has both,
+contributes 127.0.0.1), else IPv6 when every one has an IPv6 address; a list
+mixing IPv4-only and IPv6-only replicas is refused (one channel cannot hold
+both). A "dns:" name is resolved by gRPC itself, again
 whenever a connection fails, so replicas may come and go behind it.
 """
 
@@ -128,20 +129,21 @@ def parse_target(target) -> Target:
     addresses = [with_port(a) for a in addresses]  # a host alone means the default port
     if len(addresses) == 1:
         return Target(addresses[0], False, addresses=tuple(addresses))
-    v4, v6, v6_only = [], [], []
-    for address in addresses:
-        host, port = _split(address)
-        ips = _ips(host, port)
-        for family, ip in ips:
-            (v6 if family == socket.AF_INET6 else v4).append(f"[{ip}]:{port}" if family == socket.AF_INET6
-                                                             else f"{ip}:{port}")
-        if all(family == socket.AF_INET6 for family, _ in ips):
-            v6_only.append(address)
-    if v4 and v6_only:
-        raise BadInputError(f"replicas {', '.join(v6_only)} have only IPv6 addresses and the others IPv4; "
-                            "one channel takes one family (or use a dns: name)")
-    # one channel resolves one address family; IPv4 when any replica has one
-    uri = f"ipv4:{','.join(dict.fromkeys(v4))}" if v4 else f"ipv6:{','.join(dict.fromkeys(v6))}"
+    # one address-list channel holds one family: IPv4 when every replica has an IPv4
+    # address, else IPv6 when every one has an IPv6 address
+    found = {address: _ips(*_split(address)) for address in addresses}
+    for family, scheme in ((socket.AF_INET, "ipv4"), (socket.AF_INET6, "ipv6")):
+        if all(any(f == family for f, _ in ips) for ips in found.values()):
+            break
+    else:
+        v6_only = [a for a, ips in found.items() if all(f == socket.AF_INET6 for f, _ in ips)]
+        v4_only = [a for a, ips in found.items() if all(f == socket.AF_INET for f, _ in ips)]
+        raise BadInputError(f"replicas {', '.join(v6_only)} have only IPv6 addresses and {', '.join(v4_only)} "
+                            "only IPv4; one channel takes one family (or use a dns: name, whose records "
+                            "may mix them)")
+    ips = [f"[{ip}]:{_split(a)[1]}" if family == socket.AF_INET6 else f"{ip}:{_split(a)[1]}"
+           for a, found_ips in found.items() for f, ip in found_ips if f == family]
+    uri = f"{scheme}:{','.join(dict.fromkeys(ips))}"
     return Target(uri, True, authority=addresses[0], addresses=tuple(addresses))
 
 
