@@ -17,9 +17,11 @@ is also measured alone, and faces_per_s is faces / (wall - start-up): the
 rate a long archive sees. *_with_startup_faces_per_s keep the start-up in.
 scaling_efficiency = ray2 / (2 x ray1) faces/s; overhead = 1 - ray2 / local
 faces/s (both with two workers). x_real_time = seconds of video / (wall -
-start-up) of the whole run (photos included). On a 2-core machine the driver
-(video decoding, tracking, commits) shares the cores with the two workers,
-so neither 2-worker run can double a 1-worker run here.
+start-up) of the whole run (photos included). Workers read the files
+themselves (videos in time ranges, --range-seconds, 0 = automatic); on a
+2-core machine the driver (tracking, commits) still shares the cores with the
+two workers, so neither 2-worker run can quite double a 1-worker run here.
+The machine's load average is recorded at the start and the end.
 """
 
 from __future__ import annotations
@@ -75,8 +77,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=8, help="variants of each package photo")
     ap.add_argument("--video-seconds", type=float, default=20.0)
+    ap.add_argument("--range-seconds", type=float, default=0.0,
+                    help="video time range per job (0 = automatic, as mien index)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    load_start = os.getloadavg()[0]
 
     import ray
 
@@ -92,16 +97,19 @@ def main(argv=None) -> int:
               f"of 1280x720 video; cores={os.cpu_count()}; load {os.getloadavg()[0]:.2f}", flush=True)
 
         rows = {}
-        rows["local"] = run(archive, root / "s-local", args.video_seconds, workers=2)
+        opts = {"range_seconds": args.range_seconds}
+        rows["local"] = run(archive, root / "s-local", args.video_seconds, workers=2, **opts)
         print("local done", flush=True)
         t = time.perf_counter()
         ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         cluster_s = time.perf_counter() - t
         address = ctx.address_info["gcs_address"]
         try:
-            rows["ray1"] = run(archive, root / "s-ray1", args.video_seconds, workers=1, ray_address=address)
+            rows["ray1"] = run(archive, root / "s-ray1", args.video_seconds, workers=1, ray_address=address,
+                               **opts)
             print("ray1 done", flush=True)
-            rows["ray2"] = run(archive, root / "s-ray2", args.video_seconds, workers=2, ray_address=address)
+            rows["ray2"] = run(archive, root / "s-ray2", args.video_seconds, workers=2, ray_address=address,
+                               **opts)
         finally:
             ray.shutdown()
         table = [{"run": k, **v} for k, v in rows.items()]
@@ -112,12 +120,15 @@ def main(argv=None) -> int:
             "local_faces_per_s": local, "ray1_faces_per_s": r1, "ray2_faces_per_s": r2,
             "scaling_efficiency": r2 / (2 * r1), "overhead": 1 - r2 / local,
             **{f"{k}_with_startup_faces_per_s": rows[k]["with_startup_faces_per_s"] for k in rows},
-            "ray_cluster_start_s": cluster_s, "load_average_1m_at_end": os.getloadavg()[0],
+            "ray_cluster_start_s": cluster_s, "load_average_1m_at_start": load_start,
+            "load_average_1m_at_end": os.getloadavg()[0],
             "runs": rows, "copies": args.copies, "video_seconds": args.video_seconds,
+            "range_seconds": args.range_seconds,
         }
         print(f"\nscaling efficiency (ray2 / 2 x ray1) {out['scaling_efficiency']:.2f}; "
               f"overhead vs local pool (1 - ray2 / local) {out['overhead']:+.2f}; "
-              f"Ray cluster start {cluster_s:.1f} s (not in the runs)")
+              f"Ray cluster start {cluster_s:.1f} s (not in the runs); load average {load_start:.1f} -> "
+              f"{out['load_average_1m_at_end']:.1f}")
         write_json(args.out, out)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -13,12 +13,13 @@ class IndexOptions:
     prune: bool = False              # drop sources under the given roots whose files are gone
     strict: bool = False             # the CLI exits non-zero if anything failed
     workers: int = 0                 # analysis processes; 0 = one per core, 1 = in-process
-    batch_frames: int = 4            # sampled frames per analysis job (at most)
+    batch_frames: int = 4            # sampled frames per analysis segment (at most; see worker.segments)
     # Video: full-frame detection only on keyframes, this many seconds apart (and
     # when a tracked face is lost); in between, known faces are re-found in small
     # regions around their last box. Faces entering between keyframes are found
-    # at the next one. 0 = full detection on every sampled frame. A keyframe
-    # also starts every analysis job, so the interval is at most batch_frames samples.
+    # at the next one. 0 = full detection on every sampled frame. Keyframe bins are
+    # absolute (floor(t / keyframe_seconds)); a keyframe also starts every
+    # batch_frames samples within a bin.
     keyframe_seconds: float = 2.0
     # Videos are cut into time ranges that workers read and analyse on their own
     # (video_jobs.py): this many seconds each (rounded to whole keyframe intervals);
