@@ -39,10 +39,11 @@ class Replica:
     """`mien serve --store DIR` in a subprocess; its log collected line by line."""
 
     def __init__(self, store_dir: Path, *serve_args: str, host: str = "127.0.0.1"):
-        host = f"[{host}]" if ":" in host else host   # an IPv6 literal in brackets, for `mien serve` too
+        # `mien serve --host` takes an IPv6 literal with or without brackets; the address has them
+        bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
         self.store_dir, self.serve_args = store_dir, ("--host", host, *serve_args)
         self.port = free_port()
-        self.address = f"{host}:{self.port}"
+        self.address = f"{bracketed}:{self.port}"
         self.lines: list[str] = []
         self.start()
 
@@ -264,7 +265,7 @@ def _ipv6_loopback() -> bool:
 def ipv6_replicas(replicas):
     if not _ipv6_loopback():
         pytest.skip("no IPv6 loopback here")
-    servers = [Replica(replicas[1][0].store_dir, host="::1") for _ in range(2)]
+    servers = [Replica(replicas[1][0].store_dir, host=host) for host in ("::1", "[::1]")]
     try:
         for s in servers:
             s.wait_serving()

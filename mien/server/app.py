@@ -126,6 +126,13 @@ def read_token(token_file: str | None = None) -> str | None:
     return os.environ.get("MIEN_TOKEN") or None
 
 
+def host_port(host: str, port: int) -> str:
+    """"host:port" as gRPC parses it: an IPv6 literal needs brackets ("::1" -> "[::1]:PORT")."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
 def is_loopback(host: str) -> bool:
     """Whether binding `host` exposes the server to this machine only."""
     host = host.strip("[]")
@@ -202,7 +209,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,
                         engine_config=engine_config)
     workers = workers or default_workers()
-    address = f"{host}:{port}"
+    address = host_port(host, port)
     tls_key_cert = None
     if tls is not None:
         try:
