@@ -261,7 +261,10 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     runner = make_runner(engine_config, options.workers, options)
     try:
         try:
-            encoders = runner.submit(worker.encoders).result()
+            # one job per worker: every process starts loading its models now, not at its
+            # first range (a pool spawns a process only for a job no idle one can take)
+            warm = [runner.submit(worker.encoders) for _ in range(max(1, runner.workers))]
+            encoders = warm[0].result()
         except BrokenProcessPool:
             # workers died while starting: typically a script without the
             # `if __name__ == "__main__":` guard that spawn needs. Work in-process.
