@@ -226,7 +226,7 @@ class VideoQueue:
             assert run is head and k == head.consumed, "ranges are consumed in the order they went out"
             if head.before is None:
                 s = self.summary
-                head.before = (s.frames, s.faces_detected, s.faces_passed, Counter(s.rejected))
+                head.before = (s.frames, s.faces_detected, s.faces_passed, Counter(s.rejected), s.video_ranges)
             try:
                 result = future.result()
             except Exception as exc:  # a dead worker (segfault, OOM kill, lost node) or a bug
@@ -263,8 +263,8 @@ class VideoQueue:
         """Take the counts of `run`'s consumed ranges out of the summary."""
         if run.before is not None:
             s = self.summary
-            s.frames, s.faces_detected, s.faces_passed, s.rejected = (
-                run.before[0], run.before[1], run.before[2], Counter(run.before[3]))
+            s.frames, s.faces_detected, s.faces_passed, s.rejected, s.video_ranges = (
+                run.before[0], run.before[1], run.before[2], Counter(run.before[3]), run.before[4])
             run.before = None
 
     def _consume(self, run: VideoRun, k: int, result) -> None:
