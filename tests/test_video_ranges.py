@@ -233,10 +233,15 @@ def test_a_worker_killed_on_every_attempt_fails_the_video(clips, tmp_path):
     shutil.copy(clips["avi"], archive / "b.avi")
     kills = []
 
+    def is_pool_worker(proc) -> bool:
+        try:
+            return any("spawn_main" in part for part in proc.cmdline())
+        except psutil.Error:  # a worker killed a moment ago and not yet reaped (a zombie)
+            return False
+
     def progress(event):
         if event["current"].endswith("a.mp4") and event["files_done"] == 0:
-            workers = [p for p in psutil.Process().children(recursive=True)
-                       if any("spawn_main" in part for part in p.cmdline())]
+            workers = [p for p in psutil.Process().children(recursive=True) if is_pool_worker(p)]
             if workers:
                 workers[0].send_signal(signal.SIGKILL)
                 kills.append(workers[0].pid)
