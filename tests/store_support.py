@@ -145,3 +145,22 @@ def check_snapshot(store) -> None:
             np.testing.assert_array_equal(got[w.frame_index], w.expression)
     hits = store.search(np.eye(16, dtype=np.float32)[1], k=200)
     assert len({h.face_id for h in hits}) == len(hits)
+
+
+def assert_same_faces(faces_a: dict, faces_b: dict) -> None:
+    """Two stores' faces per source (Store.faces_of_source) are the same: ids, frames,
+    timestamps, tracks, persons, and boxes and vectors within float tolerance."""
+    assert sorted(faces_a) == sorted(faces_b)
+    for uri in faces_a:
+        a, b = faces_a[uri], faces_b[uri]
+        assert len(a) == len(b), uri
+        for fa, fb in zip(a, b):
+            assert (fa.face_id, fa.frame_index, fa.timestamp_ms, fa.track_id, fa.person_id) == \
+                   (fb.face_id, fb.frame_index, fb.timestamp_ms, fb.track_id, fb.person_id), uri
+            np.testing.assert_allclose(fa.bbox, fb.bbox, atol=1e-3)
+            np.testing.assert_allclose(fa.expression, fb.expression, atol=1e-5)
+            np.testing.assert_allclose(fa.pooled, fb.pooled, atol=1e-5)
+            if fa.identity is None:
+                assert fb.identity is None
+            else:
+                np.testing.assert_allclose(fa.identity, fb.identity, atol=1e-5)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from indexer_support import env_for_subprocess, small_photo
+from store_support import assert_same_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,22 +87,9 @@ def test_ray_index_gives_the_local_store(cluster, archive, tmp_path):
 
     local, local_persons = _content(tmp_path / "local")
     ray_faces, ray_persons = _content(tmp_path / "ray")
-    assert sorted(local) == sorted(ray_faces)
     assert sum(len(v) for v in local.values()) >= 10
     assert any(len(v) > 10 for v in local.values())  # the video's faces
-    for uri in local:
-        a, b = local[uri], ray_faces[uri]
-        assert len(a) == len(b), uri
-        for fa, fb in zip(a, b):
-            assert (fa.face_id, fa.frame_index, fa.timestamp_ms, fa.track_id, fa.person_id) == \
-                   (fb.face_id, fb.frame_index, fb.timestamp_ms, fb.track_id, fb.person_id)
-            np.testing.assert_allclose(fa.bbox, fb.bbox, atol=1e-3)
-            np.testing.assert_allclose(fa.expression, fb.expression, atol=1e-5)
-            np.testing.assert_allclose(fa.pooled, fb.pooled, atol=1e-5)
-            if fa.identity is None:
-                assert fb.identity is None
-            else:
-                np.testing.assert_allclose(fa.identity, fb.identity, atol=1e-5)
+    assert_same_faces(local, ray_faces)
     assert local_persons == ray_persons and len(local_persons) >= 2
     long_uri = next(u for u in local if u.endswith("long.mp4"))
     assert len({f.frame_index for f in local[long_uri]}) >= 10  # faces in every range

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from indexer_support import all_faces, check_consistent
+from store_support import assert_same_faces
 
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 
@@ -173,19 +174,7 @@ def assert_same_store(a, b):
     sources_b, faces_b, persons_b = _content(b)
     assert sources_a == sources_b
     assert persons_a == persons_b
-    for uri in faces_a:
-        fa_list, fb_list = faces_a[uri], faces_b[uri]
-        assert len(fa_list) == len(fb_list), uri
-        for fa, fb in zip(fa_list, fb_list):
-            assert (fa.face_id, fa.frame_index, fa.timestamp_ms, fa.track_id, fa.person_id) == \
-                   (fb.face_id, fb.frame_index, fb.timestamp_ms, fb.track_id, fb.person_id), uri
-            np.testing.assert_allclose(fa.bbox, fb.bbox, atol=1e-3)
-            np.testing.assert_allclose(fa.expression, fb.expression, atol=1e-5)
-            np.testing.assert_allclose(fa.pooled, fb.pooled, atol=1e-5)
-            if fa.identity is None:
-                assert fb.identity is None
-            else:
-                np.testing.assert_allclose(fa.identity, fb.identity, atol=1e-5)
+    assert_same_faces(faces_a, faces_b)
 
 
 def test_one_range_or_many_the_same_store(clips, tmp_path):
