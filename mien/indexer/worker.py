@@ -285,13 +285,9 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
 
 
 def embed_patches(patches: list[Patch]) -> list[np.ndarray | None]:
-    """Identity vectors of identity patches (one face each)."""
-    out = []
-    for patch in patches:
-        face = copy.copy(patch.face)
-        analyzer().embed_identity(patch.image, [face])
-        out.append(None if face.identity is None else np.asarray(face.identity, np.float32))
-    return out
+    """Identity vectors of identity patches (one face each), in one encoder call."""
+    faces = analyzer().embed_identity_many([(patch.image, copy.copy(patch.face)) for patch in patches])
+    return [None if face.identity is None else np.asarray(face.identity, np.float32) for face in faces]
 
 
 def encoders() -> dict:
