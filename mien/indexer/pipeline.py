@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -141,41 +140,15 @@ class Indexer:
         commit_source(self.store, self.book, source, [], [])
         self._tick(job.path, done=True)
 
-    # ------------------------------------------------------------ images
-    def run_images(self, jobs: list[Job]) -> None:
-        window: deque = deque()
-        pending = list(reversed(jobs))
-        ahead = max(2, 2 * self.runner.workers)
-        suspects: set[str] = set()   # jobs in flight when a worker died: retried one at a time
-        while pending or window:
-            if self.should_stop():  # between two commits: the store holds whole sources only
-                self.summary.stopped = True
-                return
-            limit = 1 if suspects else ahead
-            while pending and len(window) < limit:
-                job = pending.pop()
-                window.append((job, self.runner.submit(worker.analyze_image, job.path, self.options.max_pixels)))
-            job, future = window.popleft()
-            try:
-                result = future.result()
-            except Exception as exc:  # a dead worker (BrokenProcessPool: segfault, OOM kill) or a bug
-                broken = self.runner.recover(exc)
-                if broken and job.path not in suspects:
-                    # any job in flight may have killed the pool: retry them alone
-                    retry = [job] + [j for j, _ in window]
-                    window.clear()
-                    suspects.update(j.path for j in retry)
-                    pending.extend(reversed(retry))
-                    continue
-                suspects.discard(job.path)
-                self._failed(job, "analysis crashed", type(exc).__name__)
-                if broken:
-                    pending.extend(reversed([j for j, _ in window]))
-                    window.clear()
-                continue
-            suspects.discard(job.path)
-            self._commit_image(job, result)
+    # ------------------------------------------------------------ analysis
+    def run_jobs(self, jobs: list[Job]) -> None:
+        """Analyse images and videos in one window of jobs on the workers; commit each file
+        in the order given (video_jobs.JobQueue)."""
+        from mien.indexer.video_jobs import JobQueue
 
+        JobQueue(self).run(jobs)
+
+    # ------------------------------------------------------------ images
     def _commit_image(self, job: Job, result) -> None:
         if result.error:
             self._failed(job, "too large" if result.too_large else "corrupt or unreadable image", result.error)
@@ -194,13 +167,6 @@ class Indexer:
         self.summary.indexed += 1
         self.summary.images += 1
         self._tick(job.path, done=True)
-
-    # ------------------------------------------------------------ videos
-    def run_videos(self, jobs: list[Job]) -> None:
-        """Analyse the videos in time ranges on the workers, commit each in order (video_jobs.py)."""
-        from mien.indexer.video_jobs import VideoQueue
-
-        VideoQueue(self).run(jobs)
 
 
 def engine_config_for(store_dir, config=None):
@@ -293,12 +259,8 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
             indexer = Indexer(store, runner, book, options, summary, progress, bar, should_stop)
             indexer.files_total = len(jobs)
             try:
-                indexer.run_images([j for j in jobs if j.kind == IMAGE])
-                videos = [j for j in jobs if j.kind == VIDEO]
-                if videos and (summary.stopped or indexer.should_stop()):
-                    summary.stopped = True
-                elif videos:
-                    indexer.run_videos(videos)
+                # images first, then videos: the commit order (and so person ids) of earlier runs
+                indexer.run_jobs([j for j in jobs if j.kind == IMAGE] + [j for j in jobs if j.kind == VIDEO])
             finally:
                 if bar is not None:
                     bar.close()

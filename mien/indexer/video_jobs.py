@@ -19,10 +19,14 @@ how a file was cut:
   file: OpenCV derives frame numbers from the average rate after a seek), the
   rest of the file is read as one range without seeking.
 
-Ranges of several videos are in flight at once (at most 2 x workers), so
-short clips keep every worker busy too; results are consumed and videos
-committed in order. A worker that dies makes every video in flight a suspect:
-suspects are retried alone, and one that kills a worker again fails with
+Images and videos share one window of jobs in flight (at most 2 x workers):
+an image is one job, a video its ranges, so the first video's ranges go out
+while the last images are analysed, the next video's while a video's last
+range and identity step finish, and short clips keep every worker busy too.
+Results are consumed, and files committed, strictly in job order (images
+first, then videos, as given), so the store and its person ids do not depend
+on timing. A worker that dies makes every file in flight a suspect: suspects
+are retried alone, and one that kills a worker again fails with
 "analysis crashed".
 """
 
@@ -41,7 +45,7 @@ from mien.indexer.commit import Group, commit_source
 from mien.indexer.persons import cluster, normalise
 from mien.indexer.pooling import median_pool
 from mien.indexer.records import count_faces, face_record, quality_score
-from mien.indexer.sniff import VIDEO
+from mien.indexer.sniff import IMAGE, VIDEO
 from mien.indexer.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -96,8 +100,9 @@ def plan_spans(duration_ms: float, unit: int | None, workers: int, range_seconds
 
 
 @dataclass
-class VideoRun:
-    """One video's plan and the driver's state while its ranges come back."""
+class FileRun:
+    """One file's plan and the driver's state while its results come back: a video's
+    ranges, or an image's one job (`image` holds its result until its commit)."""
     job: object
     spans: list = field(default_factory=list)
     plan: list = field(default_factory=list)     # the spans as first planned (for a retry)
@@ -113,20 +118,21 @@ class VideoRun:
     expect: tuple | None = None                  # where the next range must begin: previous range's `next`
     end: tuple | None = None                     # (index, ts) of the file's last frame
     before: tuple | None = None                  # summary counters before this video was consumed
+    image: object = None                         # an image's ImageResult, committed in its turn
 
     def reset(self) -> None:
         self.spans = list(self.plan)
         self.submitted = self.consumed = self.frames_seen = 0
         self.tracker, self.entries, self.candidates = Tracker(), [], {}
-        self.expect = self.end = None
+        self.expect = self.end = self.image = None
 
     @property
     def complete(self) -> bool:
         return self.failure is not None or self.consumed >= len(self.spans)
 
 
-class VideoQueue:
-    """Analyse and commit the videos of one run (see the module docstring)."""
+class JobQueue:
+    """Analyse and commit the images and videos of one run, in order (see the module docstring)."""
 
     def __init__(self, indexer):
         self.ix = indexer
@@ -137,14 +143,18 @@ class VideoQueue:
         self.key_ms = max(0.0, self.options.keyframe_seconds) * 1000.0
         self.unit = range_unit_ms(self.fps, self.key_ms)
         self.window: deque = deque()    # (run, range number, future), in the order they are consumed
+        self.ahead = max(2, 2 * self.runner.workers)
         self.active: deque = deque()    # runs started and not committed, in job order
 
     # ------------------------------------------------------------ planning
-    def _start(self, job) -> VideoRun:
+    def _start(self, job) -> FileRun:
         from mien.errors import BadInputError, TooLargeError
         from mien.indexer.video import probe
 
-        run = VideoRun(job)
+        run = FileRun(job)
+        if job.kind == IMAGE:
+            run.plan, run.spans = [Span(0, None)], [Span(0, None)]
+            return run
         try:
             info = probe(job.path, self.options.max_pixels)
         except TooLargeError as exc:
@@ -157,9 +167,11 @@ class VideoQueue:
         run.spans = list(run.plan)
         return run
 
-    def _submit(self, run: VideoRun):
+    def _submit(self, run: FileRun):
         span = run.spans[run.submitted]
         try:
+            if run.job.kind == IMAGE:
+                return self.runner.submit(worker.analyze_image, run.job.path, self.options.max_pixels)
             return self.runner.submit(worker.analyze_range, run.job.path, span.start_ms, span.end_ms, self.fps,
                                       self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek)
         except Exception as exc:  # a pool that broke since the last result: handled in turn
@@ -168,7 +180,7 @@ class VideoQueue:
             return failed
 
     def _fill(self, pending: deque) -> None:
-        ahead = max(2, 2 * self.runner.workers)
+        ahead = self.ahead
         while len(self.window) < ahead:
             run = self._next_run(pending, ahead)
             if run is None:
@@ -176,7 +188,7 @@ class VideoQueue:
             self.window.append((run, run.submitted, self._submit(run)))
             run.submitted += 1
 
-    def _next_run(self, pending: deque, ahead: int) -> VideoRun | None:
+    def _next_run(self, pending: deque, ahead: int) -> FileRun | None:
         """The run whose next range goes out: the earliest with ranges left; a suspect
         goes alone; a new video starts only when the runs in hand are all out."""
         for run in self.active:
@@ -193,7 +205,7 @@ class VideoQueue:
                 return run
         return None
 
-    def _drop(self, run: VideoRun) -> None:
+    def _drop(self, run: FileRun) -> None:
         """Forget `run`'s ranges in flight (their results are not needed)."""
         keep = deque()
         for item in self.window:
@@ -234,10 +246,11 @@ class VideoQueue:
                 continue
             self._consume(head, k, result)
 
-    def _crashed(self, head: VideoRun, exc: BaseException) -> None:
+    def _crashed(self, head: FileRun, exc: BaseException) -> None:
         broken = self.runner.recover(exc)
         if not broken or head.suspect:
-            head.failure = ("analysis crashed", f"{type(exc).__name__}: {exc}")
+            detail = type(exc).__name__ if head.job.kind == IMAGE else f"{type(exc).__name__}: {exc}"
+            head.failure = ("analysis crashed", detail)
             self._roll_back(head)  # its faces are not stored: not counted either
             if broken:  # every other future died with the pool: send them again
                 self._requeue()
@@ -259,7 +272,7 @@ class VideoQueue:
                 self._roll_back(run)
                 run.reset()
 
-    def _roll_back(self, run: VideoRun) -> None:
+    def _roll_back(self, run: FileRun) -> None:
         """Take the counts of `run`'s consumed ranges out of the summary."""
         if run.before is not None:
             s = self.summary
@@ -267,7 +280,11 @@ class VideoQueue:
                 run.before[0], run.before[1], run.before[2], Counter(run.before[3]), run.before[4])
             run.before = None
 
-    def _consume(self, run: VideoRun, k: int, result) -> None:
+    def _consume(self, run: FileRun, k: int, result) -> None:
+        if run.job.kind == IMAGE:  # counted and committed in its turn (Indexer._commit_image)
+            run.image = result
+            run.consumed += 1
+            return
         if result.error:
             run.failure = ("too large" if result.too_large else "corrupt video", result.error)
             self._drop(run)
@@ -297,7 +314,7 @@ class VideoQueue:
         self.summary.video_ranges += 1
         self.ix._tick(run.job.path)
 
-    def _feed(self, run: VideoRun, frames) -> None:
+    def _feed(self, run: FileRun, frames) -> None:
         keep = self.options.identity_faces
         for res in frames:
             run.frames_seen += 1
@@ -316,9 +333,12 @@ class VideoQueue:
                     del best[keep:]
 
     # ------------------------------------------------------------ commit
-    def _finish(self, run: VideoRun) -> None:
+    def _finish(self, run: FileRun) -> None:
         if run.failure is not None:
             self.ix._failed(run.job, *run.failure)
+            return
+        if run.job.kind == IMAGE:
+            self.ix._commit_image(run.job, run.image)
             return
         if run.frames_seen == 0:
             self.ix._failed(run.job, "corrupt video", "no decodable frames")
@@ -357,7 +377,7 @@ class VideoQueue:
                 sums.setdefault(tid, []).append(normalise(vec))
         return {tid: normalise(np.mean(vs, axis=0)) for tid, vs in sums.items()}
 
-    def _commit(self, run: VideoRun, identities: dict) -> None:
+    def _commit(self, run: FileRun, identities: dict) -> None:
         ix, entries = self.ix, run.entries
         tracks = [t.track_id for t in run.tracker.finish()]
         with_id = sorted(identities)
