@@ -23,6 +23,7 @@ without seeking (see video_jobs.py).
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -54,28 +55,63 @@ class VideoInfo:
         return self.frame_count * 1000.0 / self.fps if self.fps > 0 and self.frame_count > 0 else 0.0
 
 
-def _info(cap, max_pixels: int) -> VideoInfo:
+# the container's figures are only trusted within these bounds: a damaged or hostile
+# header can claim 0, negative, NaN or absurd values, and a plan built on them would be
+# absurd too (billions of ranges)
+MAX_FPS = 10_000.0
+MIN_FRAME_BYTES = 1     # no codec stores a frame in less (a file of N bytes has at most N frames)
+
+
+def _figure(value) -> float:
+    """A container figure as a finite number >= 0 (0: unknown)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _info(cap, max_pixels: int, file_bytes: int | None = None) -> VideoInfo:
     import cv2
 
     if not cap.isOpened():
         raise BadInputError("no video stream (the container opens to nothing decodable)")
-    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    width = int(_figure(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    height = int(_figure(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     if width <= 0 or height <= 0:
         raise BadInputError("no video stream")
     if width * height > max_pixels:
         raise TooLargeError(f"video frames of {width}x{height} exceed {max_pixels} pixels")
-    return VideoInfo(width, height, float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-                     int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    fps = _figure(cap.get(cv2.CAP_PROP_FPS))
+    if fps > MAX_FPS:
+        fps = 0.0
+    frames = int(_figure(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    if file_bytes is not None and frames * MIN_FRAME_BYTES > file_bytes:
+        frames = 0  # more frames than the file has bytes: the header lies
+    return VideoInfo(width, height, fps, frames)
+
+
+def _capture(path: str):
+    """An opened cv2.VideoCapture, or BadInputError when the file is not there any more."""
+    import cv2
+
+    if not os.path.isfile(path):
+        raise BadInputError("the file is gone (removed or renamed since it was found)")
+    return cv2.VideoCapture(path)
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def probe(path: str, max_pixels: int) -> VideoInfo:
     """Open `path` just far enough to know it is a decodable video of sane size."""
-    import cv2
-
-    cap = cv2.VideoCapture(path)
+    cap = _capture(path)
     try:
-        return _info(cap, max_pixels)
+        return _info(cap, max_pixels, _size(path))
     finally:
         cap.release()
 
@@ -116,11 +152,9 @@ class RangeReader:
         self.frames_decoded = 0   # frames grabbed by this reader (seeking included)
 
     def _open(self):
-        import cv2
-
-        cap = cv2.VideoCapture(self.path)
+        cap = _capture(self.path)
         try:
-            self.info = _info(cap, self.max_pixels)
+            self.info = _info(cap, self.max_pixels, _size(self.path))
         except Exception:
             cap.release()
             raise
@@ -144,6 +178,8 @@ class RangeReader:
             self.frames_decoded += 1
             index = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) - 1
             ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+            if not math.isfinite(ms):
+                break  # no usable time after the seek: read from the first frame
             if index >= 0 and ms + 1e-3 < self.start_ms:
                 self.seeked = True
                 return cap, index, ms
@@ -178,6 +214,8 @@ class RangeReader:
                     self.frames_decoded += 1
                     index += 1
                     ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                if not math.isfinite(ms):
+                    ms = 0.0
                 if ms <= 0 and index > 0:
                     ms = index * 1000.0 / native  # container without timestamps
                 if ms < last_ms and self.seeked:
@@ -200,6 +238,10 @@ class RangeReader:
                 ok, image = cap.retrieve()
                 if not ok or image is None:
                     continue  # a damaged frame: skip it, keep the rest of the video
+                if image.shape[0] * image.shape[1] > self.max_pixels:
+                    # the stream's size changed after the header (or the header lied)
+                    raise TooLargeError(f"a video frame of {image.shape[1]}x{image.shape[0]} exceeds "
+                                        f"{self.max_pixels} pixels")
                 taken = b
                 yield Frame(index, t, image)
         finally:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 MIN_RANGE_MS = 4000     # automatic ranges are at least this long (seeking costs a GOP's decoding)
 MAX_RANGE_MS = 60000    # ... and at most this long, so a long file spreads and progress moves
+MAX_RANGES = 10000      # a plan never holds more (a header can claim years): ranges get longer instead
 
 
 @dataclass
@@ -80,16 +81,16 @@ def plan_spans(duration_ms: float, unit: int | None, workers: int, range_seconds
     estimate loses nothing. range_seconds > 0: that length (rounded to the unit);
     0: about 2 ranges per worker, each MIN_RANGE_MS..MAX_RANGE_MS, longer ones first
     (the pool hands out ranges in order: the short ones fill the gaps at the end)."""
-    if unit is None or duration_ms <= 0:
+    if unit is None or not duration_ms > 0 or not math.isfinite(duration_ms):
         return [Span(0, None)]
     units = max(1, math.ceil(duration_ms / unit - 1e-9))
     if range_seconds > 0:
-        size = max(1, round(range_seconds * 1000.0 / unit))
+        size = max(1, round(range_seconds * 1000.0 / unit), math.ceil(units / MAX_RANGES))
         sizes = [size] * math.ceil(units / size)
     else:
         lo, hi = max(1, math.ceil(MIN_RANGE_MS / unit)), max(1, MAX_RANGE_MS // unit)
         n = min(max(2 * max(1, workers), math.ceil(units / hi)), max(1, units // lo))
-        n = max(1, n)
+        n = max(1, min(n, MAX_RANGES))
         sizes = [units // n + (1 if i < units % n else 0) for i in range(n)]
     spans, start = [], 0
     for size in sizes:

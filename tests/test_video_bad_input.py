@@ -1,0 +1,289 @@
+"""Bad video input meets the range reader: truncated and damaged files, lying headers
+(frame count, rate), 0- and 1-frame videos, files that vanish or change after the probe,
+non-media with a video name. `mien index` (the CLI, a real store) on 1 and 2 workers
+with 1 s ranges must never crash or hang, must name each bad file with its reason, must
+index the good files of the same run, and a re-run must change nothing.
+
+Every file is made here from rendered clips (mien/demo/videos.py) with Python byte
+edits; no ffmpeg is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer_support import check_consistent, env_for_subprocess
+from store_support import assert_same_faces
+
+MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
+
+
+def _shift_chunk_offsets(box: bytes, delta: int) -> bytes:
+    """An MP4 box with every stco chunk offset inside it moved by `delta` bytes."""
+    size, kind = struct.unpack(">I4s", box[:8])
+    payload = bytearray(box[8:size])
+    if kind in MP4_CONTAINERS:
+        out, off = b"", 0
+        while off < len(payload):
+            child = struct.unpack(">I", payload[off:off + 4])[0]
+            out += _shift_chunk_offsets(bytes(payload[off:off + child]), delta)
+            off += child
+        payload = bytearray(out)
+    elif kind == b"stco":
+        for i in range(struct.unpack(">I", payload[4:8])[0]):
+            at = 8 + 4 * i
+            payload[at:at + 4] = struct.pack(">I", struct.unpack(">I", payload[at:at + 4])[0] + delta)
+    return struct.pack(">I4s", 8 + len(payload), kind) + bytes(payload)
+
+
+def faststart(src: Path, dst: Path) -> Path:
+    """The MP4 OpenCV wrote (ftyp, free, mdat, moov) with its moov moved to the front, as
+    cameras and `-movflags faststart` write it: cut short, such a file keeps its sample
+    table and a decodable first part (OpenCV's own layout loses the moov and all)."""
+    data, boxes, off = src.read_bytes(), {}, 0
+    order = []
+    while off < len(data):
+        size, kind = struct.unpack(">I4s", data[off:off + 8])
+        boxes[kind] = data[off:off + size]
+        order.append(kind)
+        off += size
+    moov = boxes[b"moov"]
+    rest = [k for k in order if k not in (b"ftyp", b"moov")]
+    dst.write_bytes(boxes[b"ftyp"] + _shift_chunk_offsets(moov, len(moov)) + b"".join(boxes[k] for k in rest))
+    return dst
+
+
+def avi_header(src: Path, dst: Path, *, frames: int | None = None, rate: int | None = None) -> Path:
+    """An MJPG AVI whose headers claim `frames` frames (avih and strh) or a `rate` (strh)."""
+    data = bytearray(src.read_bytes())
+    avih, strh = data.find(b"avih") + 8, data.find(b"strh") + 8
+    if frames is not None:
+        data[avih + 16:avih + 20] = struct.pack("<I", frames)
+        data[strh + 32:strh + 36] = struct.pack("<I", frames)
+    if rate is not None:
+        data[strh + 24:strh + 28] = struct.pack("<I", rate)
+        data[avih:avih + 4] = struct.pack("<I", 0)   # microseconds per frame: unknown
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import cv2
+
+    from mien.demo.videos import write_clip
+
+    root = tmp_path_factory.mktemp("bad_video")
+    made = root / "made"
+    avi = write_clip(made / "good.avi", ["obama"], motion="pan", fps=10, seconds=4.0).path
+    mp4 = write_clip(made / "good.mp4", ["biden"], motion="pan", fps=25, seconds=4.0).path
+    fast = faststart(mp4, made / "fast.mp4")
+    a, f = avi.read_bytes(), fast.read_bytes()
+    bad = root / "archive"
+    bad.mkdir()
+    out = {"avi": shutil.copy(avi, bad / "good.avi"), "fast": shutil.copy(fast, bad / "fast.mp4")}
+    # cut in the middle: the front half decodes
+    out["half_fast"] = bad / "half_fast.mp4"
+    out["half_fast"].write_bytes(f[:len(f) // 2])
+    out["half_avi"] = bad / "half_avi.avi"
+    out["half_avi"].write_bytes(a[:len(a) // 2])
+    # cut in the middle of OpenCV's own layout: the moov (at the end) is gone
+    out["half_mp4"] = bad / "half_mp4.mp4"
+    out["half_mp4"].write_bytes(mp4.read_bytes()[:mp4.stat().st_size // 2])
+    # random bytes over a middle block: the decoder conceals what it can
+    noisy = bytearray(a)
+    mid = len(noisy) // 2
+    noisy[mid:mid + 3000] = np.random.default_rng(7).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    out["noisy"] = bad / "noisy.avi"
+    out["noisy"].write_bytes(bytes(noisy))
+    # lying headers
+    out["count_huge"] = avi_header(avi, bad / "count_huge.avi", frames=2**31 - 1)
+    out["count_zero"] = avi_header(avi, bad / "count_zero.avi", frames=0)
+    out["rate_zero"] = avi_header(avi, bad / "rate_zero.avi", rate=0)
+    # 1 frame, and a container with no frame at all
+    out["one"] = write_clip(bad / "one.avi", ["obama"], fps=10, seconds=0.1).path
+    writer = cv2.VideoWriter(str(bad / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    writer.release()
+    out["empty"] = bad / "empty.avi"
+    out["text"] = bad / "notes.mp4"
+    out["text"].write_bytes(b"not a video at all\n" * 50)
+    return {k: Path(v) for k, v in out.items()}
+
+
+def read(path, start, end, fps=2.0, seek=True):
+    from mien.indexer.video import RangeReader
+
+    reader = RangeReader(str(path), start, end, fps, seek=seek)
+    return [(f.index, f.timestamp_ms, int(f.image.astype(np.int64).sum())) for f in reader], reader
+
+
+def read_in_ranges(path, step_ms, end_ms):
+    """What the driver assembles: ranges of step_ms, stopping at the range where the file
+    ended, re-reading without seeking when ranges do not meet."""
+    frames, expect = [], None
+    for k, start in enumerate(range(0, end_ms, step_ms)):
+        end = None if start + step_ms >= end_ms else start + step_ms
+        got, reader = read(path, start, end)
+        if k and (reader.first != expect or reader.backwards):
+            return frames + read(path, start, None, seek=False)[0]
+        frames += got
+        expect = reader.next
+        if reader.next is None:
+            break
+    return frames
+
+
+# ------------------------------------------------------------ the reader alone
+
+def test_lying_headers_are_not_trusted(files):
+    """A frame count larger than the file's byte count, or NaN/inf/huge durations, plan one
+    open range (or a bounded number), never billions."""
+    from mien.indexer.video import probe
+    from mien.indexer.video_jobs import MAX_RANGES, plan_spans
+
+    assert probe(str(files["count_huge"]), 10**8).frame_count == 0
+    assert probe(str(files["count_zero"]), 10**8).duration_ms == 0
+    for bad in (float("nan"), float("inf"), -5.0, 0.0):
+        assert [(s.start_ms, s.end_ms) for s in plan_spans(bad, 1000, 2, 1.0)] == [(0, None)]
+    for seconds in (1.0, 0.0):
+        spans = plan_spans(3.0e14, 1000, 2, seconds)   # ten thousand years
+        assert len(spans) <= MAX_RANGES and spans[-1].end_ms is None
+        assert all(a.end_ms == b.start_ms for a, b in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("name", ["half_fast", "half_avi", "noisy", "count_huge", "count_zero", "rate_zero", "one"])
+def test_ranges_read_what_one_read_reads(files, name):
+    """Whatever the damage, 1 s ranges assembled as the driver does give the frames of one
+    sequential read; a file cut in half gives its front half."""
+    whole, reader = read(files[name], 0, None, seek=False)
+    ranged = read_in_ranges(files[name], 1000, 6000)
+    assert [f[:2] for f in ranged] == [f[:2] for f in whole]
+    if name != "noisy":  # concealment of a damaged frame depends on where decoding started
+        assert ranged == whole
+    if name.startswith("half"):
+        full, _ = read(files["fast" if name == "half_fast" else "avi"], 0, None, seek=False)
+        assert 0 < len(whole) < len(full)
+        assert whole == full[:len(whole)]  # the decodable part, exactly
+    if name == "one":
+        assert len(whole) == 1 and reader.last == (0, 0)
+
+
+def test_a_range_past_the_end(files):
+    """A seek beyond the last frame (the file is shorter than its header says) finds
+    nothing and says so: no first, no next."""
+    got, reader = read(files["half_fast"], 3000, 4000)
+    assert got == [] and reader.first is None and reader.next is None
+
+
+def test_a_file_that_vanishes_or_changes_after_the_probe(files, tmp_path):
+    """The worker reads the file later than the driver probed it: gone, replaced by text,
+    or replaced by a larger video each give a result with a clear error, never an exception."""
+    from mien.indexer.video import RangeReader, probe
+    from mien.indexer.worker import analyze_range
+    from mien.errors import BadInputError
+
+    path = tmp_path / "v.avi"
+    shutil.copy(files["avi"], path)
+    probe(str(path), 10**8)
+    path.unlink()
+    with pytest.raises(BadInputError, match="gone"):
+        list(RangeReader(str(path), 0, None))
+    assert "gone" in analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8).error
+    path.write_bytes(b"now it is text\n" * 40)
+    assert "no video stream" in analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8).error
+    shutil.copy(files["fast"], path)  # 320x240 mp4 where a smaller limit was planned for
+    result = analyze_range(str(path), 1000, 2000, 2.0, 0.0, 8, 320 * 240 - 1)
+    assert result.too_large and "exceed" in result.error
+
+
+# ------------------------------------------------------------ mien index, end to end
+
+def mien_index(store: Path, archive: Path, *options: str) -> tuple[dict, subprocess.CompletedProcess]:
+    out = store.parent / f"{store.name}-{len(list(store.parent.glob(store.name + '-*.json')))}.json"
+    proc = subprocess.run([sys.executable, "-m", "mien.clients.cli", "index", "--store", str(store), "--quiet",
+                           "--json", str(out), *options, str(archive)],
+                          capture_output=True, text=True, env=env_for_subprocess(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    return json.loads(out.read_text()), proc
+
+
+def store_content(store: Path):
+    from mien.engine.store import Store
+
+    with Store(store, mode="r") as st:
+        check_consistent(st)
+        sources = {Path(s.uri).name: (s.status, s.frames, s.duration_ms, s.face_count, s.error)
+                   for s in st.list_sources()}
+        faces = {Path(s.uri).name: st.faces_of_source(s.uri, thumbnail=False) for s in st.list_sources()}
+    return sources, faces
+
+
+def test_mien_index_names_bad_files_keeps_good_ones_and_reruns_clean(files, tmp_path):
+    archive = files["avi"].parent
+    one, _ = mien_index(tmp_path / "one", archive, "--workers", "1", "--range-seconds", "1000")
+    many, proc = mien_index(tmp_path / "many", archive, "--workers", "2", "--range-seconds", "1")
+    for summary in (one, many):
+        failures = {Path(p).name: why for p, why in summary["failures"]}
+        assert failures == {
+            "empty.avi": "corrupt video: no decodable frames",
+            "half_mp4.mp4": "no video stream or undecodable video: no video stream "
+                            "(the container opens to nothing decodable)",
+            "notes.mp4": "not media (content does not match its extension)",
+        }, failures
+        assert summary["indexed"] == len(files) - 3
+    assert many["video_ranges"] > one["video_ranges"]
+    for name in failures:  # the table names them too
+        assert name in proc.stdout + proc.stderr
+
+    sources, faces = store_content(tmp_path / "many")
+    sources_one, faces_one = store_content(tmp_path / "one")
+    assert sources == sources_one
+    # one range per file or 1 s ranges on 2 workers: the same store (the noisy file's
+    # damaged frames are concealed a little differently when decoding starts elsewhere)
+    assert_same_faces({k: v for k, v in faces.items() if k != "noisy.avi"},
+                      {k: v for k, v in faces_one.items() if k != "noisy.avi"})
+    assert [(f.frame_index, f.timestamp_ms) for f in faces["noisy.avi"]] == \
+           [(f.frame_index, f.timestamp_ms) for f in faces_one["noisy.avi"]]
+    good = sources["good.avi"]
+    assert good[0] == "done" and good[1] == 40 and good[3] >= 6
+    # the same pictures under lying headers: the same faces
+    for name in ("count_huge.avi", "count_zero.avi"):
+        assert sources[name][:4] == good[:4]
+        assert [_seen(f) for f in faces[name]] == [_seen(f) for f in faces["good.avi"]]
+    # cut in half: the faces of the half that decodes, and the frames and time it had
+    half, whole = sources["half_fast.mp4"], sources["fast.mp4"]
+    assert half[0] == "done" and 0 < half[3] < whole[3] and half[1] < whole[1] and half[2] < whole[2]
+    assert [_seen(f) for f in faces["half_fast.mp4"]] == [_seen(f) for f in faces["fast.mp4"]][:half[3]]
+    assert sources["one.avi"][:2] == ("done", 1)
+    assert sources["empty.avi"][0] == "failed"
+
+    again, _ = mien_index(tmp_path / "many", archive, "--workers", "2", "--range-seconds", "1")
+    assert again["indexed"] == 0 and again["faces_passed"] == 0 and again["video_ranges"] == 0
+    assert store_content(tmp_path / "many")[0] == sources
+
+
+def _seen(face) -> tuple:
+    """Where a face was seen and what it showed, whatever file and ids it has."""
+    return (face.frame_index, face.timestamp_ms, tuple(np.round(face.bbox, 1)),
+            tuple(np.round(face.expression, 3)))
+
+
+def test_plan_stays_small_for_a_file_claiming_billions_of_frames(files, tmp_path):
+    """Before the bound, a header of 2^31 frames planned 10^8 ranges: memory grew by
+    gigabytes and the run never ended. Now: one run, in a few ranges."""
+    archive = tmp_path / "a"
+    archive.mkdir()
+    shutil.copy(files["count_huge"], archive / "v.avi")
+    summary, _ = mien_index(tmp_path / "s", archive, "--workers", "2", "--range-seconds", "1")
+    assert summary["indexed"] == 1 and summary["video_ranges"] <= 2
+    assert not math.isnan(summary["video_ms"]) and summary["video_ms"] == 3900
