@@ -180,6 +180,83 @@ def test_ray_runner_replaces_a_dead_worker(cluster):
         runner.close()
 
 
+def _kill_actors_reading(path: Path, kills: list, stop, once: bool) -> None:
+    """SIGKILL each Ray actor process that has `path` open, i.e. one in the middle of
+    reading one of its ranges (as a segfault in a decoder would), until `stop` is set;
+    once: only the first one."""
+    import signal
+    import time
+
+    import psutil
+
+    target = os.path.realpath(path)
+    while not stop.is_set():
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if not any("_Actor" in part for part in proc.info["cmdline"] or []):
+                    continue
+                if any(f.path == target for f in proc.open_files()):
+                    proc.send_signal(signal.SIGKILL)
+                    kills.append(proc.pid)
+                    if once:
+                        return
+            except psutil.Error:  # gone meanwhile, or a zombie
+                continue
+        time.sleep(0.01)
+
+
+def _index_while_killing(archive: Path, store: Path, cluster: str, once: bool):
+    import json
+    import threading
+
+    kills: list = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_actors_reading,
+                              args=(archive / "videos" / "long.mp4", kills, stop, once), daemon=True)
+    killer.start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "mien", "index", str(archive), "--store", str(store),
+                            "--quiet", "--ray", cluster, "--workers", "2", "--range-seconds", "2",
+                            "--json", str(store.parent / f"{store.name}.json")],
+                           cwd=ROOT, env=env_for_subprocess(), capture_output=True, text=True, timeout=900)
+    finally:
+        stop.set()
+        killer.join()
+    return r, json.loads((store.parent / f"{store.name}.json").read_text()), kills
+
+
+@pytest.mark.ray
+def test_an_actor_killed_in_a_range_is_recovered(cluster, archive, tmp_path):
+    """`mien index --ray`: an actor SIGKILLed while it reads a range of the long video;
+    the driver replaces the actors, analyses the files in flight again, one at a time,
+    and the store equals a clean run's."""
+    r, summary, kills = _index_while_killing(archive, tmp_path / "killed", cluster, once=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(kills) == 1, "no actor was caught reading the video"
+    assert summary["failed"] == {} and summary["videos"] == 2, summary
+    _index(archive, tmp_path / "clean", "--workers", "2", "--range-seconds", "2")
+    clean, clean_persons = _content(tmp_path / "clean")
+    killed, killed_persons = _content(tmp_path / "killed")
+    assert_same_faces(clean, killed)
+    assert clean_persons == killed_persons
+
+
+@pytest.mark.ray
+def test_an_actor_killed_on_every_attempt_fails_the_video(cluster, archive, tmp_path):
+    """Every actor that reads the long video is killed: the video is retried once,
+    alone, then failed with "analysis crashed"; every other file is indexed."""
+    from mien.engine.store import Store
+
+    r, summary, kills = _index_while_killing(archive, tmp_path / "store", cluster, once=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(kills) >= 2
+    assert summary["failed"] == {"analysis crashed": 1}, summary
+    with Store(tmp_path / "store", mode="r") as st:
+        status = {Path(s.uri).name: (s.status, s.error) for s in st.list_sources()}
+    assert status.pop("long.mp4")[0] == "failed"
+    assert len(status) == 6 and all(state == "done" for state, _ in status.values()), status
+
+
 def test_index_without_ray_never_imports_it(tmp_path):
     photo = small_photo("obama", tmp_path / "a" / "obama.jpg")
     code = ("import sys; from mien.clients.cli import main; "
