@@ -120,12 +120,13 @@ class FileRun:
     end: tuple | None = None                     # (index, ts) of the file's last frame
     before: tuple | None = None                  # summary counters before this video was consumed
     image: object = None                         # an image's ImageResult, committed in its turn
+    identity: tuple | None = None                # (track ids, futures) of the identity jobs, once sent
 
     def reset(self) -> None:
         self.spans = list(self.plan)
         self.submitted = self.consumed = self.frames_seen = 0
         self.tracker, self.entries, self.candidates = Tracker(), [], {}
-        self.expect = self.end = self.image = None
+        self.expect = self.end = self.image = self.identity = None
 
     @property
     def complete(self) -> bool:
@@ -313,6 +314,9 @@ class JobQueue:
         self._feed(run, result.frames)
         run.consumed += 1
         self.summary.video_ranges += 1
+        if run.consumed >= len(run.spans):
+            # the identity jobs go out now, ahead of the next ranges the window sends
+            run.identity = self._send_identities(run.candidates)
         self.ix._tick(run.job.path)
 
     def _feed(self, run: FileRun, frames) -> None:
@@ -345,7 +349,7 @@ class JobQueue:
             self.ix._failed(run.job, "corrupt video", "no decodable frames")
             return
         try:
-            identities = self._track_identities(run.candidates)
+            identities = self._track_identities(run.identity or self._send_identities(run.candidates))
         except Exception as exc:  # a worker died embedding: the ranges in flight died with it
             broken = self.runner.recover(exc)
             if broken and not run.suspect:
@@ -361,19 +365,31 @@ class JobQueue:
             return
         self._commit(run, identities)
 
-    def _track_identities(self, candidates: dict) -> dict:
-        """Mean identity of each track's best faces, embedded in parallel."""
+    def _send_identities(self, candidates: dict) -> tuple:
+        """Submit the identity jobs of each track's best faces, split over the workers:
+        (the track id of each patch, the futures)."""
         order = sorted(candidates)
         patches = [(tid, c[2]) for tid in order for c in candidates[tid]]
         if not patches:
-            return {}
+            return [], []
         chunks = max(1, self.runner.workers)
         size = (len(patches) + chunks - 1) // chunks
-        futures = [self.runner.submit(worker.embed_patches, [p for _, p in patches[i:i + size]])
-                   for i in range(0, len(patches), size)]
+        futures = []
+        for i in range(0, len(patches), size):
+            try:
+                futures.append(self.runner.submit(worker.embed_patches, [p for _, p in patches[i:i + size]]))
+            except Exception as exc:  # a pool that broke since the last result: raised by _track_identities
+                failed: Future = Future()
+                failed.set_exception(exc)
+                futures.append(failed)
+        return [tid for tid, _ in patches], futures
+
+    def _track_identities(self, sent: tuple) -> dict:
+        """Mean identity of each track's best faces, from the jobs _send_identities sent."""
+        tids, futures = sent
         vectors = [v for f in futures for v in f.result()]
         sums: dict = {}
-        for (tid, _), vec in zip(patches, vectors):
+        for tid, vec in zip(tids, vectors):
             if vec is not None:
                 sums.setdefault(tid, []).append(normalise(vec))
         return {tid: normalise(np.mean(vs, axis=0)) for tid, vs in sums.items()}
