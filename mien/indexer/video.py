@@ -140,6 +140,14 @@ class RangeReader:
     # how far before the start a seek aims, in frames of the average rate: the first
     # try, then a second when the first landed past the start
     MARGINS = (2, 60)
+    # a frame that does not decode before the container's end: seek this far past the
+    # last good frame, then twice as far, ..., this many times (damage in the middle of
+    # a file loses the damaged stretch, not the rest of the file)
+    RESYNC_STEP_MS = 1000.0
+    RESYNC_TRIES = 120
+    # the container's clock running back by more than this (or 2 frames) is a restart
+    # (streams joined end to end): time goes on from the frame before
+    RESTART_MS = 500.0
 
     def __init__(self, path: str, start_ms: int = 0, end_ms: int | None = None, fps: float | None = 2.0,
                  *, seek: bool = True, max_pixels: int = 100_000_000):
@@ -171,6 +179,8 @@ class RangeReader:
             if target <= 0 or not cap.set(cv2.CAP_PROP_POS_MSEC, target):
                 break
             if not cap.grab():
+                if 0 < target < self.info.duration_ms:
+                    break  # damage where the container says there are frames: read from the start
                 # nothing there: the file ends before this range (if the seek lied, the
                 # driver sees the ranges do not meet)
                 self.seeked = True
@@ -190,6 +200,30 @@ class RangeReader:
         cap.release()
         return self._open(), None, None
 
+    def _resync(self, cap, raw_ms: float | None):
+        """The frame after a stretch that does not decode: (index, container ms) of the first
+        frame past raw_ms found by seeking forward, or None at the container's end."""
+        import cv2
+
+        end = self.info.duration_ms
+        if raw_ms is None or end <= 0:
+            return None
+        last_frame = end - 1000.0 / (self.info.fps if self.info.fps > 0 else 25.0)
+        tried = raw_ms
+        for k in range(1, self.RESYNC_TRIES + 1):
+            target = min(raw_ms + k * self.RESYNC_STEP_MS, last_frame)  # the last try: the last frame
+            if target <= tried or not cap.set(cv2.CAP_PROP_POS_MSEC, target):
+                return None
+            tried = target
+            while cap.grab():  # the seek may land before raw_ms: read on past it
+                self.frames_decoded += 1
+                ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                if not math.isfinite(ms) or ms > target + self.RESYNC_STEP_MS:
+                    break
+                if ms > raw_ms:
+                    return int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) - 1, ms
+        return None
+
     def __iter__(self):
         import cv2
 
@@ -204,18 +238,28 @@ class RangeReader:
                 if at is not None:
                     index, ms, pending = at, at_ms, True
             last_ms = -1.0
+            raw_last = None  # the container's time of the previous frame
+            offset = 0.0     # added to the container's time since its clock restarted
+            restart = max(self.RESTART_MS, 2000.0 / native)
             taken = None   # the sampling bin whose frame was taken
             while True:
                 if pending:
                     pending = False  # the frame the seek grabbed
-                else:
-                    if not cap.grab():
-                        break
+                elif cap.grab():
                     self.frames_decoded += 1
                     index += 1
                     ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                else:
+                    found = self._resync(cap, raw_last)
+                    if found is None:
+                        break
+                    index, ms = max(found[0], index + 1), found[1]
                 if not math.isfinite(ms):
                     ms = 0.0
+                if raw_last is not None and ms < raw_last - restart:
+                    offset = last_ms + 1000.0 / native - ms
+                raw_last = ms
+                ms += offset
                 if ms <= 0 and index > 0:
                     ms = index * 1000.0 / native  # container without timestamps
                 if ms < last_ms and self.seeked:
