@@ -18,6 +18,14 @@ reports the first frame at or after its start and the first frame at or after
 its end, and the driver checks that consecutive ranges meet on the same
 (frame index, timestamp). When they do not, the rest of the file is read
 without seeking (see video_jobs.py).
+
+Bad input: the container's figures (rate, frame count) are bounded before
+anyone plans on them; a frame that does not decode before the container's end
+is damage, skipped by seeking past it (`_resync`), so a file damaged in the
+middle keeps what follows and a truncated one keeps what it has; a container
+clock that restarts (recordings joined end to end) runs on from the frame
+before; a file gone, replaced, or decoding to frames over max_pixels fails
+with a BadInputError / TooLargeError that the worker reports, never raises.
 """
 
 from __future__ import annotations
@@ -140,11 +148,13 @@ class RangeReader:
     # how far before the start a seek aims, in frames of the average rate: the first
     # try, then a second when the first landed past the start
     MARGINS = (2, 60)
-    # a frame that does not decode before the container's end: seek this far past the
-    # last good frame, then twice as far, ..., this many times (damage in the middle of
-    # a file loses the damaged stretch, not the rest of the file)
+    # a frame that does not decode before the container's end: seek 1, 2, ... 10 steps
+    # past the last good frame, then 20, 40, ... steps, then the container's last frame
+    # (damage in the middle of a file loses the damaged stretch, not the rest of the
+    # file; a truncated file costs a few failed seeks per range past its end)
     RESYNC_STEP_MS = 1000.0
-    RESYNC_TRIES = 120
+    RESYNC_LINEAR = 10
+    RESYNC_TRIES = 40
     # the container's clock running back by more than this (or 2 frames) is a restart
     # (streams joined end to end): time goes on from the frame before
     RESTART_MS = 500.0
@@ -179,12 +189,11 @@ class RangeReader:
             if target <= 0 or not cap.set(cv2.CAP_PROP_POS_MSEC, target):
                 break
             if not cap.grab():
-                if 0 < target < self.info.duration_ms:
-                    break  # damage where the container says there are frames: read from the start
-                # nothing there: the file ends before this range (if the seek lied, the
-                # driver sees the ranges do not meet)
+                # nothing decodes there: damage (frames further on, found by seeking past it)
+                # or the end of the file (if the seek lied, the driver sees the ranges do not meet)
                 self.seeked = True
-                return cap, -1, None
+                found = self._resync(cap, target)
+                return (cap, found[0], found[1]) if found else (cap, -1, None)
             self.frames_decoded += 1
             index = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) - 1
             ms = cap.get(cv2.CAP_PROP_POS_MSEC)
@@ -211,7 +220,8 @@ class RangeReader:
         last_frame = end - 1000.0 / (self.info.fps if self.info.fps > 0 else 25.0)
         tried = raw_ms
         for k in range(1, self.RESYNC_TRIES + 1):
-            target = min(raw_ms + k * self.RESYNC_STEP_MS, last_frame)  # the last try: the last frame
+            steps = k if k <= self.RESYNC_LINEAR else self.RESYNC_LINEAR * 2 ** (k - self.RESYNC_LINEAR)
+            target = min(raw_ms + steps * self.RESYNC_STEP_MS, last_frame)  # the last try: the last frame
             if target <= tried or not cap.set(cv2.CAP_PROP_POS_MSEC, target):
                 return None
             tried = target
