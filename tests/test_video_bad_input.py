@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer_support import check_consistent, env_for_subprocess
+from indexer_support import check_consistent, env_for_subprocess, small_photo
 from store_support import assert_same_faces
 
 MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
@@ -122,6 +122,7 @@ def files(tmp_path_factory):
     writer = cv2.VideoWriter(str(bad / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
     writer.release()
     out["empty"] = bad / "empty.avi"
+    out["photo"] = small_photo("obama", bad / "photo.mp4", max_side=320)  # a JPEG named like a video
     out["text"] = bad / "notes.mp4"
     out["text"].write_bytes(b"not a video at all\n" * 50)
     return {k: Path(v) for k, v in out.items()}
@@ -244,7 +245,7 @@ def store_content(store: Path):
 
     with Store(store, mode="r") as st:
         check_consistent(st)
-        sources = {Path(s.uri).name: (s.status, s.frames, s.duration_ms, s.face_count, s.error)
+        sources = {Path(s.uri).name: (s.status, s.frames, s.duration_ms, s.face_count, s.error, s.kind)
                    for s in st.list_sources()}
         faces = {Path(s.uri).name: st.faces_of_source(s.uri, thumbnail=False) for s in st.list_sources()}
     return sources, faces
@@ -287,6 +288,7 @@ def test_mien_index_names_bad_files_keeps_good_ones_and_reruns_clean(files, tmp_
     assert half[0] == "done" and 0 < half[3] < whole[3] and half[1] < whole[1] and half[2] < whole[2]
     assert [_seen(f) for f in faces["half_fast.mp4"]] == [_seen(f) for f in faces["fast.mp4"]][:half[3]]
     assert sources["one.avi"][:2] == ("done", 1)
+    assert sources["photo.mp4"][0] == "done" and sources["photo.mp4"][3] == 1 and sources["photo.mp4"][5] == "image"
     assert sources["empty.avi"][0] == "failed"
 
     again, _ = mien_index(tmp_path / "many", archive, "--workers", "2", "--range-seconds", "1")
@@ -357,3 +359,21 @@ def test_ffmpeg_made_files(files, tmp_path):
         assert 0 < len(got) < len(full), name
         assert [f[:2] for f in got] == [f[:2] for f in full[:len(got)]], name
         assert read_in_ranges(half, 1000, 6000) == got, name
+
+
+def test_frames_over_max_pixels_fail_the_video_not_the_run(files, tmp_path):
+    """max_pixels below the frame size: each video fails as "too large", named, and the
+    photo of the same run is indexed."""
+    from mien.indexer import IndexOptions, index_paths
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    for name in ("avi", "fast"):
+        shutil.copy(files[name], archive / files[name].name)
+    small_photo("obama", archive / "p.jpg", max_side=200)
+    summary = index_paths([archive], tmp_path / "s", options=IndexOptions(
+        show_progress=False, workers=2, range_seconds=1, max_pixels=320 * 240 - 1))
+    assert {Path(p).name: why for p, why in summary.failures} == {
+        "good.avi": "too large: video frames of 320x240 exceed 76799 pixels",
+        "fast.mp4": "too large: video frames of 320x240 exceed 76799 pixels"}
+    assert summary.indexed == 1 and summary.faces_passed == 1
