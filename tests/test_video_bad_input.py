@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import struct
 import subprocess
@@ -267,6 +268,17 @@ def test_mien_index_names_bad_files_keeps_good_ones_and_reruns_clean(files, tmp_
     assert many["video_ranges"] > one["video_ranges"]
     for name in failures:  # the table names them too
         assert name in proc.stdout + proc.stderr
+    # stored "done", but flagged: cut short of the container's duration, or damage skipped;
+    # the same flags whether a file was read as one range or as 1 s ranges on 2 workers
+    assert many["partial"] == one["partial"]
+    partial = {Path(p).name: lost for p, lost in many["partial"]}
+    assert set(partial) == {"half_fast.mp4", "half_avi.avi", "noisy.avi", "holed.avi"}, partial
+    for name in ("half_fast.mp4", "half_avi.avi"):  # 4 s clips cut at half their bytes
+        assert re.fullmatch(r"decoded 0\u2013[12]\.\d s of 4\.0 s", partial[name]), partial[name]
+    assert partial["holed.avi"].startswith("skipped damage between ")
+    assert re.search(rf"^partly decodable +{len(partial)}$", proc.stdout, re.M), proc.stdout
+    for path, lost in many["partial"]:  # and lists them
+        assert f"  partly decodable: {path}: {lost}" in proc.stdout
 
     sources, faces = store_content(tmp_path / "many")
     sources_one, faces_one = store_content(tmp_path / "one")

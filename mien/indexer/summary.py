@@ -59,6 +59,9 @@ class IndexSummary:
     skipped: Counter = field(default_factory=Counter)    # reason -> files (not errors)
     failed: Counter = field(default_factory=Counter)     # reason -> files (errors)
     failures: list = field(default_factory=list)         # (path, reason)
+    # videos stored "done" that did not decode whole (damage skipped, or cut short of the
+    # container's duration): (path, what was lost)
+    partial: list = field(default_factory=list)
 
     @property
     def failed_count(self) -> int:
@@ -78,7 +81,7 @@ class IndexSummary:
             "video_ranges", "video_rereads",
             "faces_detected", "faces_passed", "tracks", "persons_new", "persons_total", "seconds")}
         out.update(rejected=dict(self.rejected), skipped=dict(self.skipped), failed=dict(self.failed),
-                   failures=[list(f) for f in self.failures])
+                   failures=[list(f) for f in self.failures], partial=[list(p) for p in self.partial])
         return out
 
     def table(self) -> str:
@@ -98,6 +101,12 @@ class IndexSummary:
                  ("persons", f"{self.persons_total} ({self.persons_new} new)")]
         rows += [(f"skipped: {r}", n) for r, n in sorted(self.skipped.items())]
         rows += [(f"failed: {r}", n) for r, n in sorted(self.failed.items())]
+        if self.partial:
+            rows += [("partly decodable", len(self.partial))]
         rows += [("time", f"{self.seconds:.1f} s ({rate:.1f} faces/s)")]
         width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+        lines += [f"  partly decodable: {path}: {lost}" for path, lost in self.partial[:20]]
+        if len(self.partial) > 20:
+            lines.append(f"  ... and {len(self.partial) - 20} more partly decodable")
+        return "\n".join(lines)

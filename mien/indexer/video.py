@@ -142,7 +142,9 @@ class RangeReader:
     frame at or after start_ms and at or after end_ms (None: the file ended
     before), `last` the last frame of the file when it ended within the range,
     `backwards` whether a timestamp ran backwards after a seek, `seeked`
-    whether the reader seeked.
+    whether the reader seeked, `gaps` the (last good ms, next good ms) of each
+    damaged stretch skipped whose last good frame is in the range (so each gap
+    belongs to exactly one range, however the file is cut).
     """
 
     # how far before the start a seek aims, in frames of the average rate: the first
@@ -168,6 +170,7 @@ class RangeReader:
         self.backwards = False
         self.seeked = False
         self.frames_decoded = 0   # frames grabbed by this reader (seeking included)
+        self.gaps: list = []      # (ms before, ms after) of damage skipped by _resync
 
     def _open(self):
         cap = _capture(self.path)
@@ -252,6 +255,7 @@ class RangeReader:
             offset = 0.0     # added to the container's time since its clock restarted
             restart = max(self.RESTART_MS, 2000.0 / native)
             taken = None   # the sampling bin whose frame was taken
+            gap_from = None  # time of the last good frame before a resync
             while True:
                 if pending:
                     pending = False  # the frame the seek grabbed
@@ -264,6 +268,7 @@ class RangeReader:
                     if found is None:
                         break
                     index, ms = max(found[0], index + 1), found[1]
+                    gap_from = last_ms
                 if not math.isfinite(ms):
                     ms = 0.0
                 if raw_last is not None and ms < raw_last - restart:
@@ -277,6 +282,10 @@ class RangeReader:
                 ms = max(ms, last_ms)  # never let time run backwards
                 last_ms = ms
                 t = int(round(ms))
+                if gap_from is not None:
+                    before, gap_from = int(round(gap_from)), None
+                    if before >= self.start_ms:  # the previous range reports gaps that start in it
+                        self.gaps.append((before, t))
                 self.last = (index, t)
                 if t < self.start_ms:
                     continue

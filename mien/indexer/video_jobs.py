@@ -100,6 +100,17 @@ def plan_spans(duration_ms: float, unit: int | None, workers: int, range_seconds
     return spans
 
 
+def partly_decoded(gaps: list, end_ms: int | None, announced_ms: float, fps: float) -> str:
+    """What a video lost to damage, "" when nothing: each stretch skipped, and the end when
+    the last frame decoded falls more than a second short of the container's duration
+    (its estimate is frame count / average rate, so a second of slack)."""
+    lost = [f"skipped damage between {a / 1000:.1f} s and {b / 1000:.1f} s" for a, b in sorted(gaps)]
+    frame_ms = 1000.0 / fps if fps > 0 else 0.0
+    if end_ms is not None and announced_ms > 0 and end_ms + frame_ms < announced_ms - 1000.0:
+        lost.insert(0, f"decoded 0–{(end_ms + frame_ms) / 1000:.1f} s of {announced_ms / 1000:.1f} s")
+    return "; ".join(lost)
+
+
 @dataclass
 class FileRun:
     """One file's plan and the driver's state while its results come back: a video's
@@ -121,12 +132,15 @@ class FileRun:
     before: tuple | None = None                  # summary counters before this video was consumed
     image: object = None                         # an image's ImageResult, committed in its turn
     identity: tuple | None = None                # (track ids, futures) of the identity jobs, once sent
+    announced: tuple = (0.0, 0.0)                # the container's (duration_ms, fps), from the probe
+    gaps: list = field(default_factory=list)     # (ms before, ms after) of damage the ranges skipped
 
     def reset(self) -> None:
         self.spans = list(self.plan)
         self.submitted = self.consumed = self.frames_seen = 0
         self.tracker, self.entries, self.candidates = Tracker(), [], {}
         self.expect = self.end = self.image = self.identity = None
+        self.gaps = []
 
     @property
     def complete(self) -> bool:
@@ -165,6 +179,7 @@ class JobQueue:
         except BadInputError as exc:
             run.failure = ("no video stream or undecodable video", str(exc))
             return run
+        run.announced = (info.duration_ms, info.fps)
         run.plan = plan_spans(info.duration_ms, self.unit, self.runner.workers, self.options.range_seconds)
         run.spans = list(run.plan)
         return run
@@ -305,6 +320,7 @@ class JobQueue:
             self.summary.video_rereads += 1
             return
         run.expect = result.next
+        run.gaps.extend(result.gaps)   # each gap comes from the one range its start is in
         if result.last is not None and run.end is None:
             run.end = result.last
         if result.next is None and k + 1 < len(run.spans):
@@ -436,6 +452,9 @@ class JobQueue:
         source = ix.SourceRecord(uri=run.job.path, fingerprint=run.job.fingerprint, kind=VIDEO, status="done",
                                  face_count=len(records), duration_ms=int(end_ms), frames=int(end_index) + 1)
         self.summary.persons_new += commit_source(ix.store, ix.book, source, records, groups)
+        lost = partly_decoded(run.gaps, end_ms if run.end is not None else None, *run.announced)
+        if lost:
+            self.summary.partial.append((run.job.path, lost))
         self.summary.indexed += 1
         self.summary.videos += 1
         ix._tick(run.job.path, done=True)

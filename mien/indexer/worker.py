@@ -232,6 +232,7 @@ class RangeResult:
     backwards: bool = False       # a timestamp ran backwards after a seek
     seeked: bool = False
     frames_decoded: int = 0       # grabbed by this worker, seeking included
+    gaps: list = field(default_factory=list)   # (ms before, ms after) of damage skipped (RangeReader.gaps)
     error: str = ""               # the file cannot be read: corrupt, not a video, too large
     too_large: bool = False
 
@@ -281,6 +282,7 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
         return RangeResult(error=f"video decoding failed: {exc}")
     out.first, out.next, out.last = reader.first, reader.next, reader.last
     out.backwards, out.seeked, out.frames_decoded = reader.backwards, reader.seeked, reader.frames_decoded
+    out.gaps = list(reader.gaps)
     return out
 
 
