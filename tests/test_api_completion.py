@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, TOKEN, TRANSPORTS, build_photo_store, start_server, wait_until
+from server_support import FRONTS, TOKEN, TRANSPORTS, build_photo_store, start_server, stop_server, wait_until
 
 from mien.clients import AnalyticsClient, Client, MienError
 from mien.server.context import Limits
@@ -38,8 +38,7 @@ def served(photo_store, request):
     ps, allowed = photo_store
     server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param)
     yield target
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
@@ -218,8 +217,7 @@ def test_index_job_outlives_its_stream_and_can_be_cancelled(tmp_path, front):
         with Client(target, transport="python") as client:
             _jobs(client, allowed)
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 def _jobs(client, allowed):
@@ -274,8 +272,7 @@ def test_reflection_v1_and_v1alpha_open_without_a_token(photo_store, front):
             search_pb2_grpc.MienStub(channel).Stats(search_pb2.StatsRequest())
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 # -- deadlines ------------------------------------------------------------------------------

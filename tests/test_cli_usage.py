@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server_support import build_photo_store, free_port, start_server
+from server_support import build_photo_store, free_port, start_server, stop_server
 
 from mien.clients.cli import DefaultsFormatter, build_parser, main
 
@@ -40,8 +40,7 @@ def served(tmp_path_factory):
     ps = build_photo_store(tmp_path_factory.mktemp("cli_usage"))
     server, target = start_server(ps.store_dir, front="python")
     yield ps, target
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 def test_no_server_gives_a_hint():

@@ -20,7 +20,7 @@ import pytest
 
 from indexer_support import small_photo
 from model_files_support import arcface_onnx, feenet_checkpoint, scrfd_onnx
-from server_support import FRONTS, free_port, start_server, wait_until
+from server_support import FRONTS, free_port, start_server, stop_server, wait_until
 
 from mien.clients.cli import main
 from mien.clients.client import Client
@@ -105,8 +105,7 @@ def test_served_store_answers_image_queries(kind, front, feenet_store, arcface_s
                 same = client.identity(str(archive / "obama.jpg"), k=1)
                 assert same.hits[0].source_uri.endswith("obama.jpg")
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 def test_tag_in_process_uses_the_store_engine(feenet_store, archive, capsys):
@@ -132,8 +131,7 @@ def test_moved_model_is_found_by_flag_and_checked_by_hash(tmp_path, models, arch
             client.search(str(archive / "obama.jpg"), k=1)
         assert "--expression-model" in err.value.details()
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
     # pointed at the moved file: served, and server-side indexing uses it too
     more = tmp_path / "more"
@@ -146,8 +144,7 @@ def test_moved_model_is_found_by_flag_and_checked_by_hash(tmp_path, models, arch
             final = list(client.index_paths([more]))[-1]
             assert final.done and not final.failures and final.faces >= 1
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
     # `mien serve --expression-model` does the same from the command line
     port = free_port()
@@ -199,8 +196,7 @@ def test_insightface_detector_store_is_served(tmp_path, models, archive):
             except grpc.RpcError as exc:  # random weights may find no usable face: a clear refusal
                 assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc.details()
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 def test_person_add_uses_the_store_engine(feenet_store, archive, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from google.protobuf.message import Message
 
-from server_support import TRANSPORTS, start_server
+from server_support import TRANSPORTS, start_server, stop_server
 
 from mien.clients import AnalyticsClient, Client, MienError
 from mien.clients.cli import main
@@ -46,8 +46,7 @@ def demo(tmp_path_factory):
                      "--store", str(store)]) == 0
     server, target = start_server(store, front="python", allowed_roots=[archive])
     yield work, target
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 def test_readme_python_example_runs_as_written(demo):

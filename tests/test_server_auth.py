@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from server_support import FRONTS, TOKEN, build_photo_store, free_port, start_server, wait_until
+from server_support import FRONTS, TOKEN, build_photo_store, free_port, start_server, stop_server, wait_until
 
 from mien.clients.client import Client
 
@@ -31,7 +31,7 @@ def test_auth_off_accepts_anyone(photo_store, front):
         with Client(target, token="") as c:
             assert c.stats().faces > 0
     finally:
-        server.stop(None)
+        stop_server(server)
 
 
 @pytest.mark.parametrize("front", FRONTS)
@@ -56,7 +56,7 @@ def test_auth_on(photo_store, front):
             assert good.stats().faces > 0
             assert good.cross(photo_store.archive["obama.jpg"], "Biden", k=1).hits[0].person_name == "Biden"
     finally:
-        server.stop(None)
+        stop_server(server)
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
@@ -76,7 +76,7 @@ def test_tls(photo_store, tmp_path, front):
         with Client(target, token=TOKEN, timeout=5) as plain, pytest.raises(grpc.RpcError):
             plain.stats()                                       # plaintext cannot talk to TLS
     finally:
-        server.stop(None)
+        stop_server(server)
 
 
 def test_mien_serve_token_file_and_sigterm(photo_store, tmp_path):
@@ -129,4 +129,4 @@ def test_every_cli_client_command_sends_the_token_file(photo_store, tmp_path, mo
         out = capsys.readouterr()
         assert "UNAUTHENTICATED" in out.err
     finally:
-        server.stop(None)
+        stop_server(server)

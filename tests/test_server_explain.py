@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from server_support import FRONTS, _build_photo_store, build_photo_store, start_server
+from server_support import FRONTS, _build_photo_store, build_photo_store, start_server, stop_server
 
 from mien.clients.client import Client
 from mien.engine.faces import explain
@@ -30,8 +30,7 @@ def client(photo_store, request):
     c = Client(target)
     yield c
     c.close()
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 def test_store_is_built_with_the_default_encoder(photo_store, client):
@@ -124,5 +123,4 @@ def test_a_landmarks_v1_store_keeps_its_encoder(landmarks_store):
             face = c.get_face(top.face_id)
             assert np.allclose(face.expression, result.query.vector, atol=1e-4)
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)

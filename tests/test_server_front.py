@@ -65,8 +65,7 @@ def test_the_default_server_is_native_when_built(photo_store):
     try:
         assert server.mien_front == ("native" if native.available() else "python")
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 def test_asking_for_a_missing_front_is_a_clear_error(photo_store, monkeypatch):
@@ -205,8 +204,7 @@ def test_open_streams_are_capped_and_cancelling_frees_them(photo_store, monkeypa
                 for watch in watches:
                     watch.cancel()
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 def test_a_watch_sees_the_drain_and_stop_ends_it(served):

@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, build_photo_store, start_server
+from server_support import FRONTS, build_photo_store, start_server, stop_server
 
 from mien.clients.client import Client
 
@@ -30,8 +30,7 @@ def env(tmp_path_factory, request):
     allowed.mkdir()
     server, target = start_server(ps.store_dir, allowed_roots=[allowed], front=request.param)
     yield ps, target, allowed
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 def test_16_threads_x_200_queries(env):

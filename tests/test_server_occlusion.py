@@ -12,7 +12,7 @@ import cv2
 import grpc
 import pytest
 
-from server_support import FRONTS, start_server
+from server_support import FRONTS, start_server, stop_server
 from test_faces_meshpose import cover_mouth
 
 from mien.engine.faces.occlusion import THRESHOLD
@@ -64,8 +64,7 @@ def stubs(archive, request):
     channel = grpc.insecure_channel(target)
     yield search_pb2_grpc.MienStub(channel), analytics_pb2_grpc.AnalyticsStub(channel)
     channel.close()
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 def _search_image(mien, image, **kw):
@@ -145,8 +144,7 @@ def test_analytics_leave_occluded_faces_out_unless_asked(archive, stubs):
 def served(archive):
     server, target = start_server(archive["store"], front="python")
     yield target
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 def test_the_cli_asks_the_server_to_include_occluded_faces(archive, served):

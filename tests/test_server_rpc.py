@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, TRANSPORTS, build_photo_store, start_server
+from server_support import FRONTS, TRANSPORTS, build_photo_store, start_server, stop_server
 
 from mien.clients.client import Client, Upload
 from mien.server.context import Limits
@@ -36,8 +36,7 @@ def served(photo_store, request):
     ps, allowed = photo_store
     server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param)
     yield target
-    server.stop(None)
-    server.mien_context.close()
+    stop_server(server)
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)

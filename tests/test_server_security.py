@@ -21,7 +21,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server_support import FRONTS, TOKEN, build_photo_store, free_port, start_server, wait_until
+from server_support import FRONTS, TOKEN, build_photo_store, free_port, start_server, stop_server, wait_until
 
 from mien.clients.client import Client
 from mien.engine.store import Store
@@ -42,11 +42,6 @@ def own_store(photo_store, tmp_path) -> Path:
     store_dir = tmp_path / "store"
     shutil.copytree(photo_store.store_dir, store_dir)
     return store_dir
-
-
-def stop(server):
-    server.stop(None)
-    server.mien_context.close()
 
 
 def escape_tree(photo_store, base: Path) -> dict[str, Path]:
@@ -100,7 +95,7 @@ def test_symlink_inside_an_allowed_root_cannot_lead_out(photo_store, tmp_path, f
             assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert str(tree["outside"]) not in e.value.details()         # nor where the link leads
     finally:
-        stop(server)
+        stop_server(server)
 
 
 # -- 2. open binds ---------------------------------------------------------------------------------
@@ -193,7 +188,7 @@ def served(photo_store, request, tmp_path):
     yield {"server": server, "store_dir": store_dir, "allowed": allowed,
            "mien": search_pb2_grpc.MienStub(channel), "analytics": analytics_pb2_grpc.AnalyticsStub(channel)}
     channel.close()
-    stop(server)
+    stop_server(server)
 
 
 LONG = "N" * 17_000
@@ -271,8 +266,7 @@ def test_unknown_methods_need_the_token_too(photo_store, front):
                 probe(b"", timeout=10, metadata=[("authorization", f"Bearer {TOKEN}")])
             assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
-        server.stop(None)
-        server.mien_context.close()
+        stop_server(server)
 
 
 # -- 3. bounded shutdown -----------------------------------------------------------------------------
@@ -393,7 +387,7 @@ def test_shutdown_stops_server_side_indexing_at_a_source_boundary(photo_store, t
             final = list(c.index_paths([str(allowed / "batch")]))[-1]
         assert final.done and not final.failures
     finally:
-        stop(server)
+        stop_server(server)
     assert set(consistent_sources(store_dir)) - before == {str(f) for f in files}
 
 
@@ -474,4 +468,4 @@ def test_a_method_the_servicer_lacks_is_unimplemented_not_unknown(front):
             search_pb2_grpc.MienStub(channel).Stats(search_pb2.StatsRequest(), timeout=30)
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
-        server.stop(None)
+        server.stop(None)  # a bare server built here: no mien context to close
