@@ -8,6 +8,19 @@ STAMP  := $(VENV)/.mien-installed
 
 .PHONY: demo test setup clean system-deps buf ffmpeg
 
+# $(call apt_tool,CHECK,PACKAGE,WHAT FOR,WHAT IS SKIPPED WITHOUT IT): Debian's PACKAGE when
+# the shell test CHECK fails and we may install it (root with apt-get); otherwise a note
+define apt_tool
+	@if $(1); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's $(2) for $(3)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; } \
+		|| echo "warning: could not install $(2); $(4)"; \
+	else \
+		echo "note: $(2) not found (Debian/Ubuntu: apt-get install $(2)); $(4)"; \
+	fi
+endef
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py $(wildcard mien/native/*.cc mien/native/*.h)
@@ -33,15 +46,7 @@ system-deps:
 	fi
 	@# Headless Chromium for the web app's browser tests (tests/test_web_app.py drives it with
 	@# Playwright through its executable path; nothing downloads a browser)
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's chromium for the web app's browser tests"; \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "warning: could not install chromium; the web app's browser tests will be skipped"; \
-	else \
-		echo "note: Chromium not found (Debian/Ubuntu: apt-get install chromium);" \
-		     "the web app's browser tests (tests/test_web_app.py) will be skipped"; \
-	fi
+	$(call apt_tool,command -v chromium >/dev/null || command -v chromium-browser >/dev/null,chromium,the web app's browser tests,the web app's browser tests (tests/test_web_app.py) will be skipped)
 
 demo: $(STAMP)
 	$(VENV)/bin/mien demo --workdir demo-out
@@ -53,15 +58,7 @@ test: $(STAMP) buf ffmpeg
 # audio-only MP4, H.264/VP8 cut in half: tests/test_video_bad_input.py); skipped with a note
 # when it cannot be installed
 ffmpeg:
-	@if command -v ffmpeg >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's ffmpeg for the bad-video tests"; \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
-		|| echo "warning: could not install ffmpeg; tests/test_video_bad_input.py's ffmpeg test will be skipped"; \
-	else \
-		echo "note: ffmpeg not found (Debian/Ubuntu: apt-get install ffmpeg);" \
-		     "tests/test_video_bad_input.py's ffmpeg test will be skipped"; \
-	fi
+	$(call apt_tool,command -v ffmpeg >/dev/null,ffmpeg,the bad-video tests,tests/test_video_bad_input.py's ffmpeg test will be skipped)
 
 # buf (lint and breaking-change checks of proto/, tests/test_proto_buf.py) from npm's
 # @bufbuild/buf into .buf/; skipped with a note when npm is missing (the tests then skip)
