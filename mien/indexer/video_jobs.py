@@ -184,17 +184,22 @@ class JobQueue:
         run.spans = list(run.plan)
         return run
 
-    def _submit(self, run: FileRun):
-        span = run.spans[run.submitted]
+    def _submit_or_fail(self, fn, *args) -> Future:
+        """runner.submit, or a future holding its error: a pool that broke since the last
+        result is then handled in turn, where that future's result is read."""
         try:
-            if run.job.kind == IMAGE:
-                return self.runner.submit(worker.analyze_image, run.job.path, self.options.max_pixels)
-            return self.runner.submit(worker.analyze_range, run.job.path, span.start_ms, span.end_ms, self.fps,
-                                      self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek)
-        except Exception as exc:  # a pool that broke since the last result: handled in turn
+            return self.runner.submit(fn, *args)
+        except Exception as exc:
             failed: Future = Future()
             failed.set_exception(exc)
             return failed
+
+    def _submit(self, run: FileRun):
+        span = run.spans[run.submitted]
+        if run.job.kind == IMAGE:
+            return self._submit_or_fail(worker.analyze_image, run.job.path, self.options.max_pixels)
+        return self._submit_or_fail(worker.analyze_range, run.job.path, span.start_ms, span.end_ms, self.fps,
+                                    self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek)
 
     def _fill(self, pending: deque) -> None:
         ahead = self.ahead
@@ -390,14 +395,9 @@ class JobQueue:
             return [], []
         chunks = max(1, self.runner.workers)
         size = (len(patches) + chunks - 1) // chunks
-        futures = []
-        for i in range(0, len(patches), size):
-            try:
-                futures.append(self.runner.submit(worker.embed_patches, [p for _, p in patches[i:i + size]]))
-            except Exception as exc:  # a pool that broke since the last result: raised by _track_identities
-                failed: Future = Future()
-                failed.set_exception(exc)
-                futures.append(failed)
+        # a pool that broke since the last result: raised by _track_identities
+        futures = [self._submit_or_fail(worker.embed_patches, [p for _, p in patches[i:i + size]])
+                   for i in range(0, len(patches), size)]
         return [tid for tid, _ in patches], futures
 
     def _track_identities(self, sent: tuple) -> dict:
