@@ -8,7 +8,7 @@ from mien.engine.faces import faceqa
 from mien.engine.faces.align import expression_crop
 from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.detect import check_image, make_detector
-from mien.engine.faces.identity import l2n, make_identity
+from mien.engine.faces.identity import make_identity
 from mien.engine.faces.types import Face
 
 
@@ -105,19 +105,10 @@ class FaceAnalyzer:
 
     def embed_identity_many(self, pairs: list[tuple[np.ndarray, Face]]) -> list[Face]:
         """embed_identity for one face in each of several images (a video's identity patches),
-        as one encoder call where the encoder allows it: dlib's chips are cut per image, then
-        all go through the network together (the same vectors as one call per image)."""
-        encoder = self.identity_encoder
-        if not pairs:
-            return []
-        if hasattr(encoder, "chips"):
-            chips = [chip for image, face in pairs for chip in encoder.chips(image, [face])]
-            vectors = l2n(encoder.model(chips))
-            for (_, face), vec in zip(pairs, vectors):
-                face.identity = vec
-        else:
-            for image, face in pairs:
-                self.embed_identity(image, [face])
+        in one encoder call (the encoder's embed_many: the same vectors as one call per image)."""
+        vectors = self.identity_encoder.embed_many(pairs)
+        for (_, face), vec in zip(pairs, vectors):
+            face.identity = vec
         return [face for _, face in pairs]
 
     # -- whole pipeline ---------------------------------------------------

@@ -106,6 +106,13 @@ class DlibIdentity:
             return np.zeros((0, self.dim), np.float32)
         return l2n(self.model(self.chips(image, faces)))  # every face of the image in one batch
 
+    def embed_many(self, pairs) -> np.ndarray:
+        """One face in each of several images [(image, face)]: chips cut per image, then
+        all through the network in one batch (the same vectors as one call per image)."""
+        if not pairs:
+            return np.zeros((0, self.dim), np.float32)
+        return l2n(self.model([chip for image, face in pairs for chip in self.chips(image, [face])]))
+
 
 class ArcFaceIdentity:
     """Any recognition ONNX insightface.model_zoo routes to ArcFaceONNX."""
@@ -128,9 +135,13 @@ class ArcFaceIdentity:
         self.dim = int(out[-1]) if isinstance(out[-1], int) else 512
 
     def embed(self, image: np.ndarray, faces) -> np.ndarray:
-        if not faces:
+        return self.embed_many([(image, f) for f in faces])
+
+    def embed_many(self, pairs) -> np.ndarray:
+        """Faces of one or several images [(image, face)], in batches of batch_size."""
+        if not pairs:
             return np.zeros((0, self.dim), np.float32)
-        crops = [arcface_crop(image, f.landmarks5, self.size) for f in faces]
+        crops = [arcface_crop(image, f.landmarks5, self.size) for image, f in pairs]
         rows = [self.model.get_feat(crops[i:i + self.batch_size])
                 for i in range(0, len(crops), self.batch_size)]
         return l2n(np.concatenate(rows).reshape(len(crops), -1))
