@@ -8,7 +8,7 @@ Material (all public, nothing downloaded but the packages' own photos):
   Tom_Hanks, skimage's astronaut, matplotlib's grace_hopper, face_recognition's
   8 test photos), each as is, at half size, and rotated by 25 degrees;
 - frames: 1280x720 clips rendered by mien.demo.videos (30 fps, sampled at
-  2 fps by the indexer's FrameSampler, so with the codec's artefacts): a pan
+  2 fps by the indexer's RangeReader, so with the codec's artefacts): a pan
   over two faces, a zoom, and a 6-person row of small faces.
 
 Truth: photos — benchmarks/data/detection_truth.json, the union of both
@@ -122,7 +122,7 @@ def photo_cases() -> list[tuple[str, np.ndarray, list]]:
 
 def frame_cases(folder: Path) -> list[tuple[str, np.ndarray, list]]:
     from mien.demo.videos import write_clip
-    from mien.indexer.video import FrameSampler
+    from mien.indexer.video import RangeReader
 
     clips = {
         "pan2": write_clip(folder / "pan2.mp4", ["obama2", "biden"], motion="pan", fps=30, size=(1280, 720),
@@ -135,10 +135,9 @@ def frame_cases(folder: Path) -> list[tuple[str, np.ndarray, list]]:
     }
     cases = []
     for name, clip in clips.items():
-        with FrameSampler(str(clip.path), 2.0) as sampler:
-            for frame in sampler:
-                truth = [list(f) for f in clip.faces[frame.index]]
-                cases.append((f"{name}#{frame.index}", frame.image, truth))
+        for frame in RangeReader(str(clip.path), 0, None, 2.0, seek=False):
+            truth = [list(f) for f in clip.faces[frame.index]]
+            cases.append((f"{name}#{frame.index}", frame.image, truth))
     return cases
 
 

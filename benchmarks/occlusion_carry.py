@@ -34,13 +34,12 @@ def main() -> int:
     from mien.demo import photos
     from mien.demo.videos import write_clip
     from mien.engine.faces import EngineConfig, FaceAnalyzer, occlusion
-    from mien.indexer.video import FrameSampler
+    from mien.indexer.video import RangeReader
 
     an = FaceAnalyzer(EngineConfig())
     clip = write_clip(Path(tempfile.mkdtemp()) / "pan.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
                       size=(1280, 720), seconds=20)
-    with FrameSampler(str(clip.path), 2.0) as sampler:
-        frames = [f.image for f in sampler]
+    frames = [f.image for f in RangeReader(str(clip.path), 0, None, 2.0, seek=False)]
     same, previous = [], None
     for image in frames:
         current = [occlusion.mouth_patch(image, f.mesh) for f in an.detect(image)]

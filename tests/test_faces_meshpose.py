@@ -132,12 +132,11 @@ def test_video_runs_carry_an_unchanged_mouths_score_and_rescore_a_covered_one(tm
     from mien.demo.videos import write_clip
     from mien.engine.faces import EngineConfig, occlusion
     from mien.indexer import worker
-    from mien.indexer.video import FrameSampler
+    from mien.indexer.video import RangeReader
 
     clip = write_clip(tmp_path / "pan.mp4", ["obama2", "biden"], motion="pan", fps=10, size=(1280, 720),
                       seconds=2.0)
-    with FrameSampler(str(clip.path), 2.0) as sampler:
-        frames = [(f.index, f.timestamp_ms, f.image) for f in sampler]
+    frames = [(f.index, f.timestamp_ms, f.image) for f in RangeReader(str(clip.path), 0, None, 2.0, seek=False)]
     worker.init(EngineConfig(), threads=1)
     an = worker.analyzer()
     # frames 2 and 3: a hand over the left person's mouth

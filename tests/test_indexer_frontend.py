@@ -109,12 +109,11 @@ def test_guided_mediapipe_frames_match_full_detection(tmp_path):
     from mien.demo.videos import write_clip
     from mien.engine.faces.boxes import iou
     from mien.indexer import worker
-    from mien.indexer.video import FrameSampler
+    from mien.indexer.video import RangeReader
 
     clip = write_clip(tmp_path / "pan.mp4", ["obama2", "biden"], motion="pan", fps=10, size=(1280, 720),
                       seconds=3.0, face_height=0.12)   # small faces: followed in regions
-    with FrameSampler(str(clip.path), 2.0) as sampler:
-        frames = [(f.index, f.timestamp_ms, f.image) for f in sampler]
+    frames = [(f.index, f.timestamp_ms, f.image) for f in RangeReader(str(clip.path), 0, None, 2.0, seek=False)]
     worker.init(EngineConfig(), threads=1)
     full = worker.analyze_frames(frames, False)
     guided = worker.analyze_frames(frames, True)

@@ -52,10 +52,9 @@ def clips(tmp_path_factory):
 
 
 def sampled(path, fps=2.0):
-    from mien.indexer.video import FrameSampler
+    from mien.indexer.video import RangeReader
 
-    with FrameSampler(str(path), fps) as sampler:
-        return [(f.index, f.timestamp_ms, f.image) for f in sampler]
+    return [(f.index, f.timestamp_ms, f.image) for f in RangeReader(str(path), 0, None, fps, seek=False)]
 
 
 def index(paths, store, keyframe_seconds):

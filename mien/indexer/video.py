@@ -32,15 +32,11 @@ from __future__ import annotations
 
 import math
 import os
-import queue
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from mien.errors import BadInputError, TooLargeError
-
-_END = object()
 
 
 @dataclass
@@ -309,69 +305,3 @@ class RangeReader:
                 yield Frame(index, t, image)
         finally:
             cap.release()
-
-
-class FrameSampler:
-    """Iterate `Frame`s of the whole of `path` sampled at `fps` (None = every frame),
-    decoding in a background thread.
-
-    The queue between the decoder thread and the consumer is bounded, so at
-    most `queue_size` decoded frames are in memory whatever the video length.
-    Use as a context manager or call close(): closing stops the decoder thread
-    even when the consumer stops early.
-    """
-
-    def __init__(self, path: str, fps: float | None = 2.0, *, max_pixels: int = 100_000_000,
-                 queue_size: int = 8):
-        self.path = path
-        self.fps = fps
-        self.info = probe(path, max_pixels)
-        self.max_pixels = max_pixels
-        self.frames_decoded = 0      # every grabbed frame
-        self.duration_ms = 0         # timestamp of the last grabbed frame
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._decode, name="mien-decode", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _decode(self) -> None:
-        reader = RangeReader(self.path, 0, None, self.fps, seek=False, max_pixels=self.max_pixels)
-        try:
-            for frame in reader:
-                self.frames_decoded = frame.index + 1
-                self.duration_ms = frame.timestamp_ms
-                if self._stop.is_set() or not self._put(frame):
-                    return
-            if reader.last is not None:
-                self.frames_decoded, self.duration_ms = reader.last[0] + 1, reader.last[1]
-            self._put(_END)
-        except Exception as exc:  # surfaced to the consumer
-            self._put(exc)
-
-    def __iter__(self):
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, Exception):
-                raise BadInputError(f"video decoding failed: {item}") from item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
