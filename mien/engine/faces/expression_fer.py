@@ -102,6 +102,30 @@ def grey_of(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+# Tensors of the network read beside its output (the probabilities): the logits (the global
+# average of the last convolution, before the softmax) and the last residual block's 4x4x128
+# activations, averaged over the 4x4 grid (the "pooled" features the learned expression head
+# reads). They are made outputs of the graph when it loads, so XNNPACK keeps them (a debug
+# "preserve all tensors" run would cost the delegate); the probabilities are unchanged.
+LOGITS_TENSOR = "model_1_1/global_average_pooling2d_1_1/Mean"
+BLOCK_TENSOR = "model_1_1/add_4_1/Add"
+POOLED_DIM = 128
+
+
+def _model_with_features(path: str) -> bytes:
+    """fer's .tflite with the logits and the last block's activations as extra outputs."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(path)
+    graph = model.subgraphs[0]
+    by_name = {t.name.decode() if isinstance(t.name, bytes) else t.name: i for i, t in enumerate(graph.tensors)}
+    missing = [n for n in (LOGITS_TENSOR, BLOCK_TENSOR) if n not in by_name]
+    if missing:
+        raise ValueError(f"{path}: not fer's emotion network (no tensor {missing[0]!r})")
+    graph.outputs = list(graph.outputs) + [by_name[LOGITS_TENSOR], by_name[BLOCK_TENSOR]]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 class EmotionNet:
     """The LiteRT interpreter of fer's network; predict() takes (N, 64, 64) inputs.
 
@@ -117,22 +141,32 @@ class EmotionNet:
 
         from mien.engine.faces.bundled import bundled_path
 
-        self._interp = Interpreter(model_path=str(bundled_path(MODEL_FILE)), num_threads=num_threads)
+        content = _model_with_features(str(bundled_path(MODEL_FILE)))
+        self._interp = Interpreter(model_content=content, num_threads=num_threads)
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
+        self._out, self._logits, self._block = (d["index"] for d in self._interp.get_output_details())
         self._lock = threading.Lock()
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """(N, 64, 64) float32 in [-1, 1] -> (N, 7) probabilities."""
+        return self.run(inputs)[0]
+
+    def run(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N, 64, 64) inputs -> (probabilities (N, 7), logits (N, 7), pooled block (N, 128))."""
         inputs = np.asarray(inputs, np.float32)
-        out = np.empty((len(inputs), len(EMOTIONS)), np.float32)
+        n = len(inputs)
+        probs = np.empty((n, len(EMOTIONS)), np.float32)
+        logits = np.empty((n, len(EMOTIONS)), np.float32)
+        pooled = np.empty((n, POOLED_DIM), np.float32)
         with self._lock:
             for i, x in enumerate(inputs):
                 self._interp.set_tensor(self._in, x[None, :, :, None])
                 self._interp.invoke()
-                out[i] = self._interp.get_tensor(self._out)[0]
-        return out
+                probs[i] = self._interp.get_tensor(self._out)[0]
+                logits[i] = self._interp.get_tensor(self._logits)[0]
+                pooled[i] = self._interp.get_tensor(self._block)[0].mean(axis=(0, 1))
+        return probs, logits, pooled
 
 
 _NET: EmotionNet | None = None
@@ -150,12 +184,26 @@ def shared_net() -> EmotionNet:
 
 def distributions(image: np.ndarray, faces, crop: str = "aligned", net: EmotionNet | None = None) -> np.ndarray:
     """(N, 7) emotion distributions of faces of one BGR (or grey) image, mirror-averaged."""
+    return network_outputs(image, faces, crop, net)[0]
+
+
+def network_outputs(image: np.ndarray, faces, crop: str = "aligned",
+                    net: EmotionNet | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distributions (N, 7), logits (N, 7), pooled block (N, 128)) of faces of one image.
+
+    Each face runs as is and mirrored; the two distributions are averaged (and
+    renormalised), and so are the logits and the pooled activations (the pooled
+    features are a mean over the grid, so the mirror's need no flip).
+    """
     if not faces:
-        return np.zeros((0, len(EMOTIONS)), np.float32)
+        return (np.zeros((0, len(EMOTIONS)), np.float32), np.zeros((0, len(EMOTIONS)), np.float32),
+                np.zeros((0, POOLED_DIM), np.float32))
     x = np.stack([face_input(image, f, crop) for f in faces])
-    both = (net or shared_net()).predict(np.concatenate([x, x[:, :, ::-1]]))
-    p = (both[: len(faces)] + both[len(faces):]) / 2
-    return (p / np.maximum(p.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+    n = len(faces)
+    probs, logits, pooled = (net or shared_net()).run(np.concatenate([x, x[:, :, ::-1]]))
+    p = (probs[:n] + probs[n:]) / 2
+    p = (p / np.maximum(p.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+    return p, ((logits[:n] + logits[n:]) / 2).astype(np.float32), ((pooled[:n] + pooled[n:]) / 2).astype(np.float32)
 
 
 def hellinger(p: np.ndarray) -> np.ndarray:
