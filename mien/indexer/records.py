@@ -24,6 +24,7 @@ def face_record(FaceRecord, uri: str, face, frame_index: int, ts: int, track_id:
         identity=None if identity is None else np.asarray(identity, np.float32),
         track_id=int(track_id), thumbnail=face.thumbnail or b"",
         occluded=bool(getattr(q, "occluded", False)), occlusion=float(getattr(q, "occlusion", 0.0)),
+        features=None if face.expression_features is None else np.asarray(face.expression_features, np.float32),
     )
 
 

@@ -85,18 +85,23 @@ def au_matrix(image: np.ndarray, faces) -> np.ndarray:
 
 
 def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale: float = AU_SCALE) -> None:
-    """Set face.expression (16-d) and face.expression_components for faces of one BGR image.
+    """Set face.expression (16-d), face.expression_components and face.expression_features
+    (expression_features.py: what a store keeps to apply a learned head later) for faces of one BGR image.
 
     expression_components: the 7 emotion probabilities and all 16 AU intensities
     (the 9 in the vector and the 7 others, for display).
     """
     if not faces:
         return
+    from mien.engine.faces import expression_features
+
     aus = au_matrix(image, faces)   # fills the meshes first: fer's crop is placed by the mesh's eyes
-    p = fer.distributions(image, faces, crop)
+    p, _, pooled = fer.network_outputs(image, faces, crop)
     vectors = combine(p, aus, au_scale)
-    for face, vec, pi, ai in zip(faces, vectors, p, aus):
+    features = expression_features.assemble(p, pooled, aus, [f.mesh for f in faces])
+    for face, vec, pi, ai, fi in zip(faces, vectors, p, aus, features):
         face.expression = vec
+        face.expression_features = fi
         face.expression_components = {**{n: float(x) for n, x in zip(EMOTIONS, pi)},
                                       **{n: float(x) for n, x in zip(au.NAMES, ai)}}
 

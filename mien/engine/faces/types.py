@@ -46,6 +46,8 @@ class Face:
     identity: np.ndarray | None = None
     expression: np.ndarray | None = None
     expression_components: dict[str, float] = field(default_factory=dict)
+    # what the fer-au encoders computed on the way (expression_features.py), kept by the store
+    expression_features: np.ndarray | None = None
     crop: np.ndarray | None = None
     thumbnail: bytes = b""
 

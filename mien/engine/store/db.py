@@ -27,7 +27,7 @@ from mien.errors import BadInputError, NotFoundError, StoreLockedError
 MAP_SIZE = 1 << 40  # 1 TiB of address space; the file stays sparse
 DB_NAMES = (
     "meta", "faces", "vec", "ident", "thumbs", "sources", "src_faces", "src_no",
-    "persons", "person_faces", "tags", "log", "dead",
+    "persons", "person_faces", "tags", "log", "dead", "feats",
 )
 LOCK_FILE = "writer.lock"
 

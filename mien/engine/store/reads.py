@@ -13,7 +13,7 @@ import numpy as np
 from mien.engine.store.db import StoreEnv, ids_of
 from mien.engine.store.live import LiveIndex
 from mien.engine.store.records import (
-    EXPR_DIM, ID_KEY, FaceRecord, HitRecord, decode_face, decode_hit, id_key, key_id,
+    EXPR_DIM, ID_KEY, FaceRecord, HitRecord, decode_face, decode_features, decode_hit, id_key, key_id,
 )
 from mien.errors import BadInputError, NotFoundError
 
@@ -101,6 +101,30 @@ class FaceReads:
                 if key in table:
                     table[key] = table[key][order]
         return table
+
+    def features(self, face_ids) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 (n, dim) expression features, bool (n,) has-features mask), one transaction.
+
+        Rows of faces stored without features are NaN; NotFoundError for a missing face.
+        """
+        d = self._db
+        found, values = [], []
+        with self._env.begin() as txn:
+            for fid in face_ids:
+                k = id_key(fid)
+                if txn.get(k, db=d["vec"]) is None:
+                    raise face_not_found(fid)
+                v = txn.get(k, db=d["feats"])
+                found.append(v is not None)
+                values.append(None if v is None else decode_features(v))
+        dim = next((len(v) for v in values if v is not None), 0)
+        out = np.full((len(values), dim), np.nan, np.float32)
+        for i, v in enumerate(values):
+            if v is not None:
+                if len(v) != dim:
+                    raise BadInputError(f"face {int(face_ids[i])}: features of {len(v)} values, others {dim}")
+                out[i] = v
+        return out, np.array(found, dtype=bool)
 
     def get_thumbnail(self, face_id: int) -> bytes:
         with self._env.begin() as txn:

@@ -49,6 +49,9 @@ class FaceRecord:
     # indexed before it existed or without a FaceMesh
     occluded: bool = False
     occlusion: float = 0.0
+    # expression features (mien.engine.faces.expression_features) the store keeps to re-embed
+    # the face without its media; None for faces whose encoder gives none (or indexed before)
+    features: np.ndarray | None = None
 
 
 @dataclass
@@ -249,6 +252,25 @@ def decode_hit(face_id: int, value: bytes, row: bytes, thumbnail: bytes = b"") -
 def pooled_of(value: bytes) -> np.ndarray:
     """The pooled vector is the last 16 floats of a face value: no JSON parse."""
     return np.frombuffer(bytes(value[-EXPR_DIM * 4 :]), dtype="<f4").copy()
+
+
+# Expression features (FaceRecord.features): opaque to the store, kept as float16 (what they
+# are for, a learned metric, does not need more; half the bytes).
+_FEATURES_MAGIC = b"xf\x00\x01"
+
+
+def encode_features(features: np.ndarray) -> bytes:
+    f = np.asarray(features, np.float32).reshape(-1)
+    if not np.all(np.isfinite(f)):
+        raise BadInputError("expression features contain NaN or infinity")
+    return _FEATURES_MAGIC + np.clip(f, -65000.0, 65000.0).astype("<f2").tobytes()
+
+
+def decode_features(value) -> np.ndarray:
+    value = bytes(value)
+    if value[:4] != _FEATURES_MAGIC or len(value) % 2:
+        raise ValueError("not a stored expression-features record")
+    return np.frombuffer(value, dtype="<f2", offset=4).astype(np.float32)
 
 
 def encode_row(expression: np.ndarray, ts: int, src: int, person: int) -> bytes:

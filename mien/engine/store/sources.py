@@ -16,8 +16,8 @@ from mien.engine.store import changelog
 from mien.engine.store.db import StoreEnv, ids_bytes, ids_of, meta_int, put_meta_int
 from mien.engine.store.persons import PersonDeltas, Persons, unit64
 from mien.engine.store.records import (
-    EXPR_DIM, VEC_DTYPE, FaceRecord, SourceRecord, as_vector, decode_source, encode_face, encode_row,
-    encode_source, id_key, pair_key,
+    EXPR_DIM, VEC_DTYPE, FaceRecord, SourceRecord, as_vector, decode_source, encode_face, encode_features,
+    encode_row, encode_source, id_key, pair_key,
 )
 from mien.engine.store.sealing import Sealer
 from mien.errors import BadInputError, NotFoundError
@@ -59,7 +59,7 @@ class Sources:
             if person >= 0:
                 txn.delete(pair_key(person, fid), db=d["person_faces"])
                 deltas.add(person, unit64(txn.get(k, db=d["ident"])), -1)
-            for name in ("vec", "faces", "ident", "thumbs"):
+            for name in ("vec", "faces", "ident", "thumbs", "feats"):
                 txn.delete(k, db=d[name])
             if fid <= sealed:
                 txn.put(k, b"", db=d["dead"])  # a tombstone until the next rebuild
@@ -109,6 +109,8 @@ class Sources:
                     txn.put(k, ident, db=d["ident"])
                 if f.thumbnail:
                     txn.put(k, bytes(f.thumbnail), db=d["thumbs"])
+                if f.features is not None:
+                    txn.put(k, encode_features(f.features), db=d["feats"])
                 if f.person_id >= 0:
                     txn.put(pair_key(f.person_id, fid), b"", db=d["person_faces"])
                     deltas.add(f.person_id, unit64(ident), +1)

@@ -283,6 +283,11 @@ class Store:
         """
         return self._reads.vectors(face_ids, kind)
 
+    def features(self, face_ids) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 (n, dim) expression features in the order given, bool (n,) mask of the faces that
+        have them), from one read transaction; NaN rows for faces stored without features."""
+        return self._reads.features(face_ids)
+
     # ------------------------------------------------------------ persons (persons.py)
 
     def add_person(self, name: str | None, centroid) -> int:
