@@ -23,7 +23,7 @@ from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.facenet_onnx import DIM, SIZE
 
 BOX_W, BOX_H, BOX_UP = 2.30, 2.95, 0.21      # MTCNN's box in eye-to-mouth units (see above)
-MARGIN = 0.15                                # per side, in box widths (LFW: 32 px total on ~110 px)
+MARGIN = 0.25                                # per side, in box widths (benchmarks/persons.py: 0.25-0.3 best)
 MODEL_FILE = "facenet-inception-resnet-v1.onnx"
 
 
