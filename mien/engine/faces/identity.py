@@ -47,14 +47,20 @@ def dlib_resnet_onnx(threads: int):
     return DlibResNetONNX(dlib_model(MODEL_FILE), threads=threads)
 
 
-@lru_cache(maxsize=4)
 def facenet_model(threads: int):
-    """The converted FaceNet graph (`mien models fetch` writes it) on ONNX Runtime."""
+    """The converted FaceNet graph (`mien models fetch` writes it) on ONNX Runtime; a missing
+    file is a ModelNotFoundError naming that command."""
     from mien.engine.faces.bundled import bundled_path
-    from mien.engine.faces.facenet_onnx import FaceNetONNX
     from mien.engine.faces.identity_facenet import MODEL_FILE
 
-    return FaceNetONNX(bundled_path(MODEL_FILE), threads=threads)
+    return _facenet_session(str(bundled_path(MODEL_FILE)), threads)
+
+
+@lru_cache(maxsize=4)
+def _facenet_session(path: str, threads: int):
+    from mien.engine.faces.facenet_onnx import FaceNetONNX
+
+    return FaceNetONNX(path, threads=threads)
 
 
 def worker_threads() -> int:
