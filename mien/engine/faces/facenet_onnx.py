@@ -236,7 +236,6 @@ class _Converter:
         return self._unary(node, "Identity")
 
     def op_Rsqrt(self, node) -> str:
-        (x,) = node.inputs
         out = self._unary(node, "Sqrt")
         return self.emit("Reciprocal", [out])
 

@@ -3,13 +3,15 @@
 FaceNet (davidsandberg/facenet) was trained and evaluated on MTCNN crops: the
 MTCNN box grown by a margin, no rotation, resized to 160x160 (LFW evaluation:
 margin 32 px on ~110 px boxes). mien's detectors give other boxes, so the
-MTCNN box is placed from the 5 landmarks: fitted to MTCNN's own boxes
-(facenet-pytorch's port of the weights FaceNet used) on the 13 whole faces of
-the package photos, in units of u = |mouth centre - eye centre|: width 2.30 u,
-height 2.95 u, centred 0.21 u above the midpoint of eyes and mouth
-(`benchmarks/persons.py --facenet-crop` compares other crops). The margin
-adds MARGIN of the box width on each side, then the box is stretched to
-160x160 as FaceNet's aligner does.
+MTCNN box is placed from the 5 landmarks: fitted once to MTCNN's own boxes
+(facenet-pytorch 2.6.0's port of the MTCNN weights FaceNet used, run on the
+15 faces of the package photos), in units of u = |mouth centre - eye centre|:
+width 2.30 u, height 2.95 u, centred 0.21 u above the midpoint of eyes and
+mouth (means, rounded). The margin adds MARGIN of the box width on each side,
+then the box is stretched to 160x160 as FaceNet's aligner does. MARGIN was
+chosen on benchmarks/persons.py's real faces: false merges at a split rate
+<= 5 % were 4, 34 and 355 for 0.25, 0.35 and 0.45 (and worse for 0 and 0.15 in
+an earlier pass), so FaceNet's own LFW margin (~0.15) is not the best here.
 
 The network is the converted graph (facenet_onnx) on ONNX Runtime; its file
 comes from `mien models fetch` (bundled.py), never downloaded at run time.
@@ -23,7 +25,7 @@ from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.facenet_onnx import DIM, SIZE
 
 BOX_W, BOX_H, BOX_UP = 2.30, 2.95, 0.21      # MTCNN's box in eye-to-mouth units (see above)
-MARGIN = 0.25                                # per side, in box widths (benchmarks/persons.py: 0.25-0.3 best)
+MARGIN = 0.25                                # per side, in box widths (see above)
 MODEL_FILE = "facenet-inception-resnet-v1.onnx"
 
 
