@@ -23,7 +23,7 @@ endef
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard mien/native/*.cc mien/native/*.h)
+$(STAMP): pyproject.toml setup.py mien/engine/faces/bundled.py $(wildcard mien/native/*.cc mien/native/*.h)
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

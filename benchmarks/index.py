@@ -229,6 +229,8 @@ def main() -> int:
     parser.add_argument("--video-seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=0, help="mien analysis processes (0 = cores)")
     parser.add_argument("--out", help="write the results as JSON")
+    parser.add_argument("--facenet", action="store_true",
+                        help="also index the photos with --identity facenet (its cost beside dlib's)")
     parser.add_argument("--qa-sizes", action="store_true", help="only the FaceQA pass rate by face size")
     parser.add_argument("--video-only", type=int, default=0, metavar="N",
                         help="only the default front end's video row, N runs (min and median CPU)")
@@ -256,6 +258,8 @@ def main() -> int:
     cpu["fr2"] = cpu_now() - c0
     workers = args.workers or os.cpu_count()
     fronts = {"mediapipe": EngineConfig(), "dlib": EngineConfig(detector="dlib")}
+    if args.facenet:
+        fronts["mediapipe + facenet identity"] = EngineConfig(identity="facenet")
     runs = {}
     for name, cfg in fronts.items():
         c0 = cpu_now()
@@ -335,6 +339,8 @@ def main() -> int:
         "ratio": (summary.faces_detected / mien_s) / base_rate,
         "ratio_dlib": (summary64.faces_detected / mien64_s) / base_rate,
         "ratio_cpu": rows[2]["ratio_cpu"], "ratio_cpu_dlib": rows[3]["ratio_cpu"],
+        "facenet": ({"ratio": rows[4]["ratio"], "ratio_cpu": rows[4]["ratio_cpu"], "faces/s": rows[4]["faces/s"]}
+                    if args.facenet else None),
         "cpu_seconds": cpu,
         "video_realtime_factor_2_free_cores": default_video["realtime_x_2_free_cores"],
         "ratio_vs_2proc": (summary.faces_detected / mien_s) / (base2_faces / base2_s),

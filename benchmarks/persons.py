@@ -1,7 +1,18 @@
-"""Persons against the truth: does `mien index` keep people apart and together?
+"""Persons against the truth: which identity model keeps people apart and together?
 
-    .venv/bin/python benchmarks/persons.py [--out persons.json] [--keep DIR]
+    .venv/bin/python benchmarks/persons.py [--models dlib,facenet] [--out persons.json] [--keep DIR]
+                                          [--sheet bench-out/persons-closest.png]
                                           [--identity arcface --identity-model w600k_r50.onnx]
+
+Two parts, each run for every identity model side by side:
+
+1. Real faces (benchmarks/real_faces.py): every real face at hand, the group photos of
+   same-sex, same-age people included, in altered copies; per threshold the false-merge
+   and split rates over all labelled pairs, the threshold with the fewest false merges at a
+   split rate <= 5 % (how mien chooses its default identity model), BCubed of mien's own
+   clustering at the model's calibrated threshold, the closest different-people pairs
+   (a contact sheet, --sheet) and the identity CPU cost per face.
+2. The rendered set below, indexed by `mien index` (the whole person logic).
 
 The identity set is built from photos that ship in packages: face_recognition's
 obama/obama2/obama3/biden, the six people of insightface's t1.jpg, scikit-image's
@@ -43,11 +54,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmarks.common import print_table, timer, write_json  # noqa: E402
 
 PORTRAIT = 2.4          # portrait side in face widths (as mien.demo.videos)
-GRID = [round(0.20 + 0.02 * i, 2) for i in range(21)]   # thresholds 0.20 .. 0.60
+GRID = [round(0.20 + 0.02 * i, 2) for i in range(61)]   # thresholds 0.20 .. 1.40 (dlib ~0.35, FaceNet ~0.9)
 
 
 # ------------------------------------------------------------------ people
@@ -352,66 +364,155 @@ def pair_table(faces: list[dict]) -> tuple[list[dict], dict]:
 
 # ------------------------------------------------------------------ main
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", help="write the results as JSON")
-    ap.add_argument("--keep", help="build the set and the store in this folder (kept) instead of a temp dir")
-    ap.add_argument("--identity", default=None, help="pass --identity to mien index (default: mien's default)")
-    ap.add_argument("--identity-model", default=None, help="pass --identity-model to mien index")
-    ap.add_argument("--detector", default=None,
-                    help="pass --detector to every mien index run, the baseline's too (compare the person "
-                         "logic of two trees on one front end)")
-    ap.add_argument("--baseline-src", metavar="DIR",
-                    help="also index the set with the mien source tree in DIR (e.g. an older commit: "
-                         "git archive COMMIT | tar -x -C DIR) and score it in the same run")
-    ap.add_argument("--sweep", metavar="T,T,...",
-                    help="also index with --identity-threshold T for each T (and the baseline at each T): "
-                         "how precision and recall of the whole pipeline move with the threshold")
-    args = ap.parse_args()
+def _compact(rows: list[dict]) -> list[dict]:
+    """The rows of a threshold table where something happens (no merge yet and no split left cut)."""
+    live = [r for r in rows if r["split_rate"] < 0.5 and r["false_merge_rate"] < 0.02]
+    return live or rows
 
+
+def identity_cost(models: dict, faces) -> dict:
+    """CPU ms per face of each identity model over the same real faces (one thread, one call
+    per image as the indexer makes it), measured side by side, twice, best kept."""
+    import time
+
+    import cv2
+
+    from real_faces import photos  # noqa: E402
+
+    from mien.engine.faces import EngineConfig, FaceAnalyzer
+
+    analyzer = FaceAnalyzer(EngineConfig())
+    work = []
+    for _, image in photos():
+        found = [f for f in analyzer.assess(image, analyzer.detect(image)) if f.quality.passed]
+        if found:
+            work.append((image, found))
+    n = sum(len(f) for _, f in work)
+    cv2.setNumThreads(1)
+    out = {m: float("inf") for m in models}
+    for _ in range(2):
+        for name, enc in models.items():
+            t = time.process_time()
+            for image, found in work:
+                enc.embed(image, found)
+            out[name] = min(out[name], (time.process_time() - t) * 1000 / n)
+    return {"faces": n, "cpu_ms_per_face": out}
+
+
+def real_section(model_names: list[str], sheet: Path | None) -> dict:
+    """The real-face pair set (benchmarks/real_faces.py) under each identity model."""
+    import real_faces as rf  # noqa: E402
+
+    from mien.engine.faces import EngineConfig
+    from mien.engine.faces.identity import make_identity
     from mien.indexer.persons import link_rules
 
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mien-persons-"))
-    data, store_dir = work / "set", work / "store"
-    data.mkdir(parents=True, exist_ok=True)
-    with timer() as t_build:
-        truth, held = build(data)
-    print(f"identity set: {held['stills']} images, {held['videos']} videos, people {held['people']} "
-          f"(built in {t_build():.1f} s) in {data}")
+    import cv2
 
+    cv2.setNumThreads(1)   # every model's session gets one thread, as in an index worker
+    models = {name: make_identity(EngineConfig(identity=name)) for name in model_names}
+    with timer() as t_collect:
+        faces = rf.collect(models)
+    labels = sorted({f.label for f in faces})
+    multi = sorted(lab for lab in labels if len({f.photo for f in faces if f.label == lab}) > 1)
+    out = {"faces": len(faces), "people": len(labels), "people_in_several_photos": multi,
+           "photos": sorted({f.photo for f in faces}), "variants": list(rf.VARIANTS), "models": {}}
+    print(f"\nreal faces: {len(faces)} faces (FaceQA passed) of {len(labels)} people in "
+          f"{len(out['photos'])} photos x {len(rf.VARIANTS)} variants; people in several photos: {multi} "
+          f"({t_collect():.0f} s)")
+    for name, enc in models.items():
+        dist, same, i, j = rf.pairs(faces, name)
+        rows = rf.rates(dist, same, GRID)
+        choice = rf.at_split(rows)
+        zero = [r for r in rows if r["false_merges"] == 0]
+        rules = link_rules({"identity": enc.name})
+        p, r, clusters = rf.bcubed_clusters(faces, name, rules.threshold)
+        closest = rf.closest_different(faces, name, 6)
+        far = rf.farthest_same(faces, name, 4)
+        # linking margin: how much closer a face's own person is than the nearest other person,
+        # for faces whose own person is within the threshold (5th percentile)
+        vecs = np.stack([f.vectors[name] for f in faces])
+        d = np.sqrt(np.maximum(2 - 2 * vecs @ vecs.T, 0))
+        lab = np.array([f.label for f in faces])
+        known = rf.known_matrix(faces)
+        gaps = []
+        for k in range(len(faces)):
+            own = (lab == lab[k]) & (np.arange(len(faces)) != k) & known[k]
+            other = (lab != lab[k]) & known[k]
+            if own.any() and other.any() and d[k, own].min() <= rules.threshold:
+                gaps.append(d[k, other].min() - d[k, own].min())
+        model = {"encoder": enc.name, "same_pairs": int(same.sum()), "different_pairs": int((~same).sum()),
+                 "thresholds": rows, "at_split_5pct": choice,
+                 "largest_zero_merge": zero[-1] if zero else None,
+                 "rules": rules.as_dict(), "bcubed_precision": p, "bcubed_recall": r, "clusters": clusters,
+                 "margin_gap_p05": float(np.percentile(gaps, 5)) if gaps else None,
+                 "closest_different": [(dd, faces[a].image, faces[a].label, faces[b].image, faces[b].label)
+                                       for dd, a, b in closest],
+                 "farthest_same": [(dd, faces[a].image, faces[b].image) for dd, a, b in far]}
+        out["models"][name] = model
+        print(f"\n{name} ({enc.name}): {model['same_pairs']} same-person pairs, "
+              f"{model['different_pairs']} different-people pairs")
+        print_table(_compact(rows), ["threshold", "false_merges", "false_merge_rate", "split_rate"], "{:.4f}")
+        print(f"  fewest false merges at split <= 5 %: {choice}")
+        print(f"  largest threshold without a false merge: {model['largest_zero_merge']}")
+        print(f"  mien's rules {rules.as_dict()}: BCubed precision {p:.4f} recall {r:.4f} ({clusters} clusters "
+              f"for {len(labels)} people; faces of one image cannot link); margin gap p05 "
+              f"{model['margin_gap_p05']}")
+        for dd, a, b in closest:
+            print(f"  closest different {dd:.3f}: {faces[a].label} ({faces[a].image}) ~ {faces[b].label} "
+                  f"({faces[b].image})")
+        for dd, a, b in far:
+            print(f"  farthest same     {dd:.3f}: {faces[a].image} ~ {faces[b].image}")
+    cost = identity_cost(models, faces)
+    out["identity_cost"] = cost
+    print("\nidentity cost, CPU ms per face (one thread, same faces, side by side): "
+          + ", ".join(f"{m} {v:.1f}" for m, v in cost["cpu_ms_per_face"].items()) + f" over {cost['faces']} faces")
+    if sheet:
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        rf.contact_sheet(faces, {m: ("closest different", rf.closest_different(faces, m, 6)) for m in models}, sheet)
+        print(f"contact sheet of the closest different-people pairs: {sheet}")
+    return out
+
+
+def pipeline_run(args, identity: str | None, data: Path, truth: Truth, work: Path, held: dict) -> dict:
+    """`mien index` on the rendered set with one identity model, scored (the person logic end to end)."""
+    from mien.indexer.persons import link_rules
+
+    tag = identity or "default"
+    store_dir = work / f"store-{tag}"
     cmd = [os.path.join(os.path.dirname(sys.executable), "mien"), "index", str(data), "--store", str(store_dir),
-           "--quiet", "--json", str(work / "summary.json")]
-    if args.identity:
-        cmd += ["--identity", args.identity]
+           "--quiet", "--json", str(work / f"summary-{tag}.json")]
+    if identity:
+        cmd += ["--identity", identity]
     if args.identity_model:
         cmd += ["--identity-model", args.identity_model]
     if args.detector:
         cmd += ["--detector", args.detector]
-    print("$", " ".join(cmd))
+    print("\n$", " ".join(cmd))
     with timer() as t_index:
         subprocess.run(cmd, check=True)
     faces, rules, encoders, persons_total = score_store(store_dir, truth)
     baseline = None
     if args.baseline_src:
         base_cmd = [sys.executable, "-c", "import sys; from mien.clients.cli import main; sys.exit(main())",
-                    "index", str(data), "--store", str(work / "baseline-store"), "--quiet"]
+                    "index", str(data), "--store", str(work / f"baseline-store-{tag}"), "--quiet"]
         base_cmd += ["--detector", args.detector] if args.detector else []
         env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline_src))
         print(f"$ PYTHONPATH={env['PYTHONPATH']}", " ".join(base_cmd[3:]))
         # run from the baseline tree: `python -c` puts the working directory first on sys.path
         subprocess.run(base_cmd, check=True, env=env, cwd=env["PYTHONPATH"])
-        baseline = dict(source=os.path.abspath(args.baseline_src), **summarise(work / "baseline-store", truth))
+        baseline = dict(source=os.path.abspath(args.baseline_src), **summarise(work / f"baseline-store-{tag}", truth))
     sweep = []
     for t in [float(x) for x in (args.sweep or "").split(",") if x.strip()]:
         extra = ["--identity-threshold", str(t)]
         row = {"threshold": t}
-        subprocess.run(cmd[:4] + [str(work / f"sweep-{t}"), "--quiet"] + cmd[8:] + extra, check=True,
+        subprocess.run(cmd[:4] + [str(work / f"sweep-{tag}-{t}"), "--quiet"] + cmd[8:] + extra, check=True,
                        stdout=subprocess.DEVNULL)
-        row.update({f"mien_{k}": v for k, v in summarise(work / f"sweep-{t}", truth).items()})
+        row.update({f"mien_{k}": v for k, v in summarise(work / f"sweep-{tag}-{t}", truth).items()})
         if args.baseline_src:
-            subprocess.run(base_cmd[:6] + [str(work / f"base-sweep-{t}")] + base_cmd[7:] + extra, check=True, env=env,
-                           cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL)
-            row.update({f"baseline_{k}": v for k, v in summarise(work / f"base-sweep-{t}", truth).items()})
+            subprocess.run(base_cmd[:6] + [str(work / f"base-sweep-{tag}-{t}")] + base_cmd[7:] + extra, check=True,
+                           env=env, cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL)
+            row.update({f"baseline_{k}": v for k, v in summarise(work / f"base-sweep-{tag}-{t}", truth).items()})
         sweep.append(row)
 
     precision, recall = bcubed(faces)
@@ -421,7 +522,6 @@ def main() -> int:
     rows, pairs = pair_table(faces)
     current = link_rules(encoders).threshold
     zero = [r["threshold"] for r in rows if r["false_merge_rate"] == 0.0]
-    print()
     print(f"faces stored {len(faces)}, labelled {len(labelled)}, without identity "
           f"{sum(1 for f in labelled if f['person'] < 0)}")
     print(f"BCubed precision {precision:.4f}  recall {recall:.4f}  persons {len(persons_seen)} "
@@ -432,33 +532,71 @@ def main() -> int:
         print(f"baseline ({baseline['source']}): BCubed precision {baseline['bcubed_precision']:.4f}  recall "
               f"{baseline['bcubed_recall']:.4f}  persons {baseline['persons']}  same-frame violations "
               f"{baseline['same_frame_violations']}")
-    print()
     print(f"pair set ({encoders.get('identity')}): {pairs}")
-    print_table(rows, ["threshold", "false_merge_rate", "split_rate"], "{:.4f}")
+    print_table(_compact(rows), ["threshold", "false_merge_rate", "split_rate"], "{:.4f}")
     if sweep:
-        print()
         print("whole pipeline at other thresholds (mien index --identity-threshold T):")
         cols = ["threshold"] + [c for c in sweep[0] if c.endswith(("precision", "recall", "persons",
                                                                    "same_frame_violations"))]
         print_table(sweep, cols, "{:.4f}")
     print(f"largest threshold without a false merge: {max(zero) if zero else None}; mien's: {current}")
-    arcface = ("ArcFace: no weights on this machine (insightface packs can't be downloaded here); its "
-               "threshold stays the documented prior in mien/indexer/persons.py. To calibrate: put "
-               "buffalo_l's w600k_r50.onnx on disk and run this script with --identity arcface "
-               "--identity-model PATH.") if not args.identity_model else ""
-    if arcface:
-        print(arcface)
-    result = {
+    return {
         "bcubed_precision": precision, "bcubed_recall": recall,
         "persons": len(persons_seen), "persons_in_store": persons_total, "people": len(people_seen),
         "same_frame_violations": same_frame_violations(faces),
         "faces": len(faces), "faces_labelled": len(labelled),
         "thresholds": rows, "pairs": pairs, "threshold_used": current, "rules": rules,
         "encoders": encoders, "set": held, "index_seconds": t_index(), "command": " ".join(cmd),
-        "arcface": arcface or "calibrated in this run",
         "targets_met": bool(precision >= 0.99 and recall >= 0.90),
         "baseline": baseline, "sweep": sweep,
     }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", help="write the results as JSON")
+    ap.add_argument("--keep", help="build the set and the store in this folder (kept) instead of a temp dir")
+    ap.add_argument("--models", default="dlib,facenet",
+                    help="identity models compared side by side (real-face pair set and the pipeline)")
+    ap.add_argument("--identity", default=None,
+                    help="one identity model only (e.g. arcface with --identity-model); overrides --models")
+    ap.add_argument("--identity-model", default=None, help="pass --identity-model to mien index")
+    ap.add_argument("--sheet", default="bench-out/persons-closest.png",
+                    help="contact sheet of the closest different-people pairs of the real faces ('' = none)")
+    ap.add_argument("--no-real", action="store_true", help="skip the real-face pair set")
+    ap.add_argument("--no-pipeline", action="store_true", help="skip the mien index runs on the rendered set")
+    ap.add_argument("--detector", default=None,
+                    help="pass --detector to every mien index run, the baseline's too (compare the person "
+                         "logic of two trees on one front end)")
+    ap.add_argument("--baseline-src", metavar="DIR",
+                    help="also index the set with the mien source tree in DIR (e.g. an older commit: "
+                         "git archive COMMIT | tar -x -C DIR) and score it in the same run")
+    ap.add_argument("--sweep", metavar="T,T,...",
+                    help="also index with --identity-threshold T for each T (and the baseline at each T): "
+                         "how precision and recall of the whole pipeline move with the threshold")
+    args = ap.parse_args()
+    names = [args.identity] if args.identity else [m.strip() for m in args.models.split(",") if m.strip()]
+
+    result = {"models": names}
+    if not args.no_real and not args.identity_model:
+        result["real"] = real_section(names, Path(args.sheet) if args.sheet else None)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mien-persons-"))
+    if not args.no_pipeline:
+        data = work / "set"
+        data.mkdir(parents=True, exist_ok=True)
+        with timer() as t_build:
+            truth, held = build(data)
+        print(f"\nrendered identity set: {held['stills']} images, {held['videos']} videos, people "
+              f"{held['people']} (built in {t_build():.1f} s) in {data}")
+        result["pipeline"] = {name: pipeline_run(args, name, data, truth, work, held) for name in names}
+    if "real" in result:
+        print("\nside by side (real faces): model, false merges at split <= 5 % (threshold), largest "
+              "threshold without a false merge (split there), CPU ms per face")
+        for name, m in result["real"]["models"].items():
+            c, z = m["at_split_5pct"], m["largest_zero_merge"] or {}
+            print(f"  {name:8s} {c.get('false_merges')} at {c.get('threshold')} (split {c.get('split_rate', 0):.3f});"
+                  f" {z.get('threshold')} (split {z.get('split_rate', 0):.3f}); "
+                  f"{result['real']['identity_cost']['cpu_ms_per_face'][name]:.1f} ms")
     if args.out:
         write_json(args.out, result)
     if args.keep:
@@ -467,7 +605,6 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
-    json.dumps(result, default=float)
     return 0
 
 

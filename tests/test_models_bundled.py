@@ -9,7 +9,7 @@ from mien.errors import ModelNotFoundError
 
 
 def test_every_bundled_file_was_fetched_and_matches_its_pinned_hash():
-    assert bundled.verify() == {name: "ok" for name in bundled.FILES}
+    assert bundled.verify() == {name: "ok" for name in [*bundled.FILES, *bundled.CONVERTED]}
 
 
 def test_a_changed_file_is_a_hash_mismatch_and_a_missing_one_names_the_fetch_command(tmp_path, monkeypatch):

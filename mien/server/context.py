@@ -34,8 +34,9 @@ class Limits:
     upload_ttl_s: float = 600.0
     # An image query's face counts as a known person (for exclude_own_person)
     # when its identity vector is this close (squared L2) to a stored face's.
-    # 0.36 = dlib's usual 0.6 Euclidean tolerance.
-    same_person_distance: float = 0.36
+    # None: the store's identity model's tolerance (mien.indexer.persons.QUERY_TOLERANCE,
+    # squared: 0.36 for dlib, whose usual tolerance is 0.6 Euclidean).
+    same_person_distance: float | None = None
 
 
 @dataclass
@@ -358,7 +359,12 @@ class ServerContext:
 
     def _nearest_person(self, identity: np.ndarray) -> int:
         hits = self.store.search_identity(np.asarray(identity, dtype=np.float32), k=1)
-        if not hits or hits[0].distance > self.limits.same_person_distance:
+        limit = self.limits.same_person_distance
+        if limit is None:
+            from mien.indexer.persons import query_tolerance
+
+            limit = query_tolerance(self.store.encoders or {}) ** 2
+        if not hits or hits[0].distance > limit:
             return -1
         return self.store.get_face(hits[0].face_id).person_id
 

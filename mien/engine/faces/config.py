@@ -15,6 +15,7 @@ def detector_family(name: str | None) -> str | None:
     return None
 
 EXPRESSIONS = ("fer-au", "landmarks", "feenet")
+IDENTITIES = ("dlib", "facenet", "arcface")
 # stored encoder name -> EngineConfig.expression, for the encoders that need no model path
 BUILT_IN_EXPRESSIONS = {"fer-au-v2": "fer-au", "landmarks-v1": "landmarks"}
 
@@ -62,7 +63,7 @@ class EngineConfig:
     def __post_init__(self) -> None:
         from mien.errors import BadInputError
 
-        choices = {"detector": DETECTORS, "identity": ("dlib", "arcface"),
+        choices = {"detector": DETECTORS, "identity": IDENTITIES,
                    "expression": EXPRESSIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

@@ -119,7 +119,9 @@ def _legacy_value(encoders: dict, key: str):
         return detector_family(encoders.get("detector"))
     if key == "identity":
         name = str(encoders.get("identity") or "")
-        return "arcface" if name.startswith("arcface") else "dlib" if name else None
+        if name.startswith(("arcface", "facenet")):
+            return name.split("-")[0].split(":")[0]
+        return "dlib" if name else None
     if key == "expression":
         name = str(encoders.get("expression") or "")
         return BUILT_IN_EXPRESSIONS.get(name) or ("feenet" if name.startswith("feenet") else None)

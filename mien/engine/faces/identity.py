@@ -1,8 +1,9 @@
-"""Identity embeddings: dlib ResNet 128-d (default) or an ArcFace ONNX (512-d).
+"""Identity embeddings: dlib ResNet 128-d, FaceNet Inception-ResNet-v1 (512-d,
+identity_facenet) or an ArcFace ONNX (512-d).
 
-Both return L2-normalised float32 rows; both align the face themselves from
-the landmarks (dlib: its own 150x150 chip from the 68 points; ArcFace: the
-112x112 template crop).
+All return L2-normalised float32 rows; each aligns the face itself from the
+landmarks (dlib: its own 150x150 chip from the 68 points; FaceNet: an
+MTCNN-style box with margin at 160x160; ArcFace: the 112x112 template crop).
 
 dlib's network runs on ONNX Runtime from dlib's own weights (dlib_resnet_onnx:
 ~13x less CPU than dlib-bin, same vectors to float tolerance, so stores keep
@@ -44,6 +45,22 @@ def dlib_resnet_onnx(threads: int):
     from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE, DlibResNetONNX
 
     return DlibResNetONNX(dlib_model(MODEL_FILE), threads=threads)
+
+
+def facenet_model(threads: int):
+    """The converted FaceNet graph (`mien models fetch` writes it) on ONNX Runtime; a missing
+    file is a ModelNotFoundError naming that command."""
+    from mien.engine.faces.bundled import bundled_path
+    from mien.engine.faces.identity_facenet import MODEL_FILE
+
+    return _facenet_session(str(bundled_path(MODEL_FILE)), threads)
+
+
+@lru_cache(maxsize=4)
+def _facenet_session(path: str, threads: int):
+    from mien.engine.faces.facenet_onnx import FaceNetONNX
+
+    return FaceNetONNX(path, threads=threads)
 
 
 def worker_threads() -> int:
@@ -148,4 +165,10 @@ class ArcFaceIdentity:
 
 
 def make_identity(cfg: EngineConfig):
-    return ArcFaceIdentity(cfg) if cfg.identity == "arcface" else DlibIdentity(cfg)
+    if cfg.identity == "arcface":
+        return ArcFaceIdentity(cfg)
+    if cfg.identity == "facenet":
+        from mien.engine.faces.identity_facenet import FaceNetIdentity
+
+        return FaceNetIdentity(cfg)
+    return DlibIdentity(cfg)
