@@ -14,7 +14,7 @@ import json
 import sys
 
 # EngineConfig fields a store's engine record may need pointed at a moved file
-MODEL_FLAGS = ("detector_model", "identity_model", "expression_model")
+MODEL_FLAGS = ("detector_model", "identity_model", "expression_model", "expression_head")
 
 # ------------------------------------------------------------------ backends
 

@@ -29,12 +29,16 @@ def add_engine_args(parser) -> None:
                         "stores; a store keeps its own")
     g.add_argument("--identity-model", metavar="PATH",
                    help="ArcFace .onnx (for a store built with one: where it is now, checked by hash)")
-    g.add_argument("--expression", choices=("fer-au", "landmarks", "feenet"), default=None,
+    g.add_argument("--expression", choices=("fer-au", "fer-au-head", "landmarks", "feenet"), default=None,
                    help="expression encoder: fer-au (fer-au-v2: fer's emotion network + mesh action "
-                        "units), landmarks (landmarks-v1), feenet (a trained checkpoint); a store "
-                        "keeps the built-in one it was built with")
+                        "units), fer-au-head (the same features through a head learned from rated "
+                        "triplets, --expression-head), landmarks (landmarks-v1), feenet (a trained "
+                        "checkpoint); a store keeps the built-in one it was built with")
     g.add_argument("--expression-model", metavar="PATH",
                    help="FEENet checkpoint .pt (for a store built with one: where it is now, checked by hash)")
+    g.add_argument("--expression-head", metavar="PATH",
+                   help="a head from `mien train head` (default: the one mien ships; for a store built "
+                        "with one: where it is now, checked by hash)")
     g.add_argument("--upsample", type=int, default=None, help="HOG upsamplings (small faces)")
     g.add_argument("--max-side", type=int, default=None, help="detect on a copy at most this long")
     g.add_argument("--min-face", type=int, default=None,
@@ -59,7 +63,7 @@ def explicit_engine_args(args) -> dict:
     if getattr(args, "reject_occluded", False):
         kwargs["reject_occluded"] = True
     for key in ("detector", "detector_model", "identity", "identity_model", "expression",
-                "expression_model", "upsample", "max_side", "min_face", "sharpness_min", "yaw_max",
+                "expression_model", "expression_head", "upsample", "max_side", "min_face", "sharpness_min", "yaw_max",
                 "device"):
         value = getattr(args, key, None)
         if value is not None:

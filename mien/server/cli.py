@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     g.add_argument("--detector-model", metavar="PATH", default=None, help="the insightface detector pack or .onnx")
     g.add_argument("--identity-model", metavar="PATH", default=None, help="the ArcFace .onnx")
     g.add_argument("--expression-model", metavar="PATH", default=None, help="the FEENet checkpoint")
+    g.add_argument("--expression-head", metavar="PATH", default=None, help="the learned expression head")
     g.add_argument("--device", default=None, help="cpu or cuda for FEENet / ONNX models (default cpu)")
     p.set_defaults(func=run)
 
@@ -70,7 +71,8 @@ def run(args) -> int:
     tls = TLSConfig(args.tls_cert, args.tls_key) if args.tls_cert else None
     limits = Limits(max_message_bytes=args.max_message_mb * 1024 * 1024,
                     max_image_pixels=int(args.max_image_mp * 1_000_000), max_top_k=args.max_top_k)
-    engine = {key: getattr(args, key) for key in ("detector_model", "identity_model", "expression_model", "device")
+    engine = {key: getattr(args, key) for key in ("detector_model", "identity_model", "expression_model", "expression_head",
+                                                 "device")
               if getattr(args, key, None)}
     engine_config = None
     if engine:

@@ -17,6 +17,10 @@ def make_expression(cfg: EngineConfig):
         from mien.engine.faces.feenet_adapter import FEENetExpression  # lazy: imports torch
 
         return FEENetExpression(cfg)
+    if cfg.expression == "fer-au-head":
+        from mien.engine.faces.expression_head import FerAuHeadExpressionEncoder
+
+        return FerAuHeadExpressionEncoder(cfg.expression_head)
     if cfg.expression == "landmarks":
         from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
 

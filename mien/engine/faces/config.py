@@ -14,7 +14,7 @@ def detector_family(name: str | None) -> str | None:
             return family
     return None
 
-EXPRESSIONS = ("fer-au", "landmarks", "feenet")
+EXPRESSIONS = ("fer-au", "fer-au-head", "landmarks", "feenet")
 IDENTITIES = ("dlib", "facenet", "arcface")
 # stored encoder name -> EngineConfig.expression, for the encoders that need no model path
 BUILT_IN_EXPRESSIONS = {"fer-au-v2": "fer-au", "landmarks-v1": "landmarks"}
@@ -37,8 +37,11 @@ class EngineConfig:
     detector_model: str | None = None
     identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
     identity_model: str | None = None
-    expression: str = "fer-au"        # "fer-au" | "landmarks" | "feenet" (expression_model = checkpoint)
+    # "fer-au" | "fer-au-head" (expression_head = a learned head file; None: the one mien ships) |
+    # "landmarks" | "feenet" (expression_model = checkpoint)
+    expression: str = "fer-au"
     expression_model: str | None = None
+    expression_head: str | None = None
     upsample: int = 1                 # at most this many 2x upsamplings for the HOG detector
     # Smallest face (box side, source pixels) we look for. Faces this small
     # rarely pass FaceQA (eye sharpness is measured at a 70 px inter-ocular
@@ -68,6 +71,10 @@ class EngineConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise BadInputError(f"EngineConfig.{key}={getattr(self, key)!r}; expected one of {allowed}")
+        if self.expression == "fer-au-head" and not self.expression_head:
+            from mien.engine.faces.expression_head import DEFAULT_HEAD
+
+            self.expression_head = str(DEFAULT_HEAD)
         if self.upsample < 0 or self.min_face < 1 or self.max_side < 64:
             raise BadInputError("EngineConfig: upsample >= 0, min_face >= 1, max_side >= 64")
 

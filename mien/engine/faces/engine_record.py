@@ -28,6 +28,7 @@ MODELS = {
     "detector_model": ("detector", "insightface", "insightface", "--detector-model"),
     "identity_model": ("identity", "arcface", "arcface", "--identity-model"),
     "expression_model": ("expression", "feenet", "feenet", "--expression-model"),
+    "expression_head": ("expression", "fer-au-head", "head", "--expression-head"),
 }
 FLAGS = {key: "--" + key.replace("_", "-") for key in FIXED}
 

@@ -20,6 +20,8 @@ HOW_TO_OBTAIN = {
                 "copy it to this machine and give its path"),
     "feenet": ("a FEENet checkpoint: train one with `mien train` (see mien/training) "
                "or copy an existing .pt file and give its path"),
+    "head": ("an expression head file: train one from rated triplets with `mien train head`, or leave "
+             "the path out for the head mien ships (mien/engine/faces/heads/fer-au-v3.npz)"),
 }
 
 
