@@ -150,6 +150,19 @@ def register(subparsers) -> None:
     _store_arg(spl)
     spl.set_defaults(func=cmd_person_split)
 
+    re = subparsers.add_parser(
+        "reembed", help="recompute every expression vector from the features the store keeps",
+        description="Apply a new expression metric to a store without reading its media: a head "
+                    "trained on rated triplets (mien train head), the head mien ships, or back to "
+                    "the fixed fer-au-v2 vector. One transaction: a server on the store answers "
+                    "from the old vectors until it commits; a kill at any moment leaves the old "
+                    "store or the new one, and a re-run gives the same store.")
+    _store_arg(re)
+    which = re.add_mutually_exclusive_group()
+    which.add_argument("--head", metavar="FILE", help="an expression head file (default: the head mien ships)")
+    which.add_argument("--fixed", action="store_true", help="back to the fixed fer-au-v2 vectors")
+    re.set_defaults(func=cmd_reembed)
+
 
 def store_engine_config(args):
     """The engine of an existing store (see mien/engine/faces/engine_record.py): every
@@ -294,4 +307,14 @@ def cmd_person_split(args) -> int:
             raise BadInputError(f"those are all of person {person.person_id}'s faces; nothing would be split")
         new = store.split_person(args.faces)
     print(f"moved {len(set(args.faces))} faces of person {person.person_id} to new person {new}")
+    return 0
+
+
+def cmd_reembed(args) -> int:
+    from mien.indexer.reembed import reembed
+
+    store = _existing_store(args.store)
+    summary = reembed(store, args.head, fixed=args.fixed)
+    print(f"re-embedded {summary.faces} faces: {summary.encoder_before} -> {summary.encoder_after} "
+          f"in {summary.seconds:.1f} s")
     return 0

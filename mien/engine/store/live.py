@@ -41,8 +41,11 @@ def _trim_heap() -> None:
 class LiveIndex:
     """The indexes of one Store; callers hold the store's lock around sync and use."""
 
-    def __init__(self, env: StoreEnv, params: dict, index_device: str):
+    def __init__(self, env: StoreEnv, params: dict, index_device: str, encoders: dict | None = None):
         self._env, self._db = env, env.db
+        # the Store's encoders dict (shared with its parts): a reload refreshes it in place, since
+        # `mien reembed` changes the expression space along with every vector
+        self._encoders = encoders
         self._params, self._device = params, index_device
         self.idx: FaceIndex | None = None
         self.ident: IdentityIndex | None = None
@@ -57,6 +60,11 @@ class LiveIndex:
         import faiss
 
         d, m = self._db, self._db["meta"]
+        if self._encoders is not None:
+            committed = json.loads(bytes(txn.get(b"encoders", db=m)))
+            if committed != self._encoders:
+                self._encoders.clear()
+                self._encoders.update(committed)
         idx = FaceIndex(**self._params)
         template = txn.get(b"template", db=m)
         template = bytes(template) if template is not None else None

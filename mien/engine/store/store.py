@@ -102,7 +102,7 @@ class Store:
         try:
             self.encoders = _open_meta(env, encoders)
             self._live = LiveIndex(env, dict(nprobe=nprobe, k_factor=k_factor, exact_limit=exact_limit,
-                                             probe_min=probe_min), index_device)
+                                             probe_min=probe_min), index_device, self.encoders)
             self._persons = Persons(env, self.encoders)
             self._sealer = Sealer(env, self.shard_size)
             self._sources = Sources(env, self.encoders, self._persons, self._sealer)
@@ -194,6 +194,25 @@ class Store:
     def rebuild_shards(self) -> None:
         """Compact: retrain the IVF on all live faces, rewrite every shard, drop tombstones."""
         self._sealer.rebuild()
+
+    def replace_vectors(self, face_ids, expressions, pooled, encoders: dict) -> None:
+        """A new expression metric: set every live face's expression and pooled vector and the
+        store's encoders in one transaction, then seal the faces again (revectors.py).
+        face_ids must be exactly the live faces."""
+        from mien.engine.store.revectors import rewrite_vectors
+
+        if self.mode != "w":
+            raise BadInputError("replacing vectors needs a store opened for writing")
+        rewrite_vectors(self._env, face_ids, expressions, pooled, encoders)
+        self.encoders.clear()             # the parts share this dict: update it in place
+        self.encoders.update(encoders)
+        self._sealer.repair()
+
+    def stored_encoders(self) -> dict:
+        """The encoders as committed now (another process may have re-embedded the store since
+        this one opened it; `encoders` is what it had then)."""
+        with self._env.begin() as txn:
+            return json.loads(bytes(txn.get(b"encoders", db=self._env.db["meta"])))
 
     # ------------------------------------------------------------ searches (search.py)
 
