@@ -196,13 +196,20 @@ class ServerContext:
 
     # -- engine ---------------------------------------------------------------
     def analyzer(self):
-        """The FaceAnalyzer, built on first use; refuses encoders unlike the store's."""
-        if self._analyzer is None:
+        """The FaceAnalyzer, built on first use; refuses encoders unlike the store's. Built again
+        when the store's expression space changed since (`mien reembed` while the server runs)."""
+        stored_expression = self.store.stored_encoders().get("expression")
+
+        def stale() -> bool:
+            return self._analyzer is None or bool(
+                stored_expression and self._analyzer.encoders.get("expression") != stored_expression)
+
+        if stale():
             with self._analyzer_lock:
-                if self._analyzer is None:
+                if stale():
                     from mien.engine.faces import EngineConfig, FaceAnalyzer
 
-                    stored = self.store.encoders or {}
+                    stored = self.store.stored_encoders()
                     config = (self.engine_config or EngineConfig()).matching_store(stored)
                     analyzer = FaceAnalyzer(config)
                     for key in ("expression", "identity"):

@@ -37,16 +37,20 @@ def add_components(repeated, components) -> None:
 def add_explanations(reply, query_vector, hit_vectors, encoder: str, top: int = 3) -> None:
     """Fill a SearchResponse's query and hit components and each hit's agreeing/differing ones.
 
-    hit_vectors: the hits' stored expression vectors, in reply.hits order.
+    hit_vectors: the hits' vectors with named components (the stored ones, or the fer-au-v2
+    vectors of a learned space's faces), in reply.hits order; query_vector None: hits only.
     Does nothing for encoders whose dimensions have no names (FEENet).
     """
     from mien.engine.faces import explain
 
     if not explain.has_components(encoder):
         return
-    add_components(reply.query.components, explain.components(query_vector, encoder))
+    if query_vector is not None:   # None: a learned space queried by a raw vector (no features)
+        add_components(reply.query.components, explain.components(query_vector, encoder))
     for hit, vec in zip(reply.hits, hit_vectors):
         add_components(hit.components, explain.components(vec, encoder))
+        if query_vector is None:
+            continue
         why = explain.explain(query_vector, vec, encoder, top)
         for repeated, matches in ((hit.agreeing, why.agreeing), (hit.differing, why.differing)):
             for m in matches:

@@ -37,11 +37,30 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
             reply.nearest_beyond_distance = refined.nearest_beyond
         add_hits(reply.hits, [h.record for h in hits], [h.distance for h in hits], self.ctx.person_name)
         if explain and hits:
-            store = self.ctx.store
-            add_explanations(reply, vec, store.vectors([h.face_id for h in hits], kind="expression"),
-                             str((store.encoders or {}).get("expression", "")))
+            add_explanations(reply, *self._explained_vectors(hits, vec, source))
         reply.elapsed_ms = (time.perf_counter() - start) * 1000.0
         return reply
+
+    def _explained_vectors(self, hits, vec, source):
+        """(query vector, hit vectors, encoder) whose named components explain the hits: the stored
+        vectors themselves, or for a learned head's space the fer-au-v2 vectors of the faces'
+        features (the query's when it has them; a raw vector query then has none to show)."""
+        from mien.engine.faces import explain
+
+        store = self.ctx.store
+        encoder = str((store.encoders or {}).get("expression", ""))
+        ids = [h.face_id for h in hits]
+        if not explain.is_learned_space(encoder):
+            return vec, store.vectors(ids, kind="expression"), encoder
+        features, _ = store.features(ids)
+        query = None
+        if source is not None and source.faces and source.faces[source.face_index].expression_features is not None:
+            query = source.faces[source.face_index].expression_features
+        elif source is not None and source.face_id >= 0:
+            stored, has = store.features([source.face_id])
+            query = stored[0] if has[0] else None
+        query_vec = explain.component_vectors(query)[0] if query is not None else None
+        return query_vec, explain.component_vectors(features), "fer-au-v2"
 
     @staticmethod
     def _query_face(vec: np.ndarray, source) -> common_pb2.QueryFace:

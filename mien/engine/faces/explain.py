@@ -18,7 +18,9 @@ probabilities): a big smile does not "agree" with a faint one on happiness,
 so two faces that share nothing get no agreeing components. Differing
 components are listed only from DIFFER_MIN_SHARE of the distance up, so a
 near-identical pair gets none rather than noise. FEENet's dimensions have
-no names: its vectors have no components.
+no names: its vectors have no components. A learned head's dimensions have no names
+either, but its faces keep their features: hits in such a space are explained by the
+fer-au-v2 vectors of both faces (component_vectors), which the server builds from them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,20 @@ def _layout(encoder: str):
 
         return list(el.NAMES), [GEOMETRY] * len(el.NAMES), decode
     return None
+
+
+def is_learned_space(encoder: str) -> bool:
+    """A learned head's space (expression_head.space_name: NAME@SHA): its dimensions have no
+    names, but its faces keep fer-au-v2's components in their features (component_vectors)."""
+    return "@" in str(encoder)
+
+
+def component_vectors(features) -> np.ndarray:
+    """The fer-au-v2 vectors of faces from their stored features: what explains hits in a learned
+    space, with the encoder name "fer-au-v2"."""
+    from mien.engine.faces import expression_features
+
+    return expression_features.v2_vectors(np.asarray(features, np.float32).reshape(-1, expression_features.DIM))
 
 
 def has_components(encoder: str) -> bool:
