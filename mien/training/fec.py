@@ -100,11 +100,8 @@ def _face(fields: list[str], start: int) -> FaceRef:
     return FaceRef(url, x1, x2, y1, y2)
 
 
-def parse_row(fields: list[str], row: int = -1) -> Triplet | None:
-    """One CSV row -> Triplet, or None when the raters have no strict majority.
-
-    Raises ValueError on a malformed row.
-    """
+def parse_answers(fields: list[str]) -> tuple[tuple[FaceRef, FaceRef, FaceRef], str, list[tuple[str, int]]]:
+    """One CSV row -> (faces, triplet type, [(rater id, answer 1|2|3)]). ValueError if malformed."""
     fields = [f.strip() for f in fields]
     while fields and fields[-1] == "":
         fields.pop()
@@ -117,11 +114,23 @@ def parse_row(fields: list[str], row: int = -1) -> Triplet | None:
     ratings = fields[16:]
     if len(ratings) % 2:
         raise ValueError("rater fields do not come in (rater_id, annotation) pairs")
-    votes = [0, 0, 0]
-    for annotation in ratings[1::2]:
+    answers = []
+    for rater, annotation in zip(ratings[0::2], ratings[1::2]):
         choice = int(annotation)
         if choice not in (1, 2, 3):
             raise ValueError(f"annotation {annotation!r} is not 1, 2 or 3")
+        answers.append((rater, choice))
+    return faces, kind, answers
+
+
+def parse_row(fields: list[str], row: int = -1) -> Triplet | None:
+    """One CSV row -> Triplet, or None when the raters have no strict majority.
+
+    Raises ValueError on a malformed row.
+    """
+    faces, kind, answers = parse_answers(fields)
+    votes = [0, 0, 0]
+    for _, choice in answers:
         votes[choice - 1] += 1
     best = max(votes)
     if votes.count(best) > 1:
