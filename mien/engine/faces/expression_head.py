@@ -76,9 +76,9 @@ class ExpressionHead:
         arrays = {"meta": np.array(json.dumps(self.meta, sort_keys=True)), "mu": self.mu, "sd": self.sd}
         for i, (w, b) in enumerate(self.layers):
             arrays[f"w{i}"], arrays[f"b{i}"] = w, b
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)   # uncompressed: the same bytes for the same weights
-        return buf.getvalue()
+        from mien.engine.npz import npz_bytes
+
+        return npz_bytes(arrays)   # the same weights give the same bytes
 
     def save(self, path) -> str:
         """Write atomically; returns the file's SHA-256."""
