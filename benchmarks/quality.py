@@ -1,12 +1,17 @@
-"""FEC-style rated triplets on public faces: how well expression vectors agree with people.
+"""Expression quality as people judge it: rated triplets (FEC's question, several raters each).
 
-    .venv/bin/python benchmarks/quality.py [--out quality.json]
+    .venv/bin/python benchmarks/quality.py [--out quality.json]              # the rated set (default)
+    .venv/bin/python benchmarks/quality.py --set first [--out first.json]    # the first 100 triplets
 
-The material is benchmarks/data/quality/: triplets.json (each face as its
-public source + a box in source pixels, so any encoder can be run on it),
-sheets/ (what the raters saw), PROTOCOL.md, and ratings/rater*.json (each
-rater's odd one out, 1, 2 or 3, per triplet id). No model judges anything:
-the raters are the judge.
+The rated set (benchmarks/data/rated/, PROTOCOL.md there): 1,628 triplets over 467 real
+faces, 3 raters each; the report (benchmarks/rated_report.py) gives rater agreement, every
+fixed vector (fer-au-v2, its parts, raw pixels, landmarks-v1, the best fixed vector) and the
+learned head (face-disjoint cross-validation), a learning curve, sign tests and the cost of
+`mien reembed` per million faces. The first set (benchmarks/data/quality/, 100 triplets,
+mostly LFW thumbnails) is scored by the code below: triplets.json (each face as its public
+source + a box in source pixels, so any encoder can be run on it), sheets/ (what the
+raters saw), PROTOCOL.md, and ratings/rater*.json. No model judges anything: the raters
+are the judge.
 """
 
 from __future__ import annotations
@@ -385,11 +390,27 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="write the report as JSON here")
+    parser.add_argument("--set", choices=("rated", "first"), default="rated",
+                        help="rated: the 1,628-triplet set (default); first: the first 100 triplets")
+    parser.add_argument("--no-landmarks", action="store_true",
+                        help="rated set: skip landmarks-v1 (it needs every face's picture from its package)")
+    parser.add_argument("--reembed-faces", type=int, default=100_000,
+                        help="rated set: time mien reembed on this many synthetic faces (0 = skip)")
     parser.add_argument("--triplets", type=Path, default=DATA / "triplets.json")
     parser.add_argument("--ratings", type=Path, nargs="+",
                         help="rater files (default: data/quality/ratings/rater*.json)")
     parser.add_argument("--encoders", nargs="+", help="only these encoders (default: all installed)")
     args = parser.parse_args(argv)
+    if args.set == "rated":
+        from benchmarks import rated_report
+
+        report = rated_report.report(with_landmarks=not args.no_landmarks, reembed_faces=args.reembed_faces,
+                                     log=lambda msg: print(msg, file=sys.stderr))
+        rated_report.print_report(report)
+        if args.out:
+            args.out.write_text(json.dumps(finite(report), indent=1, allow_nan=False) + "\n")
+            print(f"wrote {args.out}")
+        return 0
     try:
         faces, triplets = load_triplets(args.triplets)
         paths = args.ratings or sorted((DATA / "ratings").glob("rater*.json"))

@@ -118,7 +118,8 @@ def test_bad_ratings_are_refused_without_a_traceback(tmp_path):
     bad.write_text(json.dumps({"T001": 4, "T002": 1}))
     with pytest.raises(ValueError, match="1, 2 or 3"):
         quality.load_ratings([bad], ids)
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--ratings", str(bad)],
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--set", "first",
+                          "--ratings", str(bad)],
                          capture_output=True, text=True)
     assert run.returncode == 2
     assert "Traceback" not in run.stderr and "at least 3 rater files" in run.stderr
