@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "mien.engine.store.cli",     # snapshot
     "mien.clients.cli_query",    # search, cross, identity, stats
     "mien.clients.cli_analytics",  # tag, summary, clusters
-    "mien.training.cli",         # fec fetch, train feenet, eval fec
+    "mien.training.cli",         # fec fetch, train feenet / head, rate, eval fec
     "mien.demo.cli",             # demo
     "mien.clients.cli_models",   # models fetch, models verify
 ]

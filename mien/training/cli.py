@@ -89,6 +89,21 @@ def register(subparsers) -> None:
     head.set_defaults(func=_cmd_train_head)
     train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
 
+    rate = subparsers.add_parser(
+        "rate", help="rate triplets of a store's faces (FEC's question), to train a head on",
+        description="Shows three of the store's faces at a time (a picture at --picture: open it in any "
+                    "viewer) and asks FEC's question; each answer is appended to the ratings file in "
+                    "FEC's format (crash-safe), which `mien train head --store` learns from. "
+                    "Answer 1, 2 or 3; 0 = can't tell (not recorded); q = stop.")
+    rate.add_argument("--store", required=True)
+    rate.add_argument("--rater", required=True, help="your rater id (a name without commas)")
+    rate.add_argument("--ratings", default=None, help="ratings file (default: STORE/ratings.csv)")
+    rate.add_argument("--mode", default="random", choices=("random", "one-class", "active"),
+                      help="random faces; three faces of one emotion; or where the metric is least sure")
+    rate.add_argument("--count", type=int, default=20, help="triplets to ask (default 20)")
+    rate.add_argument("--picture", default=None, help="where to draw each triplet (default: a temp PNG)")
+    rate.add_argument("--seed", type=int, default=None)
+    rate.set_defaults(func=_cmd_rate)
     ev = subparsers.add_parser("eval", help="evaluate models")
     ev_sub = ev.add_subparsers(dest="eval_command", metavar="BENCHMARK")
     evfec = ev_sub.add_parser(
@@ -205,3 +220,55 @@ def print_head_report(report: dict) -> None:
         cells = "".join(f"{acc[k + '/majority']['accuracy']:7.3f} / {acc[k + '/unanimous']['accuracy']:5.3f}"
                         for k in kinds)
         print(f"{name:18s}{cells}")
+
+
+def triplet_picture(store, face_ids, side: int = 200):
+    """The three faces' thumbnails side by side, numbered 1 2 3 (BGR)."""
+    import cv2
+    import numpy as np
+
+    tiles = []
+    for k, fid in enumerate(face_ids):
+        data = store.get_thumbnail(int(fid))
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        tile = np.full((side + 40, side + 20, 3), 255, np.uint8)
+        if image is not None:
+            tile[10:10 + side, 10:10 + side] = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
+        cv2.putText(tile, str(k + 1), (side // 2, side + 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2,
+                    cv2.LINE_AA)
+        tiles.append(tile)
+    return np.hstack(tiles)
+
+
+def _cmd_rate(args) -> int:
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+
+    from mien.engine.store import Store
+    from mien.training.rating import QUESTION, TripletSampler
+
+    ratings = Path(args.ratings) if args.ratings else Path(args.store) / "ratings.csv"
+    picture = Path(args.picture) if args.picture else Path(tempfile.gettempdir()) / "mien-rate.png"
+    written = 0
+    with Store(args.store, mode="r") as store:
+        sampler = TripletSampler(store, ratings, seed=args.seed)
+        for n in range(1, args.count + 1):
+            proposal = sampler.propose(args.mode, args.rater)
+            cv2.imwrite(str(picture), triplet_picture(store, proposal.face_ids))
+            while True:
+                print(f"[{n}/{args.count}] {picture}: {QUESTION} 1/2/3, 0 = can't tell, q = stop: ",
+                      end="", flush=True)
+                line = sys.stdin.readline()
+                reply = line.strip().lower()
+                if not line or reply == "q":
+                    print(f"\n{written} answers written to {ratings}")
+                    return 0
+                if reply in ("0", "1", "2", "3"):
+                    break
+                print("  answer 1, 2 or 3 (0 = can't tell, q = stop)")
+            written += sampler.answer(proposal.face_ids, proposal.type, args.rater, reply)
+    print(f"{written} answers written to {ratings}")
+    return 0

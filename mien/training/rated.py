@@ -216,37 +216,45 @@ def store_face_ref(record, kind: str, size: tuple[int, int]) -> FaceRef:
                    min(max(y1 / h, 0.0), 1.0), min(max(y2 / h, 0.0), 1.0))
 
 
-def table_from_store(store, triplets: list[RatedTriplet]) -> tuple[FeatureTable, int]:
-    """The features of the rated faces that are faces of `store` (matched by source, video time
-    and box: the best overlap of at least 0.5); and how many rated faces are not in it."""
+def store_face_ids(store, refs) -> dict[str, tuple[int, int]]:
+    """{FaceRef.key: (face id, person id)} of the refs that are faces of `store`: matched by source,
+    video time (#t=, to the millisecond) and box (the best overlap, at least 0.5)."""
     from mien.engine.faces.boxes import iou
 
-    kinds = {s.uri: s.kind for s in store.list_sources()}
-    wanted = {f.key: f for t in triplets for f in t.faces}
+    sources = {s.uri for s in store.list_sources()}
     by_source: dict[str, list[FaceRef]] = {}
-    for ref in wanted.values():
+    for ref in refs:
         by_source.setdefault(ref.url.partition("#")[0], []).append(ref)
-    keys, ids, groups, missing = [], [], [], 0
-    for uri, refs in by_source.items():
-        if uri not in kinds:
-            missing += len(refs)
+    out = {}
+    for uri, group in by_source.items():
+        if uri not in sources:
+            continue
+        try:
+            size = media_size(uri)
+        except (BadInputError, OSError):
             continue
         records = store.faces_of_source(uri, thumbnail=False)
-        size = media_size(uri)
-        for ref in refs:
+        for ref in group:
             fragment = ref.url.partition("#")[2]
             t_ms = round(float(fragment[2:]) * 1000) if fragment.startswith("t=") else None
             box = ref.pixel_box(*size)
-            box = (box[0], box[1], box[2], box[3])
             candidates = [r for r in records if t_ms is None or abs(r.timestamp_ms - t_ms) <= 1]
             best = max(candidates, key=lambda r: iou(r.bbox, box), default=None)
-            if best is None or iou(best.bbox, box) < 0.5:
-                missing += 1
-                continue
-            keys.append(ref.key)
-            ids.append(best.face_id)
-            groups.append(f"person:{best.person_id}" if best.person_id >= 0 else f"source:{uri}")
+            if best is not None and iou(best.bbox, box) >= 0.5:
+                out[ref.key] = (best.face_id, best.person_id)
+    return out
+
+
+def table_from_store(store, triplets: list[RatedTriplet]) -> tuple[FeatureTable, int]:
+    """The features of the rated faces that are faces of `store` (store_face_ids); and how many rated
+    faces are not in it (or have no features)."""
+    wanted = {f.key: f for t in triplets for f in t.faces}
+    found = store_face_ids(store, wanted.values())
+    keys = list(found)
+    ids = [found[k][0] for k in keys]
+    groups = [f"person:{found[k][1]}" if found[k][1] >= 0 else f"source:{wanted[k].url.partition('#')[0]}"
+              for k in keys]
     features, has = store.features(ids) if ids else (np.zeros((0, 0), np.float32), np.zeros(0, bool))
     keep = [i for i in range(len(ids)) if has[i]]
-    missing += len(ids) - len(keep)
+    missing = len(wanted) - len(keep)
     return FeatureTable([keys[i] for i in keep], features[keep], [groups[i] for i in keep]), missing
