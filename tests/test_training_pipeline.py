@@ -185,3 +185,17 @@ def test_engine_loads_the_checkpoint_and_records_it(trained):
         assert reader.encoders["expression"] == f"feenet:{digest}"
     with pytest.raises(EncoderMismatchError):
         Store(store_dir, mode="w", encoders=FaceAnalyzer(EngineConfig()).encoders)
+
+
+def test_a_head_trains_from_fecs_csv_and_its_fetched_images(world, capsys):
+    """`mien train head` reads FEC's own CSV with the faces `mien fec fetch` cached: the report and a
+    head that loads as an encoder's head."""
+    from mien.engine.faces.expression_head import load_head
+
+    out = world["root"] / "head.npz"
+    assert main(["train", "head", "--ratings", str(world["spec"].csv), "--fec-data", str(world["root"] / "data"),
+                 "--folds", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "cross-validation" in printed and "fer-au-v2" in printed
+    head = load_head(out)
+    assert head.meta["triplets"] >= 10 and head.meta["trained_on"]["features"].startswith("FEC crops")

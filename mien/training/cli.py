@@ -74,6 +74,8 @@ def register(subparsers) -> None:
     src.add_argument("--store", help="take the faces' features from this store (faces matched by "
                                      "source, time and box)")
     src.add_argument("--features", metavar="NPZ", help="a feature table (benchmarks/rated_features.py)")
+    src.add_argument("--fec-data", metavar="DIR", help="FEC's faces as `mien fec fetch` cached them "
+                                                       "(for FEC's CSV and its images)")
     head.add_argument("--out", help="head file to write (.npz); omit to only cross-validate")
     head.add_argument("--name", default="fer-au-head", help="the head's name (its vector space is NAME@SHA)")
     head.add_argument("--kind", default="residual", choices=("linear", "mlp", "residual", "residual_mlp"))
@@ -177,6 +179,10 @@ def _cmd_train_head(args) -> int:
 
         with Store(args.store, mode="r") as store:
             table, not_found = table_from_store(store, triplets)
+    elif args.fec_data:
+        from mien.training.rated import table_from_fec_data
+
+        table, not_found = table_from_fec_data(args.fec_data, triplets)
     else:
         table, not_found = FeatureTable.load(args.features), 0
     triplets, dropped = usable(triplets, table)
@@ -201,6 +207,7 @@ def _cmd_train_head(args) -> int:
         provenance = {"ratings": [{"file": Path(p).name, "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
                                   for p in args.ratings],
                       "features": (f"store {Path(args.store).name}" if args.store else
+                                   f"FEC crops {Path(args.fec_data).name}" if args.fec_data else
                                    {"file": Path(args.features).name,
                                     "sha256": hashlib.sha256(Path(args.features).read_bytes()).hexdigest()})}
         head = fit_head(table, triplets, config, name=args.name, provenance=provenance)

@@ -258,3 +258,32 @@ def table_from_store(store, triplets: list[RatedTriplet]) -> tuple[FeatureTable,
     keep = [i for i in range(len(ids)) if has[i]]
     missing = len(wanted) - len(keep)
     return FeatureTable([keys[i] for i in keep], features[keep], [groups[i] for i in keep]), missing
+
+
+def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[FeatureTable, int]:
+    """The features of rated faces from `mien fec fetch`'s cache (crops/<FaceRef.key>.jpg, the
+    engine's 224 px expression crops of FEC's faces): the face found in each crop (the largest;
+    none found, the face is left out). Each face is its own group (FEC names no person; its
+    faces are distinct photos). Returns the table and how many rated faces it lacks."""
+    import cv2
+
+    from mien.engine.faces import EngineConfig, FaceAnalyzer
+    from mien.engine.faces import expression_v2
+
+    crops = Path(data_dir) / "crops"
+    wanted = list({f.key: f for t in triplets for f in t.faces})
+    analyzer = FaceAnalyzer(EngineConfig())
+    keys, rows = [], []
+    for key in wanted:
+        image = cv2.imread(str(crops / f"{key}.jpg"), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        found = analyzer.detect(image)
+        if not found:
+            continue
+        face = max(found, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+        expression_v2.encode_image_faces(image, [face])
+        keys.append(key)
+        rows.append(face.expression_features)
+    features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 215), np.float32)
+    return FeatureTable(keys, features, list(keys)), len(wanted) - len(keys)
