@@ -396,6 +396,7 @@ def main(argv=None) -> int:
                         help="rated set: skip landmarks-v1 (it needs every face's picture from its package)")
     parser.add_argument("--reembed-faces", type=int, default=100_000,
                         help="rated set: time mien reembed on this many synthetic faces (0 = skip)")
+    parser.add_argument("--plot", type=Path, help="rated set: draw the learning curve (PNG) here")
     parser.add_argument("--triplets", type=Path, default=DATA / "triplets.json")
     parser.add_argument("--ratings", type=Path, nargs="+",
                         help="rater files (default: data/quality/ratings/rater*.json)")
@@ -407,6 +408,9 @@ def main(argv=None) -> int:
         report = rated_report.report(with_landmarks=not args.no_landmarks, reembed_faces=args.reembed_faces,
                                      log=lambda msg: print(msg, file=sys.stderr))
         rated_report.print_report(report)
+        if args.plot:
+            rated_report.plot(report, args.plot)
+            print(f"wrote {args.plot}")
         if args.out:
             args.out.write_text(json.dumps(finite(report), indent=1, allow_nan=False) + "\n")
             print(f"wrote {args.out}")

@@ -239,3 +239,32 @@ def print_report(r: dict) -> None:
         e = r["reembed"]
         print(f"\nmien reembed: {e['reembed_s']:.1f} s for {e['faces']} faces = {e['reembed_s_per_million']:.0f} s per "
               f"million ({e['reembed_vs_writing_the_faces']:.2f}x the time it took to write them into the store)")
+
+
+def plot(r: dict, path) -> None:
+    """Held-out accuracy by training triplets (the learning curve) beside the fixed vectors and the
+    raters' agreement, per triplet type: whether more ratings would pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = r["learning_curve_unanimous"]
+    sizes = [int(n) if n != "all" else int(np.mean(r["train_triplets_per_fold"])) for n in curve]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
+    for ax, kind in zip(axes, KINDS[:3]):
+        ax.plot(sizes, [curve[n][kind] for n in curve], "o-", color="tab:blue", label="learned head (held out)")
+        for name, style in (("fer-au-v2", "tab:orange"), ("best fixed (AU weight per fold)", "tab:green")):
+            ax.axhline(r["accuracy"][name][f"{kind}/unanimous"]["accuracy"], color=style, ls="--", label=name)
+        ax.axhline(r["raters"][kind]["mean"], color="grey", ls=":", label="raters' agreement")
+        ax.set_title(kind.split("_")[0].lower() + "-class triplets")
+        ax.set_xlabel("rated triplets the head trained on")
+        ax.set_ylim(0.33, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy on unanimous triplets")
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle("Does a head learned from ratings beat the fixed vector? (face-disjoint 5-fold, "
+                 f"{r['material']['with_majority']} rated triplets)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
