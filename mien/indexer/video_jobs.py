@@ -165,6 +165,8 @@ class JobQueue:
     # ------------------------------------------------------------ planning
     def _start(self, job) -> FileRun:
         from mien.errors import BadInputError, TooLargeError
+        from mien.indexer.beneath import OutsideRootsError
+        from mien.indexer.crawl import OUTSIDE_ROOTS
         from mien.indexer.video import probe
 
         run = FileRun(job)
@@ -172,7 +174,10 @@ class JobQueue:
             run.plan, run.spans = [Span(0, None)], [Span(0, None)]
             return run
         try:
-            info = probe(job.path, self.options.max_pixels)
+            info = probe(job.path, self.options.max_pixels, self.ix.roots)
+        except OutsideRootsError as exc:
+            run.failure = (OUTSIDE_ROOTS, exc.strerror)
+            return run
         except TooLargeError as exc:
             run.failure = ("too large", str(exc))
             return run
@@ -197,9 +202,10 @@ class JobQueue:
     def _submit(self, run: FileRun):
         span = run.spans[run.submitted]
         if run.job.kind == IMAGE:
-            return self._submit_or_fail(worker.analyze_image, run.job.path, self.options.max_pixels)
+            return self._submit_or_fail(worker.analyze_image, run.job.path, self.options.max_pixels, self.ix.roots)
         return self._submit_or_fail(worker.analyze_range, run.job.path, span.start_ms, span.end_ms, self.fps,
-                                    self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek)
+                                    self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek,
+                                    self.ix.roots)
 
     def _fill(self, pending: deque) -> None:
         ahead = self.ahead
@@ -308,7 +314,7 @@ class JobQueue:
             run.consumed += 1
             return
         if result.error:
-            run.failure = ("too large" if result.too_large else "corrupt video", result.error)
+            run.failure = (result.reason or ("too large" if result.too_large else "corrupt video"), result.error)
             self._drop(run)
             return
         span = run.spans[k]

@@ -232,7 +232,12 @@ class ServerContext:
             raise PermissionError(
                 "this server allows no server-side indexing (its operator starts it with --allow-root DIR)"
             )
-        real = Path(os.path.realpath(path))
+        from mien.indexer.beneath import real_path
+
+        try:
+            real = Path(real_path(path))
+        except OSError:  # a link in it kept changing while it was resolved
+            raise PermissionError(f"{clip(path)} could not be resolved (a link in it keeps changing)") from None
         for root in self.allowed_roots:
             if real == root or root in real.parents:
                 return real
