@@ -34,6 +34,7 @@ from mien.errors import (
     TooLargeError,
 )
 
+from mien.filenames import escape
 from mien.server import calls
 from mien.server.status import status_details_bytes
 from mien.server.validate import check_request, clip_message
@@ -77,7 +78,7 @@ def public_message(exc: BaseException, private=()) -> str:
     """What a client may read of a mapped error: no server paths, clipped."""
     if isinstance(exc, StoreLockedError):
         return _LOCKED_MESSAGE  # its own message names the store and the writer's PID
-    message = str(exc) or type(exc).__name__
+    message = escape(str(exc)) or type(exc).__name__  # a file name that is not UTF-8, escaped
     for secret in private:
         if secret:
             message = message.replace(secret, "<store>")

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mien.errors import NotFoundError
+from mien.filenames import find
+from mien.server.validate import MAX_TEXT_PATH_BYTES
 from mien.indexer.beneath import OutsideRootsError, fd_path, open_file, real_path
 
 # (container suffix, codec fourcc) a browser plays directly
@@ -58,9 +60,12 @@ class Media:
         if not self.ctx.allowed_roots:
             raise MediaDenied("this server shows no source files; its operator starts it with "
                               "--allow-root DIR for the folders it may show")
-        # a URI no store could hold (LMDB keys are at most 511 bytes) is simply unknown
-        usable = uri and "\0" not in uri and len(uri.encode("utf-8", "surrogatepass")) <= 480
-        source = self.ctx.store.get_source(uri) if usable else None
+        # a URI no file name could be is simply unknown; one that is not UTF-8 comes escaped
+        # (mien/filenames.py): the stored name as written, else the one its escapes stand for
+        usable = uri and "\0" not in uri and len(uri.encode("utf-8", "surrogatepass")) <= MAX_TEXT_PATH_BYTES
+        store = self.ctx.store
+        uri = find(uri, lambda name: store.get_source(name) is not None) if usable else None
+        source = store.get_source(uri) if uri is not None else None
         if source is None:
             raise NotFoundError("no such source in the store")
         try:
@@ -87,7 +92,7 @@ class Media:
         if _browser_plays(path, fh):
             return MediaFile(path, mimetypes.guess_type(path.name)[0] or "video/mp4", fh)
         try:
-            key = hashlib.sha256(f"{path}\0{source.fingerprint}".encode()).hexdigest()[:32]
+            key = hashlib.sha256(os.fsencode(f"{path}\0{source.fingerprint}")).hexdigest()[:32]
             target = self.cache_dir / f"{key}.webm"
             with self._lock(key):
                 if not target.exists():
