@@ -106,11 +106,22 @@ class BindError(MienError, OSError):
     """The server cannot listen on the address asked for (in use, or not an address of this machine)."""
 
 
+def checked_token(token: str | None, where: str = "the bearer token") -> str | None:
+    """`token` (None: auth off), or BadInputError when it is empty or only whitespace: such a
+    token would pass the guard of non-loopback binds and then let `Bearer ` plus blanks in."""
+    if token is not None and not token.strip():
+        raise BadInputError(f"{where} is empty or only whitespace; set a real token (or none, to serve "
+                            "without auth on loopback)")
+    return token
+
+
 def read_token(token_file: str | None = None) -> str | None:
     """The bearer token from --token-file, else env MIEN_TOKEN, else None (auth off).
 
-    A token file that is missing, unreadable or empty is a BadInputError: the
+    A token file that is missing, unreadable or blank is a BadInputError: the
     operator asked for auth, and serving without it would be worse than not serving.
+    So is a MIEN_TOKEN of only whitespace (an empty one means unset). Both are
+    stripped of surrounding whitespace (a trailing newline from `$(cat file)`).
     """
     if token_file:
         try:
@@ -123,7 +134,10 @@ def read_token(token_file: str | None = None) -> str | None:
         if not token:
             raise BadInputError(f"the token file {token_file} is empty; put the bearer token in it")
         return token
-    return os.environ.get("MIEN_TOKEN") or None
+    token = os.environ.get("MIEN_TOKEN")
+    if not token:
+        return None
+    return checked_token(token, "MIEN_TOKEN").strip()
 
 
 def host_port(host: str, port: int) -> str:
@@ -203,6 +217,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     if front == "auto" and not use_native:
         log.warning("serving with grpcio's Python server, which is slower per call: %s",
                     native.UNAVAILABLE_REASON)
+    token = checked_token(token)
     limits = limits or Limits()
     _check_port_free(host, port)
     single_threaded_search()
