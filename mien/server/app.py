@@ -23,6 +23,7 @@ from mien.server import front as native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
+from mien.server.parsing import ParseGuard
 from mien.server.servicer import MienServicer
 from mien.server.shutdown import shutdown
 from mien.v1 import search_pb2, search_pb2_grpc
@@ -255,7 +256,8 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
             ("grpc.max_send_message_length", limits.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        interceptors = [TokenAuthInterceptor(token)] if token else []
+        # auth first (a refusal never parses the request), then bytes that are no message: INVALID_ARGUMENT
+        interceptors = ([TokenAuthInterceptor(token)] if token else []) + [ParseGuard()]
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mien-rpc",
                                        initializer=single_threaded_search),
