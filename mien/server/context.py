@@ -119,6 +119,18 @@ class CallTracker:
             return self._idle.wait_for(lambda: self._count == 0, timeout=max(0.0, timeout))
 
 
+def unit_query(vec: np.ndarray) -> np.ndarray:
+    """A raw query vector scaled to unit length (stored vectors are unit vectors), in float64 so a
+    finite float32 vector of any scale normalises (1e38 per component overflows float32's norm);
+    an all-zero vector has no direction: BadInputError."""
+    wide = vec.astype(np.float64)
+    norm = float(np.sqrt(np.sum(wide * wide)))
+    if not norm > 0.0:
+        raise BadInputError("the query vector is all zeros: it has no direction to search along",
+                            reason="VECTOR_ZERO", field="query.vector")
+    return (wide / norm).astype(np.float32)
+
+
 def _left_to_right(faces: list) -> list:
     return sorted(faces, key=lambda f: ((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2))
 
@@ -302,7 +314,7 @@ class ServerContext:
                     f"the query vector has {vec.shape[0]} dimensions; {kind} search needs {want}",
                     reason="VECTOR_DIMENSION", metadata={"given": vec.shape[0], "expected": want},
                     field="query.vector")
-            return vec, None
+            return unit_query(vec), None
         if which == "face_id":
             record = self.store.get_face(query.face_id)
             if kind == "expression":
