@@ -226,7 +226,8 @@ def test_a_file_that_vanishes_or_changes_after_the_probe(files, tmp_path):
     path.unlink()
     with pytest.raises(BadInputError, match="gone"):
         list(RangeReader(str(path), 0, None))
-    assert "gone" in analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8).error
+    gone = analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8)
+    assert "gone" in gone.error and gone.reason == "vanished"   # counted as vanished, not as corrupt
     path.write_bytes(b"now it is text\n" * 40)
     assert "no video stream" in analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8).error
     shutil.copy(files["fast"], path)  # 320x240 mp4 where a smaller limit was planned for

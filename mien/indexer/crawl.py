@@ -49,6 +49,7 @@ def _reason(exc: OSError) -> str:
 
 
 OUTSIDE_ROOTS = "outside allowed roots"
+VANISHED = "vanished"   # found by the crawl, gone when its turn came (removed or renamed meanwhile)
 
 
 def under_roots(real: str, roots) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from mien.indexer import worker
 from mien.indexer.beneath import OutsideRootsError, open_file
 from mien.indexer.commit import Group, commit_source, repair_persons
-from mien.indexer.crawl import OUTSIDE_ROOTS, crawl, under_roots
+from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED, crawl, under_roots
 from mien.indexer.fingerprint import fingerprint_fd
 from mien.indexer.persons import PersonBook, link_rules, normalise
 from mien.indexer.records import count_faces, face_record
@@ -157,6 +157,9 @@ class Indexer:
             self._tick(job.path, done=True)
             return
         self.summary.fail(job.path, reason, detail)
+        if reason == VANISHED:  # gone: nothing to record; what the store held of it stays (--prune drops it)
+            self._tick(job.path, done=True)
+            return
         source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=job.kind,
                                    status="failed", error=f"{reason}: {detail}" if detail else reason)
         commit_source(self.store, self.book, source, [], [])

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mien.errors import BadInputError, TooLargeError
+from mien.errors import BadInputError, TooLargeError, VanishedError
 
 
 @dataclass
@@ -107,7 +107,7 @@ def _open_file(path: str, roots) -> int:
     except OutsideRootsError:
         raise
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise BadInputError("the file is gone (removed or renamed since it was found)") from None
+        raise VanishedError("the file is gone (removed or renamed since it was found)") from None
     except OSError as exc:
         raise BadInputError(f"cannot open the file: {exc.strerror or exc}") from None
 

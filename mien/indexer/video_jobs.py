@@ -169,9 +169,9 @@ class JobQueue:
 
     # ------------------------------------------------------------ planning
     def _start(self, job) -> FileRun:
-        from mien.errors import BadInputError, TooLargeError
+        from mien.errors import BadInputError, TooLargeError, VanishedError
         from mien.indexer.beneath import OutsideRootsError
-        from mien.indexer.crawl import OUTSIDE_ROOTS
+        from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
         from mien.indexer.video import probe
 
         run = FileRun(job)
@@ -182,6 +182,9 @@ class JobQueue:
             info = probe(job.path, self.options.max_pixels, self.ix.roots)
         except OutsideRootsError as exc:
             run.failure = (OUTSIDE_ROOTS, exc.strerror)
+            return run
+        except VanishedError as exc:
+            run.failure = (VANISHED, str(exc))
             return run
         except TooLargeError as exc:
             run.failure = ("too large", str(exc))

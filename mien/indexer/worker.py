@@ -82,7 +82,7 @@ class ImageResult:
     faces: list = field(default_factory=list)      # every detected Face
     error: str = ""
     too_large: bool = False
-    reason: str = ""      # the summary's reason when not the usual one (OUTSIDE_ROOTS)
+    reason: str = ""      # the summary's reason when not the usual one (OUTSIDE_ROOTS, VANISHED)
 
 
 def _strip(face):
@@ -151,7 +151,7 @@ MIN_SIDE = 8  # the detectors refuse smaller images (mien.engine.faces.detect.ch
 
 def _read(path: str, roots) -> bytes:
     """The file's bytes, opened beneath its allowed root when roots are given (beneath.py)."""
-    from mien.errors import BadInputError
+    from mien.errors import BadInputError, VanishedError
     from mien.indexer.beneath import OutsideRootsError, read_file
 
     try:
@@ -159,7 +159,7 @@ def _read(path: str, roots) -> bytes:
     except OutsideRootsError:
         raise
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise BadInputError(f"cannot read image {path}: no such file") from None
+        raise VanishedError("no such file (removed or renamed since it was found)") from None
     except OSError as exc:
         raise BadInputError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
@@ -168,9 +168,9 @@ def analyze_image(path: str, max_pixels: int, roots=None) -> ImageResult:
     """A still: detect and FaceQA every face; expression and identity for the passed ones.
     roots: the allowed roots of a server-side run, beneath which the file is opened."""
     from mien.engine.faces import load_image
-    from mien.errors import BadInputError, TooLargeError
+    from mien.errors import BadInputError, TooLargeError, VanishedError
     from mien.indexer.beneath import OutsideRootsError
-    from mien.indexer.crawl import OUTSIDE_ROOTS
+    from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
 
     try:
         image = load_image(_read(path, roots), max_pixels=max_pixels, name=path)
@@ -181,6 +181,8 @@ def analyze_image(path: str, max_pixels: int, roots=None) -> ImageResult:
         analyzer().embed_identity(image, [f for f in faces if _passed(f)])
     except OutsideRootsError as exc:
         return ImageResult(error=exc.strerror, reason=OUTSIDE_ROOTS)
+    except VanishedError as exc:
+        return ImageResult(error=str(exc), reason=VANISHED)
     except TooLargeError as exc:
         return ImageResult(error=str(exc), too_large=True)
     except BadInputError as exc:
@@ -256,7 +258,7 @@ class RangeResult:
     gaps: list = field(default_factory=list)   # (ms before, ms after) of damage skipped (RangeReader.gaps)
     error: str = ""               # the file cannot be read: corrupt, not a video, too large
     too_large: bool = False
-    reason: str = ""              # the summary's reason when not the usual one (OUTSIDE_ROOTS)
+    reason: str = ""              # the summary's reason when not the usual one (OUTSIDE_ROOTS, VANISHED)
 
 
 def segments(frames, key_ms: float, batch_frames: int):
@@ -284,9 +286,9 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
     """Read and analyse the sampled frames of `path` in [start_ms, end_ms): this worker opens the
     file itself (nothing but the path travels; beneath the allowed roots when given), guided
     detection within each segment."""
-    from mien.errors import BadInputError, TooLargeError
+    from mien.errors import BadInputError, TooLargeError, VanishedError
     from mien.indexer.beneath import OutsideRootsError
-    from mien.indexer.crawl import OUTSIDE_ROOTS
+    from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
     from mien.indexer.video import RangeReader
 
     reader = RangeReader(path, start_ms, end_ms, fps, seek=seek, max_pixels=max_pixels, roots=roots)
@@ -297,6 +299,8 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
             out.frames.extend(analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided))
     except OutsideRootsError as exc:
         return RangeResult(error=exc.strerror, reason=OUTSIDE_ROOTS)
+    except VanishedError as exc:
+        return RangeResult(error=str(exc), reason=VANISHED)
     except TooLargeError as exc:
         return RangeResult(error=str(exc), too_large=True)
     except BadInputError as exc:
