@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +22,7 @@ from mien.server import front as native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
+from mien.server.arrivals import ArrivalExecutor, Arrivals
 from mien.server.parsing import ParseGuard
 from mien.server.servicer import MienServicer
 from mien.server.shutdown import shutdown
@@ -249,6 +249,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
         except RuntimeError as exc:
             ctx.close()
             raise BindError(_bind_message(address, exc)) from None
+        ctx.calls.unanswered = server.unanswered   # calls queued for a worker count as in flight
         bound = server.port
     else:
         options = [
@@ -257,10 +258,11 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
             ("grpc.so_reuseport", 0),
         ]
         # auth first (a refusal never parses the request), then bytes that are no message: INVALID_ARGUMENT
-        interceptors = ([TokenAuthInterceptor(token)] if token else []) + [ParseGuard()]
+        interceptors = ([TokenAuthInterceptor(token)] if token else []) + [ParseGuard(), Arrivals(ctx.calls)]
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mien-rpc",
-                                       initializer=single_threaded_search),
+            # records when each call arrived: one queued when a shutdown begins gets the grace
+            ArrivalExecutor(ctx.calls, max_workers=workers, thread_name_prefix="mien-rpc",
+                            initializer=single_threaded_search),
             options=options, interceptors=interceptors,
         )
         health_servicer = _add_services(server, ctx)

@@ -132,7 +132,7 @@ def rpc(func):
             start = time.perf_counter()
             ctx = getattr(self, "ctx", None)
             try:
-                with _in_flight(ctx), calls.serving(context):
+                with _in_flight(ctx, context), calls.serving(context):
                     _check(request)
                     yield from func(self, request, context)
             except Exception as exc:  # noqa: BLE001 - abort() re-raises its own
@@ -149,7 +149,7 @@ def rpc(func):
         start = time.perf_counter()
         ctx = getattr(self, "ctx", None)
         try:
-            with _in_flight(ctx), calls.serving(context):
+            with _in_flight(ctx, context), calls.serving(context):
                 _check(request)
                 return func(self, request, context)
         except Exception as exc:  # noqa: BLE001
@@ -162,9 +162,13 @@ def rpc(func):
     return unary_wrapper
 
 
-def _in_flight(ctx):
-    """Count the call while it runs; refuse it (UNAVAILABLE) when the server is draining."""
-    return ctx.calls.track() if ctx is not None else contextlib.nullcontext()
+def _in_flight(ctx, context):
+    """Count the call while it runs; refuse it (UNAVAILABLE) when it arrived after the server
+    began draining (the native front's context says when it arrived; grpcio's, arrivals.py)."""
+    if ctx is None:
+        return contextlib.nullcontext()
+    received = getattr(context, "received", None)
+    return ctx.calls.track(received() if callable(received) else None)
 
 
 def is_abort(exc: BaseException) -> bool:

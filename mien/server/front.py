@@ -108,6 +108,10 @@ class FrontContext:
     def invocation_metadata(self):
         return self._info["metadata"]
 
+    def received(self) -> float | None:
+        """When the call arrived (time.monotonic), stamped by the front in C++."""
+        return self._info.get("received")
+
     def peer(self) -> str:
         return self._info["peer"]
 
@@ -295,6 +299,10 @@ class NativeServer:
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
+
+    def unanswered(self) -> int:
+        """Unary calls received whose handler has not returned (queued for a worker, or running)."""
+        return getattr(self._front, "unanswered", 0)
 
 
 # A front still running at exit would have gRPC threads calling into a
