@@ -82,10 +82,14 @@ class Swapper:
 
     def __exit__(self, *exc):
         Path(self.args[2]).touch()
-        out, err = self.proc.communicate(timeout=30)
+        try:
+            out, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        os.unlink(self.args[2])
         assert self.proc.returncode == 0, err
         self.swaps = int(out)
-        os.unlink(self.args[2])
 
 
 @pytest.fixture(scope="module")
