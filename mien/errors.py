@@ -50,5 +50,9 @@ class EncoderMismatchError(MienError):
     """The store was built by other encoders than the ones asked for."""
 
 
+class VanishedError(BadInputError):
+    """A file found earlier is gone when it is opened (removed or renamed during the run)."""
+
+
 class ServerStoppingError(MienError):
     """The server is shutting down: it takes no new calls and stops long ones at safe points."""

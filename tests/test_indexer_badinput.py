@@ -175,3 +175,32 @@ def test_damaged_video_does_not_stop_the_run(tmp_path):
                           options=IndexOptions(workers=1, show_progress=False))
     assert summary.images == 1
     assert summary.videos + summary.failed_count == 1
+
+
+def test_files_deleted_during_the_run_are_counted_as_vanished(tmp_path):
+    """Issue 22: a photo or a video deleted after the crawl found it was counted as 'corrupt or
+    unreadable' (its detail, 'no such file', was right). Now it is 'vanished', and nothing is
+    stored for it: the store keeps what it had (--prune drops sources whose files are gone)."""
+    from mien.demo.videos import write_clip
+    from mien.engine.store import Store
+    from mien.indexer import IndexOptions, index_paths
+
+    archive = tmp_path / "in"
+    for name in ("a", "b", "c", "d"):
+        small_photo("obama", archive / f"{name}.jpg", max_side=320)
+    write_clip(archive / "e.avi", ["obama"], fps=10, seconds=1.0)
+    doomed = [archive / "c.jpg", archive / "d.jpg", archive / "e.avi"]
+
+    def progress(event):   # the first commit: c, d and e are found, fingerprinted and not read yet
+        for path in doomed:
+            if path.exists():
+                path.unlink()
+
+    summary = index_paths([archive], tmp_path / "store", progress=progress,
+                          options=IndexOptions(workers=1, show_progress=False))
+    assert dict(summary.failed) == {"vanished": 3}, summary.failures
+    assert sorted(os.path.basename(p) for p, _ in summary.failures) == ["c.jpg", "d.jpg", "e.avi"]
+    assert all("removed or renamed" in reason for _, reason in summary.failures)
+    assert summary.images == 2
+    with Store(tmp_path / "store") as store:
+        assert sorted(os.path.basename(s.uri) for s in store.list_sources()) == ["a.jpg", "b.jpg"]

@@ -130,3 +130,62 @@ def test_every_cli_client_command_sends_the_token_file(photo_store, tmp_path, mo
         assert "UNAUTHENTICATED" in out.err
     finally:
         stop_server(server)
+
+
+# -- issue 22: a token of whitespace is no token -----------------------------------------------
+BLANKS = ["   ", "\t", " \n "]
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_a_blank_mien_token_refuses_to_serve_even_on_an_open_bind(photo_store, blank):
+    """MIEN_TOKEN of whitespace passed the guard of non-loopback binds and then accepted
+    `Bearer ` plus blanks: now `mien serve` refuses it in one line, on any host."""
+    env = {**{k: v for k, v in os.environ.items() if k != "MIEN_TOKEN"}, "MIEN_TOKEN": blank}
+    for host in ("0.0.0.0", "127.0.0.1"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mien", "serve", "--store", str(photo_store.store_dir), "--host", host,
+             "--port", str(free_port()), "--front", "python"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"mien serve started on {host} with MIEN_TOKEN={blank!r}")
+        assert proc.returncode != 0 and "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "MIEN_TOKEN" in lines[0] and "whitespace" in lines[0], err
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_a_blank_token_is_refused_by_both_fronts_and_the_web_app(photo_store, front):
+    from mien.errors import BadInputError
+    from mien.server.app import build_server
+    from mien.web import start_web, stop_web
+
+    for blank in ["", *BLANKS]:
+        with pytest.raises(BadInputError, match="whitespace"):
+            server, _ = build_server(photo_store.store_dir, port=0, token=blank, front=front)
+            stop_server(server)   # only reached on the old code, which served
+    server, _ = start_server(photo_store.store_dir, front=front)
+    try:
+        for blank in BLANKS:
+            with pytest.raises(BadInputError, match="whitespace"):
+                web = start_web(server.mien_context, port=0, host="127.0.0.1", token=blank)
+                stop_web(web)
+    finally:
+        stop_server(server)
+
+
+def test_a_blank_token_file_is_refused_by_serve_and_by_clients(photo_store, tmp_path):
+    from mien.errors import BadInputError
+    from mien.server.app import read_token
+
+    token_file = tmp_path / "token"
+    token_file.write_text(" \t\n")
+    with pytest.raises(BadInputError, match="empty"):
+        read_token(str(token_file))
+    proc = subprocess.run([sys.executable, "-m", "mien", "stats", "--server", f"127.0.0.1:{free_port()}",
+                           "--token-file", str(token_file)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "token file" in proc.stderr and "whitespace" in proc.stderr, proc.stderr

@@ -113,17 +113,24 @@ def test_unknown_method_is_unimplemented(served):
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_unparseable_request_bytes_fail_cleanly_and_the_server_goes_on(served):
+def test_unparseable_request_bytes_are_invalid_argument_and_the_server_goes_on(served):
+    """Issue 22: bytes that are no request message are the client's mistake, named as such
+    (INVALID_ARGUMENT, the message type, a google.rpc.Status), not INTERNAL."""
+    from grpc_status import rpc_status
+
     _, target, channel, _ = served
     call = channel.unary_unary("/mien.v1.Mien/SearchExpression")
     with pytest.raises(grpc.RpcError) as e:
         call(b"\xff\xff\xff\xff", timeout=10)            # not a SearchExpressionRequest
-    assert e.value.code() == grpc.StatusCode.INTERNAL
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "do not parse as a mien.v1.SearchExpressionRequest" in e.value.details()
+    status = rpc_status.from_call(e.value)
+    assert status is not None and status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     with Client(target) as c:
         assert c.stats().faces > 0
 
 
-def test_garbage_bytes_to_every_method_are_internal_and_the_server_goes_on(served):
+def test_garbage_bytes_to_every_method_are_invalid_argument_and_the_server_goes_on(served):
     server, target, channel, _ = served
     methods = all_methods(server.mien_context)
     assert len(methods) >= 20   # Mien, Analytics, health, reflection
@@ -139,9 +146,27 @@ def test_garbage_bytes_to_every_method_are_internal_and_the_server_goes_on(serve
             call = channel.unary_unary(name).future(garbage, timeout=30)
         with pytest.raises(grpc.RpcError) as e:
             list(call) if response_streaming else call.result()
-        assert e.value.code() == grpc.StatusCode.INTERNAL, (name, e.value.code(), e.value.details())
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, e.value.code(), e.value.details())
+        assert "do not parse as a " in e.value.details(), (name, e.value.details())
     with Client(target) as c:
         assert c.stats().faces > 0
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_unparseable_bytes_without_the_token_are_unauthenticated_first(photo_store, front):
+    """Auth is checked before the bytes are parsed: without the token nobody learns more."""
+    server, target = start_server(photo_store.store_dir, front=front, token="t0ken")
+    channel = grpc.insecure_channel(target)
+    try:
+        call = channel.unary_unary("/mien.v1.Mien/Stats")
+        for metadata, code in ((None, grpc.StatusCode.UNAUTHENTICATED),
+                               ((("authorization", "Bearer t0ken"),), grpc.StatusCode.INVALID_ARGUMENT)):
+            with pytest.raises(grpc.RpcError) as e:
+                call(b"\xff\xff\xff\xff", timeout=10, metadata=metadata)
+            assert e.value.code() == code, (metadata, e.value.details())
+    finally:
+        channel.close()
+        stop_server(server)
 
 
 def all_methods(ctx) -> dict:

@@ -194,6 +194,28 @@ def test_wrong_vector_dimension(env):
     assert code_of(e) == grpc.StatusCode.INVALID_ARGUMENT and "128" in e.value.details()
 
 
+def test_a_vector_of_any_scale_is_normalised_and_a_zero_one_refused(env):
+    """Issue 22: a finite but huge vector (1e38 in each component) answered OK with no hit
+    (its float32 norm overflows). The server normalises a raw query vector (in float64, so any
+    finite scale works) and refuses the one vector that has no direction."""
+    ps, client, _, _ = env
+    fid = ps.face_ids["t1.jpg"][3]
+    unit = client.search(client.get_face(fid).expression, k=5)
+    for scale in (1e38, 3.0, 1e-30):
+        scaled = client.search(client.get_face(fid).expression * np.float32(scale), k=5)
+        assert [h.face_id for h in scaled] == [h.face_id for h in unit], scale
+        assert np.allclose([h.distance for h in scaled], [h.distance for h in unit], atol=1e-5), scale
+        assert np.isclose(np.linalg.norm(scaled.query.vector.astype(np.float64)), 1.0, atol=1e-5)
+    huge = client.search(np.full(16, 1e38, np.float32), k=3)
+    assert len(huge.hits) == 3                                   # the diagonal direction, searched
+    identity = client.identity(np.full(128, 1e38, np.float32), k=2)
+    assert len(identity.hits) == 2
+    for call, dim in ((client.search, 16), (client.identity, 128)):
+        with pytest.raises(grpc.RpcError) as e:
+            call(np.zeros(dim, np.float32))
+        assert code_of(e) == grpc.StatusCode.INVALID_ARGUMENT and "all zeros" in e.value.details()
+
+
 def test_filters(env):
     ps, client, _, _ = env
     q = ps.face_ids["t1.jpg"][0]

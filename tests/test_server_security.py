@@ -333,6 +333,54 @@ def test_after_the_grace_calls_in_flight_are_cancelled(photo_store, tmp_path, fr
         upload.release.set()
 
 
+@pytest.mark.parametrize("front", FRONTS)
+def test_calls_queued_when_the_drain_begins_get_the_grace_and_later_ones_are_refused(photo_store, tmp_path,
+                                                                                      front):
+    """Issue 22: image queries waiting for a worker thread when SIGTERM came were refused
+    UNAVAILABLE at once although the grace had seconds left (both fronts). A call that
+    arrived before the drain began is now served when its turn comes, and the drain waits
+    for it; one that arrives after is refused."""
+    server, target = start_server(own_store(photo_store, tmp_path), front=front, workers=1)
+    ctx = server.mien_context
+    image = photo_store.archive["obama.jpg"].read_bytes()
+    with Client(target, transport="python") as c:
+        c.search(image, k=1)                          # the analyzer is built: no model load below
+    outcomes: dict = {}
+
+    def query(i):
+        with Client(target, transport="python") as c:
+            try:
+                outcomes[i] = c.search(image, k=1, timeout=120).hits[0].face_id
+            except grpc.RpcError as e:
+                outcomes[i] = e.code()
+
+    result = {}
+    ctx.analyze_lock.acquire()                        # the first query holds the one worker thread
+    try:
+        threads = [threading.Thread(target=query, args=(i,), daemon=True) for i in range(4)]
+        for t in threads:
+            t.start()
+        assert wait_until(lambda: ctx.calls.count == 1 and ctx.calls.backlog() == 4, timeout=60)
+        stopper = threading.Thread(target=lambda: result.setdefault("clean", shutdown(server, 60.0)), daemon=True)
+        stopper.start()
+        assert wait_until(lambda: ctx.draining)
+        channel = grpc.insecure_channel(target)        # a call after the drain began (it may queue too)
+        late = search_pb2_grpc.MienStub(channel).Stats.future(search_pb2.StatsRequest(), timeout=60)
+        assert wait_until(lambda: ctx.calls.backlog() == 5 or late.done(), timeout=60)
+        assert stopper.is_alive() and not outcomes    # the drain waits for all four
+    finally:
+        ctx.analyze_lock.release()
+    for t in threads:
+        t.join(120)
+    stopper.join(120)
+    assert late.exception() is not None and late.code() == grpc.StatusCode.UNAVAILABLE, late.exception()
+    assert "shutting down" in late.details()
+    channel.close()
+    obama = photo_store.face_ids["obama.jpg"][0]
+    assert outcomes == {i: obama for i in range(4)}, outcomes
+    assert result["clean"] is True
+
+
 def copies(photo_store, folder: Path, n: int) -> list[Path]:
     """n distinct image files (the package photos under several names; each is its own source)."""
     folder.mkdir(parents=True, exist_ok=True)

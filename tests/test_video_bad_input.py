@@ -63,13 +63,17 @@ def faststart(src: Path, dst: Path) -> Path:
     return dst
 
 
-def avi_header(src: Path, dst: Path, *, frames: int | None = None, rate: int | None = None) -> Path:
-    """An MJPG AVI whose headers claim `frames` frames (avih and strh) or a `rate` (strh)."""
+def avi_header(src: Path, dst: Path, *, frames: int | None = None, rate: int | None = None,
+               scale: int | None = None) -> Path:
+    """An MJPG AVI whose headers claim `frames` frames (avih and strh) or a `rate` / `scale`
+    (strh: frames per second = rate / scale)."""
     data = bytearray(src.read_bytes())
     avih, strh = data.find(b"avih") + 8, data.find(b"strh") + 8
     if frames is not None:
         data[avih + 16:avih + 20] = struct.pack("<I", frames)
         data[strh + 32:strh + 36] = struct.pack("<I", frames)
+    if scale is not None:
+        data[strh + 20:strh + 24] = struct.pack("<I", scale)
     if rate is not None:
         data[strh + 24:strh + 28] = struct.pack("<I", rate)
         data[avih:avih + 4] = struct.pack("<I", 0)   # microseconds per frame: unknown
@@ -118,6 +122,7 @@ def files(tmp_path_factory):
     out["count_huge"] = avi_header(avi, bad / "count_huge.avi", frames=2**31 - 1)
     out["count_zero"] = avi_header(avi, bad / "count_zero.avi", frames=0)
     out["rate_zero"] = avi_header(avi, bad / "rate_zero.avi", rate=0)
+    out["rate_tiny"] = avi_header(avi, bad / "rate_tiny.avi", rate=1, scale=10_000)   # 1e-4 fps
     # 1 frame, and a container with no frame at all
     out["one"] = write_clip(bad / "one.avi", ["obama"], fps=10, seconds=0.1).path
     writer = cv2.VideoWriter(str(bad / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
@@ -221,7 +226,8 @@ def test_a_file_that_vanishes_or_changes_after_the_probe(files, tmp_path):
     path.unlink()
     with pytest.raises(BadInputError, match="gone"):
         list(RangeReader(str(path), 0, None))
-    assert "gone" in analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8).error
+    gone = analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8)
+    assert "gone" in gone.error and gone.reason == "vanished"   # counted as vanished, not as corrupt
     path.write_bytes(b"now it is text\n" * 40)
     assert "no video stream" in analyze_range(str(path), 0, 1000, 2.0, 0.0, 8, 10**8).error
     shutil.copy(files["fast"], path)  # 320x240 mp4 where a smaller limit was planned for
@@ -323,6 +329,26 @@ def test_plan_stays_small_for_a_file_claiming_billions_of_frames(files, tmp_path
     summary, _ = mien_index(tmp_path / "s", archive, "--workers", "2", "--range-seconds", "1")
     assert summary["indexed"] == 1 and summary["video_ranges"] <= 2
     assert not math.isnan(summary["video_ms"]) and summary["video_ms"] == 3900
+
+
+def test_a_file_claiming_a_tiny_frame_rate_plans_no_more_ranges_than_it_has_frames(files, tmp_path):
+    """Issue 22: a 0.5 MB AVI claiming 1e-4 fps (its 40 frames 10^4 s apart: 108 hours) was
+    cut into 9,751 one-second ranges, almost all empty (48 s here against 4 s for its honest
+    twin). The plan now holds at most as many ranges as the file has frames, and loses none."""
+    from mien.indexer.video import probe
+    from mien.indexer.video_jobs import plan_spans
+
+    info = probe(str(files["rate_tiny"]), 10**8)
+    assert info.fps == pytest.approx(1e-4) and info.frame_count == 40
+    for seconds in (1.0, 0.0):
+        spans = plan_spans(info.duration_ms, 1000, 2, seconds, info.frame_count)
+        assert 1 < len(spans) <= 40 and spans[-1].end_ms is None
+    archive = tmp_path / "a"
+    archive.mkdir()
+    shutil.copy(files["rate_tiny"], archive / "v.avi")
+    summary, _ = mien_index(tmp_path / "s", archive, "--workers", "2", "--range-seconds", "1")
+    assert summary["indexed"] == 1 and summary["failures"] == []
+    assert summary["video_ranges"] <= 40 and summary["frames"] == 40   # every frame, each its own sample
 
 
 # ------------------------------------------------------------ containers only ffmpeg makes

@@ -28,6 +28,7 @@ from mien.engine.analytics import (
 from mien.clients.channels import auth_metadata, open_channel
 from mien.clients.errors import TranslatingStub
 from mien.engine.store.records import Tag
+from mien.filenames import escape
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -114,7 +115,7 @@ class AnalyticsClient:
     def tag_source(self, uri: str, tags=None, *, max_gap_ms: int | None = None, include_occluded: bool = False,
                    timeout: float | None = None) -> SourceTagReport:
         """include_occluded: also tag faces FaceQA flagged as occluded (left out by default)."""
-        request = analytics_pb2.TagSourceRequest(source_uri=uri, tags=list(tags or ()),
+        request = analytics_pb2.TagSourceRequest(source_uri=escape(str(uri)), tags=list(tags or ()),
                                                  include_occluded=include_occluded)
         if max_gap_ms is not None:
             request.max_gap_ms = max_gap_ms

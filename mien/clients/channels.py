@@ -47,8 +47,8 @@ def open_channel(target, tls: bool | str | bytes | os.PathLike | None = None) ->
 
 def auth_metadata(token: str | None):
     """Call metadata carrying the bearer token (default env MIEN_TOKEN), or None."""
-    token = token if token is not None else os.environ.get("MIEN_TOKEN")
-    return (("authorization", f"Bearer {token}"),) if token else None
+    token = token if token is not None else (os.environ.get("MIEN_TOKEN") or "").strip()
+    return (("authorization", f"Bearer {token}"),) if token and token.strip() else None
 
 
 @dataclass

@@ -13,6 +13,8 @@ import dataclasses
 import json
 import sys
 
+from mien.filenames import escape, shown
+
 # EngineConfig fields a store's engine record may need pointed at a moved file
 MODEL_FLAGS = ("detector_model", "identity_model", "expression_model", "expression_head")
 
@@ -282,6 +284,7 @@ def cmd_tag_run(args) -> int:
 
         report = backend.tag_source(source_uri(args.source), args.tags or None, args.max_gap_ms,
                                     include_occluded=args.include_occluded)
+    report = dataclasses.replace(report, uri=escape(report.uri))  # a name that is not UTF-8, as text
     if args.timeline:
         from mien.clients.analytics_pictures import timeline_png
 
@@ -289,7 +292,7 @@ def cmd_tag_run(args) -> int:
     if args.json:
         _print_json(_plain(report))
     else:
-        print(f"{report.uri}: {report.faces} faces, {report.duration_ms / 1000:.1f} s, "
+        print(f"{shown(report.uri)}: {report.faces} faces, {report.duration_ms / 1000:.1f} s, "
               f"sample every {report.sample_period_ms} ms{_left_out(report)}")
         print(f"{'person':<24} {'tag':<16} {'faces':>6} {'tagged':>6} {'rate':>6}  segments (s)")
         for r in report.results:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from mien.clients.connection import add_connection_args, client_from_args
+from mien.filenames import shown
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
@@ -227,7 +228,7 @@ def _emit_result(args, result, title: str) -> int:
             + (["why: shared (query/hit); differs (query vs hit)"] if why else []),
             [[i, f"{h.distance:.4f}", h.face_id,
               h.person_name or (h.person_id if h.person_id >= 0 else "-"), _time(h.timestamp_ms),
-              h.source_uri] + ([_why(h)] if why else []) for i, h in enumerate(result.hits, 1)],
+              shown(h.source_uri)] + ([_why(h)] if why else []) for i, h in enumerate(result.hits, 1)],
         )
         if result.beyond_max_distance:
             what = "no face" if not result.hits else "no further face"

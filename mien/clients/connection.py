@@ -27,6 +27,10 @@ def client_from_args(args):
     if args.token_file:
         with open(args.token_file, encoding="utf-8") as fh:
             token = fh.read().strip()
+        if not token:
+            from mien.errors import BadInputError
+
+            raise BadInputError(f"the token file {args.token_file} is empty or only whitespace")
     tls = None
     if args.tls_ca:
         tls = True if args.tls_ca == "system" else args.tls_ca

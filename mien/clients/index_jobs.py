@@ -7,6 +7,7 @@ from typing import Iterator, Sequence
 
 from mien.clients import replies
 from mien.clients.results import IndexJob, IndexProgress
+from mien.filenames import escape
 from mien.v1 import search_pb2
 
 
@@ -18,14 +19,14 @@ class IndexJobCalls:
         """Index paths on the server's disk (under its allowed roots); yields progress.
         timeout: for this stream (default none). The run is a job (IndexProgress.job_id): it
         goes on if the stream ends early; watch_index_job re-attaches, cancel_index_job stops it."""
-        req = search_pb2.IndexPathsRequest(paths=[str(p) for p in paths], fps=fps)
+        req = search_pb2.IndexPathsRequest(paths=[escape(str(p)) for p in paths], fps=fps)
         for m in self._stub.IndexPaths(req, timeout=timeout, metadata=self._metadata):
             yield replies.progress(m)
 
     def start_index_job(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,
                         timeout: float | None = None) -> IndexJob:
         """Start indexing paths on the server's disk and return the running job at once."""
-        req = search_pb2.StartIndexJobRequest(paths=[str(p) for p in paths], fps=fps)
+        req = search_pb2.StartIndexJobRequest(paths=[escape(str(p)) for p in paths], fps=fps)
         return replies.job(self._call("StartIndexJob", req, timeout))
 
     def index_job(self, job_id: str, *, timeout: float | None = None) -> IndexJob:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mien.filenames import escape
 from mien.v1 import common_pb2
 
 DISTINCT = {"none": 1, "track": 2, "source": 3}
@@ -22,7 +23,7 @@ def filters(persons=(), exclude_persons=(), sources=(), time_range=None,
     out = common_pb2.Filters(
         persons=[person_ref(p) for p in persons],
         exclude_persons=[person_ref(p) for p in exclude_persons],
-        sources=[str(s) for s in sources], exclude_occluded=exclude_occluded,
+        sources=[escape(str(s)) for s in sources], exclude_occluded=exclude_occluded,  # file names as text
     )
     if time_range is not None:
         out.time_range.start_ms = int(time_range[0] or 0)

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from mien.filenames import shown
+
 
 def _store_arg(parser) -> None:
     default = os.environ.get("MIEN_STORE")
@@ -198,13 +200,13 @@ def cmd_index(args) -> int:
         return 2
     missing = [p for p in args.paths if not os.path.lexists(p)]
     if missing:  # before anything is created: a typo must not leave an empty store behind
-        print(f"mien index: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        print(f"mien index: error: no such file or folder: {', '.join(map(shown, missing))}", file=sys.stderr)
         return 2
     engine_config = store_engine_config(args)
     summary = index_paths(args.paths, args.store, options=options, engine_config=engine_config)
     print(summary.table())
     for path, reason in summary.failures[:20]:
-        print(f"  failed: {path}: {reason}", file=sys.stderr)
+        print(f"  failed: {shown(path)}: {shown(reason)}", file=sys.stderr)
     if len(summary.failures) > 20:
         print(f"  ... and {len(summary.failures) - 20} more failures", file=sys.stderr)
     if args.json:
@@ -223,7 +225,7 @@ def cmd_person_add(args) -> int:
     n = result["faces"]
     print(f"person {result['person_id']} {result['name']!r} ({how}): {n} face{'' if n == 1 else 's'}")
     for t in result["took"]:
-        print(f"  enrolled face {t['face_index']} of {t['image']}, box {tuple(t['bbox'])}")
+        print(f"  enrolled face {t['face_index']} of {shown(str(t['image']))}, box {tuple(t['bbox'])}")
     if result["merged"]:
         print(f"  took anonymous persons {', '.join(map(str, result['merged']))}")
     for pid, reason in result["skipped"]:

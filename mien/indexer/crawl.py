@@ -7,10 +7,12 @@ two links to one folder) is walked once. Files are keyed by their real path,
 so a file reachable by two names is indexed once.
 
 With `allowed_roots` (the server's --allow-root folders) every file and folder
-is resolved to its real path before it is opened or listed, and one that lies
-outside every root (a symlink leading out) is skipped as "outside allowed
-roots": a root confines what a client can make the server read, whatever
-links lie inside it.
+is resolved to its real path, and one that lies outside every root (a symlink
+leading out) is skipped as "outside allowed roots": a root confines what a
+client can make the server read, whatever links lie inside it. The real path
+is then opened beneath its root (beneath.py) and stat'ed and listed from that
+descriptor, so a folder swapped for a link after the check is refused, not
+listed; later reads open the file the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
+
+from mien.indexer import beneath
 
 
 @dataclass
@@ -45,6 +49,7 @@ def _reason(exc: OSError) -> str:
 
 
 OUTSIDE_ROOTS = "outside allowed roots"
+VANISHED = "vanished"   # found by the crawl, gone when its turn came (removed or renamed meanwhile)
 
 
 def under_roots(real: str, roots) -> bool:
@@ -63,8 +68,8 @@ def crawl(paths: list[str], allowed_roots=None) -> list[Found]:
     problems: list[Found] = []
     seen_dirs: set[tuple[int, int]] = set()
 
-    def visit_file(path: str, st: os.stat_result) -> None:
-        real = os.path.realpath(path)
+    def visit_file(path: str, st: os.stat_result, real: str | None) -> None:
+        real = real or os.path.realpath(path)
         if real in found:
             return
         if not stat.S_ISREG(st.st_mode):
@@ -74,38 +79,63 @@ def crawl(paths: list[str], allowed_roots=None) -> list[Found]:
         found[real] = Found(real, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
     def visit(path: str) -> None:
-        if roots is not None and not under_roots(os.path.realpath(path), roots):
-            # reported under the name inside the root: the target stays unnamed
+        fd = None   # with roots: the real path opened beneath its root; stat and list through it
+        try:
+            if roots is None:
+                real, st = None, os.stat(path)  # follows symlinks
+            else:
+                real = beneath.real_path(path)
+                if not under_roots(real, roots):
+                    # reported under the name inside the root: the target stays unnamed
+                    problems.append(Found(os.path.abspath(path), skip=OUTSIDE_ROOTS))
+                    return
+                fd = beneath.open_under(real, roots, beneath.O_PATH | os.O_NOFOLLOW)
+                st = os.fstat(fd)
+        except beneath.OutsideRootsError:  # a link appeared in the real path since it was resolved
             problems.append(Found(os.path.abspath(path), skip=OUTSIDE_ROOTS))
             return
-        try:
-            st = os.stat(path)  # follows symlinks
         except OSError as exc:
             if os.path.islink(path) and exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 problems.append(Found(os.path.abspath(path), fail="broken symlink"))
             else:
                 problems.append(Found(os.path.abspath(path), fail=_reason(exc)))
             return
-        if not stat.S_ISDIR(st.st_mode):
-            visit_file(path, st)
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            problems.append(Found(os.path.abspath(path), skip="symlink loop or repeated folder"))
-            return
-        seen_dirs.add(key)
         try:
-            with os.scandir(path) as it:
-                names = sorted(entry.name for entry in it)
-        except OSError as exc:
-            problems.append(Found(os.path.abspath(path), fail=f"unreadable folder: {_reason(exc)}"))
-            return
+            if not stat.S_ISDIR(st.st_mode):
+                visit_file(path, st, real)
+                return
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                problems.append(Found(os.path.abspath(path), skip="symlink loop or repeated folder"))
+                return
+            seen_dirs.add(key)
+            try:
+                names = _names(path if fd is None else fd)
+            except OSError as exc:
+                problems.append(Found(os.path.abspath(path), fail=f"unreadable folder: {_reason(exc)}"))
+                return
+        finally:
+            if fd is not None:
+                os.close(fd)
         for name in names:
-            visit(os.path.join(path, name))
+            visit(os.path.join(path if real is None else real, name))
 
     for path in paths:
         visit(os.fspath(path))
     return [found[k] for k in sorted(found)] + problems
+
+
+def _names(folder) -> list[str]:
+    """The sorted entries of a folder given by path or by a descriptor (an O_PATH one included)."""
+    if isinstance(folder, int):
+        fd = os.open(".", beneath.DIR_FLAGS, dir_fd=folder)
+        try:
+            with os.scandir(fd) as it:
+                return sorted(entry.name for entry in it)
+        finally:
+            os.close(fd)
+    with os.scandir(folder) as it:
+        return sorted(entry.name for entry in it)
 
 
 def is_root() -> bool:

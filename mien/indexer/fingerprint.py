@@ -20,15 +20,22 @@ CHUNK = 1 << 20
 
 
 def fingerprint(path: str, size: int | None = None, mtime_ns: int | None = None) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return fingerprint_fd(fd, size, mtime_ns)
+    finally:
+        os.close(fd)
+
+
+def fingerprint_fd(fd: int, size: int | None = None, mtime_ns: int | None = None) -> str:
+    """The fingerprint of the open file `fd` (size and mtime from fstat unless given)."""
     if size is None or mtime_ns is None:
-        st = os.stat(path)
+        st = os.fstat(fd)
         size, mtime_ns = st.st_size, st.st_mtime_ns
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        digest.update(fh.read(CHUNK))
-        if size > 2 * CHUNK:
-            fh.seek(size - CHUNK)
-            digest.update(fh.read(CHUNK))
-        elif size > CHUNK:
-            digest.update(fh.read())
+    digest.update(os.pread(fd, CHUNK, 0))
+    if size > 2 * CHUNK:
+        digest.update(os.pread(fd, CHUNK, size - CHUNK))
+    elif size > CHUNK:
+        digest.update(os.pread(fd, size - CHUNK, CHUNK))
     return f"v1:{size}:{mtime_ns}:{digest.hexdigest()[:32]}"

@@ -17,13 +17,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from mien.indexer import worker
+from mien.indexer.beneath import OutsideRootsError, open_file
 from mien.indexer.commit import Group, commit_source, repair_persons
-from mien.indexer.crawl import OUTSIDE_ROOTS, crawl, under_roots
-from mien.indexer.fingerprint import fingerprint
+from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED, crawl, under_roots
+from mien.indexer.fingerprint import fingerprint_fd
 from mien.indexer.persons import PersonBook, link_rules, normalise
 from mien.indexer.records import count_faces, face_record
 from mien.indexer.runner import InlineRunner, make_runner
-from mien.indexer.sniff import IMAGE, VIDEO, has_media_extension, sniff
+from mien.indexer.sniff import IMAGE, VIDEO, has_media_extension, sniff_fd
 from mien.indexer.summary import IndexOptions, IndexSummary
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,10 @@ def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
     """A Job for a file that needs analysing, else None (counted in the summary).
 
     roots: the allowed roots (real paths) of a server-side run; the file is
-    resolved again here, so a name swapped for a link since the crawl is caught.
+    opened beneath its root (beneath.py), so a link put in its path since the
+    crawl is refused, not followed.
     """
-    if roots is not None and not found.skip and not found.fail and not (
-            os.path.realpath(found.path) == found.path and under_roots(found.path, roots)):
+    if roots is not None and not found.skip and not found.fail and not under_roots(found.path, roots):
         summary.skipped[OUTSIDE_ROOTS] += 1
         return None
     if found.skip:
@@ -54,8 +55,10 @@ def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
         return None
     path = found.path
     try:
-        kind = sniff(path) if found.size else None
-        fp = fingerprint(path, found.size, found.mtime_ns) if kind else ""
+        kind, fp = _sniff_and_fingerprint(found, roots)
+    except OutsideRootsError:  # a link appeared in its real path since the crawl
+        summary.skipped[OUTSIDE_ROOTS] += 1
+        return None
     except PermissionError:
         summary.fail(path, "permission denied")
         return None
@@ -90,6 +93,18 @@ def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
     return Job(path, kind, fp)
 
 
+def _sniff_and_fingerprint(found, roots) -> tuple[str | None, str]:
+    """(kind, fingerprint) of a found file, read from one descriptor opened beneath its root."""
+    if not found.size:
+        return None, ""
+    fd = open_file(found.path, roots)
+    try:
+        kind = sniff_fd(fd)
+        return kind, fingerprint_fd(fd, found.size, found.mtime_ns) if kind else ""
+    finally:
+        os.close(fd)
+
+
 def _prune(store, roots: list[str], summary: IndexSummary) -> None:
     """Remove sources under the crawled roots whose files no longer exist.
 
@@ -109,8 +124,9 @@ def _prune(store, roots: list[str], summary: IndexSummary) -> None:
 
 class Indexer:
     def __init__(self, store, runner, book: PersonBook, options: IndexOptions, summary: IndexSummary,
-                 progress, bar, should_stop=None):
+                 progress, bar, should_stop=None, roots=None):
         self.store, self.runner, self.book = store, runner, book
+        self.roots = roots   # allowed roots: workers open files beneath them (None: the CLI's own files)
         self.should_stop = should_stop or (lambda: False)
         self.options, self.summary = options, summary
         self.progress, self.bar = progress, bar
@@ -134,7 +150,16 @@ class Indexer:
                            "current": current})
 
     def _failed(self, job: Job, reason: str, detail: str = "") -> None:
+        if reason == OUTSIDE_ROOTS:
+            # a link put in its path during the run: counted as the crawl counts one, never stored
+            # (the file itself may be fine on the next run) and never named beyond its path
+            self.summary.skipped[OUTSIDE_ROOTS] += 1
+            self._tick(job.path, done=True)
+            return
         self.summary.fail(job.path, reason, detail)
+        if reason == VANISHED:  # gone: nothing to record; what the store held of it stays (--prune drops it)
+            self._tick(job.path, done=True)
+            return
         source = self.SourceRecord(uri=job.path, fingerprint=job.fingerprint, kind=job.kind,
                                    status="failed", error=f"{reason}: {detail}" if detail else reason)
         commit_source(self.store, self.book, source, [], [])
@@ -151,7 +176,8 @@ class Indexer:
     # ------------------------------------------------------------ images
     def _commit_image(self, job: Job, result) -> None:
         if result.error:
-            self._failed(job, "too large" if result.too_large else "corrupt or unreadable image", result.error)
+            self._failed(job, result.reason or ("too large" if result.too_large else "corrupt or unreadable image"),
+                         result.error)
             return
         self.summary.frames += 1
         passed = count_faces(result.faces, self.summary)
@@ -256,7 +282,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(jobs), unit="file", desc="indexing", dynamic_ncols=True)
-            indexer = Indexer(store, runner, book, options, summary, progress, bar, should_stop)
+            indexer = Indexer(store, runner, book, options, summary, progress, bar, should_stop, roots)
             indexer.files_total = len(jobs)
             try:
                 # images first, then videos: the commit order (and so person ids) of earlier runs

@@ -67,11 +67,21 @@ def kind_of_head(head: bytes) -> str | None:
 
 def sniff(path: str) -> str | None:
     """Kind of the file at `path` by content. Raises OSError when unreadable."""
-    with open(path, "rb") as fh:
-        head = fh.read(200)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return sniff_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def sniff_fd(fd: int) -> str | None:
+    """Kind of the open file `fd` by content (read at its start, whatever its position)."""
+    head = os.pread(fd, 200, 0)
     kind = kind_of_head(head)
     if kind is None and head:
-        kind = _opencv_image_probe(path)
+        from mien.indexer.beneath import fd_path
+
+        kind = _opencv_image_probe(fd_path(fd))
     return kind
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from mien.filenames import escape, shown
+
 
 @dataclass
 class IndexOptions:
@@ -80,8 +82,10 @@ class IndexSummary:
             "files", "indexed", "images", "videos", "unchanged", "pruned", "frames", "video_ms",
             "video_ranges", "video_rereads",
             "faces_detected", "faces_passed", "tracks", "persons_new", "persons_total", "seconds")}
+        # file names as text: a name that is not UTF-8 escaped (mien/filenames.py)
         out.update(rejected=dict(self.rejected), skipped=dict(self.skipped), failed=dict(self.failed),
-                   failures=[list(f) for f in self.failures], partial=[list(p) for p in self.partial])
+                   failures=[[escape(p), escape(r)] for p, r in self.failures],
+                   partial=[[escape(p), escape(lost)] for p, lost in self.partial])
         return out
 
     def table(self) -> str:
@@ -106,7 +110,7 @@ class IndexSummary:
         rows += [("time", f"{self.seconds:.1f} s ({rate:.1f} faces/s)")]
         width = max(len(k) for k, _ in rows)
         lines = [f"{k:<{width}}  {v}" for k, v in rows]
-        lines += [f"  partly decodable: {path}: {lost}" for path, lost in self.partial[:20]]
+        lines += [f"  partly decodable: {shown(path)}: {lost}" for path, lost in self.partial[:20]]
         if len(self.partial) > 20:
             lines.append(f"  ... and {len(self.partial) - 20} more partly decodable")
         return "\n".join(lines)

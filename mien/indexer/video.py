@@ -26,6 +26,8 @@ middle keeps what follows and a truncated one keeps what it has; a container
 clock that restarts (recordings joined end to end) runs on from the frame
 before; a file gone, replaced, or decoding to frames over max_pixels fails
 with a BadInputError / TooLargeError that the worker reports, never raises.
+The file is opened once, beneath its allowed root in a server (beneath.py),
+and OpenCV reads that open file, never the name again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mien.errors import BadInputError, TooLargeError
+from mien.errors import BadInputError, TooLargeError, VanishedError
 
 
 @dataclass
@@ -95,29 +97,41 @@ def _info(cap, max_pixels: int, file_bytes: int | None = None) -> VideoInfo:
     return VideoInfo(width, height, fps, frames)
 
 
-def _capture(path: str):
-    """An opened cv2.VideoCapture, or BadInputError when the file is not there any more."""
+def _open_file(path: str, roots) -> int:
+    """A descriptor of the video (beneath its allowed root when roots are given: beneath.py),
+    or BadInputError when the file is not there any more. OutsideRootsError passes."""
+    from mien.indexer.beneath import OutsideRootsError, open_file
+
+    try:
+        return open_file(path, roots)
+    except OutsideRootsError:
+        raise
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise VanishedError("the file is gone (removed or renamed since it was found)") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot open the file: {exc.strerror or exc}") from None
+
+
+def _capture(fd: int):
+    """A cv2.VideoCapture reading the open file `fd` (never its name: see beneath.py)."""
     import cv2
 
-    if not os.path.isfile(path):
-        raise BadInputError("the file is gone (removed or renamed since it was found)")
-    return cv2.VideoCapture(path)
+    from mien.indexer.beneath import fd_path
+
+    return cv2.VideoCapture(fd_path(fd))
 
 
-def _size(path: str) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
-def probe(path: str, max_pixels: int) -> VideoInfo:
+def probe(path: str, max_pixels: int, roots=None) -> VideoInfo:
     """Open `path` just far enough to know it is a decodable video of sane size."""
-    cap = _capture(path)
+    fd = _open_file(path, roots)
     try:
-        return _info(cap, max_pixels, _size(path))
+        cap = _capture(fd)
+        try:
+            return _info(cap, max_pixels, os.fstat(fd).st_size)
+        finally:
+            cap.release()
     finally:
-        cap.release()
+        os.close(fd)
 
 
 def sample_bin(timestamp_ms: int, fps: float | None) -> int | None:
@@ -158,9 +172,11 @@ class RangeReader:
     RESTART_MS = 500.0
 
     def __init__(self, path: str, start_ms: int = 0, end_ms: int | None = None, fps: float | None = 2.0,
-                 *, seek: bool = True, max_pixels: int = 100_000_000):
+                 *, seek: bool = True, max_pixels: int = 100_000_000, roots=None):
         self.path, self.start_ms, self.end_ms, self.fps = path, int(start_ms), end_ms, fps
         self.seek, self.max_pixels = seek, max_pixels
+        self.roots = roots      # allowed roots: the file is opened beneath them (beneath.py)
+        self._fd = None         # the open file, while iterating: every capture reads it
         self.info: VideoInfo | None = None
         self.first = self.next = self.last = None
         self.backwards = False
@@ -169,13 +185,20 @@ class RangeReader:
         self.gaps: list = []      # (ms before, ms after) of damage skipped by _resync
 
     def _open(self):
-        cap = _capture(self.path)
+        if self._fd is None:
+            self._fd = _open_file(self.path, self.roots)
+        cap = _capture(self._fd)
         try:
-            self.info = _info(cap, self.max_pixels, _size(self.path))
+            self.info = _info(cap, self.max_pixels, os.fstat(self._fd).st_size)
         except Exception:
             cap.release()
             raise
         return cap
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _position(self, cap):
         """Seek near start_ms: (cap, index, ms) of the first frame there; index None to
@@ -236,7 +259,11 @@ class RangeReader:
     def __iter__(self):
         import cv2
 
-        cap = self._open()
+        try:
+            cap = self._open()
+        except BaseException:
+            self._close()
+            raise
         try:
             native = self.info.fps if self.info.fps > 0 else 25.0
             index, ms, pending = -1, None, False
@@ -305,3 +332,4 @@ class RangeReader:
                 yield Frame(index, t, image)
         finally:
             cap.release()
+            self._close()

@@ -76,21 +76,26 @@ def range_unit_ms(fps: float | None, key_ms: float) -> int | None:
     return None
 
 
-def plan_spans(duration_ms: float, unit: int | None, workers: int, range_seconds: float = 0.0) -> list[Span]:
+def plan_spans(duration_ms: float, unit: int | None, workers: int, range_seconds: float = 0.0,
+               frames: int = 0) -> list[Span]:
     """Ranges covering [0, end of file): the last one is open, so a short duration
     estimate loses nothing. range_seconds > 0: that length (rounded to the unit);
     0: about 2 ranges per worker, each MIN_RANGE_MS..MAX_RANGE_MS, longer ones first
-    (the pool hands out ranges in order: the short ones fill the gaps at the end)."""
+    (the pool hands out ranges in order: the short ones fill the gaps at the end).
+    frames: the frames the file can hold (the probe's count, bounded by its bytes; 0 =
+    unknown): never more ranges than that, as a range without a frame only costs a seek
+    (a 772 KB AVI claiming 1e-4 fps made 40 frames 10^4 s apart: 9,751 one-second ranges)."""
     if unit is None or not duration_ms > 0 or not math.isfinite(duration_ms):
         return [Span(0, None)]
     units = max(1, math.ceil(duration_ms / unit - 1e-9))
+    most = min(MAX_RANGES, frames) if frames > 0 else MAX_RANGES
     if range_seconds > 0:
-        size = max(1, round(range_seconds * 1000.0 / unit), math.ceil(units / MAX_RANGES))
+        size = max(1, round(range_seconds * 1000.0 / unit), math.ceil(units / most))
         sizes = [size] * math.ceil(units / size)
     else:
         lo, hi = max(1, math.ceil(MIN_RANGE_MS / unit)), max(1, MAX_RANGE_MS // unit)
         n = min(max(2 * max(1, workers), math.ceil(units / hi)), max(1, units // lo))
-        n = max(1, min(n, MAX_RANGES))
+        n = max(1, min(n, most))
         sizes = [units // n + (1 if i < units % n else 0) for i in range(n)]
     spans, start = [], 0
     for size in sizes:
@@ -164,7 +169,9 @@ class JobQueue:
 
     # ------------------------------------------------------------ planning
     def _start(self, job) -> FileRun:
-        from mien.errors import BadInputError, TooLargeError
+        from mien.errors import BadInputError, TooLargeError, VanishedError
+        from mien.indexer.beneath import OutsideRootsError
+        from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
         from mien.indexer.video import probe
 
         run = FileRun(job)
@@ -172,7 +179,13 @@ class JobQueue:
             run.plan, run.spans = [Span(0, None)], [Span(0, None)]
             return run
         try:
-            info = probe(job.path, self.options.max_pixels)
+            info = probe(job.path, self.options.max_pixels, self.ix.roots)
+        except OutsideRootsError as exc:
+            run.failure = (OUTSIDE_ROOTS, exc.strerror)
+            return run
+        except VanishedError as exc:
+            run.failure = (VANISHED, str(exc))
+            return run
         except TooLargeError as exc:
             run.failure = ("too large", str(exc))
             return run
@@ -180,7 +193,8 @@ class JobQueue:
             run.failure = ("no video stream or undecodable video", str(exc))
             return run
         run.announced = (info.duration_ms, info.fps)
-        run.plan = plan_spans(info.duration_ms, self.unit, self.runner.workers, self.options.range_seconds)
+        run.plan = plan_spans(info.duration_ms, self.unit, self.runner.workers, self.options.range_seconds,
+                              info.frame_count)
         run.spans = list(run.plan)
         return run
 
@@ -197,9 +211,10 @@ class JobQueue:
     def _submit(self, run: FileRun):
         span = run.spans[run.submitted]
         if run.job.kind == IMAGE:
-            return self._submit_or_fail(worker.analyze_image, run.job.path, self.options.max_pixels)
+            return self._submit_or_fail(worker.analyze_image, run.job.path, self.options.max_pixels, self.ix.roots)
         return self._submit_or_fail(worker.analyze_range, run.job.path, span.start_ms, span.end_ms, self.fps,
-                                    self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek)
+                                    self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek,
+                                    self.ix.roots)
 
     def _fill(self, pending: deque) -> None:
         ahead = self.ahead
@@ -308,7 +323,7 @@ class JobQueue:
             run.consumed += 1
             return
         if result.error:
-            run.failure = ("too large" if result.too_large else "corrupt video", result.error)
+            run.failure = (result.reason or ("too large" if result.too_large else "corrupt video"), result.error)
             self._drop(run)
             return
         span = run.spans[k]

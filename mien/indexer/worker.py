@@ -82,6 +82,7 @@ class ImageResult:
     faces: list = field(default_factory=list)      # every detected Face
     error: str = ""
     too_large: bool = False
+    reason: str = ""      # the summary's reason when not the usual one (OUTSIDE_ROOTS, VANISHED)
 
 
 def _strip(face):
@@ -148,18 +149,40 @@ def _embed_expressions(images, per_image) -> None:
 MIN_SIDE = 8  # the detectors refuse smaller images (mien.engine.faces.detect.check_image)
 
 
-def analyze_image(path: str, max_pixels: int) -> ImageResult:
-    """A still: detect and FaceQA every face; expression and identity for the passed ones."""
-    from mien.engine.faces import load_image
-    from mien.errors import BadInputError, TooLargeError
+def _read(path: str, roots) -> bytes:
+    """The file's bytes, opened beneath its allowed root when roots are given (beneath.py)."""
+    from mien.errors import BadInputError, VanishedError
+    from mien.indexer.beneath import OutsideRootsError, read_file
 
     try:
-        image = load_image(path, max_pixels=max_pixels)
+        return read_file(path, roots)
+    except OutsideRootsError:
+        raise
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise VanishedError("no such file (removed or renamed since it was found)") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
+def analyze_image(path: str, max_pixels: int, roots=None) -> ImageResult:
+    """A still: detect and FaceQA every face; expression and identity for the passed ones.
+    roots: the allowed roots of a server-side run, beneath which the file is opened."""
+    from mien.engine.faces import load_image
+    from mien.errors import BadInputError, TooLargeError, VanishedError
+    from mien.indexer.beneath import OutsideRootsError
+    from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
+
+    try:
+        image = load_image(_read(path, roots), max_pixels=max_pixels, name=path)
         if min(image.shape[:2]) < MIN_SIDE:
             return ImageResult(faces=[])  # a valid image (a 1x1 PNG) too small to hold a face
         faces = _detect_assess_align(image)
         _embed_expressions([image], [faces])
         analyzer().embed_identity(image, [f for f in faces if _passed(f)])
+    except OutsideRootsError as exc:
+        return ImageResult(error=exc.strerror, reason=OUTSIDE_ROOTS)
+    except VanishedError as exc:
+        return ImageResult(error=str(exc), reason=VANISHED)
     except TooLargeError as exc:
         return ImageResult(error=str(exc), too_large=True)
     except BadInputError as exc:
@@ -235,6 +258,7 @@ class RangeResult:
     gaps: list = field(default_factory=list)   # (ms before, ms after) of damage skipped (RangeReader.gaps)
     error: str = ""               # the file cannot be read: corrupt, not a video, too large
     too_large: bool = False
+    reason: str = ""              # the summary's reason when not the usual one (OUTSIDE_ROOTS, VANISHED)
 
 
 def segments(frames, key_ms: float, batch_frames: int):
@@ -258,18 +282,25 @@ def segments(frames, key_ms: float, batch_frames: int):
 
 
 def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | None, key_ms: float,
-                  batch_frames: int, max_pixels: int, seek: bool = True) -> RangeResult:
+                  batch_frames: int, max_pixels: int, seek: bool = True, roots=None) -> RangeResult:
     """Read and analyse the sampled frames of `path` in [start_ms, end_ms): this worker opens the
-    file itself (nothing but the path travels), guided detection within each segment."""
-    from mien.errors import BadInputError, TooLargeError
+    file itself (nothing but the path travels; beneath the allowed roots when given), guided
+    detection within each segment."""
+    from mien.errors import BadInputError, TooLargeError, VanishedError
+    from mien.indexer.beneath import OutsideRootsError
+    from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
     from mien.indexer.video import RangeReader
 
-    reader = RangeReader(path, start_ms, end_ms, fps, seek=seek, max_pixels=max_pixels)
+    reader = RangeReader(path, start_ms, end_ms, fps, seek=seek, max_pixels=max_pixels, roots=roots)
     out = RangeResult()
     guided = key_ms > 0
     try:
         for segment in segments(reader, key_ms, max(1, batch_frames)):
             out.frames.extend(analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided))
+    except OutsideRootsError as exc:
+        return RangeResult(error=exc.strerror, reason=OUTSIDE_ROOTS)
+    except VanishedError as exc:
+        return RangeResult(error=str(exc), reason=VANISHED)
     except TooLargeError as exc:
         return RangeResult(error=str(exc), too_large=True)
     except BadInputError as exc:

@@ -145,6 +145,10 @@ struct Dispatch {
   std::unordered_set<std::string> streaming;   // full method names
   std::unordered_set<std::string> inline_ok;   // may run on the gRPC thread
   size_t inline_max_bytes = 0;
+  // unary calls whose request arrived and whose handler has not returned: queued for a
+  // worker or running. A shutdown's drain waits for them: a call queued when the drain
+  // began gets the grace like a running one.
+  mutable std::atomic<int> unanswered{0};
 };
 
 class Call;
@@ -170,7 +174,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   Call(const Dispatch* dispatch, WorkerPool* pool, StreamThreads* streams,
        grpc::GenericCallbackServerContext* ctx)
       : dispatch_(dispatch), pool_(pool), ctx_(ctx), method_(ctx->method()),
-        streaming_(dispatch_->streaming.count(method_) > 0) {
+        streaming_(dispatch_->streaming.count(method_) > 0), received_(std::chrono::steady_clock::now()) {
     if (streaming_) {
       if (!streams->TryStart([this] { RunStream(); })) {
         Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -193,6 +197,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(grpc::StatusCode::INTERNAL, "the call ended before its request arrived"));
       return;
     }
+    dispatch_->unanswered++;  // until RunUnary's handler returns
     if (dispatch_->inline_ok.count(method_) && request_.Length() <= dispatch_->inline_max_bytes) {
       RunUnary();
     } else {
@@ -288,6 +293,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
     py::dict info;
     info["metadata"] = py::tuple(metadata);
     info["peer"] = ctx_->peer();
+    // when the call arrived, on Python's time.monotonic() clock (both CLOCK_MONOTONIC): a call
+    // that arrived before a shutdown's drain began is served, not refused, when its turn comes
+    info["received"] = std::chrono::duration<double>(received_.time_since_epoch()).count();
     auto deadline = ctx_->deadline();
     if (deadline == std::chrono::system_clock::time_point::max() ||
         deadline.time_since_epoch() > std::chrono::hours(24 * 365 * 100)) {
@@ -316,6 +324,10 @@ class Call final : public grpc::ServerGenericBidiReactor {
   }
 
   void RunUnary() {
+    struct Answered {  // however RunUnary ends
+      const Dispatch* dispatch;
+      ~Answered() { dispatch->unanswered--; }
+    } answered{dispatch_};
     if (FinishedAsExiting()) return;
     int code = static_cast<int>(grpc::StatusCode::INTERNAL);
     std::string details;
@@ -381,6 +393,7 @@ class Call final : public grpc::ServerGenericBidiReactor {
   grpc::GenericCallbackServerContext* ctx_;
   std::string method_;
   const bool streaming_;  // a stream runs on its own thread and reads/writes through StreamHandle
+  const std::chrono::steady_clock::time_point received_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
 
@@ -500,6 +513,7 @@ class Front {
   }
 
   int port() const { return port_; }
+  int unanswered() const { return dispatch_.unanswered.load(); }
 
  private:
   std::string address_;
@@ -532,7 +546,9 @@ void InitFront(py::module_& m) {
            py::arg("workers"), py::arg("max_streams"), py::arg("tls_key_cert") = py::none())
       .def("start", &Front::Start)
       .def("stop", &Front::Stop, py::arg("grace_s"))
-      .def_property_readonly("port", &Front::port);
+      .def_property_readonly("port", &Front::port)
+      .def_property_readonly("unanswered", &Front::unanswered,
+                             "Unary calls received whose handler has not returned (queued or running).");
 }
 
 }  // namespace mien_native

@@ -10,6 +10,7 @@ import numpy as np
 
 from mien.engine import analytics
 from mien.errors import BadInputError, TooLargeError
+from mien.filenames import escape, find
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
 from mien.server.messages import add_hits
@@ -102,11 +103,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         max_gap = -1  # engine default: twice the sample period
         if request.HasField("max_gap_ms"):
             max_gap = None if request.max_gap_ms < 0 else int(request.max_gap_ms)
-        report = analytics.tag_source(self.ctx.store, request.source_uri,
+        store = self.ctx.store  # a name that is not UTF-8 comes escaped (mien/filenames.py)
+        uri = find(request.source_uri, lambda name: store.get_source(name) is not None) or request.source_uri
+        report = analytics.tag_source(store, uri,
                                       list(request.tags) or None, max_gap_ms=max_gap,
                                       include_occluded=request.include_occluded)
         return analytics_pb2.TagSourceResponse(
-            source_uri=report.uri, duration_ms=report.duration_ms, face_count=report.faces,
+            source_uri=escape(report.uri), duration_ms=report.duration_ms, face_count=report.faces,
             occluded_left_out=report.occluded_left_out,
             sample_period_ms=report.sample_period_ms, tags=report.tags,
             results=[

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +22,8 @@ from mien.server import front as native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
+from mien.server.arrivals import ArrivalExecutor, Arrivals
+from mien.server.parsing import ParseGuard
 from mien.server.servicer import MienServicer
 from mien.server.shutdown import shutdown
 from mien.v1 import search_pb2, search_pb2_grpc
@@ -106,11 +107,22 @@ class BindError(MienError, OSError):
     """The server cannot listen on the address asked for (in use, or not an address of this machine)."""
 
 
+def checked_token(token: str | None, where: str = "the bearer token") -> str | None:
+    """`token` (None: auth off), or BadInputError when it is empty or only whitespace: such a
+    token would pass the guard of non-loopback binds and then let `Bearer ` plus blanks in."""
+    if token is not None and not token.strip():
+        raise BadInputError(f"{where} is empty or only whitespace; set a real token (or none, to serve "
+                            "without auth on loopback)")
+    return token
+
+
 def read_token(token_file: str | None = None) -> str | None:
     """The bearer token from --token-file, else env MIEN_TOKEN, else None (auth off).
 
-    A token file that is missing, unreadable or empty is a BadInputError: the
+    A token file that is missing, unreadable or blank is a BadInputError: the
     operator asked for auth, and serving without it would be worse than not serving.
+    So is a MIEN_TOKEN of only whitespace (an empty one means unset). Both are
+    stripped of surrounding whitespace (a trailing newline from `$(cat file)`).
     """
     if token_file:
         try:
@@ -123,7 +135,10 @@ def read_token(token_file: str | None = None) -> str | None:
         if not token:
             raise BadInputError(f"the token file {token_file} is empty; put the bearer token in it")
         return token
-    return os.environ.get("MIEN_TOKEN") or None
+    token = os.environ.get("MIEN_TOKEN")
+    if not token:
+        return None
+    return checked_token(token, "MIEN_TOKEN").strip()
 
 
 def host_port(host: str, port: int) -> str:
@@ -203,6 +218,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     if front == "auto" and not use_native:
         log.warning("serving with grpcio's Python server, which is slower per call: %s",
                     native.UNAVAILABLE_REASON)
+    token = checked_token(token)
     limits = limits or Limits()
     _check_port_free(host, port)
     single_threaded_search()
@@ -233,6 +249,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
         except RuntimeError as exc:
             ctx.close()
             raise BindError(_bind_message(address, exc)) from None
+        ctx.calls.unanswered = server.unanswered   # calls queued for a worker count as in flight
         bound = server.port
     else:
         options = [
@@ -240,10 +257,12 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
             ("grpc.max_send_message_length", limits.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        interceptors = [TokenAuthInterceptor(token)] if token else []
+        # auth first (a refusal never parses the request), then bytes that are no message: INVALID_ARGUMENT
+        interceptors = ([TokenAuthInterceptor(token)] if token else []) + [ParseGuard(), Arrivals(ctx.calls)]
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mien-rpc",
-                                       initializer=single_threaded_search),
+            # records when each call arrived: one queued when a shutdown begins gets the grace
+            ArrivalExecutor(ctx.calls, max_workers=workers, thread_name_prefix="mien-rpc",
+                            initializer=single_threaded_search),
             options=options, interceptors=interceptors,
         )
         health_servicer = _add_services(server, ctx)

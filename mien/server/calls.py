@@ -55,6 +55,18 @@ def ended(context=None) -> str | None:
     return None if active else "CANCELLED"
 
 
+def set_arrival(received: float) -> None:
+    """grpcio's thread pool (arrivals.py): when the call this thread is about to serve arrived."""
+    _local.arrival = received
+
+
+def take_arrival() -> float | None:
+    """The arrival set for this thread's call, once (None: none, or taken already)."""
+    received = getattr(_local, "arrival", None)
+    _local.arrival = None
+    return received
+
+
 def check() -> bool:
     """Raise CallEndedError when the current call is over; False otherwise (usable as should_stop)."""
     code = ended()

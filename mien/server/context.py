@@ -89,17 +89,55 @@ class UploadCache:
 
 
 class CallTracker:
-    """The calls in flight, so a shutdown can wait for them; refuses new ones once draining."""
+    """The calls in flight, so a shutdown can wait for them; refuses new ones once draining.
+
+    A call that arrived before the drain began is in flight even while it waits for a
+    worker thread: it is served when its turn comes, and the drain waits for it
+    (mien.server.arrivals says how each front tells when a call arrived)."""
+
+    POLL_S = 0.02   # how often wait_idle looks at the native front's count (kept in C++)
 
     def __init__(self):
         self._count = 0
+        self._queued = 0                    # grpcio: arrived, not yet claimed by track() or released
         self._idle = threading.Condition()
         self.draining = threading.Event()
+        self._drain_started: float | None = None
+        self.unanswered = lambda: 0         # the native front's unary calls received and not answered
+
+    def start_draining(self) -> None:
+        """Refuse calls that arrive from now on; the ones that arrived before are served."""
+        with self._idle:
+            self._drain_started = time.monotonic()
+            self.draining.set()
+
+    def arrived(self) -> float:
+        """grpcio's thread pool: a call arrived and waits for a thread; its arrival time."""
+        with self._idle:
+            self._queued += 1
+        return time.monotonic()
+
+    def left(self) -> None:
+        """An arrived call that track() will not claim (refused before its handler, or untracked)."""
+        with self._idle:
+            self._queued -= 1
+            self._idle.notify_all()
 
     @contextlib.contextmanager
-    def track(self):
+    def track(self, received: float | None = None):
+        """Count the call while it runs. received: when it arrived (time.monotonic), from the
+        front; grpcio's arrival is claimed from this thread (arrivals.py). Once draining, a call
+        that arrived after the drain began, or whose arrival is unknown, is refused."""
+        from mien.server import calls
+
+        claimed = calls.take_arrival()
         with self._idle:
-            if self.draining.is_set():
+            if claimed is not None:
+                self._queued -= 1
+                received = claimed
+                self._idle.notify_all()
+            if self.draining.is_set() and (received is None or self._drain_started is None
+                                           or received >= self._drain_started):
                 raise ServerStoppingError("the server is shutting down; retry later or on another server")
             self._count += 1
         try:
@@ -114,10 +152,37 @@ class CallTracker:
     def count(self) -> int:
         return self._count
 
+    def backlog(self) -> int:
+        """Calls received and not done, as the front counts them: grpcio's counted plus the ones
+        waiting for a thread; the native front's unary calls not answered, if more."""
+        return max(self._count + self._queued, self.unanswered())
+
+    def _idle_now(self) -> bool:
+        return self._count == 0 and self._queued == 0 and self.unanswered() == 0
+
     def wait_idle(self, timeout: float) -> bool:
-        """True once no call is in flight, False when timeout seconds passed first."""
+        """True once no call is in flight or waiting for a thread, False when timeout seconds
+        passed first."""
+        deadline = time.monotonic() + max(0.0, timeout)
         with self._idle:
-            return self._idle.wait_for(lambda: self._count == 0, timeout=max(0.0, timeout))
+            while not self._idle_now():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, self.POLL_S))
+            return True
+
+
+def unit_query(vec: np.ndarray) -> np.ndarray:
+    """A raw query vector scaled to unit length (stored vectors are unit vectors), in float64 so a
+    finite float32 vector of any scale normalises (1e38 per component overflows float32's norm);
+    an all-zero vector has no direction: BadInputError."""
+    wide = vec.astype(np.float64)
+    norm = float(np.sqrt(np.sum(wide * wide)))
+    if not norm > 0.0:
+        raise BadInputError("the query vector is all zeros: it has no direction to search along",
+                            reason="VECTOR_ZERO", field="query.vector")
+    return (wide / norm).astype(np.float32)
 
 
 def _left_to_right(faces: list) -> list:
@@ -240,7 +305,12 @@ class ServerContext:
             raise PermissionError(
                 "this server allows no server-side indexing (its operator starts it with --allow-root DIR)"
             )
-        real = Path(os.path.realpath(path))
+        from mien.indexer.beneath import real_path
+
+        try:
+            real = Path(real_path(path))
+        except OSError:  # a link in it kept changing while it was resolved
+            raise PermissionError(f"{clip(path)} could not be resolved (a link in it keeps changing)") from None
         for root in self.allowed_roots:
             if real == root or root in real.parents:
                 return real
@@ -305,7 +375,7 @@ class ServerContext:
                     f"the query vector has {vec.shape[0]} dimensions; {kind} search needs {want}",
                     reason="VECTOR_DIMENSION", metadata={"given": vec.shape[0], "expected": want},
                     field="query.vector")
-            return vec, None
+            return unit_query(vec), None
         if which == "face_id":
             record = self.store.get_face(query.face_id)
             if kind == "expression":

@@ -34,6 +34,7 @@ from mien.errors import (
     TooLargeError,
 )
 
+from mien.filenames import escape
 from mien.server import calls
 from mien.server.status import status_details_bytes
 from mien.server.validate import check_request, clip_message
@@ -77,7 +78,7 @@ def public_message(exc: BaseException, private=()) -> str:
     """What a client may read of a mapped error: no server paths, clipped."""
     if isinstance(exc, StoreLockedError):
         return _LOCKED_MESSAGE  # its own message names the store and the writer's PID
-    message = str(exc) or type(exc).__name__
+    message = escape(str(exc)) or type(exc).__name__  # a file name that is not UTF-8, escaped
     for secret in private:
         if secret:
             message = message.replace(secret, "<store>")
@@ -131,7 +132,7 @@ def rpc(func):
             start = time.perf_counter()
             ctx = getattr(self, "ctx", None)
             try:
-                with _in_flight(ctx), calls.serving(context):
+                with _in_flight(ctx, context), calls.serving(context):
                     _check(request)
                     yield from func(self, request, context)
             except Exception as exc:  # noqa: BLE001 - abort() re-raises its own
@@ -148,7 +149,7 @@ def rpc(func):
         start = time.perf_counter()
         ctx = getattr(self, "ctx", None)
         try:
-            with _in_flight(ctx), calls.serving(context):
+            with _in_flight(ctx, context), calls.serving(context):
                 _check(request)
                 return func(self, request, context)
         except Exception as exc:  # noqa: BLE001
@@ -161,9 +162,13 @@ def rpc(func):
     return unary_wrapper
 
 
-def _in_flight(ctx):
-    """Count the call while it runs; refuse it (UNAVAILABLE) when the server is draining."""
-    return ctx.calls.track() if ctx is not None else contextlib.nullcontext()
+def _in_flight(ctx, context):
+    """Count the call while it runs; refuse it (UNAVAILABLE) when it arrived after the server
+    began draining (the native front's context says when it arrived; grpcio's, arrivals.py)."""
+    if ctx is None:
+        return contextlib.nullcontext()
+    received = getattr(context, "received", None)
+    return ctx.calls.track(received() if callable(received) else None)
 
 
 def is_abort(exc: BaseException) -> bool:

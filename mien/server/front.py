@@ -19,6 +19,7 @@ import weakref
 import grpc
 
 from mien import native
+from mien.server import parsing
 from mien.server.errors import is_abort
 from mien.server.validate import clip
 
@@ -27,7 +28,7 @@ log = logging.getLogger("mien.server")
 _OK = grpc.StatusCode.OK.value[0]
 _UNKNOWN = grpc.StatusCode.UNKNOWN
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
-_UNPARSEABLE = (grpc.StatusCode.INTERNAL.value[0], "could not parse the request message")
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 # Methods that answer in well under a millisecond when their request is small
 # (vector and face-id queries, lookups). They run on the gRPC thread that read
@@ -107,6 +108,10 @@ class FrontContext:
     def invocation_metadata(self):
         return self._info["metadata"]
 
+    def received(self) -> float | None:
+        """When the call arrived (time.monotonic), stamped by the front in C++."""
+        return self._info.get("received")
+
     def peer(self) -> str:
         return self._info["peer"]
 
@@ -180,8 +185,8 @@ class Dispatcher:
         context = FrontContext(info)
         try:
             message = handler.request_deserializer(request)
-        except Exception:  # noqa: BLE001
-            return (*_UNPARSEABLE, None)
+        except Exception:  # noqa: BLE001 - the client's bytes are no such message
+            return (*_unparseable(handler.request_deserializer), None, _unparseable_details(handler))
         try:
             reply = handler.unary_unary(message, context)
         except Exception as exc:  # noqa: BLE001
@@ -207,8 +212,8 @@ class Dispatcher:
                     return grpc.StatusCode.INTERNAL.value[0], "the call ended before its request arrived"
                 try:
                     request = handler.request_deserializer(raw)
-                except Exception:  # noqa: BLE001
-                    return _UNPARSEABLE
+                except Exception:  # noqa: BLE001 - the client's bytes are no such message
+                    return (*_unparseable(handler.request_deserializer), _unparseable_details(handler))
             behaviour = _behaviour(handler)
             result = behaviour(request, context)
             serialize = handler.response_serializer
@@ -229,9 +234,21 @@ def _requests(handle, deserialize, context: FrontContext):
     while (raw := handle.read()) is not None:
         try:
             message = deserialize(raw)
-        except Exception:  # noqa: BLE001 - ends the call as INTERNAL, like the unary path
-            context.abort(grpc.StatusCode.INTERNAL, _UNPARSEABLE[1])
+        except Exception:  # noqa: BLE001 - ends the call INVALID_ARGUMENT, like the unary path
+            parsing.abort(context, parsing.error(deserialize))
         yield message
+
+
+def _unparseable(deserializer) -> tuple[int, str]:
+    """(INVALID_ARGUMENT, message) for bytes that do not parse: as grpcio's front (parsing.py)."""
+    return _INVALID.value[0], str(parsing.error(deserializer))
+
+
+def _unparseable_details(handler) -> bytes:
+    from mien.server.status import status_details_bytes
+
+    exc = parsing.error(handler.request_deserializer)
+    return status_details_bytes(_INVALID, str(exc), exc)
 
 
 def _behaviour(handler: grpc.RpcMethodHandler):
@@ -282,6 +299,10 @@ class NativeServer:
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
+
+    def unanswered(self) -> int:
+        """Unary calls received whose handler has not returned (queued for a worker, or running)."""
+        return getattr(self._front, "unanswered", 0)
 
 
 # A front still running at exit would have gRPC threads calling into a

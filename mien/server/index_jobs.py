@@ -13,6 +13,7 @@ import os
 import threading
 
 from mien.errors import BadInputError, MienError, ServerStoppingError
+from mien.filenames import escape, find
 from mien.server.errors import rpc, status_for
 from mien.server.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobTable
 from mien.server.validate import clip
@@ -30,7 +31,7 @@ def progress_message(event: dict, job_id: str = "") -> search_pb2.IndexProgress:
     return search_pb2.IndexProgress(
         files_done=int(event.get("files_done", 0)), files_total=int(event.get("files_total", 0)),
         frames=int(event.get("frames", 0)), faces=int(event.get("faces", 0)),
-        current=str(event.get("current", "")), job_id=job_id)
+        current=escape(str(event.get("current", ""))), job_id=job_id)
 
 
 def _final_progress(job) -> search_pb2.IndexProgress:
@@ -40,7 +41,7 @@ def _final_progress(job) -> search_pb2.IndexProgress:
         final.files_total = summary.files
         final.frames = summary.frames
         final.faces = max(final.faces, summary.faces_passed)
-        final.failures.extend(f"{path}: {reason}" for path, reason in summary.failures)
+        final.failures.extend(escape(f"{path}: {reason}") for path, reason in summary.failures)
     if job.state == SUCCEEDED:
         final.files_done = max(final.files_done, final.files_total)
     final.done = True
@@ -72,7 +73,9 @@ class IndexJobs:
         ctx = self.ctx
         if not given_paths:
             raise BadInputError("indexing needs at least one path", field="paths")
-        paths = [str(ctx.check_allowed(p)) for p in given_paths]
+        # a name that is not UTF-8 comes escaped (mien/filenames.py): the name as written if it
+        # exists, else the one its escapes stand for
+        paths = [str(ctx.check_allowed(find(p, os.path.lexists) or p)) for p in given_paths]
         for given, p in zip(given_paths, paths):
             if not os.path.exists(p):
                 raise BadInputError(f"{clip(given)} does not exist on the server", field="paths",

@@ -7,6 +7,8 @@ and the server builds ten or more per query.
 
 from __future__ import annotations
 
+from mien.filenames import escape
+
 
 def add_hits(repeated, records, distances, person_name) -> None:
     """Append a FaceHit per store HitRecord to `repeated` (a repeated FaceHit field).
@@ -16,7 +18,7 @@ def add_hits(repeated, records, distances, person_name) -> None:
     """
     add = repeated.add
     for rec, distance in zip(records, distances):
-        hit = add(face_id=rec.face_id, source_uri=rec.source_uri, timestamp_ms=rec.timestamp_ms,
+        hit = add(face_id=rec.face_id, source_uri=escape(rec.source_uri), timestamp_ms=rec.timestamp_ms,
                   frame_index=rec.frame_index, person_id=rec.person_id,
                   person_name=person_name(rec.person_id), distance=float(distance),
                   track_id=rec.track_id, occluded=getattr(rec, "occluded", False),

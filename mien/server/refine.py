@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mien.errors import BadInputError, NotFoundError
+from mien.filenames import find
 
 NONE, TRACK, SOURCE = "none", "track", "source"
 GROWTH = 4
@@ -46,13 +47,15 @@ def check_sources(store, uris) -> frozenset | None:
     """The source filter; a URI the store does not hold is NOT_FOUND (it would match nothing)."""
     if not uris:
         return None
-    missing = [u for u in uris if store.get_source(u) is None]
+    # a client writes a file name that is not UTF-8 escaped (mien/filenames.py): the stored name
+    found = [find(u, lambda name: store.get_source(name) is not None) for u in uris]
+    missing = [u for u, name in zip(uris, found) if name is None]
     if missing:
         raise NotFoundError(f"no indexed source {missing[0]!r}"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                             + "; ListSources lists them as stored (absolute paths)",
                             reason="SOURCE_NOT_FOUND", resource=("mien.v1.Source", missing[0]))
-    return frozenset(uris)
+    return frozenset(found)
 
 
 def check_max_distance(value: float | None) -> float | None:

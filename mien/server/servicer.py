@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from mien.errors import BadInputError, ServerStoppingError, TooLargeError
+from mien.filenames import escape
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
 from mien.server.calls import check as call_ended
@@ -190,7 +191,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
         x1, y1, x2, y2 = rec.bbox
         has_identity = rec.identity is not None
         reply = search_pb2.FaceRecord(
-            face_id=rec.face_id, source_uri=rec.source_uri, frame_index=rec.frame_index,
+            face_id=rec.face_id, source_uri=escape(rec.source_uri), frame_index=rec.frame_index,
             timestamp_ms=rec.timestamp_ms, bbox=common_pb2.BBox(x1=x1, y1=y1, x2=x2, y2=y2),
             landmarks5=np.asarray(rec.landmarks5, dtype=np.float32).ravel().tolist(),
             det_score=rec.det_score, sharpness=rec.sharpness, yaw=rec.yaw, pitch=rec.pitch,
@@ -319,8 +320,9 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
         rest = [s for s in sources if after is None or s.uri > after]
         page = rest[:size]
         reply = search_pb2.ListSourcesResponse(total_size=len(sources), sources=[
-            search_pb2.Source(uri=s.uri, kind=_SOURCE_KIND.get(s.kind, 0), status=_SOURCE_STATUS.get(s.status, 0),
-                              error=s.error or "", face_count=s.face_count, duration_ms=s.duration_ms,
+            search_pb2.Source(uri=escape(s.uri), kind=_SOURCE_KIND.get(s.kind, 0),
+                              status=_SOURCE_STATUS.get(s.status, 0),
+                              error=escape(s.error or ""), face_count=s.face_count, duration_ms=s.duration_ms,
                               frames=s.frames)
             for s in page])
         if len(rest) > size:

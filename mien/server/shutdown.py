@@ -1,9 +1,11 @@
 """A bounded shutdown: drain for at most `grace` seconds, cancel, be gone within grace + 1 s.
 
 1. Drain: health answers NOT_SERVING (checks keep being answered, so a load
-   balancer sees it), new calls other than health and reflection get
-   UNAVAILABLE, and server-side indexing ends at its next source boundary
-   (every source is committed whole, so the store never holds half of one).
+   balancer sees it), calls that arrive from now on, other than health and
+   reflection, get UNAVAILABLE, and server-side indexing ends at its next
+   source boundary (every source is committed whole, so the store never holds
+   half of one). A call that arrived before, still waiting for a worker
+   thread, is in flight like a running one (mien.server.arrivals).
 2. When the calls in flight are done, or the grace is over: the grace is up
    for everyone (`ctx.cancelled`, checked by long handlers at safe points) and
    the front cancels what still runs.
@@ -35,7 +37,7 @@ def shutdown(server, grace_s: float, *, after_grace_s: float = AFTER_GRACE_S) ->
     ctx = server.mien_context
     start = time.monotonic()
     grace_end = start + max(0.0, grace_s)
-    ctx.calls.draining.set()
+    ctx.calls.start_draining()
     server.mien_health.enter_graceful_shutdown()
     drained = ctx.calls.wait_idle(grace_end - time.monotonic())
     drained = ctx.wait_indexers(grace_end - time.monotonic()) and drained

@@ -3,9 +3,11 @@
 Rules every request field follows, so a client's mistake is INVALID_ARGUMENT
 with a message naming the field, never an LMDB or numpy error surfacing as
 INTERNAL:
-- strings hold no NUL byte and at most MAX_KEY_BYTES of UTF-8 (names, tags,
-  source uris and upload ids are LMDB keys, whose limit is 511 bytes);
-  IndexPaths paths may hold MAX_PATH_BYTES;
+- strings hold no NUL byte and at most MAX_KEY_BYTES of UTF-8 (names, tags
+  and upload ids are LMDB keys, whose limit is 511 bytes); file paths
+  (IndexPaths paths, source uris: the store keys a long one by its digest)
+  may hold MAX_TEXT_PATH_BYTES, a PATH_MAX path's escaped text
+  (mien/filenames.py: a byte that is not UTF-8 is written \\xNN);
 - a string that is present (a oneof member, an entry of a list) is not empty,
   nor are the names a method cannot do without (REQUIRED);
 - floats are finite; seeds lie in 0..2**32-1 (what the clustering libraries
@@ -23,11 +25,15 @@ from mien.errors import BadInputError
 
 MAX_KEY_BYTES = 480
 MAX_PATH_BYTES = 4096
+MAX_TEXT_PATH_BYTES = 4 * MAX_PATH_BYTES
 CLIP = 200
 MAX_SEED = 2**32 - 1
 
 # (message full name, field) -> the largest string it may hold, where it is not a key
-_LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_PATH_BYTES}
+_LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_TEXT_PATH_BYTES,
+                 ("mien.v1.StartIndexJobRequest", "paths"): MAX_TEXT_PATH_BYTES,
+                 ("mien.v1.Filters", "sources"): MAX_TEXT_PATH_BYTES,
+                 ("mien.v1.TagSourceRequest", "source_uri"): MAX_TEXT_PATH_BYTES}
 # string fields a method needs: absent is the empty string in proto3
 _REQUIRED = {
     "mien.v1.CreateTagRequest": ("name",),

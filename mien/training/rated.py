@@ -209,9 +209,12 @@ def face_url(uri: str, timestamp_ms: int, kind: str) -> str:
 
 
 def store_face_ref(record, kind: str, size: tuple[int, int]) -> FaceRef:
+    """A store face as a rating names it (a file name that is not UTF-8 escaped, mien.filenames)."""
+    from mien.filenames import escape
+
     w, h = size
     x1, y1, x2, y2 = record.bbox
-    return FaceRef(face_url(record.source_uri, record.timestamp_ms, kind),
+    return FaceRef(face_url(escape(record.source_uri), record.timestamp_ms, kind),
                    min(max(x1 / w, 0.0), 1.0), min(max(x2 / w, 0.0), 1.0),
                    min(max(y1 / h, 0.0), 1.0), min(max(y2 / h, 0.0), 1.0))
 
@@ -221,13 +224,16 @@ def store_face_ids(store, refs) -> dict[str, tuple[int, int]]:
     video time (#t=, to the millisecond) and box (the best overlap, at least 0.5)."""
     from mien.engine.faces.boxes import iou
 
+    from mien.filenames import find
+
     sources = {s.uri for s in store.list_sources()}
     by_source: dict[str, list[FaceRef]] = {}
     for ref in refs:
         by_source.setdefault(ref.url.partition("#")[0], []).append(ref)
     out = {}
-    for uri, group in by_source.items():
-        if uri not in sources:
+    for text, group in by_source.items():
+        uri = find(text, sources.__contains__)   # the name as written, else the one its \x escapes stand for
+        if uri is None:
             continue
         try:
             size = media_size(uri)

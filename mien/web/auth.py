@@ -33,7 +33,9 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 class WebAuth:
     def __init__(self, token: str | None, host: str):
-        self.token = token
+        from mien.server.app import checked_token
+
+        self.token = checked_token(token)  # a blank token would let a blank login in
         self._session = hmac.new(token.encode(), b"mien-web-session-v1", hashlib.sha256).hexdigest() if token else ""
         self._loopback = host in _LOOPBACK_HOSTS
 

@@ -3,6 +3,9 @@
 A file is served when (1) its URI is a source of the store, exactly as
 indexed, and (2) its real path (links resolved) lies under one of the
 server's allowed roots. Anything else is 404 / 403, whatever the path says.
+The file is then opened beneath its root (mien/indexer/beneath.py: no link
+followed, so a folder swapped for a link after the check is refused) and
+everything after reads that open file, never the name again.
 
 Browsers play WebM (VP8/VP9) and H.264/AV1 MP4 but not MJPG AVI or MPEG-4
 Part 2, which OpenCV writes and archives hold. Such videos are transcoded
@@ -21,8 +24,12 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mien.errors import NotFoundError
+from mien.filenames import find
+from mien.server.validate import MAX_TEXT_PATH_BYTES
+from mien.indexer.beneath import OutsideRootsError, fd_path, open_file, real_path
 
 # (container suffix, codec fourcc) a browser plays directly
 _PLAYABLE_SUFFIXES = {".webm", ".mp4", ".m4v", ".mov", ".ogv"}
@@ -37,6 +44,7 @@ class MediaDenied(Exception):
 class MediaFile:
     path: Path
     content_type: str
+    file: BinaryIO      # the file opened (beneath its allowed root): serve this, not the path; close it
 
 
 class Media:
@@ -46,49 +54,63 @@ class Media:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
-    def source_file(self, uri: str) -> tuple[Path, object]:
-        """(real path, SourceRecord) of an indexed source the server may show."""
+    def source_file(self, uri: str) -> tuple[Path, object, BinaryIO]:
+        """(real path, SourceRecord, the file opened beneath its root) of an indexed source the
+        server may show; the caller closes the file."""
         if not self.ctx.allowed_roots:
             raise MediaDenied("this server shows no source files; its operator starts it with "
                               "--allow-root DIR for the folders it may show")
-        # a URI no store could hold (LMDB keys are at most 511 bytes) is simply unknown
-        usable = uri and "\0" not in uri and len(uri.encode("utf-8", "surrogatepass")) <= 480
-        source = self.ctx.store.get_source(uri) if usable else None
+        # a URI no file name could be is simply unknown; one that is not UTF-8 comes escaped
+        # (mien/filenames.py): the stored name as written, else the one its escapes stand for
+        usable = uri and "\0" not in uri and len(uri.encode("utf-8", "surrogatepass")) <= MAX_TEXT_PATH_BYTES
+        store = self.ctx.store
+        uri = find(uri, lambda name: store.get_source(name) is not None) if usable else None
+        source = store.get_source(uri) if uri is not None else None
         if source is None:
             raise NotFoundError("no such source in the store")
-        real = Path(os.path.realpath(uri))
+        try:
+            real = Path(real_path(uri))
+        except OSError:  # a link in it kept changing while it was resolved
+            raise NotFoundError("the source file is gone from the server's disk") from None
         if not any(real == root or root in real.parents for root in self.ctx.allowed_roots):
             raise MediaDenied("the source lies outside the server's allowed roots")
-        if not real.is_file():
-            raise NotFoundError("the source file is gone from the server's disk")
-        return real, source
+        try:
+            fd = open_file(str(real), self.ctx.allowed_roots)
+        except OutsideRootsError:
+            raise MediaDenied("the source lies outside the server's allowed roots") from None
+        except OSError:
+            raise NotFoundError("the source file is gone from the server's disk") from None
+        return real, source, os.fdopen(fd, "rb")
 
     def original(self, uri: str) -> MediaFile:
-        path, _ = self.source_file(uri)
-        return MediaFile(path, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        path, _, fh = self.source_file(uri)
+        return MediaFile(path, mimetypes.guess_type(path.name)[0] or "application/octet-stream", fh)
 
     def playable(self, uri: str) -> MediaFile:
         """The video as a browser plays it: the file itself, or a cached WebM copy."""
-        path, source = self.source_file(uri)
-        if _browser_plays(path):
-            return MediaFile(path, mimetypes.guess_type(path.name)[0] or "video/mp4")
-        key = hashlib.sha256(f"{path}\0{source.fingerprint}".encode()).hexdigest()[:32]
-        target = self.cache_dir / f"{key}.webm"
-        with self._lock(key):
-            if not target.exists():
-                self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                _transcode(path, target)
-        return MediaFile(target, "video/webm")
+        path, source, fh = self.source_file(uri)
+        if _browser_plays(path, fh):
+            return MediaFile(path, mimetypes.guess_type(path.name)[0] or "video/mp4", fh)
+        try:
+            key = hashlib.sha256(os.fsencode(f"{path}\0{source.fingerprint}")).hexdigest()[:32]
+            target = self.cache_dir / f"{key}.webm"
+            with self._lock(key):
+                if not target.exists():
+                    self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    _transcode(fh, target)
+        finally:
+            fh.close()
+        return MediaFile(target, "video/webm", open(target, "rb"))
 
     def _lock(self, key: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(key, threading.Lock())
 
 
-def _fourcc(path: Path) -> str:
+def _fourcc(fh: BinaryIO) -> str:
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(fd_path(fh.fileno()))
     try:
         code = int(cap.get(cv2.CAP_PROP_FOURCC))
     finally:
@@ -96,14 +118,14 @@ def _fourcc(path: Path) -> str:
     return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
 
 
-def _browser_plays(path: Path) -> bool:
-    return path.suffix.lower() in _PLAYABLE_SUFFIXES and _fourcc(path) in _PLAYABLE_CODECS
+def _browser_plays(path: Path, fh: BinaryIO) -> bool:
+    return path.suffix.lower() in _PLAYABLE_SUFFIXES and _fourcc(fh) in _PLAYABLE_CODECS
 
 
-def _transcode(src: Path, target: Path) -> None:
+def _transcode(src: BinaryIO, target: Path) -> None:
     import cv2
 
-    cap = cv2.VideoCapture(str(src))
+    cap = cv2.VideoCapture(fd_path(src.fileno()))
     if not cap.isOpened():
         raise NotFoundError("the video cannot be decoded on the server")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0

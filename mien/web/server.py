@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -272,10 +273,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._fail(403, grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except NotFoundError as exc:
             return self._fail(404, grpc.StatusCode.NOT_FOUND, str(exc).strip("'\""))
-        self._file(f.path, f.content_type)
+        with f.file:  # opened beneath its allowed root (media.py): read that, never the name again
+            self._file(f.file, f.content_type)
 
-    def _file(self, path: Path, content_type: str) -> None:
-        size = path.stat().st_size
+    def _file(self, fh, content_type: str) -> None:
+        size = os.fstat(fh.fileno()).st_size
         try:
             rng = byte_range(self.headers.get("Range"), size)
         except ValueError:
@@ -296,7 +298,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD" or size == 0:
             return
-        with open(path, "rb") as fh:
+        with fh:
             fh.seek(start)
             left = end - start + 1
             while left > 0:

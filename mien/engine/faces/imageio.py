@@ -20,10 +20,10 @@ DEFAULT_MAX_PIXELS = 64_000_000  # ~ 8000x8000; larger stills are not face photo
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2 * DEFAULT_MAX_PIXELS))
 
 
-def _read_bytes(source, max_bytes: int | None) -> tuple[bytes, str]:
+def _read_bytes(source, max_bytes: int | None, name: str | None = None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        name = "<bytes>"
+        name = name or "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -55,8 +55,10 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def load_image(path_or_bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_bytes: int | None = None) -> np.ndarray:
+               max_bytes: int | None = None, name: str | None = None) -> np.ndarray:
     """Decode an image file to a BGR uint8 HxWx3 array.
+
+    name: what error messages call bytes (the file they were read from); default '<bytes>'.
 
     Raises BadInputError for missing, empty, corrupt, truncated or non-image
     input and TooLargeError when the header announces more than max_pixels.
@@ -64,7 +66,7 @@ def load_image(path_or_bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     """
     import cv2
 
-    data, name = _read_bytes(path_or_bytes, max_bytes)
+    data, name = _read_bytes(path_or_bytes, max_bytes, name)
     try:
         size = image_size(data)
     except TooLargeError as exc:

@@ -26,10 +26,11 @@ import numpy as np
 from mien.engine.store import changelog
 from mien.engine.store.db import StoreEnv, ids_bytes, meta_int, put_meta_int
 from mien.engine.store.records import (
-    VEC_DTYPE, Person, as_vector, decode_person, decode_person_stats, encode_person, id_key,
+    VEC_DTYPE, Person, as_vector, decode_person, decode_person_stats, encode_person, id_key, uri_of,
     key_id, key_pair, pair_key,
 )
 from mien.errors import AlreadyExistsError, BadInputError, NotFoundError
+from mien.filenames import shown
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ class Persons:
         out = []
         for src_no, ts in shared[:limit]:
             uri = txn.get(id_key(src_no), db=self._db["src_no"])
-            out.append((bytes(uri).decode() if uri is not None else f"source #{src_no}", ts))
+            out.append((uri_of(uri) if uri is not None else f"source #{src_no}", ts))
         return out
 
     def frame_conflicts(self, faces_a, faces_b, limit: int) -> list[tuple[str, int]]:
@@ -327,7 +328,7 @@ class Persons:
             if not allow_same_frame:
                 shared = self._frame_conflicts(txn, src_faces, self._person_ids(txn, dst_id), 3)
                 if shared:
-                    where = ", ".join(f"{uri} at {ts} ms" for uri, ts in shared)
+                    where = ", ".join(f"{shown(uri)} at {ts} ms" for uri, ts in shared)
                     raise BadInputError(
                         f"persons {src_id} and {dst_id} both have a face in the same frame ({where}): "
                         "two faces of one frame are two people; merge anyway only if the detector "

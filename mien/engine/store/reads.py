@@ -13,7 +13,8 @@ import numpy as np
 from mien.engine.store.db import StoreEnv, ids_of
 from mien.engine.store.live import LiveIndex
 from mien.engine.store.records import (
-    EXPR_DIM, ID_KEY, FaceRecord, HitRecord, decode_face, decode_features, decode_hit, id_key, key_id,
+    EXPR_DIM, ID_KEY, FaceRecord, HitRecord, decode_face, decode_features, decode_hit, id_key, key_id, uri_key,
+    uri_of,
 )
 from mien.errors import BadInputError, NotFoundError
 
@@ -92,7 +93,7 @@ class FaceReads:
             alive = idx.alive.a
             table = {"face_id": idx.ids.a[alive].copy(), "person_id": idx.person.a[alive].copy(),
                      "source": idx.src.a[alive].copy(), "timestamp_ms": idx.ts.a[alive].copy()}
-            table["uris"] = {key_id(k): bytes(v).decode() for k, v in txn.cursor(db=self._db["src_no"])}
+            table["uris"] = {key_id(k): uri_of(v) for k, v in txn.cursor(db=self._db["src_no"])}
             if occlusion:
                 table["occluded"] = np.isin(table["face_id"], live.occluded_ids(txn))
         order = np.argsort(table["face_id"], kind="stable")
@@ -136,7 +137,7 @@ class FaceReads:
 
     def faces_of_source(self, uri: str, thumbnail: bool) -> list[FaceRecord]:
         with self._env.begin() as txn:
-            ids = ids_of(txn.get(uri.encode(), db=self._db["src_faces"]))
+            ids = ids_of(txn.get(uri_key(uri), db=self._db["src_faces"]))
             faces = [self._face(txn, int(i), thumbnail) for i in ids]
         faces.sort(key=lambda f: (f.timestamp_ms, f.face_id))
         return faces

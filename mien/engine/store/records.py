@@ -152,6 +152,35 @@ def as_vector(v, dim: int, what: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- codecs
 
+# Source uris are file names: bytes on POSIX, held as surrogateescape strs (mien/filenames.py).
+# They are stored as those bytes exactly, so a UTF-8 name's bytes are its UTF-8, as before.
+MAX_KEY_BYTES = 511          # LMDB's key limit: a longer uri is keyed by its digest
+_LONG_KEY = b"\0sha256:"     # no file name holds a NUL byte: never a uri's own bytes
+
+
+def uri_bytes(uri: str) -> bytes:
+    """A source uri's bytes (os.fsencode's); BadInputError for a str no file name decodes to."""
+    try:
+        return uri.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise BadInputError(f"source uri {uri!r} holds a surrogate that no file name has") from None
+
+
+def uri_of(value) -> str:
+    """The uri whose bytes are `value` (uri_bytes' inverse)."""
+    return bytes(value).decode("utf-8", "surrogateescape")
+
+
+def uri_key(uri: str) -> bytes:
+    """The key of a source in `sources` and `src_faces`: its bytes, or their digest when too long."""
+    raw = uri_bytes(uri)
+    if len(raw) <= MAX_KEY_BYTES:
+        return raw
+    import hashlib
+
+    return _LONG_KEY + hashlib.sha256(raw).digest()
+
+
 def _pack(header: dict, *arrays: np.ndarray) -> bytes:
     h = json.dumps(header, separators=(",", ":")).encode()
     parts = [struct.pack("<I", len(h)), h]
@@ -183,7 +212,7 @@ def encode_face(f: FaceRecord) -> bytes:
         raise BadInputError(f"landmarks5 must be (5, 2), got {np.shape(f.landmarks5)}")
     if len(f.bbox) != 4:
         raise BadInputError(f"bbox must have 4 values, got {len(f.bbox)}")
-    uri = f.source_uri.encode()
+    uri = uri_bytes(f.source_uri)
     head = _FACE_HDR2.pack(_FACE_MAGIC2, int(f.frame_index), int(f.timestamp_ms), *(float(x) for x in f.bbox),
                            float(f.det_score), float(f.sharpness), float(f.yaw), float(f.pitch),
                            float(f.roll), int(f.track_id), len(uri), int(bool(f.occluded)),
@@ -208,12 +237,12 @@ def _face_header(value) -> tuple:
         (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n, _occ, _score) = \
             _FACE_HDR2.unpack_from(value, 0)
         o = _FACE_HDR2.size
-        uri = bytes(value[o:o + n]).decode()
+        uri = uri_of(value[o:o + n])
         return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, (value, o + n)
     if value[:4] == _FACE_MAGIC:
         (_, frame, ts, x1, y1, x2, y2, det, sh, yaw, pitch, roll, tr, n) = _FACE_HDR.unpack_from(value, 0)
         o = _FACE_HDR.size
-        uri = bytes(value[o:o + n]).decode()
+        uri = uri_of(value[o:o + n])
         return uri, frame, ts, (x1, y1, x2, y2), det, sh, yaw, pitch, roll, tr, (value, o + n)
     h, tail = _unpack(value)
     q = h["q"]

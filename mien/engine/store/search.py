@@ -15,7 +15,7 @@ from mien.engine.store.db import StoreEnv
 from mien.engine.store.index import RowFilter
 from mien.engine.store.live import LiveIndex
 from mien.engine.store.reads import FaceReads
-from mien.engine.store.records import EXPR_DIM, ID_KEY, Hit, as_vector, decode_source, id_key
+from mien.engine.store.records import EXPR_DIM, ID_KEY, Hit, as_vector, decode_source, id_key, uri_key
 from mien.errors import BadInputError, NotFoundError
 
 
@@ -74,7 +74,7 @@ class Searcher:
             if sources is not None:
                 nos = []
                 for uri in sources:
-                    v = txn.get(str(uri).encode(), db=self._db["sources"])
+                    v = txn.get(uri_key(str(uri)), db=self._db["sources"])
                     if v is not None:
                         nos.append(decode_source(v)[1])
                 f.srcs = np.asarray(nos, dtype=np.int32)

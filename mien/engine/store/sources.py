@@ -17,7 +17,7 @@ from mien.engine.store.db import StoreEnv, ids_bytes, ids_of, meta_int, put_meta
 from mien.engine.store.persons import PersonDeltas, Persons, unit64
 from mien.engine.store.records import (
     EXPR_DIM, VEC_DTYPE, FaceRecord, SourceRecord, as_vector, decode_source, encode_face, encode_features,
-    encode_row, encode_source, id_key, pair_key,
+    encode_row, encode_source, id_key, pair_key, uri_bytes, uri_key,
 )
 from mien.engine.store.sealing import Sealer
 from mien.errors import BadInputError, NotFoundError
@@ -87,7 +87,7 @@ class Sources:
                 if f.person_id <= -2:
                     f.person_id = assigned[-2 - f.person_id]
             deltas = PersonDeltas()
-            ukey = source.uri.encode()
+            ukey = uri_key(source.uri)
             old = txn.get(ukey, db=d["sources"])
             if old is not None:
                 _, src_no = decode_source(old)
@@ -95,7 +95,7 @@ class Sources:
             else:
                 src_no = meta_int(txn, m, b"next_src")
                 put_meta_int(txn, m, b"next_src", src_no + 1)
-                txn.put(id_key(src_no), ukey, db=d["src_no"])
+                txn.put(id_key(src_no), uri_bytes(source.uri), db=d["src_no"])  # whole, however long
             first = meta_int(txn, m, b"next_face")
             ids = list(range(first, first + len(faces)))
             for fid, f in zip(ids, faces):
@@ -134,7 +134,7 @@ class Sources:
     def remove_source(self, uri: str) -> None:
         d = self._db
         with self._env.lock, self._env.begin(write=True) as txn:
-            ukey = uri.encode()
+            ukey = uri_key(uri)
             old = txn.get(ukey, db=d["sources"])
             if old is None:
                 raise NotFoundError(f"source {uri!r} is not in the store")
@@ -148,7 +148,7 @@ class Sources:
 
     def get_source(self, uri: str) -> SourceRecord | None:
         with self._env.begin() as txn:
-            v = txn.get(uri.encode(), db=self._db["sources"])
+            v = txn.get(uri_key(uri), db=self._db["sources"])
             return None if v is None else decode_source(v)[0]
 
     def list_sources(self) -> list[SourceRecord]:
