@@ -145,8 +145,10 @@ def test_kill_9_during_reembed_then_rerun_equals_an_uninterrupted_run(tmp_path):
     seeded_head(tmp_path / "head.npz", seed=9, kind="residual")
     reference = tmp_path / "reference"
     shutil.copytree(original, reference)
+    started = time.monotonic()
     done = subprocess.run(reembed_cmd(reference, tmp_path / "head.npz"), env=env_for_subprocess(),
                           capture_output=True, text=True, timeout=300)
+    took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     want = contents(reference)
     before = contents(original)
@@ -154,12 +156,13 @@ def test_kill_9_during_reembed_then_rerun_equals_an_uninterrupted_run(tmp_path):
 
     rng = random.Random(5)
     kills = 0
-    for attempt, window in enumerate(((0.7, 1.4), (1.4, 2.1), (2.1, 2.8))):
+    # kill points spread over a run as long as the reference's: start-up, reads, the commit, sealing
+    for attempt, window in enumerate(((0.25, 0.45), (0.5, 0.7), (0.75, 0.9))):
         store = tmp_path / f"killed{attempt}"
         shutil.copytree(original, store)
         proc = subprocess.Popen(reembed_cmd(store, tmp_path / "head.npz"), env=env_for_subprocess(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(*window))   # a run takes ~3 s: start-up, reads, the commit, sealing
+        time.sleep(took * rng.uniform(*window))
         killed = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
