@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 import subprocess
 import sys
 import time
@@ -103,3 +104,29 @@ def test_a_killed_rating_session_keeps_its_answers(store_dir, tmp_path):
     proc.wait(timeout=10)
     triplets, stats = read_rated([ratings])
     assert stats.malformed == 0 and [t.answers for t in triplets] == [[("kim", 2)], [("kim", 1)]]
+
+
+def test_a_face_from_a_file_whose_name_is_not_utf8_is_rated_and_found_again(tmp_path):
+    import os
+
+    from mien.engine.store import Store
+    from mien.indexer import IndexOptions, index_paths
+    from mien.training.rated import read_rated, table_from_store
+    from mien.training.rating import TripletSampler
+
+    archive = tmp_path / "a"
+    small_photo("obama", archive / "obama.jpg")
+    copy_photo("t1", archive / "t1.jpg")
+    latin1 = os.path.join(os.fsencode(archive), b"b\xe9t\xe9.jpg")
+    small_photo("biden", Path(os.fsdecode(latin1)))
+    index_paths([str(archive)], str(tmp_path / "s"), IndexOptions(workers=1))
+    with Store(tmp_path / "s", mode="r") as store:
+        faces = [(f.source_uri, f.face_id) for s in store.list_sources() for f in store.faces_of_source(s.uri)]
+        odd = next(i for u, i in faces if u == os.fsdecode(latin1))
+        others = [i for u, i in faces if u.endswith("t1.jpg")][:2]
+        sampler = TripletSampler(store, tmp_path / "r.csv")
+        assert sampler.answer((odd, *others), "TWO_CLASS_TRIPLET", "ann", 1)
+        triplets, stats = read_rated([tmp_path / "r.csv"])
+        assert stats.malformed == 0 and "b\\xe9t\\xe9.jpg" in triplets[0].faces[0].url
+        table, missing = table_from_store(store, triplets)
+    assert missing == 0 and len(table.keys) == 3
