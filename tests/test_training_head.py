@@ -113,6 +113,10 @@ def test_the_shipped_head_is_retrained_bit_for_bit(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == DEFAULT_HEAD.read_bytes()
+    from mien.engine.faces.expression_head import DEFAULT_HEAD_SHA256, FerAuHeadExpressionEncoder
+
+    encoder = FerAuHeadExpressionEncoder()
+    assert encoder.head.sha256 == DEFAULT_HEAD_SHA256 and encoder.name == f"fer-au-v3@{DEFAULT_HEAD_SHA256[:12]}"
 
 
 def test_a_head_learns_what_raters_say_on_its_training_faces():

@@ -135,6 +135,8 @@ def load_head(path) -> ExpressionHead:
 
 # -- the encoder -------------------------------------------------------------------------
 DEFAULT_HEAD = Path(__file__).resolve().parent / "heads" / "fer-au-v3.npz"
+# the shipped head, pinned: `mien train head` on benchmarks/data/rated/ gives exactly this file
+DEFAULT_HEAD_SHA256 = "eeeb569757318a3fe31d778af3ef6ce4321bb563dad50c5eb5fbb58ce8b4335b"
 
 
 def space_name(head: ExpressionHead) -> str:
@@ -154,6 +156,10 @@ class FerAuHeadExpressionEncoder:
 
     def __init__(self, path=None):
         self.head = load_head(path or DEFAULT_HEAD)
+        if path is None or Path(path).resolve() == DEFAULT_HEAD:
+            if self.head.sha256 != DEFAULT_HEAD_SHA256:
+                raise HeadFileError(f"{DEFAULT_HEAD} is not the head mien ships (sha256 {self.head.sha256[:12]}, "
+                                    f"pinned {DEFAULT_HEAD_SHA256[:12]}); reinstall mien")
         self.name = space_name(self.head)
 
     def encode_image_faces(self, image: np.ndarray, faces) -> None:
