@@ -4,6 +4,13 @@ A file is served when (1) its URI is a source of the store, exactly as
 indexed, and (2) its real path (links resolved) lies under one of the
 server's allowed roots. Anything else is 404 / 403, whatever the path says.
 
+A file is data, never a page: it is served only as the media type its content
+is (the indexer's table of magic numbers, mien.indexer.sniff), never by its
+name, and only when that is the kind the indexer stored (image or video) for a
+source it read ("done"). A source that failed, or a file that is no longer
+what was indexed (an image replaced by an SVG or HTML under the same name), is
+refused; the HTTP layer adds nosniff and a sandboxing CSP to every response.
+
 Browsers play WebM (VP8/VP9) and H.264/AV1 MP4 but not MJPG AVI or MPEG-4
 Part 2, which OpenCV writes and archives hold. Such videos are transcoded
 once to WebM VP8 (same frame rate, every frame kept, so timestamps line up
@@ -14,7 +21,6 @@ Every response honours HTTP range requests, so the player seeks.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 import re
 import tempfile
@@ -23,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mien.errors import NotFoundError
+from mien.indexer.sniff import HEAD_BYTES, media_type_of_head
 
-# (container suffix, codec fourcc) a browser plays directly
-_PLAYABLE_SUFFIXES = {".webm", ".mp4", ".m4v", ".mov", ".ogv"}
+# (container type, codec fourcc) a browser plays directly
+_PLAYABLE_TYPES = {"video/webm", "video/mp4", "video/quicktime", "video/ogg"}
 _PLAYABLE_CODECS = {"VP80", "VP90", "avc1", "h264", "H264", "av01", "AV01", "vp08", "vp09"}
 
 
@@ -64,14 +71,17 @@ class Media:
         return real, source
 
     def original(self, uri: str) -> MediaFile:
-        path, _ = self.source_file(uri)
-        return MediaFile(path, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        path, source = self.source_file(uri)
+        return MediaFile(path, served_type(path, source))
 
     def playable(self, uri: str) -> MediaFile:
         """The video as a browser plays it: the file itself, or a cached WebM copy."""
         path, source = self.source_file(uri)
-        if _browser_plays(path):
-            return MediaFile(path, mimetypes.guess_type(path.name)[0] or "video/mp4")
+        media_type = served_type(path, source)
+        if source.kind != "video":
+            raise MediaDenied("the source is a photo, not a video")
+        if _browser_plays(path, media_type):
+            return MediaFile(path, media_type)
         key = hashlib.sha256(f"{path}\0{source.fingerprint}".encode()).hexdigest()[:32]
         target = self.cache_dir / f"{key}.webm"
         with self._lock(key):
@@ -85,6 +95,28 @@ class Media:
             return self._locks.setdefault(key, threading.Lock())
 
 
+def served_type(path: Path, source) -> str:
+    """The media type to serve `path` as: its content's, when that is what the indexer stored.
+
+    MediaDenied for a source that failed to index, and for a file whose content
+    is not (or no longer) an image or video of the stored kind.
+    """
+    if source.status != "done":
+        raise MediaDenied("the source failed to index (it is not a photo or video mien could read), "
+                          "so it is not shown")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError:
+        raise NotFoundError("the source file cannot be read on the server") from None
+    media_type = media_type_of_head(head)
+    if media_type is None or media_type.split("/", 1)[0] != source.kind:
+        # (rare formats only OpenCV's own probe recognises land here too: no browser shows them)
+        raise MediaDenied(f"the file is not a {source.kind} format a browser shows, or no longer the "
+                          f"{source.kind} that was indexed (its content changed)")
+    return media_type
+
+
 def _fourcc(path: Path) -> str:
     import cv2
 
@@ -96,8 +128,8 @@ def _fourcc(path: Path) -> str:
     return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
 
 
-def _browser_plays(path: Path) -> bool:
-    return path.suffix.lower() in _PLAYABLE_SUFFIXES and _fourcc(path) in _PLAYABLE_CODECS
+def _browser_plays(path: Path, media_type: str) -> bool:
+    return media_type in _PLAYABLE_TYPES and _fourcc(path) in _PLAYABLE_CODECS
 
 
 def _transcode(src: Path, target: Path) -> None:

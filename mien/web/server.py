@@ -35,8 +35,19 @@ from mien.web.media import Media, MediaDenied, byte_range
 log = logging.getLogger("mien.web")
 
 STATIC = Path(str(resources.files("mien.web") / "static"))
+# the app's own pages: scripts and styles from its files only (no inline script or handler), never framed
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self'; style-src 'self'; "
-        "script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+        "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+# archive files and thumbnails: data, never a page. Opened as a page (a link, a
+# navigation from another site), the document is sandboxed: no script, no form,
+# no navigation of its opener, whatever the bytes hold (no script-src at all).
+# allow-same-origin and img/media-src only let the browser's own image and video
+# viewer load the file it shows (a sandboxed video viewer of opaque origin is
+# refused its own video by CORS).
+MEDIA_CSP = ("default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
+             "sandbox allow-same-origin")
+# everything else (JSON, errors, redirects): nothing to run, nothing to frame
+DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
 class WebApp:
@@ -72,6 +83,8 @@ class Handler(BaseHTTPRequestHandler):
         # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on form posts
         self.send_header("Referrer-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
+        if not any(k == "Content-Security-Policy" for k, _ in headers):
+            self.send_header("Content-Security-Policy", DATA_CSP)
         for k, v in headers:
             self.send_header(k, v)
         self.end_headers()
@@ -256,7 +269,8 @@ class Handler(BaseHTTPRequestHandler):
             record = _call_raw(method, search_pb2.GetFaceRequest(face_id=face_id))
         except RpcError as err:
             return self._error(err)
-        self._send(200, record.thumbnail, "image/jpeg", [("Cache-Control", "private, max-age=60")])
+        self._send(200, record.thumbnail, "image/jpeg", [("Cache-Control", "private, max-age=60"),
+                                                         ("Content-Security-Policy", MEDIA_CSP)])
 
     def _media(self, path: str, query: dict) -> None:
         uri = (query.get("uri") or [""])[-1]
@@ -281,6 +295,8 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Security-Policy", MEDIA_CSP)
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -291,6 +307,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(max(0, end - start + 1)))
         self.send_header("Cache-Control", "private, max-age=60")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", MEDIA_CSP)
         if rng:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
