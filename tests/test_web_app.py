@@ -50,6 +50,8 @@ def _login(site):
     page.fill("#token", TOKEN)
     page.click("#login")
     page.wait_for_url(site["base"] + "/")
+    # session and CSRF cookies are HttpOnly: no script reads them (the page carries the CSRF value)
+    assert page.evaluate("document.cookie") == ""
     return page
 
 

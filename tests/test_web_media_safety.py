@@ -35,7 +35,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev ex
 PAYLOAD = """<script>
 localStorage.setItem("pwned", location.href);
 document.title = "PWNED";
-const csrf = (document.cookie.match(/(?:^|; )mien_csrf=([^;]*)/) || [])[1] || "";
+const meta = document.querySelector('meta[name="mien-csrf"]');
+const csrf = meta ? meta.content : (document.cookie.match(/mien_csrf=([^;]*)/) || [])[1] || "";
 fetch("/v1/persons").then(r => r.json()).then(j => {
   for (const p of j.persons) fetch("/v1/Mien/RenamePerson", {method: "POST",
     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},

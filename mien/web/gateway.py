@@ -190,12 +190,16 @@ class Gateway:
     # -- calls ------------------------------------------------------------------
     def call(self, method: Method, request) -> dict:
         """Run a unary method; its reply as JSON-ready dict, or RpcError."""
+        return to_json(self.call_raw(method, request))
+
+    @staticmethod
+    def call_raw(method: Method, request):
+        """Run a unary method; its reply message, or RpcError."""
         context = HttpContext()
         try:
-            reply = method.call(request, context)
+            return method.call(request, context)
         except Exception:  # noqa: BLE001 - the servicer's abort() recorded the status
             raise context.error() or RpcError(grpc.StatusCode.INTERNAL, "internal error") from None
-        return to_json(reply)
 
     def stream(self, method: Method, request):
         """Run a server-streaming method: yields JSON-ready dicts; RpcError on failure."""

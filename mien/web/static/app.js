@@ -29,9 +29,10 @@ function h(spec, attrs, ...children) {
   return el;
 }
 
+// The CSRF value comes in the page (its cookie is HttpOnly: no script of any origin reads it).
 function csrf() {
-  const m = document.cookie.match(/(?:^|; )mien_csrf=([^;]*)/);
-  return m ? decodeURIComponent(m[1]) : "";
+  const meta = document.querySelector('meta[name="mien-csrf"]');
+  return meta ? meta.content : "";
 }
 
 class ApiError extends Error {
@@ -690,7 +691,13 @@ document.addEventListener("paste", (e) => {
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", async () => {
   const session = await api("/v1/session").catch(() => null);
-  if (session && session.how === "cookie") $("#logout").hidden = false;
+  if (session && session.how === "cookie") {
+    $("#logout").hidden = false;
+    $("#logout").addEventListener("click", async () => {
+      await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": csrf() } });
+      location.href = "/login";
+    });
+  }
   refreshStats();
   route();
 });
