@@ -158,6 +158,11 @@ class HttpServer:
             return
         self.active += 1
         self._connections.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # a reply's last segment must not wait for the ACK of the one before (Nagle against the
+            # client's delayed ACK held keep-alive replies ~40 ms)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         secure = writer.get_extra_info("ssl_object") is not None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         try:
@@ -296,13 +301,16 @@ class HttpServer:
             headers.append(("Connection", "close"))
         body = response.body
         try:
-            writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
+            head = conn.send(h11.Response(status_code=response.status, headers=headers))
             if request.method == "HEAD":
-                pass  # the headers say what a GET would get; no body
+                writer.write(head)  # the headers say what a GET would get; no body
             elif isinstance(body, (bytes, bytearray)):
-                if body:
-                    writer.write(conn.send(h11.Data(data=body)))
+                # one write: head, body and end together in as few segments as the kernel likes
+                writer.write(head + (conn.send(h11.Data(data=body)) if body else b"") + conn.send(h11.EndOfMessage()))
+                await self._drain(writer)
+                return
             else:
+                writer.write(head)
                 sentinel = object()
                 while True:
                     chunk = await self._run(next, body, sentinel)
