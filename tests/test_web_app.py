@@ -55,13 +55,38 @@ def _login(site):
     return page
 
 
+def _show_own(page):
+    """Let the query's own person into the results (left out by default), once the search answered."""
+    page.wait_for_selector("#results .summary")
+    if page.locator("#show-own").count():
+        page.click("#show-own")
+        page.wait_for_selector("#hide-own")
+        page.wait_for_selector("#hits .hit-card")
+
+
+def _cards(page) -> list[dict]:
+    """The top-level result cards (not those a "more from this video" opened) as their data attributes."""
+    return page.eval_on_selector_all(
+        "#hits > .hit-card, #hits > .hit-cell > .hit-card",
+        "els => els.map(e => ({...e.dataset, text: e.innerText}))")
+
+
 def test_search_page_upload_shows_faces_and_hits_with_thumbnails(site):
     page = _login(site)
     page.wait_for_selector("#drop")
     page.set_input_files("#file", str(site["store"].media / "obama.jpg"))
     page.wait_for_selector("#hits .hit-card")
-    cards = page.locator("#hits .hit-card")
-    assert cards.count() >= 10, "the photo, two other photos and 16 video frames are in the store"
+    # by default the query's own person is left out, and said so
+    own = page.get_attribute("#own-note", "data-person-id")
+    assert int(own) >= 0 and "left out" in page.inner_text("#own-note")
+    assert all(c["personId"] != own for c in _cards(page)), _cards(page)
+    _show_own(page)
+    cards = _cards(page)
+    # one hit per track: the video's 16 frames are one card, the photos one each
+    keys = [(c["source"], c["trackId"]) for c in cards]
+    assert len(keys) == len(set(keys)), keys
+    assert sum(c["source"].endswith("obama_moods.avi") for c in cards) == 1
+    assert {Path(c["source"]).name for c in cards} >= {"obama.jpg", "obama2.jpg", "obama_moods.avi", "biden.jpg"}
     # every thumbnail decoded in the browser
     page.wait_for_function("[...document.querySelectorAll('#hits .hit-card img')].every(i => i.complete)")
     widths = page.eval_on_selector_all("#hits .hit-card img", "els => els.map(e => e.naturalWidth)")
@@ -70,9 +95,63 @@ def test_search_page_upload_shows_faces_and_hits_with_thumbnails(site):
     box = page.locator("#query .fbox.chosen")
     assert box.count() == 1 and "ok" in box.inner_text()
     # closest first: the query photo itself (or a video frame of it) at distance ~0
-    assert "d 0.00" in cards.first.inner_text()
-    assert any("obama.jpg" in t for t in cards.all_inner_texts()[:12])
+    assert "d 0.00" in cards[0]["text"]
+    # the distances are explained once, under the results
+    assert "0 the same" in page.inner_text("#legend")
     page.screenshot(path=str(site["shots"] / "search.png"), full_page=True)
+
+
+def test_more_from_this_video_opens_its_frames_and_back_keeps_the_search(site):
+    page = site["page"]
+    page.goto(site["base"] + "/#/search")
+    page.set_input_files("#file", str(site["store"].media / "obama.jpg"))
+    _show_own(page)
+    cell = page.locator("#hits > .hit-cell").filter(has_text="obama_moods.avi")
+    cell.locator("button.more").click()
+    page.wait_for_selector("#hits .more-row .hit-card")
+    frames = page.eval_on_selector_all("#hits .more-row .hit-card", "els => els.map(e => e.dataset.source)")
+    assert len(frames) >= 10 and all(f.endswith("obama_moods.avi") for f in frames), frames
+    # open a frame far down the page, then come Back: the same results, where they were, no new search
+    searches = []
+    page.on("request", lambda r: searches.append(r.url) if "SearchExpression" in r.url else None)
+    page.set_viewport_size({"width": 1280, "height": 500})
+    target = page.locator("#hits .more-row .hit-card").last
+    target.scroll_into_view_if_needed()
+    y = page.evaluate("window.scrollY")
+    assert y > 0
+    face_id = target.get_attribute("data-face-id")
+    target.click()
+    page.wait_for_selector("#stage")
+    assert page.url.endswith(f"#/hit/{face_id}")
+    page.go_back()
+    page.wait_for_selector("#hits .hit-card")
+    page.wait_for_function(f"() => Math.abs(window.scrollY - {y}) < 5")
+    assert searches == [], "Back showed the results it had, without searching again"
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+
+def test_hit_viewer_steps_through_the_results(site):
+    page = site["page"]
+    page.goto(site["base"] + "/#/search")
+    page.wait_for_selector("#hits .hit-card")
+    cards = _cards(page)
+    page.locator("#hits > .hit-card, #hits > .hit-cell > .hit-card").first.click()
+    page.wait_for_selector("#hit-nav")
+    assert f"1 of {len(cards)}" in page.inner_text("#hit-nav")
+    assert page.is_disabled("#prev-hit")
+    page.click("#next-hit")
+    page.wait_for_url(f"**/#/hit/{cards[1]['faceId']}")
+    page.wait_for_selector("#hit-nav")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"**/#/hit/{cards[0]['faceId']}")
+    # components read as words, not identifiers
+    page.wait_for_selector("#components li")
+    names = page.eval_on_selector_all("#components .cname", "els => els.map(e => e.textContent)")
+    assert names and all("_" not in n for n in names), names
+    # Back from the viewer is the results (stepping did not pile up history)
+    page.click("#back-to-results")
+    page.wait_for_selector("#hits .hit-card")
+    assert page.url.endswith("#/search")
 
 
 _DROP_AND_PASTE = """async ([url, how]) => {
@@ -102,15 +181,21 @@ def test_video_hit_plays_from_the_hits_timestamp(site):
     page = site["page"]
     page.goto(site["base"] + "/#/search")
     page.set_input_files("#file", str(site["store"].media / "obama.jpg"))
-    page.wait_for_selector("#hits .hit-card:has-text('obama.jpg')")
+    _show_own(page)
+    page.locator("#hits > .hit-cell").filter(has_text="obama_moods.avi").locator("button.more").click()
+    page.wait_for_selector("#hits .more-row .hit-card")
     # a frame after the first: a seek that must really move the player
-    card = page.locator("#hits .hit-card:not([data-timestamp-ms='0'])").filter(has_text="obama_moods.avi").first
+    card = page.locator("#hits .more-row .hit-card:not([data-timestamp-ms='0'])").first
     ts_ms = int(card.get_attribute("data-timestamp-ms"))
     assert ts_ms > 0
     card.click()
     page.wait_for_selector("#player[data-seeked-at]")
     seeked = float(page.get_attribute("#player", "data-seeked-at"))
     assert seeked == pytest.approx(ts_ms / 1000, abs=0.05), "the player starts at the hit's time"
+    # the face box is drawn over the frame, where the face is
+    page.wait_for_selector("#stage .fbox.face:not([hidden])")
+    box = page.eval_on_selector("#stage .fbox.face", "b => b.getBoundingClientRect().width")
+    assert box > 10
     # and plays on from there (served with range requests, transcoded to WebM for the browser)
     page.wait_for_function("p => p.currentTime > Number(p.dataset.seekedAt) + 0.2",
                            arg=page.query_selector("#player"))
@@ -132,6 +217,7 @@ def test_naming_a_person_shows_the_name_in_the_next_search(site):
     page.screenshot(path=str(site["shots"] / "people.png"), full_page=True)
     page.goto(site["base"] + "/#/search")
     page.wait_for_selector("#hits .hit-card")
+    _show_own(page)
     names = page.locator("#hits .hit-card .person").all_inner_texts()
     assert "Barack Obama" in names, names
     status, _, body = http("GET", f"{site['base']}/v1/persons/{pid}", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -141,6 +227,7 @@ def test_naming_a_person_shows_the_name_in_the_next_search(site):
 def test_tag_from_a_face_runs_on_the_video_and_shows_its_timeline(site):
     page = site["page"]
     page.goto(site["base"] + "/#/search")
+    _show_own(page)
     page.locator("#hits .hit-card").first.click()   # obama.jpg itself: the broad smile
     page.wait_for_selector("#tag-face")
     page.once("dialog", lambda dialog: dialog.accept("broad-smile"))
@@ -227,7 +314,7 @@ def test_indexing_page_streams_progress_to_done(site):
     page.click("#index-start")
     page.wait_for_function("() => document.querySelector('#index-status').textContent.includes('done')")
     status = page.inner_text("#index-status")
-    assert status.startswith("1 / 1 files") and "1 faces" in status, status
+    assert status.startswith("1 / 1 file ·") and "· 1 face ·" in status and "1 faces" not in status, status
     assert page.eval_on_selector("#index-progress", "p => p.value === p.max")
     page.screenshot(path=str(site["shots"] / "index.png"), full_page=True)
     # the new face is searchable at once, without a restart

@@ -53,6 +53,8 @@ async function api(path, body) {
   if (r.status === 401) { location.href = "/login"; throw new ApiError(401, null); }
   const data = await r.json().catch(() => null);
   if (!r.ok) throw new ApiError(r.status, data);
+  // an edit (a rename, a merge, a tag...) makes the results on hand stale: the next visit searches again
+  if (body !== undefined && !/Search/.test(path)) state.results = null;
   return data;
 }
 
@@ -74,11 +76,15 @@ async function guarded(fn) {
 const state = {
   query: null,        // {kind: "image", data: base64, url, faceIndex, name} | {kind: "face", faceId}
   lastReply: null,
+  results: null,      // the last search as shown: {key, hits, reply, maxDistance} (Back shows it again)
+  scroll: {},         // page hash -> scroll position, restored when Back returns there
   persons: null,      // [{person_id, name, face_count}]
   sources: null,      // uri -> Source
   target: "",         // cross-identity target (name or "#id")
-  filters: { person: "", exclude_own: false, source: "", from_s: "", to_s: "", max_distance: "0.5",
-             per_track: false, top_k: "24" },
+  // by default one hit per track, and the query's own person left out: a search by a photo of
+  // someone is about the expression, not about finding the same frames of them again
+  filters: { person: "", exclude_own: true, source: "", from_s: "", to_s: "", max_distance: "0.5",
+             per_track: true, top_k: "24" },
 };
 
 async function persons(refresh = false) {
@@ -112,6 +118,23 @@ function personRef(text) {
 }
 
 const base = (uri) => uri.split("/").pop();
+// A file path that may wrap at its slashes, never inside a name.
+const pathText = (uri) => uri.split("/").flatMap((part, i) => (i ? [h("wbr"), "/" + part] : [part]));
+// "1 face", "2 faces"
+const plural = (n, one, many = one + "s") => `${n} ${Number(n) === 1 ? one : many}`;
+
+// Expression components as people say them (the FACS action unit in brackets).
+const COMPONENT_LABELS = {
+  angry: "anger", disgust: "disgust", fear: "fear", happy: "happiness", sad: "sadness", surprise: "surprise",
+  neutral: "neutral", inner_brow_raise: "inner brow raise (AU1)", outer_brow_raise: "outer brow raise (AU2)",
+  brow_lowerer: "brow lowered (AU4)", upper_lid_raise: "upper lid raise (AU5)", cheek_raise: "cheek raise (AU6)",
+  lid_tighten: "lid tighten (AU7)", nose_wrinkle: "nose wrinkle (AU9)", upper_lip_raise: "upper lip raise (AU10)",
+  lip_corner_pull: "lip corner pull (AU12)", lip_corner_depress: "lip corner down (AU15)",
+  chin_raise: "chin raise (AU17)", lip_stretch: "lip stretch (AU20)", lip_press: "lip press (AU24)",
+  lips_part: "lips part (AU25)", jaw_drop: "jaw drop (AU26)", eye_closure: "eye closure (AU43)",
+};
+const componentLabel = (name) => COMPONENT_LABELS[name] || name.replace(/_/g, " ");
+const shortLabel = (name) => componentLabel(name).replace(/ \(AU\d+\)$/, "");
 function clock(ms) {
   const s = Number(ms) / 1000;
   const m = Math.floor(s / 60);
@@ -121,7 +144,8 @@ const thumbSrc = (hit) => hit.thumbnail ? `data:image/jpeg;base64,${hit.thumbnai
 
 async function refreshStats() {
   const s = await api("/v1/stats").catch(() => null);
-  if (s) $("#stats").textContent = `${s.faces} faces · ${s.sources} sources · ${s.persons} persons · ${s.tags} tags`;
+  if (s) $("#stats").textContent = [plural(s.faces, "face"), plural(s.sources, "source"),
+                                     plural(s.persons, "person", "people"), plural(s.tags, "tag")].join(" · ");
 }
 
 // ------------------------------------------------------------------ search + cross-identity
@@ -138,7 +162,8 @@ function readImage(file) {
 async function setImage(file) {
   if (!file || !file.type.startsWith("image/")) { flash("That is not an image file."); return; }
   const url = await readImage(file);
-  state.query = { kind: "image", data: url.split(",", 2)[1], url, faceIndex: null, name: file.name };
+  state.query = { kind: "image", data: url.split(",", 2)[1], url, faceIndex: null, name: file.name,
+                  serial: (state.query && state.query.serial || 0) + 1 };
   runSearch();
 }
 
@@ -201,8 +226,18 @@ function searchPage(cross) {
     sourceSel.value = f.source;
   }).catch(() => {});
   renderQuery();
-  if (state.query) runSearch();
+  if (state.query && state.results && state.results.key === searchKey(cross)) {
+    // Back from a hit: the same results where they were, no new search
+    renderHits($("#results"), state.results);
+    restoreScroll();
+  } else if (state.query) runSearch();
   else $("#results").append(h("p.muted", "Results appear here: the faces whose expression is closest to the query face's."));
+}
+
+// What identifies a search: the page, the query, the filters, the target.
+function searchKey(cross) {
+  const q = state.query || {};
+  return JSON.stringify([cross, q.kind, q.faceId, q.serial, q.faceIndex, state.filters, cross ? state.target : ""]);
 }
 
 // A text box that suggests person names as you type (search-as-you-type over ListPersons).
@@ -217,7 +252,7 @@ function personPicker(id, value, onpick) {
                                      `#${p.person_id}` === q).slice(0, 12);
     list.replaceChildren(...matches.map((p) => h("li", {
       onmousedown: (e) => { e.preventDefault(); box.value = p.name || `#${p.person_id}`; list.hidden = true; onpick(box.value); },
-    }, `${personLabel(p.person_id, p.name)} · ${p.face_count} faces`)));
+    }, `${personLabel(p.person_id, p.name)} · ${plural(p.face_count, "face")}`)));
     list.hidden = !matches.length;
   };
   box.addEventListener("input", show);
@@ -263,40 +298,46 @@ function renderQuery() {
 }
 
 let searchSeq = 0;
+
+// The request body of the current search; extra: fields to override (a "more from this video" look).
+function searchRequest(cross, extra = {}) {
+  const f = state.filters;
+  const topK = Math.max(1, Math.min(200, Number(f.top_k) || 24));
+  const body = { query: faceQuery(), top_k: topK, include_thumbnails: true, explain: true,
+                 distinct: f.per_track ? "DISTINCT_TRACK" : "DISTINCT_NONE" };
+  const range = {};
+  if (f.from_s !== "") range.start_ms = String(Math.round(Number(f.from_s) * 1000));
+  if (f.to_s !== "") range.end_ms = String(Math.round(Number(f.to_s) * 1000));
+  body.filters = {};
+  if (Object.keys(range).length) body.filters.time_range = range;
+  if (cross) {
+    body.target = personRef(state.target);
+  } else {
+    if (f.person) body.filters.persons = [{ person_id: f.person }];
+    if (f.source) body.filters.sources = [f.source];
+    body.query.exclude_own_person = !!f.exclude_own;
+  }
+  if (extra.source) { body.filters.sources = [extra.source]; body.distinct = "DISTINCT_NONE"; }
+  return body;
+}
+
 async function runSearch() {
   const results = $("#results");
   if (!results || !state.query) return;
   const cross = location.hash.startsWith("#/cross");
-  const f = state.filters;
-  const topK = Math.max(1, Math.min(200, Number(f.top_k) || 24));
-  const body = { query: faceQuery(), top_k: f.per_track ? Math.min(1000, topK * 5) : topK, include_thumbnails: true,
-                 explain: true };
-  const range = {};
-  if (f.from_s !== "") range.start_ms = String(Math.round(Number(f.from_s) * 1000));
-  if (f.to_s !== "") range.end_ms = String(Math.round(Number(f.to_s) * 1000));
-  let path;
-  if (cross) {
-    if (!state.target.trim()) {
-      results.replaceChildren(h("p.muted", "Choose the target person: whose faces to search among."));
-      renderQuery();
-      return;
-    }
-    body.target = personRef(state.target);
-    path = "/v1/Mien/CrossIdentitySearch";
-  } else {
-    body.filters = {};
-    if (f.person) body.filters.persons = [{ person_id: f.person }];
-    if (f.source) body.filters.sources = [f.source];
-    if (Object.keys(range).length) body.filters.time_range = range;
-    body.query.exclude_own_person = !!f.exclude_own;
-    path = "/v1/Mien/SearchExpression";
+  if (cross && !state.target.trim()) {
+    results.replaceChildren(h("p.muted", "Choose the target person: whose faces to search among."));
+    renderQuery();
+    return;
   }
+  const key = searchKey(cross);
+  const path = cross ? "/v1/Mien/CrossIdentitySearch" : "/v1/Mien/SearchExpression";
   const seq = ++searchSeq;
   results.replaceChildren(h("p.muted", "Searching…"));
   let reply;
   try {
     flash("");
-    reply = await api(path, body);
+    reply = await api(path, searchRequest(cross));
   } catch (e) {
     if (seq !== searchSeq) return;
     results.replaceChildren();
@@ -305,30 +346,33 @@ async function runSearch() {
   }
   if (seq !== searchSeq) return;
   state.lastReply = reply;
+  state.results = { key, cross, hits: reply.hits, reply, maxDistance: Number(state.filters.max_distance) };
   renderQuery();
-  let hits = reply.hits;
-  if (cross && Object.keys(range).length) {  // cross-identity has no server-side time filter yet
-    const lo = Number(range.start_ms || 0), hi = range.end_ms ? Number(range.end_ms) : Infinity;
-    hits = hits.filter((x) => Number(x.timestamp_ms) >= lo && Number(x.timestamp_ms) < hi);
-  }
-  if (f.per_track) {
-    const seen = new Set();
-    hits = hits.filter((x) => {
-      const key = Number(x.track_id) >= 0 && Number(x.timestamp_ms) > 0 ? `${x.source_uri}\0${x.track_id}` : `face${x.face_id}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    }).slice(0, topK);
-  }
-  renderHits(results, hits, Number(f.max_distance), reply.elapsed_ms);
+  renderHits(results, state.results);
 }
 
-function renderHits(root, hits, maxDistance, elapsed) {
+function renderHits(root, results) {
+  const { hits, reply, maxDistance, cross } = results;
+  const f = state.filters;
   root.replaceChildren();
   const close = hits.filter((x) => !(x.distance > maxDistance));
   const far = hits.filter((x) => x.distance > maxDistance);
-  root.append(h("p.muted", `${hits.length} faces in ${Number(elapsed || 0).toFixed(0)} ms` +
-                           (Number.isFinite(maxDistance) ? ` · close means distance ≤ ${maxDistance}` : "")));
+  root.append(h("p.muted.summary", `${plural(hits.length, "face")} in ${Number(reply.elapsed_ms || 0).toFixed(0)} ms` +
+                                   (f.per_track ? " · one per track" : "")),
+              distanceLegend(maxDistance));
+  // the query's person: the server finds it when asked to leave it out; remembered for the same query
+  let own = reply.query ? Number(reply.query.person_id) : -1;
+  if (own >= 0 && state.query) state.query.ownPerson = own;
+  else if (state.query && state.query.ownPerson !== undefined) own = state.query.ownPerson;
+  if (!cross && own >= 0) {
+    const who = personLabel(own, (state.persons || []).find((p) => String(p.person_id) === String(own))?.name);
+    const toggle = (on) => () => { f.exclude_own = on; runSearch(); };
+    root.append(f.exclude_own
+      ? h("p.notice.own", { id: "own-note", "data-person-id": own }, `The query face is ${who}: their own faces are left out. `,
+          h("a", { href: "#", id: "show-own", onclick: (e) => { e.preventDefault(); toggle(false)(); } }, "Show them"))
+      : h("p.muted.own", { id: "own-note", "data-person-id": own }, `Showing ${who}'s own faces too. `,
+          h("a", { href: "#", id: "hide-own", onclick: (e) => { e.preventDefault(); toggle(true)(); } }, "Leave them out")));
+  }
   if (!hits.length) {
     root.append(h("div.notice", { id: "no-match" }, "No faces match these filters."));
     return;
@@ -338,29 +382,99 @@ function renderHits(root, hits, maxDistance, elapsed) {
       `No close match: the nearest face is at distance ${hits[0].distance.toFixed(2)} (> ${maxDistance}). The nearest ones follow, for what they are worth.`));
   }
   const grid = h("div.grid", { id: "hits" });
-  for (const hit of [...close, ...far]) grid.append(hitCard(hit, hit.distance > maxDistance));
+  for (const hit of [...close, ...far]) {
+    const card = hitCard(hit, hit.distance > maxDistance);
+    const src = state.sources && state.sources.get(hit.source_uri);
+    const isVideo = src ? src.kind === "SOURCE_KIND_VIDEO" : Number(hit.timestamp_ms) > 0;
+    if (f.per_track && isVideo) {  // a track stands for its video's frames: they open below it
+      const cell = h("div.hit-cell", card);
+      const more = h("button.more", { type: "button", "data-source": hit.source_uri,
+                                      onclick: () => moreFromVideo(grid, cell, hit, cross, more) },
+                     "more from this video");
+      cell.append(more);
+      grid.append(cell);
+      const opened = results.more && results.more[hit.face_id];
+      if (opened) showMore(grid, cell, hit, opened, more);  // Back: as it was left
+    } else grid.append(card);
+  }
   root.append(grid);
+}
+
+// One line under the results saying what the distance numbers mean.
+function distanceLegend(maxDistance) {
+  return h("p.legend", { id: "legend" },
+    h("b", "d"), " = distance between two expressions: 0 the same, ",
+    h("span.swatch.near"), " under 0.2 nearly the same, ",
+    h("span.swatch.close"), ` up to ${Number.isFinite(maxDistance) ? maxDistance : 0.5} alike (the tag threshold is 0.5), `,
+    h("span.swatch.far"), " beyond that greyed; 2 and more, unlike.");
+}
+
+// Below a video's card: its other frames close to the query (the same search, in that video only).
+async function moreFromVideo(grid, cell, hit, cross, button) {
+  const results = state.results;
+  const open = grid.querySelector(`.more-row[data-for="${hit.face_id}"]`);
+  if (open) {
+    open.remove();
+    button.textContent = "more from this video";
+    if (results.more) delete results.more[hit.face_id];
+    return;
+  }
+  const row = h("div.more-row", { "data-for": hit.face_id }, h("p.muted", `Searching ${base(hit.source_uri)}…`));
+  cell.after(row);
+  await guarded(async () => {
+    const path = cross ? "/v1/Mien/CrossIdentitySearch" : "/v1/Mien/SearchExpression";
+    const reply = await api(path, searchRequest(cross, { source: hit.source_uri }));
+    row.remove();
+    results.more = { ...(results.more || {}), [hit.face_id]: reply };
+    showMore(grid, cell, hit, reply, button);
+  });
+}
+
+function showMore(grid, cell, hit, reply, button) {
+  const maxD = Number(state.filters.max_distance);
+  cell.after(h("div.more-row", { "data-for": hit.face_id },
+    h("p.muted", `${plural(reply.hits.length, "frame")} of ${base(hit.source_uri)}, closest first`),
+    h("div.grid.more-grid", reply.hits.map((x) => hitCard(x, x.distance > maxD)))));
+  button.textContent = "fewer from this video";
 }
 
 function hitCard(hit, isFar) {
   const src = state.sources && state.sources.get(hit.source_uri);
   const video = Number(hit.timestamp_ms) > 0 || (src && src.kind === "SOURCE_KIND_VIDEO");
   const when = video ? ` · ${clock(hit.timestamp_ms)}` : "";
+  const d = hit.distance;
   return h(`a.card.hit-card${isFar ? ".far" : ""}`, { href: `#/hit/${hit.face_id}`, "data-face-id": hit.face_id,
-                                                     "data-timestamp-ms": hit.timestamp_ms, title: hit.source_uri },
+                                                     "data-timestamp-ms": hit.timestamp_ms, title: hit.source_uri,
+                                                     "data-source": hit.source_uri, "data-track-id": hit.track_id,
+                                                     "data-person-id": hit.person_id },
     h("img", { src: thumbSrc(hit), alt: `face ${hit.face_id}`, loading: "lazy" }),
     h("div.meta",
-      h("div", h("b", `d ${hit.distance.toFixed(3)}`)),
+      h("div", h(`b.dist${d < 0.2 ? ".near" : d <= 0.5 ? ".close" : ""}`, `d ${d.toFixed(3)}`)),
       h("div.person", personLabel(hit.person_id, hit.person_name)),
-      h("div.muted", `${base(hit.source_uri)}${when}`),
+      h("div.muted.where", `${base(hit.source_uri)}${when}`),
       // why it matched: the named components query and hit share most (named encoders only)
       hit.agreeing && hit.agreeing.length
         ? h("div.why", { title: "what query and hit share most (↑ both strong, ↓ both the opposite way)" },
-            hit.agreeing.slice(0, 2).map((c) => `${c.name.replace(/_/g, " ")} ${c.query_value < 0 ? "↓" : "↑"}`).join(", "))
+            hit.agreeing.slice(0, 2).map((c) => `${shortLabel(c.name)} ${c.query_value < 0 ? "↓" : "↑"}`).join(", "))
         : null));
 }
 
 // ------------------------------------------------------------------ one hit
+
+function restoreScroll() {
+  const y = state.restoreY || 0;   // read when the page was left for good, before rendering clamped it
+  requestAnimationFrame(() => window.scrollTo(0, y));
+}
+
+// The box of a face over an <img> or <video> shown smaller than its pixels.
+function placeBox(stage, media, bbox, naturalW, naturalH) {
+  let box = stage.querySelector(".fbox.face");
+  if (!box) { box = h("div.fbox.chosen.face"); stage.append(box); }
+  const sx = media.clientWidth / naturalW, sy = media.clientHeight / naturalH;
+  Object.assign(box.style, { left: `${bbox.x1 * sx}px`, top: `${bbox.y1 * sy}px`,
+                             width: `${(bbox.x2 - bbox.x1) * sx}px`, height: `${(bbox.y2 - bbox.y1) * sy}px` });
+  return box;
+}
 
 async function hitPage(faceId) {
   const root = view();
@@ -380,42 +494,76 @@ async function hitPage(faceId) {
     const video = h("video", { id: "player", controls: true, muted: true, preload: "auto", playsInline: true,
                                src: `/media/play?uri=${uri}`, "data-start": start });
     let seeked = false;
+    // the face box while the player shows the hit's frame (a sample period either side)
+    const near = () => Math.abs(video.currentTime - start) < 0.3;
+    const showBox = () => {
+      if (!video.videoWidth) return;
+      const box = placeBox(stage, video, rec.bbox, video.videoWidth, video.videoHeight);
+      box.hidden = !near();
+    };
     video.addEventListener("loadedmetadata", () => { video.currentTime = start; });
     video.addEventListener("seeked", () => {
+      showBox();
       if (seeked) return;
       seeked = true;
       video.dataset.seekedAt = String(video.currentTime);  // where the player landed (the tests read it)
       video.play().catch(() => {});
     });
+    video.addEventListener("timeupdate", showBox);
+    window.addEventListener("resize", showBox);
     video.addEventListener("error", () => flash("The browser cannot play this video."));
     stage.append(video);
   } else {
     const img = h("img", { id: "photo", src: `/media/file?uri=${uri}`, alt: base(rec.source_uri) });
-    img.addEventListener("load", () => {
-      const b = rec.bbox, sx = img.clientWidth / img.naturalWidth, sy = img.clientHeight / img.naturalHeight;
-      stage.append(h("div.fbox.chosen", { style: { left: `${b.x1 * sx}px`, top: `${b.y1 * sy}px`,
-                                                   width: `${(b.x2 - b.x1) * sx}px`, height: `${(b.y2 - b.y1) * sy}px` } }));
-    });
+    const show = () => placeBox(stage, img, rec.bbox, img.naturalWidth, img.naturalHeight);
+    img.addEventListener("load", show);
+    window.addEventListener("resize", () => { if (img.naturalWidth) show(); });
     img.addEventListener("error", () => flash("The server would not show this file."));
     stage.append(img);
   }
   const comps = (rec.components || []).slice().sort((a, b) => Math.abs(b.value) - Math.abs(a.value)).slice(0, 5);
   const side = h("div.panel",
-    h("img", { src: `data:image/jpeg;base64,${rec.thumbnail}`, style: { width: "96px", borderRadius: "6px" } }),
+    h("img", { src: `data:image/jpeg;base64,${rec.thumbnail}`, className: "face-thumb", alt: `face ${rec.face_id}` }),
     h("dl.facts",
       h("dt", "face"), h("dd", `#${rec.face_id}`),
       h("dt", "person"), h("dd", Number(rec.person_id) >= 0
         ? h("a", { href: `#/person/${rec.person_id}` }, personLabel(rec.person_id, rec.person_name)) : "unknown"),
-      h("dt", "source"), h("dd", rec.source_uri),
+      h("dt", "source"), h("dd.path", pathText(rec.source_uri)),
       h("dt", "time"), h("dd", isVideo ? `${clock(rec.timestamp_ms)} (frame ${rec.frame_index})` : "still image"),
       h("dt", "FaceQA"), h("dd", `sharpness ${rec.sharpness.toFixed(1)}, yaw ${rec.yaw.toFixed(0)}°, pitch ${rec.pitch.toFixed(0)}°`),
       comps.length ? h("dt", "expression") : null,
-      comps.length ? h("dd.components", comps.map((c) => `${c.name} ${c.value.toFixed(2)}`).join(", ")) : null),
+      comps.length ? h("dd", h("ul.components", { id: "components" }, comps.map((c) => h("li",
+        h("span.cname", componentLabel(c.name)),
+        h("span.cvalue", c.kind === "emotion" ? `${(c.value * 100).toFixed(0)}%` : c.value.toFixed(2)))))) : null),
     h("div.actions",
-      h("button", { id: "more-like-this", onclick: () => { state.query = { kind: "face", faceId: rec.face_id }; location.hash = "#/search"; } }, "More like this"),
+      h("button", { id: "more-like-this", onclick: () => { state.query = { kind: "face", faceId: rec.face_id, serial: Date.now() }; location.hash = "#/search"; } }, "More like this"),
       Number(rec.person_id) >= 0 ? h("button.secondary", { id: "this-person", onclick: () => { location.hash = `#/person/${rec.person_id}`; } }, "This person") : null,
       h("button.secondary", { id: "tag-face", onclick: () => tagFromFace(rec.face_id) }, "Make a tag of this expression")));
-  root.replaceChildren(h("div.hit", h("div", stage), side));
+  root.replaceChildren(h("div.hit", h("div", hitNav(rec.face_id), stage), side));
+}
+
+// Previous / next through the results the hit was opened from (arrow keys too), and back to them.
+let hitKeys = null;
+function hitNav(faceId) {
+  const hits = (state.results && state.results.hits) || [];
+  const i = hits.findIndex((x) => String(x.face_id) === String(faceId));
+  if (hitKeys) document.removeEventListener("keydown", hitKeys);
+  hitKeys = null;
+  if (i < 0) return null;
+  const prev = hits[i - 1], next = hits[i + 1];
+  // replace, not push: Back from any of them returns to the results
+  const go = (hit) => { if (hit) location.replace(`#/hit/${hit.face_id}`); };
+  hitKeys = (e) => {
+    if (!location.hash.startsWith("#/hit/") || e.target.closest("input, textarea, select")) return;
+    if (e.key === "ArrowLeft") go(prev);
+    if (e.key === "ArrowRight") go(next);
+  };
+  document.addEventListener("keydown", hitKeys);
+  return h("nav.hit-nav", { id: "hit-nav" },
+    h("button.secondary", { id: "back-to-results", type: "button", onclick: () => history.back() }, "← Results"),
+    h("button.secondary", { id: "prev-hit", type: "button", disabled: !prev, onclick: () => go(prev) }, "‹ Previous"),
+    h("span.muted", `${i + 1} of ${hits.length}`),
+    h("button.secondary", { id: "next-hit", type: "button", disabled: !next, onclick: () => go(next) }, "Next ›"));
 }
 
 async function tagFromFace(faceId) {
@@ -466,14 +614,14 @@ function personRow(p, all) {
     peoplePage();
   });
   const del = () => guarded(async () => {
-    if (!confirm(`Delete ${personLabel(p.person_id, p.name)}? Its ${p.face_count} faces become unknown.`)) return;
+    if (!confirm(`Delete ${personLabel(p.person_id, p.name)}? Its ${plural(p.face_count, "face")} become unknown.`)) return;
     await api("/v1/Mien/DeletePerson", { person: { person_id: p.person_id }, release_faces: true });
     flash("Deleted.", "info");
     peoplePage();
   });
   return h("div.person-row", { "data-person-id": p.person_id },
     h("div", h("a", { href: `#/person/${p.person_id}` }, h("b", personLabel(p.person_id, p.name))),
-      h("div.muted", `#${p.person_id} · ${p.face_count} faces`)),
+      h("div.muted", `#${p.person_id} · ${plural(p.face_count, "face")}`)),
     h("div.faces", { id: `faces-${p.person_id}` }),
     h("div.actions", nameBox, h("button", { onclick: rename, className: "rename" }, p.name ? "Rename" : "Name"),
       into, h("button.secondary", { onclick: merge }, "Merge"), h("button.danger", { onclick: del }, "Delete")));
@@ -501,11 +649,11 @@ async function personPage(pid) {
     const ids = [...grid.querySelectorAll("input.pick:checked")].map((b) => b.value);
     if (!ids.length) { flash("Select the faces that are someone else first."); return; }
     const np = await api("/v1/Mien/SplitPerson", { face_ids: ids });
-    flash(`${ids.length} faces moved to new person #${np.person_id}.`, "info");
+    flash(`${plural(ids.length, "face")} moved to new person #${np.person_id}.`, "info");
     location.hash = `#/person/${np.person_id}`;
   });
   root.replaceChildren(h("div.panel",
-    h("h2", `${personLabel(p.person_id, p.name)} — ${p.face_count} faces`),
+    h("h2", `${personLabel(p.person_id, p.name)} — ${plural(p.face_count, "face")}`),
     h("div.actions",
       h("button", { onclick: () => { state.target = p.name || `#${p.person_id}`; location.hash = "#/cross"; } }, "Search their faces (cross-identity)"),
       h("button.secondary", { onclick: () => { location.hash = `#/tags?summary=${p.person_id}`; } }, "Expression summary"),
@@ -549,10 +697,10 @@ async function tagsPage(params) {
   const summarize = () => guarded(async () => {
     summary.replaceChildren(h("p.muted", "Clustering…"));
     const rep = await api("/v1/Analytics/Summarize", { person: { person_id: personSel.value }, k: Number(k.value), method: method.value, thumbnails: true });
-    summary.replaceChildren(h("p.muted", `${rep.k} expressions over ${rep.face_count} faces (largest first)`),
+    summary.replaceChildren(h("p.muted", `${plural(rep.k, "expression")} over ${plural(rep.face_count, "face")} (largest first)`),
       h("div.grid", rep.clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
         const card = hitCard(c.representative, false);
-        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${c.size} faces`;
+        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${plural(c.size, "face")}`;
         return card;
       })));
   });
@@ -561,11 +709,11 @@ async function tagsPage(params) {
   const clusterStore = () => guarded(async () => {
     corpus.replaceChildren(h("p.muted", "Clustering…"));
     const rep = await api("/v1/Analytics/ClusterStore", { k: Number(corpusK.value), closest: 1, thumbnails: true });
-    corpus.replaceChildren(h("p.muted", `${rep.k} expressions over ${rep.face_count} faces` +
+    corpus.replaceChildren(h("p.muted", `${plural(rep.k, "expression")} over ${plural(rep.face_count, "face")}` +
                                         (Number(rep.sampled_count) < Number(rep.face_count) ? ` (a sample of ${rep.sampled_count})` : "")),
       h("div.grid", rep.clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
         const card = hitCard(c.representative, false);
-        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${c.size} faces`;
+        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${plural(c.size, "face")}`;
         return card;
       })));
   });
@@ -587,7 +735,7 @@ async function tagsPage(params) {
 function drawTimeline(root, rep) {
   root.replaceChildren();
   const duration = Math.max(1, Number(rep.duration_ms));
-  root.append(h("p.muted", `${base(rep.source_uri)} · ${clock(rep.duration_ms)} · ${rep.face_count} faces · tags: ${rep.tags.join(", ") || "none"}`));
+  root.append(h("p.muted", `${base(rep.source_uri)} · ${clock(rep.duration_ms)} · ${plural(rep.face_count, "face")} · tags: ${rep.tags.join(", ") || "none"}`));
   if (!rep.results.length) { root.append(h("p.muted", "No faces of known persons in this source.")); return; }
   for (const r of rep.results) {
     const track = h("div.tl-track");
@@ -637,7 +785,7 @@ async function indexPage() {
           if (msg.error) throw new ApiError(500, msg);
           bar.max = Math.max(1, Number(msg.files_total));
           bar.value = Number(msg.files_done);
-          status.textContent = `${msg.files_done} / ${msg.files_total} files · ${msg.frames} frames · ${msg.faces} faces` +
+          status.textContent = `${msg.files_done} / ${plural(msg.files_total, "file")} · ${plural(msg.frames, "frame")} · ${plural(msg.faces, "face")}` +
                                (msg.done ? " · done" : msg.current ? ` · ${base(msg.current)}` : "");
           if (msg.current && !msg.done) log.textContent += `${msg.current}\n`;
           if (msg.done) for (const f of msg.failures) log.textContent += `failed: ${f}\n`;
@@ -688,7 +836,16 @@ document.addEventListener("paste", (e) => {
     setImage(item.getAsFile());
   }
 });
-window.addEventListener("hashchange", route);
+// Back restores where a page was scrolled (the search's results above all): remember it per page
+if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+let currentHash = location.hash || "#/search";
+window.addEventListener("scroll", () => { state.scroll[currentHash] = window.scrollY; }, { passive: true });
+window.addEventListener("hashchange", () => {
+  currentHash = location.hash || "#/search";
+  state.restoreY = state.scroll[currentHash] || 0;
+  if (!/^#\/(search|cross)/.test(currentHash) && location.hash) window.scrollTo(0, 0);
+  route();
+});
 window.addEventListener("DOMContentLoaded", async () => {
   const session = await api("/v1/session").catch(() => null);
   if (session && session.how === "cookie") {
