@@ -192,14 +192,16 @@ def test_video_hit_plays_from_the_hits_timestamp(site):
     page.wait_for_selector("#player[data-seeked-at]")
     seeked = float(page.get_attribute("#player", "data-seeked-at"))
     assert seeked == pytest.approx(ts_ms / 1000, abs=0.05), "the player starts at the hit's time"
-    # the face box is drawn over the frame, where the face is
-    page.wait_for_selector("#stage .fbox.face:not([hidden])")
-    box = page.eval_on_selector("#stage .fbox.face", "b => b.getBoundingClientRect().width")
-    assert box > 10
     # and plays on from there (served with range requests, transcoded to WebM for the browser)
     page.wait_for_function("p => p.currentTime > Number(p.dataset.seekedAt) + 0.2",
                            arg=page.query_selector("#player"))
-    page.evaluate("document.querySelector('#player').pause()")
+    # back on the hit's frame, the face box is drawn over it; away from it, not
+    page.evaluate("p => { p.pause(); p.currentTime = Number(p.dataset.seekedAt); }", page.query_selector("#player"))
+    page.wait_for_selector("#stage .fbox.face:not([hidden])")
+    box = page.eval_on_selector("#stage .fbox.face", "b => b.getBoundingClientRect().width")
+    assert box > 10
+    page.evaluate("p => { p.currentTime = Number(p.dataset.seekedAt) + 1.5; }", page.query_selector("#player"))
+    page.wait_for_selector("#stage .fbox.face[hidden]", state="attached")
     page.screenshot(path=str(site["shots"] / "hit-video.png"), full_page=True)
 
 
@@ -322,3 +324,95 @@ def test_indexing_page_streams_progress_to_done(site):
     page.wait_for_selector("#hits .hit-card")
     page.set_input_files("#file", str(site["store"].media / "biden.jpg"))
     page.wait_for_selector("#hits .hit-card:has-text('biden_mirrored.jpg')")
+
+
+_PAGES = ("search", "hit-photo", "hit-video", "cross", "people", "person", "tags", "index")
+
+
+def _visit(page, base, name, media):
+    """Open one page of the app as a person would and wait until it shows its content."""
+    if name == "search":
+        page.goto(base + "/#/search")
+        page.set_input_files("#file", str(media / "obama.jpg"))
+        _show_own(page)
+    elif name.startswith("hit-"):
+        page.goto(base + "/#/search")
+        page.wait_for_selector("#hits .hit-card")
+        which = "obama_moods.avi" if name == "hit-video" else "obama.jpg"
+        page.locator("#hits .hit-card").filter(has_text=which).first.click()
+        page.wait_for_selector("#player[data-seeked-at]" if name == "hit-video" else "#stage .fbox")
+        if name == "hit-video":  # still, on the hit's frame with its face box
+            page.evaluate("p => { p.pause(); p.currentTime = Number(p.dataset.seekedAt); }",
+                          page.query_selector("#player"))
+            page.wait_for_selector("#stage .fbox.face:not([hidden])")
+    elif name == "cross":
+        page.goto(base + "/#/cross")
+        most = page.evaluate("""async () => (await (await fetch('/v1/persons')).json()).persons
+                                 .sort((a, b) => b.face_count - a.face_count)[0].person_id""")
+        page.fill("#target", f"#{most}")   # the person with most faces: Obama
+        page.press("#target", "Enter")
+        page.wait_for_selector("#hits .hit-card")
+    elif name == "people":
+        page.goto(base + "/#/people")
+        page.wait_for_selector("#people .person-row img")
+    elif name == "person":
+        page.goto(base + "/#/people")
+        page.wait_for_selector("#people .person-row")
+        page.locator("#people .person-row a").first.click()
+        page.wait_for_selector("#person-faces .hit-card")
+    elif name == "tags":
+        page.goto(base + "/#/tags")
+        page.wait_for_selector("#tag-list")
+    elif name == "index":
+        page.goto(base + "/#/index")
+        page.wait_for_selector("#index-paths")
+    page.wait_for_timeout(300)
+
+
+@pytest.mark.parametrize("width", [390, 360])
+def test_every_page_fits_a_narrow_screen(site, width):
+    """No horizontal scroll on a phone: every page is at most as wide as the screen."""
+    context = site["browser"].new_context(viewport={"width": width, "height": 800}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    base = site["base"]
+    page.goto(base + "/login")
+    wide = {}
+    page.wait_for_selector("#token")
+    if page.evaluate("document.documentElement.scrollWidth") > width:
+        wide["login"] = page.evaluate("document.documentElement.scrollWidth")
+    page.fill("#token", TOKEN)
+    page.click("#login")
+    page.wait_for_url(base + "/")
+    for name in _PAGES:
+        _visit(page, base, name, site["store"].media)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        if scroll_width > width:
+            wide[name] = scroll_width
+        page.screenshot(path=str(site["shots"] / f"web-{name}-{width}.png"), full_page=True)
+    context.close()
+    assert not wide, f"pages wider than a {width} px screen: {wide}"
+
+
+def test_the_dark_theme_follows_the_system(site):
+    context = site["browser"].new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+    page = context.new_page()
+    page.goto(site["base"] + "/login")
+    page.wait_for_selector("#token")
+    rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert sum(int(v) for v in rgb[rgb.index("(") + 1:-1].split(",")[:3]) < 150, rgb
+    page.fill("#token", TOKEN)
+    page.click("#login")
+    page.wait_for_url(site["base"] + "/")
+    for name in _PAGES:
+        _visit(page, site["base"], name, site["store"].media)
+        page.screenshot(path=str(site["shots"] / f"web-{name}-dark.png"), full_page=True)
+    panel = page.evaluate("getComputedStyle(document.querySelector('.panel')).backgroundColor")
+    assert sum(int(v) for v in panel[panel.index("(") + 1:-1].split(",")[:3]) < 200, panel
+    context.close()
+    with_light = site["browser"].new_context(color_scheme="light")
+    page = with_light.new_page()
+    page.goto(site["base"] + "/login")
+    rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert sum(int(v) for v in rgb[rgb.index("(") + 1:-1].split(",")[:3]) > 600, rgb
+    with_light.close()

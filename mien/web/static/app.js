@@ -270,7 +270,7 @@ function renderQuery() {
   if (!q) return;
   if (q.kind === "face") {
     el.append(h("p", "Query: stored face ", h("a", { href: `#/hit/${q.faceId}` }, `#${q.faceId}`)),
-              h("img", { src: `/v1/faces/${q.faceId}/thumbnail.jpg`, style: { width: "120px" } }));
+              h("img", { src: `/v1/faces/${q.faceId}/thumbnail.jpg`, className: "query-face", alt: `face ${q.faceId}` }));
     return;
   }
   const img = h("img", { src: q.url, alt: q.name || "query photo", id: "query-img" });
@@ -441,7 +441,6 @@ function showMore(grid, cell, hit, reply, button) {
 function hitCard(hit, isFar) {
   const src = state.sources && state.sources.get(hit.source_uri);
   const video = Number(hit.timestamp_ms) > 0 || (src && src.kind === "SOURCE_KIND_VIDEO");
-  const when = video ? ` · ${clock(hit.timestamp_ms)}` : "";
   const d = hit.distance;
   return h(`a.card.hit-card${isFar ? ".far" : ""}`, { href: `#/hit/${hit.face_id}`, "data-face-id": hit.face_id,
                                                      "data-timestamp-ms": hit.timestamp_ms, title: hit.source_uri,
@@ -451,7 +450,8 @@ function hitCard(hit, isFar) {
     h("div.meta",
       h("div", h(`b.dist${d < 0.2 ? ".near" : d <= 0.5 ? ".close" : ""}`, `d ${d.toFixed(3)}`)),
       h("div.person", personLabel(hit.person_id, hit.person_name)),
-      h("div.muted.where", `${base(hit.source_uri)}${when}`),
+      h("div.muted.where", base(hit.source_uri)),
+      video ? h("div.muted.when", clock(hit.timestamp_ms)) : null,
       // why it matched: the named components query and hit share most (named encoders only)
       hit.agreeing && hit.agreeing.length
         ? h("div.why", { title: "what query and hit share most (↑ both strong, ↓ both the opposite way)" },
@@ -659,7 +659,7 @@ async function personPage(pid) {
       h("button.secondary", { onclick: () => { location.hash = `#/tags?summary=${p.person_id}`; } }, "Expression summary"),
       h("button.secondary", { id: "split", onclick: split }, "Split selected into a new person")),
     faces.length < Number(p.face_count) ? h("p.muted", `Showing the first ${faces.length}.`) : null),
-    h("div", { style: { height: "1em" } }), grid);
+    h("div.gap"), grid);
 }
 
 // ------------------------------------------------------------------ tags, timeline, summaries
@@ -670,7 +670,7 @@ async function tagsPage(params) {
   const [tags, srcs, ps] = await Promise.all([api("/v1/tags"), sources(true), persons(true)]);
   const tagList = h("div", { id: "tag-list" });
   for (const t of tags.tags) {
-    tagList.append(h("div.person-row", { style: { gridTemplateColumns: "200px 1fr 120px" } },
+    tagList.append(h("div.person-row.tag-row",
       h("div", h("b", t.name), h("div.muted", `threshold ${t.threshold}`)),
       h("div.faces", (t.reference_face_ids || []).map((id) => h("a", { href: `#/hit/${id}` }, h("img", { src: `/v1/faces/${id}/thumbnail.jpg` })))),
       h("div.actions", h("button.danger", { onclick: () => guarded(async () => {
@@ -691,7 +691,7 @@ async function tagsPage(params) {
   });
   const personSel = h("select", { id: "summary-person" }, ps.map((p) => h("option", { value: p.person_id }, `${personLabel(p.person_id, p.name)} (${p.face_count})`)));
   if (params.summary) personSel.value = params.summary;
-  const k = h("input", { type: "number", min: 1, max: 50, value: 8, id: "summary-k", style: { width: "5em" } });
+  const k = h("input", { type: "number", min: 1, max: 50, value: 8, id: "summary-k", className: "narrow" });
   const method = h("select", { id: "summary-method" }, h("option", { value: "SUMMARY_METHOD_KMEANS" }, "k-means"), h("option", { value: "SUMMARY_METHOD_WARD" }, "Ward"));
   const summary = h("div", { id: "summary" });
   const summarize = () => guarded(async () => {
@@ -704,7 +704,7 @@ async function tagsPage(params) {
         return card;
       })));
   });
-  const corpusK = h("input", { type: "number", min: 1, max: 1000, value: 12, id: "corpus-k", style: { width: "5em" } });
+  const corpusK = h("input", { type: "number", min: 1, max: 1000, value: 12, id: "corpus-k", className: "narrow" });
   const corpus = h("div", { id: "corpus" });
   const clusterStore = () => guarded(async () => {
     corpus.replaceChildren(h("p.muted", "Clustering…"));
@@ -719,14 +719,14 @@ async function tagsPage(params) {
   });
   root.replaceChildren(
     h("div.panel", h("h2", "Tags"), tagList),
-    h("div", { style: { height: "1em" } }),
+    h("div.gap"),
     h("div.panel", h("h2", "Run tags on a video"),
       videos.length ? h("div.actions", srcSel, tagSel, h("button", { id: "run-tag", onclick: run }, "Run")) : h("p.muted", "No videos in the store."),
       timeline),
-    h("div", { style: { height: "1em" } }),
+    h("div.gap"),
     h("div.panel", h("h2", "A person's dominant expressions"),
       h("div.actions", personSel, method, h("label", "k ", k), h("button", { id: "run-summary", onclick: summarize }, "Summarize")), summary),
-    h("div", { style: { height: "1em" } }),
+    h("div.gap"),
     h("div.panel", h("h2", "The archive's dominant expressions"),
       h("div.actions", h("label", "k ", corpusK), h("button", { id: "run-corpus", onclick: clusterStore }, "Cluster every face")), corpus));
   if (params.summary) summarize();
@@ -756,8 +756,8 @@ function drawTimeline(root, rep) {
 
 async function indexPage() {
   const session = await api("/v1/session");
-  const paths = h("textarea", { id: "index-paths", rows: 3, style: { width: "100%" }, placeholder: "/archive/2024/interviews\n/archive/photos/press.jpg" });
-  const fps = h("input", { type: "number", id: "index-fps", min: 0, step: "0.5", value: "", placeholder: "default", style: { width: "7em" } });
+  const paths = h("textarea", { id: "index-paths", rows: 3, className: "wide", placeholder: "/archive/2024/interviews\n/archive/photos/press.jpg" });
+  const fps = h("input", { type: "number", id: "index-fps", min: 0, step: "0.5", value: "", placeholder: "default", className: "mid" });
   const bar = h("progress", { id: "index-progress", max: 1, value: 0 });
   const status = h("p", { id: "index-status" });
   const log = h("pre.log", { id: "index-log" });
@@ -802,8 +802,8 @@ async function indexPage() {
     h("h2", "Index files on the server"),
     session.allowed_roots ? h("p.muted", "Folders or files on the server's disk, one per line, under the folders its operator allowed (--allow-root). New and changed files are indexed; finished ones are skipped.")
                           : h("div.notice", "This server allows no server-side indexing: its operator starts it with --allow-root DIR."),
-    paths, h("div.actions", { style: { marginTop: ".6em" } }, h("label", "video frames per second ", fps), start),
-    h("div", { style: { marginTop: "1em" } }, bar), status, log));
+    paths, h("div.actions.spaced", h("label", "video frames per second ", fps), start),
+    h("div.gap"), bar, status, log));
 }
 
 // ------------------------------------------------------------------ router
