@@ -302,27 +302,42 @@ def _seconds(clock: str) -> float:
     return int(minutes) * 60 + float(seconds)
 
 
-def test_indexing_page_streams_progress_to_done(site):
+def test_indexing_page_streams_progress_to_done(site, tmp_path):
     import cv2
 
     from mien.demo import photos
 
-    new = site["store"].media / "new"
+    media = site["store"].media
+    new = media / "new"
     new.mkdir()
     cv2.imwrite(str(new / "biden_mirrored.jpg"), cv2.flip(photos.face_recognition_photo("biden.jpg"), 1))
+    secret = tmp_path / "secret.jpg"    # outside the allowed root, reached by a link inside it
+    cv2.imwrite(str(secret), photos.face_recognition_photo("obama2.jpg"))
+    os.symlink(secret, new / "leads_out.jpg")
     page = site["page"]
     page.goto(site["base"] + "/#/index")
-    page.fill("#index-paths", str(new))
+    # the folder picker: the allowed root, then its folders; "Add" lists one to index
+    page.wait_for_selector("#folder-picker li.folder")
+    page.locator("#folder-picker li.folder button.open").first.click()
+    page.wait_for_selector(f"#folder-picker li.folder[data-path='{new}']")
+    page.locator(f"#folder-picker li.folder[data-path='{new}'] button.add").click()
+    assert page.input_value("#index-paths") == str(new)
+    # a relative path and one outside the root are refused on their own; the folder still runs
+    page.fill("#index-paths", f"{new}\nnew/relative\n{tmp_path}")
     page.click("#index-start")
     page.wait_for_function("() => document.querySelector('#index-status').textContent.includes('done')")
     status = page.inner_text("#index-status")
-    assert status.startswith("1 / 1 file ·") and "· 1 face ·" in status and "1 faces" not in status, status
+    assert status.startswith("2 / 2 files ·") and "· 1 face ·" in status and "1 faces" not in status, status
+    assert "1 skipped (outside allowed roots: 1)" in status, status
+    refused = page.locator("#index-refused li").all_inner_texts()
+    assert len(refused) == 2 and "not an absolute path" in refused[0] and "outside the server's allowed roots" in refused[1]
     assert page.eval_on_selector("#index-progress", "p => p.value === p.max")
     page.screenshot(path=str(site["shots"] / "index.png"), full_page=True)
     # the new face is searchable at once, without a restart
     page.goto(site["base"] + "/#/search")
     page.wait_for_selector("#hits .hit-card")
     page.set_input_files("#file", str(site["store"].media / "biden.jpg"))
+    _show_own(page)   # the mirrored photo is Biden's own face
     page.wait_for_selector("#hits .hit-card:has-text('biden_mirrored.jpg')")
 
 

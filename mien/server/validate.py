@@ -27,7 +27,8 @@ CLIP = 200
 MAX_SEED = 2**32 - 1
 
 # (message full name, field) -> the largest string it may hold, where it is not a key
-_LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_PATH_BYTES}
+_LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_PATH_BYTES,
+                 ("mien.v1.ListFoldersRequest", "path"): MAX_PATH_BYTES}
 # string fields a method needs: absent is the empty string in proto3
 _REQUIRED = {
     "mien.v1.CreateTagRequest": ("name",),

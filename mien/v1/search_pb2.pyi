@@ -221,7 +221,14 @@ class IndexPathsRequest(_message.Message):
     def __init__(self, paths: _Optional[_Iterable[str]] = ..., fps: _Optional[float] = ...) -> None: ...
 
 class IndexProgress(_message.Message):
-    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures", "job_id")
+    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures", "job_id", "refused_paths", "skipped")
+    class SkippedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     FILES_DONE_FIELD_NUMBER: _ClassVar[int]
     FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +237,8 @@ class IndexProgress(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_PATHS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     files_done: int
     files_total: int
     frames: int
@@ -238,7 +247,9 @@ class IndexProgress(_message.Message):
     done: bool
     failures: _containers.RepeatedScalarFieldContainer[str]
     job_id: str
-    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ...) -> None: ...
+    refused_paths: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.ScalarMap[str, int]
+    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ..., refused_paths: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class StartIndexJobRequest(_message.Message):
     __slots__ = ("paths", "fps")
@@ -401,3 +412,35 @@ class ListSourcesResponse(_message.Message):
     next_page_token: str
     total_size: int
     def __init__(self, sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class ListFoldersRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class Folder(_message.Message):
+    __slots__ = ("path", "name", "folders", "files")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    name: str
+    folders: int
+    files: int
+    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ..., folders: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
+
+class ListFoldersResponse(_message.Message):
+    __slots__ = ("path", "parent", "folders", "files", "truncated")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    parent: str
+    folders: _containers.RepeatedCompositeFieldContainer[Folder]
+    files: int
+    truncated: bool
+    def __init__(self, path: _Optional[str] = ..., parent: _Optional[str] = ..., folders: _Optional[_Iterable[_Union[Folder, _Mapping]]] = ..., files: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...

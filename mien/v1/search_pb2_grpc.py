@@ -132,6 +132,11 @@ class MienStub:
                 request_serializer=mien_dot_v1_dot_search__pb2.ListSourcesRequest.SerializeToString,
                 response_deserializer=mien_dot_v1_dot_search__pb2.ListSourcesResponse.FromString,
                 _registered_method=True)
+        self.ListFolders = channel.unary_unary(
+                '/mien.v1.Mien/ListFolders',
+                request_serializer=mien_dot_v1_dot_search__pb2.ListFoldersRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.ListFoldersResponse.FromString,
+                _registered_method=True)
 
 
 class MienServicer:
@@ -295,6 +300,16 @@ class MienServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFolders(self, request, context):
+        """The folders under one of the server's allowed roots, or the roots
+        themselves: what IndexPaths may be given (a folder picker). Shows the
+        roots to a caller with the token; PERMISSION_DENIED outside them or when
+        the server has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MienServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -392,6 +407,11 @@ def add_MienServicer_to_server(servicer, server):
                     servicer.ListSources,
                     request_deserializer=mien_dot_v1_dot_search__pb2.ListSourcesRequest.FromString,
                     response_serializer=mien_dot_v1_dot_search__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'ListFolders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFolders,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.ListFoldersRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.ListFoldersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -909,6 +929,33 @@ class Mien:
             '/mien.v1.Mien/ListSources',
             mien_dot_v1_dot_search__pb2.ListSourcesRequest.SerializeToString,
             mien_dot_v1_dot_search__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFolders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/ListFolders',
+            mien_dot_v1_dot_search__pb2.ListFoldersRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.ListFoldersResponse.FromString,
             options,
             channel_credentials,
             insecure,

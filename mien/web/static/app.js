@@ -760,13 +760,24 @@ async function indexPage() {
   const fps = h("input", { type: "number", id: "index-fps", min: 0, step: "0.5", value: "", placeholder: "default", className: "mid" });
   const bar = h("progress", { id: "index-progress", max: 1, value: 0 });
   const status = h("p", { id: "index-status" });
+  const refused = h("ul.refused", { id: "index-refused" });
   const log = h("pre.log", { id: "index-log" });
   const start = h("button", { id: "index-start" }, "Index");
+  const addPath = (p) => {
+    const have = paths.value.split("\n").map((x) => x.trim()).filter(Boolean);
+    if (!have.includes(p)) paths.value = [...have, p].join("\n");
+  };
   start.addEventListener("click", () => guarded(async () => {
     const list = paths.value.split("\n").map((s) => s.trim()).filter(Boolean);
     if (!list.length) { flash("Give at least one path on the server."); return; }
+    const relative = list.filter((p) => !p.startsWith("/"));
+    if (relative.length === list.length) {
+      flash(`Paths on the server are absolute (they start with /): ${relative.join(", ")}`);
+      return;
+    }
     start.disabled = true;
     log.textContent = "";
+    refused.replaceChildren();
     try {
       const r = await fetch("/v1/Mien/IndexPaths", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
                                                      body: JSON.stringify({ paths: list, fps: Number(fps.value) || 0 }) });
@@ -783,27 +794,64 @@ async function indexPage() {
           const msg = JSON.parse(buf.slice(0, nl));
           buf = buf.slice(nl + 1);
           if (msg.error) throw new ApiError(500, msg);
-          bar.max = Math.max(1, Number(msg.files_total));
-          bar.value = Number(msg.files_done);
-          status.textContent = `${msg.files_done} / ${plural(msg.files_total, "file")} · ${plural(msg.frames, "frame")} · ${plural(msg.faces, "face")}` +
-                               (msg.done ? " · done" : msg.current ? ` · ${base(msg.current)}` : "");
-          if (msg.current && !msg.done) log.textContent += `${msg.current}\n`;
-          if (msg.done) for (const f of msg.failures) log.textContent += `failed: ${f}\n`;
+          showProgress(msg);
         }
       }
       state.sources = null;
       state.persons = null;
+      state.results = null;
       refreshStats();
     } finally {
       start.disabled = false;
     }
   }));
-  view().replaceChildren(h("div.panel",
-    h("h2", "Index files on the server"),
-    session.allowed_roots ? h("p.muted", "Folders or files on the server's disk, one per line, under the folders its operator allowed (--allow-root). New and changed files are indexed; finished ones are skipped.")
-                          : h("div.notice", "This server allows no server-side indexing: its operator starts it with --allow-root DIR."),
-    paths, h("div.actions.spaced", h("label", "video frames per second ", fps), start),
-    h("div.gap"), bar, status, log));
+  // one progress message: counts, the paths refused (the others run), what was passed over
+  function showProgress(msg) {
+    bar.max = Math.max(1, Number(msg.files_total));
+    bar.value = Number(msg.files_done);
+    const skipped = Object.entries(msg.skipped || {});
+    const nSkipped = skipped.reduce((n, [, c]) => n + Number(c), 0);
+    status.textContent = `${msg.files_done} / ${plural(msg.files_total, "file")} · ${plural(msg.frames, "frame")} · ${plural(msg.faces, "face")}` +
+                         (msg.done ? " · done" : msg.current ? ` · ${base(msg.current)}` : "") +
+                         (msg.done && msg.failures.length ? ` · ${plural(msg.failures.length, "failure")}` : "") +
+                         (nSkipped ? ` · ${nSkipped} skipped (${skipped.map(([why, c]) => `${why}: ${c}`).join(", ")})` : "");
+    if ((msg.refused_paths || []).length && !refused.childElementCount) {
+      refused.append(...msg.refused_paths.map((p) => h("li.error", `not indexed: ${p}`)));
+    }
+    if (msg.current && !msg.done) log.textContent += `${msg.current}\n`;
+    if (msg.done) for (const f of msg.failures) log.textContent += `failed: ${f}\n`;
+  }
+  const picker = session.allowed_roots ? folderPicker(addPath) : null;
+  view().replaceChildren(h("div.cols",
+    h("div.panel", h("h2", "Folders on the server"), picker || h("p.muted", "None: the server indexes nothing.")),
+    h("div.panel",
+      h("h2", "Index files on the server"),
+      session.allowed_roots ? h("p.muted", "Absolute paths of folders or files on the server, one per line, under the folders its operator allowed (--allow-root); pick them on the left. New and changed files are indexed, finished ones skipped; a path that cannot be indexed is named and the others still run.")
+                            : h("div.notice", "This server allows no server-side indexing: its operator starts it with --allow-root DIR."),
+      paths, h("div.actions.spaced", h("label", "video frames per second ", fps), start),
+      h("div.gap"), bar, status, refused, log)));
+}
+
+// Browse the folders under the server's allowed roots; "Add" puts one in the list to index.
+function folderPicker(onAdd) {
+  const box = h("div.picker", { id: "folder-picker" });
+  const open = (path) => guarded(async () => {
+    const reply = await api("/v1/Mien/ListFolders", { path });
+    const rows = reply.folders.map((f) => h("li.folder", { "data-path": f.path },
+      h("button.link.open", { type: "button", title: f.path, onclick: () => open(f.path) }, `${f.name}/`),
+      h("span.muted", [Number(f.folders) ? plural(f.folders, "folder") : "", Number(f.files) ? plural(f.files, "file") : ""].filter(Boolean).join(", ") || "empty"),
+      h("button.secondary.add", { type: "button", onclick: () => onAdd(f.path) }, "Add")));
+    box.replaceChildren(...[
+      h("div.crumbs", reply.path
+        ? [h("button.secondary.up", { type: "button", onclick: () => open(reply.parent) }, reply.parent ? "↑ Up" : "↑ Allowed folders"),
+           h("span.path", pathText(reply.path)),
+           h("button.secondary.add-here", { type: "button", onclick: () => onAdd(reply.path) }, "Add this folder")]
+        : h("span.muted", "The folders this server may index")),
+      rows.length ? h("ul.folders", rows) : h("p.muted", reply.path ? `No folders here (${plural(reply.files, "file")}).` : "None."),
+      reply.truncated ? h("p.muted", "More folders than one list shows: type a path instead.") : null].filter(Boolean));
+  });
+  open("");
+  return box;
 }
 
 // ------------------------------------------------------------------ router
