@@ -11,6 +11,7 @@ nothing. Screenshots of the pages go to $MIEN_WEB_SCREENSHOTS (else a temp dir).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -208,15 +209,25 @@ def test_video_hit_plays_from_the_hits_timestamp(site):
 def test_naming_a_person_shows_the_name_in_the_next_search(site):
     page = site["page"]
     page.goto(site["base"] + "/#/people")
-    page.wait_for_selector("#people .person-row")
-    # the person with most faces is Obama (his photos and every video frame)
-    row = page.locator("#people .person-row").first
-    pid = row.get_attribute("data-person-id")
-    row.locator("input.name-input").fill("Barack Obama")
-    row.locator("button.rename").click()
+    page.wait_for_selector("#people-grid .person-tile")
+    # a grid of cover faces, most faces first: Obama (his photos and every video frame)
+    page.wait_for_function("() => [...document.querySelectorAll('#people-grid img.cover')].every(i => i.complete && i.naturalWidth > 0)")
+    tile = page.locator("#people-grid .person-tile").first
+    pid = tile.get_attribute("data-person-id")
+    tile.locator("a").click()
+    page.wait_for_selector("#person-faces .hit-card")
+    page.fill("#person-name", "Barack Obama")
+    page.click("#rename")
     page.wait_for_selector("#flash.info")
-    page.wait_for_function("() => [...document.querySelectorAll('#people .faces img')].length > 0")
+    page.goto(site["base"] + "/#/people")
+    page.wait_for_selector("#people-grid .person-tile:has-text('Barack Obama')")
     page.screenshot(path=str(site["shots"] / "people.png"), full_page=True)
+    # the search box asks the server: a few letters find him, and only him
+    page.fill("#people-search", "bara")
+    page.wait_for_function("() => document.querySelector('#people-count').textContent.includes('match')")
+    assert page.locator("#people-grid .person-tile").all_inner_texts()[0].startswith("Barack Obama")
+    assert page.locator("#people-grid .person-tile").count() == 1
+    page.fill("#people-search", "")
     page.goto(site["base"] + "/#/search")
     page.wait_for_selector("#hits .hit-card")
     _show_own(page)
@@ -341,7 +352,7 @@ def test_indexing_page_streams_progress_to_done(site, tmp_path):
     page.wait_for_selector("#hits .hit-card:has-text('biden_mirrored.jpg')")
 
 
-_PAGES = ("search", "hit-photo", "hit-video", "cross", "people", "person", "tags", "index")
+_PAGES = ("search", "hit-photo", "hit-video", "cross", "people", "suggestions", "review", "person", "tags", "index")
 
 
 def _visit(page, base, name, media):
@@ -369,11 +380,14 @@ def _visit(page, base, name, media):
         page.wait_for_selector("#hits .hit-card")
     elif name == "people":
         page.goto(base + "/#/people")
-        page.wait_for_selector("#people .person-row img")
+        page.wait_for_selector("#people-grid .person-tile img")
+    elif name in ("suggestions", "review"):
+        page.goto(base + f"/#/people?tab={name}")
+        page.wait_for_selector("#suggestions, #no-suggestions" if name == "suggestions" else "#single-face, #unassigned")
     elif name == "person":
         page.goto(base + "/#/people")
-        page.wait_for_selector("#people .person-row")
-        page.locator("#people .person-row a").first.click()
+        page.wait_for_selector("#people-grid .person-tile")
+        page.locator("#people-grid .person-tile a").first.click()
         page.wait_for_selector("#person-faces .hit-card")
     elif name == "tags":
         page.goto(base + "/#/tags")
@@ -431,3 +445,94 @@ def test_the_dark_theme_follows_the_system(site):
     rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert sum(int(v) for v in rgb[rgb.index("(") + 1:-1].split(",")[:3]) > 600, rgb
     with_light.close()
+
+
+def _api(site, method, body):
+    status, _, raw = http("POST", f"{site['base']}/v1/Mien/{method}", body, {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200, raw
+    return json.loads(raw)
+
+
+def test_same_person_suggestions_accepted_rejected_and_faces_moved(site):
+    import numpy as np
+
+    from mien.engine.store import Store
+
+    persons = _api(site, "ListPersons", {"order": "PERSON_ORDER_FACES"})["persons"]
+    obama = persons[0]
+    faces = _api(site, "ListPersonFaces", {"person": {"person_id": obama["person_id"]}, "page_size": 100})["faces"]
+    video = [f for f in faces if f["source_uri"].endswith("obama_moods.avi")]
+    # two frames split off him: three persons the identity model finds to be one
+    a = _api(site, "SplitPerson", {"face_ids": [video[3]["face_id"]]})["person_id"]
+    b = _api(site, "SplitPerson", {"face_ids": [video[5]["face_id"]]})["person_id"]
+    page = site["page"]
+    page.goto(site["base"] + "/#/people?tab=suggestions")
+    pair = lambda x, y: f"#suggestions .suggestion[data-a='{min(int(x), int(y))}'][data-b='{max(int(x), int(y))}']"  # noqa: E731
+    page.wait_for_selector(pair(obama["person_id"], a))
+    page.screenshot(path=str(site["shots"] / "suggestions.png"), full_page=True)
+    # accept: one click merges them (into the named one)
+    page.locator(pair(obama["person_id"], a)).locator("button.accept").click()
+    page.wait_for_selector("#flash.info:has-text('merged into Barack Obama')")
+    assert http("GET", f"{site['base']}/v1/persons/{a}", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 404
+    # reject: remembered as cannot-link in the store, never suggested again
+    page.goto(site["base"] + "/#/people?tab=all")
+    page.goto(site["base"] + "/#/people?tab=suggestions")
+    page.wait_for_selector(pair(obama["person_id"], b))
+    page.locator(pair(obama["person_id"], b)).locator("button.reject").click()
+    page.wait_for_selector("#flash.info:has-text('are two people')")
+    page.goto(site["base"] + "/#/people?tab=all")
+    page.goto(site["base"] + "/#/people?tab=suggestions")
+    page.wait_for_selector("#suggestions, #no-suggestions")
+    assert page.locator(pair(obama["person_id"], b)).count() == 0
+    pairs = {(int(s["person_a"]["person_id"]), int(s["person_b"]["person_id"]))
+             for s in _api(site, "SuggestMerges", {})["suggestions"]}
+    key = (min(int(obama["person_id"]), int(b)), max(int(obama["person_id"]), int(b)))
+    assert key not in pairs
+    with Store(site["store"].store_dir, mode="r") as store:
+        assert key in store.cannot_links()
+    # move: select the face on B's page, pick Obama in the search box
+    page.goto(site["base"] + f"/#/person/{b}")
+    page.wait_for_selector("#person-faces input.pick")
+    page.check("#person-faces input.pick")
+    page.wait_for_selector("#selection:not([hidden])")
+    page.fill("#move-target", "Barack")
+    page.locator("#selection .suggest li").filter(has_text="Barack Obama").click()
+    page.wait_for_selector("#flash.info:has-text('moved to Barack Obama')")
+    moved = _api(site, "GetFace", {"face_id": video[5]["face_id"]})
+    assert moved["person_id"] == obama["person_id"]
+    assert http("GET", f"{site['base']}/v1/persons/{b}", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 404
+    assert np.isfinite(float(moved["sharpness"]))
+
+
+def test_a_merge_refused_for_one_frame_says_where_and_may_go_ahead(site):
+    import cv2
+
+    from mien.demo import photos
+    from mien.engine.store import Store
+
+    group = site["store"].media / "group"
+    group.mkdir(exist_ok=True)
+    cv2.imwrite(str(group / "t1.jpg"), photos.t1())
+    status, _, _ = http("POST", f"{site['base']}/v1/Mien/IndexPaths", {"paths": [str(group)]},
+                        {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200
+    with Store(site["store"].store_dir, mode="w") as store:   # two people of one photo, as two persons
+        t1 = [f.face_id for f in store.faces_of_source(str(group / "t1.jpg"), thumbnail=False)]
+        ident = store.vectors(t1[:2], kind="identity")
+        a, b = store.add_person(None, ident[0]), store.add_person(None, ident[1])
+        store.set_faces_person([t1[0]], a)
+        store.set_faces_person([t1[1]], b)
+    page = site["page"]
+    page.goto(site["base"] + f"/#/person/{a}")
+    page.wait_for_selector("#merge-target")
+    page.fill("#merge-target", f"#{b}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(".person-head .suggest li").filter(has_text=f"person #{b}").click()
+    page.wait_for_selector("#flash-action")
+    message = page.inner_text("#flash")
+    assert "are both in t1.jpg," in message and "two faces in one frame are two people" in message, message
+    assert "allow_same_frame" not in message and "ms" not in message.split("Merge anyway")[0]
+    assert http("GET", f"{site['base']}/v1/persons/{a}", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    page.click("#flash-action")   # the detector found one face twice: the person says so
+    page.wait_for_selector("#flash.info:has-text('merged into')")
+    assert http("GET", f"{site['base']}/v1/persons/{a}", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 404

@@ -40,6 +40,10 @@ class ApiError extends Error {
     super((body && body.error && body.error.message) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.error && body.error.status;
+    // google.rpc.ErrorInfo: a stable reason ("SAME_FRAME") and its facts
+    const info = ((body && body.error && body.error.details) || []).find((d) => d.reason) || {};
+    this.reason = info.reason || "";
+    this.metadata = info.metadata || {};
   }
 }
 
@@ -64,6 +68,16 @@ function flash(message, kind = "error") {
   f.className = kind === "info" ? "info" : "";
   f.hidden = !message;
   if (message && kind === "info") setTimeout(() => { if (f.textContent === message) f.hidden = true; }, 4000);
+}
+
+// A refusal that a person may override: the message and one button that does it anyway.
+function flashAction(message, label, action) {
+  const f = $("#flash");
+  f.className = "";
+  f.hidden = false;
+  f.replaceChildren(h("span", message), " ",
+    h("button.danger", { id: "flash-action", type: "button", onclick: () => { f.hidden = true; guarded(action); } }, label),
+    " ", h("button.secondary", { type: "button", onclick: () => { f.hidden = true; } }, "Cancel"));
 }
 
 async function guarded(fn) {
@@ -195,7 +209,12 @@ function searchPage(cross) {
     el.addEventListener("change", () => { f[key] = el[prop]; runSearch(); });
     return el;
   };
-  const personSel = bind(h("select", { id: "f-person" }, h("option", { value: "" }, "anyone")), "person");
+  // the person filter: a search box (ListPersons query), not a list of everyone
+  const personSel = personPicker("f-person", f.personLabel || "", (value, p) => {
+    f.person = p ? p.person_id : "";
+    f.personLabel = p ? value : "";
+    runSearch();
+  }, { placeholder: "anyone" });
   const sourceSel = bind(h("select", { id: "f-source" }, h("option", { value: "" }, "all sources")), "source");
   const filters = h("form.filters", { id: "filters", onsubmit: (e) => e.preventDefault() },
     cross ? null : field("Person", personSel),
@@ -217,10 +236,6 @@ function searchPage(cross) {
     cross ? field("Target person", targetBox) : null,
     drop, h("div.query", { id: "query" }), filters);
   root.append(h("div.cols", panel, h("section", { id: "results" })));
-  persons().then((ps) => {
-    for (const p of ps) personSel.append(h("option", { value: p.person_id }, `${personLabel(p.person_id, p.name)} (${p.face_count})`));
-    personSel.value = f.person;
-  }).catch(() => {});
   sources().then((ss) => {
     for (const s of ss.values()) sourceSel.append(h("option", { value: s.uri }, base(s.uri)));
     sourceSel.value = f.source;
@@ -240,27 +255,38 @@ function searchKey(cross) {
   return JSON.stringify([cross, q.kind, q.faceId, q.serial, q.faceIndex, state.filters, cross ? state.target : ""]);
 }
 
-// A text box that suggests person names as you type (search-as-you-type over ListPersons).
-function personPicker(id, value, onpick) {
-  const box = h("input", { type: "search", id, value, placeholder: "name or #id", autocomplete: "off" });
+// A search box for one person: names (or #id) suggested as you type, asked of the server
+// (ListPersons query), with their cover faces; never a list of everyone.
+function personPicker(id, value, onpick, { placeholder = "name or #id", exclude = null } = {}) {
+  const box = h("input", { type: "search", id, value, placeholder, autocomplete: "off" });
   const list = h("ul", { hidden: true });
   const wrap = h("div.suggest", box, list);
+  let seq = 0;
   const show = async () => {
-    const q = box.value.trim().toLowerCase();
-    const ps = await persons();
-    const matches = ps.filter((p) => personLabel(p.person_id, p.name).toLowerCase().includes(q.replace(/^#/, "")) ||
-                                     `#${p.person_id}` === q).slice(0, 12);
+    const q = box.value.trim();
+    const mine = ++seq;
+    const params = new URLSearchParams({ page_size: "12", order: "PERSON_ORDER_FACES", include_covers: "true" });
+    if (q) params.set("query", q);
+    const page = await api(`/v1/persons?${params}`).catch(() => null);
+    if (!page || mine !== seq) return;
+    const matches = page.persons.filter((p) => String(p.person_id) !== String(exclude));
     list.replaceChildren(...matches.map((p) => h("li", {
-      onmousedown: (e) => { e.preventDefault(); box.value = p.name || `#${p.person_id}`; list.hidden = true; onpick(box.value); },
-    }, `${personLabel(p.person_id, p.name)} · ${plural(p.face_count, "face")}`)));
+      "data-person-id": p.person_id,
+      onmousedown: (e) => { e.preventDefault(); box.value = p.name || `#${p.person_id}`; list.hidden = true; onpick(box.value, p); },
+    }, coverImg(p, "mini"), h("span", `${personLabel(p.person_id, p.name)} · ${plural(p.face_count, "face")}`))));
     list.hidden = !matches.length;
   };
-  box.addEventListener("input", show);
+  let timer = null;
+  box.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(show, 150); });
   box.addEventListener("focus", show);
   box.addEventListener("blur", () => { list.hidden = true; });
-  box.addEventListener("keydown", (e) => { if (e.key === "Enter") { list.hidden = true; onpick(box.value); } });
+  box.addEventListener("keydown", (e) => { if (e.key === "Enter") { list.hidden = true; onpick(box.value, null); } });
   return wrap;
 }
+
+const coverImg = (p, cls = "") => Number(p.cover_face_id)
+  ? h(`img.cover${cls ? "." + cls : ""}`, { src: `/v1/faces/${p.cover_face_id}/thumbnail.jpg`, alt: "", loading: "lazy" })
+  : h(`span.cover.none${cls ? "." + cls : ""}`);
 
 function renderQuery() {
   const el = $("#query");
@@ -577,89 +603,242 @@ async function tagFromFace(faceId) {
   });
 }
 
-// ------------------------------------------------------------------ people
+// ------------------------------------------------------------------ people (as Immich shows them)
 
-async function peoplePage() {
+const PEOPLE_PAGE = 48;
+
+// What changed the persons: the figures, the cached list and any results on hand are stale.
+function personsChanged() {
+  state.persons = null;
+  state.results = null;
+  refreshStats();
+}
+
+async function peoplePage(params) {
+  const tab = params.tab || "all";
   const root = view();
-  root.replaceChildren(h("p.muted", "Loading…"));
-  const ps = (await persons(true)).slice().sort((a, b) => Number(b.face_count) - Number(a.face_count));
-  const list = h("div.panel", { id: "people" }, h("h2", `${ps.length} people`),
-    h("p.muted", "Name or rename a person, merge two that are one human, delete one. Faces of one image or frame are never merged (two faces of one frame are two people)."));
-  for (const p of ps) list.append(personRow(p, ps));
-  root.replaceChildren(list);
-  for (const p of ps.slice(0, 60)) {
-    api(`/v1/persons/${p.person_id}/faces?page_size=6&include_thumbnails=true`).then((page) => {
-      const faces = $(`#faces-${p.person_id}`);
-      if (faces) faces.replaceChildren(...page.faces.map((f) =>
-        h("a", { href: `#/hit/${f.face_id}` }, h("img", { src: thumbSrc(f), alt: `face ${f.face_id}` }))));
-    }).catch(() => {});
+  const tabs = h("nav.tabs", { id: "people-tabs" },
+    [["all", "People"], ["suggestions", "Same person?"], ["review", "Review"]].map(([key, label]) =>
+      h(`a${key === tab ? ".active" : ""}`, { href: `#/people?tab=${key}`, "data-tab": key }, label)));
+  const body = h("div", { id: "people-body" }, h("p.muted", "Loading…"));
+  root.replaceChildren(h("div.panel", { id: "people" }, tabs, body));
+  if (tab === "suggestions") await suggestionsView(body, null);
+  else if (tab === "review") await reviewView(body);
+  else await peopleGrid(body);
+}
+
+function personTile(p, extra = null) {
+  return h("div.person-tile", { "data-person-id": p.person_id },
+    h("a", { href: `#/person/${p.person_id}` }, coverImg(p),
+      h("div.name", personLabel(p.person_id, p.name)), h("div.muted", plural(p.face_count, "face"))),
+    extra);
+}
+
+async function peopleGrid(body) {
+  const search = h("input", { type: "search", id: "people-search", placeholder: "Find a person: name or #id", value: state.peopleQuery || "" });
+  const order = h("select", { id: "people-order" },
+    h("option", { value: "PERSON_ORDER_FACES" }, "most faces first"), h("option", { value: "PERSON_ORDER_NAME" }, "by name"),
+    h("option", { value: "PERSON_ORDER_ID" }, "oldest first"));
+  order.value = state.peopleOrder || "PERSON_ORDER_FACES";
+  const count = h("p.muted", { id: "people-count" });
+  const grid = h("div.people-grid", { id: "people-grid" });
+  const more = h("button.secondary", { id: "people-more", hidden: true, type: "button" }, "More people");
+  let token = "", seq = 0;
+  const load = (reset) => guarded(async () => {
+    const mine = ++seq;
+    const q = new URLSearchParams({ page_size: String(PEOPLE_PAGE), order: order.value, include_covers: "true" });
+    const text = search.value.trim();
+    if (text) q.set("query", text);
+    if (!reset && token) q.set("page_token", token);
+    const page = await api(`/v1/persons?${q}`);
+    if (mine !== seq) return;
+    if (reset) grid.replaceChildren();
+    count.textContent = text ? `${plural(page.total_size, "person", "people")} match “${text}”` : plural(page.total_size, "person", "people");
+    grid.append(...page.persons.map((p) => personTile(p)));
+    token = page.next_page_token;
+    more.hidden = !token;
+  });
+  let timer = null;
+  search.addEventListener("input", () => { state.peopleQuery = search.value; clearTimeout(timer); timer = setTimeout(() => load(true), 200); });
+  order.addEventListener("change", () => { state.peopleOrder = order.value; load(true); });
+  more.addEventListener("click", () => load(false));
+  body.replaceChildren(h("div.actions", search, order), count, grid, more);
+  await load(true);
+}
+
+// Merge src into dst; a refusal because they share a frame says where, and offers to merge anyway.
+async function mergePersons(src, dst, after) {
+  const run = async (allow) => {
+    const merged = await api("/v1/Mien/MergePersons", { source: { person_id: src.person_id }, target: { person_id: dst.person_id },
+                                                       allow_same_frame: allow });
+    personsChanged();
+    flash(`${personLabel(src.person_id, src.name)} merged into ${personLabel(merged.person_id, merged.name)}: ${plural(merged.face_count, "face")}.`, "info");
+    if (after) await after(merged);
+  };
+  try {
+    await run(false);
+  } catch (e) {
+    if (e.reason !== "SAME_FRAME") throw e;
+    const m = e.metadata, more = Number(m.frames || 1) - 1;
+    flashAction(`Not merged: ${personLabel(src.person_id, src.name)} and ${personLabel(dst.person_id, dst.name)} are both in ` +
+                `${await where(m)}${more > 0 ? ` (and ${plural(more, "more frame")})` : ""}, ` +
+                "and two faces in one frame are two people. Merge anyway only if the detector found one face twice there.",
+                "Merge anyway", () => run(true));
   }
 }
 
-function personRow(p, all) {
-  const nameBox = h("input", { type: "text", value: p.name || "", placeholder: "name…", "data-person": p.person_id, className: "name-input" });
-  const rename = () => guarded(async () => {
-    await api("/v1/Mien/RenamePerson", { person: { person_id: p.person_id }, name: nameBox.value.trim() });
-    flash(`Person #${p.person_id} is now "${nameBox.value.trim()}".`, "info");
-    await peoplePage();
-  });
-  nameBox.addEventListener("keydown", (e) => { if (e.key === "Enter") rename(); });
-  const into = h("select", { className: "merge-target" }, h("option", { value: "" }, "merge into…"),
-    all.filter((o) => o.person_id !== p.person_id).map((o) => h("option", { value: o.person_id }, personLabel(o.person_id, o.name))));
-  const merge = () => guarded(async () => {
-    if (!into.value) return;
-    if (!confirm(`Merge ${personLabel(p.person_id, p.name)} into ${into.selectedOptions[0].textContent}? Un-merging is not possible; a split later moves faces one by one.`)) return;
-    await api("/v1/Mien/MergePersons", { source: { person_id: p.person_id }, target: { person_id: into.value } });
-    flash("Merged.", "info");
-    peoplePage();
-  });
-  const del = () => guarded(async () => {
-    if (!confirm(`Delete ${personLabel(p.person_id, p.name)}? Its ${plural(p.face_count, "face")} become unknown.`)) return;
-    await api("/v1/Mien/DeletePerson", { person: { person_id: p.person_id }, release_faces: true });
-    flash("Deleted.", "info");
-    peoplePage();
-  });
-  return h("div.person-row", { "data-person-id": p.person_id },
-    h("div", h("a", { href: `#/person/${p.person_id}` }, h("b", personLabel(p.person_id, p.name))),
-      h("div.muted", `#${p.person_id} · ${plural(p.face_count, "face")}`)),
-    h("div.faces", { id: `faces-${p.person_id}` }),
-    h("div.actions", nameBox, h("button", { onclick: rename, className: "rename" }, p.name ? "Rename" : "Name"),
-      into, h("button.secondary", { onclick: merge }, "Merge"), h("button.danger", { onclick: del }, "Delete")));
+// "t1.jpg" or "interview.mp4 at 0:12.5": the frame a SAME_FRAME refusal names.
+async function where(meta) {
+  const uri = meta.source_uri || "";
+  const src = (await sources().catch(() => new Map())).get(uri);
+  const video = src ? src.kind === "SOURCE_KIND_VIDEO" : Number(meta.timestamp_ms) > 0;
+  return video ? `${base(uri)} at ${clock(meta.timestamp_ms || 0)}` : base(uri);
+}
+
+// The person a suggestion keeps: the named one, else the one with more faces.
+const keeper = (a, b) => (a.name && !b.name) || (!!a.name === !!b.name && Number(a.face_count) >= Number(b.face_count)) ? a : b;
+
+async function suggestionsView(body, only) {
+  const reply = await api("/v1/Mien/SuggestMerges", only ? { person: { person_id: only }, page_size: 20 } : { page_size: 60 });
+  const list = h("div.suggestions", { id: "suggestions" });
+  for (const sug of reply.suggestions) {
+    const a = sug.person_a, b = sug.person_b;
+    const card = h("div.suggestion", { "data-a": a.person_id, "data-b": b.person_id },
+      personTile(a), h("div.q", "same person?"), personTile(b),
+      h("div.actions",
+        h("button.accept", { type: "button", onclick: () => guarded(async () => {
+          const dst = keeper(a, b), src = dst === a ? b : a;
+          await mergePersons(src, dst, async () => card.remove());
+        }) }, "Same person"),
+        h("button.secondary.reject", { type: "button", onclick: () => guarded(async () => {
+          await api("/v1/Mien/RejectMerge", { person_a: { person_id: a.person_id }, person_b: { person_id: b.person_id } });
+          card.remove();
+          flash(`Noted: ${personLabel(a.person_id, a.name)} and ${personLabel(b.person_id, b.name)} are two people.`, "info");
+        }) }, "Not the same"),
+        h("span.muted", `d ${sug.distance.toFixed(2)}`)));
+    list.append(card);
+  }
+  body.replaceChildren(
+    h("p.muted", only ? "People who may be this person (their faces are close in the identity model):"
+                      : "Pairs of people whose faces the identity model finds close, nearest first. “Same person” merges them; “Not the same” is remembered and not asked again."),
+    reply.suggestions.length ? list : h("p.muted", { id: "no-suggestions" }, "No suggestions."));
+}
+
+async function reviewView(body) {
+  const [unassigned, singles] = await Promise.all([
+    api("/v1/Mien/ListPersonFaces", { unassigned: true, page_size: 48, include_thumbnails: true }),
+    api(`/v1/persons?max_faces=1&page_size=${PEOPLE_PAGE}&order=PERSON_ORDER_ID&include_covers=true`)]);
+  const faces = h("div.grid", { id: "unassigned" }, unassigned.faces.map((f) => {
+    const card = hitCard({ ...f, distance: 0 }, false);
+    card.querySelector(".meta b").textContent = `#${f.face_id}`;
+    return h("div.hit-cell", { "data-face-id": f.face_id }, card, personPicker(`assign-${f.face_id}`, "", (v, p) => guarded(async () => {
+      if (!p) return;
+      await api("/v1/Mien/MoveFaces", { face_ids: [f.face_id], target: { person_id: p.person_id } });
+      personsChanged();
+      flash(`Face #${f.face_id} is now ${personLabel(p.person_id, p.name)}'s.`, "info");
+      reviewView(body);
+    }), { placeholder: "assign to…" }));
+  }));
+  const lone = h("div.people-grid", { id: "single-face" }, singles.persons.map((p) => personTile(p,
+    personPicker(`same-${p.person_id}`, "", (v, other) => guarded(async () => {
+      if (other) await mergePersons(p, other, async () => reviewView(body));
+    }), { placeholder: "same person as…", exclude: p.person_id }))));
+  body.replaceChildren(
+    h("h3", `Faces of nobody (${unassigned.total_size})`),
+    unassigned.faces.length ? faces : h("p.muted", "None: every face belongs to a person."),
+    h("h3", `People with one face (${singles.total_size})`),
+    h("p.muted", "Often a face the indexer could not place for sure: say whose it is, or leave it."),
+    singles.persons.length ? lone : h("p.muted", "None."));
 }
 
 async function personPage(pid) {
   const root = view();
   root.replaceChildren(h("p.muted", "Loading…"));
   const p = await api(`/v1/persons/${pid}`);
-  const faces = [];
-  let token = "";
-  do {
-    const page = await api(`/v1/persons/${pid}/faces?page_size=200&include_thumbnails=true${token ? "&page_token=" + encodeURIComponent(token) : ""}`);
-    faces.push(...page.faces);
-    token = page.next_page_token;
-  } while (token && faces.length < 1000);
   const grid = h("div.grid", { id: "person-faces" });
-  for (const f of faces) {
-    const box = h("input", { type: "checkbox", value: f.face_id, className: "pick" });
-    const card = hitCard({ ...f, distance: 0 }, false);
-    card.querySelector(".meta b").textContent = `#${f.face_id}`;
-    grid.append(h("div", card, h("label.muted", box, " select")));
+  const more = h("button.secondary", { id: "faces-more", type: "button", hidden: true }, "More faces");
+  let token = "";
+  const loadFaces = async () => {
+    const page = await api(`/v1/persons/${pid}/faces?page_size=100&include_thumbnails=true${token ? "&page_token=" + encodeURIComponent(token) : ""}`);
+    for (const f of page.faces) {
+      const box = h("input", { type: "checkbox", value: f.face_id, className: "pick", onchange: selectionChanged });
+      const card = hitCard({ ...f, distance: 0 }, false);
+      card.querySelector(".meta b").textContent = `#${f.face_id}`;
+      grid.append(h("div.pick-cell", card, h("label.muted", box, " select")));
+    }
+    token = page.next_page_token;
+    more.hidden = !token;
+  };
+  more.addEventListener("click", () => guarded(loadFaces));
+  const selected = () => [...grid.querySelectorAll("input.pick:checked")].map((b) => b.value);
+  const selBar = h("div.actions.selection", { id: "selection", hidden: true });
+  function selectionChanged() {
+    const ids = selected();
+    selBar.hidden = !ids.length;
+    $("#selection-count", selBar).textContent = `${plural(ids.length, "face")} selected`;
   }
   const split = () => guarded(async () => {
-    const ids = [...grid.querySelectorAll("input.pick:checked")].map((b) => b.value);
+    const ids = selected();
     if (!ids.length) { flash("Select the faces that are someone else first."); return; }
     const np = await api("/v1/Mien/SplitPerson", { face_ids: ids });
+    personsChanged();
     flash(`${plural(ids.length, "face")} moved to new person #${np.person_id}.`, "info");
     location.hash = `#/person/${np.person_id}`;
   });
-  root.replaceChildren(h("div.panel",
-    h("h2", `${personLabel(p.person_id, p.name)} — ${plural(p.face_count, "face")}`),
+  const moveTo = (value, target) => guarded(async () => {
+    const ids = selected();
+    if (!target) { flash("Pick the person from the list as you type."); return; }
+    if (!ids.length) { flash("Select the faces to move first."); return; }
+    const run = async (allow) => {
+      const t = await api("/v1/Mien/MoveFaces", { face_ids: ids, target: { person_id: target.person_id }, allow_same_frame: allow });
+      personsChanged();
+      flash(`${plural(ids.length, "face")} moved to ${personLabel(t.person_id, t.name)} (now ${plural(t.face_count, "face")}).`, "info");
+      await personPage(pid).catch(() => { location.hash = `#/person/${t.person_id}`; });
+    };
+    try { await run(false); } catch (e) {
+      if (e.reason !== "SAME_FRAME") throw e;
+      flashAction(`Not moved: ${personLabel(target.person_id, target.name)} already has a face in ${await where(e.metadata)}, ` +
+                  "and two faces in one frame are two people.", "Move anyway", () => run(true));
+    }
+  });
+  selBar.append(h("b", { id: "selection-count" }), h("button.secondary", { id: "split", type: "button", onclick: split }, "Split into a new person"),
+                h("span.muted", "or move to"), personPicker("move-target", "", moveTo, { placeholder: "another person…", exclude: pid }));
+  const nameBox = h("input", { type: "text", id: "person-name", value: p.name || "", placeholder: "Add a name", className: "name-input" });
+  const rename = () => guarded(async () => {
+    const renamed = await api("/v1/Mien/RenamePerson", { person: { person_id: p.person_id }, name: nameBox.value.trim() });
+    personsChanged();
+    flash(`Person #${p.person_id} is now “${renamed.name}”.`, "info");
+  });
+  nameBox.addEventListener("keydown", (e) => { if (e.key === "Enter") rename(); });
+  const merge = personPicker("merge-target", "", (value, target) => guarded(async () => {
+    if (!target) { flash("Pick the person from the list as you type."); return; }
+    if (!confirm(`Merge ${personLabel(p.person_id, p.name)} into ${personLabel(target.person_id, target.name)}? A merge is not undone in one step: a split later moves faces back one by one.`)) return;
+    await mergePersons(p, target, async (merged) => { location.hash = `#/person/${merged.person_id}`; });
+  }), { placeholder: "merge into…", exclude: p.person_id });
+  const del = () => guarded(async () => {
+    if (!confirm(`Delete ${personLabel(p.person_id, p.name)}? Its ${plural(p.face_count, "face")} become faces of nobody.`)) return;
+    await api("/v1/Mien/DeletePerson", { person: { person_id: p.person_id }, release_faces: true });
+    personsChanged();
+    flash("Deleted.", "info");
+    location.hash = "#/people";
+  });
+  const suggestions = h("div", { id: "person-suggestions" });
+  root.replaceChildren(h("div.panel.person-head",
+    h("div.person-title", coverImg(p, "big"),
+      h("div", h("div.actions", nameBox, h("button", { id: "rename", className: "rename", type: "button", onclick: rename }, p.name ? "Rename" : "Name")),
+        h("p.muted", `#${p.person_id} · ${plural(p.face_count, "face")}`))),
     h("div.actions",
-      h("button", { onclick: () => { state.target = p.name || `#${p.person_id}`; location.hash = "#/cross"; } }, "Search their faces (cross-identity)"),
-      h("button.secondary", { onclick: () => { location.hash = `#/tags?summary=${p.person_id}`; } }, "Expression summary"),
-      h("button.secondary", { id: "split", onclick: split }, "Split selected into a new person")),
-    faces.length < Number(p.face_count) ? h("p.muted", `Showing the first ${faces.length}.`) : null),
-    h("div.gap"), grid);
+      h("button", { type: "button", onclick: () => { state.target = p.name || `#${p.person_id}`; location.hash = "#/cross"; } }, "Search their faces (cross-identity)"),
+      h("button.secondary", { type: "button", onclick: () => { location.hash = `#/tags?summary=${p.person_id}`; } }, "Expression summary"),
+      h("button.secondary", { type: "button", onclick: () => { location.hash = `#/tags?person=${p.person_id}`; } }, "Tag their videos"),
+      h("span.muted", "Merge into"), merge, h("button.danger", { type: "button", onclick: del }, "Delete"))),
+    h("div.gap"),
+    h("div.panel", h("h2", "Faces"), h("p.muted", "Select faces to split them off into a new person or to move them to another one."),
+      selBar, grid, more),
+    h("div.gap"),
+    h("div.panel", h("h2", "Same person?"), suggestions));
+  await loadFaces();
+  guarded(() => suggestionsView(suggestions, pid));
 }
 
 // ------------------------------------------------------------------ tags, timeline, summaries
@@ -869,7 +1048,7 @@ async function route() {
     if (page === "search") searchPage(false);
     else if (page === "cross") searchPage(true);
     else if (page === "hit") await hitPage(parts[1]);
-    else if (page === "people") await peoplePage();
+    else if (page === "people") await peoplePage(params);
     else if (page === "person") await personPage(parts[1]);
     else if (page === "tags") await tagsPage(params);
     else if (page === "index") await indexPage();
