@@ -243,27 +243,72 @@ def test_tag_from_a_face_runs_on_the_video_and_shows_its_timeline(site):
     _show_own(page)
     page.locator("#hits .hit-card").first.click()   # obama.jpg itself: the broad smile
     page.wait_for_selector("#tag-face")
-    page.once("dialog", lambda dialog: dialog.accept("broad-smile"))
-    page.click("#tag-face")
-    page.wait_for_url("**/#/tags")
-    page.wait_for_selector("#tag-source")
-    page.select_option("#tag-source", str(site["store"].video))
+    face_id = page.url.rsplit("/", 1)[1]
+    page.click("#tag-face")                         # a form on the tags page, not a prompt()
+    page.wait_for_url(f"**/#/tags?face={face_id}")
+    page.wait_for_selector("#new-tag-preview img")
+    page.fill("#new-tag-name", "broad-smile")
+    page.click("#create-tag")
+    page.wait_for_selector("#tag-list .tag-row[data-tag='broad-smile'] img")
+    page.check(f"#tag-videos input[value='{site['store'].video}']")
     page.click("#run-tag")
     page.wait_for_selector("#timeline .tl-result .tl-seg")
     titles = page.eval_on_selector_all("#timeline .tl-seg", "els => els.map(e => e.title)")
     starts = [_seconds(t.split("–")[0]) for t in titles]
     # the smile is on screen 0-3 s and 6-8 s; the speaking seconds carry no segment start
     assert starts and all(s < 3.0 or s >= 6.0 for s in starts), titles
-    page.select_option("#summary-person", label=page.locator("#summary-person option").filter(
-        has_text="Barack Obama").inner_text())
+    page.fill("#summary-person", "Barack")
+    page.locator("#summary-person + ul li").filter(has_text="Barack Obama").click()
     page.fill("#summary-k", "3")
     page.click("#run-summary")
     page.wait_for_selector("#summary .hit-card")
+    # each cluster is labelled by its dominant components
+    labels = page.locator("#summary .cluster-label").all_inner_texts()
+    assert labels and all("%" in label for label in labels), labels
     page.fill("#corpus-k", "4")
     page.click("#run-corpus")
     page.wait_for_selector("#corpus .hit-card")
     assert page.locator("#corpus .hit-card").count() == 4
     page.screenshot(path=str(site["shots"] / "tags.png"), full_page=True)
+
+
+def test_tag_from_an_uploaded_photo_threshold_edited_run_on_a_persons_videos(site):
+    import shutil
+
+    page = site["page"]
+    # a second video of the same person: his videos are two
+    second = site["store"].media / "more" / "obama_moods_again.avi"
+    second.parent.mkdir(exist_ok=True)
+    shutil.copy(site["store"].video, second)
+    assert http("POST", f"{site['base']}/v1/Mien/IndexPaths", {"paths": [str(second.parent)]},
+                {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    page.goto(site["base"] + "/#/tags")
+    page.wait_for_selector("#new-tag-file")
+    page.fill("#new-tag-name", "upload-smile")
+    page.fill("#new-tag-threshold", "0.4")
+    page.set_input_files("#new-tag-file", str(site["store"].media / "obama.jpg"))
+    page.wait_for_selector("#new-tag-preview img.photo")
+    page.click("#create-tag")
+    row = "#tag-list .tag-row[data-tag='upload-smile']"
+    page.wait_for_selector(f"{row} img[src^='data:image/jpeg']")   # the face of the photo it was made from
+    assert page.input_value(f"{row} input.threshold") == "0.40"
+    page.fill(f"{row} input.threshold", "0.3")
+    page.click(f"{row} button.save-threshold")
+    page.wait_for_selector("#flash.info:has-text('threshold 0.30')")
+    tags = json.loads(http("GET", f"{site['base']}/v1/tags", headers={"Authorization": f"Bearer {TOKEN}"})[2])["tags"]
+    tag = next(t for t in tags if t["name"] == "upload-smile")
+    assert abs(tag["threshold"] - 0.3) < 1e-6 and len(tag["reference_pictures"]) == 1
+    # his videos, chosen by picking him; one timeline each, his rows only
+    page.goto(site["base"] + "/#/tags")
+    page.wait_for_selector("#tag-person")
+    page.fill("#tag-person", "Barack")
+    page.locator("#tag-person + ul li").filter(has_text="Barack Obama").click()
+    page.wait_for_function("() => document.querySelectorAll('#tag-videos input:checked').length === 2")
+    page.select_option("#tag-name", "upload-smile")
+    page.click("#run-tag")
+    page.wait_for_function("() => document.querySelectorAll('#timeline .tl-video.tl-done').length === 2")
+    assert page.locator("#timeline .tl-video .tl-result").count() == 2
+    assert all("Barack Obama" in t for t in page.locator("#timeline .tl-result").all_inner_texts())
 
 
 def test_cross_identity_photo_hit_and_split(site):

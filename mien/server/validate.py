@@ -33,6 +33,7 @@ _LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_PATH_BYTES,
 _REQUIRED = {
     "mien.v1.CreateTagRequest": ("name",),
     "mien.v1.DeleteTagRequest": ("name",),
+    "mien.v1.UpdateTagRequest": ("name",),
     "mien.v1.TagSourceRequest": ("source_uri",),
 }
 # integer fields that count something: a negative value is a mistake

@@ -268,11 +268,11 @@ function personPicker(id, value, onpick, { placeholder = "name or #id", exclude 
     const params = new URLSearchParams({ page_size: "12", order: "PERSON_ORDER_FACES", include_covers: "true" });
     if (q) params.set("query", q);
     const page = await api(`/v1/persons?${params}`).catch(() => null);
-    if (!page || mine !== seq) return;
+    if (!page || mine !== seq || document.activeElement !== box) return;  // picked or left meanwhile
     const matches = page.persons.filter((p) => String(p.person_id) !== String(exclude));
     list.replaceChildren(...matches.map((p) => h("li", {
       "data-person-id": p.person_id,
-      onmousedown: (e) => { e.preventDefault(); box.value = p.name || `#${p.person_id}`; list.hidden = true; onpick(box.value, p); },
+      onmousedown: (e) => { e.preventDefault(); seq++; box.value = p.name || `#${p.person_id}`; list.hidden = true; onpick(box.value, p); },
     }, coverImg(p, "mini"), h("span", `${personLabel(p.person_id, p.name)} · ${plural(p.face_count, "face")}`))));
     list.hidden = !matches.length;
   };
@@ -564,7 +564,7 @@ async function hitPage(faceId) {
     h("div.actions",
       h("button", { id: "more-like-this", onclick: () => { state.query = { kind: "face", faceId: rec.face_id, serial: Date.now() }; location.hash = "#/search"; } }, "More like this"),
       Number(rec.person_id) >= 0 ? h("button.secondary", { id: "this-person", onclick: () => { location.hash = `#/person/${rec.person_id}`; } }, "This person") : null,
-      h("button.secondary", { id: "tag-face", onclick: () => tagFromFace(rec.face_id) }, "Make a tag of this expression")));
+      h("button.secondary", { id: "tag-face", onclick: () => { location.hash = `#/tags?face=${rec.face_id}`; } }, "Make a tag of this expression")));
   root.replaceChildren(h("div.hit", h("div", hitNav(rec.face_id), stage), side));
 }
 
@@ -592,16 +592,6 @@ function hitNav(faceId) {
     h("button.secondary", { id: "next-hit", type: "button", disabled: !next, onclick: () => go(next) }, "Next ›"));
 }
 
-async function tagFromFace(faceId) {
-  const name = prompt("Tag name (e.g. broad-smile):");
-  if (!name) return;
-  await guarded(async () => {
-    await api("/v1/Analytics/CreateTag", { name, references: [{ face_id: faceId }] });
-    flash(`Tag "${name}" created.`, "info");
-    refreshStats();
-    location.hash = "#/tags";
-  });
-}
 
 // ------------------------------------------------------------------ people (as Immich shows them)
 
@@ -730,7 +720,7 @@ async function reviewView(body) {
     api(`/v1/persons?max_faces=1&page_size=${PEOPLE_PAGE}&order=PERSON_ORDER_ID&include_covers=true`)]);
   const faces = h("div.grid", { id: "unassigned" }, unassigned.faces.map((f) => {
     const card = hitCard({ ...f, distance: 0 }, false);
-    card.querySelector(".meta b").textContent = `#${f.face_id}`;
+    Object.assign(card.querySelector(".meta b"), { textContent: `#${f.face_id}`, className: "" });
     return h("div.hit-cell", { "data-face-id": f.face_id }, card, personPicker(`assign-${f.face_id}`, "", (v, p) => guarded(async () => {
       if (!p) return;
       await api("/v1/Mien/MoveFaces", { face_ids: [f.face_id], target: { person_id: p.person_id } });
@@ -763,7 +753,7 @@ async function personPage(pid) {
     for (const f of page.faces) {
       const box = h("input", { type: "checkbox", value: f.face_id, className: "pick", onchange: selectionChanged });
       const card = hitCard({ ...f, distance: 0 }, false);
-      card.querySelector(".meta b").textContent = `#${f.face_id}`;
+      Object.assign(card.querySelector(".meta b"), { textContent: `#${f.face_id}`, className: "" });
       grid.append(h("div.pick-cell", card, h("label.muted", box, " select")));
     }
     token = page.next_page_token;
@@ -843,45 +833,144 @@ async function personPage(pid) {
 
 // ------------------------------------------------------------------ tags, timeline, summaries
 
+// A cluster's label: its dominant emotion and the action units it shows most.
+function clusterLabel(components) {
+  const emotions = components.filter((c) => c.kind === "emotion").sort((a, b) => b.value - a.value);
+  const aus = components.filter((c) => c.kind !== "emotion" && c.value > 0.3).sort((a, b) => b.value - a.value).slice(0, 2);
+  const parts = [];
+  if (emotions.length) parts.push(`${shortLabel(emotions[0].name)} ${(emotions[0].value * 100).toFixed(0)}%`);
+  if (aus.length) parts.push(aus.map((c) => shortLabel(c.name)).join(", "));
+  return parts.join(" · ");
+}
+
+function clusterCards(clusters) {
+  return h("div.grid", clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
+    const card = hitCard(c.representative, false);
+    const size = card.querySelector(".meta b");
+    size.textContent = `${(c.share * 100).toFixed(0)}% · ${plural(c.size, "face")}`;
+    size.className = "";   // a share, not a distance
+    const label = clusterLabel(c.components || []);
+    if (label) card.querySelector(".meta").prepend(h("div.cluster-label", { title: label }, label));
+    return card;
+  }));
+}
+
+// The pictures a tag was made from: its stored faces and the photos given for it.
+function tagPictures(t) {
+  return h("div.faces",
+    (t.reference_face_ids || []).map((id) => h("a", { href: `#/hit/${id}` }, h("img", { src: `/v1/faces/${id}/thumbnail.jpg`, alt: `face ${id}` }))),
+    (t.reference_pictures || []).map((p) => h("img", { src: `data:image/jpeg;base64,${p}`, alt: "reference photo" })));
+}
+
 async function tagsPage(params) {
   const root = view();
   root.replaceChildren(h("p.muted", "Loading…"));
-  const [tags, srcs, ps] = await Promise.all([api("/v1/tags"), sources(true), persons(true)]);
+  const [tags, srcs] = await Promise.all([api("/v1/tags"), sources(true)]);
+  // -- the tags, each with what it was made from and an editable threshold
   const tagList = h("div", { id: "tag-list" });
   for (const t of tags.tags) {
-    tagList.append(h("div.person-row.tag-row",
-      h("div", h("b", t.name), h("div.muted", `threshold ${t.threshold}`)),
-      h("div.faces", (t.reference_face_ids || []).map((id) => h("a", { href: `#/hit/${id}` }, h("img", { src: `/v1/faces/${id}/thumbnail.jpg` })))),
-      h("div.actions", h("button.danger", { onclick: () => guarded(async () => {
+    const thr = h("input", { type: "number", min: "0.05", max: "4", step: "0.05", value: Number(t.threshold).toFixed(2),
+                             className: "narrow threshold", "data-tag": t.name });
+    const save = () => guarded(async () => {
+      const updated = await api("/v1/Analytics/UpdateTag", { name: t.name, threshold: Number(thr.value) });
+      flash(`Tag “${t.name}”: threshold ${Number(updated.threshold).toFixed(2)}.`, "info");
+    });
+    thr.addEventListener("keydown", (e) => { if (e.key === "Enter") save(); });
+    tagList.append(h("div.person-row.tag-row", { "data-tag": t.name },
+      h("div", h("b", t.name), h("div.muted", "close within"), h("div.actions", thr,
+        h("button.secondary.save-threshold", { type: "button", onclick: save }, "Save"))),
+      tagPictures(t),
+      h("div.actions", h("button.danger", { type: "button", onclick: () => guarded(async () => {
         if (!confirm(`Delete tag ${t.name}?`)) return;
         await api("/v1/Analytics/DeleteTag", { name: t.name });
+        refreshStats();
         tagsPage({});
       }) }, "Delete"))));
   }
-  if (!tags.tags.length) tagList.append(h("p.muted", "No tags yet: open a face (from a search) and choose “Make a tag of this expression”."));
+  if (!tags.tags.length) tagList.append(h("p.muted", "No tags yet: make one below from a photo or a stored face, or from a search hit (“Make a tag of this expression”)."));
+  // -- a new tag: from a photo, or a stored face (a hit sends its face here)
+  const newName = h("input", { type: "text", id: "new-tag-name", placeholder: "name, e.g. broad-smile" });
+  const newThr = h("input", { type: "number", id: "new-tag-threshold", min: "0.05", max: "4", step: "0.05", value: "0.5", className: "narrow" });
+  const file = h("input", { type: "file", id: "new-tag-file", accept: "image/*" });
+  const faceBox = h("input", { type: "text", id: "new-tag-face", placeholder: "#face id", className: "mid", value: params.face ? `#${params.face}` : "" });
+  const preview = h("div.faces", { id: "new-tag-preview" });
+  let photo = null;
+  const showFace = () => {
+    const id = faceBox.value.trim().replace(/^#/, "");
+    preview.replaceChildren(/^\d+$/.test(id) ? h("img", { src: `/v1/faces/${id}/thumbnail.jpg`, alt: `face ${id}` }) : "");
+    if (/^\d+$/.test(id)) { photo = null; file.value = ""; }
+  };
+  faceBox.addEventListener("change", showFace);
+  file.addEventListener("change", async () => {
+    const f = file.files[0];
+    if (!f) return;
+    const url = await readImage(f);
+    photo = url.split(",", 2)[1];
+    faceBox.value = "";
+    preview.replaceChildren(h("img.photo", { src: url, alt: f.name }));
+  });
+  showFace();
+  const create = () => guarded(async () => {
+    const name = newName.value.trim();
+    const id = faceBox.value.trim().replace(/^#/, "");
+    if (!name) { flash("Give the tag a name."); return; }
+    const ref = photo ? { image: { data: photo }, face_index: 0 } : /^\d+$/.test(id) ? { face_id: id } : null;
+    if (!ref) { flash("Choose a photo or give a stored face (#id) to make the tag from."); return; }
+    const t = await api("/v1/Analytics/CreateTag", { name, references: [ref], threshold: Number(newThr.value) || 0.5 });
+    flash(`Tag “${t.name}” made.`, "info");
+    refreshStats();
+    location.hash = "#/tags";
+    if (!params.face) tagsPage({});
+  });
+  // -- run tags on several videos, or on a person's videos
   const videos = [...srcs.values()].filter((s) => s.kind === "SOURCE_KIND_VIDEO");
-  const srcSel = h("select", { id: "tag-source" }, videos.map((s) => h("option", { value: s.uri }, base(s.uri))));
+  const videoList = h("ul.video-list", { id: "tag-videos" }, videos.map((v) =>
+    h("li", h("label", h("input", { type: "checkbox", value: v.uri, className: "video-pick" }), " ", h("span", { title: v.uri }, base(v.uri))))));
+  const all = h("button.secondary", { type: "button", id: "tag-all-videos", onclick: () => {
+    const boxes = [...videoList.querySelectorAll("input")];
+    const on = !boxes.every((b) => b.checked);
+    boxes.forEach((b) => { b.checked = on; });
+  } }, "all / none");
+  let forPerson = null;
+  const personBox = personPicker("tag-person", "", (value, p) => guarded(async () => {
+    forPerson = p;
+    if (!p) return;
+    const uris = new Set();
+    let token = "";
+    do {  // the videos the person appears in, from their faces
+      const page = await api(`/v1/persons/${p.person_id}/faces?page_size=1000${token ? "&page_token=" + encodeURIComponent(token) : ""}`);
+      page.faces.forEach((f) => uris.add(f.source_uri));
+      token = page.next_page_token;
+    } while (token);
+    videoList.querySelectorAll("input").forEach((b) => { b.checked = uris.has(b.value); });
+  }), { placeholder: "a person's videos…" });
   const tagSel = h("select", { id: "tag-name" }, h("option", { value: "" }, "every tag"), tags.tags.map((t) => h("option", { value: t.name }, t.name)));
   const timeline = h("div.timeline", { id: "timeline" });
   const run = () => guarded(async () => {
-    timeline.replaceChildren(h("p.muted", "Tagging…"));
-    const rep = await api("/v1/Analytics/TagSource", { source_uri: srcSel.value, tags: tagSel.value ? [tagSel.value] : [] });
-    drawTimeline(timeline, rep);
+    const chosen = [...videoList.querySelectorAll("input:checked")].map((b) => b.value);
+    if (!chosen.length) { flash("Choose at least one video (or a person, whose videos are chosen for you)."); return; }
+    timeline.replaceChildren();
+    for (const uri of chosen) {
+      const block = h("div.tl-video", { "data-source": uri }, h("p.muted", `Tagging ${base(uri)}…`));
+      timeline.append(block);
+      const rep = await api("/v1/Analytics/TagSource", { source_uri: uri, tags: tagSel.value ? [tagSel.value] : [] });
+      if (forPerson) rep.results = rep.results.filter((r) => String(r.person_id) === String(forPerson.person_id));
+      drawTimeline(block, rep);
+    }
   });
-  const personSel = h("select", { id: "summary-person" }, ps.map((p) => h("option", { value: p.person_id }, `${personLabel(p.person_id, p.name)} (${p.face_count})`)));
-  if (params.summary) personSel.value = params.summary;
+  // -- summaries
+  let summaryPerson = params.summary ? { person_id: params.summary } : null;
+  const summaryBox = personPicker("summary-person", params.summary ? `#${params.summary}` : "", (value, p) => { summaryPerson = p; },
+                                  { placeholder: "whose expressions…" });
   const k = h("input", { type: "number", min: 1, max: 50, value: 8, id: "summary-k", className: "narrow" });
   const method = h("select", { id: "summary-method" }, h("option", { value: "SUMMARY_METHOD_KMEANS" }, "k-means"), h("option", { value: "SUMMARY_METHOD_WARD" }, "Ward"));
   const summary = h("div", { id: "summary" });
   const summarize = () => guarded(async () => {
+    if (!summaryPerson) { flash("Pick the person from the list as you type."); return; }
     summary.replaceChildren(h("p.muted", "Clustering…"));
-    const rep = await api("/v1/Analytics/Summarize", { person: { person_id: personSel.value }, k: Number(k.value), method: method.value, thumbnails: true });
-    summary.replaceChildren(h("p.muted", `${plural(rep.k, "expression")} over ${plural(rep.face_count, "face")} (largest first)`),
-      h("div.grid", rep.clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
-        const card = hitCard(c.representative, false);
-        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${plural(c.size, "face")}`;
-        return card;
-      })));
+    const rep = await api("/v1/Analytics/Summarize", { person: { person_id: summaryPerson.person_id }, k: Number(k.value), method: method.value, thumbnails: true });
+    summary.replaceChildren(h("p.muted", `${plural(rep.k, "expression")} over ${plural(rep.face_count, "face")} of ${personLabel(rep.person.person_id, rep.person.name)} (largest first)`),
+      clusterCards(rep.clusters));
   });
   const corpusK = h("input", { type: "number", min: 1, max: 1000, value: 12, id: "corpus-k", className: "narrow" });
   const corpus = h("div", { id: "corpus" });
@@ -890,29 +979,44 @@ async function tagsPage(params) {
     const rep = await api("/v1/Analytics/ClusterStore", { k: Number(corpusK.value), closest: 1, thumbnails: true });
     corpus.replaceChildren(h("p.muted", `${plural(rep.k, "expression")} over ${plural(rep.face_count, "face")}` +
                                         (Number(rep.sampled_count) < Number(rep.face_count) ? ` (a sample of ${rep.sampled_count})` : "")),
-      h("div.grid", rep.clusters.slice().sort((a, b) => b.size - a.size).map((c) => {
-        const card = hitCard(c.representative, false);
-        card.querySelector(".meta b").textContent = `${(c.share * 100).toFixed(0)}% · ${plural(c.size, "face")}`;
-        return card;
-      })));
+      clusterCards(rep.clusters));
   });
   root.replaceChildren(
     h("div.panel", h("h2", "Tags"), tagList),
     h("div.gap"),
-    h("div.panel", h("h2", "Run tags on a video"),
-      videos.length ? h("div.actions", srcSel, tagSel, h("button", { id: "run-tag", onclick: run }, "Run")) : h("p.muted", "No videos in the store."),
+    h("div.panel", { id: "new-tag" }, h("h2", "Make a tag"),
+      h("p.muted", "A tag is an expression: the reference face's, and every face within the threshold of it (0.5 is the paper's; smaller is stricter)."),
+      h("div.actions", newName, h("label", "within ", newThr)),
+      h("div.actions.spaced", h("label", "from a photo ", file), h("span.muted", "or a stored face"), faceBox),
+      preview, h("div.actions.spaced", h("button", { id: "create-tag", type: "button", onclick: create }, "Make the tag"))),
+    h("div.gap"),
+    h("div.panel", h("h2", "Run tags on videos"),
+      videos.length ? [h("div.actions", tagSel, all, personBox), videoList,
+                       h("div.actions", h("button", { id: "run-tag", type: "button", onclick: run }, "Run"))]
+                    : h("p.muted", "No videos in the store."),
       timeline),
     h("div.gap"),
     h("div.panel", h("h2", "A person's dominant expressions"),
-      h("div.actions", personSel, method, h("label", "k ", k), h("button", { id: "run-summary", onclick: summarize }, "Summarize")), summary),
+      h("div.actions", summaryBox, method, h("label", "k ", k), h("button", { id: "run-summary", type: "button", onclick: summarize }, "Summarize")), summary),
     h("div.gap"),
     h("div.panel", h("h2", "The archive's dominant expressions"),
-      h("div.actions", h("label", "k ", corpusK), h("button", { id: "run-corpus", onclick: clusterStore }, "Cluster every face")), corpus));
+      h("div.actions", h("label", "k ", corpusK), h("button", { id: "run-corpus", type: "button", onclick: clusterStore }, "Cluster every face")), corpus));
   if (params.summary) summarize();
+  if (params.person) {  // from a person's page: their videos chosen
+    const p = await api(`/v1/persons/${params.person}`).catch(() => null);
+    if (p) { $("#tag-person").value = personLabel(p.person_id, p.name); forPerson = p; }
+    if (p) await guarded(async () => {
+      const page = await api(`/v1/persons/${p.person_id}/faces?page_size=1000`);
+      const uris = new Set(page.faces.map((f) => f.source_uri));
+      videoList.querySelectorAll("input").forEach((b) => { b.checked = uris.has(b.value); });
+    });
+  }
+  if (params.face) newName.focus();
 }
 
 function drawTimeline(root, rep) {
   root.replaceChildren();
+  root.classList.add("tl-done");
   const duration = Math.max(1, Number(rep.duration_ms));
   root.append(h("p.muted", `${base(rep.source_uri)} · ${clock(rep.duration_ms)} · ${plural(rep.face_count, "face")} · tags: ${rep.tags.join(", ") || "none"}`));
   if (!rep.results.length) { root.append(h("p.muted", "No faces of known persons in this source.")); return; }
