@@ -443,9 +443,10 @@ def _visit(page, base, name, media):
     page.wait_for_timeout(300)
 
 
-@pytest.mark.parametrize("width", [390, 360])
-def test_every_page_fits_a_narrow_screen(site, width):
-    """No horizontal scroll on a phone: every page is at most as wide as the screen."""
+@pytest.mark.parametrize("width", [1280, 390, 360])
+def test_every_page_fits_the_screen(site, width):
+    """No horizontal scroll, on a desktop or a phone: every page is at most as wide as the screen.
+    (The screenshots it takes are the ones in docs/img.)"""
     context = site["browser"].new_context(viewport={"width": width, "height": 800}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -455,6 +456,7 @@ def test_every_page_fits_a_narrow_screen(site, width):
     page.wait_for_selector("#token")
     if page.evaluate("document.documentElement.scrollWidth") > width:
         wide["login"] = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=str(site["shots"] / f"web-login-{width}.png"), full_page=True)
     page.fill("#token", TOKEN)
     page.click("#login")
     page.wait_for_url(base + "/")

@@ -280,7 +280,12 @@ function personPicker(id, value, onpick, { placeholder = "name or #id", exclude 
   box.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(show, 150); });
   box.addEventListener("focus", show);
   box.addEventListener("blur", () => { list.hidden = true; });
-  box.addEventListener("keydown", (e) => { if (e.key === "Enter") { list.hidden = true; onpick(box.value, null); } });
+  box.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    seq++;  // a list still on its way must not open again
+    list.hidden = true;
+    onpick(box.value, null);
+  });
   return wrap;
 }
 
@@ -1109,7 +1114,7 @@ async function indexPage() {
     h("div.panel", h("h2", "Folders on the server"), picker || h("p.muted", "None: the server indexes nothing.")),
     h("div.panel",
       h("h2", "Index files on the server"),
-      session.allowed_roots ? h("p.muted", "Absolute paths of folders or files on the server, one per line, under the folders its operator allowed (--allow-root); pick them on the left. New and changed files are indexed, finished ones skipped; a path that cannot be indexed is named and the others still run.")
+      session.allowed_roots ? h("p.muted", "Absolute paths of folders or files on the server, one per line, under the folders its operator allowed (--allow-root); pick them under “Folders on the server”. New and changed files are indexed, finished ones skipped; a path that cannot be indexed is named and the others still run.")
                             : h("div.notice", "This server allows no server-side indexing: its operator starts it with --allow-root DIR."),
       paths, h("div.actions.spaced", h("label", "video frames per second ", fps), start),
       h("div.gap"), bar, status, refused, log)));
