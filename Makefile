@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mien-installed
 
-.PHONY: demo test setup clean system-deps buf ffmpeg
+.PHONY: demo serve test setup clean system-deps buf ffmpeg
 
 # $(call apt_tool,CHECK,PACKAGE,WHAT FOR,WHAT IS SKIPPED WITHOUT IT): Debian's PACKAGE when
 # the shell test CHECK fails and we may install it (root with apt-get); otherwise a note
@@ -50,6 +50,11 @@ system-deps:
 
 demo: $(STAMP)
 	$(VENV)/bin/mien demo --workdir demo-out
+
+# the web app over the demo store (make demo first): http://127.0.0.1:8080/
+serve: $(STAMP)
+	@test -d demo-out/store || { echo "no demo store yet: run make demo first"; exit 1; }
+	$(VENV)/bin/mien serve --store demo-out/store --http 8080 --allow-root "$(CURDIR)/demo-out/archive"
 
 test: $(STAMP) buf ffmpeg
 	$(PY) -m pytest -q

@@ -11,6 +11,18 @@ starts `mien serve` in a subprocess with gRPC and the web app (--http) on
 - Stats: gRPC and GET /v1/stats.
 Each HTTP figure is given as a ratio to its gRPC counterpart. The calls are
 alternated in rounds so that a slow spell of the machine falls on all alike.
+
+Then, on the same store:
+- the first image query (obama.jpg, 640x480-ish, one face, exclude own person,
+  explained, with thumbnails: what the web app sends) against the warm ones,
+  over gRPC and over HTTP (after one Stats call has opened the connection),
+  each on a server of its own: started as `mien serve`
+  starts (models loaded before health says SERVING) and, as the baseline,
+  with --lazy-models (what every server did before: models load on the
+  first image query). The goal: first <= 2x warm.
+- JSON calls (GET /v1/stats, POST SearchExpression by face id) p50/p99 with
+  200 idle keep-alive connections open against the same calls with none
+  (ratio = with / without), and whether the server still held all 200 at the end.
 """
 
 from __future__ import annotations
@@ -60,12 +72,13 @@ def build_photo_store(store_dir: Path, media: Path) -> None:
         raise RuntimeError(f"indexing the package photos failed: {summary.failures}")
 
 
-def start_server(store_dir: Path, grpc_port: int, http_port: int, front: str, log_path: Path) -> subprocess.Popen:
-    """`mien serve --http` in a subprocess; returns once both gRPC and HTTP answer."""
+def start_server(store_dir: Path, grpc_port: int, http_port: int, front: str, log_path: Path,
+                 flags=()) -> subprocess.Popen:
+    """`mien serve --http` in a subprocess; returns once health says SERVING and HTTP answers."""
     from mien.clients.client import Client
 
     cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--host", "127.0.0.1",
-           "--port", str(grpc_port), "--http", str(http_port), "--front", front]
+           "--port", str(grpc_port), "--http", str(http_port), "--front", front, *flags]
     # the per-call log goes to a file: an undrained pipe would stall the server
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -136,6 +149,7 @@ def main(argv=None) -> int:
                     help="the server's gRPC front (default %(default)s)")
     ap.add_argument("--transport", choices=("auto", "native", "python"), default="auto",
                     help="the gRPC client's transport (default %(default)s)")
+    ap.add_argument("--warm-n", type=int, default=20, help="warm image queries after the first (default %(default)s)")
     ap.add_argument("--out", default=None, help="write JSON results here")
     args = ap.parse_args(argv)
     if args.n < 1:
@@ -185,6 +199,7 @@ def main(argv=None) -> int:
             }
             times = measure(calls, args.n)
             transport = client.transport
+            idle_rows, still_open = with_idle_connections(http_port, face_id, args.k, args.n)
         front = _front_of(log_path)
     finally:
         api.close()
@@ -202,17 +217,132 @@ def main(argv=None) -> int:
         b = base[r["call"]]
         r["p50_ratio"] = r["p50_ms"] / b["p50_ms"]
         r["p99_ratio"] = r["p99_ms"] / b["p99_ms"]
+    from mien.demo import photos
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", photos.face_recognition_photo("obama.jpg"))
+    first_rows = first_and_warm(store_dir, Path(tmp.name), args.front, args.transport, jpeg.tobytes(), args.k,
+                                args.warm_n)
     tmp.cleanup()
 
     print(f"{n_faces} faces, query face {face_id}, top {args.k}, {args.n} calls each; "
           f"server front {front}, client transport {transport}; ratio = / gRPC")
     print_table(rows, ["call", "via", "p50_ms", "p99_ms", "p50_ratio", "p99_ratio"])
+    print(f"\nJSON calls with 200 idle keep-alive connections open (ratio = with / without); "
+          f"{still_open} of 200 still open at the end")
+    print_table(idle_rows, list(idle_rows[0].keys()))
+    print(f"\nfirst image query (obama.jpg, explained, thumbnails, exclude own person) vs the next {args.warm_n}; "
+          "each on a server of its own")
+    print_table(first_rows, ["server", "via", "first_ms", "warm_p50_ms", "first_over_warm"])
     write_json(args.out, {"faces": n_faces, "face_id": face_id, "k": args.k, "n": args.n,
                           "front": front, "transport": transport, "store_was_temp": not args.store,
                           "rows": rows,
                           "http_over_grpc_search_p50": rows[1]["p50_ratio"],
-                          "http_over_grpc_stats_p50": rows[3]["p50_ratio"]})
+                          "http_over_grpc_stats_p50": rows[3]["p50_ratio"],
+                          "idle_connections": {"rows": idle_rows, "still_open": still_open},
+                          "first_image_query": first_rows})
     return 0
+
+
+def image_request(image: bytes, k: int) -> tuple[object, bytes]:
+    """The web app's image query as a gRPC request and as its JSON body."""
+    import base64
+
+    from mien.v1 import common_pb2, search_pb2
+
+    request = search_pb2.SearchExpressionRequest(
+        query=common_pb2.FaceQuery(image=common_pb2.ImageInput(data=image), face_index=0, exclude_own_person=True),
+        top_k=k, include_thumbnails=True, explain=True)
+    body = json.dumps({"query": {"image": {"data": base64.b64encode(image).decode()}, "face_index": 0,
+                                 "exclude_own_person": True},
+                       "top_k": k, "include_thumbnails": True, "explain": True}).encode()
+    return request, body
+
+
+def first_and_warm(store_dir: Path, tmp: Path, front: str, transport: str, image: bytes, k: int,
+                   warm_n: int) -> list[dict]:
+    """First vs warm image query, over each API, on servers started with and without loading models."""
+    from mien.clients.client import Client
+    from mien.v1 import search_pb2
+
+    request, body = image_request(image, k)
+    rows = []
+    for start in ("models at start", "--lazy-models"):
+        for via in ("grpc", "http-json"):
+            grpc_port, http_port = free_port(), free_port()
+            flags = ["--lazy-models"] if start == "--lazy-models" else []
+            proc = start_server(store_dir, grpc_port, http_port, front, tmp / f"first-{via}-{grpc_port}.log", flags)
+            api = JsonApi(http_port)
+            try:
+                with Client(f"127.0.0.1:{grpc_port}", transport=transport) as client:
+                    # the connection is made by a cheap call first: the first query's time is the server's
+                    if via == "grpc":
+                        client._call("Stats", search_pb2.StatsRequest(), None)
+                        call = lambda: client._search_raw(request)  # noqa: E731
+                    else:
+                        api.call("GET", "/v1/stats")
+                        call = lambda: api.call("POST", "/v1/Mien/SearchExpression", body)  # noqa: E731
+                    t = time.perf_counter()
+                    call()
+                    first = time.perf_counter() - t
+                    warm = []
+                    for _ in range(warm_n):
+                        t = time.perf_counter()
+                        call()
+                        warm.append(time.perf_counter() - t)
+            finally:
+                api.close()
+                stop_server(proc)
+            warm_p50 = percentiles_ms(warm)["p50_ms"]
+            rows.append({"server": start, "via": via, "first_ms": first * 1000, "warm_p50_ms": warm_p50,
+                         "first_over_warm": first * 1000 / warm_p50})
+    return rows
+
+
+def with_idle_connections(http_port: int, face_id: int, k: int, n: int, idle: int = 200) -> tuple[list[dict], int]:
+    """p50/p99 of JSON calls without, then with `idle` keep-alive connections open; and how many stayed open."""
+    body = json.dumps({"query": {"face_id": face_id}, "top_k": k}).encode()
+    api = JsonApi(http_port)
+    calls = {"stats": lambda: api.call("GET", "/v1/stats"),
+             "search": lambda: api.call("POST", "/v1/Mien/SearchExpression", body)}
+    try:
+        without = measure(calls, n, warmup=20, rounds=1)
+        held = []
+        for _ in range(idle):  # each makes a request, then idles on keep-alive
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
+            conn.request("GET", "/v1/session")
+            conn.getresponse().read()
+            held.append(conn)
+        held_at = time.monotonic()
+        with_idle = measure(calls, n, warmup=20, rounds=1)
+        still_open = 0
+        for conn in held:  # one the server closed fails here (http.client does not reconnect a used socket)
+            try:
+                conn.request("GET", "/v1/session")
+                conn.getresponse().read()
+                still_open += 1
+            except (OSError, http.client.HTTPException) as exc:
+                print(f"an idle connection was closed after {time.monotonic() - held_at:.1f}s: {exc!r}",
+                      file=sys.stderr)
+            conn.close()
+    finally:
+        api.close()
+    rows = []
+    for name in calls:
+        a, b = percentiles_ms(without[name]), percentiles_ms(with_idle[name])
+        rows.append({"call": name, "p50_ms_none": a["p50_ms"], "p99_ms_none": a["p99_ms"],
+                     f"p50_ms_{idle}_idle": b["p50_ms"], f"p99_ms_{idle}_idle": b["p99_ms"],
+                     "p50_ratio": b["p50_ms"] / a["p50_ms"], "p99_ratio": b["p99_ms"] / a["p99_ms"]})
+    return rows, still_open
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def first_face_id(client, limit: int = 1000) -> int | None:

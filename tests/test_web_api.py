@@ -63,10 +63,13 @@ def _session(base: str) -> tuple[str, str]:
     r.read()
     assert r.status == 303 and r.getheader("Location") == "/"
     cookies = r.msg.get_all("Set-Cookie")
-    session = next(c for c in cookies if c.startswith("mien_session="))
-    assert "HttpOnly" in session and "SameSite=Strict" in session
+    session = next(c for c in cookies if c.startswith("__Host-mien_session="))
+    csrf = next(c for c in cookies if c.startswith("__Host-mien_csrf="))
+    for cookie in (session, csrf):  # host-only, Secure (kept on loopback http), out of every script's reach
+        attributes = {a.strip().split("=")[0] for a in cookie.split(";")[1:]}
+        assert {"HttpOnly", "Secure", "Path", "SameSite"} <= attributes and "Domain" not in attributes, cookie
+        assert "SameSite=Strict" in cookie and "Path=/" in cookie
     assert TOKEN not in session, "the cookie holds an HMAC of the token, not the token"
-    csrf = next(c for c in cookies if c.startswith("mien_csrf="))
     return session.split(";")[0], csrf.split(";")[0].split("=", 1)[1]
 
 
@@ -124,7 +127,7 @@ def test_without_the_token_nothing_is_answered(served):
     for verb, path, body in [("GET", "/v1/stats", None), ("GET", "/v1/persons", None),
                              ("POST", "/v1/Mien/ListPersons", {}), ("GET", "/v1/faces/1/thumbnail.jpg", None),
                              ("GET", f"/media/file?uri={uri}", None), ("GET", "/v1/no/such/route", None)]:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "mien_session=forged"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "__Host-mien_session=forged"}):
             status, _, raw = http(verb, base + path, body, headers)
             assert status == 401, (path, headers, status)
             assert b"Obama" not in raw and b"faces" not in raw
@@ -144,7 +147,7 @@ def test_cookie_sessions_need_the_csrf_header_and_a_same_origin(served):
     rename = {"person": {"name": "Biden"}, "name": "Joe Biden"}
     # reads with the cookie work
     assert http("GET", base + "/v1/stats", headers={"Cookie": session})[0] == 200
-    cookie = f"{session}; mien_csrf={csrf}"
+    cookie = f"{session}; __Host-mien_csrf={csrf}"
     # a state-changing POST without the header (what a cross-site form could send) is refused
     assert http("POST", base + "/v1/Mien/RenamePerson", rename, {"Cookie": cookie})[0] == 403
     assert http("POST", base + "/v1/Mien/RenamePerson", rename, {"Cookie": cookie, "X-CSRF-Token": "guess"})[0] == 403

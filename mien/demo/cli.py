@@ -9,7 +9,9 @@ runs, so the output doubles as a tutorial.
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
 from pathlib import Path
 
 
@@ -23,10 +25,23 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_demo)
 
 
+def mien_command() -> str:
+    """How to run mien in a fresh shell: the console script beside this Python ('.venv/bin/mien'
+    when under the working folder), else this Python with -m mien. A bare `mien` is found only
+    once the environment is activated."""
+    script = Path(sys.executable).parent / "mien"
+    if not (script.is_file() and os.access(script, os.X_OK)):
+        return f"{shlex.quote(sys.executable)} -m mien"
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
+
+
 def _run(argv: list[str]) -> None:
     from mien.clients.cli import main
 
-    print(f"\n$ mien {shlex.join(argv)}", flush=True)
+    print(f"\n$ {mien_command()} {shlex.join(argv)}", flush=True)
     code = main(argv)
     if code:
         raise SystemExit(f"mien demo: `mien {shlex.join(argv)}` exited with {code}")
@@ -75,6 +90,8 @@ def run_demo(args) -> int:
     print(f"\nPictures: {work / 'search.png'}, {work / 'cross.png'}, "
           f"{work / 'timeline.png'}, {work / 'summary.png'}")
     # the web app over the same store; --allow-root lets it show the archive's photos and videos
-    command = shlex.join(["mien", "serve", "--store", store, "--http", "8080", "--allow-root", str(archive)])
-    print(f"\nBrowse the demo store in the web app (then open http://127.0.0.1:8080/):\n  {command}")
+    command = f"{mien_command()} " + shlex.join(["serve", "--store", store, "--http", "8080", "--allow-root",
+                                                 str(archive)])
+    print(f"\nBrowse the demo store in the web app (then open http://127.0.0.1:8080/):\n  {command}"
+          f"\n  (or `make serve` in the project folder)")
     return 0

@@ -13,7 +13,7 @@ from mien.errors import BadInputError, TooLargeError
 from mien.filenames import escape, find
 from mien.server.context import ServerContext
 from mien.server.errors import rpc
-from mien.server.messages import add_hits
+from mien.server.messages import add_components, add_hits
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 _METHOD_TO_PB = {
@@ -35,6 +35,7 @@ def tag_info(tag) -> analytics_pb2.TagInfo:
         vectors=[common_pb2.Vector(values=np.asarray(v, dtype=np.float32).tolist()) for v in tag.vectors],
         reference_face_ids=[int(i) for i in tag.reference_face_ids],
         created_ms=int(tag.created_ms),
+        reference_pictures=[bytes(p) for p in tag.reference_pictures],
     )
 
 
@@ -45,6 +46,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
     # -- helpers ----------------------------------------------------------------
     def _clusters(self, clusters, vectors_of, thumbnails: bool) -> list:
         """ExpressionCluster messages; distances of listed faces are to the centre."""
+        encoder = str((self.ctx.store.encoders or {}).get("expression", ""))
         out = []
         for c in clusters:
             ids = list(c.closest_face_ids) or [c.representative_face_id]
@@ -52,6 +54,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
             dists = ((vecs - c.centre[None, :]) ** 2).sum(axis=1)
             msg = analytics_pb2.ExpressionCluster(index=c.index, size=c.size, share=c.share,
                                                   centre=common_pb2.Vector(values=c.centre.tolist()))
+            add_components(msg.components, _centre_components(c.centre, encoder))
             add_hits(msg.closest, self.ctx.store.hit_records(ids, thumbnail=thumbnails), dists,
                      self.ctx.person_name)
             msg.representative.CopyFrom(msg.closest[0])
@@ -67,20 +70,31 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
             raise TooLargeError(f"a tag holds at most {MAX_REFERENCES} references")
         face_ids: list[int] = []
         vectors: list[np.ndarray] = []
+        pictures: list[bytes] = []
         for ref in request.references:
             if ref.WhichOneof("source") == "face_id":
                 self.ctx.store.get_face(ref.face_id)  # NOT_FOUND before taking the lock
                 face_ids.append(ref.face_id)
             else:  # image, upload or raw vector: the same rules as a search query
-                vec, _ = self.ctx.resolve_query(ref, kind="expression")
+                vec, source = self.ctx.resolve_query(ref, kind="expression")
                 vectors.append(vec)
+                if source is not None and source.faces:  # the face of a photo: keep its picture
+                    pictures.append(source.faces[source.face_index].thumbnail or b"")
         threshold = request.threshold if request.HasField("threshold") else analytics.DEFAULT_THRESHOLD
         with self.ctx.open_writer() as writer:
             tag = analytics.create_tag(
                 writer, request.name, face_ids=face_ids,
                 vectors=np.stack(vectors) if vectors else None,
-                threshold=threshold, replace=request.replace,
+                threshold=threshold, replace=request.replace, pictures=pictures,
             )
+        return tag_info(tag)
+
+    @rpc
+    def UpdateTag(self, request, context):
+        if not request.name:
+            raise BadInputError("UpdateTag needs the tag's name", field="name")
+        with self.ctx.open_writer() as writer:
+            tag = analytics.set_threshold(writer, request.name, request.threshold)
         return tag_info(tag)
 
     @rpc
@@ -202,3 +216,19 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
                                     lambda ids: np.asarray(store.vectors(ids, kind="expression")),
                                     request.thumbnails),
         )
+
+
+def _centre_components(centre, encoder: str):
+    """The named components of a cluster centre (normalised first: a mean of unit vectors is shorter)."""
+    from mien.engine.faces import explain
+
+    if not explain.has_components(encoder):
+        return []
+    v = np.asarray(centre, dtype=np.float64)
+    n = float(np.linalg.norm(v))
+    if n == 0:
+        return []
+    try:
+        return explain.components((v / n).astype(np.float32), encoder)
+    except ValueError:
+        return []

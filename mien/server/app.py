@@ -320,11 +320,44 @@ def _add_services(server, ctx: ServerContext) -> health.HealthServicer:
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ["", *services]:
+    health_servicer.mien_names = ["", *services]
+    for name in health_servicer.mien_names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     services += [health.SERVICE_NAME]
     add_reflection(server, services)  # grpc.reflection.v1 and v1alpha
     return health_servicer
+
+
+def set_serving(server, serving: bool) -> None:
+    """Health of the server and each of its services: SERVING or NOT_SERVING (ignored once shutting down)."""
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in server.mien_health.mien_names:
+        server.mien_health.set(name, status)
+
+
+def start_warm_up(server) -> threading.Thread:
+    """Health says NOT_SERVING now, SERVING once the models are loaded and warm (ServerContext.warm_up).
+
+    Calls are answered meanwhile (an image query waits for the models the
+    warm-up is loading); a balancer that follows health sends none until then.
+    A warm-up that fails (a model file gone) is logged, and the server serves
+    what it can: image queries then fail with the same clear error.
+    """
+    ctx = server.mien_context
+    set_serving(server, False)
+
+    def run():
+        try:
+            seconds = ctx.warm_up()
+            log.info("models loaded and warm in %.2fs", seconds)
+        except Exception as exc:  # noqa: BLE001 - the server still answers vector and face-id queries
+            log.warning("loading the models at start failed (image queries will say why): %s", exc)
+        if not ctx.draining:
+            set_serving(server, True)
+
+    thread = threading.Thread(target=run, name="mien-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, insecure: bool = False,
@@ -348,7 +381,8 @@ def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, ins
     return 0
 
 
-def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs) -> bool:
+def _serve(store_dir, *, grace_s: float, http_port: int | None = None, load_models: bool = True,
+           **kwargs) -> bool:
     server, port = build_server(store_dir, **kwargs)
     stop = threading.Event()
 
@@ -360,6 +394,8 @@ def _serve(store_dir, *, grace_s: float, http_port: int | None = None, **kwargs)
     signal.signal(signal.SIGINT, on_signal)
     server.start()
     ctx = server.mien_context
+    if load_models:  # health says SERVING once the first image query costs what the next ones do
+        start_warm_up(server)
     log.info("mien serving store %s on %s:%d (%s front, auth %s, tls %s, allowed roots: %s, cpus: %s)",
              store_dir, kwargs.get("host", "127.0.0.1"), port, server.mien_front,
              "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",

@@ -42,6 +42,10 @@ def register(subparsers) -> None:
                    help="also serve the web app and its JSON API (/v1/...) on this port, on the same "
                         "--host (loopback by default) and guarded by the same token; source photos and "
                         "videos are shown only from under --allow-root folders")
+    p.add_argument("--lazy-models", action="store_true",
+                   help="do not load the face models at start (a replica that answers vector and face-id "
+                        "queries only; an image query then loads them, ~2 s). By default they load at start "
+                        "and health says SERVING once they are warm")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without a token (refused otherwise: anyone on the "
                         "network could query the store)")
@@ -83,4 +87,4 @@ def run(args) -> int:
                  token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
                  front=args.front, insecure=args.insecure,
-                 http_port=args.http)
+                 http_port=args.http, load_models=not args.lazy_models)

@@ -27,21 +27,24 @@ class JobCancelledError(MienError):
     """The index job was cancelled (CancelIndexJob) before it finished."""
 
 
-def progress_message(event: dict, job_id: str = "") -> search_pb2.IndexProgress:
+def progress_message(event: dict, job=None) -> search_pb2.IndexProgress:
     return search_pb2.IndexProgress(
         files_done=int(event.get("files_done", 0)), files_total=int(event.get("files_total", 0)),
         frames=int(event.get("frames", 0)), faces=int(event.get("faces", 0)),
-        current=escape(str(event.get("current", ""))), job_id=job_id)
+        current=escape(str(event.get("current", ""))), job_id=job.job_id if job is not None else "",
+        refused_paths=[escape(r) for r in getattr(job, "refused", ())])
 
 
 def _final_progress(job) -> search_pb2.IndexProgress:
-    final = progress_message(job.progress, job.job_id)
+    final = progress_message(job.progress, job)
     summary = job.summary
     if summary is not None:
         final.files_total = summary.files
         final.frames = summary.frames
         final.faces = max(final.faces, summary.faces_passed)
         final.failures.extend(escape(f"{path}: {reason}") for path, reason in summary.failures)
+        for reason, count in summary.skipped.items():
+            final.skipped[reason] = int(count)
     if job.state == SUCCEEDED:
         final.files_done = max(final.files_done, final.files_total)
     final.done = True
@@ -51,7 +54,7 @@ def _final_progress(job) -> search_pb2.IndexProgress:
 def job_message(job) -> search_pb2.IndexJob:
     return search_pb2.IndexJob(
         job_id=job.job_id, state=_STATES[job.state], paths=job.paths,
-        progress=_final_progress(job) if job.done else progress_message(job.progress, job.job_id),
+        progress=_final_progress(job) if job.done else progress_message(job.progress, job),
         error_code=job.error_code, error=job.error, create_time_ms=job.created_ms, end_time_ms=job.ended_ms,
         cancel_requested=job.cancel.is_set())
 
@@ -69,17 +72,24 @@ class IndexJobs:
             return self._job_table
 
     def _start(self, given_paths, fps: float):
-        """Check the request and start the job; errors here fail the call itself."""
+        """Check the request and start the job on the paths that may be indexed.
+
+        A path that is relative, outside the allowed roots or missing is
+        refused on its own ("path: reason" in every progress message) and the
+        others run; when none may, the call fails with the first refusal.
+        """
         ctx = self.ctx
         if not given_paths:
             raise BadInputError("indexing needs at least one path", field="paths")
-        # a name that is not UTF-8 comes escaped (mien/filenames.py): the name as written if it
-        # exists, else the one its escapes stand for
-        paths = [str(ctx.check_allowed(find(p, os.path.lexists) or p)) for p in given_paths]
-        for given, p in zip(given_paths, paths):
-            if not os.path.exists(p):
-                raise BadInputError(f"{clip(given)} does not exist on the server", field="paths",
-                                    reason="PATH_NOT_FOUND")
+        paths, refused, first_error = [], [], None
+        for given in given_paths:
+            try:
+                paths.append(str(self._indexable(given)))
+            except (BadInputError, PermissionError) as exc:
+                refused.append(f"{clip(given)}: {_refusal(exc)}")
+                first_error = first_error or exc
+        if not paths:
+            raise first_error
         from mien.indexer import IndexOptions, index_paths
         from mien.indexer.pipeline import engine_config_for
 
@@ -93,6 +103,7 @@ class IndexJobs:
             options.fps = fps
         table = self.jobs
         job = table.create(list(given_paths))
+        job.refused = refused
 
         def work():
             try:
@@ -121,18 +132,32 @@ class IndexJobs:
         ctx.start_indexer(work)
         return job
 
+    def _indexable(self, given: str):
+        """The real path of a path IndexPaths may index; BadInputError or PermissionError says why not."""
+        if not os.path.isabs(given):
+            raise BadInputError(f"{clip(given)} is a relative path: give an absolute path on the server "
+                                "(relative paths are not resolved against the server's working folder)",
+                                field="paths", reason="PATH_NOT_ABSOLUTE")
+        # a name that is not UTF-8 comes escaped (mien/filenames.py): the name as written if it
+        # exists, else the one its escapes stand for
+        real = self.ctx.check_allowed(find(given, os.path.lexists) or given)
+        if not os.path.exists(real):
+            raise BadInputError(f"{clip(given)} does not exist on the server", field="paths",
+                                reason="PATH_NOT_FOUND")
+        return real
+
     # -- RPCs ---------------------------------------------------------------------------
     @rpc
     def IndexPaths(self, request, context):
         job = self._start(list(request.paths), request.fps)
-        yield progress_message({}, job.job_id)  # at once: the caller holds the job id before any work
+        yield progress_message({}, job)  # at once: the caller holds the job id before any work
         last = None
         for state in self.jobs.watch(job.job_id, context.is_active):
             if state.done:
                 break
             if state.progress and state.progress != last:
                 last = dict(state.progress)
-                yield progress_message(last, job.job_id)
+                yield progress_message(last, job)
         if not job.done:  # the caller went away: the job runs on
             return
         if job.state == FAILED:
@@ -164,3 +189,21 @@ class IndexJobs:
     @rpc
     def CancelIndexJob(self, request, context):
         return job_message(self.jobs.cancel(request.job_id))
+
+    @rpc
+    def ListFolders(self, request, context):
+        from mien.server.folders import list_folders
+
+        return list_folders(self.ctx, request.path)
+
+
+def _refusal(exc: Exception) -> str:
+    """Why a path was refused, in a few words (the path itself is said before it)."""
+    reason = getattr(exc, "reason", "")
+    if reason == "PATH_NOT_ABSOLUTE":
+        return "not an absolute path (relative paths are not resolved against the server's working folder)"
+    if reason == "PATH_NOT_FOUND":
+        return "not found on the server"
+    if isinstance(exc, PermissionError):
+        return "outside the server's allowed roots"
+    return str(exc)

@@ -209,24 +209,39 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
         add_components(reply.components, components(rec.expression, encoder))
         return reply
 
-    @staticmethod
-    def _person(p) -> common_pb2.Person:
-        return common_pb2.Person(person_id=p.person_id, name=p.name or "", face_count=p.count)
+    def _person(self, p, cover: bool = False) -> common_pb2.Person:
+        return common_pb2.Person(person_id=p.person_id, name=p.name or "", face_count=p.count,
+                                 cover_face_id=self.ctx.store.cover_face(p.person_id) if cover else 0)
 
     @rpc
     def ListPersons(self, request, context):
-        from mien.server.pages import key_page
+        from mien.server.pages import fingerprint, key_page, offset_page
 
-        persons = sorted(self.ctx.store.list_persons(), key=lambda p: p.person_id)
-        page, token = key_page(persons, lambda p: p.person_id, request.page_size, request.page_token, int)
-        return search_pb2.ListPersonsResponse(persons=[self._person(p) for p in page], next_page_token=token,
-                                              total_size=len(persons))
+        if request.max_faces < 0:
+            raise BadInputError(f"max_faces must not be negative, got {request.max_faces}", field="max_faces")
+        persons = _matching(self.ctx.store.list_persons(), request.query, request.max_faces)
+        order = request.order
+        if order in (search_pb2.PERSON_ORDER_UNSPECIFIED, search_pb2.PERSON_ORDER_ID):
+            persons.sort(key=lambda p: p.person_id)
+            page, token = key_page(persons, lambda p: p.person_id, request.page_size, request.page_token, int)
+        else:
+            if order == search_pb2.PERSON_ORDER_FACES:
+                persons.sort(key=lambda p: (-p.count, p.person_id))
+            elif order == search_pb2.PERSON_ORDER_NAME:
+                persons.sort(key=lambda p: (p.name is None, (p.name or "").casefold(), -p.count, p.person_id))
+            else:
+                raise BadInputError(f"unknown order {order}", field="order")
+            # an offset page: the token holds where the next page starts, for this very request
+            print_ = fingerprint("persons", request.query, order, request.max_faces, len(persons))
+            page, token = offset_page(persons, request.page_size, request.page_token, print_)
+        return search_pb2.ListPersonsResponse(persons=[self._person(p, request.include_covers) for p in page],
+                                              next_page_token=token, total_size=len(persons))
 
     @rpc
     def GetPerson(self, request, context):
         if not request.HasField("person"):
             raise BadInputError("GetPerson needs a person (id or name)")
-        return self._person(self.ctx.person(request.person))
+        return self._person(self.ctx.person(request.person), cover=True)
 
     @rpc
     def Stats(self, request, context):
@@ -296,19 +311,58 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
     def ListPersonFaces(self, request, context):
         from mien.server.paging import decode_token, encode_token, page_size
 
-        person = self._person_ref(request.person, "ListPersonFaces")
         size = page_size(request.page_size, 50, self.ctx.limits.max_top_k)
         after = decode_token(request.page_token, int)
-        ids = [int(i) for i in self.ctx.store.person_face_ids(person.person_id)]
-        rest = [i for i in ids if after is None or i > after]
-        page = rest[:size]
-        reply = search_pb2.ListPersonFacesResponse(total_size=len(ids))
+        if request.unassigned:
+            if request.HasField("person"):
+                raise BadInputError("ListPersonFaces lists a person's faces or the unassigned ones, not both",
+                                    field="unassigned")
+            found, total = self.ctx.store.unassigned_face_ids(after, size + 1)
+            page, more = [int(i) for i in found[:size]], len(found) > size
+        else:
+            person = self._person_ref(request.person, "ListPersonFaces")
+            ids = [int(i) for i in self.ctx.store.person_face_ids(person.person_id)]
+            rest = [i for i in ids if after is None or i > after]
+            page, more, total = rest[:size], len(rest) > size, len(ids)
+        reply = search_pb2.ListPersonFacesResponse(total_size=total)
         if page:
             records = self.ctx.store.hit_records(page, thumbnail=request.include_thumbnails)
             add_hits(reply.faces, records, [0.0] * len(page), self.ctx.person_name)
-        if len(rest) > size:
+        if more:
             reply.next_page_token = encode_token(page[-1])
         return reply
+
+    @rpc
+    def MoveFaces(self, request, context):
+        if not request.face_ids:
+            raise BadInputError("MoveFaces needs at least one face id", field="face_ids")
+        target = self._person_ref(request.target, "MoveFaces (target)")
+        with self.ctx.open_writer() as writer:
+            writer.move_faces(list(request.face_ids), target.person_id, allow_same_frame=request.allow_same_frame)
+            return self._person(writer.get_person(target.person_id))
+
+    @rpc
+    def SuggestMerges(self, request, context):
+        from mien.server.suggestions import suggest_merges
+
+        size = request.page_size or 20
+        if not 0 < size <= 1000:
+            raise BadInputError(f"page_size must be in 1..1000, got {request.page_size}", field="page_size")
+        only = self._person_ref(request.person, "SuggestMerges").person_id if request.HasField("person") else None
+        pairs, max_distance = suggest_merges(self.ctx, size, only, call_ended)
+        reply = search_pb2.SuggestMergesResponse(max_distance=max_distance)
+        for a, b, distance in pairs:
+            reply.suggestions.add(person_a=self._person(a, cover=True), person_b=self._person(b, cover=True),
+                                  distance=distance)
+        return reply
+
+    @rpc
+    def RejectMerge(self, request, context):
+        a = self._person_ref(request.person_a, "RejectMerge (person_a)")
+        b = self._person_ref(request.person_b, "RejectMerge (person_b)")
+        with self.ctx.open_writer() as writer:
+            writer.add_cannot_link(a.person_id, b.person_id)
+        return search_pb2.RejectMergeResponse(person_a_id=a.person_id, person_b_id=b.person_id)
 
     @rpc
     def ListSources(self, request, context):
@@ -337,6 +391,18 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
 
 _SOURCE_KIND = {"image": search_pb2.SOURCE_KIND_IMAGE, "video": search_pb2.SOURCE_KIND_VIDEO}
 _SOURCE_STATUS = {"done": search_pb2.SOURCE_STATUS_DONE, "failed": search_pb2.SOURCE_STATUS_FAILED}
+
+
+def _matching(persons, query: str, max_faces: int) -> list:
+    """The persons a ListPersons query and face limit keep."""
+    out = [p for p in persons if not max_faces or p.count <= max_faces]
+    text = query.strip()
+    if not text:
+        return out
+    if text.startswith("#") and text[1:].isdigit():
+        return [p for p in out if p.person_id == int(text[1:])]
+    folded = text.casefold()
+    return [p for p in out if p.name and folded in p.name.casefold()]
 
 
 def _forget_names(ctx) -> None:

@@ -33,11 +33,13 @@ MAX_SEED = 2**32 - 1
 _LONG_STRINGS = {("mien.v1.IndexPathsRequest", "paths"): MAX_TEXT_PATH_BYTES,
                  ("mien.v1.StartIndexJobRequest", "paths"): MAX_TEXT_PATH_BYTES,
                  ("mien.v1.Filters", "sources"): MAX_TEXT_PATH_BYTES,
-                 ("mien.v1.TagSourceRequest", "source_uri"): MAX_TEXT_PATH_BYTES}
+                 ("mien.v1.TagSourceRequest", "source_uri"): MAX_TEXT_PATH_BYTES,
+                 ("mien.v1.ListFoldersRequest", "path"): MAX_TEXT_PATH_BYTES}
 # string fields a method needs: absent is the empty string in proto3
 _REQUIRED = {
     "mien.v1.CreateTagRequest": ("name",),
     "mien.v1.DeleteTagRequest": ("name",),
+    "mien.v1.UpdateTagRequest": ("name",),
     "mien.v1.TagSourceRequest": ("source_uri",),
 }
 # integer fields that count something: a negative value is a mistake

@@ -30,18 +30,20 @@ class CreateTagRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., references: _Optional[_Iterable[_Union[_common_pb2.FaceQuery, _Mapping]]] = ..., threshold: _Optional[float] = ..., replace: _Optional[bool] = ...) -> None: ...
 
 class TagInfo(_message.Message):
-    __slots__ = ("name", "threshold", "vectors", "reference_face_ids", "created_ms")
+    __slots__ = ("name", "threshold", "vectors", "reference_face_ids", "created_ms", "reference_pictures")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FACE_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_PICTURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
     vectors: _containers.RepeatedCompositeFieldContainer[_common_pb2.Vector]
     reference_face_ids: _containers.RepeatedScalarFieldContainer[int]
     created_ms: int
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., vectors: _Optional[_Iterable[_Union[_common_pb2.Vector, _Mapping]]] = ..., reference_face_ids: _Optional[_Iterable[int]] = ..., created_ms: _Optional[int] = ...) -> None: ...
+    reference_pictures: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., vectors: _Optional[_Iterable[_Union[_common_pb2.Vector, _Mapping]]] = ..., reference_face_ids: _Optional[_Iterable[int]] = ..., created_ms: _Optional[int] = ..., reference_pictures: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ListTagsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -194,20 +196,22 @@ class TagStoreResponse(_message.Message):
     def __init__(self, face_count: _Optional[int] = ..., totals: _Optional[_Iterable[_Union[TagTotal, _Mapping]]] = ..., persons: _Optional[_Iterable[_Union[PersonTagCount, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., occluded_left_out: _Optional[int] = ...) -> None: ...
 
 class ExpressionCluster(_message.Message):
-    __slots__ = ("index", "size", "share", "centre", "representative", "closest")
+    __slots__ = ("index", "size", "share", "centre", "representative", "closest", "components")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHARE_FIELD_NUMBER: _ClassVar[int]
     CENTRE_FIELD_NUMBER: _ClassVar[int]
     REPRESENTATIVE_FIELD_NUMBER: _ClassVar[int]
     CLOSEST_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     index: int
     size: int
     share: float
     centre: _common_pb2.Vector
     representative: _common_pb2.FaceHit
     closest: _containers.RepeatedCompositeFieldContainer[_common_pb2.FaceHit]
-    def __init__(self, index: _Optional[int] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centre: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., representative: _Optional[_Union[_common_pb2.FaceHit, _Mapping]] = ..., closest: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExpressionComponent]
+    def __init__(self, index: _Optional[int] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centre: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., representative: _Optional[_Union[_common_pb2.FaceHit, _Mapping]] = ..., closest: _Optional[_Iterable[_Union[_common_pb2.FaceHit, _Mapping]]] = ..., components: _Optional[_Iterable[_Union[_common_pb2.ExpressionComponent, _Mapping]]] = ...) -> None: ...
 
 class SummarizeRequest(_message.Message):
     __slots__ = ("person", "method", "k", "seed", "closest", "thumbnails", "include_occluded")
@@ -288,3 +292,11 @@ class ClusterStoreResponse(_message.Message):
     total_size: int
     occluded_left_out: int
     def __init__(self, face_count: _Optional[int] = ..., sampled_count: _Optional[int] = ..., k_requested: _Optional[int] = ..., k: _Optional[int] = ..., seed: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ExpressionCluster, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., occluded_left_out: _Optional[int] = ...) -> None: ...
+
+class UpdateTagRequest(_message.Message):
+    __slots__ = ("name", "threshold")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    threshold: float
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...

@@ -49,6 +49,11 @@ class AnalyticsStub:
                 request_serializer=mien_dot_v1_dot_analytics__pb2.DeleteTagRequest.SerializeToString,
                 response_deserializer=mien_dot_v1_dot_analytics__pb2.DeleteTagResponse.FromString,
                 _registered_method=True)
+        self.UpdateTag = channel.unary_unary(
+                '/mien.v1.Analytics/UpdateTag',
+                request_serializer=mien_dot_v1_dot_analytics__pb2.UpdateTagRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_analytics__pb2.TagInfo.FromString,
+                _registered_method=True)
         self.TagSource = channel.unary_unary(
                 '/mien.v1.Analytics/TagSource',
                 request_serializer=mien_dot_v1_dot_analytics__pb2.TagSourceRequest.SerializeToString,
@@ -91,6 +96,13 @@ class AnalyticsServicer:
 
     def DeleteTag(self, request, context):
         """Remove a tag. NOT_FOUND when it does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTag(self, request, context):
+        """Change a tag's distance threshold, keeping its references.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +158,11 @@ def add_AnalyticsServicer_to_server(servicer, server):
                     servicer.DeleteTag,
                     request_deserializer=mien_dot_v1_dot_analytics__pb2.DeleteTagRequest.FromString,
                     response_serializer=mien_dot_v1_dot_analytics__pb2.DeleteTagResponse.SerializeToString,
+            ),
+            'UpdateTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTag,
+                    request_deserializer=mien_dot_v1_dot_analytics__pb2.UpdateTagRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_analytics__pb2.TagInfo.SerializeToString,
             ),
             'TagSource': grpc.unary_unary_rpc_method_handler(
                     servicer.TagSource,
@@ -249,6 +266,33 @@ class Analytics:
             '/mien.v1.Analytics/DeleteTag',
             mien_dot_v1_dot_analytics__pb2.DeleteTagRequest.SerializeToString,
             mien_dot_v1_dot_analytics__pb2.DeleteTagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Analytics/UpdateTag',
+            mien_dot_v1_dot_analytics__pb2.UpdateTagRequest.SerializeToString,
+            mien_dot_v1_dot_analytics__pb2.TagInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -149,14 +149,16 @@ class ComponentMatch(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., query_value: _Optional[float] = ..., hit_value: _Optional[float] = ..., contribution: _Optional[float] = ..., share: _Optional[float] = ...) -> None: ...
 
 class Person(_message.Message):
-    __slots__ = ("person_id", "name", "face_count")
+    __slots__ = ("person_id", "name", "face_count", "cover_face_id")
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COVER_FACE_ID_FIELD_NUMBER: _ClassVar[int]
     person_id: int
     name: str
     face_count: int
-    def __init__(self, person_id: _Optional[int] = ..., name: _Optional[str] = ..., face_count: _Optional[int] = ...) -> None: ...
+    cover_face_id: int
+    def __init__(self, person_id: _Optional[int] = ..., name: _Optional[str] = ..., face_count: _Optional[int] = ..., cover_face_id: _Optional[int] = ...) -> None: ...
 
 class DetectedFace(_message.Message):
     __slots__ = ("index", "bbox", "det_score", "quality_passed", "quality_reason")

@@ -8,6 +8,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PersonOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PERSON_ORDER_UNSPECIFIED: _ClassVar[PersonOrder]
+    PERSON_ORDER_ID: _ClassVar[PersonOrder]
+    PERSON_ORDER_FACES: _ClassVar[PersonOrder]
+    PERSON_ORDER_NAME: _ClassVar[PersonOrder]
+
 class IndexJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     INDEX_JOB_STATE_UNSPECIFIED: _ClassVar[IndexJobState]
@@ -27,6 +34,10 @@ class SourceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_STATUS_UNSPECIFIED: _ClassVar[SourceStatus]
     SOURCE_STATUS_DONE: _ClassVar[SourceStatus]
     SOURCE_STATUS_FAILED: _ClassVar[SourceStatus]
+PERSON_ORDER_UNSPECIFIED: PersonOrder
+PERSON_ORDER_ID: PersonOrder
+PERSON_ORDER_FACES: PersonOrder
+PERSON_ORDER_NAME: PersonOrder
 INDEX_JOB_STATE_UNSPECIFIED: IndexJobState
 INDEX_JOB_STATE_RUNNING: IndexJobState
 INDEX_JOB_STATE_SUCCEEDED: IndexJobState
@@ -160,12 +171,20 @@ class FaceRecord(_message.Message):
     def __init__(self, face_id: _Optional[int] = ..., source_uri: _Optional[str] = ..., frame_index: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., bbox: _Optional[_Union[_common_pb2.BBox, _Mapping]] = ..., landmarks5: _Optional[_Iterable[float]] = ..., det_score: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ..., expression: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., pooled: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., track_id: _Optional[int] = ..., person_id: _Optional[int] = ..., person_name: _Optional[str] = ..., thumbnail: _Optional[bytes] = ..., has_identity: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[_common_pb2.ExpressionComponent, _Mapping]]] = ..., occluded: _Optional[bool] = ..., occlusion: _Optional[float] = ...) -> None: ...
 
 class ListPersonsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "query", "order", "max_faces", "include_covers")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_COVERS_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    query: str
+    order: PersonOrder
+    max_faces: int
+    include_covers: bool
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., query: _Optional[str] = ..., order: _Optional[_Union[PersonOrder, str]] = ..., max_faces: _Optional[int] = ..., include_covers: _Optional[bool] = ...) -> None: ...
 
 class ListPersonsResponse(_message.Message):
     __slots__ = ("persons", "next_page_token", "total_size")
@@ -221,7 +240,14 @@ class IndexPathsRequest(_message.Message):
     def __init__(self, paths: _Optional[_Iterable[str]] = ..., fps: _Optional[float] = ...) -> None: ...
 
 class IndexProgress(_message.Message):
-    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures", "job_id")
+    __slots__ = ("files_done", "files_total", "frames", "faces", "current", "done", "failures", "job_id", "refused_paths", "skipped")
+    class SkippedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     FILES_DONE_FIELD_NUMBER: _ClassVar[int]
     FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +256,8 @@ class IndexProgress(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_PATHS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     files_done: int
     files_total: int
     frames: int
@@ -238,7 +266,9 @@ class IndexProgress(_message.Message):
     done: bool
     failures: _containers.RepeatedScalarFieldContainer[str]
     job_id: str
-    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ...) -> None: ...
+    refused_paths: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.ScalarMap[str, int]
+    def __init__(self, files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., frames: _Optional[int] = ..., faces: _Optional[int] = ..., current: _Optional[str] = ..., done: _Optional[bool] = ..., failures: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ..., refused_paths: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class StartIndexJobRequest(_message.Message):
     __slots__ = ("paths", "fps")
@@ -345,16 +375,18 @@ class DeletePersonResponse(_message.Message):
     def __init__(self, person_id: _Optional[int] = ..., released_faces: _Optional[int] = ...) -> None: ...
 
 class ListPersonFacesRequest(_message.Message):
-    __slots__ = ("person", "page_size", "page_token", "include_thumbnails")
+    __slots__ = ("person", "page_size", "page_token", "include_thumbnails", "unassigned")
     PERSON_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    UNASSIGNED_FIELD_NUMBER: _ClassVar[int]
     person: _common_pb2.PersonRef
     page_size: int
     page_token: str
     include_thumbnails: bool
-    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_thumbnails: _Optional[bool] = ...) -> None: ...
+    unassigned: bool
+    def __init__(self, person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_thumbnails: _Optional[bool] = ..., unassigned: _Optional[bool] = ...) -> None: ...
 
 class ListPersonFacesResponse(_message.Message):
     __slots__ = ("faces", "next_page_token", "total_size")
@@ -401,3 +433,87 @@ class ListSourcesResponse(_message.Message):
     next_page_token: str
     total_size: int
     def __init__(self, sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class ListFoldersRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class Folder(_message.Message):
+    __slots__ = ("path", "name", "folders", "files")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    name: str
+    folders: int
+    files: int
+    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ..., folders: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
+
+class ListFoldersResponse(_message.Message):
+    __slots__ = ("path", "parent", "folders", "files", "truncated")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    parent: str
+    folders: _containers.RepeatedCompositeFieldContainer[Folder]
+    files: int
+    truncated: bool
+    def __init__(self, path: _Optional[str] = ..., parent: _Optional[str] = ..., folders: _Optional[_Iterable[_Union[Folder, _Mapping]]] = ..., files: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class MoveFacesRequest(_message.Message):
+    __slots__ = ("face_ids", "target", "allow_same_frame")
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_SAME_FRAME_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    target: _common_pb2.PersonRef
+    allow_same_frame: bool
+    def __init__(self, face_ids: _Optional[_Iterable[int]] = ..., target: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., allow_same_frame: _Optional[bool] = ...) -> None: ...
+
+class SuggestMergesRequest(_message.Message):
+    __slots__ = ("page_size", "person")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    person: _common_pb2.PersonRef
+    def __init__(self, page_size: _Optional[int] = ..., person: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ...) -> None: ...
+
+class MergeSuggestion(_message.Message):
+    __slots__ = ("person_a", "person_b", "distance")
+    PERSON_A_FIELD_NUMBER: _ClassVar[int]
+    PERSON_B_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    person_a: _common_pb2.Person
+    person_b: _common_pb2.Person
+    distance: float
+    def __init__(self, person_a: _Optional[_Union[_common_pb2.Person, _Mapping]] = ..., person_b: _Optional[_Union[_common_pb2.Person, _Mapping]] = ..., distance: _Optional[float] = ...) -> None: ...
+
+class SuggestMergesResponse(_message.Message):
+    __slots__ = ("suggestions", "max_distance")
+    SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    suggestions: _containers.RepeatedCompositeFieldContainer[MergeSuggestion]
+    max_distance: float
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[MergeSuggestion, _Mapping]]] = ..., max_distance: _Optional[float] = ...) -> None: ...
+
+class RejectMergeRequest(_message.Message):
+    __slots__ = ("person_a", "person_b")
+    PERSON_A_FIELD_NUMBER: _ClassVar[int]
+    PERSON_B_FIELD_NUMBER: _ClassVar[int]
+    person_a: _common_pb2.PersonRef
+    person_b: _common_pb2.PersonRef
+    def __init__(self, person_a: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ..., person_b: _Optional[_Union[_common_pb2.PersonRef, _Mapping]] = ...) -> None: ...
+
+class RejectMergeResponse(_message.Message):
+    __slots__ = ("person_a_id", "person_b_id")
+    PERSON_A_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSON_B_ID_FIELD_NUMBER: _ClassVar[int]
+    person_a_id: int
+    person_b_id: int
+    def __init__(self, person_a_id: _Optional[int] = ..., person_b_id: _Optional[int] = ...) -> None: ...

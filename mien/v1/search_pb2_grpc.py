@@ -132,6 +132,26 @@ class MienStub:
                 request_serializer=mien_dot_v1_dot_search__pb2.ListSourcesRequest.SerializeToString,
                 response_deserializer=mien_dot_v1_dot_search__pb2.ListSourcesResponse.FromString,
                 _registered_method=True)
+        self.ListFolders = channel.unary_unary(
+                '/mien.v1.Mien/ListFolders',
+                request_serializer=mien_dot_v1_dot_search__pb2.ListFoldersRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.ListFoldersResponse.FromString,
+                _registered_method=True)
+        self.MoveFaces = channel.unary_unary(
+                '/mien.v1.Mien/MoveFaces',
+                request_serializer=mien_dot_v1_dot_search__pb2.MoveFacesRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_common__pb2.Person.FromString,
+                _registered_method=True)
+        self.SuggestMerges = channel.unary_unary(
+                '/mien.v1.Mien/SuggestMerges',
+                request_serializer=mien_dot_v1_dot_search__pb2.SuggestMergesRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.SuggestMergesResponse.FromString,
+                _registered_method=True)
+        self.RejectMerge = channel.unary_unary(
+                '/mien.v1.Mien/RejectMerge',
+                request_serializer=mien_dot_v1_dot_search__pb2.RejectMergeRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_search__pb2.RejectMergeResponse.FromString,
+                _registered_method=True)
 
 
 class MienServicer:
@@ -295,6 +315,43 @@ class MienServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFolders(self, request, context):
+        """The folders under one of the server's allowed roots, or the roots
+        themselves: what IndexPaths may be given (a folder picker). Shows the
+        roots to a caller with the token; PERMISSION_DENIED outside them or when
+        the server has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveFaces(self, request, context):
+        """Move faces (of any persons, or of none) to an existing person, in one
+        transaction; a person left without faces goes if it is anonymous.
+        INVALID_ARGUMENT (reason SAME_FRAME) when a moved face would share an
+        image or frame with another face of the person, unless allow_same_frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuggestMerges(self, request, context):
+        """"Same person?" suggestions: pairs of persons whose identities are close
+        (found through the identity index), nearest first, leaving out pairs a
+        user rejected (RejectMerge) and pairs that share a frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectMerge(self, request, context):
+        """Record that two persons are not one (a rejected suggestion): the store
+        keeps it as a cannot-link pair and SuggestMerges no longer offers it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MienServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -392,6 +449,26 @@ def add_MienServicer_to_server(servicer, server):
                     servicer.ListSources,
                     request_deserializer=mien_dot_v1_dot_search__pb2.ListSourcesRequest.FromString,
                     response_serializer=mien_dot_v1_dot_search__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'ListFolders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFolders,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.ListFoldersRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.ListFoldersResponse.SerializeToString,
+            ),
+            'MoveFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveFaces,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.MoveFacesRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_common__pb2.Person.SerializeToString,
+            ),
+            'SuggestMerges': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuggestMerges,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.SuggestMergesRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.SuggestMergesResponse.SerializeToString,
+            ),
+            'RejectMerge': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectMerge,
+                    request_deserializer=mien_dot_v1_dot_search__pb2.RejectMergeRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_search__pb2.RejectMergeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -909,6 +986,114 @@ class Mien:
             '/mien.v1.Mien/ListSources',
             mien_dot_v1_dot_search__pb2.ListSourcesRequest.SerializeToString,
             mien_dot_v1_dot_search__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFolders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/ListFolders',
+            mien_dot_v1_dot_search__pb2.ListFoldersRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.ListFoldersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/MoveFaces',
+            mien_dot_v1_dot_search__pb2.MoveFacesRequest.SerializeToString,
+            mien_dot_v1_dot_common__pb2.Person.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuggestMerges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/SuggestMerges',
+            mien_dot_v1_dot_search__pb2.SuggestMergesRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.SuggestMergesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectMerge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Mien/RejectMerge',
+            mien_dot_v1_dot_search__pb2.RejectMergeRequest.SerializeToString,
+            mien_dot_v1_dot_search__pb2.RejectMergeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,18 +68,26 @@ RESOURCE_ROUTES = (
 class RpcError(Exception):
     """A call that ended with a non-OK status."""
 
-    def __init__(self, code: grpc.StatusCode, message: str):
+    def __init__(self, code: grpc.StatusCode, message: str, details: bytes = b""):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details   # a serialized google.rpc.Status (ErrorInfo, BadRequest, ...), or empty
 
     @property
     def http_status(self) -> int:
         return HTTP_STATUS.get(self.code, 500)
 
     def body(self) -> dict:
-        # the JSON shape of google.rpc.Status, as grpc-gateway answers
-        return {"code": self.code.value[0], "status": self.code.name, "message": self.message}
+        # the JSON shape of google.rpc.Status, as grpc-gateway answers: code, message and its
+        # details (ErrorInfo's stable reason and facts, for a program to act on without parsing English)
+        out = {"code": self.code.value[0], "status": self.code.name, "message": self.message}
+        if self.details:
+            from google.rpc import error_details_pb2, status_pb2  # noqa: F401 - registers the detail types
+
+            status = status_pb2.Status.FromString(self.details)
+            out["details"] = json_format.MessageToDict(status, preserving_proto_field_name=True).get("details", [])
+        return out
 
 
 class HttpContext:
@@ -89,7 +97,14 @@ class HttpContext:
         self._metadata = tuple(metadata)
         self._code: grpc.StatusCode | None = None
         self._details = ""
+        self._status_details = b""
         self.active = True
+
+    def set_trailing_metadata(self, metadata) -> None:
+        # mien.server.errors hands the google.rpc.Status of an error over this way
+        for key, value in metadata:
+            if key == "grpc-status-details-bin":
+                self._status_details = bytes(value)
 
     def abort(self, code: grpc.StatusCode, details: str):
         # as grpcio: record the status, raise a bare Exception that mien.server.errors lets pass
@@ -126,7 +141,7 @@ class HttpContext:
     def error(self) -> RpcError | None:
         if self._code is None or self._code is grpc.StatusCode.OK:
             return None
-        return RpcError(self._code, self._details)
+        return RpcError(self._code, self._details, self._status_details)
 
 
 @dataclass(frozen=True)
@@ -190,12 +205,16 @@ class Gateway:
     # -- calls ------------------------------------------------------------------
     def call(self, method: Method, request) -> dict:
         """Run a unary method; its reply as JSON-ready dict, or RpcError."""
+        return to_json(self.call_raw(method, request))
+
+    @staticmethod
+    def call_raw(method: Method, request):
+        """Run a unary method; its reply message, or RpcError."""
         context = HttpContext()
         try:
-            reply = method.call(request, context)
+            return method.call(request, context)
         except Exception:  # noqa: BLE001 - the servicer's abort() recorded the status
             raise context.error() or RpcError(grpc.StatusCode.INTERNAL, "internal error") from None
-        return to_json(reply)
 
     def stream(self, method: Method, request):
         """Run a server-streaming method: yields JSON-ready dicts; RpcError on failure."""

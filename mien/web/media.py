@@ -7,6 +7,13 @@ The file is then opened beneath its root (mien/indexer/beneath.py: no link
 followed, so a folder swapped for a link after the check is refused) and
 everything after reads that open file, never the name again.
 
+A file is data, never a page: it is served only as the media type its content
+is (the indexer's table of magic numbers, mien.indexer.sniff), never by its
+name, and only when that is the kind the indexer stored (image or video) for a
+source it read ("done"). A source that failed, or a file that is no longer
+what was indexed (an image replaced by an SVG or HTML under the same name), is
+refused; the HTTP layer adds nosniff and a sandboxing CSP to every response.
+
 Browsers play WebM (VP8/VP9) and H.264/AV1 MP4 but not MJPG AVI or MPEG-4
 Part 2, which OpenCV writes and archives hold. Such videos are transcoded
 once to WebM VP8 (same frame rate, every frame kept, so timestamps line up
@@ -17,7 +24,6 @@ Every response honours HTTP range requests, so the player seeks.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 import re
 import tempfile
@@ -30,9 +36,10 @@ from mien.errors import NotFoundError
 from mien.filenames import find
 from mien.server.validate import MAX_TEXT_PATH_BYTES
 from mien.indexer.beneath import OutsideRootsError, fd_path, open_file, real_path
+from mien.indexer.sniff import HEAD_BYTES, media_type_of_head
 
-# (container suffix, codec fourcc) a browser plays directly
-_PLAYABLE_SUFFIXES = {".webm", ".mp4", ".m4v", ".mov", ".ogv"}
+# (container type, codec fourcc) a browser plays directly
+_PLAYABLE_TYPES = {"video/webm", "video/mp4", "video/quicktime", "video/ogg"}
 _PLAYABLE_CODECS = {"VP80", "VP90", "avc1", "h264", "H264", "av01", "AV01", "vp08", "vp09"}
 
 
@@ -83,14 +90,25 @@ class Media:
         return real, source, os.fdopen(fd, "rb")
 
     def original(self, uri: str) -> MediaFile:
-        path, _, fh = self.source_file(uri)
-        return MediaFile(path, mimetypes.guess_type(path.name)[0] or "application/octet-stream", fh)
+        path, source, fh = self.source_file(uri)
+        try:
+            return MediaFile(path, served_type(source, fh), fh)
+        except BaseException:
+            fh.close()
+            raise
 
     def playable(self, uri: str) -> MediaFile:
         """The video as a browser plays it: the file itself, or a cached WebM copy."""
         path, source, fh = self.source_file(uri)
-        if _browser_plays(path, fh):
-            return MediaFile(path, mimetypes.guess_type(path.name)[0] or "video/mp4", fh)
+        try:
+            media_type = served_type(source, fh)
+            if source.kind != "video":
+                raise MediaDenied("the source is a photo, not a video")
+            if _browser_plays(media_type, fh):
+                return MediaFile(path, media_type, fh)
+        except BaseException:
+            fh.close()
+            raise
         try:
             key = hashlib.sha256(os.fsencode(f"{path}\0{source.fingerprint}")).hexdigest()[:32]
             target = self.cache_dir / f"{key}.webm"
@@ -107,6 +125,27 @@ class Media:
             return self._locks.setdefault(key, threading.Lock())
 
 
+def served_type(source, fh: BinaryIO) -> str:
+    """The media type to serve the open file as: its content's, when that is what the indexer stored.
+
+    MediaDenied for a source that failed to index, and for a file whose content
+    is not (or no longer) an image or video of the stored kind.
+    """
+    if source.status != "done":
+        raise MediaDenied("the source failed to index (it is not a photo or video mien could read), "
+                          "so it is not shown")
+    try:
+        head = os.pread(fh.fileno(), HEAD_BYTES, 0)
+    except OSError:
+        raise NotFoundError("the source file cannot be read on the server") from None
+    media_type = media_type_of_head(head)
+    if media_type is None or media_type.split("/", 1)[0] != source.kind:
+        # (rare formats only OpenCV's own probe recognises land here too: no browser shows them)
+        raise MediaDenied(f"the file is not a {source.kind} format a browser shows, or no longer the "
+                          f"{source.kind} that was indexed (its content changed)")
+    return media_type
+
+
 def _fourcc(fh: BinaryIO) -> str:
     import cv2
 
@@ -118,8 +157,8 @@ def _fourcc(fh: BinaryIO) -> str:
     return "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
 
 
-def _browser_plays(path: Path, fh: BinaryIO) -> bool:
-    return path.suffix.lower() in _PLAYABLE_SUFFIXES and _fourcc(fh) in _PLAYABLE_CODECS
+def _browser_plays(media_type: str, fh: BinaryIO) -> bool:
+    return media_type in _PLAYABLE_TYPES and _fourcc(fh) in _PLAYABLE_CODECS
 
 
 def _transcode(src: BinaryIO, target: Path) -> None:

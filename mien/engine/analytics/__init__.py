@@ -19,6 +19,7 @@ from mien.engine.analytics.tags import (
     delete_tag,
     expression_from_image,
     list_tags,
+    set_threshold,
     tag_distances,
     tag_source,
     tag_store,
@@ -28,6 +29,6 @@ __all__ = [
     "Cluster", "DEFAULT_THRESHOLD", "PersonSummary", "PersonTagCount", "PersonTagResult",
     "Segment", "SourceTagReport", "StoreClusters", "StoreTagReport", "cluster_store",
     "cluster_vectors", "create_tag", "delete_tag", "expression_from_image", "list_tags",
-    "merge_segments", "sample_period_ms", "summarize_person", "tag_distances", "tag_source",
+    "merge_segments", "sample_period_ms", "set_threshold", "summarize_person", "tag_distances", "tag_source",
     "tag_store",
 ]

@@ -140,6 +140,7 @@ def create_tag(
     threshold: float = DEFAULT_THRESHOLD,
     analyzer=None,
     replace: bool = False,
+    pictures=(),
 ):
     """Create (or with replace=True overwrite) a tag from reference faces and store it.
 
@@ -148,6 +149,7 @@ def create_tag(
     FaceAnalyzer with the store's expression encoder);
     face_ids: indexed faces whose raw expression vectors become references;
     vectors: raw (R, 16) expression vectors. At least one reference is needed.
+    pictures: JPEG pictures of references that are not stored faces, kept with the tag.
     """
     from mien.engine.store import Tag
 
@@ -199,7 +201,16 @@ def create_tag(
         threshold=threshold,
         reference_face_ids=face_ids,
         created_ms=int(time.time() * 1000),
+        reference_pictures=[bytes(p) for p in pictures if p],
     )
+    store.put_tag(tag)
+    return tag
+
+
+def set_threshold(store, name: str, threshold: float):
+    """Change a tag's distance threshold, keeping its references; the tag."""
+    tag = store.get_tag(name)  # NotFoundError for an unknown tag
+    tag.threshold = _check_threshold(threshold)
     store.put_tag(tag)
     return tag
 

@@ -328,11 +328,8 @@ class Persons:
             if not allow_same_frame:
                 shared = self._frame_conflicts(txn, src_faces, self._person_ids(txn, dst_id), 3)
                 if shared:
-                    where = ", ".join(f"{shown(uri)} at {ts} ms" for uri, ts in shared)
-                    raise BadInputError(
-                        f"persons {src_id} and {dst_id} both have a face in the same frame ({where}): "
-                        "two faces of one frame are two people; merge anyway only if the detector "
-                        "found one face twice (allow_same_frame, `mien person merge --allow-same-frame`)")
+                    raise _same_frame(f"persons {src_id} and {dst_id} both have a face", shared,
+                                      "(allow_same_frame, `mien person merge --allow-same-frame`)")
             if dst.name is None and src.name is not None:
                 dst.name, dst.reference = src.name, src.reference
                 self._write_person(txn, dst, n_ident, s)
@@ -341,6 +338,96 @@ class Persons:
             deltas.d.pop(src_id, None)
             self.apply_deltas(txn, deltas)
             txn.delete(id_key(src_id), db=self._db["persons"])
+            # "not the same person" said of src now holds for dst; of src and dst, no longer
+            for a, b in self._cannot_links(txn):
+                if src_id in (a, b):
+                    txn.delete(_nolink_key(a, b), db=self._db["meta"])
+                    other = b if a == src_id else a
+                    if other != dst_id:
+                        txn.put(_nolink_key(other, dst_id), b"", db=self._db["meta"])
+
+    def move_faces(self, face_ids, dst_id: int, *, allow_same_frame: bool) -> None:
+        """Faces (of any persons, or none) to an existing person, in one transaction.
+
+        Refused, nothing written, when a moved face shares an image or frame with
+        another face the person would then hold, unless allow_same_frame.
+        """
+        ids = np.unique(np.asarray(face_ids, dtype=np.int64).reshape(-1))
+        if len(ids) == 0:
+            raise BadInputError("moving faces needs at least one face id")
+        with self._env.lock, self._env.begin(write=True) as txn:
+            self._read_person(txn, int(dst_id))
+            for fid in ids:
+                if txn.get(id_key(int(fid)), db=self._db["vec"]) is None:
+                    raise NotFoundError(f"face {int(fid)} does not exist",
+                                        reason="FACE_NOT_FOUND", resource=("mien.v1.Face", str(int(fid))))
+            if not allow_same_frame:
+                staying = np.setdiff1d(self._person_ids(txn, int(dst_id)), ids)
+                shared = self._frame_conflicts(txn, ids, np.concatenate([staying, ids]), 3)
+                if shared:
+                    raise _same_frame(f"a moved face and another face person {dst_id} would hold are", shared,
+                                      "(allow_same_frame)")
+            deltas = PersonDeltas()
+            self._set_person(txn, ids, int(dst_id), deltas)
+            self.apply_deltas(txn, deltas)
+
+    def unassigned_face_ids(self, after: int | None, limit: int) -> tuple[np.ndarray, int]:
+        """(up to `limit` ids of faces no person holds, in id order after `after`; how many there are)."""
+        out, total = [], 0
+        with self._env.begin() as txn:
+            for k, raw in txn.cursor(db=self._db["vec"]):
+                if int(np.frombuffer(bytes(raw), dtype=VEC_DTYPE)["person"][0]) >= 0:
+                    continue
+                total += 1
+                fid = key_id(k)
+                if (after is None or fid > after) and len(out) < limit:
+                    out.append(fid)
+        return np.asarray(out, dtype=np.int64), total
+
+    def cover_face(self, person_id: int, limit: int = 64) -> int:
+        """A face to show for the person: of its first `limit` faces, the one nearest its identity centroid (0 if none)."""
+        d = self._db
+        with self._env.begin() as txn:
+            ids = self._person_ids(txn, int(person_id))[:limit]
+            if not len(ids):
+                return 0
+            person = self._get_person(txn, int(person_id))
+            best, best_d = int(ids[0]), None
+            centroid = np.asarray(person.centroid, dtype=np.float64)
+            for fid in ids:
+                v = txn.get(id_key(int(fid)), db=d["ident"])
+                if v is None or len(centroid) == 0:
+                    continue
+                u = np.frombuffer(bytes(v), dtype="<f4").astype(np.float64)
+                if u.shape != centroid.shape:
+                    continue
+                dist = float(np.sum((u / (np.linalg.norm(u) or 1.0) - centroid / (np.linalg.norm(centroid) or 1.0)) ** 2))
+                if best_d is None or dist < best_d:
+                    best, best_d = int(fid), dist
+            return best
+
+    def _cannot_links(self, txn) -> list[tuple[int, int]]:
+        cur = txn.cursor(db=self._db["meta"])
+        out = []
+        if cur.set_range(_NOLINK):
+            for k in cur.iternext(values=False):
+                k = bytes(k)
+                if not k.startswith(_NOLINK):
+                    break
+                out.append(key_pair(k[len(_NOLINK):]))
+        return out
+
+    def cannot_links(self) -> set[tuple[int, int]]:
+        with self._env.begin() as txn:
+            return set(self._cannot_links(txn))
+
+    def add_cannot_link(self, a: int, b: int) -> None:
+        if a == b:
+            raise BadInputError("a person is the same person as itself")
+        with self._env.lock, self._env.begin(write=True) as txn:
+            self._read_person(txn, int(a))
+            self._read_person(txn, int(b))
+            txn.put(_nolink_key(a, b), b"", db=self._db["meta"])
 
     def split_person(self, face_ids) -> int:
         ids = np.unique(np.asarray(face_ids, dtype=np.int64).reshape(-1))
@@ -389,3 +476,22 @@ class Persons:
             txn.put(b"person_rules", json.dumps(dict(rules, previous=previous), sort_keys=True).encode(),
                     db=self._db["meta"])
             return before if changed else None
+
+
+# "these two persons are not one" (a rejected merge suggestion), in the meta table: no new table,
+# so stores written before read the same
+_NOLINK = b"nolink/"
+
+
+def _nolink_key(a: int, b: int) -> bytes:
+    return _NOLINK + pair_key(min(a, b), max(a, b))
+
+
+def _same_frame(who: str, shared, how: str) -> BadInputError:
+    """The refusal of a merge or move that would put two faces of one frame in one person."""
+    where = ", ".join(f"{shown(uri)} at {ts} ms" for uri, ts in shared)
+    uri, ts = shared[0]
+    return BadInputError(
+        f"{who} in the same frame ({where}): two faces of one frame are two people; "
+        f"go ahead only if the detector found one face twice {how}",
+        reason="SAME_FRAME", metadata={"source_uri": escape(uri), "timestamp_ms": ts, "frames": len(shared)})

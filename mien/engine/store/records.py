@@ -10,6 +10,7 @@ A face is split across LMDB databases by access pattern:
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ class Tag:
     threshold: float = 0.5
     reference_face_ids: list[int] = field(default_factory=list)
     created_ms: int = 0
+    # JPEG pictures of the references that are not stored faces (a photo uploaded
+    # to make the tag): what the tag was made from, for a person to see
+    reference_pictures: list[bytes] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -360,10 +364,12 @@ def encode_tag(t: Tag) -> bytes:
     v = np.asarray(t.vectors, dtype=np.float32).reshape(-1, EXPR_DIM)
     header = {"n": t.name, "th": float(t.threshold), "r": [int(x) for x in t.reference_face_ids],
               "c": int(t.created_ms), "rows": int(v.shape[0])}
+    if t.reference_pictures:  # only when there are: tags written before read the same
+        header["p"] = [base64.b64encode(bytes(p)).decode("ascii") for p in t.reference_pictures]
     return _pack(header, v)
 
 
 def decode_tag(value: bytes) -> Tag:
     h, tail = _unpack(value)
     v = np.frombuffer(tail, dtype="<f4").reshape(h["rows"], EXPR_DIM).copy()
-    return Tag(h["n"], v, h["th"], list(h["r"]), h["c"])
+    return Tag(h["n"], v, h["th"], list(h["r"]), h["c"], [base64.b64decode(p) for p in h.get("p", ())])

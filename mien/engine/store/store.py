@@ -339,6 +339,27 @@ class Store:
         """Move these faces (all of one person) to a new anonymous person, in one transaction; its id."""
         return self._persons.split_person(face_ids)
 
+    def move_faces(self, face_ids, person_id: int, *, allow_same_frame: bool = False) -> None:
+        """Move faces (of any persons, or none) to an existing person in one transaction; refused
+        when one would share a frame with another face of that person, unless allow_same_frame."""
+        self._persons.move_faces(face_ids, person_id, allow_same_frame=allow_same_frame)
+
+    def unassigned_face_ids(self, after: int | None = None, limit: int = 50) -> tuple[np.ndarray, int]:
+        """(ids of faces no person holds, after `after`, at most `limit`; how many there are). Scans the faces."""
+        return self._persons.unassigned_face_ids(after, limit)
+
+    def cover_face(self, person_id: int) -> int:
+        """A face to show for the person (nearest its identity centroid among its first faces); 0 if none."""
+        return self._persons.cover_face(person_id)
+
+    def cannot_links(self) -> set[tuple[int, int]]:
+        """Pairs (a < b) of persons a user said are not one person (a rejected merge suggestion)."""
+        return self._persons.cannot_links()
+
+    def add_cannot_link(self, a: int, b: int) -> None:
+        """Record that persons a and b are not one person; a merge of the two removes it."""
+        self._persons.add_cannot_link(a, b)
+
     def check_persons(self, *, repair: bool = False) -> list[int]:
         """Ids of persons whose count/identity sum disagree with their faces (recomputed if repair).
 
