@@ -30,7 +30,7 @@ from mien.engine.store.records import (
     key_id, key_pair, pair_key,
 )
 from mien.errors import AlreadyExistsError, BadInputError, NotFoundError
-from mien.filenames import shown
+from mien.filenames import escape, shown
 
 log = logging.getLogger(__name__)
 
