@@ -98,6 +98,25 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
         return tag_info(tag)
 
     @rpc
+    def ProposeTriplet(self, request, context):
+        from mien.training.rating import QUESTION
+
+        proposal = self.ctx.sampler().propose(request.mode or "random", request.rater or None)
+        return analytics_pb2.TripletProposal(face_ids=list(proposal.face_ids), type=proposal.type,
+                                             mode=proposal.mode, question=QUESTION)
+
+    @rpc
+    def RateTriplet(self, request, context):
+        sampler = self.ctx.sampler()
+        if not request.rater:
+            raise BadInputError("RateTriplet needs the rater's id", field="rater")
+        if request.answer not in (0, 1, 2, 3):
+            raise BadInputError(f"answer is 1, 2 or 3 (0 = can't tell), got {request.answer}", field="answer")
+        recorded = sampler.answer(tuple(request.face_ids), request.type, request.rater, request.answer)
+        return analytics_pb2.RateTripletResponse(recorded=recorded,
+                                                 rater_answers=sampler.answer_count(request.rater))
+
+    @rpc
     def ListTags(self, request, context):
         from mien.server.pages import key_page
 

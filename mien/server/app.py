@@ -201,13 +201,14 @@ FRONTS = ("auto", "native", "python")
 
 def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", workers: int | None = None,
                  token: str | None = None, tls: TLSConfig | None = None, allowed_roots=(),
-                 limits: Limits | None = None, engine_config=None, front: str = "auto"):
+                 limits: Limits | None = None, engine_config=None, front: str = "auto", ratings=None):
     """A configured server and the port it is bound to.
 
     front: "native" serves through gRPC C++ (mien.server.front; it is already
     listening when this returns), "python" through grpcio's server (start()
     it), "auto" native when it was built, else python. port=0 picks a free
-    port. The server has `.mien_context` (the ServerContext), `.mien_health`
+    port. ratings: the file RateTriplet appends answers to (default: the
+    store's ratings.csv). The server has `.mien_context` (the ServerContext), `.mien_health`
     (the health servicer) and `.mien_front` ("native" or "python") attached.
     """
     if front not in FRONTS:
@@ -223,7 +224,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
     _check_port_free(host, port)
     single_threaded_search()
     ctx = ServerContext(store_dir, limits=limits, allowed_roots=allowed_roots,
-                        engine_config=engine_config)
+                        engine_config=engine_config, ratings=ratings)
     workers = workers or default_workers()
     address = host_port(host, port)
     tls_key_cert = None

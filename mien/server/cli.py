@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                    help="on SIGTERM: seconds calls in flight get to finish (health says NOT_SERVING, new "
                         "calls are refused); then they are cancelled and the process exits within a "
                         "second (default %(default)s)")
+    p.add_argument("--ratings", default=None, metavar="FILE",
+                   help="where the Rate page and RateTriplet append answers (FEC's format; default: "
+                        "STORE/ratings.csv); mien train head --store learns from it")
     p.add_argument("--http", type=int, default=None, metavar="PORT",
                    help="also serve the web app and its JSON API (/v1/...) on this port, on the same "
                         "--host (loopback by default) and guarded by the same token; source photos and "
@@ -84,7 +87,7 @@ def run(args) -> int:
 
         engine_config = EngineConfig(**engine)
     return serve(args.store, port=args.port, engine_config=engine_config, host=args.host, workers=args.workers,
-                 token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root,
+                 token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root, ratings=args.ratings,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
                  front=args.front, insecure=args.insecure,
                  http_port=args.http, load_models=not args.lazy_models)

@@ -206,10 +206,13 @@ class ServerContext:
     """The store reader, a lazily built FaceAnalyzer, limits and allowed roots."""
 
     def __init__(self, store_dir, *, limits: Limits | None = None, allowed_roots=(),
-                 engine_config=None, store=None):
+                 engine_config=None, store=None, ratings=None):
         from mien.engine.store import Store
 
         self.store_dir = Path(store_dir)
+        # where RateTriplet appends answers (FEC's format): mien train head --store learns from it
+        self.ratings_path = Path(ratings) if ratings else self.store_dir / "ratings.csv"
+        self._sampler = None
         self.limits = limits or Limits()
         self.allowed_roots = tuple(Path(os.path.realpath(r)) for r in allowed_roots)
         self.engine_config = engine_config
@@ -327,6 +330,16 @@ class ServerContext:
                 self.store.vectors([h.face_id for h in hits], kind="expression")
             components(vec, encoder)
         return time.perf_counter() - start
+
+    def sampler(self):
+        """The triplet sampler of the Rate page and RateTriplet (mien.training.rating), built on first use."""
+        if self._sampler is None:
+            with self._analyzer_lock:
+                if self._sampler is None:
+                    from mien.training.rating import TripletSampler
+
+                    self._sampler = TripletSampler(self.store, self.ratings_path)
+        return self._sampler
 
     @contextlib.contextmanager
     def open_writer(self):

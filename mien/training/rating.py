@@ -175,6 +175,15 @@ class TripletSampler:
             append_answer(self.path, refs, kind, rater, answer)
         return True
 
+    def answer_count(self, rater: str) -> int:
+        """How many answers `rater` has in the ratings file."""
+        from mien.training.rated import read_rated
+
+        if not self.path.is_file():
+            return 0
+        triplets, _ = read_rated([self.path])
+        return sum(r == rater for t in triplets for r, _ in t.answers)
+
     def answered_by(self, rater: str) -> set:
         """The triplets (frozensets of face ids) `rater` already answered, as far as the store still
         holds their faces."""

@@ -300,3 +300,43 @@ class UpdateTagRequest(_message.Message):
     name: str
     threshold: float
     def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ProposeTripletRequest(_message.Message):
+    __slots__ = ("mode", "rater")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RATER_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    rater: str
+    def __init__(self, mode: _Optional[str] = ..., rater: _Optional[str] = ...) -> None: ...
+
+class TripletProposal(_message.Message):
+    __slots__ = ("face_ids", "type", "mode", "question")
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    type: str
+    mode: str
+    question: str
+    def __init__(self, face_ids: _Optional[_Iterable[int]] = ..., type: _Optional[str] = ..., mode: _Optional[str] = ..., question: _Optional[str] = ...) -> None: ...
+
+class RateTripletRequest(_message.Message):
+    __slots__ = ("face_ids", "type", "rater", "answer")
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    RATER_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    type: str
+    rater: str
+    answer: int
+    def __init__(self, face_ids: _Optional[_Iterable[int]] = ..., type: _Optional[str] = ..., rater: _Optional[str] = ..., answer: _Optional[int] = ...) -> None: ...
+
+class RateTripletResponse(_message.Message):
+    __slots__ = ("recorded", "rater_answers")
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    RATER_ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    recorded: bool
+    rater_answers: int
+    def __init__(self, recorded: _Optional[bool] = ..., rater_answers: _Optional[int] = ...) -> None: ...

@@ -74,6 +74,16 @@ class AnalyticsStub:
                 request_serializer=mien_dot_v1_dot_analytics__pb2.ClusterStoreRequest.SerializeToString,
                 response_deserializer=mien_dot_v1_dot_analytics__pb2.ClusterStoreResponse.FromString,
                 _registered_method=True)
+        self.ProposeTriplet = channel.unary_unary(
+                '/mien.v1.Analytics/ProposeTriplet',
+                request_serializer=mien_dot_v1_dot_analytics__pb2.ProposeTripletRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_analytics__pb2.TripletProposal.FromString,
+                _registered_method=True)
+        self.RateTriplet = channel.unary_unary(
+                '/mien.v1.Analytics/RateTriplet',
+                request_serializer=mien_dot_v1_dot_analytics__pb2.RateTripletRequest.SerializeToString,
+                response_deserializer=mien_dot_v1_dot_analytics__pb2.RateTripletResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServicer:
@@ -141,6 +151,26 @@ class AnalyticsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeTriplet(self, request, context):
+        """Three of the store's faces for a person to rate with FEC's question
+        ("which face's expression is most unlike the other two?"): the data
+        that `mien train head` learns the expression metric from. NOT_FOUND when
+        the store has no triplet left to ask (fewer than 3 faces, or the rater
+        answered them all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateTriplet(self, request, context):
+        """Record one rater's answer to a proposed triplet: appended to the
+        server's ratings file in FEC's format (crash-safe: a kill loses at most
+        the answer in flight). An answer of 0 ("can't tell") is not recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +213,16 @@ def add_AnalyticsServicer_to_server(servicer, server):
                     servicer.ClusterStore,
                     request_deserializer=mien_dot_v1_dot_analytics__pb2.ClusterStoreRequest.FromString,
                     response_serializer=mien_dot_v1_dot_analytics__pb2.ClusterStoreResponse.SerializeToString,
+            ),
+            'ProposeTriplet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeTriplet,
+                    request_deserializer=mien_dot_v1_dot_analytics__pb2.ProposeTripletRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_analytics__pb2.TripletProposal.SerializeToString,
+            ),
+            'RateTriplet': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateTriplet,
+                    request_deserializer=mien_dot_v1_dot_analytics__pb2.RateTripletRequest.FromString,
+                    response_serializer=mien_dot_v1_dot_analytics__pb2.RateTripletResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +441,60 @@ class Analytics:
             '/mien.v1.Analytics/ClusterStore',
             mien_dot_v1_dot_analytics__pb2.ClusterStoreRequest.SerializeToString,
             mien_dot_v1_dot_analytics__pb2.ClusterStoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeTriplet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Analytics/ProposeTriplet',
+            mien_dot_v1_dot_analytics__pb2.ProposeTripletRequest.SerializeToString,
+            mien_dot_v1_dot_analytics__pb2.TripletProposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateTriplet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mien.v1.Analytics/RateTriplet',
+            mien_dot_v1_dot_analytics__pb2.RateTripletRequest.SerializeToString,
+            mien_dot_v1_dot_analytics__pb2.RateTripletResponse.FromString,
             options,
             channel_credentials,
             insecure,
