@@ -397,7 +397,8 @@ def test_indexing_page_streams_progress_to_done(site, tmp_path):
     page.wait_for_selector("#hits .hit-card:has-text('biden_mirrored.jpg')")
 
 
-_PAGES = ("search", "hit-photo", "hit-video", "cross", "people", "suggestions", "review", "person", "tags", "index")
+_PAGES = ("search", "hit-photo", "hit-video", "cross", "people", "suggestions", "review", "person", "tags", "index",
+          "rate")
 
 
 def _visit(page, base, name, media):
@@ -440,6 +441,10 @@ def _visit(page, base, name, media):
     elif name == "index":
         page.goto(base + "/#/index")
         page.wait_for_selector("#index-paths")
+    elif name == "rate":
+        page.goto(base + "/#/rate")
+        page.wait_for_selector("#rate-faces .rate-face img")
+        page.wait_for_function("() => [...document.querySelectorAll('#rate-faces img')].every(i => i.naturalWidth > 0)")
     page.wait_for_timeout(300)
 
 
@@ -583,3 +588,36 @@ def test_a_merge_refused_for_one_frame_says_where_and_may_go_ahead(site):
     page.click("#flash-action")   # the detector found one face twice: the person says so
     page.wait_for_selector("#flash.info:has-text('merged into')")
     assert http("GET", f"{site['base']}/v1/persons/{a}", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 404
+
+
+def test_the_rate_page_records_answers_mien_can_learn_from(site):
+    """FEC's question about three of the store's faces; keys 1 2 3 answer, 0 can't tell; each answer
+    is a row of the store's ratings file that resolves back to the store's faces."""
+    from mien.engine.store import Store
+    from mien.training.rated import read_rated, table_from_store
+
+    page = _login(site)
+    ratings = site["store"].store_dir / "ratings.csv"
+    page.goto(site["base"] + "/#/rate")
+    page.wait_for_selector("#rate-faces .rate-face img")
+    assert "most unlike the other two" in page.inner_text("#rate-question")
+    page.keyboard.press("1")          # no rater yet: asked for a name, nothing written
+    page.wait_for_selector("#flash:not([hidden])")
+    assert not ratings.exists()
+    page.fill("#rate-rater", "ann")
+    page.dispatch_event("#rate-rater", "change")
+    shown = "() => [...document.querySelectorAll('#rate-faces img')].map(i => i.src).join(' ')"
+    for key in ("1", "0", "3", "2"):
+        page.wait_for_function("() => [...document.querySelectorAll('#rate-faces img')]"
+                               ".every(i => i.naturalWidth > 0)")
+        before = page.evaluate(shown)
+        page.locator("#rate-faces").click()        # the keys work wherever the page has the focus
+        page.keyboard.press(key)
+        page.wait_for_function(f"() => ({shown})() !== {json.dumps(before)}")   # the next triplet
+    page.wait_for_function("() => document.querySelector('#rate-count').textContent.startsWith('3 answers by ann')")
+    triplets, stats = read_rated([ratings])
+    assert stats.malformed == 0 and sorted(a for t in triplets for a in t.answers) == [("ann", 1), ("ann", 2), ("ann", 3)]
+    with Store(site["store"].store_dir, mode="r") as store:
+        table, missing = table_from_store(store, triplets)
+    assert missing == 0
+    assert page.evaluate("localStorage.getItem('mien-rater')") == "ann"   # remembered for the next visit

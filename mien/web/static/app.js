@@ -1142,6 +1142,72 @@ function folderPicker(onAdd) {
   return box;
 }
 
+// ------------------------------------------------------------------ rating
+
+// FEC's question about three faces; each answer goes to the server's ratings file, which
+// `mien train head --store` learns the expression metric from. Keys 1 2 3, 0 = can't tell.
+const RATE_MODES = { random: "Random faces", "one-class": "Same emotion (the hard case)",
+                     active: "Where mien is least sure" };
+
+async function ratePage() {
+  const rater = h("input", { id: "rate-rater", placeholder: "your name", className: "mid",
+                             value: localStorage.getItem("mien-rater") || "" });
+  const mode = h("select", { id: "rate-mode" },
+    Object.entries(RATE_MODES).map(([k, label]) => h("option", { value: k }, label)));
+  mode.value = localStorage.getItem("mien-rate-mode") || "random";
+  const question = h("p.rate-question", { id: "rate-question" });
+  const faces = h("div.rate-faces", { id: "rate-faces" });
+  const count = h("p.muted", { id: "rate-count" });
+  const buttons = h("div.rate-buttons",
+    [1, 2, 3].map((n) => h("button", { type: "button", id: `rate-${n}`, onclick: () => answer(n) }, String(n))),
+    h("button.secondary", { type: "button", id: "rate-0", onclick: () => answer(0) }, "Can't tell"));
+  let current = null;
+  let busy = false;
+
+  async function next() {
+    current = null;
+    faces.replaceChildren(h("p.muted", "…"));
+    const who = rater.value.trim();
+    const p = await api("/v1/Analytics/ProposeTriplet", { mode: mode.value, rater: who });
+    current = p;
+    question.textContent = p.question;
+    faces.replaceChildren(...p.face_ids.map((id, i) => h("figure.rate-face",
+      h("img", { src: `/v1/faces/${id}/thumbnail.jpg`, alt: `face ${i + 1}` }),
+      h("figcaption", String(i + 1)))));
+  }
+
+  async function answer(n) {
+    const who = rater.value.trim();
+    if (!who) { flash("Give your name first: answers are kept per rater."); rater.focus(); return; }
+    if (!current || busy) return;
+    busy = true;
+    try {
+      await guarded(async () => {
+        const r = await api("/v1/Analytics/RateTriplet", { face_ids: current.face_ids, type: current.type,
+                                                           rater: who, answer: n });
+        count.textContent = `${plural(r.rater_answers || 0, "answer")} by ${who} so far`;
+        await next();
+      });
+    } finally { busy = false; }
+  }
+
+  rater.addEventListener("change", () => localStorage.setItem("mien-rater", rater.value.trim()));
+  mode.addEventListener("change", () => { localStorage.setItem("mien-rate-mode", mode.value); guarded(next); });
+  const onKey = (e) => {
+    if (!location.hash.startsWith("#/rate")) { document.removeEventListener("keydown", onKey); return; }
+    if (e.target === rater || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (["0", "1", "2", "3"].includes(e.key)) { e.preventDefault(); answer(Number(e.key)); }
+  };
+  document.addEventListener("keydown", onKey);
+  view().replaceChildren(
+    h("h1", "Rate expressions"),
+    h("p.muted", "Judge the facial expression only — mouth, eyes, brows, how tense or relaxed the face is — " +
+      "not who it is, the pose or the lighting. Keys 1, 2, 3; 0 when you can't tell."),
+    h("div.panel", h("div.actions", h("label", "Rater ", rater), h("label", "Ask ", mode))),
+    question, faces, buttons, count);
+  await next();
+}
+
 // ------------------------------------------------------------------ router
 
 async function route() {
@@ -1161,6 +1227,7 @@ async function route() {
     else if (page === "person") await personPage(parts[1]);
     else if (page === "tags") await tagsPage(params);
     else if (page === "index") await indexPage();
+    else if (page === "rate") await ratePage();
     else view().replaceChildren(h("p", "No such page."));
   });
 }
