@@ -33,7 +33,13 @@ def suggest_merges(ctx, limit: int, only: int | None, should_stop=None) -> tuple
     store = ctx.store
     dim = ctx.identity_dim()
     rules = store.person_rules() or {}
-    max_distance = float(rules.get("threshold") or ctx.limits.same_person_distance) * SUGGEST_FACTOR
+    if rules.get("threshold"):
+        threshold = float(rules["threshold"])
+    else:   # no index run recorded its rules yet: the identity model's calibrated threshold
+        from mien.indexer.persons import default_threshold
+
+        threshold = default_threshold(store.encoders or {})
+    max_distance = threshold * SUGGEST_FACTOR
     persons = {p.person_id: p for p in store.list_persons()}
     units = {pid: u for pid, p in persons.items()
              if p.count and (u := _unit(p.centroid)) is not None and (not dim or len(u) == dim)}
