@@ -596,7 +596,13 @@ def test_the_rate_page_records_answers_mien_can_learn_from(site):
     from mien.engine.store import Store
     from mien.training.rated import read_rated, table_from_store
 
-    page = _login(site)
+    context = site["browser"].new_context(viewport={"width": 1280, "height": 860})   # a rater of their own
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(site["base"] + "/login")
+    page.fill("#token", TOKEN)
+    page.click("#login")
+    page.wait_for_url(site["base"] + "/")
     ratings = site["store"].store_dir / "ratings.csv"
     page.goto(site["base"] + "/#/rate")
     page.wait_for_selector("#rate-faces .rate-face img")
@@ -621,3 +627,4 @@ def test_the_rate_page_records_answers_mien_can_learn_from(site):
         table, missing = table_from_store(store, triplets)
     assert missing == 0
     assert page.evaluate("localStorage.getItem('mien-rater')") == "ann"   # remembered for the next visit
+    context.close()
