@@ -29,6 +29,7 @@ file itself, whatever happens to the path.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -211,6 +212,23 @@ def read_file(path: str, roots) -> bytes:
     """The bytes of the regular file at `path`, read from its descriptor (see open_under)."""
     with os.fdopen(open_file(path, roots), "rb") as fh:
         return fh.read()
+
+
+@contextlib.contextmanager
+def found_file_errors(doing: str):
+    """OSErrors of opening or reading a file the crawl found, as what the run reports: gone since
+    (removed or renamed) -> VanishedError, any other -> BadInputError "cannot DOING: why";
+    OutsideRootsError passes as it is."""
+    from mien.errors import BadInputError, VanishedError
+
+    try:
+        yield
+    except OutsideRootsError:
+        raise
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise VanishedError("the file is gone (removed or renamed since it was found)") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot {doing}: {exc.strerror or exc}") from None
 
 
 def fd_path(fd: int) -> str:

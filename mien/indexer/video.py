@@ -100,16 +100,10 @@ def _info(cap, max_pixels: int, file_bytes: int | None = None) -> VideoInfo:
 def _open_file(path: str, roots) -> int:
     """A descriptor of the video (beneath its allowed root when roots are given: beneath.py),
     or BadInputError when the file is not there any more. OutsideRootsError passes."""
-    from mien.indexer.beneath import OutsideRootsError, open_file
+    from mien.indexer.beneath import found_file_errors, open_file
 
-    try:
+    with found_file_errors("open the file"):
         return open_file(path, roots)
-    except OutsideRootsError:
-        raise
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise VanishedError("the file is gone (removed or renamed since it was found)") from None
-    except OSError as exc:
-        raise BadInputError(f"cannot open the file: {exc.strerror or exc}") from None
 
 
 def _capture(fd: int):

@@ -151,17 +151,10 @@ MIN_SIDE = 8  # the detectors refuse smaller images (mien.engine.faces.detect.ch
 
 def _read(path: str, roots) -> bytes:
     """The file's bytes, opened beneath its allowed root when roots are given (beneath.py)."""
-    from mien.errors import BadInputError, VanishedError
-    from mien.indexer.beneath import OutsideRootsError, read_file
+    from mien.indexer.beneath import found_file_errors, read_file
 
-    try:
+    with found_file_errors(f"read image {path}"):
         return read_file(path, roots)
-    except OutsideRootsError:
-        raise
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise VanishedError("no such file (removed or renamed since it was found)") from None
-    except OSError as exc:
-        raise BadInputError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
 
 def analyze_image(path: str, max_pixels: int, roots=None) -> ImageResult:
