@@ -332,7 +332,7 @@ class ServerContext:
         analyzer = self.analyzer()
         with self.analyze_lock:
             self.checkpoint()  # a safe point: the queue for the analyzer can be long
-            faces = _left_to_right(analyzer.detect(image))
+            faces = _left_to_right(analyzer.detect_query(image))
             if not faces:
                 raise BadInputError("no face found in the query image", reason="NO_FACE", field="query")
             if index is None and len(faces) > 1:
@@ -345,14 +345,16 @@ class ServerContext:
                     f"face_index {index} is out of range: the query image holds {len(faces)} face(s)",
                     reason="FACE_INDEX_OUT_OF_RANGE", metadata={"faces": len(faces)}, field="query.face_index")
             self.checkpoint()
-            analyzer.assess(image, faces)
             face = faces[index]
+            # the mouth-occlusion score (2 mesh passes) only where the reply shows it: the query face
+            analyzer.assess(image, [f for f in faces if f is not face], occlusion=False)
+            analyzer.assess(image, [face])
             from mien.engine.faces.query_qa import image_face_verdict
 
             # under the lock: the occlusion score runs the process-wide FaceMesh interpreter
             verdict = image_face_verdict(image, face, analyzer.config)
             if kind == "expression":
-                analyzer.embed_expression(image, [face])
+                analyzer.embed_query_expression(image, face)
             if need_identity:
                 analyzer.embed_identity(image, [face])
         vec = face.expression if kind == "expression" else face.identity
