@@ -57,7 +57,8 @@ import numpy as np
 from mien.engine.faces import blazeface
 from mien.engine.faces.blazeface import BlazeFace
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.detect import check_image, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.detect import SHAPE_68, check_image, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.modelfiles import dlib_model
 from mien.engine.faces.facemesh import FaceMesher, Roi, landmarks5, roi_from_box, roi_from_mesh
 from mien.engine.faces.types import Face
 
@@ -130,7 +131,12 @@ class MediaPipeDetector:
         # the last detect()/detect_following() result: face bbox -> (BlazeFace box, last ROI), so that
         # detect_following can reuse the ROI of a face it is given back
         self._last: dict = {}
-        shape_predictor_68()  # load now, so a missing file fails at construction
+        # the file is checked now, so a missing one fails at construction; it loads (0.7 s, a
+        # 99 MB model) on first use: only identity and landmarks-v1 read the 68 points, and a
+        # video worker may never (its faces are embedded once per track, late)
+        dlib_model(SHAPE_68)
+        if self.eager_68:
+            shape_predictor_68()
 
     def needs_tiles(self, shape) -> bool:
         """Would a min_face face be below what the whole-picture pass reliably finds?"""
