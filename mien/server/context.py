@@ -98,17 +98,24 @@ class CallTracker:
 
     @contextlib.contextmanager
     def track(self):
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def enter(self) -> None:
+        """Count a call in (ServerStoppingError once draining); leave() counts it out."""
         with self._idle:
             if self.draining.is_set():
                 raise ServerStoppingError("the server is shutting down; retry later or on another server")
             self._count += 1
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._count -= 1
-                if self._count == 0:
-                    self._idle.notify_all()
+
+    def leave(self) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
 
     @property
     def count(self) -> int:

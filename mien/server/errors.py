@@ -145,12 +145,24 @@ def rpc(func):
 
     @functools.wraps(func)
     def unary_wrapper(self, request, context):
+        # what _in_flight and calls.serving do, without two generator context managers per call
+        # (a few microseconds of a sub-millisecond vector query)
         start = time.perf_counter()
         ctx = getattr(self, "ctx", None)
         try:
-            with _in_flight(ctx), calls.serving(context):
-                _check(request)
-                return func(self, request, context)
+            tracker = ctx.calls if ctx is not None else None
+            if tracker is not None:
+                tracker.enter()
+            try:
+                previous = calls.enter(context)
+                try:
+                    _check(request)
+                    return func(self, request, context)
+                finally:
+                    calls.leave(previous)
+            finally:
+                if tracker is not None:
+                    tracker.leave()
         except Exception as exc:  # noqa: BLE001
             if is_abort(exc):
                 raise
