@@ -140,3 +140,24 @@ def test_a_query_photo_lands_exactly_on_its_indexed_face(indexed):
                 [f is source.faces[i] for f in source.faces if f.quality.passed]
     finally:
         ctx.close()
+
+
+def test_the_servers_two_thread_models_give_the_same_faces_and_vectors():
+    """A server runs one image query at a time and gives its detection models two threads;
+    the faces, their occlusion scores and vectors are the one-thread ones, to the bit."""
+    from mien.engine.faces import EngineConfig, FaceAnalyzer
+    from mien.server.context import _query_threads
+
+    one, two = FaceAnalyzer(EngineConfig(), threads=1), FaceAnalyzer(EngineConfig(), threads=2)
+    assert one.detector.mesher.model is not two.detector.mesher.model
+    assert _query_threads() == min(2, len(__import__("os").sched_getaffinity(0)))
+    for image in (one_face_640x480(), t1(), photos.face_recognition_photo("obama.jpg")):
+        a, b = one.detect_query(image), two.detect_query(image)
+        same_faces(a, b)
+        one.assess(image, a)
+        two.assess(image, b)
+        for fa, fb in zip(a, b):
+            one.embed_query_expression(image, fa)
+            two.embed_query_expression(image, fb)
+            assert fa.quality == fb.quality
+            np.testing.assert_array_equal(fa.expression, fb.expression)

@@ -61,9 +61,12 @@ class FaceAnalyzer:
     left to right. Not thread-safe: use one analyzer per worker.
     """
 
-    def __init__(self, config: EngineConfig | None = None):
+    def __init__(self, config: EngineConfig | None = None, threads: int | None = None):
+        """threads: compute threads of the detector's models (LiteRT; default 1 per process, as
+        index workers are one per core): a server answering one image query at a time gives
+        them its cores. The results do not depend on it."""
         self.config = config or EngineConfig()
-        self.detector = make_detector(self.config)
+        self.detector = make_detector(self.config, threads)
         self.expression_encoder = make_expression(self.config)
         self.identity_encoder = make_identity(self.config)
 
@@ -92,8 +95,9 @@ class FaceAnalyzer:
 
     def assess(self, image: np.ndarray, faces: list[Face], occlusion: bool = True) -> list[Face]:
         """FaceQA on each face; occlusion=False leaves the mouth-occlusion score out (faceqa.assess_face)."""
+        mesher = getattr(self.detector, "mesher", None)   # the occlusion score's passes run on it
         for face in faces:
-            face.quality = faceqa.assess_face(image, face, self.config, occlusion=occlusion)
+            face.quality = faceqa.assess_face(image, face, self.config, occlusion=occlusion, mesher=mesher)
         return faces
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[Face]:

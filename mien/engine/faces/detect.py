@@ -240,11 +240,13 @@ class InsightFaceDetector:
         return faces
 
 
-def make_detector(cfg: EngineConfig):
+def make_detector(cfg: EngineConfig, threads: int | None = None):
+    """The configured detector; threads: LiteRT threads of the MediaPipe models (default
+    litert.default_threads(), 1 unless MIEN_LITERT_THREADS says otherwise)."""
     if cfg.detector == "insightface":
         return InsightFaceDetector(cfg)
     if cfg.detector == "dlib":
         return DlibDetector(cfg)
     from mien.engine.faces.mpdetect import MediaPipeDetector  # imports detect.py's helpers
 
-    return MediaPipeDetector(cfg)
+    return MediaPipeDetector(cfg, threads=threads)

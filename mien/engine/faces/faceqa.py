@@ -131,10 +131,12 @@ def face_pose(face: Face, image_shape) -> tuple[float, float, float]:
     return head_pose(face.landmarks5, image_shape)
 
 
-def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig, occlusion: bool = True) -> Quality:
+def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig, occlusion: bool = True,
+                mesher=None) -> Quality:
     """FaceQA's scores and verdict. occlusion=False spares the occlusion score's 2 mesh passes
     (left at 0, not occluded) where nothing reads it: a query photo's other faces, unless
-    cfg.reject_occluded makes it part of the verdict."""
+    cfg.reject_occluded makes it part of the verdict. mesher: the FaceMesher those passes run on
+    (default: the process's own)."""
     sid = sharpness(image, face.landmarks5)
     yaw, pitch, roll = face_pose(face, image.shape)
     reasons = []
@@ -149,7 +151,7 @@ def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig, occlusion: boo
     if face.mesh is not None and not reasons and (occlusion or cfg.reject_occluded):
         from mien.engine.faces.occlusion import THRESHOLD, occlusion_score
 
-        score = occlusion_score(image, face.mesh)
+        score = occlusion_score(image, face.mesh, mesher)
         occluded = score > THRESHOLD
         if occluded and cfg.reject_occluded:
             reasons.append("occluded")

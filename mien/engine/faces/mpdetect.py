@@ -123,10 +123,10 @@ class MediaPipeDetector:
 
     name = "mediapipe-blazeface-full+facemesh"
 
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, threads: int | None = None):
         self.cfg = cfg
-        self.blazeface = BlazeFace(min_score=MIN_SCORE)
-        self.mesher = FaceMesher()
+        self.blazeface = BlazeFace(threads, min_score=MIN_SCORE)
+        self.mesher = FaceMesher(threads)
         self.eager_68 = cfg.expression == "landmarks"  # landmarks-v1 reads the 68 of every face
         # the last detect()/detect_following() result: face bbox -> (BlazeFace box, last ROI), so that
         # detect_following can reuse the ROI of a face it is given back
