@@ -362,6 +362,24 @@ def test_shards_map_their_float32_vectors_and_older_shards_still_search_exactly(
             assert [h.record.person_id for h in hits] == [records[h.face_id].person_id for h in hits]
 
 
+def test_mapped_shard_vectors_hold_no_file_open(tmp_path):
+    """A reader maps every shard's vectors but keeps no descriptor per shard: a store of 100M
+    faces has a thousand shards, and a default limit of 1024 open files would run out."""
+    path = tmp_path / "s"
+    fill(path, 60, shard_size=40)
+    names = shardio.files(str(path))
+    assert len(names) >= 20
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    with Store(path, "r") as r:
+        r.search(unit(np.random.default_rng(15), 1)[0], 10)
+        assert sum(rows is not None for _, rows in r._idx._mapped) == len(names)
+        assert open_files() - before < len(names) // 2
+
+
 def test_a_query_vector_that_is_a_strided_view_gives_the_same_hits(ivf_store):
     """FAISS reads the query by pointer: a non-contiguous view must not be read as if it were one."""
     path, _, _ = ivf_store

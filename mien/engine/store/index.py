@@ -380,9 +380,10 @@ class FaceIndex:
         self.ann.search_c(1, _swig_ptr(q), fetch, _swig_ptr(dist), _swig_ptr(rows))
         return rows if rows[-1] >= 0 else rows[rows >= 0]
 
-    def exact_rows(self, rows: list[int]) -> list[bytes | None]:
-        """The float32 vectors (64 bytes each) of the rows a shard file maps; None for the
-        others (the LMDB tail, shards written before they held them)."""
+    def exact_rows(self, rows: list[int]) -> list:
+        """The float32 vectors (64 bytes each, memoryviews of the mapped file: use them before
+        this index goes) of the rows a shard file maps; None for the others (the LMDB tail,
+        shards written before they held them)."""
         starts, mapped = self._mapped_starts, self._mapped
         if not starts:
             return [None] * len(rows)

@@ -15,8 +15,10 @@ complete one. A registered shard that is missing is rebuilt from LMDB.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
+import weakref
 
 import numpy as np
 
@@ -81,16 +83,21 @@ def load(store_dir: str, name: str) -> dict:
 
 class MappedRows:
     """Fixed-size rows of an uncompressed .npy member of an .npz file, mapped read-only:
-    row(i) is its bytes (a copy of ROW bytes, no array built per row)."""
+    row(i) is a memoryview of its `width` bytes (no copy; valid while this object lives).
 
-    def __init__(self, mapping, offset: int, width: int):
-        self._map, self._offset, self.width = mapping, offset, width
+    Mapped with libc's mmap and the file closed at once: Python's mmap keeps a descriptor per
+    mapping, and a store of 100M faces has a thousand shards (a default limit of 1024 open
+    files would run out). Unmapped when the object goes."""
+
+    def __init__(self, address: int, length: int, offset: int, width: int):
+        self._view = memoryview((ctypes.c_char * length).from_address(address)).cast("B")
+        self._offset, self.width = offset, width
+        weakref.finalize(self, _munmap, address, length)
 
     @classmethod
     def open(cls, path: str, member: str, count: int) -> "MappedRows | None":
         """None when the file has no such member of `count` little-endian float32 rows of 16,
         stored uncompressed (np.savez stores; savez_compressed would not map)."""
-        import mmap
         import struct
         import zipfile
 
@@ -113,16 +120,47 @@ class MappedRows:
                            else np.lib.format.read_array_header_2_0)
             shape, fortran, dtype = read_header(fh)
             offset = fh.tell()
-            if fortran or dtype != np.dtype("<f4") or shape != (count, 16) or count == 0:
+            length = os.fstat(fh.fileno()).st_size
+            if fortran or dtype != np.dtype("<f4") or shape != (count, 16) or count == 0 \
+                    or offset + count * 64 > length:
                 return None
-            mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        if offset + count * 64 > len(mapping):
-            return None
-        return cls(mapping, offset, 64)
+            address = _mmap(fh.fileno(), length)
+        return None if address is None else cls(address, length, offset, 64)
 
-    def row(self, i: int) -> bytes:
+    def row(self, i: int) -> memoryview:
         at = self._offset + i * self.width
-        return self._map[at:at + self.width]
+        return self._view[at:at + self.width]
+
+
+_PROT_READ, _MAP_SHARED = 1, 1
+_libc = None
+
+
+def _lib():
+    global _libc
+    if _libc is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_long]
+        libc.munmap.restype = ctypes.c_int
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        _libc = libc
+    return _libc
+
+
+def _mmap(fd: int, length: int) -> int | None:
+    """The address of a read-only shared mapping of the whole file, or None (the caller then reads
+    those vectors from LMDB)."""
+    try:
+        address = _lib().mmap(None, length, _PROT_READ, _MAP_SHARED, fd, 0)
+    except (OSError, AttributeError):
+        return None
+    return None if address in (None, ctypes.c_void_p(-1).value) else address
+
+
+def _munmap(address: int, length: int) -> None:
+    _lib().munmap(address, length)
 
 
 def files(store_dir: str) -> list[str]:
