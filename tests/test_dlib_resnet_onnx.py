@@ -120,3 +120,19 @@ def test_an_unknown_backend_is_bad_input(monkeypatch):
     monkeypatch.setenv("MIEN_IDENTITY_BACKEND", "torch")
     with pytest.raises(BadInputError):
         DlibIdentity(EngineConfig())
+
+
+def test_the_conversion_is_cached_and_a_damaged_cache_is_converted_again(tmp_path, monkeypatch, model_path, chips):
+    """A process loads the converted network from the cache file the first one wrote (the
+    same descriptors); a cache file ONNX Runtime cannot read is converted again and replaced."""
+    monkeypatch.setenv("MIEN_CACHE", str(tmp_path))
+    target = dro.cache_file(model_path)
+    assert str(target).startswith(str(tmp_path)) and not target.exists()
+    first = dro.DlibResNetONNX(model_path, threads=1)
+    assert target.read_bytes() == dro.converted_bytes(model_path)   # the conversion is deterministic
+    cached = dro.DlibResNetONNX(model_path, threads=1)
+    np.testing.assert_array_equal(cached(chips), first(chips))
+    target.write_bytes(b"torn by a full disk")
+    again = dro.DlibResNetONNX(model_path, threads=1)
+    np.testing.assert_array_equal(again(chips), first(chips))
+    assert target.read_bytes() == dro.converted_bytes(model_path)

@@ -332,3 +332,78 @@ def test_records_come_from_the_search_snapshot_while_a_writer_replaces_the_hits(
             stop.set()
             writer.join()
     assert len(rewrites) > 5 and seen_churn > 0
+
+
+def test_shards_map_their_float32_vectors_and_older_shards_still_search_exactly(tmp_path):
+    """A search finishes on float32 vectors read from the shard files' mapped pages (not one
+    LMDB get per face); a shard written before it had them is finished from LMDB, exactly."""
+    path = tmp_path / "s"
+    persons, records = fill(path, 50, shard_size=250)
+    vecs = {fid: f.expression for fid, f in records.items()}
+    names = shardio.files(str(path))
+    assert len(names) >= 2
+    with Store(path, "r") as r:
+        for name in names:
+            sh = shardio.load(str(path), name)
+            assert sh["e32"] is not None
+            mapped = b"".join(sh["e32"].row(i) for i in range(len(sh["face_ids"])))
+            assert mapped == r.vectors(sh["face_ids"], kind="expression").astype("<f4").tobytes()
+    # the first shard as an older mien wrote it: no float32 vectors in the file
+    old = os.path.join(path, shardio.SHARD_DIR, names[0])
+    with np.load(old) as z:
+        arrays = {k: z[k] for k in z.files if k != "e32"}
+    np.savez(old, **arrays)
+    assert shardio.load(str(path), names[0])["e32"] is None
+    rng = np.random.default_rng(12)
+    with Store(path, "r", nprobe=4096, k_factor=16) as r:
+        for q in unit(rng, 30):
+            assert_same(r.search(q, 10), brute(r, vecs, q, 10))
+            hits = r.search(q, 10, records=True)
+            assert [h.record.person_id for h in hits] == [records[h.face_id].person_id for h in hits]
+
+
+def test_mapped_shard_vectors_hold_no_file_open(tmp_path):
+    """A reader maps every shard's vectors but keeps no descriptor per shard: a store of 100M
+    faces has a thousand shards, and a default limit of 1024 open files would run out."""
+    path = tmp_path / "s"
+    fill(path, 60, shard_size=40)
+    names = shardio.files(str(path))
+    assert len(names) >= 20
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    with Store(path, "r") as r:
+        r.search(unit(np.random.default_rng(15), 1)[0], 10)
+        assert sum(rows is not None for _, rows in r._idx._mapped) == len(names)
+        assert open_files() - before < len(names) // 2
+
+
+def test_a_query_vector_that_is_a_strided_view_gives_the_same_hits(ivf_store):
+    """FAISS reads the query by pointer: a non-contiguous view must not be read as if it were one."""
+    path, _, _ = ivf_store
+    q = unit(np.random.default_rng(13), 1)[0]
+    strided = np.stack([q, -q], axis=1)[:, 0]
+    assert not strided.flags["C_CONTIGUOUS"]
+    with Store(path, "r") as r:
+        assert [(h.face_id, h.distance) for h in r.search(strided, 10)] == \
+            [(h.face_id, h.distance) for h in r.search(q, 10)]
+
+
+def test_hit_records_show_a_person_change_a_live_reader_replays(tmp_path):
+    """Search hits take their person from the reader's index, synced to the search's
+    transaction: a person set after the reader opened shows in its next search."""
+    path = tmp_path / "s"
+    persons, records = fill(path, 30, shard_size=250)
+    q = unit(np.random.default_rng(14), 1)[0]
+    with Store(path, "r") as r:
+        before = r.search(q, 5, records=True)
+        ids = [h.face_id for h in before]
+        with Store(path, "w", shard_size=250) as w:
+            w.set_faces_person(ids[:3], persons[4])
+            w.set_faces_person(ids[3:], -1)
+        after = r.search(q, 5, records=True)
+        assert [h.face_id for h in after] == ids
+        assert [h.record.person_id for h in after] == [persons[4]] * 3 + [-1] * 2
+        assert [h.record.person_id for h in after] == [r.get_face(i).person_id for i in ids]

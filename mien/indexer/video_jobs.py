@@ -402,14 +402,16 @@ class JobQueue:
         self._commit(run, identities)
 
     def _send_identities(self, candidates: dict) -> tuple:
-        """Submit the identity jobs of each track's best faces, split over the workers:
-        (the track id of each patch, the futures)."""
+        """Submit the identity job of each track's best faces: (the track id of each patch,
+        the futures)."""
         order = sorted(candidates)
         patches = [(tid, c[2]) for tid in order for c in candidates[tid]]
         if not patches:
             return [], []
-        chunks = max(1, self.runner.workers)
-        size = (len(patches) + chunks - 1) // chunks
+        # one job: the identity models load on first use (dlib's 68 points and ResNet, ~0.8 s), so
+        # the worker that takes it may have to load them, and only that one (split over every
+        # worker, each would, for a few milliseconds of embedding)
+        size = len(patches)
         # a pool that broke since the last result: raised by _track_identities
         futures = [self._submit_or_fail(worker.embed_patches, [p for _, p in patches[i:i + size]])
                    for i in range(0, len(patches), size)]

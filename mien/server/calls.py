@@ -28,12 +28,22 @@ class CallEndedError(MienError):
 
 @contextlib.contextmanager
 def serving(context):
-    previous = getattr(_local, "context", None)
-    _local.context = context
+    previous = enter(context)
     try:
         yield
     finally:
-        _local.context = previous
+        leave(previous)
+
+
+def enter(context):
+    """Record `context` as this thread's call; returns the one it replaces (for leave)."""
+    previous = getattr(_local, "context", None)
+    _local.context = context
+    return previous
+
+
+def leave(previous) -> None:
+    _local.context = previous
 
 
 def ended(context=None) -> str | None:

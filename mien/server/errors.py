@@ -146,6 +146,8 @@ def rpc(func):
 
     @functools.wraps(func)
     def unary_wrapper(self, request, context):
+        # what _in_flight and calls.serving do, without two generator context managers per call
+        # (a few microseconds of a sub-millisecond vector query)
         start = time.perf_counter()
         ctx = getattr(self, "ctx", None)
         try:

@@ -17,12 +17,15 @@ def add_hits(repeated, records, distances, person_name) -> None:
     A record's thumbnail is copied when it has one.
     """
     add = repeated.add
+    names: dict = {}   # person id -> name, looked up once per person
     for rec, distance in zip(records, distances):
+        person = rec.person_id
+        name = names.get(person)
+        if name is None:
+            name = names[person] = person_name(person)
         hit = add(face_id=rec.face_id, source_uri=escape(rec.source_uri), timestamp_ms=rec.timestamp_ms,
-                  frame_index=rec.frame_index, person_id=rec.person_id,
-                  person_name=person_name(rec.person_id), distance=float(distance),
-                  track_id=rec.track_id, occluded=getattr(rec, "occluded", False),
-                  occlusion=getattr(rec, "occlusion", 0.0))
+                  frame_index=rec.frame_index, person_id=person, person_name=name, distance=float(distance),
+                  track_id=rec.track_id, occluded=rec.occluded, occlusion=rec.occlusion)
         box = hit.bbox
         box.x1, box.y1, box.x2, box.y2 = rec.bbox
         if rec.thumbnail:

@@ -91,7 +91,12 @@ def _walk(message, prefix: str) -> None:
     for field, value in message.ListFields():
         path = prefix + field.name
         repeated = field.is_repeated
-        if field.type == _STRING:
+        if field.type in _FLOATS:
+            # a sum of finite numbers that is finite needs no look at each (vectors: 16 to 512)
+            if not math.isfinite(sum(value) if repeated else value) and not all(
+                    math.isfinite(v) for v in (value if repeated else (value,))):
+                raise BadInputError(f"{path} must hold finite numbers (no NaN or infinity)")
+        elif field.type == _STRING:
             limit = _LONG_STRINGS.get((full, field.name), MAX_KEY_BYTES)
             if repeated:
                 for i, item in enumerate(value):
@@ -99,17 +104,24 @@ def _walk(message, prefix: str) -> None:
             else:
                 _check_string(path, value, limit)
         elif field.type == _MESSAGE:
-            if field.message_type.GetOptions().map_entry:
+            if _is_map(field):
                 continue  # no request carries a map
             if repeated:
                 for i, item in enumerate(value):
                     _walk(item, f"{path}[{i}].")
             else:
                 _walk(value, path + ".")
-        elif field.type in _FLOATS:
-            values = value if repeated else (value,)
-            if not all(math.isfinite(v) for v in values):
-                raise BadInputError(f"{path} must hold finite numbers (no NaN or infinity)")
+
+
+_MAP_FIELDS: dict = {}
+
+
+def _is_map(field) -> bool:
+    """Whether a message field is a map (its options looked up once per field)."""
+    known = _MAP_FIELDS.get(field.full_name)
+    if known is None:
+        known = _MAP_FIELDS[field.full_name] = bool(field.message_type.GetOptions().map_entry)
+    return known
 
 
 def _check_string(path: str, value: str, limit: int) -> None:

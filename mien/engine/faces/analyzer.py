@@ -61,9 +61,12 @@ class FaceAnalyzer:
     left to right. Not thread-safe: use one analyzer per worker.
     """
 
-    def __init__(self, config: EngineConfig | None = None):
+    def __init__(self, config: EngineConfig | None = None, threads: int | None = None):
+        """threads: compute threads of the detector's models (LiteRT; default 1 per process, as
+        index workers are one per core): a server answering one image query at a time gives
+        them its cores. The results do not depend on it."""
         self.config = config or EngineConfig()
-        self.detector = make_detector(self.config)
+        self.detector = make_detector(self.config, threads)
         self.expression_encoder = make_expression(self.config)
         self.identity_encoder = make_identity(self.config)
 
@@ -84,9 +87,17 @@ class FaceAnalyzer:
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
 
-    def assess(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+    def detect_query(self, image: np.ndarray) -> list[Face]:
+        """The faces of a query photo: detect()'s, with less work where the detector knows how to
+        spare it without moving a face (MediaPipe: no tiles when the whole picture shows every face
+        it found at a size it sees reliably; small faces that only tiles find are then left out)."""
+        return getattr(self.detector, "detect_query", self.detector.detect)(image)
+
+    def assess(self, image: np.ndarray, faces: list[Face], occlusion: bool = True) -> list[Face]:
+        """FaceQA on each face; occlusion=False leaves the mouth-occlusion score out (faceqa.assess_face)."""
+        mesher = getattr(self.detector, "mesher", None)   # the occlusion score's passes run on it
         for face in faces:
-            face.quality = faceqa.assess_face(image, face, self.config)
+            face.quality = faceqa.assess_face(image, face, self.config, occlusion=occlusion, mesher=mesher)
         return faces
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -100,6 +111,15 @@ class FaceAnalyzer:
             self.align(image, [f for f in faces if f.crop is None])
         encode_expressions(self.expression_encoder, [image], [faces])
         return faces
+
+    def embed_query_expression(self, image: np.ndarray, face: Face) -> Face:
+        """embed_expression for a query face: the same vector, without the aligned crop and the
+        thumbnail a stored face keeps unless the encoder reads the crop (encoders that take faces
+        alone, FEENet)."""
+        if hasattr(self.expression_encoder, "encode_faces") and face.crop is None:
+            face.crop = expression_crop(image, face.landmarks5)
+        encode_expressions(self.expression_encoder, [image], [[face]])
+        return face
 
     def embed_identity(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         vectors = self.identity_encoder.embed(image, faces)

@@ -15,7 +15,13 @@ so large images are also cut into square tiles of 1/1.75 of the longer side
 (2x2 on a square picture, 2x1 on 16:9 video, 1x2 tiles as wide as a tall
 portrait) that overlap by >= 20 % of a tile; tile detections touching an
 inner tile edge (faces cut by it) are dropped, and everything is merged with
-the whole-picture detections by the same weighted NMS.
+the whole-picture detections by the same weighted NMS — except the faces the
+whole-picture pass found at a size it sees reliably (WHOLE_MIN_INPUT): those
+keep their own box, and the tiles' detections of them are left out. So the
+tiles only add the faces they exist for, and whether they ran does not move
+a face the whole pass found: a query photo (detect(query=True)) skips them
+when every face it found is that large and gets the same face, to the bit,
+as indexing the photo gives.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ TILE_MIN_OVERLAP = 0.2
 TILE_SLACK = 0.1          # see tiles()
 TILE_MIN_SIDE = 480       # images with a longer side below this are not tiled
 PORTRAIT_FACE = 0.25      # a face this large (of the shorter side) makes the picture a portrait
+# px in the 192 px input: the smallest face the whole-picture pass reliably finds (measured by
+# shrinking t1.jpg, grace_hopper and obama.jpg until faces were lost: reliable at >= 20 px,
+# partial at 12-18); smaller ones are what the tiles are for
+WHOLE_MIN_INPUT = 20.0
 EDGE_MARGIN = 1.0         # px (of the working copy): a tile box this close to an inner tile edge was cut by it
 
 
@@ -170,12 +180,17 @@ class BlazeFace:
         return weighted_nms([Detection(b, k, float(s)) for b, k, s in zip(boxes, kps, scores)])
 
     def detect(self, image_bgr: np.ndarray, tile: bool | None = None,
-               portrait_skips_tiles: bool = False) -> list[Detection]:
+               portrait_skips_tiles: bool = False, query: bool = False) -> list[Detection]:
         """All faces; tile=None tiles images whose longer side is >= TILE_MIN_SIDE.
 
         portrait_skips_tiles: no tiles when the whole-picture pass found a face
         at least PORTRAIT_FACE of the picture's shorter side (a portrait, a
         talking head), where faces small enough to need tiles are background.
+        query: no tiles either when the whole-picture pass found faces and all
+        of them at a size it sees reliably (a query photo's face: what only the
+        tiles would add is smaller than anything it found). Faces the whole
+        pass sees reliably keep their own box with or without tiles, so both
+        give the same detections of them.
         Everything runs on one RGB copy no larger than the tiles need (a tile
         is 1/1.75 of the picture and is fed at 192 px, so 336 px), made once.
         """
@@ -187,15 +202,20 @@ class BlazeFace:
         rgb = cv2.cvtColor(work, cv2.COLOR_BGR2RGB)
         found = self.run(rgb)
         if tiled and portrait_skips_tiles and any(
-                max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= PORTRAIT_FACE * min(rgb.shape[:2]) for d in found):
+                _side(d.box) >= PORTRAIT_FACE * min(rgb.shape[:2]) for d in found):
+            tiled = False
+        reliable = WHOLE_MIN_INPUT * max(rgb.shape[:2]) / SIZE   # in the working copy's pixels
+        sure = [d for d in found if _side(d.box) >= reliable]
+        if tiled and query and found and len(sure) == len(found):
             tiled = False
         if tiled:
+            unsure = [d for d in found if _side(d.box) < reliable]
             wh, ww = rgb.shape[:2]
             for x1, y1, x2, y2 in tiles(ww, wh):   # at most 2x2
                 for det in self.run(rgb[y1:y2, x1:x2], (x1, y1)):
-                    if not cut_by_tile(det.box, (x1, y1, x2, y2), ww, wh):
-                        found.append(det)
-            found = weighted_nms(found)
+                    if not cut_by_tile(det.box, (x1, y1, x2, y2), ww, wh) and not _covers(sure, det):
+                        unsure.append(det)
+            found = sorted(sure + weighted_nms(unsure), key=lambda d: -d.score)
         for det in found:
             det.box /= scale
             det.keypoints /= scale
@@ -246,6 +266,15 @@ def halve(image: np.ndarray) -> np.ndarray:
 
     h, w = image.shape[:2]
     return cv2.resize(image[:h - h % 2, :w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def _side(box) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1]))
+
+
+def _covers(sure: list[Detection], det: Detection) -> bool:
+    """Is det a detection of one of the faces in sure (weighted NMS would merge it into one)?"""
+    return bool(sure) and bool((iou_matrix(np.stack([d.box for d in sure]), det.box[None])[:, 0] > NMS_IOU).any())
 
 
 def cut_by_tile(box, tile, width: int, height: int) -> bool:

@@ -35,11 +35,14 @@ ROI_FACE = 100   # detect_near scales each region so the known face is this wide
 ROI_MARGIN = 0.75  # detect_near's region: the previous box plus this many face widths on each side
 
 
+SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
+
+
 @lru_cache(maxsize=1)
 def shape_predictor_68():
     import dlib
 
-    return dlib.shape_predictor(dlib_model("shape_predictor_68_face_landmarks.dat"))
+    return dlib.shape_predictor(dlib_model(SHAPE_68))
 
 
 @lru_cache(maxsize=1)
@@ -237,11 +240,13 @@ class InsightFaceDetector:
         return faces
 
 
-def make_detector(cfg: EngineConfig):
+def make_detector(cfg: EngineConfig, threads: int | None = None):
+    """The configured detector; threads: LiteRT threads of the MediaPipe models (default
+    litert.default_threads(), 1 unless MIEN_LITERT_THREADS says otherwise)."""
     if cfg.detector == "insightface":
         return InsightFaceDetector(cfg)
     if cfg.detector == "dlib":
         return DlibDetector(cfg)
     from mien.engine.faces.mpdetect import MediaPipeDetector  # imports detect.py's helpers
 
-    return MediaPipeDetector(cfg)
+    return MediaPipeDetector(cfg, threads=threads)

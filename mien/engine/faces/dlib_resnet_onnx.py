@@ -3,7 +3,7 @@
 dlib-bin is built without BLAS, so dlib's own forward pass costs ~78 ms of CPU
 per face; the same network and weights on ONNX Runtime cost a few ms. This
 module reads dlib's serialized network into numpy arrays and builds the ONNX
-graph in memory at load (no file is written); the vectors equal dlib's
+graph (kept in a cache file for the next process: DlibResNetONNX); the vectors equal dlib's
 `compute_face_descriptor` to float tolerance (tests/test_dlib_resnet_onnx.py,
 benchmarks/identity.py).
 
@@ -441,26 +441,82 @@ def build_onnx(net: DlibResNet, batch: str | int = "n"):
     return model
 
 
+# Bump when build_onnx writes a different model: cached conversions of older versions are then
+# left alone (their file names carry the version).
+CONVERTER_VERSION = 1
+
+
+def converted_bytes(path: str | Path) -> bytes:
+    """The ONNX model (serialized) of the dlib network file at `path`."""
+    net = load(path)
+    try:
+        return build_onnx(net).SerializeToString()
+    except _Bad as exc:
+        raise DlibModelFileError(f"{path}: its layers do not fit dlib's anet_type: {exc}") from None
+
+
+def cache_file(path: str | Path) -> Path:
+    """Where the conversion of this very weights file is kept (by its sha256 and the converter's
+    version): $MIEN_CACHE, else ~/.cache/mien, under converted/."""
+    import os
+
+    from mien.engine.faces.modelfiles import file_sha256
+
+    root = os.environ.get("MIEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mien")
+    digest = file_sha256(str(Path(path).resolve()))
+    return Path(root) / "converted" / f"dlib-resnet-{digest[:20]}-v{CONVERTER_VERSION}.onnx"
+
+
+def _store(target: Path, data: bytes) -> None:
+    """Write the cache file atomically; a cache that cannot be written is skipped."""
+    import os
+    import tempfile
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
+
+
 class DlibResNetONNX:
     """dlib's face descriptor network on ONNX Runtime: uint8 RGB 150x150 chips -> (N, 128) raw
-    descriptors (as dlib's compute_face_descriptor returns them, not normalised)."""
+    descriptors (as dlib's compute_face_descriptor returns them, not normalised).
+
+    Converting the network costs ~0.9 s per process (most of it importing `onnx`), so the
+    conversion is kept in a cache file (cache_file) that the next process loads in a few
+    milliseconds; a cache file ONNX Runtime cannot read is converted again and replaced."""
 
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
 
-        net = load(path)
-        try:
-            model = build_onnx(net)
-        except _Bad as exc:
-            raise DlibModelFileError(f"{path}: its layers do not fit dlib's anet_type: {exc}") from None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         # the pipeline around it (OpenCV, dlib, MediaPipe) wants the cores when ORT is idle
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = opts.intra_op_num_threads
-        self.session = ort.InferenceSession(model.SerializeToString(), opts,
-                                            providers=["CPUExecutionProvider"])
+        cached = cache_file(path)
+        try:
+            data = cached.read_bytes()
+        except OSError:
+            data = None
+        if data is not None:
+            try:
+                self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+                return
+            except Exception:  # noqa: BLE001 - a damaged cache file: convert again below
+                pass
+        data = converted_bytes(path)
+        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        _store(cached, data)
 
     def __call__(self, chips) -> np.ndarray:
         chips = [np.asarray(c) for c in chips]
@@ -475,4 +531,5 @@ class DlibResNetONNX:
         return self.session.run(None, {"chips": np.ascontiguousarray(np.stack(chips))})[0]
 
 
-__all__ = ["DlibModelFileError", "DlibResNetONNX", "anet_layers", "build_onnx", "load", "read_network"]
+__all__ = ["DlibModelFileError", "DlibResNetONNX", "anet_layers", "build_onnx", "cache_file", "converted_bytes",
+           "load", "read_network"]

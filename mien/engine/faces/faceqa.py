@@ -131,7 +131,12 @@ def face_pose(face: Face, image_shape) -> tuple[float, float, float]:
     return head_pose(face.landmarks5, image_shape)
 
 
-def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig) -> Quality:
+def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig, occlusion: bool = True,
+                mesher=None) -> Quality:
+    """FaceQA's scores and verdict. occlusion=False spares the occlusion score's 2 mesh passes
+    (left at 0, not occluded) where nothing reads it: a query photo's other faces, unless
+    cfg.reject_occluded makes it part of the verdict. mesher: the FaceMesher those passes run on
+    (default: the process's own)."""
     sid = sharpness(image, face.landmarks5)
     yaw, pitch, roll = face_pose(face, image.shape)
     reasons = []
@@ -141,13 +146,14 @@ def assess_face(image: np.ndarray, face: Face, cfg: EngineConfig) -> Quality:
         reasons.append("yaw")
     if cfg.pitch_max is not None and not abs(pitch) <= cfg.pitch_max:
         reasons.append("pitch")
-    occlusion, occluded = 0.0, False
-    if face.mesh is not None and not reasons:  # rejected faces are not kept: spare the 2 mesh passes
+    score, occluded = 0.0, False
+    # rejected faces are not kept: spare the 2 mesh passes
+    if face.mesh is not None and not reasons and (occlusion or cfg.reject_occluded):
         from mien.engine.faces.occlusion import THRESHOLD, occlusion_score
 
-        occlusion = occlusion_score(image, face.mesh)
-        occluded = occlusion > THRESHOLD
+        score = occlusion_score(image, face.mesh, mesher)
+        occluded = score > THRESHOLD
         if occluded and cfg.reject_occluded:
             reasons.append("occluded")
     return Quality(sharpness=sid, yaw=yaw, pitch=pitch, roll=roll,
-                   passed=not reasons, reason=",".join(reasons), occluded=occluded, occlusion=occlusion)
+                   passed=not reasons, reason=",".join(reasons), occluded=occluded, occlusion=score)

@@ -100,7 +100,13 @@ class DlibIdentity:
             self.model = lambda chips: np.array([list(d) for d in model.compute_face_descriptor(chips)],
                                                 np.float32)
         else:
-            self.model = dlib_resnet_onnx(worker_threads())
+            # the network is built on first use (ONNX conversion + session: ~0.9 s per process);
+            # the weights file is checked now, so a missing one fails at construction
+            from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE
+
+            dlib_model(MODEL_FILE)
+            threads = worker_threads()
+            self.model = lambda chips: dlib_resnet_onnx(threads)(chips)
 
     def chips(self, image: np.ndarray, faces) -> list[np.ndarray]:
         """dlib's 150x150 aligned chips (RGB), as face_recognition computes them."""

@@ -27,7 +27,11 @@ face of at least a quarter of the picture's height (a portrait or a talking
 head: tiles would only look for small background faces, and they cost 2-4
 BlazeFace runs, most of a portrait's detection time). With tiles the
 smallest faces found reliably are ~20/192 of a tile: 76 px in a 1280 px
-picture (dlib's HOG at min_face 40 upsamples and reaches 40 px).
+picture (dlib's HOG at min_face 40 upsamples and reaches 40 px). A face the
+whole pass finds at >= WHOLE_MIN_INPUT keeps its whole-pass box (tiles only
+add faces), so a query photo (detect_query) whose faces are all that large
+skips the tiles and still gets, to the bit, the faces indexing finds: 1
+BlazeFace run instead of 5 for a 640x480 photo with one 100 px face.
 
 Video: between keyframes the worker calls detect_following: the
 whole-picture BlazeFace pass only (1 run instead of 1 + tiles), plus BlazeFace
@@ -53,7 +57,8 @@ import numpy as np
 from mien.engine.faces import blazeface
 from mien.engine.faces.blazeface import BlazeFace
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.detect import check_image, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.detect import SHAPE_68, check_image, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.modelfiles import dlib_model
 from mien.engine.faces.facemesh import FaceMesher, Roi, landmarks5, roi_from_box, roi_from_mesh
 from mien.engine.faces.types import Face
 
@@ -63,7 +68,7 @@ FIRST_PASS_MIN = 0.1      # below this after the first pass, a candidate is not 
 # mesh's presence score then removes false hits. On t1.jpg brightened (x1.3 + 25) two real
 # faces score 0.41 and 0.47.
 MIN_SCORE = 0.4
-WHOLE_MIN_INPUT = 20.0    # px in the 192 px input: smallest face the whole-picture pass reliably finds
+WHOLE_MIN_INPUT = blazeface.WHOLE_MIN_INPUT   # px in the 192 px input: smallest face the whole pass reliably finds
 # a mesh whose box lies mostly (intersection / smaller area) inside a kept face's is the same
 # face or a part of it (a low-scoring candidate on a mouth and chin gives a small "face")
 DUPLICATE_OVERLAP = 0.5
@@ -118,26 +123,38 @@ class MediaPipeDetector:
 
     name = "mediapipe-blazeface-full+facemesh"
 
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, threads: int | None = None):
         self.cfg = cfg
-        self.blazeface = BlazeFace(min_score=MIN_SCORE)
-        self.mesher = FaceMesher()
+        self.blazeface = BlazeFace(threads, min_score=MIN_SCORE)
+        self.mesher = FaceMesher(threads)
         self.eager_68 = cfg.expression == "landmarks"  # landmarks-v1 reads the 68 of every face
         # the last detect()/detect_following() result: face bbox -> (BlazeFace box, last ROI), so that
         # detect_following can reuse the ROI of a face it is given back
         self._last: dict = {}
-        shape_predictor_68()  # load now, so a missing file fails at construction
+        # the file is checked now, so a missing one fails at construction; it loads (0.7 s, a
+        # 99 MB model) on first use: only identity and landmarks-v1 read the 68 points, and a
+        # video worker may never (its faces are embedded once per track, late)
+        dlib_model(SHAPE_68)
+        if self.eager_68:
+            shape_predictor_68()
 
     def needs_tiles(self, shape) -> bool:
         """Would a min_face face be below what the whole-picture pass reliably finds?"""
         longest = float(max(shape[:2]))
         return self.cfg.min_face * blazeface.SIZE / longest < WHOLE_MIN_INPUT
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect(self, image: np.ndarray, query: bool = False) -> list[Face]:
+        """Every face of a picture. query: a query photo's faces, without the tiles when the
+        whole-picture pass found only faces it sees reliably (blazeface.BlazeFace.detect); those
+        come out exactly as without query."""
         check_image(image)
-        dets = self.blazeface.detect(image, tile=self.needs_tiles(image.shape), portrait_skips_tiles=True)
+        dets = self.blazeface.detect(image, tile=self.needs_tiles(image.shape), portrait_skips_tiles=True,
+                                     query=query)
         rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
         return self._faces(image, rois, [d.score for d in dets], [d.box for d in dets])
+
+    def detect_query(self, image: np.ndarray) -> list[Face]:
+        return self.detect(image, query=True)
 
     def detect_following(self, image: np.ndarray, boxes) -> list[Face] | None:
         """Faces of a frame between keyframes, given the previous frame's face boxes; None when

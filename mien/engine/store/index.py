@@ -26,6 +26,8 @@ and probes, ivf.py's.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,12 @@ from mien.engine.store.records import EXPR_DIM
 from mien.engine.store.rows import BF16_EPS, Grow, from_bf16, to_bf16, window
 
 CHUNK = 1 << 18
+
+
+def _swig_ptr(a: np.ndarray):
+    import faiss
+
+    return faiss.swig_ptr(a)
 NO_LIST = 0xFFFF  # `lists` value of a row that is not in the IVF (exact index phase)
 
 
@@ -75,6 +83,10 @@ class FaceIndex:
         self.by_list: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.src_rows: dict[int, list[int]] = {}  # source number -> [first row, end row)
         self.n_dead = 0
+        # rows whose float32 vectors a shard file maps (shards.MappedRows): first rows, and
+        # (end row, MappedRows) per shard, in row order
+        self._mapped_starts: list[int] = []
+        self._mapped: list[tuple[int, object]] = []
 
     def reserve(self, n: int) -> None:
         """Size the row arrays for n faces up front (no growth slack after a load)."""
@@ -98,18 +110,22 @@ class FaceIndex:
             self.ivf = True
 
     def append(self, face_ids: np.ndarray, rows: np.ndarray, ivf_done: bool = False,
-               bf16: np.ndarray | None = None) -> None:
+               bf16: np.ndarray | None = None, exact=None) -> None:
         """Append faces in increasing face_id order.
 
         rows is a VEC_DTYPE array (person is honoured); bf16 overrides the bfloat16
         vectors (shards store them); ivf_done=True: the caller fills the IVF itself
-        (merge_exact of shard files).
+        (merge_exact of shard files); exact: the faces' float32 vectors mapped from
+        their shard file (shards.MappedRows), which exact_rows reads.
         """
         if len(face_ids) == 0:
             return
         if self.ids.n and face_ids[0] <= self.ids.a[-1]:
             raise RuntimeError("face rows must be appended in increasing face_id order")
         start = self.ids.n
+        if exact is not None:
+            self._mapped_starts.append(start)
+            self._mapped.append((start + len(face_ids), exact))
         self.ids.extend(face_ids)
         e = rows["e"] if bf16 is None else from_bf16(bf16)
         self.vec.extend(to_bf16(rows["e"]) if bf16 is None else bf16)
@@ -331,6 +347,11 @@ class FaceIndex:
         if cand is not None and len(cand) <= self.exact_limit:
             return self._exact(q, k_eff, cand, f_mask)
         want = k_eff * self.k_factor
+        if (f_mask is None or f_mask.is_empty()) and self.n_dead == 0:
+            # the common case: every row alive and wanted, so the loop below would stop after
+            # its first search with these rows
+            rows = self._ann_rows(q, min(n, want))
+            return rows, self._dist16(q, rows)
         fetch = min(n, int(want * (n / max(1, len(cand))) if cand is not None else want))
         if f_mask is not None and not f_mask.is_empty() and cand is None:
             fetch = min(n, want * 4)  # unknown selectivity: start wider
@@ -350,26 +371,54 @@ class FaceIndex:
             fetch = min(n, fetch * 8)
         return keep, self._dist16(q, keep)
 
+    def _ann_rows(self, q: np.ndarray, fetch: int) -> np.ndarray:
+        """The rows of the ANN index's `fetch` nearest to q (fewer when its probed lists hold
+        fewer). Calls the index's C++ search directly: faiss's Python wrapper costs a few
+        microseconds of checks and copies per call, as much as a tenth of a whole search."""
+        dist = np.empty(fetch, np.float32)
+        rows = np.empty(fetch, np.int64)
+        self.ann.search_c(1, _swig_ptr(q), fetch, _swig_ptr(dist), _swig_ptr(rows))
+        return rows if rows[-1] >= 0 else rows[rows >= 0]
+
+    def exact_rows(self, rows: list[int]) -> list:
+        """The float32 vectors (64 bytes each, memoryviews of the mapped file: use them before
+        this index goes) of the rows a shard file maps; None for the others (the LMDB tail,
+        shards written before they held them)."""
+        starts, mapped = self._mapped_starts, self._mapped
+        if not starts:
+            return [None] * len(rows)
+        out = []
+        for r in rows:
+            p = bisect_right(starts, r) - 1
+            if p >= 0 and r < mapped[p][0]:
+                out.append(mapped[p][1].row(r - starts[p]))
+            else:
+                out.append(None)
+        return out
+
     def rank(self, q: np.ndarray, k: int, rows: np.ndarray, d16: np.ndarray,
-             exclude_face: int | None, refine) -> list[tuple[int, float]]:
-        """Exact top-k of the candidate rows: bfloat16 short list, float32 final."""
+             exclude_face: int | None, refine) -> list[tuple[int, float, int]]:
+        """Exact top-k of the candidate rows as (face_id, distance, row): bfloat16 short list,
+        float32 final.
+
+        refine(rows, ids) -> (their float32 vectors with NaN rows for vanished faces, whether
+        all were found). The final order is (distance, face_id), sorted in Python: on the dozen
+        survivors that is cheaper than numpy's lexsort and the conversions around it."""
         if len(rows) == 0:
             return []
         k_eff = k + (1 if exclude_face is not None else 0)
         if len(rows) > k_eff:
-            kth = np.partition(d16, k_eff - 1)[k_eff - 1]
-            close = d16 <= window(float(kth), BF16_EPS * self.max_norm)
-            rows = rows[close]
-        ids = self.ids.a[rows]
-        e32 = refine(ids)  # (m, 16) float32 from LMDB, NaN rows for vanished faces
+            kth = float(np.partition(d16, k_eff - 1)[k_eff - 1])
+            rows = rows[d16 <= window(kth, BF16_EPS * self.max_norm)]
+        ids = self.ids.a.take(rows)
+        e32, complete = refine(rows, ids)
         d = e32 - q
-        d32 = np.einsum("ij,ij->i", d, d)
-        ok = np.isfinite(d32)
-        if exclude_face is not None:
-            ok &= ids != exclude_face
-        ids, d32 = ids[ok], d32[ok]
-        order = np.lexsort((ids, d32))[:k]
-        return [(int(ids[i]), float(d32[i])) for i in order]
+        d32 = np.einsum("ij,ij->i", d, d).tolist()
+        found = zip(d32, ids.tolist(), rows.tolist())
+        # NaN: a face gone since the index was read; inf: a query too large to square
+        if not complete or exclude_face is not None or not math.isfinite(sum(d32)):
+            found = [c for c in found if math.isfinite(c[0]) and c[1] != exclude_face]
+        return [(fid, dist, row) for dist, fid, row in sorted(found)[:k]]
 
     def restricted(self, q: np.ndarray, person: int, k_eff: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.person_rows.get(int(person))

@@ -77,13 +77,13 @@ class LiveIndex:
         pf = pf[np.argsort(pf[:, 1], kind="stable")]
         parts = []  # (IVF with local ids, first row): merged once at the end
 
-        def add_part(ids, rows, bf16=None, part=None):
+        def add_part(ids, rows, bf16=None, part=None, exact=None):
             if idx.ivf and part is None and len(ids):
                 part = faiss.deserialize_index(np.frombuffer(template, dtype=np.uint8))
                 part.add_with_ids(rows["e"], np.arange(len(ids), dtype=np.int64))
             if part is not None:
                 parts.append((part, idx.ids.n))
-            idx.append(ids, rows, ivf_done=idx.ivf, bf16=bf16)
+            idx.append(ids, rows, ivf_done=idx.ivf, bf16=bf16, exact=exact)
 
         for s in reg:
             try:
@@ -98,7 +98,7 @@ class LiveIndex:
                 pos = np.minimum(np.searchsorted(pf[:, 1], sh["face_ids"]), len(pf) - 1)
                 hit = pf[pos, 1] == sh["face_ids"]
                 rows["person"][hit] = pf[pos[hit], 0]
-            add_part(sh["face_ids"], rows, bf16=sh["bf16"], part=sh["index"])
+            add_part(sh["face_ids"], rows, bf16=sh["bf16"], part=sh["index"], exact=sh["e32"])
         add_part(*scan_rows(txn, d, meta_int(txn, m, b"sealed_upto") + 1))
         if idx.ivf:
             idx.merge_exact(parts)

@@ -29,20 +29,23 @@ class FaceReads:
         self._env, self._db = env, env.db
         self._live, self._encoders = live, encoders
 
-    def hit_records_in(self, txn, face_ids, thumbnail: bool, vec_rows: dict | None = None) -> list[HitRecord]:
-        """vec_rows: {face_id: raw vec row} this transaction already read (search's refine)."""
+    def hit_records_in(self, txn, face_ids, thumbnail: bool, persons: dict | None = None) -> list[HitRecord]:
+        """persons: {face_id: person id} the caller knows (a search's index, synced to txn): those
+        faces need no read of their vector row, which holds the person otherwise."""
         d = self._db
         vec, faces, thumbs = d["vec"], d["faces"], d["thumbs"]
         get, pack = txn.get, ID_KEY.pack
-        vec_rows = vec_rows or {}
+        persons = persons or {}
         out = []
         for fid in face_ids:
             k = pack(fid)
-            row = vec_rows.get(fid) or get(k, db=vec)
-            if row is None:
+            person = persons.get(fid)
+            value = get(k, db=faces)
+            row = get(k, db=vec) if person is None else None
+            if value is None or (person is None and row is None):
                 raise face_not_found(fid)
             t = get(k, db=thumbs) if thumbnail else None
-            out.append(decode_hit(int(fid), get(k, db=faces), row, b"" if t is None else bytes(t)))
+            out.append(decode_hit(int(fid), value, row, b"" if t is None else bytes(t), person))
         return out
 
     def hit_records(self, face_ids, thumbnail: bool) -> list[HitRecord]:

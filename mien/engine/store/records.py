@@ -145,11 +145,12 @@ def key_pair(k: bytes) -> tuple[int, int]:
 # ---------------------------------------------------------------- vectors
 
 def as_vector(v, dim: int, what: str) -> np.ndarray:
-    """A finite float32 vector of the right size, or BadInputError."""
-    a = np.asarray(v, dtype=np.float32).reshape(-1)
+    """A finite, contiguous float32 vector of the right size (FAISS reads it by pointer), or
+    BadInputError."""
+    a = np.ascontiguousarray(v, dtype=np.float32).reshape(-1)
     if a.shape[0] != dim:
         raise BadInputError(f"{what} must have {dim} values, got {a.shape[0]}")
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a).all():
         raise BadInputError(f"{what} contains NaN or infinity")
     return a
 
@@ -276,10 +277,13 @@ def decode_face(face_id: int, value: bytes, row: bytes, identity, thumbnail: byt
     )
 
 
-def decode_hit(face_id: int, value: bytes, row: bytes, thumbnail: bytes = b"") -> HitRecord:
-    """A HitRecord from a `faces` value and its raw `vec` row: the header only."""
+def decode_hit(face_id: int, value: bytes, row: bytes | None, thumbnail: bytes = b"",
+               person: int | None = None) -> HitRecord:
+    """A HitRecord from a `faces` value and its raw `vec` row (for the person, unless given):
+    the header only."""
     uri, frame, ts, bbox, *_, tr, _floats_at = _face_header(value)
-    return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row), thumbnail, *face_occlusion(value))
+    return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row) if person is None else person,
+                     thumbnail, *face_occlusion(value))
 
 
 def pooled_of(value: bytes) -> np.ndarray:

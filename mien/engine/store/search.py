@@ -31,31 +31,38 @@ class Searcher:
         self._env, self._db = env, env.db
         self._live, self._reads, self._encoders = live, reads, encoders
 
-    def _exp32(self, txn, face_ids: np.ndarray, keep: dict | None = None) -> np.ndarray:
-        """float32 expression vectors from LMDB; NaN rows for faces that are gone.
-
-        keep: a dict to receive {face_id: raw vec row}, so the hits' records can
-        reuse the rows instead of reading them again.
-        """
+    def _exp32(self, txn, rows: np.ndarray, face_ids: np.ndarray) -> tuple[np.ndarray, bool]:
+        """float32 expression vectors of the index rows, NaN rows for faces that are gone, and
+        whether none was gone: from the shard files' mapped vectors where they have them (one
+        cache line each), else from LMDB (a B-tree walk each)."""
         vec, n, pack = self._db["vec"], EXPR_DIM * 4, ID_KEY.pack
         get = txn.get
-        vals = [get(pack(fid), db=vec) for fid in face_ids]
-        if keep is not None:
-            keep.update(zip(face_ids.tolist(), vals))
-        if all(v is not None for v in vals):
-            return np.frombuffer(b"".join(v[:n] for v in vals), dtype="<f4").reshape(-1, EXPR_DIM).copy()
+        vals = self._live.idx.exact_rows(rows.tolist())
+        if None in vals:
+            for i, fid in enumerate(face_ids.tolist()):
+                if vals[i] is None:
+                    v = get(pack(fid), db=vec)
+                    vals[i] = None if v is None else v[:n]
+        if None not in vals:
+            return np.frombuffer(b"".join(vals), dtype="<f4").reshape(-1, EXPR_DIM), True
         out = np.full((len(face_ids), EXPR_DIM), np.nan, dtype=np.float32)
         for i, v in enumerate(vals):
             if v is not None:
-                out[i] = np.frombuffer(v[:n], dtype="<f4")
-        return out
+                out[i] = np.frombuffer(v, dtype="<f4")
+        return out, False
 
-    def _hits(self, txn, ranked, records: bool, thumbnails: bool, vec_rows: dict | None = None) -> list[Hit]:
-        """Hits for ranked (face_id, distance) pairs, with their HitRecords if asked."""
+    def _hits(self, txn, ranked, records: bool, thumbnails: bool) -> list[Hit]:
+        """Hits for ranked (face_id, distance[, index row]) tuples, with their HitRecords if
+        asked; a row gives the face's person from the index (synced to this transaction), so
+        its vector row need not be read for it."""
         if not records:
-            return [Hit(fid, dist) for fid, dist in ranked]
-        recs = self._reads.hit_records_in(txn, [fid for fid, _ in ranked], thumbnails, vec_rows)
-        return [Hit(fid, dist, rec) for (fid, dist), rec in zip(ranked, recs)]
+            return [Hit(r[0], r[1]) for r in ranked]
+        ids = [r[0] for r in ranked]
+        persons = None
+        if ranked and len(ranked[0]) > 2:
+            persons = dict(zip(ids, self._live.idx.person.a.take([r[2] for r in ranked]).tolist()))
+        recs = self._reads.hit_records_in(txn, ids, thumbnails, persons=persons)
+        return [Hit(r[0], r[1], rec) for r, rec in zip(ranked, recs)]
 
     def search(self, vector, k: int, *, persons, exclude_persons, sources, time_range, exclude_face,
                exclude_occluded: bool, records: bool, thumbnails: bool) -> list[Hit]:
@@ -84,9 +91,8 @@ class Searcher:
             if exclude_occluded:
                 f.exclude_ids = live.occluded_ids(txn)
             rows, d16 = live.idx.candidates(q, k, f)
-            seen: dict | None = {} if records else None  # vec rows for the records
-            ranked = live.idx.rank(q, k, rows, d16, f.exclude_face, lambda ids: self._exp32(txn, ids, seen))
-            return self._hits(txn, ranked, records, thumbnails, seen)
+            ranked = live.idx.rank(q, k, rows, d16, f.exclude_face, lambda r, ids: self._exp32(txn, r, ids))
+            return self._hits(txn, ranked, records, thumbnails)
 
     def search_person(self, vector, person_id: int, k: int, *, exclude_face, exclude_occluded: bool,
                       records: bool, thumbnails: bool) -> list[Hit]:
@@ -105,9 +111,8 @@ class Searcher:
                 return []
             live.sync(txn)
             rows, d16 = live.idx.restricted(q, person_id, k + (exclude_face is not None))
-            seen: dict | None = {} if records else None  # vec rows for the records
-            ranked = live.idx.rank(q, k, rows, d16, exclude_face, lambda ids: self._exp32(txn, ids, seen))
-            return self._hits(txn, ranked, records, thumbnails, seen)
+            ranked = live.idx.rank(q, k, rows, d16, exclude_face, lambda r, ids: self._exp32(txn, r, ids))
+            return self._hits(txn, ranked, records, thumbnails)
 
     def search_identity(self, vector, k: int, *, exclude_face, exclude_occluded: bool, records: bool,
                         thumbnails: bool) -> list[Hit]:
