@@ -76,7 +76,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
                 self.ctx.store.get_face(ref.face_id)  # NOT_FOUND before taking the lock
                 face_ids.append(ref.face_id)
             else:  # image, upload or raw vector: the same rules as a search query
-                vec, source = self.ctx.resolve_query(ref, kind="expression")
+                vec, source = self.ctx.resolve_query(ref, kind="expression", picture=True)
                 vectors.append(vec)
                 if source is not None and source.faces:  # the face of a photo: keep its picture
                     pictures.append(source.faces[source.face_index].thumbnail or b"")

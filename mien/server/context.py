@@ -436,10 +436,13 @@ class ServerContext:
         enc = self.store.encoders or {}
         return int(enc.get("identity_dim") or 0)
 
-    def resolve_query(self, query, *, kind: str = "expression") -> tuple[np.ndarray, QuerySource | None]:
+    def resolve_query(self, query, *, kind: str = "expression",
+                      picture: bool = False) -> tuple[np.ndarray, QuerySource | None]:
         """The vector a FaceQuery stands for, and where it came from.
 
-        kind is "expression" (16-d) or "identity" (the store's identity dim).
+        kind is "expression" (16-d) or "identity" (the store's identity dim). picture: an image
+        query's face also gets its thumbnail (the aligned crop a tag keeps as its reference picture;
+        searches show none, so the query path skips it otherwise).
         Raises BadInputError (no face, several faces, wrong dimension, bad image),
         NotFoundError (unknown face id / upload), TooLargeError (image pixels).
         """
@@ -467,10 +470,10 @@ class ServerContext:
             data = query.image.data if which == "image" else self.uploads.get(query.upload_id)
             index = query.face_index if query.HasField("face_index") else None
             need_identity = kind == "identity" or query.exclude_own_person
-            return self._resolve_image(data, index, kind, need_identity)
+            return self._resolve_image(data, index, kind, need_identity, picture)
         raise BadInputError("the query needs one of image, face_id, vector or upload_id")
 
-    def _resolve_image(self, data: bytes, index, kind: str, need_identity: bool):
+    def _resolve_image(self, data: bytes, index, kind: str, need_identity: bool, picture: bool = False):
         from mien.engine.faces import load_image
 
         if not data:
@@ -504,6 +507,8 @@ class ServerContext:
                 analyzer.embed_query_expression(image, face)
             if need_identity:
                 analyzer.embed_identity(image, [face])
+            if picture and not face.thumbnail:
+                analyzer.align(image, [face])
         vec = face.expression if kind == "expression" else face.identity
         if vec is None:
             raise BadInputError(f"could not compute the {kind} vector of face {index}")
