@@ -163,9 +163,9 @@ def held_out_answers(table: FeatureTable, triplets: list[RatedTriplet], config: 
     that never saw its faces. max_train: train on at most this many triplets (the learning curve)."""
     answers = {}
     for j in range(folds.k):
-        if not folds.test[j]:
-            continue
         train = folds.train[j]
+        if not folds.test[j] or not train:   # nothing to test, or every triplet touches this fold's faces
+            continue
         if max_train is not None and len(train) > max_train:
             pick = np.random.default_rng(subsample_seed + j).choice(len(train), max_train, replace=False)
             train = [train[i] for i in sorted(pick)]
