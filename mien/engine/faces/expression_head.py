@@ -136,7 +136,7 @@ def load_head(path) -> ExpressionHead:
 # -- the encoder -------------------------------------------------------------------------
 DEFAULT_HEAD = Path(__file__).resolve().parent / "heads" / "fer-au-v3.npz"
 # the shipped head, pinned: `mien train head` on benchmarks/data/rated/ gives exactly this file
-DEFAULT_HEAD_SHA256 = "eeeb569757318a3fe31d778af3ef6ce4321bb563dad50c5eb5fbb58ce8b4335b"
+DEFAULT_HEAD_SHA256 = "03aab0a834a609622250992237902f2eb0d6e294bfe739605e7e70f3bec426dd"
 
 
 def space_name(head: ExpressionHead) -> str:
