@@ -99,6 +99,14 @@ def test_every_relative_link_resolves(page):
     assert not broken, f"{_page_id(page)} links to missing files: {broken}"
 
 
+def test_the_life_of_a_search_diagram_names_files_that_exist():
+    """The figure's text is drawn as paths in the SVG; its source names the files."""
+    script = (DOCS / "img" / "life-of-a-search.py").read_text()
+    named = REPO_PATH.findall(script)
+    assert len(named) >= 10
+    assert [p for p in named if not _exists(p)] == []
+
+
 def test_every_docs_page_is_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")]
