@@ -1,12 +1,12 @@
 # Two commands for a newcomer:
 #   make demo   set up .venv, build a small archive from package photos, index it, answer a query
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv, build the docs site (broken links fail) and run the test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mien-installed
 
-.PHONY: demo serve test setup clean system-deps buf ffmpeg
+.PHONY: demo serve test docs setup clean system-deps buf ffmpeg
 
 # $(call apt_tool,CHECK,PACKAGE,WHAT FOR,WHAT IS SKIPPED WITHOUT IT): Debian's PACKAGE when
 # the shell test CHECK fails and we may install it (root with apt-get); otherwise a note
@@ -56,8 +56,13 @@ serve: $(STAMP)
 	@test -d demo-out/store || { echo "no demo store yet: run make demo first"; exit 1; }
 	$(VENV)/bin/mien serve --store demo-out/store --http 8080 --allow-root "$(CURDIR)/demo-out/archive"
 
-test: $(STAMP) buf ffmpeg
+test: $(STAMP) buf ffmpeg docs
 	$(PY) -m pytest -q
+
+# the documentation site (mkdocs.yml, pages in docs/) into build/site, strictly: a broken link,
+# a missing anchor or a page left out of the nav fails the build; open build/site/index.html
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # Debian's ffmpeg for the video tests that need containers only it writes (joined MPEG-TS,
 # audio-only MP4, H.264/VP8 cut in half: tests/test_video_bad_input.py); skipped with a note
@@ -83,4 +88,4 @@ $(BUF):
 	fi
 
 clean:
-	rm -rf demo-out .pytest_cache
+	rm -rf demo-out .pytest_cache build/site

@@ -1,7 +1,8 @@
-"""The README's Python example runs as written against a real server over the demo archive,
-and the Python clients' contract: dataclasses only, per-call timeout, string face ids, one
-exception family (mien.clients.MienError) for unary, stream and Analytics calls on both
-transports."""
+"""The Python examples of the README and the docs run as written against a real server over
+the demo archive (docs/search-python.md's full example, the README's short one, the tags
+page's), and the Python clients' contract: dataclasses only, per-call timeout, string face
+ids, one exception family (mien.clients.MienError) for unary, stream and Analytics calls on
+both transports."""
 
 from __future__ import annotations
 
@@ -24,17 +25,28 @@ from mien.clients.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def readme_python() -> str:
-    text = (ROOT / "README.md").read_text()
+# pages whose Python examples run as written against `make demo`'s server (they say demo-out/)
+EXAMPLE_PAGES = ("docs/search-python.md", "README.md", "docs/tags-and-summaries.md")
+
+
+def python_examples(page: str) -> list[str]:
+    """The page's ```python blocks that use the clients against the demo store."""
+    text = (ROOT / page).read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert blocks, "README has no python example"
-    return next(b for b in blocks if "from mien.clients import" in b)
+    found = [b for b in blocks if "from mien.clients import" in b and "demo-out/" in b]
+    assert found, f"{page} has no python example against the demo store"
+    return found
+
+
+def run_example(code: str, work: Path, target: str):
+    code = code.replace("127.0.0.1:50051", target)  # the test server's port
+    return subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """demo-out/ as `make demo` leaves it (archive, store with Obama and Biden), served with
-    the README's command: mien serve --store demo-out/store --allow-root demo-out/archive."""
+    the docs' command: mien serve --store demo-out/store --allow-root demo-out/archive."""
     from mien.demo.archive import build_demo_archive
 
     work = tmp_path_factory.mktemp("readme")
@@ -50,11 +62,21 @@ def demo(tmp_path_factory):
 
 
 def test_readme_python_example_runs_as_written(demo):
+    """The full client example, now in docs/search-python.md."""
     work, target = demo
-    code = readme_python().replace("127.0.0.1:50051", target)  # the test server's port
-    out = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=600)
+    (code,) = python_examples("docs/search-python.md")
+    out = run_example(code, work, target)
     assert out.returncode == 0, out.stderr
     assert "StatusCode.NOT_FOUND" in out.stdout and "obama.jpg" in out.stdout
+
+
+@pytest.mark.parametrize("page", EXAMPLE_PAGES[1:])
+def test_the_other_python_examples_run_as_written(demo, page):
+    work, target = demo
+    for code in python_examples(page):
+        out = run_example(code, work, target)
+        assert out.returncode == 0, f"{page}: {out.stderr}"
+        assert out.stdout.strip(), f"{page}: the example printed nothing"
 
 
 def _no_protobuf(value, path="result"):

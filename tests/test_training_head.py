@@ -104,8 +104,12 @@ def test_folds_never_split_a_person_and_test_each_triplet_once():
 
 
 def test_the_shipped_head_is_retrained_bit_for_bit(tmp_path):
-    """`mien train head` on the committed set, as the docs say, gives the same file twice, and the committed
-    file's weights: to the bit on one machine; across CPUs float64 kernels may round differently (seen: 5e-9)."""
+    """`mien train head` on the committed set, as docs/learning-the-metric.md says, gives the same file twice,
+    and the committed file's weights: to the bit on one machine; across CPUs float64 kernels may round
+    differently (seen: 5e-9)."""
+    command = ("mien train head --ratings benchmarks/data/rated/ratings.csv --features "
+               "benchmarks/data/rated/features.npz --name fer-au-v3 --out mien/engine/faces/heads/fer-au-v3.npz")
+    assert command in (ROOT / "docs" / "learning-the-metric.md").read_text()
     from mien.engine.faces.expression_head import DEFAULT_HEAD
 
     outs = [tmp_path / "head-1.npz", tmp_path / "head-2.npz"]
