@@ -261,7 +261,7 @@ def _why_json(hit) -> dict:
 
 
 def _write_sheet(args, result, title: str) -> None:
-    from mien.clients.sheet import crop_face, make_sheet
+    from mien.clients.contact_sheet import crop_face, make_sheet
 
     face = None
     if args.image and result.query.bbox is not None:
