@@ -17,9 +17,9 @@ import pytest
 
 from server_support import build_photo_store, free_port, start_server, stop_server
 
-from mien.clients.cli import DefaultsFormatter, build_parser, main
+from mien.cli import DefaultsFormatter, build_parser, main
 
-MIEN = [sys.executable, "-m", "mien.clients.cli"]
+MIEN = [sys.executable, "-m", "mien.cli"]
 
 
 def mien(*args, cwd=None, **kwargs) -> subprocess.CompletedProcess:

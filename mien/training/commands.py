@@ -1,4 +1,4 @@
-"""CLI: `mien fec fetch`, `mien train feenet`, `mien eval fec`.
+"""The training `mien` subcommands: `mien fec fetch`, `mien train feenet | head`, `mien rate`, `mien eval fec`.
 
 Heavy imports (torch, timm, cv2, dlib) stay inside the command functions.
 """

@@ -1,4 +1,4 @@
-"""`mien index` and `mien person`. Heavy imports stay inside the commands."""
+"""The indexer's `mien` subcommands: index, person, reembed. Heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 
 from mien.filenames import shown
+from mien.results.tables import print_persons
 
 
 def _store_arg(parser) -> None:
@@ -239,8 +240,6 @@ def cmd_person_list(args) -> int:
     with Store(args.store, mode="r") as store:
         rows = [(p.person_id, p.name or "", len(store.person_face_ids(p.person_id)))
                 for p in store.list_persons()]
-    from mien.clients.cli_query import print_persons
-
     print_persons(rows, args.json)  # the same table and JSON as `mien persons`
     return 0
 
