@@ -153,13 +153,8 @@ def register(subparsers) -> None:
     _store_arg(spl)
     spl.set_defaults(func=cmd_person_split)
 
-    re = subparsers.add_parser(
-        "reembed", help="recompute every expression vector from the features the store keeps",
-        description="Apply a new expression metric to a store without reading its media: a head "
-                    "trained on rated triplets (mien train head), the head mien ships, or back to "
-                    "the fixed fer-au-v2 vector. One transaction: a server on the store answers "
-                    "from the old vectors until it commits; a kill at any moment leaves the old "
-                    "store or the new one, and a re-run gives the same store.")
+    re = subparsers.add_parser("reembed", description=cmd_reembed.__doc__,
+                               help="recompute every expression vector from the features the store keeps")
     _store_arg(re)
     which = re.add_mutually_exclusive_group()
     which.add_argument("--head", metavar="FILE", help="an expression head file (default: the head mien ships)")
@@ -312,6 +307,10 @@ def cmd_person_split(args) -> int:
 
 
 def cmd_reembed(args) -> int:
+    """Apply a new expression metric to a store without reading its media: a head trained on rated
+    triplets (mien train head), the head mien ships, or back to the fixed fer-au-v2 vector. One
+    transaction: a server on the store answers from the old vectors until it commits; a kill at any
+    moment leaves the old store or the new one, and a re-run gives the same store."""
     from mien.indexer.reembed import reembed
 
     store = _existing_store(args.store)

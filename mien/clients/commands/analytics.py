@@ -250,43 +250,39 @@ def _print_clusters(clusters) -> None:
               f"({c.representative_distance:.3f})")
 
 
+def _emit_clustering(args, result, thumbs, headline: str, **sheet_layout) -> int:
+    """What `summary` and `clusters` print: a headline and the clusters, or JSON; the sheet."""
+    if args.sheet:
+        from mien.clients.analytics_pictures import summary_sheet_png
+
+        summary_sheet_png(result, thumbs, args.sheet, **sheet_layout)
+    if args.json:
+        _print_json(_plain(result))
+    else:
+        print(headline)
+        _print_clusters(result.clusters)
+    if args.sheet:
+        print(f"sheet written to {args.sheet}", file=sys.stderr)
+    return 0
+
+
 def cmd_summary(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
         summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet),
                                             include_occluded=args.include_occluded)
-    if args.sheet:
-        from mien.clients.analytics_pictures import summary_sheet_png
-
-        summary_sheet_png(summary, thumbs, args.sheet)
-    if args.json:
-        _print_json(_plain(summary))
-    else:
-        who = _person_label(summary.person_id, summary.person_name)
-        print(f"{who}: {summary.faces} faces, {summary.method} k={summary.k} "
-              f"(asked {summary.k_requested}), seed {summary.seed}{_left_out(summary)}")
-        _print_clusters(summary.clusters)
-    if args.sheet:
-        print(f"sheet written to {args.sheet}", file=sys.stderr)
-    return 0
+    who = _person_label(summary.person_id, summary.person_name)
+    return _emit_clustering(args, summary, thumbs,
+                            f"{who}: {summary.faces} faces, {summary.method} k={summary.k} "
+                            f"(asked {summary.k_requested}), seed {summary.seed}{_left_out(summary)}")
 
 
 def cmd_clusters(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
         result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet),
                                                include_occluded=args.include_occluded)
-    if args.sheet:
-        from mien.clients.analytics_pictures import summary_sheet_png
-
-        summary_sheet_png(result, thumbs, args.sheet, columns=10, cell=120)
-    if args.json:
-        _print_json(_plain(result))
-    else:
-        print(f"{result.sampled} of {result.faces} faces in {result.k} clusters "
-              f"(asked {result.k_requested}){_left_out(result)}")
-        _print_clusters(result.clusters)
-    if args.sheet:
-        print(f"sheet written to {args.sheet}", file=sys.stderr)
-    return 0
+    return _emit_clustering(args, result, thumbs,
+                            f"{result.sampled} of {result.faces} faces in {result.k} clusters "
+                            f"(asked {result.k_requested}){_left_out(result)}", columns=10, cell=120)
 
 
 # ------------------------------------------------------------------ parsers
