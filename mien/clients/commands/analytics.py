@@ -1,4 +1,4 @@
-"""CLI: `mien tag ...`, `mien summary`, `mien clusters`.
+"""The analytics subcommands: `mien tag ...`, `mien summary`, `mien clusters`.
 
 Each command talks to a server over gRPC (--server, default $MIEN_SERVER or
 127.0.0.1:50051) or, with --store DIR, works on a store in this process. Both
