@@ -67,7 +67,7 @@ def test_the_reply_types_are_the_engines_own():
     from mien.clients.client import Face, QueryQuality
     from mien.engine.faces.query_qa import record_verdict
     from mien.engine.store.records import FaceRecord, Tag
-    from mien.results import FaceFields
+    from mien.results.catalog import FaceFields
 
     class Stored:  # a stored face as record_verdict reads it
         sharpness, yaw, pitch, roll, occluded, occlusion = 9.0, 1.0, 2.0, 3.0, True, 5.0

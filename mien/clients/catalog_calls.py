@@ -6,7 +6,7 @@ from typing import Sequence
 
 from mien.clients import from_proto
 from mien.clients.request_fields import person_ref
-from mien.results import DeletedPerson, Face, Page, Person, Stats
+from mien.results.catalog import DeletedPerson, Face, Page, Person, Stats
 from mien.v1 import search_pb2
 
 

@@ -33,9 +33,10 @@ from mien.clients.channels import tls_roots as _tls_roots  # noqa: F401
 from mien.clients.errors import MienError
 from mien.clients.index_job_calls import IndexJobCalls
 from mien.clients.search_calls import CHUNK_BYTES, INLINE_IMAGE_BYTES, SearchCalls  # noqa: F401
-from mien.results import (ComponentMatch, DeletedPerson, DetectedFace, Face, FaceHit,  # noqa: F401
-                          IndexJob, IndexProgress, Page, Person, QueryFace, QueryQuality,
-                          SearchResult, Source, Stats, Upload)
+from mien.results.catalog import DeletedPerson, Face, Page, Person, Source, Stats  # noqa: F401
+from mien.results.index_jobs import IndexJob, IndexProgress  # noqa: F401
+from mien.results.search import (ComponentMatch, DetectedFace, FaceHit, QueryFace, QueryQuality,  # noqa: F401
+                                 SearchResult, Upload)
 
 __all__ = ["Client", "MienError", "Upload", "FaceHit", "SearchResult", "QueryFace", "DetectedFace",
            "ComponentMatch", "Person", "Face", "Stats", "IndexProgress", "IndexJob", "Source", "Page",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mien.results import (ComponentMatch, DetectedFace, Face, FaceHit, IndexJob, IndexProgress, Person,
-                          QueryFace, QueryQuality, SearchResult, Source, Stats)
+from mien.results.catalog import Face, Person, Source, Stats
+from mien.results.index_jobs import IndexJob, IndexProgress
+from mien.results.search import ComponentMatch, DetectedFace, FaceHit, QueryFace, QueryQuality, SearchResult
 from mien.v1 import search_pb2
 
 

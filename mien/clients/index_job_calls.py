@@ -6,7 +6,7 @@ import os
 from typing import Iterator, Sequence
 
 from mien.clients import from_proto
-from mien.results import IndexJob, IndexProgress
+from mien.results.index_jobs import IndexJob, IndexProgress
 from mien.filenames import escape
 from mien.v1 import search_pb2
 

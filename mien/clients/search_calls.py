@@ -10,7 +10,7 @@ import numpy as np
 
 from mien.clients import from_proto
 from mien.clients.request_fields import filters, person_ref, refine
-from mien.results import SearchResult, Upload
+from mien.results.search import SearchResult, Upload
 from mien.v1 import common_pb2, search_pb2
 
 INLINE_IMAGE_BYTES = 3 * 1024 * 1024   # larger images go through UploadImage

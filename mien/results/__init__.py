@@ -10,18 +10,7 @@ library, numpy and the other base modules only, so `mien.clients` stays light.
     index_jobs  server-side indexing runs and their progress
     analytics   tags, tag reports, summaries and clusters
     tables      the text tables the `mien` commands print from them
+
+Import from the module that holds a type (mien.results.search, ...): the package itself
+loads nothing, so a command that only prints a table does not build every class.
 """
-
-from mien.results.analytics import (Cluster, PersonSummary, PersonTagCount, PersonTagResult, Segment,
-                                    SourceTagReport, StoreClusters, StoreTagReport, Tag)
-from mien.results.catalog import DeletedPerson, Face, FaceFields, Page, Person, Source, Stats
-from mien.results.index_jobs import IndexJob, IndexProgress
-from mien.results.search import (ComponentMatch, DetectedFace, FaceHit, QueryFace, QueryQuality, SearchResult,
-                                 Upload)
-
-__all__ = [
-    "Cluster", "ComponentMatch", "DeletedPerson", "DetectedFace", "Face", "FaceFields", "FaceHit", "IndexJob",
-    "IndexProgress", "Page", "Person", "PersonSummary", "PersonTagCount", "PersonTagResult", "QueryFace",
-    "QueryQuality", "SearchResult", "Segment", "Source", "SourceTagReport", "Stats", "StoreClusters",
-    "StoreTagReport", "Tag", "Upload",
-]

@@ -31,7 +31,7 @@ VEC_DTYPE = np.dtype(
 
 @dataclass
 class FaceRecord(FaceFields):
-    """A face as the store keeps it: the fields every face has (mien.results.FaceFields,
+    """A face as the store keeps it: the fields every face has (mien.results.catalog.FaceFields,
     which GetFace's reply shares), then what the store adds."""
 
     identity: np.ndarray | None
