@@ -75,10 +75,9 @@ def explicit_engine_args(args) -> dict:
 
 
 def register(subparsers) -> None:
+    # a command's docstring is its --help description
     p = subparsers.add_parser("index", help="index folders/files of images and videos into a store",
-                              description="Crawl images and videos (decided by content), detect faces, "
-                                          "keep FaceQA-passed ones, track and cluster persons, commit "
-                                          "per source. Re-runs skip unchanged files.")
+                              description=cmd_index.__doc__)
     p.add_argument("paths", nargs="+", metavar="PATH")
     _store_arg(p)
     p.add_argument("--fps", type=float, default=2.0, help="video frames sampled per second (default 2)")
@@ -115,9 +114,7 @@ def register(subparsers) -> None:
                     "without chaining, and an ambiguous match starts a new anonymous person.")
     sub = person.add_subparsers(dest="person_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="enroll a named person from reference images",
-                         description="Enroll NAME from one face per photo. Anonymous persons that are "
-                                     "clearly this person get the name (the closest keeps its id); one that "
-                                     "shares a frame with the person's faces is never taken.")
+                         description=cmd_person_add.__doc__)
     add.add_argument("name")
     add.add_argument("images", nargs="+", metavar="IMAGE")
     add.add_argument("--face-index", type=int, action="append", metavar="N",
@@ -181,6 +178,8 @@ def store_engine_config(args):
 
 
 def cmd_index(args) -> int:
+    """Crawl images and videos (decided by content), detect faces, keep FaceQA-passed ones, track
+    and cluster persons, commit per source. Re-runs skip unchanged files."""
     from mien.indexer import IndexOptions, index_paths
 
     options = IndexOptions(fps=args.fps, every_frame=args.every_frame, prune=args.prune,
@@ -212,6 +211,8 @@ def cmd_index(args) -> int:
 
 
 def cmd_person_add(args) -> int:
+    """Enroll NAME from one face per photo. Anonymous persons that are clearly this person get the
+    name (the closest keeps its id); one that shares a frame with the person's faces is never taken."""
     from mien.indexer.enroll import enroll_person
 
     result = enroll_person(args.store, args.name, args.images, engine_config_from(args),
