@@ -494,7 +494,7 @@ def pipeline_run(args, identity: str | None, data: Path, truth: Truth, work: Pat
     faces, rules, encoders, persons_total = score_store(store_dir, truth)
     baseline = None
     if args.baseline_src:
-        base_cmd = [sys.executable, "-c", "import sys; from mien.clients.cli import main; sys.exit(main())",
+        base_cmd = [sys.executable, "-c", "import sys; from mien.cli import main; sys.exit(main())",
                     "index", str(data), "--store", str(work / f"baseline-store-{tag}"), "--quiet"]
         base_cmd += ["--detector", args.detector] if args.detector else []
         env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline_src))

@@ -1,5 +1,5 @@
 import sys
 
-from mien.clients.cli import main
+from mien.cli import main
 
 sys.exit(main())

@@ -14,7 +14,7 @@ from analytics_support import (
 from server_support import FRONTS
 
 from mien.clients.analytics_client import AnalyticsClient
-from mien.clients.cli import main as cli_main
+from mien.cli import main as cli_main
 
 URI = "/archive/debate.mp4"
 

@@ -17,9 +17,9 @@ import pytest
 
 from server_support import build_photo_store, free_port, start_server, stop_server
 
-from mien.clients.cli import DefaultsFormatter, build_parser, main
+from mien.cli import DefaultsFormatter, build_parser, main
 
-MIEN = [sys.executable, "-m", "mien.clients.cli"]
+MIEN = [sys.executable, "-m", "mien.cli"]
 
 
 def mien(*args, cwd=None, **kwargs) -> subprocess.CompletedProcess:
@@ -70,7 +70,7 @@ def test_k_zero_is_refused():
 
 
 def test_server_without_port_takes_the_default():
-    from mien.clients.targets import parse_target
+    from mien.clients.replica_targets import parse_target
 
     assert parse_target("127.0.0.1").uri == "127.0.0.1:50051"
     assert parse_target("localhost").uri == "localhost:50051"

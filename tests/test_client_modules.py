@@ -1,8 +1,8 @@
 """The Python client's module layout: what `mien.clients.client` still offers after the
-split into searches / catalog / index_jobs / results / replies / channels, that the
-client stays light (no engine or model code), and that its QueryQuality keeps the
-engine's QueryVerdict's fields. Calls over a real server are in test_server_*.py
-and test_scale_replicas.py."""
+split into search_calls / catalog_calls / index_job_calls / from_proto / channels, that
+every module of mien.clients stays light (no engine, server or model code), and that the
+reply types are one set of classes shared with the engine (mien.results). Calls over a
+real server are in test_server_*.py and test_scale_replicas.py."""
 
 from __future__ import annotations
 
@@ -37,25 +37,51 @@ def test_every_public_name_still_comes_from_mien_clients_client():
         assert hasattr(module.Client, method), method
 
 
-def test_the_client_imports_no_engine_or_model_code():
-    code = ("import sys; import mien.clients.client, mien.clients.targets, mien.clients.native; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'cv2', 'dlib', 'onnxruntime', 'mediapipe', 'faiss', 'lmdb') "
-            "or m.startswith('mien.engine')))")
+# what a client must never load: the store's and the models' libraries, and mien's own
+# engine, indexer, server, web app and training
+HEAVY = ("lmdb", "faiss", "cv2", "torch", "onnxruntime", "dlib", "ai_edge_litert", "mediapipe")
+SERVER_SIDE = ("mien.engine", "mien.indexer", "mien.server", "mien.web", "mien.training")
+
+
+def test_every_client_module_imports_without_engine_or_model_code():
+    """`import mien.clients` and each module in it, in a fresh interpreter: none of HEAVY or
+    SERVER_SIDE is loaded (so the client installs and runs without lmdb, faiss or the models)."""
+    code = ("import importlib, pkgutil, sys, mien.clients\n"
+            "names = [m.name for m in pkgutil.walk_packages(mien.clients.__path__, 'mien.clients.')]\n"
+            "for name in names: importlib.import_module(name)\n"
+            "print(len(names))\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+            f"or any(m == p or m.startswith(p + '.') for p in {SERVER_SIDE!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    count, loaded = out.stdout.strip().splitlines()
+    assert int(count) >= 15, out.stdout  # the walk did see the package's modules
+    assert loaded == "[]", loaded
 
 
-def test_query_quality_is_the_twin_of_the_engines_query_verdict():
-    """The server fills the wire QueryQuality from the engine's QueryVerdict; the client reads
-    it into its own QueryQuality (it may not import the engine): same fields, same order."""
-    from mien.clients.results import QueryQuality
-    from mien.engine.faces.query_qa import QueryVerdict
+def test_the_reply_types_are_the_engines_own():
+    """One class per reply, shared by the engine and the clients (mien.results): the engine's
+    verdict on a query face is the client's QueryQuality, its stored face and GetFace's Face
+    share FaceFields, its tags and analytics results are the AnalyticsClient's."""
+    import mien.clients.analytics_client as analytics_client
+    import mien.engine.analytics as analytics
+    from mien.clients.client import Face, QueryQuality
+    from mien.engine.faces.query_qa import record_verdict
+    from mien.engine.store.records import FaceRecord, Tag
+    from mien.results.catalog import FaceFields
 
-    def shape(cls):
-        return [(f.name, str(f.type)) for f in dataclasses.fields(cls)]
+    class Stored:  # a stored face as record_verdict reads it
+        sharpness, yaw, pitch, roll, occluded, occlusion = 9.0, 1.0, 2.0, 3.0, True, 5.0
 
-    assert shape(QueryQuality) == shape(QueryVerdict)
+    verdict = record_verdict(Stored())
+    assert type(verdict) is QueryQuality and verdict.occluded and verdict.explanation
+    assert issubclass(Face, FaceFields) and issubclass(FaceRecord, FaceFields)
+    assert [f.name for f in dataclasses.fields(FaceRecord)][:13] == [
+        "source_uri", "frame_index", "timestamp_ms", "bbox", "landmarks5", "det_score", "sharpness",
+        "yaw", "pitch", "roll", "expression", "pooled", "identity"]  # built by position in places
+    assert analytics_client.Tag is Tag
+    for name in ("Cluster", "PersonSummary", "StoreClusters", "Segment", "PersonTagResult",
+                 "SourceTagReport", "PersonTagCount", "StoreTagReport"):
+        assert getattr(analytics_client, name) is getattr(analytics, name), name
 
 
 def test_transport_choice_for_one_server_and_for_replicas():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mien.demo.cli import mien_command
+from mien.demo.commands import mien_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from indexer_support import small_photo
 from model_files_support import arcface_onnx, feenet_checkpoint, scrfd_onnx
 from server_support import FRONTS, free_port, start_server, stop_server, wait_until
 
-from mien.clients.cli import main
+from mien.cli import main
 from mien.clients.client import Client
 from mien.engine.faces import EngineConfig
 from mien.engine.faces.engine_record import stored_record
@@ -148,7 +148,7 @@ def test_moved_model_is_found_by_flag_and_checked_by_hash(tmp_path, models, arch
 
     # `mien serve --expression-model` does the same from the command line
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mien.clients.cli", "serve", "--store", str(store),
+    proc = subprocess.Popen([sys.executable, "-m", "mien.cli", "serve", "--store", str(store),
                              "--port", str(port), "--front", "python", "--expression-model", str(elsewhere)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

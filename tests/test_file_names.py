@@ -64,7 +64,7 @@ def photo_store(tmp_path_factory):
 
 
 def run_mien(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mien.clients.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mien.cli", *args], capture_output=True,
                           env=env_for_subprocess(), timeout=600)
 
 

@@ -17,7 +17,7 @@ from mien.demo import photos
 def test_later_runs_and_queries_use_the_store_min_face(tmp_path):
     import cv2
 
-    from mien.clients.cli import main
+    from mien.cli import main
     from mien.clients.client import Client
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.store import Store

@@ -47,7 +47,7 @@ def test_an_old_dlib_store_goes_on_with_dlib(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mien.clients.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mien.cli", *args], capture_output=True, text=True)
 
 
 def test_cli_keeps_the_stores_detector_and_refuses_another(tmp_path):

@@ -89,7 +89,7 @@ def test_prune_removes_deleted_files_only(archive, tmp_path):
 
 
 def test_enrollment_names_matching_faces(tmp_path):
-    from mien.clients.cli import main
+    from mien.cli import main
     from mien.demo.videos import write_clip
     from mien.indexer import enroll_person
 
@@ -129,7 +129,7 @@ def test_enrollment_names_matching_faces(tmp_path):
 
 
 def test_person_list_and_bad_enrollment(tmp_path, capsys):
-    from mien.clients.cli import main
+    from mien.cli import main
     from mien.errors import BadInputError
     from mien.indexer import enroll_person
 

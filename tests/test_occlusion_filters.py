@@ -35,7 +35,7 @@ def _detect(image):
 
 
 def _mien(*args):
-    return subprocess.run([sys.executable, "-m", "mien.clients.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mien.cli", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def commit(store, book, uri: str, tracks: list[np.ndarray], labels=None):
 def test_same_frame_faces_never_share_a_person(tmp_path, capsys):
     """One image with the same face twice, and a clip of it twice side by side: two persons
     each; `person merge` refuses them without the override; enrolment takes only one."""
-    from mien.clients.cli import main
+    from mien.cli import main
     from mien.demo.videos import write_clip
     from mien.engine.store import Store
     from mien.indexer import enroll_person
@@ -185,7 +185,7 @@ def test_an_ambiguous_cluster_becomes_a_new_person(tmp_path):
 def test_person_add_on_a_group_photo_needs_face_index(tmp_path, capsys):
     import cv2
 
-    from mien.clients.cli import main
+    from mien.cli import main
     from mien.demo.videos import photo
 
     store_dir = str(tmp_path / "store")
@@ -217,7 +217,7 @@ def test_person_add_on_a_group_photo_needs_face_index(tmp_path, capsys):
 
 
 def test_ids_stay_when_naming_and_split_delete(tmp_path, capsys):
-    from mien.clients.cli import main
+    from mien.cli import main
     from mien.engine.store import Store
     from mien.indexer import enroll_person
 

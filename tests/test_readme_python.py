@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from server_support import TRANSPORTS, start_server, stop_server
 
 from mien.clients import AnalyticsClient, Client, MienError
-from mien.clients.cli import main
+from mien.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -259,7 +259,7 @@ def test_an_actor_killed_on_every_attempt_fails_the_video(cluster, archive, tmp_
 
 def test_index_without_ray_never_imports_it(tmp_path):
     photo = small_photo("obama", tmp_path / "a" / "obama.jpg")
-    code = ("import sys; from mien.clients.cli import main; "
+    code = ("import sys; from mien.cli import main; "
             f"rc = main(['index', {str(photo.parent)!r}, '--store', {str(tmp_path / 's')!r}, '--quiet', "
             "'--workers', '1']); assert 'ray' not in sys.modules, 'ray imported'; sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_for_subprocess(),

@@ -116,7 +116,7 @@ def test_mien_serve_token_file_and_sigterm(photo_store, tmp_path):
 
 def test_every_cli_client_command_sends_the_token_file(photo_store, tmp_path, monkeypatch, capsys):
     """Query and analytics subcommands share one set of connection flags and one token."""
-    from mien.clients.cli import main
+    from mien.cli import main
 
     monkeypatch.delenv("MIEN_TOKEN", raising=False)
     token_file = tmp_path / "token"

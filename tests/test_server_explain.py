@@ -87,7 +87,7 @@ def test_cross_identity_search_explains_too(photo_store, client):
 
 
 def test_cli_search_prints_the_reasons(photo_store, client, capsys):
-    from mien.clients.cli import main
+    from mien.cli import main
 
     target = client.target
     assert main(["search", "--face-id", str(photo_store.face_ids["obama.jpg"][0]), "-k", "3",

@@ -153,7 +153,7 @@ def test_the_cli_asks_the_server_to_include_occluded_faces(archive, served):
     import sys
 
     def mien(*args):
-        done = subprocess.run([sys.executable, "-m", "mien.clients.cli", *args, "--server", served, "--json"],
+        done = subprocess.run([sys.executable, "-m", "mien.cli", *args, "--server", served, "--json"],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
@@ -198,7 +198,7 @@ def test_mien_search_warns_about_a_rejected_query_face(archive, served, tmp_path
 
     blurred = tmp_path / "blurred.png"
     cv2.imwrite(str(blurred), cv2.GaussianBlur(archive["images"]["obama"], (0, 0), 4))
-    done = subprocess.run([sys.executable, "-m", "mien.clients.cli", "search", "--image", str(blurred), "-k", "4",
+    done = subprocess.run([sys.executable, "-m", "mien.cli", "search", "--image", str(blurred), "-k", "4",
                            "--server", served, "--json", "--exclude-occluded"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "note: query face: the indexer would have rejected this face: blurry" in done.stderr

@@ -333,7 +333,7 @@ def test_index_paths_outside_allowed_roots(env):
 # -- CLI on top of the client ----------------------------------------------------------------
 def test_cli_json_table_and_sheet(env, tmp_path, capsys):
     ps, _, target, _ = env
-    from mien.clients.cli import main
+    from mien.cli import main
 
     assert main(["cross", "--image", str(ps.archive["obama.jpg"]), "--person", "Biden",
                  "--server", target, "--json"]) == 0

@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mien.clients.cli import main  # noqa: E402
+from mien.cli import main  # noqa: E402
 from mien.training.fetch import fetch, load_triplets  # noqa: E402
 from training_support import PhotoServer, photo_bytes, write_fec_csv  # noqa: E402
 

@@ -239,7 +239,7 @@ def test_a_file_that_vanishes_or_changes_after_the_probe(files, tmp_path):
 
 def mien_index(store: Path, archive: Path, *options: str) -> tuple[dict, subprocess.CompletedProcess]:
     out = store.parent / f"{store.name}-{len(list(store.parent.glob(store.name + '-*.json')))}.json"
-    proc = subprocess.run([sys.executable, "-m", "mien.clients.cli", "index", "--store", str(store), "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "mien.cli", "index", "--store", str(store), "--quiet",
                            "--json", str(out), *options, str(archive)],
                           capture_output=True, text=True, env=env_for_subprocess(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,6 +1,9 @@
-"""mien.clients: the Python client (`Client`), its exception (`MienError`) and the CLI.
+"""mien.clients: the Python clients (`Client`, `AnalyticsClient`), their exception
+(`MienError`), and the query and analytics subcommands of `mien` (mien.clients.commands).
 
-Both are imported lazily so that `mien --help` does not load grpc.
+The clients are imported lazily so that `mien --help` does not load grpc. Nothing in this
+package imports the engine, the indexer, the server or the web app (tests/test_client_modules.py):
+what the calls return are the reply types of mien.results.
 """
 
 __all__ = ["Client", "MienError", "AnalyticsClient"]

@@ -1,8 +1,8 @@
 """Python client of the Analytics gRPC service.
 
-Answers come back as the engine's own result dataclasses (mien.engine.analytics),
-so the CLI, the pictures and in-process callers share one shape whether the
-work ran in a server or in this process (tags are mien.engine.store.Tag). Every
+Answers come back as the reply types of mien.results.analytics, the classes the
+engine's analytics return in-process too (mien.engine.analytics), so the CLI, the
+pictures and in-process callers share one shape wherever the work ran. Every
 method takes `timeout=` (seconds; default the client's) and a failed call raises
 mien.clients.MienError, as the search Client's do.
 """
@@ -15,7 +15,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from mien.engine.analytics import (
+from mien.clients.channels import auth_metadata, open_channel
+from mien.clients.errors import TranslatingStub
+from mien.filenames import escape
+from mien.results.analytics import (
     Cluster,
     PersonSummary,
     PersonTagCount,
@@ -24,11 +27,8 @@ from mien.engine.analytics import (
     SourceTagReport,
     StoreClusters,
     StoreTagReport,
+    Tag,
 )
-from mien.clients.channels import auth_metadata, open_channel
-from mien.clients.errors import TranslatingStub
-from mien.engine.store.records import Tag
-from mien.filenames import escape
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -217,7 +217,7 @@ class AnalyticsClient:
 
 
 def _tag(t) -> Tag:
-    """The engine's Tag for a TagInfo message (the same shape as in-process results)."""
+    """The Tag of a TagInfo message (the class in-process results use too)."""
     vectors = np.asarray([list(v.values) for v in t.vectors], dtype=np.float32).reshape(-1, 16)
     return Tag(name=t.name, vectors=vectors, threshold=float(t.threshold),
                reference_face_ids=[int(i) for i in t.reference_face_ids], created_ms=int(t.created_ms))

@@ -4,7 +4,7 @@ Every Client has a grpcio channel: streams (UploadImage, IndexPaths,
 WatchIndexJob) and `Client.channel` use it. Unary calls go through the
 transport: "native" (gRPC C++, mien.native: no hand-off to a grpcio thread) or
 "python" (the grpcio channel itself). One server or several replicas, both
-transports balance the same way (mien.clients.targets).
+transports balance the same way (mien.clients.replica_targets).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 
 from mien.clients.errors import TranslatingStub
-from mien.clients.targets import Target, parse_target
+from mien.clients.replica_targets import Target, parse_target
 from mien.v1 import search_pb2, search_pb2_grpc
 
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -34,7 +34,7 @@ def tls_roots(tls) -> bytes | None:
 
 def open_channel(target, tls: bool | str | bytes | os.PathLike | None = None) -> grpc.Channel:
     """A grpcio channel to "host:port", or balanced over replicas ("h1:p,h2:p", a list,
-    "dns:name:port"; see mien.clients.targets); tls: True (system roots), a CA PEM path or
+    "dns:name:port"; see mien.clients.replica_targets); tls: True (system roots), a CA PEM path or
     bytes, or None."""
     t = target if isinstance(target, Target) else parse_target(target)
     options = [("grpc.max_send_message_length", MAX_MESSAGE),
@@ -66,7 +66,7 @@ class Connection:
 def _native_transport(target: Target, transport: str) -> bool:
     """Whether unary calls take the gRPC C++ channel; refuses "native" when it cannot."""
     from mien import native
-    from mien.clients.native import balances
+    from mien.clients.native_stub import balances
 
     if transport == "python":
         return False
@@ -95,7 +95,7 @@ def connect(target, tls, transport: str) -> Connection:
     grpc_health = TranslatingStub(health_pb2_grpc.HealthStub(channel))
     if not use_native:
         return Connection("python", channel, stub, grpc_health, stub, grpc_health)
-    from mien.clients.native import UnaryStub, open_native_channel
+    from mien.clients.native_stub import UnaryStub, open_native_channel
 
     native_channel = open_native_channel(parsed, root_pem=tls_roots(tls), tls=bool(tls),
                                          max_message_bytes=MAX_MESSAGE)

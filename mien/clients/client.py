@@ -26,16 +26,17 @@ import grpc
 
 # The Client is assembled from modules with one job each; every name this module had
 # is still importable from here (from mien.clients.client import Client, Upload, ...).
-from mien.clients.catalog import CatalogCalls
+from mien.clients.catalog_calls import CatalogCalls
 from mien.clients.channels import MAX_MESSAGE as _MAX_MESSAGE  # noqa: F401 - kept for old importers
 from mien.clients.channels import TRANSPORTS, auth_metadata, connect, open_channel  # noqa: F401
 from mien.clients.channels import tls_roots as _tls_roots  # noqa: F401
 from mien.clients.errors import MienError
-from mien.clients.index_jobs import IndexJobCalls
-from mien.clients.results import (ComponentMatch, DeletedPerson, DetectedFace, Face, FaceHit,  # noqa: F401
-                                  IndexJob, IndexProgress, Page, Person, QueryFace, QueryQuality,
-                                  SearchResult, Source, Stats, Upload)
-from mien.clients.searches import CHUNK_BYTES, INLINE_IMAGE_BYTES, SearchCalls  # noqa: F401
+from mien.clients.index_job_calls import IndexJobCalls
+from mien.clients.search_calls import CHUNK_BYTES, INLINE_IMAGE_BYTES, SearchCalls  # noqa: F401
+from mien.results.catalog import DeletedPerson, Face, Page, Person, Source, Stats  # noqa: F401
+from mien.results.index_jobs import IndexJob, IndexProgress  # noqa: F401
+from mien.results.search import (ComponentMatch, DetectedFace, FaceHit, QueryFace, QueryQuality,  # noqa: F401
+                                 SearchResult, Upload)
 
 __all__ = ["Client", "MienError", "Upload", "FaceHit", "SearchResult", "QueryFace", "DetectedFace",
            "ComponentMatch", "Person", "Face", "Stats", "IndexProgress", "IndexJob", "Source", "Page",
@@ -47,8 +48,8 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 class Client(SearchCalls, CatalogCalls, IndexJobCalls):
     """Connection to a mien server. Thread-safe; use as a context manager or call close().
 
-    The calls live in mien.clients.searches (search, cross, identity, upload_image),
-    mien.clients.catalog (faces, persons, sources, stats) and mien.clients.index_jobs."""
+    The calls live in mien.clients.search_calls (search, cross, identity, upload_image),
+    mien.clients.catalog_calls (faces, persons, sources, stats) and mien.clients.index_job_calls."""
 
     def __init__(self, target=DEFAULT_TARGET, token: str | None = None,
                  tls: bool | str | bytes | None = None, timeout: float | None = 60.0,
@@ -56,7 +57,7 @@ class Client(SearchCalls, CatalogCalls, IndexJobCalls):
         """target "host:port", or several read replicas: a list of "host:port", one string
         "h1:p1,h2:p2", or "dns:name:port" (every address the name resolves to); calls are
         balanced by gRPC's round_robin and a replica that is down is skipped
-        (mien.clients.targets). token: bearer token (default env MIEN_TOKEN);
+        (mien.clients.replica_targets). token: bearer token (default env MIEN_TOKEN);
         tls: True (system roots), a CA certificate PEM path or bytes, or None (plaintext);
         transport: how unary calls travel: "native" (gRPC C++, mien.native), "python"
         (grpcio), "auto" native when built. Streams (UploadImage, IndexPaths) and

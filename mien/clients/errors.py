@@ -110,7 +110,7 @@ def _status_details(exc) -> list[dict]:
 def details_as_dicts(status) -> list[dict]:
     """A google.rpc.Status's details as dicts: {"type": "ErrorInfo", ...its fields}.
 
-    Shared by both transports (grpcio's trailer here, gRPC C++'s in clients/native.py).
+    Shared by both transports (grpcio's trailer here, gRPC C++'s in clients/native_stub.py).
     """
     from google.protobuf import json_format
     from google.rpc import error_details_pb2

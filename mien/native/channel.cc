@@ -4,11 +4,11 @@
 // the 2-core reference VM. Here the calling thread waits on its own
 // completion queue, so it reads the reply itself: no hand-off to another
 // thread. The GIL is released while the call is in flight. Streaming calls
-// stay on grpcio (mien.clients.native uses this only for unary methods).
+// stay on grpcio (mien.clients.native_stub uses this only for unary methods).
 //
 // Replicas: the target may be gRPC's address list ("ipv4:h1:p1,h2:p2",
 // "ipv6:...") or a "dns:" name; with a load-balancing policy ("round_robin")
-// and the service config mien.clients.targets builds (the retry on
+// and the service config mien.clients.replica_targets builds (the retry on
 // UNAVAILABLE), this channel balances exactly as the grpcio channel does.
 
 #include "common.h"

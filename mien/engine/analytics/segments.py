@@ -5,20 +5,9 @@ Pure functions over arrays, so the merging rules can be tested without a store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass
-class Segment:
-    """A run of tagged samples of one person: [start_ms, end_ms] are sample times."""
-
-    start_ms: int
-    end_ms: int
-    best_distance: float   # smallest squared-L2 distance to the tag inside the run
-    best_face_id: int      # the face that reached it
-    faces: int             # tagged faces inside the run
+from mien.results.analytics import Segment
 
 
 def sample_period_ms(timestamps_ms) -> int:

@@ -9,53 +9,18 @@ Everything is deterministic for a fixed seed.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from mien.engine.analytics.scan import all_face_ids, occluded_ids, resolve_person, vectors_in_chunks, without
 from mien.errors import BadInputError
+from mien.results.analytics import Cluster, PersonSummary, StoreClusters
 
 METHODS = ("kmeans", "ward")
 DEFAULT_K = {"kmeans": 8, "ward": 10}
 WARD_MAX = 4000        # Ward is O(n^2) in memory: fit on a seeded sample beyond this
 KMEANS_FIT_MAX = 20000  # k-means fits on a seeded sample beyond this, then assigns all
 MAX_K = 1000
-
-
-@dataclass
-class Cluster:
-    index: int                   # rank by size, 0 = largest
-    size: int                    # faces assigned to this cluster
-    share: float                 # size / faces summarised
-    centre: np.ndarray           # (16,) mean of the members (not normalised)
-    representative_face_id: int  # member closest to the centre
-    representative_distance: float  # its squared L2 to the centre
-    closest_face_ids: list[int] = field(default_factory=list)  # nearest members, best first
-
-
-@dataclass
-class PersonSummary:
-    person_id: int
-    person_name: str | None
-    method: str
-    k_requested: int
-    k: int                       # clusters actually made (<= distinct vectors)
-    faces: int
-    seed: int
-    clusters: list[Cluster]
-    occluded_left_out: int = 0   # the person's occluded faces not summarised; not in `faces`
-
-
-@dataclass
-class StoreClusters:
-    faces: int                   # faces in the store
-    sampled: int                 # faces clustered (all, or a seeded sample)
-    k_requested: int
-    k: int
-    seed: int
-    clusters: list[Cluster]
-    occluded_left_out: int = 0   # occluded faces not clustered; not in `faces`
 
 
 def _check_k(method: str, k: int | None) -> tuple[str, int]:

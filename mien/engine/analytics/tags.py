@@ -10,69 +10,18 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from mien.engine.analytics.scan import face_batches, occluded_ids, person_names
-from mien.engine.analytics.segments import Segment, merge_segments, sample_period_ms
+from mien.engine.analytics.segments import merge_segments, sample_period_ms
 from mien.errors import AlreadyExistsError, BadInputError, EncoderMismatchError, NotFoundError
+from mien.results.analytics import PersonTagCount, PersonTagResult, SourceTagReport, StoreTagReport
 
 DEFAULT_THRESHOLD = 0.5
 MAX_DISTANCE = 4.0  # squared L2 between unit vectors never exceeds 4
 MAX_REFERENCES = 256
 _NAME = re.compile(r"^[^\x00-\x1f/]{1,64}$")
-
-
-# ---------------------------------------------------------------- results
-
-
-@dataclass
-class PersonTagResult:
-    """One person (or one unknown track) of a video against one tag."""
-
-    tag: str
-    person_id: int              # -1 = unknown person, then track_id tells them apart
-    person_name: str | None
-    track_id: int
-    faces: int                  # faces of this person in the video
-    tagged: int                 # of those, faces within the tag's threshold
-    rate: float                 # tagged / faces
-    segments: list[Segment] = field(default_factory=list)
-
-
-@dataclass
-class SourceTagReport:
-    uri: str
-    duration_ms: int
-    faces: int                  # faces in the video (all persons)
-    sample_period_ms: int       # typical step between sampled frames
-    tags: list[str]
-    results: list[PersonTagResult]  # every person x every tag, persons in first-seen order
-    occluded_left_out: int = 0  # occluded faces not tagged (include_occluded=False); not in `faces`
-
-
-@dataclass
-class PersonTagCount:
-    """How often one person shows one tag over the whole store."""
-
-    tag: str
-    person_id: int
-    person_name: str | None
-    faces: int
-    tagged: int
-    rate: float
-    best_distance: float        # inf when never tagged
-    best_face_id: int           # -1 when never tagged
-
-
-@dataclass
-class StoreTagReport:
-    faces: int
-    tags: list[str]
-    tagged: dict[str, int]      # faces carrying each tag
-    persons: list[PersonTagCount]  # persons with >= 1 tagged face, most tagged first per tag
-    occluded_left_out: int = 0  # occluded faces not tagged (include_occluded=False); not in `faces`
 
 
 # ---------------------------------------------------------------- tag CRUD

@@ -11,25 +11,11 @@ whether the mouth was covered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.types import Face
-
-
-@dataclass
-class QueryVerdict:
-    passed: bool        # the indexer would have kept this face (occluded faces are kept, flagged)
-    reason: str         # "" or FaceQA's reasons, comma-separated: blurry, yaw, pitch, occluded
-    explanation: str    # one sentence for people: what failed, by how much, and what it means
-    sharpness: float
-    yaw: float
-    pitch: float
-    roll: float
-    occluded: bool
-    occlusion: float
+from mien.results.search import QueryQuality  # the verdict, as the clients read it back
 
 
 def _explain(passed: bool, reasons: list[str], sharpness: float, yaw: float, pitch: float,
@@ -53,14 +39,14 @@ def _explain(passed: bool, reasons: list[str], sharpness: float, yaw: float, pit
 
 
 def verdict(reasons: list[str], sharpness: float, yaw: float, pitch: float, roll: float,
-            occluded: bool, occlusion: float, cfg: EngineConfig) -> QueryVerdict:
+            occluded: bool, occlusion: float, cfg: EngineConfig) -> QueryQuality:
     passed = not reasons
-    return QueryVerdict(passed, ",".join(reasons),
+    return QueryQuality(passed, ",".join(reasons),
                         _explain(passed, reasons, sharpness, yaw, pitch, occluded, occlusion, cfg),
                         float(sharpness), float(yaw), float(pitch), float(roll), bool(occluded), float(occlusion))
 
 
-def image_face_verdict(image: np.ndarray, face: Face, cfg: EngineConfig) -> QueryVerdict:
+def image_face_verdict(image: np.ndarray, face: Face, cfg: EngineConfig) -> QueryQuality:
     """The verdict for a face the analyzer assessed (face.quality set; assessed here if not)."""
     from mien.engine.faces.faceqa import assess_face
 
@@ -75,7 +61,7 @@ def image_face_verdict(image: np.ndarray, face: Face, cfg: EngineConfig) -> Quer
     return verdict(reasons, q.sharpness, q.yaw, q.pitch, q.roll, occluded, occlusion, cfg)
 
 
-def record_verdict(record, cfg: EngineConfig | None = None) -> QueryVerdict:
+def record_verdict(record, cfg: EngineConfig | None = None) -> QueryQuality:
     """The verdict for a stored face: it passed FaceQA when indexed (occluded ones were kept, flagged)."""
     cfg = cfg or EngineConfig()  # only the wording uses it: a face_id query loads no models
     occluded = bool(getattr(record, "occluded", False))

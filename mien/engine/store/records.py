@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from mien.errors import BadInputError
+from mien.results.analytics import Tag  # the store keeps tags as the clients see them
+from mien.results.catalog import FaceFields
 
 EXPR_DIM = 16
 
@@ -28,19 +30,10 @@ VEC_DTYPE = np.dtype(
 
 
 @dataclass
-class FaceRecord:
-    source_uri: str
-    frame_index: int
-    timestamp_ms: int
-    bbox: tuple[float, float, float, float]
-    landmarks5: np.ndarray
-    det_score: float
-    sharpness: float
-    yaw: float
-    pitch: float
-    roll: float
-    expression: np.ndarray
-    pooled: np.ndarray
+class FaceRecord(FaceFields):
+    """A face as the store keeps it: the fields every face has (mien.results.catalog.FaceFields,
+    which GetFace's reply shares), then what the store adds."""
+
     identity: np.ndarray | None
     track_id: int = -1
     person_id: int = -1
@@ -81,18 +74,6 @@ class Person:
     centroid: np.ndarray
     count: int
     reference: np.ndarray | None = None
-
-
-@dataclass
-class Tag:
-    name: str
-    vectors: np.ndarray  # (R, 16)
-    threshold: float = 0.5
-    reference_face_ids: list[int] = field(default_factory=list)
-    created_ms: int = 0
-    # JPEG pictures of the references that are not stored faces (a photo uploaded
-    # to make the tag): what the tag was made from, for a person to see
-    reference_pictures: list[bytes] = field(default_factory=list)
 
 
 @dataclass(slots=True)

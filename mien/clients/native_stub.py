@@ -39,10 +39,10 @@ def balances() -> bool:
 
 
 def open_native_channel(target, *, root_pem: bytes | None, tls: bool, max_message_bytes: int):
-    """A gRPC C++ channel for a mien.clients.targets.Target (or a "host:port"): one server,
+    """A gRPC C++ channel for a mien.clients.replica_targets.Target (or a "host:port"): one server,
     or replicas balanced round-robin with the grpcio channel's retry policy. With tls,
     root_pem None trusts gRPC's default roots."""
-    from mien.clients.targets import Target, parse_target
+    from mien.clients.replica_targets import Target, parse_target
 
     if not native.available():
         raise RuntimeError(native.UNAVAILABLE_REASON)

@@ -39,7 +39,7 @@ def mien_command() -> str:
 
 
 def _run(argv: list[str]) -> None:
-    from mien.clients.cli import main
+    from mien.cli import main
 
     print(f"\n$ {mien_command()} {shlex.join(argv)}", flush=True)
     code = main(argv)

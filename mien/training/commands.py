@@ -1,4 +1,4 @@
-"""CLI: `mien fec fetch`, `mien train feenet`, `mien eval fec`.
+"""The training `mien` subcommands: `mien fec fetch`, `mien train feenet | head`, `mien rate`, `mien eval fec`.
 
 Heavy imports (torch, timm, cv2, dlib) stay inside the command functions.
 """
@@ -10,12 +10,9 @@ import json
 
 
 def register(subparsers) -> None:
-    fec = subparsers.add_parser("fec", help="Google's FEC dataset: download and crop faces")
-    fec_sub = fec.add_subparsers(dest="fec_command", metavar="SUBCOMMAND")
-    fetch = fec_sub.add_parser(
-        "fetch", help="download, crop and align the faces of an FEC CSV (resumable)",
-        description="Download the images an FEC CSV lists, crop each face by its box, align "
-                    "it with the engine and cache 224x224 crops in DIR. Re-running resumes.")
+    fec_sub = _group(subparsers, "fec", "Google's FEC dataset: download and crop faces", "SUBCOMMAND")
+    fetch = fec_sub.add_parser("fetch", description=_cmd_fetch.__doc__,
+                               help="download, crop and align the faces of an FEC CSV (resumable)")
     fetch.add_argument("csv", help="faceexp-comparison-data-{train,test}-public.csv")
     fetch.add_argument("--out", required=True, help="data directory (cache)")
     fetch.add_argument("--workers", type=int, default=16, help="parallel downloads (16)")
@@ -27,14 +24,10 @@ def register(subparsers) -> None:
     fetch.add_argument("--retry-dead", action="store_true",
                        help="ask again for URLs a previous run found dead (4xx)")
     fetch.set_defaults(func=_cmd_fetch)
-    fec.set_defaults(func=lambda args: (fec.print_help(), 2)[1])
 
-    train = subparsers.add_parser("train", help="train models")
-    train_sub = train.add_subparsers(dest="train_command", metavar="MODEL")
-    feenet = train_sub.add_parser(
-        "feenet", help="train FEENet on fetched FEC triplets",
-        description="Symmetric triplet loss (squared L2, margin 0.2), AdamW + warm-up/cosine. "
-                    "The checkpoint is rewritten after every epoch; --resume continues.")
+    train_sub = _group(subparsers, "train", "train models", "MODEL")
+    feenet = train_sub.add_parser("feenet", help="train FEENet on fetched FEC triplets",
+                                  description=_cmd_train.__doc__)
     feenet.add_argument("--data", required=True, help="directory made by `mien fec fetch`")
     feenet.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     feenet.add_argument("--epochs", type=int, default=10)
@@ -61,14 +54,8 @@ def register(subparsers) -> None:
     feenet.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: all cores; use 1 on a busy machine)")
     feenet.set_defaults(func=_cmd_train)
-    head = train_sub.add_parser(
-        "head", help="train a 16-d expression head on rated triplets (CPU, minutes)",
-        description="Learn the expression metric from people's judgements: rated triplets in FEC's "
-                    "format (the Rate page, mien rate, FEC's CSV, the project's rated set) and the "
-                    "expression features of their faces (a store's, or a feature table). Prints the "
-                    "head's face-disjoint cross-validated accuracy by triplet type beside fer-au-v2 "
-                    "and its parts, then writes the head trained on every triplet. The same data and "
-                    "seed give the same file.")
+    head = train_sub.add_parser("head", description=_cmd_train_head.__doc__,
+                                help="train a 16-d expression head on rated triplets (CPU, minutes)")
     head.add_argument("--ratings", nargs="+", required=True, metavar="CSV", help="rated-triplet files")
     src = head.add_mutually_exclusive_group(required=True)
     src.add_argument("--store", help="take the faces' features from this store (faces matched by "
@@ -89,14 +76,9 @@ def register(subparsers) -> None:
     head.add_argument("--seed", type=int, default=0)
     head.add_argument("--report", metavar="JSON", help="also write the cross-validation report here")
     head.set_defaults(func=_cmd_train_head)
-    train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
 
-    rate = subparsers.add_parser(
-        "rate", help="rate triplets of a store's faces (FEC's question), to train a head on",
-        description="Shows three of the store's faces at a time (a picture at --picture: open it in any "
-                    "viewer) and asks FEC's question; each answer is appended to the ratings file in "
-                    "FEC's format (crash-safe), which `mien train head --store` learns from. "
-                    "Answer 1, 2 or 3; 0 = can't tell (not recorded); q = stop.")
+    rate = subparsers.add_parser("rate", description=_cmd_rate.__doc__,
+                                 help="rate triplets of a store's faces (FEC's question), to train a head on")
     rate.add_argument("--store", required=True)
     rate.add_argument("--rater", required=True, help="your rater id (a name without commas)")
     rate.add_argument("--ratings", default=None, help="ratings file (default: STORE/ratings.csv)")
@@ -106,8 +88,7 @@ def register(subparsers) -> None:
     rate.add_argument("--picture", default=None, help="where to draw each triplet (default: a temp PNG)")
     rate.add_argument("--seed", type=int, default=None)
     rate.set_defaults(func=_cmd_rate)
-    ev = subparsers.add_parser("eval", help="evaluate models")
-    ev_sub = ev.add_subparsers(dest="eval_command", metavar="BENCHMARK")
+    ev_sub = _group(subparsers, "eval", "evaluate models", "BENCHMARK")
     evfec = ev_sub.add_parser(
         "fec", help="FEC triplet accuracy of a FEENet checkpoint and the landmark baseline")
     evfec.add_argument("--ckpt", default=None, help="FEENet checkpoint (omit: baseline only)")
@@ -118,10 +99,22 @@ def register(subparsers) -> None:
     evfec.add_argument("--no-baseline", action="store_true", help="skip the landmark encoder")
     evfec.add_argument("--out", default=None, help="write the report as JSON")
     evfec.set_defaults(func=_cmd_eval)
-    ev.set_defaults(func=lambda args: (ev.print_help(), 2)[1])
 
+
+def _group(subparsers, name: str, help: str, metavar: str):
+    """A command made of subcommands (`mien fec fetch`); alone it prints its help and exits 2.
+    Returns its subparsers."""
+    parser = subparsers.add_parser(name, help=help)
+    sub = parser.add_subparsers(dest=f"{name}_command", metavar=metavar)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    return sub
+
+
+# a command's docstring is its --help description
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
+    """Download the images an FEC CSV lists, crop each face by its box, align it with the engine
+    and cache 224x224 crops in DIR. Re-running resumes."""
     from dataclasses import asdict
 
     from mien.training.fetch import fetch
@@ -141,6 +134,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    """Symmetric triplet loss (squared L2, margin 0.2), AdamW + warm-up/cosine. The checkpoint is
+    rewritten after every epoch; --resume continues."""
     from mien.training.train import train
 
     result = train(args.data, args.out, epochs=args.epochs, batch=args.batch, lr=args.lr,
@@ -169,6 +164,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_head(args) -> int:
+    """Learn the expression metric from people's judgements: rated triplets in FEC's format (the
+    Rate page, mien rate, FEC's CSV, the project's rated set) and the expression features of their
+    faces (a store's, or a feature table). Prints the head's face-disjoint cross-validated accuracy
+    by triplet type beside fer-au-v2 and its parts, then writes the head trained on every triplet.
+    The same data and seed give the same file."""
     from mien.errors import BadInputError
     from mien.training.head import HeadConfig, cross_validated_report, fit_head
     from mien.training.rated import FeatureTable, read_rated, table_from_store, usable
@@ -248,6 +248,10 @@ def triplet_picture(store, face_ids, side: int = 200):
 
 
 def _cmd_rate(args) -> int:
+    """Shows three of the store's faces at a time (a picture at --picture: open it in any viewer)
+    and asks FEC's question; each answer is appended to the ratings file in FEC's format
+    (crash-safe), which `mien train head --store` learns from. Answer 1, 2 or 3; 0 = can't tell
+    (not recorded); q = stop."""
     import sys
     import tempfile
     from pathlib import Path

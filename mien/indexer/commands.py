@@ -1,4 +1,4 @@
-"""`mien index` and `mien person`. Heavy imports stay inside the commands."""
+"""The indexer's `mien` subcommands: index, person, reembed. Heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 
 from mien.filenames import shown
+from mien.results.tables import print_persons
 
 
 def _store_arg(parser) -> None:
@@ -74,10 +75,9 @@ def explicit_engine_args(args) -> dict:
 
 
 def register(subparsers) -> None:
+    # a command's docstring is its --help description
     p = subparsers.add_parser("index", help="index folders/files of images and videos into a store",
-                              description="Crawl images and videos (decided by content), detect faces, "
-                                          "keep FaceQA-passed ones, track and cluster persons, commit "
-                                          "per source. Re-runs skip unchanged files.")
+                              description=cmd_index.__doc__)
     p.add_argument("paths", nargs="+", metavar="PATH")
     _store_arg(p)
     p.add_argument("--fps", type=float, default=2.0, help="video frames sampled per second (default 2)")
@@ -114,9 +114,7 @@ def register(subparsers) -> None:
                     "without chaining, and an ambiguous match starts a new anonymous person.")
     sub = person.add_subparsers(dest="person_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="enroll a named person from reference images",
-                         description="Enroll NAME from one face per photo. Anonymous persons that are "
-                                     "clearly this person get the name (the closest keeps its id); one that "
-                                     "shares a frame with the person's faces is never taken.")
+                         description=cmd_person_add.__doc__)
     add.add_argument("name")
     add.add_argument("images", nargs="+", metavar="IMAGE")
     add.add_argument("--face-index", type=int, action="append", metavar="N",
@@ -152,13 +150,8 @@ def register(subparsers) -> None:
     _store_arg(spl)
     spl.set_defaults(func=cmd_person_split)
 
-    re = subparsers.add_parser(
-        "reembed", help="recompute every expression vector from the features the store keeps",
-        description="Apply a new expression metric to a store without reading its media: a head "
-                    "trained on rated triplets (mien train head), the head mien ships, or back to "
-                    "the fixed fer-au-v2 vector. One transaction: a server on the store answers "
-                    "from the old vectors until it commits; a kill at any moment leaves the old "
-                    "store or the new one, and a re-run gives the same store.")
+    re = subparsers.add_parser("reembed", description=cmd_reembed.__doc__,
+                               help="recompute every expression vector from the features the store keeps")
     _store_arg(re)
     which = re.add_mutually_exclusive_group()
     which.add_argument("--head", metavar="FILE", help="an expression head file (default: the head mien ships)")
@@ -185,6 +178,8 @@ def store_engine_config(args):
 
 
 def cmd_index(args) -> int:
+    """Crawl images and videos (decided by content), detect faces, keep FaceQA-passed ones, track
+    and cluster persons, commit per source. Re-runs skip unchanged files."""
     from mien.indexer import IndexOptions, index_paths
 
     options = IndexOptions(fps=args.fps, every_frame=args.every_frame, prune=args.prune,
@@ -216,6 +211,8 @@ def cmd_index(args) -> int:
 
 
 def cmd_person_add(args) -> int:
+    """Enroll NAME from one face per photo. Anonymous persons that are clearly this person get the
+    name (the closest keeps its id); one that shares a frame with the person's faces is never taken."""
     from mien.indexer.enroll import enroll_person
 
     result = enroll_person(args.store, args.name, args.images, engine_config_from(args),
@@ -239,8 +236,6 @@ def cmd_person_list(args) -> int:
     with Store(args.store, mode="r") as store:
         rows = [(p.person_id, p.name or "", len(store.person_face_ids(p.person_id)))
                 for p in store.list_persons()]
-    from mien.clients.cli_query import print_persons
-
     print_persons(rows, args.json)  # the same table and JSON as `mien persons`
     return 0
 
@@ -313,6 +308,10 @@ def cmd_person_split(args) -> int:
 
 
 def cmd_reembed(args) -> int:
+    """Apply a new expression metric to a store without reading its media: a head trained on rated
+    triplets (mien train head), the head mien ships, or back to the fixed fer-au-v2 vector. One
+    transaction: a server on the store answers from the old vectors until it commits; a kill at any
+    moment leaves the old store or the new one, and a re-run gives the same store."""
     from mien.indexer.reembed import reembed
 
     store = _existing_store(args.store)

@@ -1,8 +1,10 @@
-"""CLI: `mien tag ...`, `mien summary`, `mien clusters`.
+"""The analytics subcommands: `mien tag ...`, `mien summary`, `mien clusters`.
 
 Each command talks to a server over gRPC (--server, default $MIEN_SERVER or
 127.0.0.1:50051) or, with --store DIR, works on a store in this process. Both
-paths return the engine's result dataclasses, so output is identical.
+paths return the reply types of mien.results.analytics, so output is identical.
+The in-process path is the engine's (mien.engine.analytics.on_store); a client may
+not import the engine, so the `mien` command (mien.cli) hands it to register().
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 
 from mien.filenames import escape, shown
 
-# EngineConfig fields a store's engine record may need pointed at a moved file
+# model files a store's engine record may need pointed at where they are now (--store only)
 MODEL_FLAGS = ("detector_model", "identity_model", "expression_model", "expression_head")
 
 # ------------------------------------------------------------------ backends
@@ -31,7 +33,7 @@ def _grpc_errors(method):
 
         from mien.errors import BadInputError, MienError, NotFoundError
 
-        from mien.clients.cli import rpc_error_line
+        from mien.clients.commands.error_lines import rpc_error_line
 
         try:
             return method(*args, **kwargs)
@@ -50,18 +52,17 @@ def _grpc_errors(method):
 class _Remote:
     def __init__(self, args):
         from mien.clients.analytics_client import AnalyticsClient
-
-        from mien.clients.connection import client_from_args
+        from mien.clients.commands.connection import client_from_args
 
         self.server = args.server
         self.connection = client_from_args(args)
         self.client = AnalyticsClient(self.connection)
 
     @_grpc_errors
-    def create_tag(self, args):
-        return self.client.create_tag(args.name, images=args.image or (), face_ids=args.face_id or (),
-                                      threshold=args.threshold, replace=args.replace,
-                                      face_index=args.face_index)
+    def create_tag(self, name, *, images, face_ids, threshold, replace, face_index, model_files):
+        # model_files: the server's engine finds its own
+        return self.client.create_tag(name, images=images, face_ids=face_ids, threshold=threshold,
+                                      replace=replace, face_index=face_index)
 
     @_grpc_errors
     def list_tags(self):
@@ -108,93 +109,9 @@ class _Remote:
         self.connection.close()
 
 
-class _Local:
-    """Runs the engine's analytics directly on a store directory."""
-
-    def __init__(self, args):
-        import os
-
-        from mien.errors import NotFoundError
-
-        if not os.path.exists(os.path.join(args.store, "data.mdb")):
-            raise NotFoundError(f"no mien store at {args.store} (index something into it first)")
-        self.dir = args.store
-
-    def _reader(self):
-        from mien.engine.store import Store
-
-        return Store(self.dir, mode="r")
-
-    def create_tag(self, args):
-        from mien.engine.analytics import create_tag
-        from mien.engine.store import Store
-
-        images = [(path, args.face_index) for path in (args.image or ())]
-        with Store(self.dir, mode="w") as store:
-            analyzer = None
-            if args.image:
-                from mien.engine.faces import EngineConfig, FaceAnalyzer
-
-                # the store's recorded engine; --*-model point at model files that moved
-                moved = {key: getattr(args, key, None) for key in MODEL_FLAGS}
-                analyzer = FaceAnalyzer(EngineConfig(**{k: v for k, v in moved.items() if v})
-                                        .matching_store(store.encoders))
-            return create_tag(store, args.name, images=images, face_ids=args.face_id or (),
-                              threshold=0.5 if args.threshold is None else args.threshold,
-                              analyzer=analyzer, replace=args.replace)
-
-    def list_tags(self):
-        from mien.engine.analytics import list_tags
-
-        with self._reader() as store:
-            return list_tags(store)
-
-    def delete_tag(self, name):
-        from mien.engine.analytics import delete_tag
-        from mien.engine.store import Store
-
-        with Store(self.dir, mode="w") as store:
-            delete_tag(store, name)
-
-    def tag_source(self, uri, tags, max_gap_ms, include_occluded=False):
-        from mien.engine.analytics import tag_source
-
-        gap = -1 if max_gap_ms is None else (None if max_gap_ms < 0 else max_gap_ms)
-        with self._reader() as store:
-            return tag_source(store, uri, tags, max_gap_ms=gap, include_occluded=include_occluded)
-
-    def tag_store(self, tags, include_occluded=False):
-        from mien.engine.analytics import tag_store
-
-        with self._reader() as store:
-            return tag_store(store, tags, include_occluded=include_occluded)
-
-    def _thumbs(self, store, clusters):
-        ids = {c.representative_face_id for c in clusters}
-        return {i: store.get_thumbnail(i) for i in ids}
-
-    def summarize(self, person, method, k, seed, thumbnails, include_occluded=False):
-        from mien.engine.analytics import summarize_person
-
-        with self._reader() as store:
-            summary = summarize_person(store, person, method=method, k=k, seed=seed,
-                                       include_occluded=include_occluded)
-            return summary, (self._thumbs(store, summary.clusters) if thumbnails else {})
-
-    def cluster_store(self, k, sample, seed, thumbnails, include_occluded=False):
-        from mien.engine.analytics import cluster_store
-
-        with self._reader() as store:
-            result = cluster_store(store, k, sample=sample or 200_000, seed=seed,
-                                   include_occluded=include_occluded)
-            return result, (self._thumbs(store, result.clusters) if thumbnails else {})
-
-    def close(self):
-        pass
-
-
 def _backend(args):
-    return _Local(args) if args.store else _Remote(args)
+    """The calls on a server, or with --store on a store in this process."""
+    return args.analytics_on_store(args.store) if args.store else _Remote(args)
 
 
 # ------------------------------------------------------------------ output
@@ -251,7 +168,9 @@ def cmd_tag_create(args) -> int:
     if not args.image and not args.face_id:
         raise SystemExit("mien tag create: give at least one --image or --face-id")
     with contextlib.closing(_backend(args)) as backend:
-        tag = backend.create_tag(args)
+        tag = backend.create_tag(args.name, images=args.image or (), face_ids=args.face_id or (),
+                                 threshold=args.threshold, replace=args.replace, face_index=args.face_index,
+                                 model_files={key: getattr(args, key, None) for key in MODEL_FLAGS})
     print(f"tag {tag.name!r}: {len(tag.vectors)} reference(s), threshold {tag.threshold:.3g}")
     return 0
 
@@ -280,7 +199,7 @@ def cmd_tag_delete(args) -> int:
 
 def cmd_tag_run(args) -> int:
     with contextlib.closing(_backend(args)) as backend:
-        from mien.clients.cli_query import source_uri
+        from mien.clients.commands.query import source_uri
 
         report = backend.tag_source(source_uri(args.source), args.tags or None, args.max_gap_ms,
                                     include_occluded=args.include_occluded)
@@ -331,57 +250,70 @@ def _print_clusters(clusters) -> None:
               f"({c.representative_distance:.3f})")
 
 
-def cmd_summary(args) -> int:
-    with contextlib.closing(_backend(args)) as backend:
-        summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet),
-                                            include_occluded=args.include_occluded)
+def _emit_clustering(args, result, thumbs, headline: str, **sheet_layout) -> int:
+    """What `summary` and `clusters` print: a headline and the clusters, or JSON; the sheet."""
     if args.sheet:
         from mien.clients.analytics_pictures import summary_sheet_png
 
-        summary_sheet_png(summary, thumbs, args.sheet)
-    if args.json:
-        _print_json(_plain(summary))
-    else:
-        who = _person_label(summary.person_id, summary.person_name)
-        print(f"{who}: {summary.faces} faces, {summary.method} k={summary.k} "
-              f"(asked {summary.k_requested}), seed {summary.seed}{_left_out(summary)}")
-        _print_clusters(summary.clusters)
-    if args.sheet:
-        print(f"sheet written to {args.sheet}", file=sys.stderr)
-    return 0
-
-
-def cmd_clusters(args) -> int:
-    with contextlib.closing(_backend(args)) as backend:
-        result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet),
-                                               include_occluded=args.include_occluded)
-    if args.sheet:
-        from mien.clients.analytics_pictures import summary_sheet_png
-
-        summary_sheet_png(result, thumbs, args.sheet, columns=10, cell=120)
+        summary_sheet_png(result, thumbs, args.sheet, **sheet_layout)
     if args.json:
         _print_json(_plain(result))
     else:
-        print(f"{result.sampled} of {result.faces} faces in {result.k} clusters "
-              f"(asked {result.k_requested}){_left_out(result)}")
+        print(headline)
         _print_clusters(result.clusters)
     if args.sheet:
         print(f"sheet written to {args.sheet}", file=sys.stderr)
     return 0
 
 
+def cmd_summary(args) -> int:
+    with contextlib.closing(_backend(args)) as backend:
+        summary, thumbs = backend.summarize(args.person, args.method, args.k, args.seed, bool(args.sheet),
+                                            include_occluded=args.include_occluded)
+    who = _person_label(summary.person_id, summary.person_name)
+    return _emit_clustering(args, summary, thumbs,
+                            f"{who}: {summary.faces} faces, {summary.method} k={summary.k} "
+                            f"(asked {summary.k_requested}), seed {summary.seed}{_left_out(summary)}")
+
+
+def cmd_clusters(args) -> int:
+    with contextlib.closing(_backend(args)) as backend:
+        result, thumbs = backend.cluster_store(args.k, args.sample, args.seed, bool(args.sheet),
+                                               include_occluded=args.include_occluded)
+    return _emit_clustering(args, result, thumbs,
+                            f"{result.sampled} of {result.faces} faces in {result.k} clusters "
+                            f"(asked {result.k_requested}){_left_out(result)}", columns=10, cell=120)
+
+
 # ------------------------------------------------------------------ parsers
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    from mien.clients.connection import add_connection_args
+    from mien.clients.commands.connection import add_connection_args
 
     add_connection_args(parser)
     parser.add_argument("--store", default=None, metavar="DIR",
                         help="work on this store directory in-process instead of a server")
 
 
-def register(subparsers) -> None:
+def _occluded_and_connection(parser: argparse.ArgumentParser) -> None:
+    """The last options of every command that reads faces: occluded ones in or out, and where."""
+    parser.add_argument("--include-occluded", action="store_true",
+                        help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; "
+                             "left out by default)")
+    _connection(parser)
+
+
+def _clustering_args(parser: argparse.ArgumentParser) -> None:
+    """What `summary` and `clusters` share: the seed, a contact sheet, JSON."""
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the clustering (same seed, same answer)")
+    parser.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def register(subparsers, analytics_on_store) -> None:
+    """analytics_on_store(store_dir): the calls of _Remote run in-process on a store, for --store."""
     tag = subparsers.add_parser("tag", help="custom expression tags: create, list, delete, run on a video")
     tag_sub = tag.add_subparsers(dest="tag_command", metavar="ACTION")
     tag.set_defaults(func=lambda args: (tag.print_help(), 2)[1])
@@ -419,17 +351,13 @@ def register(subparsers) -> None:
                    help="split segments at gaps longer than this (default 2 sample periods; <0 never)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--timeline", default=None, metavar="OUT.png", help="write a timeline picture")
-    p.add_argument("--include-occluded", action="store_true",
-                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
-    _connection(p)
+    _occluded_and_connection(p)
     p.set_defaults(func=cmd_tag_run)
 
     p = tag_sub.add_parser("store", help="apply tags to the whole store: which persons show them, how often")
     p.add_argument("--tags", nargs="+", default=None, metavar="NAME", help="tags to apply (default all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--include-occluded", action="store_true",
-                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
-    _connection(p)
+    _occluded_and_connection(p)
     p.set_defaults(func=cmd_tag_store)
 
     p = subparsers.add_parser("summary", help="dominant expressions of one person (k-means or Ward)")
@@ -437,21 +365,16 @@ def register(subparsers) -> None:
     p.add_argument("--method", choices=["kmeans", "ward"], default="kmeans",
                    help="k-means (K clusters) or agglomerative Ward clustering")
     p.add_argument("-k", type=int, default=None, help="clusters (default 8 for kmeans, 10 for ward)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the clustering (same seed, same answer)")
-    p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--include-occluded", action="store_true",
-                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
-    _connection(p)
+    _clustering_args(p)
+    _occluded_and_connection(p)
     p.set_defaults(func=cmd_summary)
 
     p = subparsers.add_parser("clusters", help="corpus-wide expression clusters")
     p.add_argument("-k", type=int, default=100, help="clusters (default %(default)s)")
     p.add_argument("--sample", type=int, default=0, help="cluster at most this many faces (default 200000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the clustering (same seed, same answer)")
-    p.add_argument("--sheet", default=None, metavar="OUT.png", help="write a contact sheet")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--include-occluded", action="store_true",
-                   help="also use faces FaceQA flagged as occluded (a hand or mask over the mouth; left out by default)")
-    _connection(p)
+    _clustering_args(p)
+    _occluded_and_connection(p)
     p.set_defaults(func=cmd_clusters)
+
+    for parser in (*tag_sub.choices.values(), subparsers.choices["summary"], subparsers.choices["clusters"]):
+        parser.set_defaults(analytics_on_store=analytics_on_store)

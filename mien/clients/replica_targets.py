@@ -9,7 +9,7 @@ resends a call that failed with UNAVAILABLE before any reply arrived (the
 replica died under it) to another replica; replicas serve the same read-only
 snapshot, so a repeat is harmless. Both client transports take the same
 Target: grpcio through channel_options(), the gRPC C++ channel
-(mien.clients.native) through native_settings().
+(mien.clients.native_stub) through native_settings().
 
 Host names in a list are resolved once, here, because gRPC's address-list
 URIs ("ipv4:a:p,b:p", "ipv6:[a]:p,...") take literal addresses of ONE family:

@@ -8,9 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mien.clients import replies
+from mien.clients import from_proto
 from mien.clients.request_fields import filters, person_ref, refine
-from mien.clients.results import SearchResult, Upload
+from mien.results.search import SearchResult, Upload
 from mien.v1 import common_pb2, search_pb2
 
 INLINE_IMAGE_BYTES = 3 * 1024 * 1024   # larger images go through UploadImage
@@ -80,7 +80,7 @@ class SearchCalls:
             include_thumbnails=thumbnails, explain=explain,
         )
         refine(req, max_distance, distinct)
-        return replies.search_result(self._call("SearchExpression", req, timeout))
+        return from_proto.search_result(self._call("SearchExpression", req, timeout))
 
     def _search_raw(self, request: search_pb2.SearchExpressionRequest):
         """The raw SearchExpression reply for a prebuilt request (benchmarks; not the API)."""
@@ -99,7 +99,7 @@ class SearchCalls:
             filters=filters(sources=sources, time_range=time_range, exclude_occluded=exclude_occluded),
         )
         refine(req, max_distance, distinct)
-        return replies.search_result(self._call("CrossIdentitySearch", req, timeout))
+        return from_proto.search_result(self._call("CrossIdentitySearch", req, timeout))
 
     def identity(self, query, *, k: int = 10, face_index: int | None = None,
                  persons: Sequence[int | str] = (), exclude_persons: Sequence[int | str] = (),
@@ -113,4 +113,4 @@ class SearchCalls:
             filters=filters(persons, exclude_persons, sources, time_range, exclude_occluded),
         )
         refine(req, max_distance, distinct)
-        return replies.search_result(self._call("SearchIdentity", req, timeout))
+        return from_proto.search_result(self._call("SearchIdentity", req, timeout))

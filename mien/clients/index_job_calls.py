@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Iterator, Sequence
 
-from mien.clients import replies
-from mien.clients.results import IndexJob, IndexProgress
+from mien.clients import from_proto
+from mien.results.index_jobs import IndexJob, IndexProgress
 from mien.filenames import escape
 from mien.v1 import search_pb2
 
@@ -21,24 +21,24 @@ class IndexJobCalls:
         goes on if the stream ends early; watch_index_job re-attaches, cancel_index_job stops it."""
         req = search_pb2.IndexPathsRequest(paths=[escape(str(p)) for p in paths], fps=fps)
         for m in self._stub.IndexPaths(req, timeout=timeout, metadata=self._metadata):
-            yield replies.progress(m)
+            yield from_proto.progress(m)
 
     def start_index_job(self, paths: Sequence[str | os.PathLike], *, fps: float = 0.0,
                         timeout: float | None = None) -> IndexJob:
         """Start indexing paths on the server's disk and return the running job at once."""
         req = search_pb2.StartIndexJobRequest(paths=[escape(str(p)) for p in paths], fps=fps)
-        return replies.job(self._call("StartIndexJob", req, timeout))
+        return from_proto.job(self._call("StartIndexJob", req, timeout))
 
     def index_job(self, job_id: str, *, timeout: float | None = None) -> IndexJob:
-        return replies.job(self._call("GetIndexJob", search_pb2.GetIndexJobRequest(job_id=job_id), timeout))
+        return from_proto.job(self._call("GetIndexJob", search_pb2.GetIndexJobRequest(job_id=job_id), timeout))
 
     def watch_index_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[IndexJob]:
         """The job now and after every change until it ends (the job outlives this stream)."""
         req = search_pb2.WatchIndexJobRequest(job_id=job_id)
         for m in self._stub.WatchIndexJob(req, timeout=timeout, metadata=self._metadata):
-            yield replies.job(m)
+            yield from_proto.job(m)
 
     def cancel_index_job(self, job_id: str, *, timeout: float | None = None) -> IndexJob:
         """Stop a job after the source in hand (each source is committed whole)."""
-        return replies.job(self._call("CancelIndexJob", search_pb2.CancelIndexJobRequest(job_id=job_id),
+        return from_proto.job(self._call("CancelIndexJob", search_pb2.CancelIndexJobRequest(job_id=job_id),
                                       timeout))

@@ -1,11 +1,12 @@
-"""Reply messages (mien.v1) -> the Client's result dataclasses (mien.clients.results)."""
+"""Reply messages (mien.v1) -> the reply types the Client returns (mien.results)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mien.clients.results import (ComponentMatch, DetectedFace, Face, FaceHit, IndexJob, IndexProgress, Person,
-                                  QueryFace, QueryQuality, SearchResult, Source, Stats)
+from mien.results.catalog import Face, Person, Source, Stats
+from mien.results.index_jobs import IndexJob, IndexProgress
+from mien.results.search import ComponentMatch, DetectedFace, FaceHit, QueryFace, QueryQuality, SearchResult
 from mien.v1 import search_pb2
 
 
@@ -49,11 +50,13 @@ def search_result(resp) -> SearchResult:
 def face(r) -> Face:
     """A FaceRecord (GetFace)."""
     return Face(
-        r.face_id, r.source_uri, r.frame_index, r.timestamp_ms, bbox(r.bbox),
-        np.asarray(r.landmarks5, dtype=np.float32).reshape(-1, 2), r.det_score, r.sharpness,
-        r.yaw, r.pitch, r.roll, np.asarray(r.expression.values, dtype=np.float32),
-        np.asarray(r.pooled.values, dtype=np.float32), r.track_id, r.person_id,
-        r.person_name, r.thumbnail, r.has_identity, components(r.components), r.occluded, r.occlusion,
+        source_uri=r.source_uri, frame_index=r.frame_index, timestamp_ms=r.timestamp_ms, bbox=bbox(r.bbox),
+        landmarks5=np.asarray(r.landmarks5, dtype=np.float32).reshape(-1, 2), det_score=r.det_score,
+        sharpness=r.sharpness, yaw=r.yaw, pitch=r.pitch, roll=r.roll,
+        expression=np.asarray(r.expression.values, dtype=np.float32),
+        pooled=np.asarray(r.pooled.values, dtype=np.float32), face_id=r.face_id, track_id=r.track_id,
+        person_id=r.person_id, person_name=r.person_name, thumbnail=r.thumbnail, has_identity=r.has_identity,
+        components=components(r.components), occluded=r.occluded, occlusion=r.occlusion,
     )
 
 

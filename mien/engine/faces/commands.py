@@ -1,4 +1,4 @@
-"""CLI: `mien models fetch` and `mien models verify` (bundled model files)."""
+"""The engine's `mien` subcommands: `mien models fetch` and `mien models verify` (bundled model files)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from mien.clients.connection import add_connection_args, client_from_args
+from mien.clients.commands.connection import add_connection_args, client_from_args
 from mien.filenames import shown
+from mien.results.tables import print_persons, print_table
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
@@ -148,7 +149,7 @@ def _grpc_errors(func):
     def wrapper(args):
         import grpc
 
-        from mien.clients.cli import rpc_error_line
+        from mien.clients.commands.error_lines import rpc_error_line
 
         try:
             return func(args)
@@ -159,30 +160,6 @@ def _grpc_errors(func):
             print(f"mien: {line}", file=sys.stderr)
             return 1
     return wrapper
-
-
-def print_table(headers: list[str], rows: list[list], out=None) -> None:
-    """An aligned text table; numbers right-aligned."""
-    out = out or sys.stdout
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    numeric = [all(_is_num(r[i]) for r in cells) and bool(cells) for i in range(len(headers))]
-
-    def fmt(row):
-        return "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric)).rstrip()
-
-    print(fmt(headers), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for r in cells:
-        print(fmt(r), file=out)
-
-
-def _is_num(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def _time(ms: int) -> str:
@@ -261,7 +238,7 @@ def _why_json(hit) -> dict:
 
 
 def _write_sheet(args, result, title: str) -> None:
-    from mien.clients.sheet import crop_face, make_sheet
+    from mien.clients.contact_sheet import crop_face, make_sheet
 
     face = None
     if args.image and result.query.bbox is not None:
@@ -335,14 +312,3 @@ def run_persons(args) -> int:
         persons = c.persons()
     print_persons([(p.person_id, p.name, p.face_count) for p in persons], args.json)
     return 0
-
-
-def print_persons(rows, as_json: bool) -> None:
-    """The one persons listing of `mien persons` and `mien person list`: rows of
-    (person_id, name, face_count); JSON [{"person_id", "name" (null when anonymous),
-    "face_count"}], the ListPersons field names."""
-    if as_json:
-        print(json.dumps([{"person_id": int(i), "name": n or None, "face_count": int(c)} for i, n, c in rows],
-                         indent=2))
-        return
-    print_table(["id", "name", "faces"], [[i, n or "(anonymous)", c] for i, n, c in rows])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mien.clients import replies
+from mien.clients import from_proto
 from mien.clients.request_fields import person_ref
-from mien.clients.results import DeletedPerson, Face, Page, Person, Stats
+from mien.results.catalog import DeletedPerson, Face, Page, Person, Stats
 from mien.v1 import search_pb2
 
 
@@ -14,7 +14,7 @@ class CatalogCalls:
     """Mixed into Client, which provides _call."""
 
     def get_face(self, face_id: int | str, *, timeout: float | None = None) -> Face:
-        return replies.face(self._call("GetFace", search_pb2.GetFaceRequest(face_id=int(face_id)), timeout))
+        return from_proto.face(self._call("GetFace", search_pb2.GetFaceRequest(face_id=int(face_id)), timeout))
 
     def persons(self, *, timeout: float | None = None) -> list[Person]:
         """Every person (page after page)."""
@@ -31,28 +31,28 @@ class CatalogCalls:
         """One page of persons by ascending id (Person items)."""
         resp = self._call("ListPersons", search_pb2.ListPersonsRequest(page_size=page_size, page_token=page_token),
                           timeout)
-        return Page([replies.person(p) for p in resp.persons], resp.next_page_token, resp.total_size)
+        return Page([from_proto.person(p) for p in resp.persons], resp.next_page_token, resp.total_size)
 
     def person(self, person: int | str, *, timeout: float | None = None) -> Person:
-        return replies.person(self._call("GetPerson", search_pb2.GetPersonRequest(person=person_ref(person)),
+        return from_proto.person(self._call("GetPerson", search_pb2.GetPersonRequest(person=person_ref(person)),
                                          timeout))
 
     def rename_person(self, person: int | str, name: str, *, timeout: float | None = None) -> Person:
         """Name (or rename) a person, by id or current name."""
         req = search_pb2.RenamePersonRequest(person=person_ref(person), name=name)
-        return replies.person(self._call("RenamePerson", req, timeout))
+        return from_proto.person(self._call("RenamePerson", req, timeout))
 
     def merge_persons(self, source: int | str, target: int | str, *, allow_same_frame: bool = False,
                       timeout: float | None = None) -> Person:
         """Move every face of `source` to `target` and remove `source`; returns the target."""
         req = search_pb2.MergePersonsRequest(source=person_ref(source), target=person_ref(target),
                                              allow_same_frame=allow_same_frame)
-        return replies.person(self._call("MergePersons", req, timeout))
+        return from_proto.person(self._call("MergePersons", req, timeout))
 
     def split_person(self, face_ids: Sequence[int | str], *, timeout: float | None = None) -> Person:
         """Move these faces (all of one person) to a new anonymous person; returns it."""
         req = search_pb2.SplitPersonRequest(face_ids=[int(f) for f in face_ids])
-        return replies.person(self._call("SplitPerson", req, timeout))
+        return from_proto.person(self._call("SplitPerson", req, timeout))
 
     def delete_person(self, person: int | str, *, release_faces: bool = False,
                       timeout: float | None = None) -> DeletedPerson:
@@ -66,13 +66,13 @@ class CatalogCalls:
         req = search_pb2.ListPersonFacesRequest(person=person_ref(person), page_size=page_size,
                                                 page_token=page_token, include_thumbnails=thumbnails)
         r = self._call("ListPersonFaces", req, timeout)
-        return Page([replies.hit(h) for h in r.faces], r.next_page_token, r.total_size)
+        return Page([from_proto.hit(h) for h in r.faces], r.next_page_token, r.total_size)
 
     def sources(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None) -> Page:
         """One page of the indexed sources (Source); Page.next_page_token for the next."""
         r = self._call("ListSources", search_pb2.ListSourcesRequest(page_size=page_size, page_token=page_token),
                        timeout)
-        return Page([replies.source(x) for x in r.sources], r.next_page_token, r.total_size)
+        return Page([from_proto.source(x) for x in r.sources], r.next_page_token, r.total_size)
 
     def stats(self, *, timeout: float | None = None) -> Stats:
-        return replies.stats(self._call("Stats", search_pb2.StatsRequest(), timeout))
+        return from_proto.stats(self._call("Stats", search_pb2.StatsRequest(), timeout))

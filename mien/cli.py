@@ -1,8 +1,10 @@
-"""The `mien` command. Each area registers its own subcommands.
+"""The `mien` command. Each layer registers its own subcommands.
 
-Every module listed in COMMAND_MODULES exposes `register(subparsers)` that adds
-its parsers and sets `func` on each. Heavy imports (torch, dlib, faiss) stay
-inside the command functions so that `mien --help` is instant.
+Every module of COMMAND_MODULES (each layer's `commands`) exposes `register(subparsers)`,
+which adds its parsers and sets `func` on each. Heavy imports (torch, dlib, faiss) stay
+inside the command functions so that `mien --help` is instant. This is the top layer:
+the only place that sees every other one, so it also hands a layer what it may not
+import itself (the engine's in-process analytics to the client's commands).
 """
 
 from __future__ import annotations
@@ -14,18 +16,30 @@ import os
 import sys
 
 from mien import __version__
+from mien.clients.commands.error_lines import rpc_error_line
 from mien.errors import MienError
 
+# in the order `mien --help` lists them
 COMMAND_MODULES = [
-    "mien.indexer.cli",          # index, person
-    "mien.server.cli",           # serve
-    "mien.engine.store.cli",     # snapshot
-    "mien.clients.cli_query",    # search, cross, identity, stats
-    "mien.clients.cli_analytics",  # tag, summary, clusters
-    "mien.training.cli",         # fec fetch, train feenet / head, rate, eval fec
-    "mien.demo.cli",             # demo
-    "mien.clients.cli_models",   # models fetch, models verify
+    "mien.indexer.commands",       # index, person, reembed
+    "mien.server.commands",        # serve
+    "mien.engine.store.commands",  # snapshot
+    "mien.clients.commands",       # search, cross, identity, stats, persons; tag, summary, clusters
+    "mien.training.commands",      # fec fetch, train feenet / head, rate, eval fec
+    "mien.demo.commands",          # demo
+    "mien.engine.faces.commands",  # models fetch, models verify
 ]
+
+
+def analytics_on_store(store_dir: str):
+    """`mien tag|summary|clusters --store DIR`: the engine's analytics in this process."""
+    from mien.engine.analytics.on_store import StoreAnalytics
+
+    return StoreAnalytics(store_dir)
+
+
+# what register() of a module takes besides the subparsers
+WIRING = {"mien.clients.commands": {"analytics_on_store": analytics_on_store}}
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -72,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != name:  # a real missing dependency, not an absent area
                 raise
             continue
-        module.register(subparsers)
+        module.register(subparsers, **WIRING.get(name, {}))
     return parser
 
 
@@ -118,21 +132,6 @@ def main(argv: list[str] | None = None) -> int:
 def describe_os_error(exc: OSError) -> str:
     what = exc.strerror or str(exc)
     return f"{exc.filename}: {what}" if exc.filename else what
-
-
-def rpc_error_line(exc, server: str | None = None) -> str:
-    """One line for a failed call; a hint when nothing answers at the address."""
-    import grpc
-
-    code = exc.code() if callable(getattr(exc, "code", None)) else None
-    name = code.name if code else "UNKNOWN"
-    details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
-    if code == grpc.StatusCode.UNAVAILABLE and server:
-        return (f"no server at {server} ({details}) — start one with `mien serve --store DIR`, "
-                "or give its address with --server HOST[:PORT]")
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"{name}: {details} (give the server's token with --token-file FILE or env MIEN_TOKEN)"
-    return f"{name}: {details}"
 
 
 if __name__ == "__main__":
