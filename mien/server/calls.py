@@ -1,6 +1,6 @@
 """The call a handler thread is serving, so long work can stop when its caller is gone.
 
-`rpc` (mien.server.errors) records each call's context here; safe points in
+`rpc` (mien.server.rpc_errors) records each call's context here; safe points in
 handlers (ServerContext.checkpoint, between ranking rounds, between indexing
 sources) call `check()`, which raises CallEndedError once the client cancelled
 or its deadline passed: the work stops there instead of running to the end for
