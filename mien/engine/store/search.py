@@ -1,7 +1,7 @@
 """The store's searches: expression (filtered), one person's faces, identity.
 
 Each runs under the store's lock in one read transaction: sync the live
-indexes (live.py), take candidates from the in-memory index (index.py), rank
+indexes (live.py), take candidates from the in-memory index (expression_index.py), rank
 them exactly on the float32 vectors read from LMDB, and, when asked, fill the
 hits' records from the same transaction (reads.py), so a writer removing a
 hit meanwhile can't make the read fail.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mien.engine.store.db import StoreEnv
-from mien.engine.store.index import RowFilter
+from mien.engine.store.expression_index import RowFilter
 from mien.engine.store.live import LiveIndex
 from mien.engine.store.reads import FaceReads
 from mien.engine.store.records import EXPR_DIM, ID_KEY, Hit, as_vector, decode_source, id_key, uri_key
