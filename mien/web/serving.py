@@ -7,6 +7,7 @@ once gRPC serves and return how to stop it; this module hands it the web app's.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from mien.server import app
@@ -22,7 +23,7 @@ def web_front(http_port: int, *, host: str = "127.0.0.1", token: str | None = No
     def start(ctx):
         web = start_web(ctx, port=http_port, host=host, token=token, tls=tls)
         log.info("mien web app on %s://%s:%d/", "https" if tls else "http", host, web.server_address[1])
-        return lambda: stop_web(web)
+        return functools.partial(stop_web, web)
 
     return start
 
