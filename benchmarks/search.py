@@ -17,7 +17,7 @@ bulk reads (get_faces, vectors, face_table) against one-at-a-time baselines
 Above 2M faces the raw FAISS configurations and the bulk reads are skipped
 (--configs / --reads bring them back): they do not test the Store and would
 not fit the 20-minute budget. The Store's IVF size and probes follow the face
-count (mien/engine/store/index.py: ivf_lists, ivf_probes, ivf_outgrown); the
+count (mien/engine/store/expression_index.py: ivf_lists, ivf_probes, ivf_outgrown); the
 JSON records which it chose, the wall time of each phase and the machine's
 load average, and `targets` checks the 10M goals.
 """
@@ -392,7 +392,7 @@ def main(argv=None) -> int:
     pid_holder: list[int] = []
     args.store_build_s = build_store(tmp, xb, person_rows, pid_holder, args)
     phases["store_build_s"] = args.store_build_s
-    from mien.engine.store.index import ivf_probes, template_lists
+    from mien.engine.store.expression_index import ivf_probes, template_lists
 
     with Store(tmp, "r") as probe, probe._begin() as txn:   # the IVF the store chose for its size
         template = txn.get(b"template", db=probe._db["meta"])

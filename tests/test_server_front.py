@@ -19,7 +19,7 @@ from server_support import FRONTS, TRANSPORTS, build_photo_store, start_server, 
 
 from mien import native
 from mien.clients.client import Client
-from mien.server import front as native_front
+from mien.server import native_front
 
 
 @pytest.fixture(scope="module")

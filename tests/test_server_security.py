@@ -499,7 +499,7 @@ def test_a_method_the_servicer_lacks_is_unimplemented_not_unknown(front):
     """The generated base class sets UNIMPLEMENTED and raises; both fronts answer that status."""
     from concurrent import futures
 
-    from mien.server import front as native_front
+    from mien.server import native_front
 
     if front == "native":
         table = native_front.HandlerTable()

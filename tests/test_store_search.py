@@ -217,7 +217,7 @@ def test_reader_switches_from_exact_to_ivf_when_the_first_shard_seals(tmp_path):
 
 def test_restricted_probing_ivf_lists(ivf_store):
     """Above probe_min, search_person scans the query's nearest IVF lists of the person."""
-    from mien.engine.store.index import NO_LIST
+    from mien.engine.store.expression_index import NO_LIST
 
     path, persons, records = ivf_store
     vecs = {fid: f.expression for fid, f in records.items()}

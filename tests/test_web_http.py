@@ -246,3 +246,23 @@ def test_parallel_token_guesses_share_one_budget(web):
     conn = httpclient.HTTPConnection("127.0.0.1", web)
     conn.request("POST", "/login", body=f"token={TOKEN}", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert conn.getresponse().status == 303
+
+
+def test_the_web_front_that_mien_serve_http_hands_the_server(store):
+    """mien.web.serving.web_front, what `mien serve --http` gives mien.server.app.serve(fronts=...):
+    the app over the gRPC server's context, on its host and token, until the stop it returns."""
+    from mien.web.serving import web_front
+
+    server, _ = start_server(store.store_dir, token=TOKEN, front="python")
+    try:
+        stop = web_front(0, host="127.0.0.1", token=TOKEN)(server.mien_context)
+        port = stop.args[0].server_address[1]  # the HttpServer stop_web will stop
+        status, _, body = http("GET", f"http://127.0.0.1:{port}/v1/stats", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200 and b'"faces"' in body
+        assert http("GET", f"http://127.0.0.1:{port}/v1/stats")[0] == 401
+        stop()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        server.stop(1).wait()
+        server.mien_context.close()

@@ -1,5 +1,5 @@
 // mien's native gRPC front: the listening socket, HTTP/2 and call handling run
-// in gRPC C++; each call's handler is Python (mien.server.front), handed raw
+// in gRPC C++; each call's handler is Python (mien.server.native_front), handed raw
 // request bytes and returning raw reply bytes.
 //
 // Why: an empty round trip through grpcio's Python server costs about 0.55 ms

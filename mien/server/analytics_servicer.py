@@ -12,8 +12,8 @@ from mien.engine import analytics
 from mien.errors import BadInputError, TooLargeError
 from mien.filenames import escape, find
 from mien.server.context import ServerContext
-from mien.server.errors import rpc
-from mien.server.messages import add_components, add_hits
+from mien.server.rpc_errors import rpc
+from mien.server.hit_messages import add_components, add_hits
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 _METHOD_TO_PB = {
@@ -118,7 +118,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
 
     @rpc
     def ListTags(self, request, context):
-        from mien.server.pages import key_page
+        from mien.server.list_pages import key_page
 
         tags = analytics.list_tags(self.ctx.store)  # sorted by name
         page, token = key_page(tags, lambda t: t.name, request.page_size, request.page_token, str)
@@ -163,7 +163,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
 
     @rpc
     def TagStore(self, request, context):
-        from mien.server.pages import fingerprint, offset_page
+        from mien.server.list_pages import fingerprint, offset_page
 
         store = self.ctx.store
         report = analytics.tag_store(store, list(request.tags) or None, include_occluded=request.include_occluded)
@@ -220,7 +220,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServicer):
             seed=int(request.seed), closest=request.closest or 5, include_occluded=request.include_occluded,
         )
         store = self.ctx.store
-        from mien.server.pages import fingerprint, offset_page
+        from mien.server.list_pages import fingerprint, offset_page
 
         # the same request on the same store makes the same clustering: a later page is its next clusters
         stats = store.stats()

@@ -18,7 +18,7 @@ from mien.server.reflection_v1 import PREFIXES as REFLECTION_PREFIXES, add_refle
 
 from mien import native
 from mien.errors import BadInputError, MienError
-from mien.server import front as native_front
+from mien.server import native_front
 from mien.server.context import Limits, ServerContext
 from mien.server.cpus import cpus_kept_awake
 from mien.server.logqueue import batched_root_logging
@@ -204,7 +204,7 @@ def build_server(store_dir, *, port: int = 50051, host: str = "127.0.0.1", worke
                  limits: Limits | None = None, engine_config=None, front: str = "auto", ratings=None):
     """A configured server and the port it is bound to.
 
-    front: "native" serves through gRPC C++ (mien.server.front; it is already
+    front: "native" serves through gRPC C++ (mien.server.native_front; it is already
     listening when this returns), "python" through grpcio's server (start()
     it), "auto" native when it was built, else python. port=0 picks a free
     port. ratings: the file RateTriplet appends answers to (default: the
@@ -367,6 +367,9 @@ def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, ins
 
     keep_cpus_awake: hold the kernel's CPU wake-up latency at 0 while serving
     (see mien.server.cpus). insecure: allow a non-loopback bind without a token.
+    fronts: more ways in over the same ServerContext, each a function that starts
+    one (given the context) and returns the function that stops it; they start
+    once gRPC serves and stop before its drain (the web app: mien.web.serving).
     A handler still running a second after the grace ends the process with
     os._exit (the store stays consistent, as after a crash).
     """
@@ -382,8 +385,7 @@ def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, ins
     return 0
 
 
-def _serve(store_dir, *, grace_s: float, http_port: int | None = None, load_models: bool = True,
-           **kwargs) -> bool:
+def _serve(store_dir, *, grace_s: float, fronts=(), load_models: bool = True, **kwargs) -> bool:
     server, port = build_server(store_dir, **kwargs)
     stop = threading.Event()
 
@@ -402,20 +404,11 @@ def _serve(store_dir, *, grace_s: float, http_port: int | None = None, load_mode
              "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",
              ", ".join(str(r) for r in ctx.allowed_roots) or "none",
              ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
-    web = None
-    if http_port is not None:  # the web app and JSON API over the same context (mien.web)
-        from mien.web import start_web
-
-        web = start_web(ctx, port=http_port, host=kwargs.get("host", "127.0.0.1"), token=kwargs.get("token"),
-                        tls=kwargs.get("tls"))
-        log.info("mien web app on %s://%s:%d/", "https" if kwargs.get("tls") else "http",
-                 kwargs.get("host", "127.0.0.1"), web.server_address[1])
+    stops = [start(ctx) for start in fronts]
     while not stop.wait(1.0):
         pass
-    if web is not None:
-        from mien.web import stop_web
-
-        stop_web(web)
+    for stop_front in reversed(stops):
+        stop_front()
     clean = shutdown(server, grace_s)
     log.info("mien server stopped")
     return clean

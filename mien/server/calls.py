@@ -1,6 +1,6 @@
 """The call a handler thread is serving, so long work can stop when its caller is gone.
 
-`rpc` (mien.server.errors) records each call's context here; safe points in
+`rpc` (mien.server.rpc_errors) records each call's context here; safe points in
 handlers (ServerContext.checkpoint, between ranking rounds, between indexing
 sources) call `check()`, which raises CallEndedError once the client cancelled
 or its deadline passed: the work stops there instead of running to the end for
@@ -9,7 +9,6 @@ nobody. Both fronts' contexts answer is_active() and time_remaining().
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 from mien.errors import MienError
@@ -24,15 +23,6 @@ class CallEndedError(MienError):
         super().__init__("the call's deadline passed before it finished" if code == "DEADLINE_EXCEEDED"
                          else "the call was cancelled", reason=code)
         self.code = code
-
-
-@contextlib.contextmanager
-def serving(context):
-    previous = enter(context)
-    try:
-        yield
-    finally:
-        leave(previous)
 
 
 def enter(context):

@@ -64,7 +64,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from mien.errors import BadInputError
-    from mien.server.app import TLSConfig, read_token, serve
+    from mien.server.app import TLSConfig, read_token
+    from mien.web.serving import serve_with_web as serve
     from mien.server.context import Limits
     from mien.server.cpus import parse_cpus, pin_to_cpus
 

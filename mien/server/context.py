@@ -123,15 +123,6 @@ class CallTracker:
             self._queued -= 1
             self._idle.notify_all()
 
-    @contextlib.contextmanager
-    def track(self, received: float | None = None):
-        """Count the call while it runs (enter, then leave)."""
-        self.enter(received)
-        try:
-            yield
-        finally:
-            self.leave()
-
     def enter(self, received: float | None = None) -> None:
         """Count a call in; leave() counts it out. received: when it arrived (time.monotonic), from
         the front; grpcio's arrival is claimed from this thread (arrivals.py). Once draining, a call

@@ -14,7 +14,7 @@ import threading
 
 from mien.errors import BadInputError, MienError, ServerStoppingError
 from mien.filenames import escape, find
-from mien.server.errors import rpc, status_for
+from mien.server.rpc_errors import rpc, status_for
 from mien.server.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobTable
 from mien.server.validate import clip
 from mien.v1 import search_pb2
@@ -116,7 +116,7 @@ class IndexJobs:
                 state = CANCELLED if summary.stopped else SUCCEEDED
                 table.update(job, summary=summary, state=state)
             except Exception as exc:  # noqa: BLE001 - the job records it; the log has the rest
-                from mien.server.errors import public_message
+                from mien.server.rpc_errors import public_message
 
                 code = status_for(exc)
                 job.exception = exc

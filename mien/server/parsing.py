@@ -7,7 +7,7 @@ interceptor, so every service is covered: mien's, health, reflection) swaps
 each handler's parser for one that never raises and hands the handler an
 `Unparseable` instead, which the wrapped behaviour answers INVALID_ARGUMENT
 with a message naming the message type. The native front
-(mien/server/front.py) parses requests itself and answers the same.
+(mien/server/native_front.py) parses requests itself and answers the same.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _tolerant(deserialize):
 
 def abort(context, exc: BadInputError):
     """End the call INVALID_ARGUMENT with exc's message and its google.rpc.Status details."""
-    from mien.server.errors import _attach_details
+    from mien.server.rpc_errors import _attach_details
     from mien.server.status import status_details_bytes
 
     code = grpc.StatusCode.INVALID_ARGUMENT

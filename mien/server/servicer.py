@@ -11,13 +11,13 @@ import numpy as np
 from mien.errors import BadInputError, ServerStoppingError, TooLargeError
 from mien.filenames import escape
 from mien.server.context import ServerContext
-from mien.server.errors import rpc
+from mien.server.rpc_errors import rpc
 from mien.server.calls import check as call_ended
 from mien.server.index_jobs import IndexJobs
 from mien.server.refine import (
     Refinement, candidate_cap, check_max_distance, check_sources, distinct_of, refine,
 )
-from mien.server.messages import add_components, add_explanations, add_hits
+from mien.server.hit_messages import add_components, add_explanations, add_hits
 from mien.server.validate import clip
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
@@ -104,11 +104,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
         if f.sources:
             kw["sources"] = sorted(check_sources(ctx.store, list(f.sources)))
         if f.HasField("time_range"):
-            tr = f.time_range
-            if tr.end_ms and tr.end_ms <= tr.start_ms:
-                raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})", field="filters.time_range")
-            # the proto's range is half-open, the store's inclusive
-            kw["time_range"] = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
+            kw["time_range"] = _time_range(f.time_range)
         if _own_face(source) is not None:
             kw["exclude_face"] = source.face_id
         if f.exclude_occluded:
@@ -118,49 +114,54 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
     # -- searches -----------------------------------------------------------------
     @rpc
     def SearchExpression(self, request, context):
-        start = time.perf_counter()
-        ctx = self.ctx
-        k = ctx.check_top_k(request.top_k)
-        r = self._refinement(request)
-        vec, source = ctx.resolve_query(request.query, kind="expression")
-        kw = self._filters(request.filters, request.query, source)  # the store applies these itself
-        refined = refine(lambda n: ctx.store.search(vec, n, **kw, records=True,
-                                                    thumbnails=request.include_thumbnails),
-                         k, r, candidate_cap(k), call_ended)
-        return self._reply(refined.hits, vec, source, start, request.explain, refined)
+        def ranking(vec, source, _):
+            kw = self._filters(request.filters, request.query, source)  # the store applies these itself
+            return lambda n: self.ctx.store.search(vec, n, **kw, records=True, thumbnails=request.include_thumbnails)
+
+        return self._search(request, "expression", ranking, explain=request.explain)
 
     @rpc
     def CrossIdentitySearch(self, request, context):
-        start = time.perf_counter()
-        ctx = self.ctx
-        k = ctx.check_top_k(request.top_k)
-        if not request.HasField("target"):
-            raise BadInputError("cross-identity search needs a target person (id or name)")
-        target = ctx.person(request.target)
         f = request.filters
-        if f.persons or f.exclude_persons:
-            raise BadInputError("cross-identity search is among the target's faces: person filters do not "
-                                "apply (use sources and time_range)", field="filters.persons")
-        r = self._refinement(request, scoped=True)
-        vec, source = ctx.resolve_query(request.query, kind="expression")
-        refined = refine(lambda n: ctx.store.search_person(vec, target.person_id, n, exclude_face=_own_face(source),
-                                                           exclude_occluded=f.exclude_occluded,
-                                                           records=True, thumbnails=request.include_thumbnails),
-                         k, r, candidate_cap(k), call_ended)
-        return self._reply(refined.hits, vec, source, start, request.explain, refined)
+
+        def target():
+            if not request.HasField("target"):
+                raise BadInputError("cross-identity search needs a target person (id or name)")
+            person = self.ctx.person(request.target)
+            if f.persons or f.exclude_persons:
+                raise BadInputError("cross-identity search is among the target's faces: person filters do not "
+                                    "apply (use sources and time_range)", field="filters.persons")
+            return person
+
+        def ranking(vec, source, person):
+            return lambda n: self.ctx.store.search_person(vec, person.person_id, n, exclude_face=_own_face(source),
+                                                          exclude_occluded=f.exclude_occluded,
+                                                          records=True, thumbnails=request.include_thumbnails)
+
+        return self._search(request, "expression", ranking, scoped=True, explain=request.explain, check=target)
 
     @rpc
     def SearchIdentity(self, request, context):
+        def ranking(vec, source, _):
+            return lambda n: self.ctx.store.search_identity(vec, n, exclude_face=_own_face(source), records=True,
+                                                            exclude_occluded=request.filters.exclude_occluded,
+                                                            thumbnails=request.include_thumbnails)
+
+        return self._search(request, "identity", ranking, scoped=True)
+
+    def _search(self, request, kind: str, ranking, *, scoped: bool = False, explain: bool = False, check=None):
+        """What every search RPC does around its store search: top_k checked, then check() (the
+        RPC's own rules; its result goes to ranking), max_distance and distinct read (and the
+        filters when scoped: see _refinement), the query resolved to a `kind` vector, the store's
+        ranking(vec, source, checked)(n) refined to top_k hits, and the reply built."""
         start = time.perf_counter()
         ctx = self.ctx
         k = ctx.check_top_k(request.top_k)
-        r = self._refinement(request, scoped=True)
-        vec, source = ctx.resolve_query(request.query, kind="identity")
-        refined = refine(lambda n: ctx.store.search_identity(vec, n, exclude_face=_own_face(source), records=True,
-                                                             exclude_occluded=request.filters.exclude_occluded,
-                                                             thumbnails=request.include_thumbnails),
-                         k, r, candidate_cap(k), call_ended)
-        return self._reply(refined.hits, vec, source, start, refined=refined)
+        checked = check() if check is not None else None
+        r = self._refinement(request, scoped)
+        vec, source = ctx.resolve_query(request.query, kind=kind)
+        refined = refine(ranking(vec, source, checked), k, r, candidate_cap(k), call_ended)
+        return self._reply(refined.hits, vec, source, start, explain, refined)
 
     def _refinement(self, request, scoped: bool = False) -> Refinement:
         """max_distance and distinct of a search request; scoped: its filters too, applied to
@@ -177,10 +178,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
                 r.exclude_persons = frozenset(ctx.person_ids(f.exclude_persons))
             r.sources = check_sources(ctx.store, list(f.sources))
             if f.HasField("time_range"):
-                tr = f.time_range
-                if tr.end_ms and tr.end_ms <= tr.start_ms:
-                    raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})", field="filters.time_range")
-                r.time_range = (tr.start_ms, tr.end_ms - 1 if tr.end_ms else None)
+                r.time_range = _time_range(f.time_range)
         return r
 
     # -- records --------------------------------------------------------------------
@@ -215,7 +213,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
 
     @rpc
     def ListPersons(self, request, context):
-        from mien.server.pages import fingerprint, key_page, offset_page
+        from mien.server.list_pages import fingerprint, key_page, offset_page
 
         if request.max_faces < 0:
             raise BadInputError(f"max_faces must not be negative, got {request.max_faces}", field="max_faces")
@@ -309,7 +307,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
 
     @rpc
     def ListPersonFaces(self, request, context):
-        from mien.server.paging import decode_token, encode_token, page_size
+        from mien.server.page_tokens import decode_token, encode_token, page_size
 
         size = page_size(request.page_size, 50, self.ctx.limits.max_top_k)
         after = decode_token(request.page_token, int)
@@ -366,7 +364,7 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
 
     @rpc
     def ListSources(self, request, context):
-        from mien.server.paging import decode_token, encode_token, page_size
+        from mien.server.page_tokens import decode_token, encode_token, page_size
 
         size = page_size(request.page_size, 100, 1000)
         after = decode_token(request.page_token, str)
@@ -418,6 +416,13 @@ def _person_name(name: str) -> str:
     if len(name) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise BadInputError("a person's name holds at most 128 characters and no control characters")
     return name
+
+
+def _time_range(tr) -> tuple[int, int | None]:
+    """A filter's TimeRange as the store takes it: the proto's range is half-open, the store's inclusive."""
+    if tr.end_ms and tr.end_ms <= tr.start_ms:
+        raise BadInputError(f"empty time range [{tr.start_ms}, {tr.end_ms})", field="filters.time_range")
+    return tr.start_ms, tr.end_ms - 1 if tr.end_ms else None
 
 
 def _own_face(source) -> int | None:

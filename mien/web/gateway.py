@@ -3,8 +3,8 @@
 In the spirit of grpc-gateway, but table-driven instead of generated: each
 route names a proto method; the request body (and path/query parameters) is
 parsed into the method's request message with google.protobuf.json_format,
-the servicer method object that gRPC calls runs with `HttpContext` in place of
-grpc's ServicerContext, and its reply goes back through json_format. Errors
+the servicer method object that gRPC calls runs through mien.server.call_bridge
+(as under the native front), and its reply goes back through json_format. Errors
 the servicers raise through `context.abort(code, message)` become HTTP
 statuses (the mapping grpc-gateway uses) with a google.rpc.Status-shaped body.
 
@@ -27,6 +27,7 @@ import grpc
 from google.protobuf import json_format
 
 from mien.server.analytics_servicer import AnalyticsServicer
+from mien.server.call_bridge import OK, CallContext, run_stream, run_unary
 from mien.server.context import ServerContext
 from mien.server.servicer import MienServicer
 from mien.v1 import analytics_pb2, search_pb2
@@ -51,6 +52,10 @@ HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DATA_LOSS: 500,
 }
+
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+# a call over HTTP: no gRPC metadata (the web app checked its own auth), no deadline
+_HTTP_CALL = {"metadata": (), "peer": "http", "deadline": None}
 
 # GET aliases: (path pattern, "Service/Method"); {a.b} fills request field a.b,
 # query parameters fill the rest (?page_size=10&include_thumbnails=true).
@@ -88,60 +93,6 @@ class RpcError(Exception):
             status = status_pb2.Status.FromString(self.details)
             out["details"] = json_format.MessageToDict(status, preserving_proto_field_name=True).get("details", [])
         return out
-
-
-class HttpContext:
-    """The part of grpc.ServicerContext mien's servicers use, for a call made over HTTP."""
-
-    def __init__(self, metadata=()):
-        self._metadata = tuple(metadata)
-        self._code: grpc.StatusCode | None = None
-        self._details = ""
-        self._status_details = b""
-        self.active = True
-
-    def set_trailing_metadata(self, metadata) -> None:
-        # mien.server.errors hands the google.rpc.Status of an error over this way
-        for key, value in metadata:
-            if key == "grpc-status-details-bin":
-                self._status_details = bytes(value)
-
-    def abort(self, code: grpc.StatusCode, details: str):
-        # as grpcio: record the status, raise a bare Exception that mien.server.errors lets pass
-        self._code, self._details = code, details
-        raise Exception()
-
-    def set_code(self, code) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def code(self):
-        return self._code
-
-    def details(self):
-        return self._details
-
-    def invocation_metadata(self):
-        return self._metadata
-
-    def is_active(self) -> bool:
-        return self.active
-
-    def time_remaining(self):
-        return None
-
-    def add_callback(self, callback) -> bool:
-        return False
-
-    def peer(self) -> str:
-        return "http"
-
-    def error(self) -> RpcError | None:
-        if self._code is None or self._code is grpc.StatusCode.OK:
-            return None
-        return RpcError(self._code, self._details, self._status_details)
 
 
 @dataclass(frozen=True)
@@ -210,23 +161,26 @@ class Gateway:
     @staticmethod
     def call_raw(method: Method, request):
         """Run a unary method; its reply message, or RpcError."""
-        context = HttpContext()
-        try:
-            return method.call(request, context)
-        except Exception:  # noqa: BLE001 - the servicer's abort() recorded the status
-            raise context.error() or RpcError(grpc.StatusCode.INTERNAL, "internal error") from None
+        code, details, reply, status_details = run_unary(method.call, request, CallContext(_HTTP_CALL),
+                                                         method.name)
+        if code != OK:
+            raise RpcError(_STATUS_CODES[code], details, status_details)
+        return reply
 
     def stream(self, method: Method, request):
         """Run a server-streaming method: yields JSON-ready dicts; RpcError on failure."""
-        context = HttpContext()
+        context = CallContext(_HTTP_CALL)
+        replies = run_stream(method.call, request, context, method.name)
         try:
-            for reply in method.call(request, context):
+            for reply in replies:
                 yield to_json(reply)
-        except GeneratorExit:
-            context.active = False
+        except GeneratorExit:  # the client went away: the call stops at its next safe point
+            context.end()
+            replies.close()
             raise
-        except Exception:  # noqa: BLE001
-            raise context.error() or RpcError(grpc.StatusCode.INTERNAL, "internal error") from None
+        code, details = context.status()
+        if code != OK:
+            raise RpcError(_STATUS_CODES[code], details, context.status_details())
 
 
 def to_json(message) -> dict:

@@ -3,7 +3,7 @@
 Pure sizing rules (benchmarks/search.py measures them at 1M and 10M faces):
 sealing.py trains the template every shard shares from them (ann_template) and
 retrains when the store outgrows it (ivf_outgrown); the in-memory index
-(index.py) takes its probes from the template's lists (ivf_probes).
+(expression_index.py) takes its probes from the template's lists (ivf_probes).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The in-memory indexes a Store searches, kept in step with what LMDB has committed.
 
 `LiveIndex` holds the expression index (index.FaceIndex, built from the
-registered shard files plus the LMDB tail), the identity index (identity.py,
+registered shard files plus the LMDB tail), the identity index (identity_index.py,
 on first use) and the sorted ids of occluded faces (on first use). Every
 reader call passes its read transaction to `sync`, which compares the log
 generation with the one the indexes reflect and replays the new change-log
@@ -20,8 +20,8 @@ import numpy as np
 from mien.engine.store import changelog
 from mien.engine.store import shards as shardio
 from mien.engine.store.db import StoreEnv, ids_of, meta_int, scan_rows
-from mien.engine.store.identity import IdentityIndex
-from mien.engine.store.index import FaceIndex
+from mien.engine.store.identity_index import IdentityIndex
+from mien.engine.store.expression_index import FaceIndex
 from mien.engine.store.records import VEC_DTYPE, decode_rows, face_occlusion, id_key, key_id
 from mien.errors import BadInputError
 

@@ -1,7 +1,7 @@
 """The store's searches: expression (filtered), one person's faces, identity.
 
 Each runs under the store's lock in one read transaction: sync the live
-indexes (live.py), take candidates from the in-memory index (index.py), rank
+indexes (live.py), take candidates from the in-memory index (expression_index.py), rank
 them exactly on the float32 vectors read from LMDB, and, when asked, fill the
 hits' records from the same transaction (reads.py), so a writer removing a
 hit meanwhile can't make the read fail.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mien.engine.store.db import StoreEnv
-from mien.engine.store.index import RowFilter
+from mien.engine.store.expression_index import RowFilter
 from mien.engine.store.live import LiveIndex
 from mien.engine.store.reads import FaceReads
 from mien.engine.store.records import EXPR_DIM, ID_KEY, Hit, as_vector, decode_source, id_key, uri_key
@@ -64,15 +64,26 @@ class Searcher:
         recs = self._reads.hit_records_in(txn, ids, thumbnails, persons=persons)
         return [Hit(r[0], r[1], rec) for r, rec in zip(ranked, recs)]
 
+    def _in_txn(self, vector, dim: int, what: str, k, search, check=None) -> list[Hit]:
+        """The preamble every search shares: the query vector and k checked, then
+        search(txn, q, k) under the store's lock in one read transaction, the live indexes
+        synced to it. check(txn) runs before k == 0 answers no hits (a person that must exist)."""
+        q = as_vector(vector, dim, what)
+        k = check_k(k)
+        if k == 0 and check is None:
+            return []
+        with self._env.lock, self._env.begin() as txn:
+            if check is not None:
+                check(txn)
+                if k == 0:
+                    return []
+            self._live.sync(txn)
+            return search(txn, q, k)
+
     def search(self, vector, k: int, *, persons, exclude_persons, sources, time_range, exclude_face,
                exclude_occluded: bool, records: bool, thumbnails: bool) -> list[Hit]:
-        q = as_vector(vector, EXPR_DIM, "query vector")
-        k = check_k(k)
-        if k == 0:
-            return []
-        live = self._live
-        with self._env.lock, self._env.begin() as txn:
-            live.sync(txn)
+        def run(txn, q, k):
+            live = self._live
             f = RowFilter(exclude_face=None if exclude_face is None else int(exclude_face))
             if persons is not None:
                 f.persons = np.asarray(list(persons), dtype=np.int32)
@@ -94,38 +105,38 @@ class Searcher:
             ranked = live.idx.rank(q, k, rows, d16, f.exclude_face, lambda r, ids: self._exp32(txn, r, ids))
             return self._hits(txn, ranked, records, thumbnails)
 
+        return self._in_txn(vector, EXPR_DIM, "query vector", k, run)
+
     def search_person(self, vector, person_id: int, k: int, *, exclude_face, exclude_occluded: bool,
                       records: bool, thumbnails: bool) -> list[Hit]:
         if exclude_occluded:  # the filtered path: search() sends a one-person filter to the same search
             return self.search(vector, k, persons=[int(person_id)], exclude_persons=None, sources=None,
                                time_range=None, exclude_face=exclude_face, exclude_occluded=True,
                                records=records, thumbnails=thumbnails)
-        q = as_vector(vector, EXPR_DIM, "query vector")
-        k = check_k(k)
-        live = self._live
-        with self._env.lock, self._env.begin() as txn:
+
+        def exists(txn):
             if txn.get(id_key(person_id), db=self._db["persons"]) is None:
                 raise NotFoundError(f"person {person_id} does not exist",
                                     reason="PERSON_NOT_FOUND", resource=("mien.v1.Person", str(person_id)))
-            if k == 0:
-                return []
-            live.sync(txn)
-            rows, d16 = live.idx.restricted(q, person_id, k + (exclude_face is not None))
-            ranked = live.idx.rank(q, k, rows, d16, exclude_face, lambda r, ids: self._exp32(txn, r, ids))
+
+        def run(txn, q, k):
+            idx = self._live.idx
+            rows, d16 = idx.restricted(q, person_id, k + (exclude_face is not None))
+            ranked = idx.rank(q, k, rows, d16, exclude_face, lambda r, ids: self._exp32(txn, r, ids))
             return self._hits(txn, ranked, records, thumbnails)
+
+        return self._in_txn(vector, EXPR_DIM, "query vector", k, run, check=exists)
 
     def search_identity(self, vector, k: int, *, exclude_face, exclude_occluded: bool, records: bool,
                         thumbnails: bool) -> list[Hit]:
         dim = int(self._encoders.get("identity_dim", 0))
         if not dim:
             raise BadInputError("this store has no identity encoder")
-        q = as_vector(vector, dim, "identity query vector")
-        k = check_k(k)
-        if k == 0:
-            return []
-        live = self._live
-        with self._env.lock, self._env.begin() as txn:
-            live.sync(txn)
+
+        def run(txn, q, k):
+            live = self._live
             ident = live.identity(txn, dim)
             ranked = ident.search(q, k, exclude_face, live.occluded_ids(txn) if exclude_occluded else None)
             return self._hits(txn, ranked, records, thumbnails)
+
+        return self._in_txn(vector, dim, "identity query vector", k, run)

@@ -29,15 +29,8 @@ MARKER = "snapshot.json"  # provenance: what was copied, when, how much
 ATTEMPTS = 5              # a concurrent rebuild deleting shard files restarts the copy
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: str) -> None:
+def _fsync(path: str) -> None:
+    """Flush a file's data, or a directory's entries, to disk (opened read-only: both allow it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -53,7 +46,7 @@ def _place(src: str, dst: str) -> None:
         if isinstance(exc, FileNotFoundError):
             raise
         shutil.copyfile(src, dst)
-        _fsync_file(dst)
+        _fsync(dst)
 
 
 def _copy_once(store, tmp: str) -> dict:
@@ -105,11 +98,11 @@ def snapshot(store_dir: str, out_dir: str) -> dict:
         json.dump(info, fh, indent=2)
         fh.flush()
         os.fsync(fh.fileno())
-    _fsync_file(os.path.join(tmp, "data.mdb"))
-    _fsync_dir(os.path.join(tmp, shardio.SHARD_DIR))
-    _fsync_dir(tmp)
+    _fsync(os.path.join(tmp, "data.mdb"))
+    _fsync(os.path.join(tmp, shardio.SHARD_DIR))
+    _fsync(tmp)
     if os.path.isdir(out_dir):
         os.rmdir(out_dir)  # empty (checked above); rename needs it gone
     os.rename(tmp, out_dir)
-    _fsync_dir(parent)
+    _fsync(parent)
     return info

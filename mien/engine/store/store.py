@@ -20,8 +20,8 @@ reads -> live; every part -> db and records, the writing ones -> changelog
 (live.py reads it). Only the façade knows every part, and it holds no logic
 beyond opening the store and its stats.
 
-The in-memory structures are index.py (expression: IVF candidates, bfloat16
-re-rank) and identity.py, stored compactly per rows.py and sized per ivf.py;
+The in-memory structures are expression_index.py (expression: IVF candidates, bfloat16
+re-rank) and identity_index.py, stored compactly per rows.py and sized per ivf.py;
 records.py holds the on-disk encodings.
 """
 
@@ -33,7 +33,7 @@ import os
 import numpy as np
 
 from mien.engine.store.db import StoreEnv, meta_int, put_meta_int
-from mien.engine.store.index import FaceIndex
+from mien.engine.store.expression_index import FaceIndex
 from mien.engine.store.live import LiveIndex
 from mien.engine.store.persons import Persons
 from mien.engine.store.reads import FaceReads

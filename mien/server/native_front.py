@@ -5,28 +5,22 @@ hands each call's raw request bytes to `Dispatcher` and sends back the bytes
 it returns. The handlers are the ones grpcio would run: the generated
 `add_*Servicer_to_server` functions register them on a `HandlerTable` instead
 of a grpc.Server, so servicers, health and reflection are the same code under
-either server.
+either server; each runs through mien.server.call_bridge, as over HTTP.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
 import threading
-import time
 import weakref
 
 import grpc
 
 from mien import native
 from mien.server import parsing
-from mien.server.errors import is_abort
+from mien.server.call_bridge import OK, CallContext, failure, run_stream, run_unary
 from mien.server.validate import clip
 
-log = logging.getLogger("mien.server")
-
-_OK = grpc.StatusCode.OK.value[0]
-_UNKNOWN = grpc.StatusCode.UNKNOWN
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -65,94 +59,6 @@ class HandlerTable:
             self.methods[f"/{service_name}/{name}"] = handler
 
 
-class FrontContext:
-    """The part of grpc.ServicerContext that mien's, health's and reflection's servicers use."""
-
-    __slots__ = ("_info", "_handle", "_code", "_details", "_callbacks", "_status_details")
-
-    def __init__(self, info: dict, handle=None):
-        self._info = info
-        self._handle = handle
-        self._code: grpc.StatusCode | None = None
-        self._details = ""
-        self._callbacks: list | None = None
-        self._status_details = b""   # a serialized google.rpc.Status, sent as grpc-status-details-bin
-
-    def abort(self, code: grpc.StatusCode, details: str):
-        if code is grpc.StatusCode.OK:  # as grpcio: OK is not a failure status
-            code, details = _UNKNOWN, ""
-        self._code, self._details = code, details
-        raise Exception()  # noqa: TRY002 - grpcio's convention, recognised by errors.is_abort
-
-    def abort_with_status(self, status):
-        self.abort(status.code, status.details)
-
-    def set_status_details(self, details: bytes) -> None:
-        self._status_details = bytes(details)
-
-    def status_details(self) -> bytes:
-        return self._status_details if self._code not in (None, grpc.StatusCode.OK) else b""
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def code(self):
-        return self._code
-
-    def details(self):
-        return self._details
-
-    def invocation_metadata(self):
-        return self._info["metadata"]
-
-    def received(self) -> float | None:
-        """When the call arrived (time.monotonic), stamped by the front in C++."""
-        return self._info.get("received")
-
-    def peer(self) -> str:
-        return self._info["peer"]
-
-    def time_remaining(self):
-        deadline = self._info["deadline"]
-        return None if deadline is None else max(0.0, deadline - time.time())
-
-    def is_active(self) -> bool:
-        return self._handle is None or not self._handle.cancelled()
-
-    def add_callback(self, callback) -> bool:
-        if self._callbacks is None:
-            self._callbacks = []
-            if self._handle is not None:  # a cancelled stream runs them at once
-                self._handle.set_cancel_callback(self.run_callbacks)
-        self._callbacks.append(callback)
-        return True
-
-    def run_callbacks(self) -> None:
-        callbacks, self._callbacks = self._callbacks or [], []
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:  # noqa: BLE001 - as grpcio: log and go on
-                log.exception("rpc termination callback failed")
-
-    # Accepted and ignored: mien sends no metadata of its own and no compression.
-    def send_initial_metadata(self, initial_metadata) -> None:
-        pass
-
-    def set_trailing_metadata(self, trailing_metadata) -> None:
-        pass
-
-    def set_compression(self, compression) -> None:
-        pass
-
-    def status(self) -> tuple[int, str]:
-        code = self._code or grpc.StatusCode.OK
-        return code.value[0], self._details or ""
-
-
 class Dispatcher:
     """Runs one call's handler on the raw bytes the front hands over."""
 
@@ -182,27 +88,20 @@ class Dispatcher:
         handler, refusal = self._prepare(method, info)
         if handler is None:
             return (*refusal, None)
-        context = FrontContext(info)
         try:
             message = handler.request_deserializer(request)
         except Exception:  # noqa: BLE001 - the client's bytes are no such message
             return (*_unparseable(handler.request_deserializer), None, _unparseable_details(handler))
-        try:
-            reply = handler.unary_unary(message, context)
-        except Exception as exc:  # noqa: BLE001
-            return (*_failure(context, method, exc), None, context.status_details())
-        finally:
-            context.run_callbacks()
-        code, details = context.status()
-        if code != _OK:
-            return code, details, None, context.status_details()
-        return _OK, "", handler.response_serializer(reply)
+        code, details, reply, status_details = run_unary(handler.unary_unary, message, CallContext(info), method)
+        if code != OK:
+            return code, details, None, status_details
+        return OK, "", handler.response_serializer(reply)
 
     def stream(self, method: str, handle, info: dict):
         handler, refusal = self._prepare(method, info)
         if handler is None:
             return refusal
-        context = FrontContext(info, handle)
+        context = CallContext(info, handle)
         try:
             if handler.request_streaming:
                 request = _requests(handle, handler.request_deserializer, context)
@@ -214,23 +113,25 @@ class Dispatcher:
                     request = handler.request_deserializer(raw)
                 except Exception:  # noqa: BLE001 - the client's bytes are no such message
                     return (*_unparseable(handler.request_deserializer), _unparseable_details(handler))
-            behaviour = _behaviour(handler)
-            result = behaviour(request, context)
             serialize = handler.response_serializer
             if handler.response_streaming:
-                for reply in result:
+                behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
+                for reply in run_stream(behaviour, request, context, method):
                     if not handle.write(serialize(reply)):
                         return _CANCELLED, "the client went away"
-            elif context.status()[0] == _OK:
-                handle.write(serialize(result))
-        except Exception as exc:  # noqa: BLE001
-            return (*_failure(context, method, exc), context.status_details())
+            else:
+                behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
+                code, _, reply, _ = run_unary(behaviour, request, context, method)
+                if code == OK:
+                    handle.write(serialize(reply))
+        except Exception as exc:  # noqa: BLE001 - a reply that did not serialize or send
+            context.fail(*failure(context, method, exc))
         finally:
             context.run_callbacks()
         return (*context.status(), context.status_details())
 
 
-def _requests(handle, deserialize, context: FrontContext):
+def _requests(handle, deserialize, context: CallContext):
     while (raw := handle.read()) is not None:
         try:
             message = deserialize(raw)
@@ -249,24 +150,6 @@ def _unparseable_details(handler) -> bytes:
 
     exc = parsing.error(handler.request_deserializer)
     return status_details_bytes(_INVALID, str(exc), exc)
-
-
-def _behaviour(handler: grpc.RpcMethodHandler):
-    if handler.request_streaming:
-        return handler.stream_stream if handler.response_streaming else handler.stream_unary
-    return handler.unary_stream if handler.response_streaming else handler.unary_unary
-
-
-def _failure(context: FrontContext, method: str, exc: BaseException) -> tuple[int, str]:
-    if context.code() is not None and is_abort(exc):
-        return context.status()
-    log.exception("rpc=%s raised", method)
-    if context.code() not in (None, grpc.StatusCode.OK):
-        # as grpcio: a status the handler set before raising wins over UNKNOWN (the
-        # generated base class answers a method the servicer lacks UNIMPLEMENTED this way)
-        code, details = context.status()
-        return code, details or f"Exception calling application: {exc}"
-    return _UNKNOWN.value[0], f"Exception calling application: {exc}"
 
 
 class NativeServer:

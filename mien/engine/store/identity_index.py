@@ -1,6 +1,6 @@
 """The in-memory identity index: exact squared-L2 search over identity vectors.
 
-Separate from the expression index (index.py) because most searches never need
+Separate from the expression index (expression_index.py) because most searches never need
 it: it holds dim * 4 bytes per face (512 B at 128-d) and is loaded on the first
 identity search only (live.py), then kept up to date like the other.
 """

@@ -15,7 +15,6 @@ error is logged in full and answered as a bare INTERNAL.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
@@ -129,48 +128,65 @@ def rpc(func):
     if inspect.isgeneratorfunction(func):
         @functools.wraps(func)
         def stream_wrapper(self, request, context):
-            start = time.perf_counter()
-            ctx = getattr(self, "ctx", None)
-            try:
-                with _in_flight(ctx, context), calls.serving(context):
-                    _check(request)
-                    yield from func(self, request, context)
-            except Exception as exc:  # noqa: BLE001 - abort() re-raises its own
-                if is_abort(exc):
-                    raise
-                _abort(context, method, exc, ctx)
-            finally:
-                log.info("rpc=%s status=%s ms=%.2f", method, _status_name(context),
-                         (time.perf_counter() - start) * 1000.0)
+            with _Call(method, self, request, context):
+                yield from func(self, request, context)
         return stream_wrapper
 
     @functools.wraps(func)
     def unary_wrapper(self, request, context):
-        # what _in_flight and calls.serving do, without two generator context managers per call
-        # (a few microseconds of a sub-millisecond vector query)
-        start = time.perf_counter()
-        ctx = getattr(self, "ctx", None)
-        try:
-            with _in_flight(ctx, context), calls.serving(context):
-                _check(request)
-                return func(self, request, context)
-        except Exception as exc:  # noqa: BLE001
-            if is_abort(exc):
-                raise
-            _abort(context, method, exc, ctx)
-        finally:
-            log.info("rpc=%s status=%s ms=%.2f", method, _status_name(context),
-                     (time.perf_counter() - start) * 1000.0)
+        with _Call(method, self, request, context):
+            return func(self, request, context)
     return unary_wrapper
 
 
-def _in_flight(ctx, context):
-    """Count the call while it runs; refuse it (UNAVAILABLE) when it arrived after the server
-    began draining (the native front's context says when it arrived; grpcio's, arrivals.py)."""
-    if ctx is None:
-        return contextlib.nullcontext()
-    received = getattr(context, "received", None)
-    return ctx.calls.track(received() if callable(received) else None)
+class _Call:
+    """One servicer call, around its method: counted in flight (the drain waits for it; once
+    draining, one that arrived after the drain began is refused UNAVAILABLE), recorded as this
+    thread's call (mien.server.calls), its request checked; at the end a mien error mapped to
+    its status (an abort passes as it stands) and one log line written.
+
+    A class rather than nested generator context managers: a few microseconds less of a
+    sub-millisecond vector query."""
+
+    __slots__ = ("_method", "_servicer_ctx", "_request", "_context", "_start", "_counted", "_previous")
+    _NOT_RECORDED = object()
+
+    def __init__(self, method: str, servicer, request, context):
+        self._method, self._request, self._context = method, request, context
+        self._servicer_ctx = getattr(servicer, "ctx", None)
+        self._start = time.perf_counter()
+        self._counted = False
+        self._previous = _Call._NOT_RECORDED
+
+    def __enter__(self):
+        ctx, context = self._servicer_ctx, self._context
+        try:
+            if ctx is not None:
+                # the native front's context says when the call arrived; grpcio's, arrivals.py
+                received = getattr(context, "received", None)
+                ctx.calls.enter(received() if callable(received) else None)
+                self._counted = True
+            self._previous = calls.enter(context)
+            _check(self._request)
+        except Exception as exc:  # noqa: BLE001 - refused or malformed: ends here with its status
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        try:
+            if self._previous is not _Call._NOT_RECORDED:
+                calls.leave(self._previous)
+                self._previous = _Call._NOT_RECORDED
+            if self._counted:
+                self._servicer_ctx.calls.leave()
+                self._counted = False
+            if isinstance(exc, Exception) and not is_abort(exc):
+                _abort(self._context, self._method, exc, self._servicer_ctx)  # raises the mapped abort
+        finally:
+            log.info("rpc=%s status=%s ms=%.2f", self._method, _status_name(self._context),
+                     (time.perf_counter() - self._start) * 1000.0)
+        return False
 
 
 def is_abort(exc: BaseException) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from mien.errors import BadInputError
-from mien.server.paging import decode_token, encode_token
+from mien.server.page_tokens import decode_token, encode_token
 
 MAX_PAGE = 1000
 
