@@ -4,7 +4,7 @@ Every module of COMMAND_MODULES (each layer's `commands`) exposes `register(subp
 which adds its parsers and sets `func` on each. Heavy imports (torch, dlib, faiss) stay
 inside the command functions so that `mien --help` is instant. This is the top layer:
 the only place that sees every other one, so it also hands a layer what it may not
-import itself (the engine's in-process analytics to the client's commands).
+import itself (the engine's in-process analytics to the client's commands, the web app to `mien serve`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,16 @@ def analytics_on_store(store_dir: str):
     return StoreAnalytics(store_dir)
 
 
+def web_front(http_port: int, **kwargs):
+    """`mien serve --http PORT`: the web app beside the gRPC server (mien.web.serving.web_front)."""
+    from mien.web.serving import web_front as front
+
+    return front(http_port, **kwargs)
+
+
 # what register() of a module takes besides the subparsers
-WIRING = {"mien.clients.commands": {"analytics_on_store": analytics_on_store}}
+WIRING = {"mien.clients.commands": {"analytics_on_store": analytics_on_store},
+          "mien.server.commands": {"web_front": web_front}}
 
 
 class DefaultsFormatter(argparse.HelpFormatter):

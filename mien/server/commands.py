@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 
-def register(subparsers) -> None:
+
+def register(subparsers, web_front=None) -> None:
+    """web_front(http_port, host=, token=, tls=): the web app's front for --http, handed in by
+    the mien command (mien.web sits above this layer)."""
     p = subparsers.add_parser(
         "serve", help="serve a store over gRPC",
         description="Serve a mien store over gRPC (Mien + Analytics services, health, reflection). "
@@ -59,13 +63,12 @@ def register(subparsers) -> None:
     g.add_argument("--expression-model", metavar="PATH", default=None, help="the FEENet checkpoint")
     g.add_argument("--expression-head", metavar="PATH", default=None, help="the learned expression head")
     g.add_argument("--device", default=None, help="cpu or cuda for FEENet / ONNX models (default cpu)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=functools.partial(run, web_front=web_front))
 
 
-def run(args) -> int:
+def run(args, web_front=None) -> int:
     from mien.errors import BadInputError
-    from mien.server.app import TLSConfig, read_token
-    from mien.web.serving import serve_with_web as serve
+    from mien.server.app import TLSConfig, read_token, serve
     from mien.server.context import Limits
     from mien.server.cpus import parse_cpus, pin_to_cpus
 
@@ -87,8 +90,12 @@ def run(args) -> int:
         from mien.engine.faces import EngineConfig
 
         engine_config = EngineConfig(**engine)
+    if args.http is not None and web_front is None:
+        raise BadInputError("--http: this install has no web app (mien.web)")
+    token = read_token(args.token_file)
+    fronts = () if args.http is None else (web_front(args.http, host=args.host, token=token, tls=tls),)
     return serve(args.store, port=args.port, engine_config=engine_config, host=args.host, workers=args.workers,
-                 token=read_token(args.token_file), tls=tls, allowed_roots=args.allow_root, ratings=args.ratings,
+                 token=token, tls=tls, fronts=fronts, allowed_roots=args.allow_root, ratings=args.ratings,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
                  front=args.front, insecure=args.insecure,
-                 http_port=args.http, load_models=not args.lazy_models)
+                 load_models=not args.lazy_models)

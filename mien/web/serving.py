@@ -2,7 +2,8 @@
 
 The server layer knows nothing of the web (mien.web sits above mien.server):
 mien.server.app.serve takes `fronts`, functions that start another way in
-once gRPC serves and return how to stop it; this module hands it the web app's.
+once gRPC serves and return how to stop it; this module makes the web app's
+(the mien command hands it to `mien serve --http`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 
-from mien.server import app
 from mien.web.webapp import start_web, stop_web
 
 log = logging.getLogger("mien.server")
@@ -26,10 +26,3 @@ def web_front(http_port: int, *, host: str = "127.0.0.1", token: str | None = No
         return functools.partial(stop_web, web)
 
     return start
-
-
-def serve_with_web(store_dir, *, http_port: int | None = None, **kwargs) -> int:
-    """mien.server.app.serve (same arguments), with the web app on http_port when it is given."""
-    fronts = () if http_port is None else (
-        web_front(http_port, host=kwargs.get("host", "127.0.0.1"), token=kwargs.get("token"), tls=kwargs.get("tls")),)
-    return app.serve(store_dir, fronts=fronts, **kwargs)
