@@ -19,11 +19,11 @@ HERE = Path(__file__).resolve().parent
 
 # (lane, step title, files) from the client down to FAISS; the reply climbs back the same way
 STEPS = [
-    ("client", "1  client", "mien/clients/cli_query.py → searches.py\nSearchCalls.search: FaceQuery + filters"),
+    ("client", "1  client", "mien/clients/commands/query.py → search_calls.py\nSearchCalls.search: FaceQuery + filters"),
     ("client", "2  channel", "mien/clients/channels.py · errors.py\nnative.py UnaryStub  |  grpcio stub"),
     ("wire", "3  gRPC C++ channel → front", "mien/native/channel.cc  ⟶  mien/native/front.cc\n"
                                           "inline methods ≤ 4 KiB: gRPC thread; else a worker"),
-    ("server", "4  dispatch", "mien/server/front.py Dispatcher.unary\n"
+    ("server", "4  dispatch", "mien/server/native_front.py Dispatcher.unary\n"
                               "(or grpcio + interceptors: app.py, parsing.py)"),
     ("server", "5  servicer", "mien/server/servicer.py SearchExpression\n"
                               "@rpc (errors.py): validate, count, log, statuses"),
@@ -35,16 +35,16 @@ STEPS = [
                           "lock + one LMDB read transaction, RowFilter"),
     ("store", "9  live index", "mien/engine/store/live.py sync\n"
                                "replay the change log: other writers' commits"),
-    ("store", "10  FAISS", "mien/engine/store/index.py candidates → rank\n"
+    ("store", "10  FAISS", "mien/engine/store/expression_index.py candidates → rank\n"
                            "IVF-SQ8 (faiss) → bfloat16 → float32 exact"),
     ("store", "11  records", "mien/engine/store/reads.py hit_records_in\n"
                              "source, time, box, person (+ thumbnail)"),
 ]
 REPLY = [
     (10.1, "hits: face id, distance,\nrecord"),
-    (6.5, "SearchResponse\n(messages.py add_hits)"),
+    (6.5, "SearchResponse\n(hit_messages.py add_hits)"),
     (3.0, "reply bytes, status,\ngoogle.rpc.Status"),
-    (0.5, "replies.py →\nSearchResult dataclasses"),
+    (0.5, "from_proto.py →\nSearchResult dataclasses"),
 ]
 LANES = {  # colour, label
     "client": ("#e3f0fb", "client process"),
@@ -99,7 +99,7 @@ def draw(out: Path, png: bool) -> None:
     # HTTP enters at the servicer: the same method object, an HTTP stand-in for the call context
     ax.add_patch(FancyArrowPatch((box_x + box_w + 2.6, 4.15), (box_x + box_w, 4.35), arrowstyle="-|>",
                                  mutation_scale=11, color="#2e7d32", lw=1.2, linestyle="--", zorder=2))
-    ax.text(box_x + box_w + 0.5, 3.75, "HTTP JSON: mien/web/httpd.py\n→ server.py → gateway.py\n(HttpContext)",
+    ax.text(box_x + box_w + 0.5, 3.75, "HTTP JSON: mien/web/httpd.py\n→ webapp.py → gateway.py\n(call_bridge.py)",
             color="#2e7d32", fontsize=8.6, va="center", zorder=3)
     ax.set_title("Life of a search: SearchExpression from client to FAISS and back", fontsize=12, pad=6)
 
