@@ -1,12 +1,15 @@
-"""Small helpers shared by the benchmarks: timing, percentiles, tables, JSON, RSS."""
+"""Small helpers shared by the benchmarks: timing, percentiles, tables, JSON, RSS, a `mien serve` to measure."""
 
 from __future__ import annotations
 
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -70,3 +73,39 @@ def write_json(path: str | None, obj) -> None:
         fh.write("\n")
     os.replace(tmp, path)
     print(f"wrote {path}")
+
+
+def start_mien_serve(flags: list[str], grpc_port: int, log_path: Path, src: Path,
+                     ready=lambda: True) -> subprocess.Popen:
+    """`python -m mien serve FLAGS` of the mien tree at src, returned once health says SERVING on
+    grpc_port and ready() is true (both polled for up to 300 s)."""
+    from mien.clients.client import Client
+
+    cmd = [sys.executable, "-m", "mien", "serve", *flags]
+    # the per-call log goes to a file: an undrained pipe would stall the server
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=src, env=dict(os.environ, PYTHONPATH=str(src)), stdout=log,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    with Client(f"127.0.0.1:{grpc_port}", timeout=2) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {Path(log_path).read_text()[-2000:]}")
+            try:
+                if client.health() == "SERVING" and ready():
+                    return proc
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.2)
+    stop_process(proc)
+    raise RuntimeError("server did not come up")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

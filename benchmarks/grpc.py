@@ -44,6 +44,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import start_mien_serve, stop_process  # noqa: E402
+
 
 def pct(values, q):
     return float(np.percentile(np.asarray(values), q))
@@ -93,29 +95,12 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
 def start_server(store_dir: Path, port: int, log_path: Path, cpus: set[int] | None = None,
                  awake: bool = False, front: str = "auto", src: Path = ROOT) -> subprocess.Popen:
     """`mien serve` of the mien tree at src (this one by default), once health says SERVING."""
-    cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--port", str(port),
-           "--front", front]
+    cmd = ["--store", str(store_dir), "--port", str(port), "--front", front]
     if cpus:
         cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
     if awake:
         cmd += ["--keep-cpus-awake"]
-    # the per-RPC log goes to a file: an undrained pipe would stall the server
-    log = open(log_path, "w")
-    env = dict(os.environ, PYTHONPATH=str(src))
-    proc = subprocess.Popen(cmd, cwd=src, env=env, stdout=log, stderr=subprocess.STDOUT)
-    from mien.clients.client import Client
-
-    deadline = time.monotonic() + 300
-    with Client(f"127.0.0.1:{port}", timeout=2) as c:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-            try:
-                if c.health() == "SERVING":
-                    return proc
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.2)
-    raise RuntimeError("server did not come up")
+    return start_mien_serve(cmd, port, log_path, src)
 
 
 def time_calls(fn, args_list) -> list[float]:
@@ -393,11 +378,7 @@ def main(argv=None) -> int:
                     image_grpc = time_calls(lambda d: client.search(d, k=args.k), [image_data] * 20)
                     r["image_query_p50_ms"] = statistics.median(image_grpc)
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_process(proc)
             r["ratio"] = r["grpc_p50_ms"] / r["inproc_p50_ms"]
             r["grpc_overhead_ms"] = r["grpc_p50_ms"] - r["inproc_p50_ms"]
             r["grpc_overhead_vs_search_ms"] = r["grpc_p50_ms"] - r["inproc_search_p50_ms"]
@@ -444,11 +425,7 @@ def measure_baseline(src: Path, store_dir: Path, args, queries, requests, image_
             out["image_query_p50_ms"] = statistics.median(
                 time_calls(lambda d: client.search(d, k=args.k), [image_data] * 20))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     out.update(baseline_image_split(str(src), store_dir))
     out["grpc_over_empty_and_search_ms"] = out["grpc_p50_ms"] - out["empty_rpc_p50_ms"] - out["inproc_p50_ms"]
     return out

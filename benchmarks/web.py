@@ -44,7 +44,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import percentiles_ms, print_table, write_json  # noqa: E402
+from benchmarks.common import percentiles_ms, print_table, start_mien_serve, stop_process, write_json  # noqa: E402
 
 
 def free_port() -> int:
@@ -75,30 +75,18 @@ def build_photo_store(store_dir: Path, media: Path) -> None:
 def start_server(store_dir: Path, grpc_port: int, http_port: int, front: str, log_path: Path,
                  flags=()) -> subprocess.Popen:
     """`mien serve --http` in a subprocess; returns once health says SERVING and HTTP answers."""
-    from mien.clients.client import Client
 
-    cmd = [sys.executable, "-m", "mien", "serve", "--store", str(store_dir), "--host", "127.0.0.1",
-           "--port", str(grpc_port), "--http", str(http_port), "--front", front, *flags]
-    # the per-call log goes to a file: an undrained pipe would stall the server
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    with Client(f"127.0.0.1:{grpc_port}", timeout=2) as c:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-            try:
-                if c.health() == "SERVING":
-                    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=2)
-                    conn.request("GET", "/v1/stats")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        return proc
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("server did not come up")
+    def http_answers() -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=2)
+        try:
+            conn.request("GET", "/v1/stats")
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+
+    return start_mien_serve(["--store", str(store_dir), "--host", "127.0.0.1", "--port", str(grpc_port),
+                             "--http", str(http_port), "--front", front, *flags], grpc_port, log_path, ROOT,
+                            ready=http_answers)
 
 
 class JsonApi:
@@ -203,11 +191,7 @@ def main(argv=None) -> int:
         front = _front_of(log_path)
     finally:
         api.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     rows = []
     for name, ts in times.items():
         kind, via = name.split(" ", 1)
@@ -292,7 +276,7 @@ def first_and_warm(store_dir: Path, tmp: Path, front: str, transport: str, image
                         warm.append(time.perf_counter() - t)
             finally:
                 api.close()
-                stop_server(proc)
+                stop_process(proc)
             warm_p50 = percentiles_ms(warm)["p50_ms"]
             rows.append({"server": start, "via": via, "first_ms": first * 1000, "warm_p50_ms": warm_p50,
                          "first_over_warm": first * 1000 / warm_p50})
@@ -334,15 +318,6 @@ def with_idle_connections(http_port: int, face_id: int, k: int, n: int, idle: in
                      f"p50_ms_{idle}_idle": b["p50_ms"], f"p99_ms_{idle}_idle": b["p99_ms"],
                      "p50_ratio": b["p50_ms"] / a["p50_ms"], "p99_ratio": b["p99_ms"] / a["p99_ms"]})
     return rows, still_open
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def first_face_id(client, limit: int = 1000) -> int | None:

@@ -10,6 +10,7 @@ biden.jpg so that a cross-identity search over him has several candidates.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import shutil
 import socket
@@ -163,6 +164,30 @@ def start_server(store_dir: Path, **kwargs):
     server, port = build_server(store_dir, port=0, host="127.0.0.1", **kwargs)
     server.start()
     return server, f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def serving(store_dir: Path, **kwargs):
+    """start_server's server for a with-block: yields its "127.0.0.1:PORT", stops it on leaving."""
+    server, target = start_server(store_dir, **kwargs)
+    try:
+        yield target
+    finally:
+        stop_server(server)
+
+
+def photo_store_with_root(root: Path) -> tuple[PhotoStore, Path]:
+    """build_photo_store in root, and an empty folder beside it for allowed_roots (root/incoming)."""
+    allowed = root / "incoming"
+    allowed.mkdir()
+    return build_photo_store(root), allowed
+
+
+def copied_store(store_dir: Path, tmp_path: Path) -> Path:
+    """A copy of a module's store for one test to change (tmp_path/store)."""
+    copy = tmp_path / "store"
+    shutil.copytree(store_dir, copy)
+    return copy
 
 
 def stop_server(server, timeout: float = 15.0) -> bool:

@@ -15,7 +15,8 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, TOKEN, TRANSPORTS, build_photo_store, start_server, stop_server, wait_until
+from server_support import (FRONTS, TOKEN, TRANSPORTS, build_photo_store, photo_store_with_root, serving, start_server,
+                            stop_server, wait_until)
 
 from mien.clients import AnalyticsClient, Client, MienError
 from mien.server.context import Limits
@@ -26,19 +27,14 @@ LIMITS = Limits(max_top_k=50)
 
 @pytest.fixture(scope="module")
 def photo_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api_completion")
-    ps = build_photo_store(root)
-    allowed = root / "incoming"
-    allowed.mkdir()
-    return ps, allowed
+    return photo_store_with_root(tmp_path_factory.mktemp("api_completion"))
 
 
 @pytest.fixture(scope="module", params=FRONTS)
 def served(photo_store, request):
     ps, allowed = photo_store
-    server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param)
-    yield target
-    stop_server(server)
+    with serving(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param) as target:
+        yield target
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server
+from server_support import FRONTS, photo_store_with_root, start_server, stop_server
 
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, search_pb2, search_pb2_grpc
 
@@ -51,10 +51,7 @@ INT_EDGES = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The store, an allowed root with one photo, and values worth trying (ids, names, images)."""
-    base = tmp_path_factory.mktemp("server_fuzz")
-    ps = build_photo_store(base)
-    allowed = base / "incoming"
-    allowed.mkdir()
+    ps, allowed = photo_store_with_root(tmp_path_factory.mktemp("server_fuzz"))
     shutil.copy(ps.archive["obama.jpg"], allowed / "obama.jpg")
     face = cv2.imread(str(ps.archive["obama.jpg"]))
     images = [

@@ -19,7 +19,7 @@ import cv2
 import grpc
 import pytest
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server
+from server_support import FRONTS, build_photo_store, start_server, stop_server, serving, copied_store
 from mien.demo import photos
 from mien.v1 import search_pb2, search_pb2_grpc
 
@@ -31,10 +31,7 @@ def base(tmp_path_factory):
 
 @pytest.fixture
 def world(base, tmp_path):
-    import shutil
-
-    store = tmp_path / "store"
-    shutil.copytree(base.store_dir, store)
+    store = copied_store(base.store_dir, tmp_path)
     root = tmp_path / "root"
     new = root / "new"
     (root / "empty" / "deeper").mkdir(parents=True)
@@ -53,10 +50,9 @@ def world(base, tmp_path):
 
 @pytest.mark.parametrize("front", FRONTS)
 def test_each_path_is_taken_or_refused_on_its_own(world, front):
-    server, target = start_server(world["store"], allowed_roots=[world["root"]], front=front)
-    stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
-    root = world["root"]
-    try:
+    with serving(world["store"], allowed_roots=[world["root"]], front=front) as target:
+        stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
+        root = world["root"]
         given = [str(world["new"]), str(world["outside"]), "new/relative", str(root / "missing")]
         messages = list(stub.IndexPaths(search_pb2.IndexPathsRequest(paths=given), timeout=300))
         final = messages[-1]
@@ -78,16 +74,13 @@ def test_each_path_is_taken_or_refused_on_its_own(world, front):
         with pytest.raises(grpc.RpcError) as err:
             list(stub.IndexPaths(search_pb2.IndexPathsRequest(paths=[str(world["outside"])]), timeout=60))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.parametrize("front", FRONTS)
 def test_list_folders_walks_the_allowed_roots_only(world, front):
-    server, target = start_server(world["store"], allowed_roots=[world["root"]], front=front)
-    stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
-    root = world["root"]
-    try:
+    with serving(world["store"], allowed_roots=[world["root"]], front=front) as target:
+        stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
+        root = world["root"]
         top = stub.ListFolders(search_pb2.ListFoldersRequest())
         assert [f.path for f in top.folders] == [str(root)] and not top.path
         listed = stub.ListFolders(search_pb2.ListFoldersRequest(path=str(root)))
@@ -106,8 +99,6 @@ def test_list_folders_walks_the_allowed_roots_only(world, front):
             assert err.value.code() == code, (path, err.value.details())
             if path != str(world["outside"]):  # where a link leads is not told (the caller's own path is)
                 assert str(world["outside"]) not in err.value.details()
-    finally:
-        stop_server(server)
 
 
 def test_the_json_api_refuses_and_lists_the_same(world):

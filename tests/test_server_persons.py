@@ -19,7 +19,7 @@ import grpc
 import pytest
 from grpc_status import rpc_status
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server
+from server_support import FRONTS, build_photo_store, start_server, stop_server, serving, copied_store
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 ref = common_pb2.PersonRef
@@ -32,12 +32,9 @@ def base(tmp_path_factory):
 
 @pytest.fixture
 def world(base, tmp_path):
-    import shutil
-
     from mien.engine.store import Store
 
-    store_dir = tmp_path / "store"
-    shutil.copytree(base.store_dir, store_dir)
+    store_dir = copied_store(base.store_dir, tmp_path)
     t1 = base.face_ids["t1.jpg"]
     with Store(store_dir, mode="w") as store:   # two people of one group photo, as two persons
         ident = store.vectors(t1[:2], kind="identity")
@@ -60,10 +57,9 @@ def _reason(err) -> tuple[str, dict]:
 
 @pytest.mark.parametrize("front", FRONTS)
 def test_list_find_order_page_and_covers(world, front):
-    server, target = start_server(world["store"], front=front)
-    stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
-    obama, biden = world["base"].persons["Obama"], world["base"].persons["Biden"]
-    try:
+    with serving(world["store"], front=front) as target:
+        stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
+        obama, biden = world["base"].persons["Obama"], world["base"].persons["Biden"]
         everyone = stub.ListPersons(search_pb2.ListPersonsRequest()).persons
         assert [p.person_id for p in everyone] == sorted(p.person_id for p in everyone)  # by id, as before
         assert all(p.cover_face_id == 0 for p in everyone)                                # only when asked
@@ -99,8 +95,6 @@ def test_list_find_order_page_and_covers(world, front):
         rest = stub.ListPersonFaces(search_pb2.ListPersonFacesRequest(unassigned=True, page_size=100,
                                                                       page_token=nobody.next_page_token))
         assert len(nobody.faces) + len(rest.faces) == nobody.total_size
-    finally:
-        stop_server(server)
 
 
 def page_token_of(stub) -> str:
@@ -113,11 +107,10 @@ def page_token_of(stub) -> str:
 def test_move_faces_suggest_reject(world, front):
     from mien.engine.store import Store
 
-    server, target = start_server(world["store"], front=front)
-    stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
-    biden = world["base"].persons["Biden"]
-    a, b, t1 = world["a"], world["b"], world["t1"]
-    try:
+    with serving(world["store"], front=front) as target:
+        stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
+        biden = world["base"].persons["Biden"]
+        a, b, t1 = world["a"], world["b"], world["t1"]
         # a face of nobody moves to a person
         nobody = stub.ListPersonFaces(search_pb2.ListPersonFacesRequest(unassigned=True, page_size=100)).faces
         third = next(f.face_id for f in nobody if f.face_id not in t1)
@@ -154,8 +147,6 @@ def test_move_faces_suggest_reject(world, front):
         stub.MergePersons(search_pb2.MergePersonsRequest(source=ref(person_id=half), target=ref(person_id=biden)))
         with Store(world["store"], mode="r") as store:
             assert not any(half in pair for pair in store.cannot_links())
-    finally:
-        stop_server(server)
 
 
 def test_a_refused_merge_carries_its_reason_in_json(world):

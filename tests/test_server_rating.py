@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server
+from server_support import FRONTS, build_photo_store, serving
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,7 @@ def test_propose_and_rate_over_grpc(photo_store, tmp_path, front):
     from mien.v1 import analytics_pb2, analytics_pb2_grpc
 
     ratings = tmp_path / "answers.csv"
-    server, target = start_server(photo_store.store_dir, front=front, ratings=ratings)
-    try:
+    with serving(photo_store.store_dir, front=front, ratings=ratings) as target:
         with grpc.insecure_channel(target) as channel:
             stub = analytics_pb2_grpc.AnalyticsStub(channel)
             p = stub.ProposeTriplet(analytics_pb2.ProposeTripletRequest(mode="random", rater="ann"))
@@ -39,7 +38,5 @@ def test_propose_and_rate_over_grpc(photo_store, tmp_path, front):
             with pytest.raises(grpc.RpcError) as err:
                 stub.ProposeTriplet(analytics_pb2.ProposeTripletRequest(mode="sideways"))
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    finally:
-        stop_server(server)
     triplets, stats = read_rated([ratings])
     assert stats.malformed == 0 and [t.answers for t in triplets] == [[("ann", 2)]]

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, TRANSPORTS, build_photo_store, start_server, stop_server
+from server_support import FRONTS, TRANSPORTS, photo_store_with_root, serving
 
 from mien.clients.client import Client, Upload
 from mien.server.context import Limits
@@ -25,18 +25,14 @@ LIMITS = Limits(max_message_bytes=4 * 1024 * 1024, max_image_pixels=3_000_000, m
 
 @pytest.fixture(scope="module")
 def photo_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("server_rpc")
-    ps = build_photo_store(root)
-    (root / "incoming").mkdir()
-    return ps, root / "incoming"
+    return photo_store_with_root(tmp_path_factory.mktemp("server_rpc"))
 
 
 @pytest.fixture(scope="module", params=FRONTS)
 def served(photo_store, request):
     ps, allowed = photo_store
-    server, target = start_server(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param)
-    yield target
-    stop_server(server)
+    with serving(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param) as target:
+        yield target
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)

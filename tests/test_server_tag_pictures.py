@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server
+from server_support import FRONTS, build_photo_store, serving, copied_store
 from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 
 
@@ -25,13 +25,9 @@ def photos(tmp_path_factory):
 
 @pytest.mark.parametrize("front", FRONTS)
 def test_pictures_thresholds_and_labels(photos, front, tmp_path):
-    import shutil
-
-    store = tmp_path / "store"
-    shutil.copytree(photos.store_dir, store)
-    server, target = start_server(store, front=front)
-    stub = analytics_pb2_grpc.AnalyticsStub(grpc.insecure_channel(target))
-    try:
+    store = copied_store(photos.store_dir, tmp_path)
+    with serving(store, front=front) as target:
+        stub = analytics_pb2_grpc.AnalyticsStub(grpc.insecure_channel(target))
         image = photos.archive["obama.jpg"].read_bytes()
         tag = stub.CreateTag(analytics_pb2.CreateTagRequest(
             name="smile", threshold=0.4,
@@ -60,8 +56,6 @@ def test_pictures_thresholds_and_labels(photos, front, tmp_path):
             assert {"happy", "neutral", "lip_corner_pull"} <= names
             emotions = [c.value for c in cluster.components if c.kind == "emotion"]
             assert sum(emotions) == pytest.approx(1.0, abs=1e-3)
-    finally:
-        stop_server(server)
 
 
 def test_a_tag_written_without_pictures_reads_as_before():
