@@ -15,7 +15,7 @@ video, itself, so every node must see the archive at the same path (a shared
 filesystem). A job carries the path and the range; a result carries faces and
 small identity patches (the face plus margin, ~160 px), which go back to an
 actor for the identity embedding of a track's best faces. No frame ever
-passes through the driver (see docs/SCALE.md).
+passes through the driver (see docs/scale-out.md).
 
 Only imported for `mien index --ray`; nothing else in mien imports Ray.
 """

@@ -2,7 +2,7 @@
 
 Uses the store's bulk API (`face_table` from the in-memory index, one-txn
 `vectors`) when it has one, and otherwise walks the sources record by record,
-so analytics keep working against any Store that honours docs/INTERFACES.md.
+so analytics keep working against any Store that honours docs/interfaces.md.
 """
 
 from __future__ import annotations

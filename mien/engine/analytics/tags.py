@@ -3,7 +3,7 @@
 A tag is a name plus reference expression vectors (from face images or indexed
 faces). Creating one only stores vectors; nothing is retrained. A face carries a
 tag when its pooled (3-frame median) expression is within the tag's threshold of
-any reference: squared L2 on unit vectors, default 0.5 (docs/INTERFACES.md).
+any reference: squared L2 on unit vectors, default 0.5 (docs/interfaces.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The face store: LMDB is the truth, FAISS shards and the in-memory index derive from it.
 
-`Store` is the one public façade (docs/INTERFACES.md, "Store"); it opens the
+`Store` is the one public façade (docs/interfaces.md, "Store"); it opens the
 directory, checks the schema and encoders, and hands each call to the part
 that does that one job. The parts share one `StoreEnv` (db.py: the LMDB
 environment, the writer lock, the thread lock) and meet at these seams:
@@ -85,7 +85,7 @@ def _open_meta(env: StoreEnv, encoders: dict | None) -> dict:
 
 
 class Store:
-    """See docs/INTERFACES.md ("Store"). Thread-safe; not shareable across fork()."""
+    """See docs/interfaces.md ("Store"). Thread-safe; not shareable across fork()."""
 
     def __init__(self, path: str, mode: str = "r", encoders: dict | None = None, *,
                  shard_size: int = 100_000, nprobe: int = 16, k_factor: int = 4,
