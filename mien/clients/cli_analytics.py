@@ -134,11 +134,12 @@ class _Local:
             analyzer = None
             if args.image:
                 from mien.engine.faces import EngineConfig, FaceAnalyzer
+                from mien.engine.faces.engine_record import matching_store
 
                 # the store's recorded engine; --*-model point at model files that moved
                 moved = {key: getattr(args, key, None) for key in MODEL_FLAGS}
-                analyzer = FaceAnalyzer(EngineConfig(**{k: v for k, v in moved.items() if v})
-                                        .matching_store(store.encoders))
+                analyzer = FaceAnalyzer(matching_store(EngineConfig(**{k: v for k, v in moved.items() if v}),
+                                                       store.encoders))
             return create_tag(store, args.name, images=images, face_ids=args.face_id or (),
                               threshold=0.5 if args.threshold is None else args.threshold,
                               analyzer=analyzer, replace=args.replace)

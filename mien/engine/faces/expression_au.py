@@ -15,7 +15,7 @@ Each AU is a geometric measure in IOD units, centred on its NEUTRAL value
 and divided by its typical RANGE, so ~0 is a relaxed face and ~1 a strong
 action. NEUTRAL: the median over the relaxed faces of the package photos
 (insightface t1's two women on the left, Grace Hopper, Biden; see
-tests/test_faces_expression_v2.py), rounded. RANGE: about the change from
+tests/test_faces_expression_fer_au.py), rounded. RANGE: about the change from
 neutral to a full action, read off the package photos' strongest cases
 (t1's laughing man, Obama's smile, obama2's open mouth) and, for actions
 they don't show, set a priori from the FACS descriptions at roughly the

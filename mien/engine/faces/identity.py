@@ -1,5 +1,5 @@
-"""Identity embeddings: dlib ResNet 128-d, FaceNet Inception-ResNet-v1 (512-d,
-identity_facenet) or an ArcFace ONNX (512-d).
+"""Identity embeddings: dlib ResNet 128-d or an ArcFace ONNX (512-d); FaceNet
+Inception-ResNet-v1 (512-d) is in identity_facenet.
 
 All return L2-normalised float32 rows; each aligns the face itself from the
 landmarks (dlib: its own 150x150 chip from the 68 points; FaceNet: an
@@ -20,8 +20,14 @@ import numpy as np
 
 from mien.engine.faces.align import arcface_crop
 from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.dlib_landmarks import fill_landmarks68
+from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE, DlibResNetONNX
 from mien.engine.faces.modelfiles import dlib_model, require_file
 from mien.errors import BadInputError
+
+ARCFACE_HOW_TO_OBTAIN = ("an ArcFace recognition ONNX, e.g. buffalo_l's w600k_r50.onnx "
+                         "from https://github.com/deepinsight/insightface/tree/master/model_zoo; "
+                         "copy it to this machine and give its path")
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -42,25 +48,7 @@ def dlib_resnet():
 
 @lru_cache(maxsize=4)
 def dlib_resnet_onnx(threads: int):
-    from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE, DlibResNetONNX
-
     return DlibResNetONNX(dlib_model(MODEL_FILE), threads=threads)
-
-
-def facenet_model(threads: int):
-    """The converted FaceNet graph (`mien models fetch` writes it) on ONNX Runtime; a missing
-    file is a ModelNotFoundError naming that command."""
-    from mien.engine.faces.bundled import bundled_path
-    from mien.engine.faces.identity_facenet import MODEL_FILE
-
-    return _facenet_session(str(bundled_path(MODEL_FILE)), threads)
-
-
-@lru_cache(maxsize=4)
-def _facenet_session(path: str, threads: int):
-    from mien.engine.faces.facenet_onnx import FaceNetONNX
-
-    return FaceNetONNX(path, threads=threads)
 
 
 def worker_threads() -> int:
@@ -102,8 +90,6 @@ class DlibIdentity:
         else:
             # the network is built on first use (ONNX conversion + session: ~0.9 s per process);
             # the weights file is checked now, so a missing one fails at construction
-            from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE
-
             dlib_model(MODEL_FILE)
             threads = worker_threads()
             self.model = lambda chips: dlib_resnet_onnx(threads)(chips)
@@ -112,8 +98,6 @@ class DlibIdentity:
         """dlib's 150x150 aligned chips (RGB), as face_recognition computes them."""
         import cv2
         import dlib
-
-        from mien.engine.faces.mpdetect import fill_landmarks68
 
         fill_landmarks68(image, faces)  # the MediaPipe front end fits them on demand
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -141,7 +125,7 @@ class ArcFaceIdentity:
     """Any recognition ONNX insightface.model_zoo routes to ArcFaceONNX."""
 
     def __init__(self, cfg: EngineConfig):
-        path = require_file(cfg.identity_model, "arcface")
+        path = require_file(cfg.identity_model, "arcface", ARCFACE_HOW_TO_OBTAIN)
         import insightface
 
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cfg.device.startswith("cuda") \
@@ -168,13 +152,3 @@ class ArcFaceIdentity:
         rows = [self.model.get_feat(crops[i:i + self.batch_size])
                 for i in range(0, len(crops), self.batch_size)]
         return l2n(np.concatenate(rows).reshape(len(crops), -1))
-
-
-def make_identity(cfg: EngineConfig):
-    if cfg.identity == "arcface":
-        return ArcFaceIdentity(cfg)
-    if cfg.identity == "facenet":
-        from mien.engine.faces.identity_facenet import FaceNetIdentity
-
-        return FaceNetIdentity(cfg)
-    return DlibIdentity(cfg)
