@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.modelfiles import file_sha256, require_file
+from mien.engine.faces.modelfiles import require_file
 
 HOW_TO_OBTAIN = ("a FEENet checkpoint: train one with `mien train` (see mien/training) "
                  "or copy an existing .pt file and give its path")
@@ -27,8 +27,8 @@ class FEENetExpression:
 
         self.encoder = FEENetEncoder(str(path), device=cfg.device, batch_size=cfg.batch_size)
         # "feenet:<checkpoint sha256[:12]>": the store refuses to mix different weights
-        self.name = getattr(self.encoder, "name", None) or f"feenet:{file_sha256(str(path.resolve()))[:12]}"
-        self.dim = int(getattr(self.encoder, "dim", 16))
+        self.name = self.encoder.name
+        self.dim = self.encoder.dim
 
     def encode_faces(self, faces) -> None:
         vectors = np.asarray(self.encoder.encode([f.crop for f in faces]), np.float32)
