@@ -155,7 +155,7 @@ def test_mediapipe_detector_finds_every_t1_face_with_mesh_and_68(mp_faces):
 
 
 def test_landmarks_agree_with_dlib_on_the_same_faces(mp_faces, dlib_faces):
-    from mien.engine.faces.identity import DlibIdentity
+    from mien.engine.faces.identity_dlib import DlibIdentity
     from mien.engine.faces import EngineConfig
 
     from mien.engine.faces.dlib_landmarks import fill_landmarks68

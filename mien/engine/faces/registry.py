@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from mien.engine.faces import expression_feenet, expression_head, identity, insightface_detector
+from mien.engine.faces import expression_feenet, expression_head, identity_arcface, insightface_detector
 from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.dlib_detector import DlibDetector
 from mien.engine.faces.expression_fer_au import FerAuExpressionEncoder
 from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
+from mien.engine.faces.identity_dlib import DlibIdentity
 from mien.engine.faces.identity_facenet import FaceNetIdentity
 from mien.engine.faces.mediapipe_detector import MediaPipeDetector
 from mien.engine.faces.protocols import Detector, ExpressionEncoder, IdentityEncoder
@@ -73,10 +74,10 @@ MODELS: dict[tuple[str, str], Model] = {m.key: m for m in (
           file_field="expression_model", file_kind="feenet", obtain=expression_feenet.HOW_TO_OBTAIN,
           stored_prefixes=("feenet",)),
     # -- identity encoders; a store older than ArcFace and FaceNet used dlib, whatever its name
-    Model("identity", "dlib", lambda cfg, threads: identity.DlibIdentity(cfg), stored_prefixes=("",)),
+    Model("identity", "dlib", lambda cfg, threads: DlibIdentity(cfg), stored_prefixes=("",)),
     Model("identity", "facenet", lambda cfg, threads: FaceNetIdentity(cfg), stored_prefixes=("facenet",)),
-    Model("identity", "arcface", lambda cfg, threads: identity.ArcFaceIdentity(cfg),
-          file_field="identity_model", file_kind="arcface", obtain=identity.ARCFACE_HOW_TO_OBTAIN,
+    Model("identity", "arcface", lambda cfg, threads: identity_arcface.ArcFaceIdentity(cfg),
+          file_field="identity_model", file_kind="arcface", obtain=identity_arcface.HOW_TO_OBTAIN,
           stored_prefixes=("arcface",)),
 )}
 
