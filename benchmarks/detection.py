@@ -196,7 +196,7 @@ class StageClock:
 
 def profile_mediapipe(detector, cases, repeat: int) -> list[dict]:
     """Per-stage CPU time of detector.detect over the cases, summed over the cases."""
-    from mien.engine.faces import blazeface, facemesh, litert, mpdetect
+    from mien.engine.faces import blazeface, facemesh, litert, mediapipe_detector
 
     clock = StageClock()
     names = {blazeface.MODEL: "BlazeFace invoke", facemesh.MODEL: "FaceMesh invoke"}
@@ -206,7 +206,7 @@ def profile_mediapipe(detector, cases, repeat: int) -> list[dict]:
     clock.wrap(blazeface, "decode", "decode")
     clock.wrap(blazeface, "weighted_nms", "weighted NMS")
     clock.wrap(facemesh, "crop", "FaceMesh crops")
-    clock.wrap(mpdetect.MediaPipeDetector, "detect", "rest (Python)")
+    clock.wrap(mediapipe_detector.MediaPipeDetector, "detect", "rest (Python)")
     totals: dict[str, list[float]] = {}
     try:
         for _, image, _ in cases:
@@ -245,10 +245,10 @@ def main() -> int:
 
     cv2.setNumThreads(1)
     from mien.engine.faces import EngineConfig
-    from mien.engine.faces.detect import make_detector
+    from mien.engine.faces import registry
 
-    detectors = {"dlib": make_detector(EngineConfig(detector="dlib")),
-                 "mediapipe": make_detector(EngineConfig(detector="mediapipe"))}
+    detectors = {"dlib": registry.build("detector", EngineConfig(detector="dlib")),
+                 "mediapipe": registry.build("detector", EngineConfig(detector="mediapipe"))}
     if args.build_truth:
         return build_truth(detectors)
     groups = {"photos": photo_cases()}

@@ -75,9 +75,9 @@ def main(argv=None) -> int:
     from mien.engine.faces import EngineConfig, FaceAnalyzer, faceqa
     from mien.engine.faces.align import expression_crop
     from mien.engine.faces.analyzer import thumbnail
-    from mien.engine.faces.detect import landmarks68, to_gray
+    from mien.engine.faces.dlib_landmarks import landmarks68, to_gray
     from mien.engine.faces import expression_fer as fer
-    from mien.engine.faces import expression_v2 as v2
+    from mien.engine.faces import expression_fer_au as v2
     from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
 
     images = load_photos()

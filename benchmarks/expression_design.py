@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/expression_design.py [--out design.json]
 
-Sweeps the design choices of mien/engine/faces/expression_v2.py on the same
+Sweeps the design choices of mien/engine/faces/expression_fer_au.py on the same
 faces and ratings quality.py uses: fer's crop (eye-aligned or the detector's
 box + 10 %), the weight of the action units (AU_SCALE), the AU part alone
 with the 9 AUs of the vector or all 16, on dlib faces (the mesh filled by the
@@ -34,8 +34,8 @@ def face_parts(faces: dict) -> dict:
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.faces import expression_au as au
     from mien.engine.faces import expression_fer as fer
-    from mien.engine.faces import expression_v2 as v2
-    from mien.engine.faces.detect import DlibDetector
+    from mien.engine.faces import expression_fer_au as v2
+    from mien.engine.faces.dlib_detector import DlibDetector
 
     dlib = DlibDetector(EngineConfig(detector="dlib"))
     mp = FaceAnalyzer(EngineConfig(detector="mediapipe")).detector
@@ -56,7 +56,7 @@ def face_parts(faces: dict) -> dict:
 def designs(parts: dict) -> dict:
     """design name -> {face id: vector}."""
     from mien.engine.faces import expression_au as au
-    from mien.engine.faces import expression_v2 as v2
+    from mien.engine.faces import expression_fer_au as v2
 
     def unit(v):
         return v / np.linalg.norm(v)

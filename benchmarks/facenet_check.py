@@ -59,7 +59,7 @@ def main() -> int:
 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.faces.bundled import extract_member
-    from mien.engine.faces.identity import facenet_model
+    from mien.engine.faces.identity_facenet import facenet_model
     from mien.engine.faces.identity_facenet import facenet_crop
 
     detector = FaceAnalyzer(EngineConfig()).detector

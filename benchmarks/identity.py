@@ -111,7 +111,7 @@ def video_images(folder: Path, seconds: float) -> list[tuple[str, np.ndarray]]:
 def collect_chips(images) -> tuple[list[np.ndarray], list[str]]:
     """dlib's 150x150 chips of every face the default detector finds (rejected ones too)."""
     from mien.engine.faces import EngineConfig, FaceAnalyzer
-    from mien.engine.faces.identity import DlibIdentity
+    from mien.engine.faces.identity_dlib import DlibIdentity
 
     cfg = EngineConfig()
     detector = FaceAnalyzer(cfg).detector

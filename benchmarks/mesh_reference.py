@@ -61,10 +61,10 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="print the poses of the faces, write nothing")
     args = ap.parse_args()
     from mien.engine.faces import EngineConfig
-    from mien.engine.faces.detect import make_detector
+    from mien.engine.faces import registry
     from mien.engine.faces.meshpose import RIGID, fit_rotation
 
-    det = make_detector(EngineConfig(detector="mediapipe"))
+    det = registry.build("detector", EngineConfig(detector="mediapipe"))
     meshes, names = [], []
     for name, img in public_photos():
         for tag, im in (("", img), (" mirrored", np.ascontiguousarray(img[:, ::-1]))):

@@ -404,13 +404,13 @@ def real_section(model_names: list[str], sheet: Path | None) -> dict:
     import real_faces as rf  # noqa: E402
 
     from mien.engine.faces import EngineConfig
-    from mien.engine.faces.identity import make_identity
+    from mien.engine.faces import registry
     from mien.indexer.persons import link_rules
 
     import cv2
 
     cv2.setNumThreads(1)   # every model's session gets one thread, as in an index worker
-    models = {name: make_identity(EngineConfig(identity=name)) for name in model_names}
+    models = {name: registry.build("identity", EngineConfig(identity=name)) for name in model_names}
     with timer() as t_collect:
         faces = rf.collect(models)
     labels = sorted({f.label for f in faces})

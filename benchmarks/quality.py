@@ -185,7 +185,7 @@ def dlib_face(detector, image: np.ndarray, box) -> tuple["object", bool]:
     Every encoder then sees exactly the same faces (no encoder loses a
     triplet to the detector); `found` says whether HOG itself found it.
     """
-    from mien.engine.faces.detect import to_gray
+    from mien.engine.faces.dlib_landmarks import to_gray
 
     face, found = front_face(detector, image, box)
     if found:
@@ -212,7 +212,7 @@ def encoders() -> dict:
 
     out = {"landmarks-v1": lambda image, face: expression_landmarks.encode(face.landmarks68)[0]}
     try:
-        from mien.engine.faces.expression_v2 import VARIANTS
+        from mien.engine.faces.expression_fer_au import VARIANTS
     except ImportError as exc:  # the v2 encoder not there (yet): say so, score the rest
         print(f"(no v2 expression encoders: {exc})", file=sys.stderr)
         VARIANTS = {}
@@ -230,7 +230,7 @@ def face_vectors(faces: dict, names: list[str] | None = None,
     end's face ("NAME [mediapipe]"; the dlib face where MediaPipe finds none).
     """
     from mien.engine.faces import EngineConfig, FaceAnalyzer
-    from mien.engine.faces.detect import DlibDetector
+    from mien.engine.faces.dlib_detector import DlibDetector
 
     detector = DlibDetector(EngineConfig(detector="dlib"))
     chosen = {k: f for k, f in encoders().items() if names is None or k in names}

@@ -6,7 +6,7 @@ Each face is found the way the engine finds faces (the default front end on its 
 LFW's 25 px thumbnails are enlarged 8x with a 100 px border first, as quality.py does);
 the detection that overlaps the face's box best is taken, or, where the front end finds
 none, dlib's 68 points fitted in the box and the mesh fitted on them. The encoder
-(expression_v2.encode_image_faces) then gives what a store keeps per face. The table
+(expression_fer_au.encode_image_faces) then gives what a store keeps per face. The table
 (mien.training.rated.FeatureTable) keys faces as the ratings file does (FaceRef.key), with
 each face's person and fold: `mien train head --features` reads it.
 """
@@ -47,9 +47,10 @@ def detection_view(face: dict):
 def face_features(faces: list[dict], progress=None) -> tuple[np.ndarray, int]:
     """((n, DIM) features in the order given, how many faces the front end found itself)."""
     from mien.engine.faces import EngineConfig, FaceAnalyzer
-    from mien.engine.faces import expression_v2 as v2
+    from mien.engine.faces import expression_fer_au as v2
     from mien.engine.faces.boxes import iou
-    from mien.engine.faces.detect import DlibDetector, to_gray
+    from mien.engine.faces.dlib_detector import DlibDetector
+    from mien.engine.faces.dlib_landmarks import to_gray
 
     analyzer = FaceAnalyzer(EngineConfig())
     dlib = None

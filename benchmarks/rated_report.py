@@ -85,7 +85,8 @@ def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
     from mien.engine.faces import EngineConfig
     from mien.engine.faces import expression_landmarks as lm
     from mien.engine.faces.boxes import iou
-    from mien.engine.faces.detect import DlibDetector, to_gray
+    from mien.engine.faces.dlib_detector import DlibDetector
+    from mien.engine.faces.dlib_landmarks import to_gray
 
     dlib = DlibDetector(EngineConfig(detector="dlib"))
     by_key = {face_ref(f).key: f for f in faces}
@@ -105,7 +106,7 @@ def best_fixed_answers(table, triplets, folds) -> tuple[dict, list]:
     """The best fixed vector the features give, chosen fairly: fer-au-v2's AU weight picked on
     each fold's training triplets (unanimous, all types), applied to its held-out triplets."""
     from mien.engine.faces import expression_features as xf
-    from mien.engine.faces import expression_v2 as v2
+    from mien.engine.faces import expression_fer_au as v2
     from mien.training.head import accuracy_report, fixed_answers
 
     probs = xf.softmax(xf.part(table.features, "log_probs"))
@@ -129,6 +130,7 @@ def reembed_per_million(n_faces: int) -> dict:
     import tempfile
 
     from mien.engine.faces import expression_features as xf
+    from mien.engine.faces import expression_fer_au as fer_au
     from mien.engine.store import FaceRecord, SourceRecord, Store
     from mien.indexer.reembed import reembed
 
@@ -142,7 +144,7 @@ def reembed_per_million(n_faces: int) -> dict:
             for s in range(n_faces // per):
                 feats = rng.normal(size=(per, xf.DIM)).astype(np.float32)
                 feats[:, xf.SLICES["log_probs"]] = np.log(rng.dirichlet(np.ones(7), per))
-                vecs = xf.v2_vectors(feats)
+                vecs = fer_au.v2_vectors(feats)
                 uri = f"/v/{s}.mp4"
                 store.replace_source(SourceRecord(uri, str(s), "video", "done"), [FaceRecord(
                     source_uri=uri, frame_index=i, timestamp_ms=500 * i, bbox=(0, 0, 9, 9),

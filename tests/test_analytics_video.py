@@ -17,6 +17,7 @@ from mien.engine import analytics
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     from mien.engine.faces import EngineConfig, FaceAnalyzer
+    from mien.engine.faces.engine_record import matching_store
     from mien.engine.store import Store
     from mien.indexer import IndexOptions, index_paths
 
@@ -28,7 +29,7 @@ def indexed(tmp_path_factory):
                           options=IndexOptions(fps=2.0, workers=1, show_progress=False))
     assert summary.videos == 1 and summary.failed_count == 0
     store = Store(str(root / "store"), mode="w")
-    analyzer = FaceAnalyzer(EngineConfig().matching_store(store.encoders))
+    analyzer = FaceAnalyzer(matching_store(EngineConfig(), store.encoders))
     yield {"store": store, "analyzer": analyzer, "timeline": timeline, "root": root}
     store.close()
 

@@ -9,7 +9,8 @@ import pytest
 from faces_support import analyzer, t1
 from mien.demo import photos
 from mien.engine.faces import dlib_resnet_onnx as dro
-from mien.engine.faces.identity import DlibIdentity, l2n
+from mien.engine.faces.identity import l2n
+from mien.engine.faces.identity_dlib import DlibIdentity
 from mien.engine.faces.modelfiles import dlib_model
 from mien.errors import BadInputError, MienError
 

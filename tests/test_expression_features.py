@@ -23,7 +23,7 @@ def faces_of_photos():
 
 def test_features_hold_what_v2_is_made_of(faces_of_photos):
     from mien.engine.faces import expression_features as xf
-    from mien.engine.faces import expression_v2 as v2
+    from mien.engine.faces import expression_fer_au as v2
 
     assert len(faces_of_photos) >= 8
     feats = np.stack([f.expression_features for _, _, f in faces_of_photos])
@@ -36,7 +36,7 @@ def test_features_hold_what_v2_is_made_of(faces_of_photos):
                                [[f.expression_components[n] for n in v2.au.NAMES] for _, _, f in faces_of_photos],
                                atol=1e-5)
     # so the v2 vector can always be rebuilt from the features
-    np.testing.assert_allclose(xf.v2_vectors(feats), [f.expression for _, _, f in faces_of_photos], atol=1e-5)
+    np.testing.assert_allclose(v2.v2_vectors(feats), [f.expression for _, _, f in faces_of_photos], atol=1e-5)
     # the pooled block and mesh code are not constant: they tell faces apart
     assert np.all(xf.part(feats, "pooled").std(0).mean() > 0.05)
     assert np.all(np.abs(xf.part(feats, "mesh")).max(1) > 0.01)
@@ -54,6 +54,7 @@ def test_mesh_code_follows_the_mouth(faces_of_photos):
 
 def test_the_store_keeps_features_and_drops_them_with_the_face(tmp_path):
     from mien.engine.faces import expression_features as xf
+    from mien.engine.faces import expression_fer_au as v2
     from mien.engine.store import Store
     from mien.indexer import IndexOptions, index_paths
 
@@ -68,7 +69,7 @@ def test_the_store_keeps_features_and_drops_them_with_the_face(tmp_path):
         faces = store.get_faces(ids)
     assert len(ids) >= 4 and has.all() and feats.shape == (len(ids), xf.DIM)
     # float16 on disk: the v2 vectors rebuilt from stored features are the stored vectors to 1e-3
-    np.testing.assert_allclose(xf.v2_vectors(feats), [f.expression for f in faces], atol=2e-3)
+    np.testing.assert_allclose(v2.v2_vectors(feats), [f.expression for f in faces], atol=2e-3)
     (archive / "t1.jpg").unlink()
     index_paths([str(archive)], str(store_dir), IndexOptions(workers=1, prune=True))
     with Store(store_dir, mode="w") as store:

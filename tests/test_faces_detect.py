@@ -104,6 +104,12 @@ def test_bad_image_arrays_are_refused(an):
         an.analyze("not an image")
 
 
-def test_config_validates_choices():
+def test_unknown_model_names_are_refused():
+    """The registry refuses a name it has no row for, before any model loads."""
+    from mien.engine.faces import FaceAnalyzer
+
+    for kind in ("detector", "expression", "identity"):
+        with pytest.raises(BadInputError, match=f"EngineConfig.{kind}='yolo'; expected one of"):
+            FaceAnalyzer(EngineConfig(**{kind: "yolo"}))
     with pytest.raises(BadInputError):
-        EngineConfig(detector="yolo")
+        EngineConfig(min_face=0)

@@ -143,7 +143,7 @@ def test_mediapipe_detector_finds_every_t1_face_with_mesh_and_68(mp_faces):
     assert len(mp_faces) == 6
     for xy in T1_CENTRES.values():
         find(mp_faces, xy)
-    from mien.engine.faces.mpdetect import fill_landmarks68
+    from mien.engine.faces.dlib_landmarks import fill_landmarks68
 
     assert all(f.landmarks68 is None for f in mp_faces)  # fitted on demand (identity), not per detection
     fill_landmarks68(t1(), mp_faces)
@@ -155,10 +155,10 @@ def test_mediapipe_detector_finds_every_t1_face_with_mesh_and_68(mp_faces):
 
 
 def test_landmarks_agree_with_dlib_on_the_same_faces(mp_faces, dlib_faces):
-    from mien.engine.faces.identity import DlibIdentity
+    from mien.engine.faces.identity_dlib import DlibIdentity
     from mien.engine.faces import EngineConfig
 
-    from mien.engine.faces.mpdetect import fill_landmarks68
+    from mien.engine.faces.dlib_landmarks import fill_landmarks68
 
     fill_landmarks68(t1(), mp_faces)
     ident = DlibIdentity(EngineConfig())
@@ -221,7 +221,7 @@ def test_thin_strips_and_huge_blank_pictures_find_nothing_quickly():
 def test_following_reuses_the_previous_mesh_roi_with_one_pass(mp_faces):
     """A face BlazeFace finds again near where it was gets one FaceMesh pass from the previous mesh's
     ROI (moved with the face) instead of two; its points land where two passes put them."""
-    from mien.engine.faces import mpdetect
+    from mien.engine.faces import mediapipe_detector
 
     det = analyzer(detector="mediapipe").detector
     before = det.detect(t1())
@@ -249,6 +249,6 @@ def test_following_reuses_the_previous_mesh_roi_with_one_pass(mp_faces):
     box = np.array(before[0].bbox, np.float32)
     side = box[2] - box[0]
     prev = [(box, facemesh.roi_from_mesh(before[0].mesh))]
-    assert mpdetect.reused_roi(box + np.float32(0.05 * side), prev) is not None
-    assert mpdetect.reused_roi(box + np.float32(0.5 * side), prev) is None
-    assert mpdetect.reused_roi(box * np.float32([1, 1, 1.5, 1.5]), prev) is None
+    assert mediapipe_detector.reused_roi(box + np.float32(0.05 * side), prev) is not None
+    assert mediapipe_detector.reused_roi(box + np.float32(0.5 * side), prev) is None
+    assert mediapipe_detector.reused_roi(box * np.float32([1, 1, 1.5, 1.5]), prev) is None

@@ -12,6 +12,7 @@ import cv2
 
 from indexer_support import all_faces, check_consistent, copy_photo
 from mien.engine.faces import EngineConfig
+from mien.engine.faces.engine_record import matching_store
 
 
 def index(paths, store, config=None):
@@ -39,7 +40,7 @@ def test_an_old_dlib_store_goes_on_with_dlib(tmp_path):
     # the default config, opened on this store, becomes a dlib one (index runs, queries, the server)
     assert EngineConfig().detector == "mediapipe"
     assert engine_config_for(store).detector == "dlib"
-    assert EngineConfig().matching_store(encoders).detector == "dlib"
+    assert matching_store(EngineConfig(), encoders).detector == "dlib"
     index([copy_photo("biden", tmp_path / "b" / "biden.jpg")], store, engine_config_for(store))
     encoders, faces = stored(store)
     assert encoders["detector"] == "dlib-hog" and len(faces) == 2
@@ -71,10 +72,10 @@ def test_new_store_uses_mediapipe_and_stores_occlusion(tmp_path):
     from mien.demo import photos
     from test_faces_meshpose import cover_mouth
 
-    from mien.engine.faces.detect import make_detector
+    from mien.engine.faces import registry
 
     image = photos.face_recognition_photo("obama.jpg")
-    (face,) = make_detector(EngineConfig()).detect(image)
+    (face,) = registry.build("detector", EngineConfig()).detect(image)
     folder = tmp_path / "photos"
     folder.mkdir()
     cv2.imwrite(str(folder / "clear.jpg"), image)
@@ -93,10 +94,10 @@ def test_reject_occluded_drops_the_covered_face(tmp_path):
     from mien.demo import photos
     from test_faces_meshpose import cover_mouth
 
-    from mien.engine.faces.detect import make_detector
+    from mien.engine.faces import registry
 
     image = photos.face_recognition_photo("obama.jpg")
-    (face,) = make_detector(EngineConfig()).detect(image)
+    (face,) = registry.build("detector", EngineConfig()).detect(image)
     folder = tmp_path / "photos"
     folder.mkdir()
     cv2.imwrite(str(folder / "covered.png"), cover_mouth(image, face))

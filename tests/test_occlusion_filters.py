@@ -29,9 +29,9 @@ def _index(paths, store):
 
 def _detect(image):
     from mien.engine.faces import EngineConfig
-    from mien.engine.faces.detect import make_detector
+    from mien.engine.faces import registry
 
-    return make_detector(EngineConfig()).detect(image)
+    return registry.build("detector", EngineConfig()).detect(image)
 
 
 def _mien(*args):

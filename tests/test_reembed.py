@@ -20,6 +20,7 @@ def synthetic_store(path, n_sources: int = 40, per_source: int = 1000, shard_siz
     """A store of real records with random (valid) features: big enough that a re-embedding takes
     a while and the store has sealed shards."""
     from mien.engine.faces import expression_features as xf
+    from mien.engine.faces import expression_fer_au as fer_au
     from mien.engine.store import FaceRecord, SourceRecord, Store
 
     rng = np.random.default_rng(seed)
@@ -28,7 +29,7 @@ def synthetic_store(path, n_sources: int = 40, per_source: int = 1000, shard_siz
         for s in range(n_sources):
             feats = rng.normal(size=(per_source, xf.DIM)).astype(np.float32)
             feats[:, xf.SLICES["log_probs"]] = np.log(rng.dirichlet(np.ones(7), per_source))
-            vectors = xf.v2_vectors(feats)
+            vectors = fer_au.v2_vectors(feats)
             uri = f"/archive/video{s:03d}.mp4"
             faces = [FaceRecord(source_uri=uri, frame_index=i, timestamp_ms=500 * i, bbox=(10, 10, 90, 90),
                                 landmarks5=np.zeros((5, 2), np.float32), det_score=0.9, sharpness=9.0, yaw=0.0,
@@ -71,6 +72,7 @@ def indexed(tmp_path_factory):
 
 def test_reembed_applies_the_head_pools_videos_and_goes_back(indexed, tmp_path):
     from mien.engine.faces import expression_features as xf
+    from mien.engine.faces import expression_fer_au as fer_au
     from mien.engine.store import Store
     from mien.indexer.pooling import median_pool
     from mien.indexer.reembed import reembed
@@ -112,7 +114,7 @@ def test_reembed_applies_the_head_pools_videos_and_goes_back(indexed, tmp_path):
     back = contents(store_dir)
     assert back["encoders"]["expression"] == "fer-au-v2"
     np.testing.assert_allclose(back["expression"], before["expression"], atol=2e-3)
-    np.testing.assert_allclose(back["expression"], xf.v2_vectors(feats), atol=1e-6)
+    np.testing.assert_allclose(back["expression"], fer_au.v2_vectors(feats), atol=1e-6)
 
 
 def test_a_server_store_switches_without_a_restart(indexed, tmp_path):

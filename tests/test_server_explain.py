@@ -16,7 +16,7 @@ from server_support import FRONTS, _build_photo_store, build_photo_store, start_
 
 from mien.clients.client import Client
 from mien.engine.faces import explain
-from mien.engine.faces.expression_v2 import COMPONENT_NAMES
+from mien.engine.faces.expression_fer_au import COMPONENT_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2, search_pb2, s
 
 def _detect(image):
     from mien.engine.faces import EngineConfig
-    from mien.engine.faces.detect import make_detector
+    from mien.engine.faces import registry
 
-    return make_detector(EngineConfig()).detect(image)
+    return registry.build("detector", EngineConfig()).detect(image)
 
 
 def _png(image) -> bytes:

@@ -202,13 +202,14 @@ def engine_config_for(store_dir, config=None):
     one store detects with the min_face the store was built with.
     """
     from mien.engine.faces import EngineConfig
+    from mien.engine.faces.engine_record import matching_store
     from mien.engine.store import Store
 
     config = config or EngineConfig()
     if not os.path.exists(os.path.join(os.fspath(store_dir), "data.mdb")):
         return config
     with Store(os.fspath(store_dir), mode="r") as store:
-        return config.matching_store(store.encoders)
+        return matching_store(config, store.encoders)
 
 
 def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_config=None,

@@ -31,12 +31,10 @@ class ReembedSummary:
 
 def new_space(head_path, fixed: bool):
     """(the encoder name, embed(features) -> vectors, engine-record changes) of the target metric."""
-    from mien.engine.faces import expression_features as xf
-
     if fixed:
-        from mien.engine.faces import expression_v2
+        from mien.engine.faces import expression_fer_au as fer_au
 
-        return expression_v2.VERSION, xf.v2_vectors, {"expression": "fer-au", "model": None}
+        return fer_au.VERSION, fer_au.v2_vectors, {"expression": "fer-au", "model": None}
     from mien.engine.faces.expression_head import DEFAULT_HEAD, load_head, space_name
 
     path = head_path or DEFAULT_HEAD
@@ -69,14 +67,14 @@ def pooled_vectors(store, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 def built_with(encoders: dict) -> str | None:
     """The EngineConfig.expression that built the store (None: unknown)."""
-    from mien.engine.faces.config import BUILT_IN_EXPRESSIONS
     from mien.engine.faces.engine_record import stored_record
+    from mien.engine.faces.registry import weightless_expression
 
     record = stored_record(encoders)
     if record is not None:
         return record.get("expression")
     name = str(encoders.get("expression", ""))
-    return "fer-au-head" if "@" in name else BUILT_IN_EXPRESSIONS.get(name)   # space_name: NAME@SHA
+    return "fer-au-head" if "@" in name else weightless_expression(name)   # space_name: NAME@SHA
 
 
 def updated_encoders(encoders: dict, name: str, change: dict) -> dict:

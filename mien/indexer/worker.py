@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mien.errors import BadInputError, TooLargeError, VanishedError
+from mien.indexer.beneath import OutsideRootsError
+from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
+
 PATCH_FACE_WIDTH = 160   # identity patches are downscaled so the face is at most this wide
 PATCH_MARGIN = 0.6       # margin around the box, in face widths, kept in the patch
 
@@ -134,19 +138,27 @@ def _detect_assess_align(image) -> list:
 
 def _embed_expressions(images, per_image) -> None:
     """Expression vectors of all passed faces of several images in one encoder call."""
-    an = analyzer()
-    everyone = [f for faces in per_image for f in faces if _passed(f)]
-    if not everyone:
-        return
-    encoder = getattr(an, "expression_encoder", None)
-    if encoder is not None and hasattr(encoder, "encode_faces"):
-        encoder.encode_faces(everyone)  # batched: matters for FEENet
-    else:
-        for image, faces in zip(images, per_image):
-            an.embed_expression(image, [f for f in faces if _passed(f)])
+    passed = [[f for f in faces if _passed(f)] for faces in per_image]
+    if any(passed):
+        analyzer().embed_expressions(images, passed)  # batched where the encoder batches (FEENet)
 
 
-MIN_SIDE = 8  # the detectors refuse smaller images (mien.engine.faces.detect.check_image)
+MIN_SIDE = 8  # the detectors refuse smaller images (mien.engine.faces.imageio.check_image)
+
+
+# a file the worker cannot analyse: its result says why (refusal), the run goes on
+REFUSALS = (OutsideRootsError, VanishedError, TooLargeError, BadInputError)
+
+
+def refusal(exc: Exception) -> dict:
+    """The ImageResult / RangeResult fields of a REFUSALS error (the first class that matches)."""
+    if isinstance(exc, OutsideRootsError):
+        return {"error": exc.strerror, "reason": OUTSIDE_ROOTS}
+    if isinstance(exc, VanishedError):
+        return {"error": str(exc), "reason": VANISHED}
+    if isinstance(exc, TooLargeError):
+        return {"error": str(exc), "too_large": True}
+    return {"error": str(exc)}
 
 
 def _read(path: str, roots) -> bytes:
@@ -161,9 +173,6 @@ def analyze_image(path: str, max_pixels: int, roots=None) -> ImageResult:
     """A still: detect and FaceQA every face; expression and identity for the passed ones.
     roots: the allowed roots of a server-side run, beneath which the file is opened."""
     from mien.engine.faces import load_image
-    from mien.errors import BadInputError, TooLargeError, VanishedError
-    from mien.indexer.beneath import OutsideRootsError
-    from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
 
     try:
         image = load_image(_read(path, roots), max_pixels=max_pixels, name=path)
@@ -172,14 +181,8 @@ def analyze_image(path: str, max_pixels: int, roots=None) -> ImageResult:
         faces = _detect_assess_align(image)
         _embed_expressions([image], [faces])
         analyzer().embed_identity(image, [f for f in faces if _passed(f)])
-    except OutsideRootsError as exc:
-        return ImageResult(error=exc.strerror, reason=OUTSIDE_ROOTS)
-    except VanishedError as exc:
-        return ImageResult(error=str(exc), reason=VANISHED)
-    except TooLargeError as exc:
-        return ImageResult(error=str(exc), too_large=True)
-    except BadInputError as exc:
-        return ImageResult(error=str(exc))
+    except REFUSALS as exc:
+        return ImageResult(**refusal(exc))
     return ImageResult(faces=[_strip(f) for f in faces])
 
 
@@ -192,8 +195,8 @@ def _detect_segment(images: list, guided: bool) -> list[list]:
     detect_near (HOG in regions around each face). Faces too small for those
     that enter the picture between keyframes are found at the next one."""
     an = analyzer()
-    follow = getattr(an.detector, "detect_following", None) if guided else None
-    near = getattr(an.detector, "detect_near", None) if guided else None
+    follow = an.detector.detect_following if guided and an.detector.follows else None
+    near = an.detector.detect_near if guided and an.detector.refinds else None
     per_image, previous = [], []
     for i, image in enumerate(images):
         if i == 0 or (near is None and follow is None):
@@ -279,9 +282,6 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
     """Read and analyse the sampled frames of `path` in [start_ms, end_ms): this worker opens the
     file itself (nothing but the path travels; beneath the allowed roots when given), guided
     detection within each segment."""
-    from mien.errors import BadInputError, TooLargeError, VanishedError
-    from mien.indexer.beneath import OutsideRootsError
-    from mien.indexer.crawl import OUTSIDE_ROOTS, VANISHED
     from mien.indexer.video import RangeReader
 
     reader = RangeReader(path, start_ms, end_ms, fps, seek=seek, max_pixels=max_pixels, roots=roots)
@@ -290,14 +290,8 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
     try:
         for segment in segments(reader, key_ms, max(1, batch_frames)):
             out.frames.extend(analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided))
-    except OutsideRootsError as exc:
-        return RangeResult(error=exc.strerror, reason=OUTSIDE_ROOTS)
-    except VanishedError as exc:
-        return RangeResult(error=str(exc), reason=VANISHED)
-    except TooLargeError as exc:
-        return RangeResult(error=str(exc), too_large=True)
-    except BadInputError as exc:
-        return RangeResult(error=str(exc))
+    except REFUSALS as exc:
+        return RangeResult(**refusal(exc))
     except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg failing on a damaged stream
         import cv2
 

@@ -303,9 +303,10 @@ class ServerContext:
             with self._analyzer_lock:
                 if stale():
                     from mien.engine.faces import EngineConfig, FaceAnalyzer
+                    from mien.engine.faces.engine_record import matching_store
 
                     stored = self.store.stored_encoders()
-                    config = (self.engine_config or EngineConfig()).matching_store(stored)
+                    config = matching_store(self.engine_config or EngineConfig(), stored)
                     analyzer = FaceAnalyzer(config, threads=_query_threads())
                     for key in ("expression", "identity"):
                         if stored.get(key) and stored[key] != analyzer.encoders.get(key):

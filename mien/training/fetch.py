@@ -168,7 +168,7 @@ class FaceCropper:
                 crop = self._align_fn(region, best.landmarks5)
                 lm68 = None
                 if best.landmarks68 is None:  # the MediaPipe front end fits dlib's 68 on demand
-                    from mien.engine.faces.mpdetect import fill_landmarks68
+                    from mien.engine.faces.dlib_landmarks import fill_landmarks68
 
                     fill_landmarks68(region, [best])
                 if best.landmarks68 is not None:  # kept for the landmark baseline in `eval fec`

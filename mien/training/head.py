@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mien.engine.faces import expression_features as xf
+from mien.engine.faces import expression_fer_au as fer_au
 from mien.engine.faces.expression_head import FORMAT, ExpressionHead
 from mien.training.fec import TRIPLET_TYPES
 from mien.training.rated import FeatureTable, RatedTriplet
@@ -81,7 +82,7 @@ def fit_head(table: FeatureTable, triplets: list[RatedTriplet], config: HeadConf
     mu = x[used].mean(0)
     sd = x[used].std(0)
     sd = np.where(sd > 1e-6, sd, 1.0)
-    base = xf.v2_vectors(table.features)
+    base = fer_au.v2_vectors(table.features)
     with _deterministic_torch() as torch:
         torch.manual_seed(config.seed)
         xs = torch.as_tensor((x - mu) / sd, dtype=torch.float32)
@@ -217,13 +218,11 @@ def sign_test(answers_a: dict[int, int], answers_b: dict[int, int], triplets: li
 
 def fixed_spaces(table: FeatureTable) -> dict[str, np.ndarray]:
     """The fixed vectors the features give, to compare a head with: fer-au-v2 and its two parts."""
-    from mien.engine.faces import expression_v2 as v2
-
     probs = xf.softmax(xf.part(table.features, "log_probs"))
-    aus = np.clip(xf.part(table.features, "aus")[:, [v2.au.NAMES.index(n) for n in v2.VECTOR_AUS]],
-                  -v2.AU_CLIP, v2.AU_CLIP)
+    aus = np.clip(xf.part(table.features, "aus")[:, [fer_au.au.NAMES.index(n) for n in fer_au.VECTOR_AUS]],
+                  -fer_au.AU_CLIP, fer_au.AU_CLIP)
     au_only = np.concatenate([aus, np.ones((len(aus), 1))], axis=1)
-    return {"fer-au-v2": xf.v2_vectors(table.features), "fer-only": np.sqrt(probs),
+    return {"fer-au-v2": fer_au.v2_vectors(table.features), "fer-only": np.sqrt(probs),
             "au-only": au_only / np.linalg.norm(au_only, axis=1, keepdims=True)}
 
 

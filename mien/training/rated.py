@@ -274,7 +274,7 @@ def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[Feature
     import cv2
 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
-    from mien.engine.faces import expression_v2
+    from mien.engine.faces import expression_fer_au
 
     crops = Path(data_dir) / "crops"
     wanted = list({f.key: f for t in triplets for f in t.faces})
@@ -288,7 +288,7 @@ def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[Feature
         if not found:
             continue
         face = max(found, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
-        expression_v2.encode_image_faces(image, [face])
+        expression_fer_au.encode_image_faces(image, [face])
         keys.append(key)
         rows.append(face.expression_features)
     features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 215), np.float32)

@@ -125,7 +125,7 @@ class TripletSampler:
 
     def _least_sure(self, picks):
         """The candidate the store's metric is least sure of (see the module doc)."""
-        from mien.engine.faces import expression_features as xf
+        from mien.engine.faces import expression_fer_au as fer_au
         from mien.training.head import odd_one_out
 
         ids = sorted({i for trio, _ in picks for i in trio})
@@ -134,7 +134,7 @@ class TripletSampler:
         feats, has = self.store.features(ids)
         fixed = np.full_like(vectors, np.nan)
         if has.any():
-            fixed[has] = xf.v2_vectors(feats[has])
+            fixed[has] = fer_au.v2_vectors(feats[has])
 
         def score(pick):
             rows = [row[i] for i in pick[0]]

@@ -31,10 +31,11 @@ class StoreAnalytics:
             analyzer = None
             if images:
                 from mien.engine.faces import EngineConfig, FaceAnalyzer
+                from mien.engine.faces.engine_record import matching_store
 
                 # the store's recorded engine; model_files point at model files that moved
-                analyzer = FaceAnalyzer(EngineConfig(**{k: v for k, v in model_files.items() if v})
-                                        .matching_store(store.encoders))
+                analyzer = FaceAnalyzer(matching_store(EngineConfig(**{k: v for k, v in model_files.items() if v}),
+                                                       store.encoders))
             return create_tag(store, name, images=[(path, face_index) for path in images], face_ids=face_ids,
                               threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
                               analyzer=analyzer, replace=replace)

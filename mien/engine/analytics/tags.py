@@ -119,7 +119,7 @@ def create_tag(
             if want and have and want != have:
                 raise EncoderMismatchError(
                     f"store {key} is {want!r}, the analyzer's is {have!r} "
-                    "(build it with EngineConfig(...).matching_store(store.encoders))"
+                    "(build it with engine_record.matching_store(EngineConfig(...), store.encoders))"
                 )
         for image in images:
             index = None

@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from mien.engine.faces import faceqa
+from mien.engine.faces import faceqa, registry
 from mien.engine.faces.align import expression_crop
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.detect import check_image, make_detector
-from mien.engine.faces.identity import make_identity
+from mien.engine.faces.imageio import check_image
+from mien.engine.faces.protocols import ExpressionEncoder
 from mien.engine.faces.types import Face
 
 
-def make_expression(cfg: EngineConfig):
-    if cfg.expression == "feenet":
-        from mien.engine.faces.feenet_adapter import FEENetExpression  # lazy: imports torch
-
-        return FEENetExpression(cfg)
-    if cfg.expression == "fer-au-head":
-        from mien.engine.faces.expression_head import FerAuHeadExpressionEncoder
-
-        return FerAuHeadExpressionEncoder(cfg.expression_head)
-    if cfg.expression == "landmarks":
-        from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
-
-        return LandmarkExpressionEncoder()
-    from mien.engine.faces.expression_v2 import FerAuExpressionEncoder
-
-    return FerAuExpressionEncoder()
-
-
-def encode_expressions(encoder, images, per_image) -> None:
-    """Run the expression encoder: over all faces at once when it can (FEENet batches),
+def encode_expressions(encoder: ExpressionEncoder, images, per_image) -> None:
+    """Run the expression encoder: over all faces at once when it batches (FEENet),
     else image by image (encoders that read the image itself: fer-au-v2)."""
-    if hasattr(encoder, "encode_faces"):
+    if encoder.batches_faces:
         everyone = [f for faces in per_image for f in faces]
         if everyone:
             encoder.encode_faces(everyone)
@@ -53,7 +35,7 @@ def thumbnail(crop: np.ndarray, size: int) -> bytes:
 
 
 class FaceAnalyzer:
-    """The one entry point of the face engine; models come from the EngineConfig.
+    """The one entry point of the face engine; models come from the EngineConfig (registry.py).
 
     All models load at construction, so a missing file fails here with
     ModelNotFoundError (naming the path and how to obtain it). `encoders`
@@ -66,9 +48,10 @@ class FaceAnalyzer:
         index workers are one per core): a server answering one image query at a time gives
         them its cores. The results do not depend on it."""
         self.config = config or EngineConfig()
-        self.detector = make_detector(self.config, threads)
-        self.expression_encoder = make_expression(self.config)
-        self.identity_encoder = make_identity(self.config)
+        registry.check(self.config)   # an unknown model name fails before any model loads
+        self.detector = registry.build("detector", self.config, threads)
+        self.expression_encoder = registry.build("expression", self.config)
+        self.identity_encoder = registry.build("identity", self.config)
 
     @property
     def encoders(self) -> dict:
@@ -91,11 +74,11 @@ class FaceAnalyzer:
         """The faces of a query photo: detect()'s, with less work where the detector knows how to
         spare it without moving a face (MediaPipe: no tiles when the whole picture shows every face
         it found at a size it sees reliably; small faces that only tiles find are then left out)."""
-        return getattr(self.detector, "detect_query", self.detector.detect)(image)
+        return self.detector.detect_query(image)
 
     def assess(self, image: np.ndarray, faces: list[Face], occlusion: bool = True) -> list[Face]:
         """FaceQA on each face; occlusion=False leaves the mouth-occlusion score out (faceqa.assess_face)."""
-        mesher = getattr(self.detector, "mesher", None)   # the occlusion score's passes run on it
+        mesher = self.detector.mesher   # the occlusion score's passes run on it
         for face in faces:
             face.quality = faceqa.assess_face(image, face, self.config, occlusion=occlusion, mesher=mesher)
         return faces
@@ -107,16 +90,21 @@ class FaceAnalyzer:
         return faces
 
     def embed_expression(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        if any(f.crop is None for f in faces):
-            self.align(image, [f for f in faces if f.crop is None])
-        encode_expressions(self.expression_encoder, [image], [faces])
+        self.embed_expressions([image], [faces])
         return faces
+
+    def embed_expressions(self, images: list[np.ndarray], per_image: list[list[Face]]) -> None:
+        """embed_expression for the faces of several images, in one encoder call where it batches."""
+        for image, faces in zip(images, per_image):
+            if any(f.crop is None for f in faces):
+                self.align(image, [f for f in faces if f.crop is None])
+        encode_expressions(self.expression_encoder, images, per_image)
 
     def embed_query_expression(self, image: np.ndarray, face: Face) -> Face:
         """embed_expression for a query face: the same vector, without the aligned crop and the
         thumbnail a stored face keeps unless the encoder reads the crop (encoders that take faces
         alone, FEENet)."""
-        if hasattr(self.expression_encoder, "encode_faces") and face.crop is None:
+        if self.expression_encoder.reads_crop and face.crop is None:
             face.crop = expression_crop(image, face.landmarks5)
         encode_expressions(self.expression_encoder, [image], [[face]])
         return face
@@ -159,7 +147,7 @@ class FaceAnalyzer:
                 faces = [f for f in faces if f.quality.passed]
             self.align(image, faces)
             per_image.append(faces)
-        encode_expressions(self.expression_encoder, images, per_image)  # batched for FEENet
+        self.embed_expressions(images, per_image)  # batched for FEENet
         if identity:
             for image, faces in zip(images, per_image):
                 self.embed_identity(image, faces)

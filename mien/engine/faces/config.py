@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
-DETECTORS = ("mediapipe", "dlib", "insightface")
-
-
-def detector_family(name: str | None) -> str | None:
-    """The EngineConfig.detector that makes the detector a store records by name."""
-    for family in DETECTORS:
-        if name and str(name).startswith(family):
-            return family
-    return None
-
-EXPRESSIONS = ("fer-au", "fer-au-head", "landmarks", "feenet")
-IDENTITIES = ("dlib", "facenet", "arcface")
-# stored encoder name -> EngineConfig.expression, for the encoders that need no model path
-BUILT_IN_EXPRESSIONS = {"fer-au-v2": "fer-au", "landmarks-v1": "landmarks"}
+from mien.errors import BadInputError
 
 
 @dataclass
@@ -28,7 +15,8 @@ class EngineConfig:
     fetch` takes out of wheels at set-up. The default expression encoder,
     "fer-au" (fer-au-v2), is fer's 7-emotion network plus action units of the
     FaceMesh; "landmarks" (landmarks-v1, dlib's 68 points) and "feenet" stay
-    selectable.
+    selectable. The model names are registry.py's (it checks them when it builds
+    the models).
     """
 
     # "mediapipe" (BlazeFace + FaceMesh, dlib's 68 points fitted on the mesh) |
@@ -37,7 +25,8 @@ class EngineConfig:
     detector_model: str | None = None
     identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
     identity_model: str | None = None
-    # "fer-au" | "fer-au-head" (expression_head = a learned head file; None: the one mien ships) |
+    # "fer-au" | "fer-au-head" (expression_head = a learned head file; None: the one mien ships,
+    # registry.py's default_file) |
     # "landmarks" | "feenet" (expression_model = checkpoint)
     expression: str = "fer-au"
     expression_model: str | None = None
@@ -64,52 +53,8 @@ class EngineConfig:
     thumbnail_size: int = 96          # thumbnail side in pixels
 
     def __post_init__(self) -> None:
-        from mien.errors import BadInputError
-
-        choices = {"detector": DETECTORS, "identity": IDENTITIES,
-                   "expression": EXPRESSIONS}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise BadInputError(f"EngineConfig.{key}={getattr(self, key)!r}; expected one of {allowed}")
-        if self.expression == "fer-au-head" and not self.expression_head:
-            from mien.engine.faces.expression_head import DEFAULT_HEAD
-
-            self.expression_head = str(DEFAULT_HEAD)
         if self.upsample < 0 or self.min_face < 1 or self.max_side < 64:
             raise BadInputError("EngineConfig: upsample >= 0, min_face >= 1, max_side >= 64")
-
-    def matching_store(self, encoders: dict | None) -> "EngineConfig":
-        """The engine a store was built with (see engine_record) when it records one;
-        for older stores, this config detecting at the scale the store's faces were
-        detected at, with the store's expression encoder when that needs no model file.
-
-        dlib's 68 landmarks (and so the landmark expression vector) shift with
-        the detection scale, so a query must be detected with the store's
-        min_face to land where the same face in the store did.
-        """
-        from mien.engine.faces.engine_record import config_from_record, stored_record
-
-        record = stored_record(encoders)
-        if record is not None:
-            # a store that records its whole engine is served and extended by that engine
-            # (model files found by content hash; this config's paths point at moved ones)
-            return config_from_record(record, self)
-        encoders = encoders or {}
-        config = self
-        min_face = encoders.get("detector_min_face")
-        if min_face:
-            config = replace(config, min_face=int(min_face))
-        # A store keeps its front end: one built by dlib HOG (the 0.1 default) is
-        # queried and extended with dlib HOG, whatever the default now is.
-        family = detector_family(encoders.get("detector"))
-        if family and family != config.detector:
-            config = replace(config, detector=family)
-        # A store keeps the weightless expression encoder it was built with: a store
-        # built with landmarks-v1 (the 0.1 default) goes on with it, not with fer-au-v2.
-        built_in = BUILT_IN_EXPRESSIONS.get(str(encoders.get("expression", "")))
-        if built_in and config.expression in BUILT_IN_EXPRESSIONS.values():
-            config = replace(config, expression=built_in)
-        return config
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mien.engine.faces.ort_options import session_options
 from mien.errors import ModelNotFoundError
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -497,11 +498,7 @@ class DlibResNetONNX:
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        # the pipeline around it (OpenCV, dlib, MediaPipe) wants the cores when ORT is idle
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = session_options(threads)
         self.threads = opts.intra_op_num_threads
         cached = cache_file(path)
         try:

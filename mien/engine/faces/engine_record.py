@@ -15,7 +15,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from mien.engine.faces.config import BUILT_IN_EXPRESSIONS, EngineConfig, detector_family
+from mien.engine.faces import registry
+from mien.engine.faces.config import EngineConfig
+from mien.engine.faces.modelfiles import file_sha256, require_file
 from mien.errors import EncoderMismatchError, ModelNotFoundError
 
 RECORD_KEY = "engine"
@@ -23,36 +25,28 @@ RECORD_VERSION = 1
 # Settings that change which faces a store holds or their vectors: a store keeps them.
 FIXED = ("detector", "identity", "expression", "min_face", "max_side", "upsample", "det_threshold",
          "sharpness_min", "yaw_max", "pitch_max", "reject_occluded")
-# model path field -> (the stage whose choice needs it, the choice, the model kind, CLI flag)
-MODELS = {
-    "detector_model": ("detector", "insightface", "insightface", "--detector-model"),
-    "identity_model": ("identity", "arcface", "arcface", "--identity-model"),
-    "expression_model": ("expression", "feenet", "feenet", "--expression-model"),
-    "expression_head": ("expression", "fer-au-head", "head", "--expression-head"),
-}
-FLAGS = {key: "--" + key.replace("_", "-") for key in FIXED}
 
 
-def model_file(field: str, path) -> Path:
-    """The file a model path names (an insightface pack directory names its det_*.onnx)."""
-    from mien.engine.faces.modelfiles import require_file
+def flag(field: str) -> str:
+    """The command-line flag of an EngineConfig field."""
+    return "--" + field.replace("_", "-")
 
-    p = require_file(path, MODELS[field][2]).resolve()
-    if field == "detector_model":
-        from mien.engine.faces.detect import find_detector_onnx
 
-        p = find_detector_onnx(p).resolve()
-    return p
+def model_file(model: registry.Model, path) -> Path:
+    """The file a model path names (an insightface pack directory names its det_*.onnx); the
+    model's default file when `path` is empty."""
+    p = require_file(path or model.default_file, model.file_kind, model.obtain).resolve()
+    return model.locate(p).resolve() if model.locate else p
 
 
 def sha256(path: Path) -> str:
-    from mien.engine.faces.modelfiles import file_sha256
-
     return file_sha256(str(path))
 
 
-def used_models(config: EngineConfig) -> list[str]:
-    return [field for field, (stage, choice, _, _) in MODELS.items() if getattr(config, stage) == choice]
+def given_file(config: EngineConfig, field: str):
+    """The model path `config` gives in `field`, or the default file of the model it selects there."""
+    own = registry.reading(field, vars(config))
+    return getattr(config, field, None) or (own.default_file if own else None)
 
 
 def record_of(config: EngineConfig) -> dict:
@@ -60,8 +54,9 @@ def record_of(config: EngineConfig) -> dict:
     record = {key: getattr(config, key) for key in FIXED}
     record["version"] = RECORD_VERSION
     record["models"] = {}
-    for field in used_models(config):
-        path = model_file(field, getattr(config, field))
+    for model in registry.file_models(vars(config)):
+        field = model.file_field
+        path = model_file(model, getattr(config, field))
         record["models"][field] = {"path": str(path), "sha256": sha256(path), "size": path.stat().st_size}
     return record
 
@@ -78,27 +73,27 @@ def stored_record(encoders: dict | None) -> dict | None:
     return json.loads(raw) if isinstance(raw, str) else dict(raw)
 
 
-def _locate(field: str, entry: dict, given) -> Path:
-    """The model file for `field`: `given` (a moved file) or the recorded path, either
-    only when its content is the one the store was built with."""
-    flag = MODELS[field][3]
+def _locate(model: registry.Model, entry: dict, given) -> Path:
+    """The model's file: `given` (a moved file) or the recorded path, either only when its
+    content is the one the store was built with."""
+    option = flag(model.file_field)
     want = entry["sha256"]
     if given:
-        path = model_file(field, given)
+        path = model_file(model, given)
         if sha256(path) != want:
             raise EncoderMismatchError(
-                f"{flag} {given}: this file (sha256 {sha256(path)[:12]}) is not the model the store was "
+                f"{option} {given}: this file (sha256 {sha256(path)[:12]}) is not the model the store was "
                 f"built with ({Path(entry['path']).name}, sha256 {want[:12]})")
         return path
     recorded = Path(entry["path"])
     if not recorded.exists():
         raise ModelNotFoundError(
             f"the store was built with the model {recorded} (sha256 {want[:12]}), which is no longer "
-            f"there; point at its new place with {flag} PATH")
+            f"there; point at its new place with {option} PATH")
     if sha256(recorded.resolve()) != want:
         raise EncoderMismatchError(
             f"the model file {recorded} changed since the store was built (sha256 {want[:12]} then, "
-            f"{sha256(recorded.resolve())[:12]} now); give the original with {flag} PATH")
+            f"{sha256(recorded.resolve())[:12]} now); give the original with {option} PATH")
     return recorded
 
 
@@ -107,25 +102,18 @@ def config_from_record(record: dict, base: EngineConfig | None = None) -> Engine
     run-time knobs (device, batch size, thumbnail size) and paths to moved model files."""
     base = base or EngineConfig()
     values = {key: record[key] for key in FIXED if key in record}
+    chosen = {kind: values.get(kind, getattr(base, kind)) for kind in registry.KINDS}
     for field, entry in (record.get("models") or {}).items():
-        values[field] = str(_locate(field, entry, getattr(base, field, None)))
-    for field in MODELS:
+        values[field] = str(_locate(registry.reading(field, chosen), entry, getattr(base, field, None)))
+    for field in registry.file_fields():
         values.setdefault(field, None)
     return replace(base, **values)
 
 
 def _legacy_value(encoders: dict, key: str):
     """What a store older than engine records says about one setting (None: unknown)."""
-    if key == "detector":
-        return detector_family(encoders.get("detector"))
-    if key == "identity":
-        name = str(encoders.get("identity") or "")
-        if name.startswith(("arcface", "facenet")):
-            return name.split("-")[0].split(":")[0]
-        return "dlib" if name else None
-    if key == "expression":
-        name = str(encoders.get("expression") or "")
-        return BUILT_IN_EXPRESSIONS.get(name) or ("feenet" if name.startswith("feenet") else None)
+    if key in registry.KINDS:
+        return registry.from_stored_name(key, str(encoders.get(key) or ""))
     if key == "min_face":
         value = encoders.get("detector_min_face")
         return int(value) if value else None
@@ -149,16 +137,16 @@ def conflicts(encoders: dict | None, asked: EngineConfig, explicit=None) -> list
                 continue
         want = getattr(asked, key)
         if want != have:
-            out.append(f"{FLAGS[key]} {want} (the store's: {have})")
+            out.append(f"{flag(key)} {want} (the store's: {have})")
     if record is not None:
         models = record.get("models") or {}
-        for field in MODELS:
-            given = getattr(asked, field, None)
+        for field in registry.file_fields():
+            given = given_file(asked, field)
             if not given or field not in models or (explicit is not None and field not in explicit):
                 continue
-            path = model_file(field, given)
+            path = model_file(registry.reading(field, record), given)
             if sha256(path) != models[field]["sha256"]:
-                out.append(f"{MODELS[field][3]} {given} (sha256 {sha256(path)[:12]}; the store's: "
+                out.append(f"{flag(field)} {given} (sha256 {sha256(path)[:12]}; the store's: "
                            f"{Path(models[field]['path']).name}, sha256 {models[field]['sha256'][:12]})")
     return out
 
@@ -171,3 +159,34 @@ def refuse_conflicts(store_dir, encoders: dict | None, asked: EngineConfig, expl
             f"the store {store_dir} keeps the engine it was built with; these settings would change "
             f"its faces or vectors: {'; '.join(problems)}. Leave them out to use the store's, or index "
             f"into a new store (--store NEW_DIR)")
+
+
+def matching_store(config: EngineConfig, encoders: dict | None) -> EngineConfig:
+    """The engine a store was built with when it records one; for older stores, `config`
+    detecting at the scale the store's faces were detected at, with the store's detector and its
+    expression encoder when that needs no model file.
+
+    dlib's 68 landmarks (and so the landmark expression vector) shift with
+    the detection scale, so a query must be detected with the store's
+    min_face to land where the same face in the store did.
+    """
+    record = stored_record(encoders)
+    if record is not None:
+        # a store that records its whole engine is served and extended by that engine
+        # (model files found by content hash; this config's paths point at moved ones)
+        return config_from_record(record, config)
+    encoders = encoders or {}
+    min_face = encoders.get("detector_min_face")
+    if min_face:
+        config = replace(config, min_face=int(min_face))
+    # A store keeps its front end: one built by dlib HOG (the 0.1 default) is
+    # queried and extended with dlib HOG, whatever the default now is.
+    detector = registry.from_stored_name("detector", encoders.get("detector"))
+    if detector and detector != config.detector:
+        config = replace(config, detector=detector)
+    # A store keeps the weightless expression encoder it was built with: a store
+    # built with landmarks-v1 (the 0.1 default) goes on with it, not with fer-au-v2.
+    weightless = registry.weightless_expression(str(encoders.get("expression", "")))
+    if weightless and not registry.model("expression", config.expression).file_field:
+        config = replace(config, expression=weightless)
+    return config

@@ -1,7 +1,7 @@
 """Named components of stored expression vectors, and "why it matched".
 
 Everything here works on the vectors the store holds, so no store change is
-needed: both built-in encoders are invertible (see expression_v2.components_of
+needed: both built-in encoders are invertible (see expression_fer_au.components_of
 and expression_landmarks' bias dimension). Each named component owns exactly
 one dimension of the vector, so for a query q and a hit h
 
@@ -64,10 +64,10 @@ class Explanation:
 def _layout(encoder: str):
     """(names, kinds, decode) of an encoder's vectors; decode: vector -> values per name. None if unnamed."""
     if encoder == "fer-au-v2":
-        from mien.engine.faces import expression_v2 as v2
+        from mien.engine.faces import expression_fer_au as fer_au
 
-        kinds = [EMOTION] * len(v2.EMOTIONS) + [ACTION_UNIT] * len(v2.VECTOR_AUS)
-        return list(v2.COMPONENT_NAMES), kinds, lambda v: list(v2.components_of(v).values())
+        kinds = [EMOTION] * len(fer_au.EMOTIONS) + [ACTION_UNIT] * len(fer_au.VECTOR_AUS)
+        return list(fer_au.COMPONENT_NAMES), kinds, lambda v: list(fer_au.components_of(v).values())
     if encoder == "landmarks-v1":
         from mien.engine.faces import expression_landmarks as el
 
@@ -90,8 +90,9 @@ def component_vectors(features) -> np.ndarray:
     """The fer-au-v2 vectors of faces from their stored features: what explains hits in a learned
     space, with the encoder name "fer-au-v2"."""
     from mien.engine.faces import expression_features
+    from mien.engine.faces import expression_fer_au as fer_au
 
-    return expression_features.v2_vectors(np.asarray(features, np.float32).reshape(-1, expression_features.DIM))
+    return fer_au.v2_vectors(np.asarray(features, np.float32).reshape(-1, expression_features.DIM))
 
 
 def has_components(encoder: str) -> bool:

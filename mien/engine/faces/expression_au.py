@@ -15,7 +15,7 @@ Each AU is a geometric measure in IOD units, centred on its NEUTRAL value
 and divided by its typical RANGE, so ~0 is a relaxed face and ~1 a strong
 action. NEUTRAL: the median over the relaxed faces of the package photos
 (insightface t1's two women on the left, Grace Hopper, Biden; see
-tests/test_faces_expression_v2.py), rounded. RANGE: about the change from
+tests/test_faces_expression_fer_au.py), rounded. RANGE: about the change from
 neutral to a full action, read off the package photos' strongest cases
 (t1's laughing man, Obama's smile, obama2's open mouth) and, for actions
 they don't show, set a priori from the FACS descriptions at roughly the
@@ -45,41 +45,42 @@ LIP_CORNER = (61, 291)
 UPPER_LIP_TOP, UPPER_LIP_INNER, LOWER_LIP_INNER, LOWER_LIP_BOTTOM = 0, 13, 14, 17
 CHIN = 152
 
-# name: (FACS action unit, neutral value, typical range, what is measured). Order = vector order.
-AUS: dict[str, tuple[str, float, float, str]] = {
-    "inner_brow_raise": ("AU1", 0.315, 0.1,
-                        "height of the inner brow ends above the eye centres (range a priori)"),
-    "outer_brow_raise": ("AU2", 0.26, 0.1,
-                        "height of the outer brow ends above the eye centres (range a priori)"),
-    "brow_lowerer": ("AU4", -0.64, 0.08,
-                        "inner brow ends drawn together (neutral gap minus gap) (range a priori)"),
-    "upper_lid_raise": ("AU5", 0.065, 0.04,
-                        "upper lid above the line of the eye corners (range a priori)"),
-    "lid_tighten": ("AU7", -0.045, 0.03,
-                        "lower lid raised towards the line of the eye corners (range a priori)"),
-    "eye_closure": ("AU43", -0.115, 0.06,
-                        "eye aperture narrowed (neutral aperture minus aperture) (range a priori)"),
-    "cheek_raise": ("AU6", -0.35, 0.05,
-                        "cheek below the eye raised towards it (range a priori)"),
-    "nose_wrinkle": ("AU9", -0.59, 0.05,
-                        "nose wings raised towards the inner eye corners (range a priori)"),
-    "upper_lip_raise": ("AU10", -0.22, 0.06,
-                        "upper lip raised towards the nose base"),
-    "lip_corner_pull": ("AU12", 0.07, 0.2,
-                        "lip corners pulled up and out: half the mouth width minus the corners' depth "
-                        "below the nose base (the oblique pull of zygomaticus major)"),
-    "lip_corner_depress": ("AU15", 0.005, 0.08,
-                        "lip corners below the line where the lips meet"),
-    "lip_stretch": ("AU20", 0.8, 0.3,
-                        "mouth width (lip corner to lip corner)"),
-    "lip_press": ("AU24", -0.24, 0.06,
-                        "visible red of the lips thinned (range a priori)"),
-    "lips_part": ("AU25", 0.02, 0.3,
-                        "gap between the inner lips"),
-    "jaw_drop": ("AU26", 1.01, 0.2,
-                        "chin below the nose base"),
-    "chin_raise": ("AU17", -0.51, 0.15,
-                        "lower lip pushed up by the chin (lower lip to chin distance shrinks) (range a priori)"),
+# name: (FACS action unit, neutral value, typical range); what is measured above each row.
+# Order = vector order.
+AUS: dict[str, tuple[str, float, float]] = {
+    # height of the inner brow ends above the eye centres (range a priori)
+    "inner_brow_raise": ("AU1", 0.315, 0.1),
+    # height of the outer brow ends above the eye centres (range a priori)
+    "outer_brow_raise": ("AU2", 0.26, 0.1),
+    # inner brow ends drawn together (neutral gap minus gap) (range a priori)
+    "brow_lowerer": ("AU4", -0.64, 0.08),
+    # upper lid above the line of the eye corners (range a priori)
+    "upper_lid_raise": ("AU5", 0.065, 0.04),
+    # lower lid raised towards the line of the eye corners (range a priori)
+    "lid_tighten": ("AU7", -0.045, 0.03),
+    # eye aperture narrowed (neutral aperture minus aperture) (range a priori)
+    "eye_closure": ("AU43", -0.115, 0.06),
+    # cheek below the eye raised towards it (range a priori)
+    "cheek_raise": ("AU6", -0.35, 0.05),
+    # nose wings raised towards the inner eye corners (range a priori)
+    "nose_wrinkle": ("AU9", -0.59, 0.05),
+    # upper lip raised towards the nose base
+    "upper_lip_raise": ("AU10", -0.22, 0.06),
+    # lip corners pulled up and out: half the mouth width minus the corners' depth below the nose base
+    # (the oblique pull of zygomaticus major)
+    "lip_corner_pull": ("AU12", 0.07, 0.2),
+    # lip corners below the line where the lips meet
+    "lip_corner_depress": ("AU15", 0.005, 0.08),
+    # mouth width (lip corner to lip corner)
+    "lip_stretch": ("AU20", 0.8, 0.3),
+    # visible red of the lips thinned (range a priori)
+    "lip_press": ("AU24", -0.24, 0.06),
+    # gap between the inner lips
+    "lips_part": ("AU25", 0.02, 0.3),
+    # chin below the nose base
+    "jaw_drop": ("AU26", 1.01, 0.2),
+    # lower lip pushed up by the chin (lower lip to chin distance shrinks) (range a priori)
+    "chin_raise": ("AU17", -0.51, 0.15),
 }
 NAMES = list(AUS)
 

@@ -14,7 +14,7 @@ One vector per face (FEATURES_VERSION, DIM values; the store keeps it as float16
   head frame of expression_au (IOD units, rotation removed), x and y, minus the same points of
   the neutral reference mesh: where the face moved, without naming it.
 
-The fixed fer-au-v2 vector is a function of these features (v2_vectors), so a store with
+The fixed fer-au-v2 vector is a function of these features (expression_fer_au.v2_vectors), so a store with
 features can always go back to it; the learned head (expression_head.py) reads all of them.
 """
 
@@ -79,11 +79,3 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, np.float64)
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def v2_vectors(features: np.ndarray) -> np.ndarray:
-    """The fixed fer-au-v2 vectors of faces from their features (the distribution is the softmax of
-    the log-probabilities; the store's float16 moves the vector by ~1e-3)."""
-    from mien.engine.faces import expression_v2 as v2
-
-    return v2.combine(softmax(part(features, "log_probs")), part(features, "aus"))

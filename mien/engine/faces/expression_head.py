@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mien.engine.faces import expression_features as xf
+from mien.engine.faces import expression_fer_au as fer_au
 
 KINDS = ("linear", "mlp", "residual", "residual_mlp")
 FORMAT = 1
@@ -67,7 +68,7 @@ class ExpressionHead:
             if i < len(self.layers) - 1:
                 h = np.maximum(h, 0.0)
         if self.kind.startswith("residual"):
-            h = h + xf.v2_vectors(features).astype(np.float64)
+            h = h + fer_au.v2_vectors(features).astype(np.float64)
         norm = np.linalg.norm(h, axis=1, keepdims=True)
         return (h / np.maximum(norm, 1e-12)).astype(np.float32)
 
@@ -134,6 +135,8 @@ def load_head(path) -> ExpressionHead:
 
 
 # -- the encoder -------------------------------------------------------------------------
+HOW_TO_OBTAIN = ("an expression head file: train one from rated triplets with `mien train head`, or leave "
+                 "the path out for the head mien ships (mien/engine/faces/heads/fer-au-v3.npz)")
 DEFAULT_HEAD = Path(__file__).resolve().parent / "heads" / "fer-au-v3.npz"
 # the shipped head, pinned: `mien train head` on benchmarks/data/rated/ gives exactly this file
 DEFAULT_HEAD_SHA256 = "03aab0a834a609622250992237902f2eb0d6e294bfe739605e7e70f3bec426dd"
@@ -153,6 +156,8 @@ class FerAuHeadExpressionEncoder:
     """
 
     dim = DIM
+    batches_faces = False   # fer-au-v2's pipeline reads the image
+    reads_crop = False
 
     def __init__(self, path=None):
         self.head = load_head(path or DEFAULT_HEAD)
@@ -163,9 +168,7 @@ class FerAuHeadExpressionEncoder:
         self.name = space_name(self.head)
 
     def encode_image_faces(self, image: np.ndarray, faces) -> None:
-        from mien.engine.faces import expression_v2
-
-        expression_v2.encode_image_faces(image, faces)
+        fer_au.encode_image_faces(image, faces)
         if faces:
             vectors = self.head.embed(np.stack([f.expression_features for f in faces]))
             for face, vec in zip(faces, vectors):

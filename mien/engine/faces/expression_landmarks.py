@@ -134,10 +134,12 @@ def encode(lm68: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
 
 
 class LandmarkExpressionEncoder:
-    """Encoder object the analyzer uses (same shape as the FEENet one)."""
+    """Encoder object the analyzer uses: it reads the faces' 68 points alone, so all faces at once."""
 
     name = VERSION
     dim = DIM
+    batches_faces = True
+    reads_crop = False
 
     def encode_faces(self, faces) -> None:
         for face in faces:

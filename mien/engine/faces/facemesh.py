@@ -72,6 +72,12 @@ class Roi:
         return out
 
 
+def mesh_box(mesh: np.ndarray) -> tuple[float, float, float, float]:
+    """The mesh's extent (x/y min-max of its points)."""
+    x, y = mesh[:, 0], mesh[:, 1]
+    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
 def roi_from_box(box, eye_a, eye_b, scale: float = ROI_SCALE) -> Roi:
     """ROI from a detection: box centre, scale x the longer box side, eyes (image left, right) level."""
     x1, y1, x2, y2 = (float(v) for v in box)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mien.engine.faces.ort_options import session_options
 from mien.errors import ModelNotFoundError
 
 SIZE = 160
@@ -399,10 +400,7 @@ class FaceNetONNX:
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = session_options(threads)
         self.threads = opts.intra_op_num_threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 

@@ -1,27 +1,15 @@
-"""Identity embeddings: dlib ResNet 128-d, FaceNet Inception-ResNet-v1 (512-d,
-identity_facenet) or an ArcFace ONNX (512-d).
+"""What the identity encoders share: L2-normalised rows and the compute threads of their networks.
 
-All return L2-normalised float32 rows; each aligns the face itself from the
-landmarks (dlib: its own 150x150 chip from the 68 points; FaceNet: an
-MTCNN-style box with margin at 160x160; ArcFace: the 112x112 template crop).
-
-dlib's network runs on ONNX Runtime from dlib's own weights (dlib_resnet_onnx:
-~13x less CPU than dlib-bin, same vectors to float tolerance, so stores keep
-the name "dlib-resnet"). MIEN_IDENTITY_BACKEND=dlib runs dlib's own forward
-pass instead, for verification and benchmarks.
+The encoders (registry.py has their rows): identity_dlib (dlib ResNet, 128-d, the default),
+identity_facenet (FaceNet Inception-ResNet-v1, 512-d) and identity_arcface (an ArcFace ONNX,
+512-d). All return L2-normalised float32 rows; each aligns the face itself from the landmarks
+(dlib: its own 150x150 chip from the 68 points; FaceNet: an MTCNN-style box with margin at
+160x160; ArcFace: the 112x112 template crop).
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-
 import numpy as np
-
-from mien.engine.faces.align import arcface_crop
-from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.modelfiles import dlib_model, require_file
-from mien.errors import BadInputError
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -30,151 +18,9 @@ def l2n(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-12)
 
 
-DLIB_BACKENDS = ("onnx", "dlib")
-
-
-@lru_cache(maxsize=1)
-def dlib_resnet():
-    import dlib
-
-    return dlib.face_recognition_model_v1(dlib_model("dlib_face_recognition_resnet_model_v1.dat"))
-
-
-@lru_cache(maxsize=4)
-def dlib_resnet_onnx(threads: int):
-    from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE, DlibResNetONNX
-
-    return DlibResNetONNX(dlib_model(MODEL_FILE), threads=threads)
-
-
-def facenet_model(threads: int):
-    """The converted FaceNet graph (`mien models fetch` writes it) on ONNX Runtime; a missing
-    file is a ModelNotFoundError naming that command."""
-    from mien.engine.faces.bundled import bundled_path
-    from mien.engine.faces.identity_facenet import MODEL_FILE
-
-    return _facenet_session(str(bundled_path(MODEL_FILE)), threads)
-
-
-@lru_cache(maxsize=4)
-def _facenet_session(path: str, threads: int):
-    from mien.engine.faces.facenet_onnx import FaceNetONNX
-
-    return FaceNetONNX(path, threads=threads)
-
-
 def worker_threads() -> int:
     """The process's compute thread count: worker.init sets OpenCV's to the worker's
     share (1 in pool workers); elsewhere OpenCV's default, the cores."""
     import cv2
 
     return max(1, cv2.getNumThreads())
-
-
-def dlib_backend(backend: str | None = None) -> str:
-    backend = backend or os.environ.get("MIEN_IDENTITY_BACKEND", "") or "onnx"
-    if backend not in DLIB_BACKENDS:
-        raise BadInputError(f"MIEN_IDENTITY_BACKEND={backend!r}; expected one of {DLIB_BACKENDS}")
-    return backend
-
-
-def dlib_shape(lm68: np.ndarray):
-    """A dlib full_object_detection from our (68, 2) landmarks."""
-    import dlib
-
-    pts = np.round(lm68).astype(int)
-    x1, y1 = pts.min(0)
-    x2, y2 = pts.max(0)
-    return dlib.full_object_detection(dlib.rectangle(int(x1), int(y1), int(x2), int(y2)),
-                                      [dlib.point(int(x), int(y)) for x, y in pts])
-
-
-class DlibIdentity:
-    name = "dlib-resnet"
-    dim = 128
-
-    def __init__(self, cfg: EngineConfig, backend: str | None = None):
-        self.backend = dlib_backend(backend)
-        if self.backend == "dlib":
-            model = dlib_resnet()
-            self.model = lambda chips: np.array([list(d) for d in model.compute_face_descriptor(chips)],
-                                                np.float32)
-        else:
-            # the network is built on first use (ONNX conversion + session: ~0.9 s per process);
-            # the weights file is checked now, so a missing one fails at construction
-            from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE
-
-            dlib_model(MODEL_FILE)
-            threads = worker_threads()
-            self.model = lambda chips: dlib_resnet_onnx(threads)(chips)
-
-    def chips(self, image: np.ndarray, faces) -> list[np.ndarray]:
-        """dlib's 150x150 aligned chips (RGB), as face_recognition computes them."""
-        import cv2
-        import dlib
-
-        from mien.engine.faces.mpdetect import fill_landmarks68
-
-        fill_landmarks68(image, faces)  # the MediaPipe front end fits them on demand
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        out = []
-        for face in faces:
-            if face.landmarks68 is None:
-                raise BadInputError("dlib identity needs 68 landmarks")
-            out.append(dlib.get_face_chip(rgb, dlib_shape(face.landmarks68), size=150, padding=0.25))
-        return out
-
-    def embed(self, image: np.ndarray, faces) -> np.ndarray:
-        if not faces:
-            return np.zeros((0, self.dim), np.float32)
-        return l2n(self.model(self.chips(image, faces)))  # every face of the image in one batch
-
-    def embed_many(self, pairs) -> np.ndarray:
-        """One face in each of several images [(image, face)]: chips cut per image, then
-        all through the network in one batch (the same vectors as one call per image)."""
-        if not pairs:
-            return np.zeros((0, self.dim), np.float32)
-        return l2n(self.model([chip for image, face in pairs for chip in self.chips(image, [face])]))
-
-
-class ArcFaceIdentity:
-    """Any recognition ONNX insightface.model_zoo routes to ArcFaceONNX."""
-
-    def __init__(self, cfg: EngineConfig):
-        path = require_file(cfg.identity_model, "arcface")
-        import insightface
-
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cfg.device.startswith("cuda") \
-            else ["CPUExecutionProvider"]
-        model = insightface.model_zoo.get_model(str(path), providers=providers)
-        if model is None or getattr(model, "taskname", "") != "recognition":
-            raise BadInputError(f"{path} is not a recognition model insightface recognises "
-                                "(expected input 1x3xSxS with S >= 112, S % 16 == 0, one output)")
-        self.model = model
-        self.size = int(model.input_size[0])
-        self.batch_size = cfg.batch_size
-        self.name = f"arcface:{path.name}"
-        out = model.output_shape
-        self.dim = int(out[-1]) if isinstance(out[-1], int) else 512
-
-    def embed(self, image: np.ndarray, faces) -> np.ndarray:
-        return self.embed_many([(image, f) for f in faces])
-
-    def embed_many(self, pairs) -> np.ndarray:
-        """Faces of one or several images [(image, face)], in batches of batch_size."""
-        if not pairs:
-            return np.zeros((0, self.dim), np.float32)
-        crops = [arcface_crop(image, f.landmarks5, self.size) for image, f in pairs]
-        rows = [self.model.get_feat(crops[i:i + self.batch_size])
-                for i in range(0, len(crops), self.batch_size)]
-        return l2n(np.concatenate(rows).reshape(len(crops), -1))
-
-
-def make_identity(cfg: EngineConfig):
-    if cfg.identity == "arcface":
-        return ArcFaceIdentity(cfg)
-    if cfg.identity == "facenet":
-        from mien.engine.faces.identity_facenet import FaceNetIdentity
-
-        return FaceNetIdentity(cfg)
-    return DlibIdentity(cfg)

@@ -19,14 +19,29 @@ comes from `mien models fetch` (bundled.py), never downloaded at run time.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from mien.engine.faces.bundled import bundled_path
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.facenet_onnx import DIM, SIZE
+from mien.engine.faces.facenet_onnx import DIM, SIZE, FaceNetONNX
+from mien.engine.faces.identity import l2n, worker_threads
 
 BOX_W, BOX_H, BOX_UP = 2.30, 2.95, 0.21      # MTCNN's box in eye-to-mouth units (see above)
 MARGIN = 0.25                                # per side, in box widths (see above)
 MODEL_FILE = "facenet-inception-resnet-v1.onnx"
+
+
+def facenet_model(threads: int):
+    """The converted FaceNet graph (`mien models fetch` writes it) on ONNX Runtime; a missing
+    file is a ModelNotFoundError naming that command."""
+    return _facenet_session(str(bundled_path(MODEL_FILE)), threads)
+
+
+@lru_cache(maxsize=4)
+def _facenet_session(path: str, threads: int):
+    return FaceNetONNX(path, threads=threads)
 
 
 def mtcnn_box(landmarks5: np.ndarray) -> tuple[float, float, float, float]:
@@ -64,8 +79,6 @@ class FaceNetIdentity:
     dim = DIM
 
     def __init__(self, cfg: EngineConfig, threads: int | None = None):
-        from mien.engine.faces.identity import facenet_model, worker_threads
-
         self.model = facenet_model(threads or worker_threads())
         self.batch_size = max(1, int(cfg.batch_size))
 
@@ -74,8 +87,6 @@ class FaceNetIdentity:
 
     def embed_many(self, pairs) -> np.ndarray:
         """Faces of one or several images [(image, face)], through the network in batches."""
-        from mien.engine.faces.identity import l2n
-
         if not pairs:
             return np.zeros((0, self.dim), np.float32)
         crops = [facenet_crop(image, face.landmarks5) for image, face in pairs]

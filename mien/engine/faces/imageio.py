@@ -1,4 +1,5 @@
-"""load_image: bytes or a path -> BGR uint8, with clear errors for bad input.
+"""load_image: bytes or a path -> BGR uint8, with clear errors for bad input; check_image:
+what every stage of the engine takes (BGR uint8 HxWx3, large enough to hold a face).
 
 The pixel limit is checked from the file header, before anything is decoded,
 so a small file claiming a huge size (a decompression bomb) costs nothing.
@@ -99,3 +100,12 @@ def _decode_with_pil(data: bytes, name: str) -> np.ndarray:
             return np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
     except (OSError, ValueError, SyntaxError) as exc:
         raise BadInputError(f"{name} is corrupt or truncated: {exc}") from None
+
+
+def check_image(image) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise BadInputError(f"expected a BGR uint8 HxWx3 image, got {desc}")
+    if min(image.shape[:2]) < 8:
+        raise BadInputError(f"image {image.shape[1]}x{image.shape[0]} is too small to hold a face")
+    return image

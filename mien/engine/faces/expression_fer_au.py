@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from mien.engine.faces import expression_au as au
+from mien.engine.faces import expression_features as xf
 from mien.engine.faces import expression_fer as fer
+from mien.engine.faces.facemesh import fill_mesh
 
 VERSION = "fer-au-v2"
 EMOTIONS = fer.EMOTIONS
@@ -70,10 +72,14 @@ def components_of(vector) -> dict[str, float]:
     return {**{n: float(x) for n, x in zip(EMOTIONS, p)}, **{n: float(x) for n, x in zip(VECTOR_AUS, a)}}
 
 
+def v2_vectors(features: np.ndarray) -> np.ndarray:
+    """The fixed fer-au-v2 vectors of faces from their stored features (expression_features.py: the
+    distribution is the softmax of the log-probabilities; the store's float16 moves the vector by ~1e-3)."""
+    return combine(xf.softmax(xf.part(features, "log_probs")), xf.part(features, "aus"))
+
+
 def ensure_mesh(image: np.ndarray, faces) -> None:
     """Fill face.mesh for faces whose detector gave none."""
-    from mien.engine.faces.facemesh import fill_mesh
-
     for face in faces:
         if getattr(face, "mesh", None) is None:
             fill_mesh(image, face)
@@ -93,12 +99,10 @@ def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale
     """
     if not faces:
         return
-    from mien.engine.faces import expression_features
-
     aus = au_matrix(image, faces)   # fills the meshes first: fer's crop is placed by the mesh's eyes
     p, _, pooled = fer.network_outputs(image, faces, crop)
     vectors = combine(p, aus, au_scale)
-    features = expression_features.assemble(p, pooled, aus, [f.mesh for f in faces])
+    features = xf.assemble(p, pooled, aus, [f.mesh for f in faces])
     for face, vec, pi, ai, fi in zip(faces, vectors, p, aus, features):
         face.expression = vec
         face.expression_features = fi
@@ -111,6 +115,8 @@ class FerAuExpressionEncoder:
 
     name = VERSION
     dim = DIM
+    batches_faces = False
+    reads_crop = False
 
     def encode_image_faces(self, image: np.ndarray, faces) -> None:
         encode_image_faces(image, faces)

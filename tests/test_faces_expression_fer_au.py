@@ -8,7 +8,7 @@ from faces_support import analyzer, find, sqdist, t1, t1_named
 from mien.demo import photos
 from mien.engine.faces import expression_au as au
 from mien.engine.faces import expression_fer as fer
-from mien.engine.faces import expression_v2 as v2
+from mien.engine.faces import expression_fer_au as v2
 from mien.engine.faces import explain
 
 

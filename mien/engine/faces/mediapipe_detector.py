@@ -9,11 +9,11 @@ What a Face gets:
 - bbox: the mesh's extent (x/y min-max of the 468 points): forehead to chin;
 - landmarks5: eye-contour centres, nose tip, mouth corners of the mesh;
 - landmarks68 (only with the landmarks-v1 expression encoder; otherwise
-  filled on demand by the dlib identity encoder, see fill_landmarks68, so the
+  filled on demand by the dlib identity encoder, see dlib_landmarks.fill_landmarks68, so the
   many video faces that never get an identity don't pay for it):
   dlib's 68-point shape predictor run in a box derived from the
   mesh's 5 points so that it looks like the box dlib's HOG detector gives the same face
-  (see dlib_box). The 68 points then land where they did with the dlib
+  (see dlib_landmarks.dlib_box). The 68 points then land where they did with the dlib
   front end, which keeps the dlib identity vectors (aligned on the 68) and
   the landmarks-v1 expression encoder close to what they were; a fixed
   mesh->68 index map would shift the jaw and brow points dlib was trained on.
@@ -56,10 +56,12 @@ import numpy as np
 
 from mien.engine.faces import blazeface
 from mien.engine.faces.blazeface import BlazeFace
+from mien.engine.faces.boxes import overlap
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.detect import SHAPE_68, check_image, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.dlib_landmarks import SHAPE_68, dlib_box, landmarks68, shape_predictor_68, to_gray
+from mien.engine.faces.facemesh import FaceMesher, Roi, landmarks5, mesh_box, roi_from_box, roi_from_mesh
+from mien.engine.faces.imageio import check_image
 from mien.engine.faces.modelfiles import dlib_model
-from mien.engine.faces.facemesh import FaceMesher, Roi, landmarks5, roi_from_box, roi_from_mesh
 from mien.engine.faces.types import Face
 
 PRESENCE_MIN = 0.5        # MediaPipe's own min face-presence for its landmark graphs
@@ -78,50 +80,14 @@ FOLLOW_MARGIN = 0.75      # detect_following's region: the previous box plus thi
 # pan clip: faces move ~2-6 % of their side per sampled frame, a cut moves or resizes them far more
 REUSE_SHIFT = 0.25
 REUSE_SCALE = 1.2
-# dlib HOG box from the mesh's 5 points: side = DLIB_SIDE x the distance from the
-# eyes' midpoint to the mouth corners' midpoint (unchanged by yaw), centred on the
-# 5 points' mean moved up by DLIB_DY x that distance. Fitted on the 15 faces both
-# detectors find in the public photos (side ratio mean 2.29, sd 0.25 — HOG's own
-# boxes are quantised to its pyramid, +-10 %; offsets mean -0.04 / -0.10, sd 0.07 / 0.09).
-DLIB_SIDE = 2.3
-DLIB_DY = -0.10
-
-
-def mesh_box(mesh: np.ndarray) -> tuple[float, float, float, float]:
-    x, y = mesh[:, 0], mesh[:, 1]
-    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
-
-
-def overlap(a, b) -> float:
-    """Intersection over the smaller box's area."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return ix * iy / smaller if smaller > 0 else 0.0
-
-
-def dlib_box(five: np.ndarray) -> tuple[float, float, float, float]:
-    """The square, axis-aligned box dlib's HOG detector would give this face (approximately)."""
-    em = float(np.linalg.norm((five[0] + five[1]) / 2 - (five[3] + five[4]) / 2))
-    cx, cy = five.mean(0)
-    cy += DLIB_DY * em
-    half = DLIB_SIDE * em / 2
-    return float(cx - half), float(cy - half), float(cx + half), float(cy + half)
-
-
-def fill_landmarks68(image: np.ndarray, faces) -> None:
-    """dlib's 68 points for faces that have none, fitted in the HOG-like box of their 5 points."""
-    todo = [f for f in faces if f.landmarks68 is None and f.landmarks5 is not None]
-    if todo:
-        gray = to_gray(image)
-        for face in todo:
-            face.landmarks68 = landmarks68(gray, dlib_box(np.asarray(face.landmarks5, np.float32)))
 
 
 class MediaPipeDetector:
     """BlazeFace full-range (+ tiles) -> FaceMesh x2 -> presence filter -> dlib 68 points."""
 
     name = "mediapipe-blazeface-full+facemesh"
+    follows = True     # detect_following
+    refinds = False    # re-running FaceMesh from the last mesh loses faces at 2 fps and at cuts
 
     def __init__(self, cfg: EngineConfig, threads: int | None = None):
         self.cfg = cfg
