@@ -38,7 +38,7 @@ class MouthShape:
 
 
 ROW = registry.Model("expression", "mouth-shape", lambda cfg, threads: MouthShape(),
-                     stored_names=(MouthShape.name,))
+                     stored_names=(MouthShape.name,), summary="mouth width and height from the 5 points")
 
 
 @pytest.fixture
@@ -63,6 +63,16 @@ def test_a_model_added_as_one_row_runs_through_the_analyzer(mouth_shape):
     assert json.loads(encoded(an.config))["expression"] == "mouth-shape"
     legacy = {"detector": an.encoders["detector"], "expression": "mouth-shape-v1"}
     assert matching_store(EngineConfig(expression="landmarks"), legacy).expression == "mouth-shape"
+
+
+def test_the_mien_command_offers_a_model_added_as_one_row(mouth_shape, capsys):
+    from mien.cli import build_parser
+
+    args = build_parser().parse_args(["index", "/archive", "--store", "/s", "--expression", "mouth-shape"])
+    assert args.expression == "mouth-shape"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["index", "--help"])
+    assert "mouth-shape (mouth width and height from the 5 points)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_model_lacking_a_member_of_its_protocol_is_refused(monkeypatch):

@@ -18,25 +18,22 @@ def _store_arg(parser) -> None:
 
 def add_engine_args(parser) -> None:
     """Options mapped onto EngineConfig (shared by index and person add)."""
+    from mien.engine.faces import registry  # the models are its rows: a new row is a new choice
+
     g = parser.add_argument_group("models")
-    g.add_argument("--detector", choices=("mediapipe", "dlib", "insightface"), default=None,
-                   help="face front end: mediapipe (BlazeFace + FaceMesh, the default for new stores), "
-                        "dlib (HOG, the 0.1 default), insightface (--detector-model); a store keeps "
-                        "the one it was built with")
+    g.add_argument("--detector", choices=registry.names("detector"), default=None,
+                   help=f"face front end: {registry.choices_help('detector')}; a store keeps the one it "
+                        "was built with")
     g.add_argument("--detector-model", metavar="PATH",
                    help="insightface model dir or .onnx (for a store built with one: where it is now, "
                         "checked against the recorded content hash)")
-    g.add_argument("--identity", choices=("dlib", "facenet", "arcface"), default=None,
-                   help="identity embedding: dlib (dlib's ResNet, 128-d), facenet (FaceNet "
-                        "Inception-ResNet-v1, 512-d), arcface (--identity-model); default dlib for new "
-                        "stores; a store keeps its own")
+    g.add_argument("--identity", choices=registry.names("identity"), default=None,
+                   help=f"identity embedding: {registry.choices_help('identity')}; a store keeps its own")
     g.add_argument("--identity-model", metavar="PATH",
                    help="ArcFace .onnx (for a store built with one: where it is now, checked by hash)")
-    g.add_argument("--expression", choices=("fer-au", "fer-au-head", "landmarks", "feenet"), default=None,
-                   help="expression encoder: fer-au (fer-au-v2: fer's emotion network + mesh action "
-                        "units), fer-au-head (the same features through a head learned from rated "
-                        "triplets, --expression-head), landmarks (landmarks-v1), feenet (a trained "
-                        "checkpoint); a store keeps the built-in one it was built with")
+    g.add_argument("--expression", choices=registry.names("expression"), default=None,
+                   help=f"expression encoder: {registry.choices_help('expression')}; a store keeps the "
+                        "built-in one it was built with")
     g.add_argument("--expression-model", metavar="PATH",
                    help="FEENet checkpoint .pt (for a store built with one: where it is now, checked by hash)")
     g.add_argument("--expression-head", metavar="PATH",

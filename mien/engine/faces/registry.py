@@ -48,6 +48,7 @@ class Model:
     locate: Callable[[Path], Path] | None = None   # the model file a given path names (a pack directory)
     stored_names: tuple[str, ...] = ()      # encoder names of stores older than engine records ...
     stored_prefixes: tuple[str, ...] = ()   # ... or how they start ("" : any other name)
+    summary: str = ""   # what it is, in a few words, for `mien index --help`
 
     @property
     def key(self) -> tuple[str, str]:
@@ -57,34 +58,50 @@ class Model:
 MODELS: dict[tuple[str, str], Model] = {m.key: m for m in (
     # -- detectors: BlazeFace + FaceMesh (dlib's 68 fitted on the mesh), dlib HOG (0.1), insightface
     Model("detector", "mediapipe", lambda cfg, threads: MediaPipeDetector(cfg, threads=threads),
-          stored_prefixes=("mediapipe",)),
-    Model("detector", "dlib", lambda cfg, threads: DlibDetector(cfg), stored_prefixes=("dlib",)),
+          stored_prefixes=("mediapipe",),
+          summary="BlazeFace + FaceMesh, the default for new stores"),
+    Model("detector", "dlib", lambda cfg, threads: DlibDetector(cfg), stored_prefixes=("dlib",),
+          summary="HOG, the 0.1 default"),
     Model("detector", "insightface", lambda cfg, threads: insightface_detector.InsightFaceDetector(cfg),
           file_field="detector_model", file_kind="insightface", obtain=insightface_detector.HOW_TO_OBTAIN,
-          locate=insightface_detector.find_detector_onnx, stored_prefixes=("insightface",)),
+          locate=insightface_detector.find_detector_onnx, stored_prefixes=("insightface",),
+          summary="--detector-model"),
     # -- expression encoders
-    Model("expression", "fer-au", lambda cfg, threads: FerAuExpressionEncoder(), stored_names=("fer-au-v2",)),
+    Model("expression", "fer-au", lambda cfg, threads: FerAuExpressionEncoder(), stored_names=("fer-au-v2",),
+          summary="fer-au-v2: fer's emotion network + mesh action units, the default"),
     Model("expression", "fer-au-head",
           lambda cfg, threads: expression_head.FerAuHeadExpressionEncoder(cfg.expression_head),
           file_field="expression_head", file_kind="head", obtain=expression_head.HOW_TO_OBTAIN,
-          default_file=expression_head.DEFAULT_HEAD),
+          default_file=expression_head.DEFAULT_HEAD,
+          summary="the same features through a head learned from rated triplets, --expression-head"),
     Model("expression", "landmarks", lambda cfg, threads: LandmarkExpressionEncoder(),
-          stored_names=("landmarks-v1",)),
+          stored_names=("landmarks-v1",),
+          summary="landmarks-v1"),
     Model("expression", "feenet", lambda cfg, threads: expression_feenet.FEENetExpression(cfg),
           file_field="expression_model", file_kind="feenet", obtain=expression_feenet.HOW_TO_OBTAIN,
-          stored_prefixes=("feenet",)),
+          stored_prefixes=("feenet",),
+          summary="a trained checkpoint, --expression-model"),
     # -- identity encoders; a store older than ArcFace and FaceNet used dlib, whatever its name
-    Model("identity", "dlib", lambda cfg, threads: DlibIdentity(cfg), stored_prefixes=("",)),
-    Model("identity", "facenet", lambda cfg, threads: FaceNetIdentity(cfg), stored_prefixes=("facenet",)),
+    Model("identity", "dlib", lambda cfg, threads: DlibIdentity(cfg), stored_prefixes=("",),
+          summary="dlib's ResNet, 128-d, the default"),
+    Model("identity", "facenet", lambda cfg, threads: FaceNetIdentity(cfg), stored_prefixes=("facenet",),
+          summary="FaceNet Inception-ResNet-v1, 512-d"),
     Model("identity", "arcface", lambda cfg, threads: identity_arcface.ArcFaceIdentity(cfg),
           file_field="identity_model", file_kind="arcface", obtain=identity_arcface.HOW_TO_OBTAIN,
-          stored_prefixes=("arcface",)),
+          stored_prefixes=("arcface",),
+          summary="--identity-model"),
 )}
 
 
 def names(kind: str) -> tuple[str, ...]:
     """The EngineConfig values that select a model of `kind`, in table order."""
     return tuple(m.name for m in MODELS.values() if m.kind == kind)
+
+
+def choices_help(kind: str) -> str:
+    """The models of `kind` as `mien index --help` lists them: name (summary), ..."""
+    return ", ".join(f"{m.name} ({m.summary})" if m.summary else m.name
+                     for m in MODELS.values() if m.kind == kind)
 
 
 def model(kind: str, name: str) -> Model:
