@@ -20,13 +20,13 @@ HERE = Path(__file__).resolve().parent
 # (lane, step title, files) from the client down to FAISS; the reply climbs back the same way
 STEPS = [
     ("client", "1  client", "mien/clients/commands/query.py → search_calls.py\nSearchCalls.search: FaceQuery + filters"),
-    ("client", "2  channel", "mien/clients/channels.py · errors.py\nnative.py UnaryStub  |  grpcio stub"),
+    ("client", "2  channel", "mien/clients/channels.py · errors.py\nnative_stub.py UnaryStub  |  grpcio stub"),
     ("wire", "3  gRPC C++ channel → front", "mien/native/channel.cc  ⟶  mien/native/front.cc\n"
                                           "inline methods ≤ 4 KiB: gRPC thread; else a worker"),
     ("server", "4  dispatch", "mien/server/native_front.py Dispatcher.unary\n"
                               "(or grpcio + interceptors: app.py, parsing.py)"),
     ("server", "5  servicer", "mien/server/servicer.py SearchExpression\n"
-                              "@rpc (errors.py): validate, count, log, statuses"),
+                              "@rpc (rpc_errors.py): validate, count, log, statuses"),
     ("server", "6  query → vector", "mien/server/context.py resolve_query\n"
                                     "vector · face id · image → detect, FaceQA, embed"),
     ("server", "7  refine", "mien/server/refine.py refine\n"
