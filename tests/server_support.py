@@ -183,6 +183,34 @@ def photo_store_with_root(root: Path) -> tuple[PhotoStore, Path]:
     return build_photo_store(root), allowed
 
 
+def photo_store_fixture(name: str):
+    """A module-scoped pytest fixture: build_photo_store in a folder called `name`."""
+
+    @pytest.fixture(scope="module")
+    def photo_store(tmp_path_factory):
+        return build_photo_store(tmp_path_factory.mktemp(name))
+
+    return photo_store
+
+
+def served_photo_store_fixtures(name: str, limits):
+    """Module-scoped pytest fixtures `photo_store` ((PhotoStore, allowed root), see photo_store_with_root)
+    and `served` (its "127.0.0.1:PORT" on each front of FRONTS, with these limits and that root allowed).
+    In a test module: `photo_store, served = served_photo_store_fixtures("name", LIMITS)`."""
+
+    @pytest.fixture(scope="module")
+    def photo_store(tmp_path_factory):
+        return photo_store_with_root(tmp_path_factory.mktemp(name))
+
+    @pytest.fixture(scope="module", params=FRONTS)
+    def served(photo_store, request):
+        ps, allowed = photo_store
+        with serving(ps.store_dir, limits=limits, allowed_roots=[allowed], front=request.param) as target:
+            yield target
+
+    return photo_store, served
+
+
 def copied_store(store_dir: Path, tmp_path: Path) -> Path:
     """A copy of a module's store for one test to change (tmp_path/store)."""
     copy = tmp_path / "store"

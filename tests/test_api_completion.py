@@ -15,8 +15,8 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import (FRONTS, TOKEN, TRANSPORTS, build_photo_store, photo_store_with_root, serving, start_server,
-                            stop_server, wait_until)
+from server_support import (FRONTS, TOKEN, TRANSPORTS, build_photo_store, start_server,
+                            stop_server, wait_until, served_photo_store_fixtures)
 
 from mien.clients import AnalyticsClient, Client, MienError
 from mien.server.context import Limits
@@ -25,16 +25,7 @@ from mien.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2, search_pb2, s
 LIMITS = Limits(max_top_k=50)
 
 
-@pytest.fixture(scope="module")
-def photo_store(tmp_path_factory):
-    return photo_store_with_root(tmp_path_factory.mktemp("api_completion"))
-
-
-@pytest.fixture(scope="module", params=FRONTS)
-def served(photo_store, request):
-    ps, allowed = photo_store
-    with serving(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param) as target:
-        yield target
+photo_store, served = served_photo_store_fixtures("api_completion", LIMITS)
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)

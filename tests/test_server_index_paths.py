@@ -19,14 +19,12 @@ import cv2
 import grpc
 import pytest
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server, serving, copied_store
+from server_support import FRONTS, serving, start_server, stop_server, copied_store, photo_store_fixture
 from mien.demo import photos
 from mien.v1 import search_pb2, search_pb2_grpc
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_photo_store(tmp_path_factory.mktemp("index-paths-store"))
+base = photo_store_fixture("index-paths-store")
 
 
 @pytest.fixture

@@ -19,15 +19,13 @@ import grpc
 import pytest
 from grpc_status import rpc_status
 
-from server_support import FRONTS, build_photo_store, start_server, stop_server, serving, copied_store
+from server_support import FRONTS, serving, start_server, stop_server, copied_store, photo_store_fixture
 from mien.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 ref = common_pb2.PersonRef
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_photo_store(tmp_path_factory.mktemp("persons-store"))
+base = photo_store_fixture("persons-store")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server_support import FRONTS, TRANSPORTS, photo_store_with_root, serving
+from server_support import TRANSPORTS, served_photo_store_fixtures
 
 from mien.clients.client import Client, Upload
 from mien.server.context import Limits
@@ -23,16 +23,7 @@ LIMITS = Limits(max_message_bytes=4 * 1024 * 1024, max_image_pixels=3_000_000, m
                 max_upload_bytes=6 * 1024 * 1024)
 
 
-@pytest.fixture(scope="module")
-def photo_store(tmp_path_factory):
-    return photo_store_with_root(tmp_path_factory.mktemp("server_rpc"))
-
-
-@pytest.fixture(scope="module", params=FRONTS)
-def served(photo_store, request):
-    ps, allowed = photo_store
-    with serving(ps.store_dir, limits=LIMITS, allowed_roots=[allowed], front=request.param) as target:
-        yield target
+photo_store, served = served_photo_store_fixtures("server_rpc", LIMITS)
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
