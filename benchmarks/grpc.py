@@ -386,6 +386,11 @@ def main(argv=None) -> int:
             r["grpc_over_empty_and_search_ms"] = r["grpc_p50_ms"] - r["empty_rpc_p50_ms"] - r["inproc_p50_ms"]
             r["first_over_warm_image_query"] = r["first_image_query_ms"] / r["image_query_p50_ms"]
             per_layout[f"{front}/{transport} {layout}"] = r
+        baseline = None
+        if args.baseline_src:  # on the same store, before a temporary one is removed
+            pin_to_cpus(all_cpus)
+            baseline = measure_baseline(Path(args.baseline_src).resolve(), store_dir, args, queries, requests,
+                                        image_data)
     finally:
         pin_to_cpus(all_cpus)
         store.close()
@@ -395,9 +400,8 @@ def main(argv=None) -> int:
     results: dict = {"n": n_faces, "k": args.k, "queries": args.queries, "cpus": len(all_cpus),
                      "layout": next(iter(per_layout)), **next(iter(per_layout.values())),
                      "layouts": per_layout, "load_average": os.getloadavg()}
-    if args.baseline_src:
-        results["baseline"] = measure_baseline(Path(args.baseline_src).resolve(), store_dir, args, queries,
-                                               requests, image_data)
+    if baseline is not None:
+        results["baseline"] = baseline
     print_table(per_layout, n_faces)
     if args.baseline_src:
         print_baseline(results["baseline"], next(iter(per_layout.values())))
