@@ -197,6 +197,7 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print)
     answers["head, all parts (held out)"] = held_out_answers(table, triplets, rich, folds)
     out["head_config"] = {"default": default.__dict__, "all parts": rich.__dict__}
     out["accuracy"] = {name: accuracy_report(triplets, {i: a[i] for i in tested}) for name, a in answers.items()}
+    out["one_class_by_persons"] = one_class_by_persons(table, triplets, answers, tested)
     unanimous = [i for i in tested if triplets[i].unanimous]
     out["sign_tests_vs_fer-au-v2"] = {
         name: {k: sign_test(answers[name], answers["fer-au-v2"], triplets,
@@ -218,6 +219,20 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print)
     return out
 
 
+def one_class_by_persons(table, triplets, answers: dict, tested: list[int]) -> dict:
+    """Unanimous one-class accuracy of each method, split by how many persons the three faces are:
+    one (frames of one person: the expression alone differs) or three (identity differs as well)."""
+    spanned = {i: len({table.groups[table.row[f.key]] for f in triplets[i].faces}) for i in tested
+               if triplets[i].unanimous and triplets[i].type == "ONE_CLASS_TRIPLET"}
+    out = {}
+    for name, a in answers.items():
+        out[name] = {}
+        for n in sorted(set(spanned.values())):
+            ids = [i for i, k in spanned.items() if k == n]
+            out[name][str(n)] = {"accuracy": sum(a[i] == triplets[i].majority for i in ids) / len(ids), "n": len(ids)}
+    return out
+
+
 def print_report(r: dict) -> None:
     m = r["material"]
     print(f"rated set: {m['triplets']} triplets ({m['with_majority']} with a majority, {m['unanimous']} unanimous; "
@@ -228,6 +243,10 @@ def print_report(r: dict) -> None:
     for name, acc in r["accuracy"].items():
         print(f"{name:40s}" + "".join(
             f"{acc[k + '/majority']['accuracy']:8.3f} /{acc[k + '/unanimous']['accuracy']:6.3f}" for k in KINDS))
+    print("\nunanimous one-class accuracy by how many persons the three faces are:")
+    for name, per in r["one_class_by_persons"].items():
+        print(f"  {name:38s}" + "  ".join(f"{n} person{'s' if n != '1' else ''} {v['accuracy']:.3f} (n={v['n']})"
+                                          for n, v in per.items()))
     print("\nsign tests on unanimous triplets against fer-au-v2 (only this one right / only fer-au-v2 right, p):")
     for name, per in r["sign_tests_vs_fer-au-v2"].items():
         print(f"  {name:36s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} p={v['p']:.2f}"
