@@ -54,11 +54,7 @@ VANISHED = "vanished"   # found by the crawl, gone when its turn came (removed o
 
 def under_roots(real: str, roots) -> bool:
     """Whether the real (resolved) path `real` is one of `roots` or lies below one."""
-    for root in roots:
-        root = root.rstrip(os.sep) or os.sep
-        if real == root or real.startswith(root if root == os.sep else root + os.sep):
-            return True
-    return False
+    return beneath.root_of(real, roots) is not None
 
 
 def crawl(paths: list[str], allowed_roots=None) -> list[Found]:

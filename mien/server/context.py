@@ -374,15 +374,14 @@ class ServerContext:
             raise PermissionError(
                 "this server allows no server-side indexing (its operator starts it with --allow-root DIR)"
             )
-        from mien.indexer.beneath import real_path
+        from mien.indexer.beneath import real_path, root_of
 
         try:
             real = Path(real_path(path))
         except OSError:  # a link in it kept changing while it was resolved
             raise PermissionError(f"{clip(path)} could not be resolved (a link in it keeps changing)") from None
-        for root in self.allowed_roots:
-            if real == root or root in real.parents:
-                return real
+        if root_of(str(real), self.allowed_roots) is not None:
+            return real
         # the roots themselves are the operator's business: they go to the log only
         raise PermissionError(f"{clip(path)} is outside the server's allowed roots")
 
