@@ -91,7 +91,8 @@ class Dispatcher:
         try:
             message = handler.request_deserializer(request)
         except Exception:  # noqa: BLE001 - the client's bytes are no such message
-            return (*_unparseable(handler.request_deserializer), None, _unparseable_details(handler))
+            code, details, status_details = _unparseable(handler.request_deserializer)
+            return code, details, None, status_details
         code, details, reply, status_details = run_unary(handler.unary_unary, message, CallContext(info), method)
         if code != OK:
             return code, details, None, status_details
@@ -112,7 +113,7 @@ class Dispatcher:
                 try:
                     request = handler.request_deserializer(raw)
                 except Exception:  # noqa: BLE001 - the client's bytes are no such message
-                    return (*_unparseable(handler.request_deserializer), _unparseable_details(handler))
+                    return _unparseable(handler.request_deserializer)
             serialize = handler.response_serializer
             if handler.response_streaming:
                 behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
@@ -140,16 +141,13 @@ def _requests(handle, deserialize, context: CallContext):
         yield message
 
 
-def _unparseable(deserializer) -> tuple[int, str]:
-    """(INVALID_ARGUMENT, message) for bytes that do not parse: as grpcio's front (parsing.py)."""
-    return _INVALID.value[0], str(parsing.error(deserializer))
-
-
-def _unparseable_details(handler) -> bytes:
+def _unparseable(deserializer) -> tuple[int, str, bytes]:
+    """(INVALID_ARGUMENT, message, google.rpc.Status details) for bytes that do not parse: as
+    grpcio's front answers them (parsing.py)."""
     from mien.server.status import status_details_bytes
 
-    exc = parsing.error(handler.request_deserializer)
-    return status_details_bytes(_INVALID, str(exc), exc)
+    exc = parsing.error(deserializer)
+    return _INVALID.value[0], str(exc), status_details_bytes(_INVALID, str(exc), exc)
 
 
 class NativeServer:
