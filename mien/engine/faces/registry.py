@@ -93,15 +93,19 @@ MODELS: dict[tuple[str, str], Model] = {m.key: m for m in (
 )}
 
 
+def rows(kind: str) -> list[Model]:
+    """The models of `kind`, in table order."""
+    return [m for m in MODELS.values() if m.kind == kind]
+
+
 def names(kind: str) -> tuple[str, ...]:
     """The EngineConfig values that select a model of `kind`, in table order."""
-    return tuple(m.name for m in MODELS.values() if m.kind == kind)
+    return tuple(m.name for m in rows(kind))
 
 
 def choices_help(kind: str) -> str:
     """The models of `kind` as `mien index --help` lists them: name (summary), ..."""
-    return ", ".join(f"{m.name} ({m.summary})" if m.summary else m.name
-                     for m in MODELS.values() if m.kind == kind)
+    return ", ".join(f"{m.name} ({m.summary})" if m.summary else m.name for m in rows(kind))
 
 
 def model(kind: str, name: str) -> Model:
@@ -149,11 +153,11 @@ def from_stored_name(kind: str, stored: str | None) -> str | None:
     holds (exact names first, then the longest matching prefix); None when unknown."""
     if not stored:
         return None
-    rows = [m for m in MODELS.values() if m.kind == kind]
-    exact = next((m.name for m in rows if stored in m.stored_names), None)
+    candidates = rows(kind)
+    exact = next((m.name for m in candidates if stored in m.stored_names), None)
     if exact is not None:
         return exact
-    prefixes = [(len(p), m.name) for m in rows for p in m.stored_prefixes if stored.startswith(p)]
+    prefixes = [(len(p), m.name) for m in candidates for p in m.stored_prefixes if stored.startswith(p)]
     return max(prefixes)[1] if prefixes else None
 
 
