@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 
 def register(subparsers, web_front=None) -> None:
     """web_front(http_port, host=, token=, tls=): the web app's front for --http, handed in by
@@ -63,10 +61,10 @@ def register(subparsers, web_front=None) -> None:
     g.add_argument("--expression-model", metavar="PATH", default=None, help="the FEENet checkpoint")
     g.add_argument("--expression-head", metavar="PATH", default=None, help="the learned expression head")
     g.add_argument("--device", default=None, help="cpu or cuda for FEENet / ONNX models (default cpu)")
-    p.set_defaults(func=functools.partial(run, web_front=web_front))
+    p.set_defaults(func=run, web_front=web_front)
 
 
-def run(args, web_front=None) -> int:
+def run(args) -> int:
     from mien.errors import BadInputError
     from mien.server.app import TLSConfig, read_token, serve
     from mien.server.context import Limits
@@ -90,10 +88,10 @@ def run(args, web_front=None) -> int:
         from mien.engine.faces import EngineConfig
 
         engine_config = EngineConfig(**engine)
-    if args.http is not None and web_front is None:
+    if args.http is not None and args.web_front is None:
         raise BadInputError("--http: this install has no web app (mien.web)")
     token = read_token(args.token_file)
-    fronts = () if args.http is None else (web_front(args.http, host=args.host, token=token, tls=tls),)
+    fronts = () if args.http is None else (args.web_front(args.http, host=args.host, token=token, tls=tls),)
     return serve(args.store, port=args.port, engine_config=engine_config, host=args.host, workers=args.workers,
                  token=token, tls=tls, fronts=fronts, allowed_roots=args.allow_root, ratings=args.ratings,
                  limits=limits, grace_s=args.grace, keep_cpus_awake=args.keep_cpus_awake,
