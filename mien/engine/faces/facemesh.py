@@ -51,20 +51,20 @@ class Roi:
     side: float
     angle: float
 
-    def to_crop(self) -> np.ndarray:
-        """2x3 affine: image pixels -> SIZE x SIZE crop pixels."""
-        k = SIZE / self.side
+    def to_crop(self, size: int = SIZE) -> np.ndarray:
+        """2x3 affine: image pixels -> size x size crop pixels."""
+        k = size / self.side
         c, s = math.cos(self.angle), math.sin(self.angle)
         u, v = np.array([c, s]), np.array([-s, c])
         centre = np.array([self.cx, self.cy])
-        return np.array([[u[0] * k, u[1] * k, SIZE / 2 - k * centre @ u],
-                         [v[0] * k, v[1] * k, SIZE / 2 - k * centre @ v]], dtype=np.float64)
+        return np.array([[u[0] * k, u[1] * k, size / 2 - k * centre @ u],
+                         [v[0] * k, v[1] * k, size / 2 - k * centre @ v]], dtype=np.float64)
 
-    def to_image(self, pts: np.ndarray) -> np.ndarray:
-        """Crop-pixel (x, y, z) points -> image pixels (z scaled like x and y)."""
-        k = self.side / SIZE
+    def to_image(self, pts: np.ndarray, size: int = SIZE) -> np.ndarray:
+        """Crop-pixel (x, y, z) points of a size x size crop -> image pixels (z scaled like x and y)."""
+        k = self.side / size
         c, s = math.cos(self.angle), math.sin(self.angle)
-        x, y = pts[:, 0] - SIZE / 2, pts[:, 1] - SIZE / 2
+        x, y = pts[:, 0] - size / 2, pts[:, 1] - size / 2
         out = np.empty_like(pts, dtype=np.float32)
         out[:, 0] = self.cx + k * (x * c - y * s)
         out[:, 1] = self.cy + k * (x * s + y * c)
@@ -97,11 +97,11 @@ def roi_from_mesh(mesh: np.ndarray, scale: float = ROI_SCALE) -> Roi:
     return Roi(mu * c - mv * s, mu * s + mv * c, side, angle)
 
 
-def crop(image_bgr: np.ndarray, roi: Roi) -> np.ndarray:
-    """The model's input: SIZE x SIZE x 3 RGB float32 in [0, 1]."""
+def crop(image_bgr: np.ndarray, roi: Roi, size: int = SIZE) -> np.ndarray:
+    """The model's input: size x size x 3 RGB float32 in [0, 1]."""
     import cv2
 
-    patch = cv2.warpAffine(image_bgr, roi.to_crop(), (SIZE, SIZE), flags=cv2.INTER_LINEAR,
+    patch = cv2.warpAffine(image_bgr, roi.to_crop(size), (size, size), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
     # cvtColor + one ufunc: 20x faster than converting the reversed-channel view
     return np.multiply(cv2.cvtColor(patch, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), dtype=np.float32)
