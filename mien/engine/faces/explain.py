@@ -63,7 +63,7 @@ class Explanation:
 
 def _layout(encoder: str):
     """(names, kinds, decode) of an encoder's vectors; decode: vector -> values per name. None if unnamed."""
-    if encoder == "fer-au-v2":
+    if encoder in ("fer-au-v2", "fer-au-478"):   # one layout: fer-au-478 reads its AUs off another mesh
         from mien.engine.faces import expression_fer_au as fer_au
 
         kinds = [EMOTION] * len(fer_au.EMOTIONS) + [ACTION_UNIT] * len(fer_au.VECTOR_AUS)

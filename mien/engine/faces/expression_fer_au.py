@@ -33,6 +33,7 @@ from mien.engine.faces import expression_fer as fer
 from mien.engine.faces.facemesh import fill_mesh
 
 VERSION = "fer-au-v2"
+VERSION_478 = "fer-au-478"   # the same vector, its AUs read from the 478-point mesh (encode_image_faces_478)
 EMOTIONS = fer.EMOTIONS
 VECTOR_AUS = ("inner_brow_raise", "outer_brow_raise", "brow_lowerer", "eye_closure", "upper_lip_raise",
               "lip_corner_pull", "lip_corner_depress", "lip_stretch", "lips_part")
@@ -101,8 +102,23 @@ def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale
         return
     aus = au_matrix(image, faces)   # fills the meshes first: fer's crop is placed by the mesh's eyes
     p, _, pooled = fer.network_outputs(image, faces, crop)
-    vectors = combine(p, aus, au_scale)
     features = xf.assemble(p, pooled, aus, [f.mesh for f in faces])
+    _set(faces, combine(p, aus, au_scale), p, aus, features)
+
+
+def encode_image_faces_478(image: np.ndarray, faces, landmarker) -> None:
+    """fer-au-478: as encode_image_faces, with the AUs read from the 478-point Face Landmarker mesh
+    (facemesh478.py) refined from each face's own mesh. No features are kept: they are the fer-au-v2
+    features' layout with other AUs, which a head or `mien reembed` must not mistake for them."""
+    if not faces:
+        return
+    ensure_mesh(image, faces)
+    aus = np.stack([au.intensities(landmarker.refine(image, f.mesh)[:len(f.mesh)]) for f in faces])
+    p = fer.distributions(image, faces)
+    _set(faces, combine(p, aus), p, aus, [None] * len(faces))
+
+
+def _set(faces, vectors, p, aus, features) -> None:
     for face, vec, pi, ai, fi in zip(faces, vectors, p, aus, features):
         face.expression = vec
         face.expression_features = fi
@@ -120,6 +136,23 @@ class FerAuExpressionEncoder:
 
     def encode_image_faces(self, image: np.ndarray, faces) -> None:
         encode_image_faces(image, faces)
+
+
+class FerAu478ExpressionEncoder:
+    """fer-au-478: the fer-au-v2 vector with AUs from the 478-point Face Landmarker (its own model file)."""
+
+    name = VERSION_478
+    dim = DIM
+    batches_faces = False
+    reads_crop = False
+
+    def __init__(self, threads: int | None = None):
+        from mien.engine.faces.facemesh478 import FaceLandmarker478
+
+        self.landmarker = FaceLandmarker478(threads)
+
+    def encode_image_faces(self, image: np.ndarray, faces) -> None:
+        encode_image_faces_478(image, faces, self.landmarker)
 
 
 # -- the encoder and its parts alone, for the quality benchmark -----------------------------

@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 from mien.engine.faces import expression_feenet, expression_head, identity_arcface, insightface_detector
 from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.dlib_detector import DlibDetector
-from mien.engine.faces.expression_fer_au import FerAuExpressionEncoder
+from mien.engine.faces.expression_fer_au import FerAu478ExpressionEncoder, FerAuExpressionEncoder
 from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
 from mien.engine.faces.identity_dlib import DlibIdentity
 from mien.engine.faces.identity_facenet import FaceNetIdentity
@@ -69,6 +69,9 @@ MODELS: dict[tuple[str, str], Model] = {m.key: m for m in (
     # -- expression encoders
     Model("expression", "fer-au", lambda cfg, threads: FerAuExpressionEncoder(), stored_names=("fer-au-v2",),
           summary="fer-au-v2: fer's emotion network + mesh action units, the default"),
+    Model("expression", "fer-au-478", lambda cfg, threads: FerAu478ExpressionEncoder(threads),
+          summary="the same vector, its AUs from the 478-point Face Landmarker: agrees with raters more "
+                  "often, one more landmark pass per face"),
     Model("expression", "fer-au-head",
           lambda cfg, threads: expression_head.FerAuHeadExpressionEncoder(cfg.expression_head),
           file_field="expression_head", file_kind="head", obtain=expression_head.HOW_TO_OBTAIN,
