@@ -5,7 +5,8 @@
 Stages: detection (ms per image, by image size), then per face: landmarks,
 FaceQA, alignment (+thumbnail), identity (dlib ResNet), expression encoders
 (landmarks-v1; the default fer-au-v2 on faces with a mesh, its fer and AU
-parts alone, and on faces without a mesh, where it runs FaceMesh itself),
+parts alone, and on faces without a mesh, where it runs FaceMesh itself;
+fer-au-478, which runs the 478-point landmarker on each face),
 FEENet (random init) at batch 1 and 32. End to end: FaceAnalyzer.analyze
 with identity, faces/s. Baseline: the face_recognition library's own
 pipeline (face_locations + face_encodings, the same dlib models) on the same
@@ -78,6 +79,7 @@ def main(argv=None) -> int:
     from mien.engine.faces.dlib_landmarks import landmarks68, to_gray
     from mien.engine.faces import expression_fer as fer
     from mien.engine.faces import expression_fer_au as v2
+    from mien.engine.faces.expression_fer_au import FerAu478ExpressionEncoder
     from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
 
     images = load_photos()
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
     per_image_rows = []
     per_face = {"landmarks": [], "faceqa": [], "alignment": [], "identity": [], "expression_landmarks": [],
                 "expression_fer_au_v2": [], "expression_fer_part": [], "expression_au_part": [],
-                "expression_fer_au_v2_filling_mesh": []}
+                "expression_fer_au_v2_filling_mesh": [], "expression_fer_au_478": []}
+    landmarker_478 = FerAu478ExpressionEncoder().landmarker
     all_crops = []
     total_faces = 0
     for name, img in tqdm(list(images.items()), desc="stages", unit="img"):
@@ -120,6 +123,8 @@ def main(argv=None) -> int:
         per_face["expression_fer_au_v2"].append(timed(lambda: v2.encode_image_faces(img, faces), args.repeat)[0] / n)
         per_face["expression_fer_part"].append(timed(lambda: fer.distributions(img, faces), args.repeat)[0] / n)
         per_face["expression_au_part"].append(timed(lambda: v2.au_matrix(img, faces), args.repeat)[0] / n)
+        per_face["expression_fer_au_478"].append(
+            timed(lambda: v2.encode_image_faces_478(img, faces, landmarker_478), args.repeat)[0] / n)
 
         def meshless():
             bare = [copy.copy(f) for f in faces]

