@@ -38,12 +38,22 @@ from mien.engine.store.records import EXPR_DIM
 from mien.engine.store.rows import BF16_EPS, Grow, from_bf16, to_bf16, window
 
 CHUNK = 1 << 18
+# rank() takes the bfloat16 short list in Python up to this many candidates, in numpy above
+SHORT = 256
 
 
-def _swig_ptr(a: np.ndarray):
-    import faiss
+_swig_ptr = None  # faiss.swig_ptr, bound on first use (faiss is imported lazily)
 
-    return faiss.swig_ptr(a)
+
+def _swig_ptrs(*arrays: np.ndarray) -> list:
+    global _swig_ptr
+    if _swig_ptr is None:
+        import faiss
+
+        _swig_ptr = faiss.swig_ptr
+    return [_swig_ptr(a) for a in arrays]
+
+
 NO_LIST = 0xFFFF  # `lists` value of a row that is not in the IVF (exact index phase)
 
 
@@ -84,9 +94,11 @@ class FaceIndex:
         self.src_rows: dict[int, list[int]] = {}  # source number -> [first row, end row)
         self.n_dead = 0
         # rows whose float32 vectors a shard file maps (shards.MappedRows): first rows, and
-        # (end row, MappedRows) per shard, in row order
+        # (end row, MappedRows) per shard, in row order; _mapped_at: (end row, the mapped bytes,
+        # the byte offset of row 0 in them) per shard, for exact_rows
         self._mapped_starts: list[int] = []
         self._mapped: list[tuple[int, object]] = []
+        self._mapped_at: list[tuple[int, memoryview, int]] = []
 
     def reserve(self, n: int) -> None:
         """Size the row arrays for n faces up front (no growth slack after a load)."""
@@ -126,6 +138,8 @@ class FaceIndex:
         if exact is not None:
             self._mapped_starts.append(start)
             self._mapped.append((start + len(face_ids), exact))
+            view, offset = exact.bytes()
+            self._mapped_at.append((start + len(face_ids), view, offset - start * 64))
         self.ids.extend(face_ids)
         e = rows["e"] if bf16 is None else from_bf16(bf16)
         self.vec.extend(to_bf16(rows["e"]) if bf16 is None else bf16)
@@ -377,23 +391,27 @@ class FaceIndex:
         microseconds of checks and copies per call, as much as a tenth of a whole search."""
         dist = np.empty(fetch, np.float32)
         rows = np.empty(fetch, np.int64)
-        self.ann.search_c(1, _swig_ptr(q), fetch, _swig_ptr(dist), _swig_ptr(rows))
+        qp, dp, rp = _swig_ptrs(q, dist, rows)
+        self.ann.search_c(1, qp, fetch, dp, rp)
         return rows if rows[-1] >= 0 else rows[rows >= 0]
 
     def exact_rows(self, rows: list[int]) -> list:
         """The float32 vectors (64 bytes each, memoryviews of the mapped file: use them before
         this index goes) of the rows a shard file maps; None for the others (the LMDB tail,
         shards written before they held them)."""
-        starts, mapped = self._mapped_starts, self._mapped
+        starts, mapped = self._mapped_starts, self._mapped_at
         if not starts:
             return [None] * len(rows)
         out = []
         for r in rows:
             p = bisect_right(starts, r) - 1
-            if p >= 0 and r < mapped[p][0]:
-                out.append(mapped[p][1].row(r - starts[p]))
-            else:
-                out.append(None)
+            if p >= 0:
+                end, view, at = mapped[p]
+                if r < end:  # no method call per row: a dozen rows per search
+                    at += r * 64
+                    out.append(view[at:at + 64])
+                    continue
+            out.append(None)
         return out
 
     def rank(self, q: np.ndarray, k: int, rows: np.ndarray, d16: np.ndarray,
@@ -401,20 +419,29 @@ class FaceIndex:
         """Exact top-k of the candidate rows as (face_id, distance, row): bfloat16 short list,
         float32 final.
 
-        refine(rows, ids) -> (their float32 vectors with NaN rows for vanished faces, whether
-        all were found). The final order is (distance, face_id), sorted in Python: on the dozen
-        survivors that is cheaper than numpy's lexsort and the conversions around it."""
+        refine(rows, ids) (lists) -> (their float32 vectors with NaN rows for vanished faces,
+        whether all were found). The short list and the final order, (distance, face_id), are
+        taken in Python on the few dozen candidates of an unfiltered search: there each numpy
+        call costs microseconds, more than the work it does."""
         if len(rows) == 0:
             return []
         k_eff = k + (1 if exclude_face is not None else 0)
         if len(rows) > k_eff:
-            kth = float(np.partition(d16, k_eff - 1)[k_eff - 1])
-            rows = rows[d16 <= window(kth, BF16_EPS * self.max_norm)]
-        ids = self.ids.a.take(rows)
+            bound = BF16_EPS * self.max_norm
+            if len(rows) <= SHORT:
+                d = d16.tolist()
+                w = window(sorted(d)[k_eff - 1], bound)
+                rows = [r for r, x in zip(rows.tolist(), d) if x <= w]
+            else:
+                kth = float(np.partition(d16, k_eff - 1)[k_eff - 1])
+                rows = rows[d16 <= window(kth, bound)].tolist()
+        else:
+            rows = rows.tolist()
+        ids = self.ids.buf.take(rows).tolist()
         e32, complete = refine(rows, ids)
         d = e32 - q
         d32 = np.einsum("ij,ij->i", d, d).tolist()
-        found = zip(d32, ids.tolist(), rows.tolist())
+        found = zip(d32, ids, rows)
         # NaN: a face gone since the index was read; inf: a query too large to square
         if not complete or exclude_face is not None or not math.isfinite(sum(d32)):
             found = [c for c in found if math.isfinite(c[0]) and c[1] != exclude_face]

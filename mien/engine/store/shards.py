@@ -127,6 +127,10 @@ class MappedRows:
             address = _mmap(fh.fileno(), length)
         return None if address is None else cls(address, length, offset, 64)
 
+    def bytes(self) -> tuple[memoryview, int]:
+        """The mapped file's bytes and the offset of row 0 in them (valid while this object lives)."""
+        return self._view, self._offset
+
     def row(self, i: int) -> memoryview:
         at = self._offset + i * self.width
         return self._view[at:at + self.width]
