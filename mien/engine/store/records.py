@@ -264,6 +264,11 @@ def decode_hit(face_id: int, value: bytes, row: bytes | None, thumbnail: bytes =
                person: int | None = None) -> HitRecord:
     """A HitRecord from a `faces` value and its raw `vec` row (for the person, unless given):
     the header only."""
+    if value[:4] == _FACE_MAGIC2:  # the format written now: one unpack, no tuple of every field
+        (_, frame, ts, x1, y1, x2, y2, _, _, _, _, _, tr, n, occ, score) = _FACE_HDR2.unpack_from(value, 0)
+        o = _FACE_HDR2.size
+        return HitRecord(face_id, uri_of(value[o:o + n]), frame, ts, (x1, y1, x2, y2), tr,
+                         _row_person(row) if person is None else person, thumbnail, bool(occ), float(score))
     uri, frame, ts, bbox, *_, tr, _floats_at = _face_header(value)
     return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row) if person is None else person,
                      thumbnail, *face_occlusion(value))
