@@ -54,6 +54,23 @@ def _swig_ptrs(*arrays: np.ndarray) -> list:
     return [_swig_ptr(a) for a in arrays]
 
 
+_UNSET = object()
+_exact_top = _UNSET  # mien.native's exact_top, None where it is not built
+
+
+def _native_exact_top():
+    """The compiled exact finish (mien/native/rank.h), or None: the gRPC C++ extension is not
+    built here, or was built before it had one. FaceIndex.rank is the Python equivalent."""
+    global _exact_top
+    if _exact_top is _UNSET:
+        try:
+            from mien.native import _grpcpp
+        except ImportError:
+            _grpcpp = None
+        _exact_top = getattr(_grpcpp, "exact_top", None)
+    return _exact_top
+
+
 NO_LIST = 0xFFFF  # `lists` value of a row that is not in the IVF (exact index phase)
 
 
@@ -99,6 +116,9 @@ class FaceIndex:
         self._mapped_starts: list[int] = []
         self._mapped: list[tuple[int, object]] = []
         self._mapped_at: list[tuple[int, memoryview, int]] = []
+        # (first row, end row, address of row 0's float32 bytes less first row * 64) per shard: the
+        # compiled finish's view of the same mapped rows
+        self._mapped_table: list[tuple[int, int, int]] = []
 
     def reserve(self, n: int) -> None:
         """Size the row arrays for n faces up front (no growth slack after a load)."""
@@ -140,6 +160,7 @@ class FaceIndex:
             self._mapped.append((start + len(face_ids), exact))
             view, offset = exact.bytes()
             self._mapped_at.append((start + len(face_ids), view, offset - start * 64))
+            self._mapped_table.append((start, start + len(face_ids), exact.address - start * 64))
         self.ids.extend(face_ids)
         e = rows["e"] if bf16 is None else from_bf16(bf16)
         self.vec.extend(to_bf16(rows["e"]) if bf16 is None else bf16)
@@ -384,6 +405,22 @@ class FaceIndex:
                 return self._scan_all(q, f_mask)
             fetch = min(n, fetch * 8)
         return keep, self._dist16(q, keep)
+
+    def nearest(self, q: np.ndarray, k: int, refine) -> list[tuple[int, float, int]]:
+        """The unfiltered top-k as rank() gives it: (face_id, distance, row). With every row alive
+        and the compiled finish built, the candidates go to it in one call (rank's steps in C++,
+        distances within float rounding of rank's); it declines a row whose float32 vector is
+        not mapped (the LMDB tail) and hits tied within rounding, and rank runs instead."""
+        n = self.ids.n
+        exact_top = _native_exact_top() if self._mapped_table else None
+        if exact_top is None or self.n_dead or n == 0 or k <= 0:
+            rows, d16 = self.candidates(q, k, None)
+            return self.rank(q, k, rows, d16, None, refine)
+        rows = self._ann_rows(q, min(n, k * self.k_factor))
+        got = exact_top(q, rows, self.vec.buf, self.ids.buf, BF16_EPS * self.max_norm, k, self._mapped_table)
+        if got is not None:
+            return got
+        return self.rank(q, k, rows, self._dist16(q, rows), None, refine)
 
     def _ann_rows(self, q: np.ndarray, fetch: int) -> np.ndarray:
         """The rows of the ANN index's `fetch` nearest to q (fewer when its probed lists hold

@@ -87,8 +87,7 @@ class Searcher:
         def run(txn, q, k):
             live = self._live
             if plain:  # no filter to build or check: the common query
-                rows, d16 = live.idx.candidates(q, k, None)
-                ranked = live.idx.rank(q, k, rows, d16, None, lambda r, ids: self._exp32(txn, r, ids))
+                ranked = live.idx.nearest(q, k, lambda r, ids: self._exp32(txn, r, ids))
                 return self._hits(txn, ranked, records, thumbnails)
             f = RowFilter(exclude_face=None if exclude_face is None else int(exclude_face))
             if persons is not None:

@@ -92,6 +92,7 @@ class MappedRows:
     def __init__(self, address: int, length: int, offset: int, width: int):
         self._view = memoryview((ctypes.c_char * length).from_address(address)).cast("B")
         self._offset, self.width = offset, width
+        self.address = address + offset  # of row 0's bytes (mien.native's exact_top reads rows there)
         weakref.finalize(self, _munmap, address, length)
 
     @classmethod
