@@ -422,7 +422,7 @@ def test_the_compiled_finish_gives_the_python_finishs_hits(ivf_store):
     with Store(path, "r") as r:
         r.search(unit(rng, 1)[0], 10)
         idx = r._idx
-        assert idx._mapped_table and not idx.n_dead
+        assert len(idx._mapped_table) and not idx.n_dead
         with r._begin() as txn:
             def refine(rows, ids):
                 return r._search._exp32(txn, rows, ids)

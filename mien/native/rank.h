@@ -20,7 +20,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 namespace mien_native {
@@ -48,15 +47,19 @@ constexpr double kTieRelative = 4e-6;
 // float32 vector, or two of the top k are tied within rounding: the caller then runs the Python
 // finish (which reads LMDB, and orders ties exactly as before).
 //   q: float32[16]; rows: int64 candidates; bf16: uint16[n, 16]; ids: int64[n];
-//   eps: BF16_EPS * the largest row norm; mapped: (first row, end row, address of row 0's
-//   float32 bytes as if the shard started at row 0) per mapped shard, in row order.
+//   eps: BF16_EPS * the largest row norm; mapped: int64[shards, 3], per mapped shard in row
+//   order its first row, end row, and the address of row 0's float32 bytes as if the shard
+//   started at row 0 (an array, not a list: a 10M-face store has a hundred shards).
 inline py::object ExactTop(py::array_t<float, py::array::c_style> q_arr,
                            py::array_t<int64_t, py::array::c_style> rows_arr,
                            py::array_t<uint16_t, py::array::c_style> bf16_arr,
                            py::array_t<int64_t, py::array::c_style> ids_arr, double eps, int k,
-                           const std::vector<std::tuple<int64_t, int64_t, uintptr_t>>& mapped) {
+                           py::array_t<int64_t, py::array::c_style> mapped_arr) {
   constexpr int D = 16;
   if (q_arr.size() != D || bf16_arr.ndim() != 2 || bf16_arr.shape(1) != D || k <= 0) return py::none();
+  if (mapped_arr.ndim() != 2 || mapped_arr.shape(1) != 3) return py::none();
+  const int64_t* mapped = mapped_arr.data();
+  const int64_t shards = mapped_arr.shape(0);
   const float* q = q_arr.data();
   const int64_t* rows = rows_arr.data();
   const uint16_t* bf16 = bf16_arr.data();
@@ -92,11 +95,15 @@ inline py::object ExactTop(py::array_t<float, py::array::c_style> q_arr,
   for (int64_t i = 0; i < m; ++i) {
     if (!(static_cast<double>(d16[i]) <= w)) continue;
     const int64_t row = rows[i];
-    auto shard = std::upper_bound(mapped.begin(), mapped.end(), row,
-                                  [](int64_t r, const auto& s) { return r < std::get<0>(s); });
-    if (shard == mapped.begin() || row >= std::get<1>(*(shard - 1))) return py::none();
+    int64_t lo = 0, hi = shards;  // the last shard whose first row is <= row
+    while (lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      if (mapped[mid * 3] <= row) lo = mid + 1; else hi = mid;
+    }
+    if (lo == 0 || row >= mapped[(lo - 1) * 3 + 1]) return py::none();
+    const char* base = reinterpret_cast<const char*>(static_cast<uintptr_t>(mapped[(lo - 1) * 3 + 2]));
     float e[D];
-    std::memcpy(e, reinterpret_cast<const char*>(std::get<2>(*(shard - 1))) + row * D * sizeof(float), sizeof e);
+    std::memcpy(e, base + row * D * sizeof(float), sizeof e);
     double s = 0.0;  // accumulated in double, rounded once: within float rounding of numpy's float32 sum
     for (int j = 0; j < D; ++j) {
       double d = static_cast<double>(e[j] - q[j]);  // the difference in float32, as numpy's e32 - q

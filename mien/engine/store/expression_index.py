@@ -116,9 +116,10 @@ class FaceIndex:
         self._mapped_starts: list[int] = []
         self._mapped: list[tuple[int, object]] = []
         self._mapped_at: list[tuple[int, memoryview, int]] = []
-        # (first row, end row, address of row 0's float32 bytes less first row * 64) per shard: the
-        # compiled finish's view of the same mapped rows
-        self._mapped_table: list[tuple[int, int, int]] = []
+        # int64 (first row, end row, address of row 0's float32 bytes less first row * 64) per
+        # shard: the compiled finish's view of the same mapped rows
+        self._mapped_table = np.zeros((0, 3), np.int64)
+        self._ann_buf = None  # _ann_rows(reuse=True): (distances, rows, their swig pointers)
 
     def reserve(self, n: int) -> None:
         """Size the row arrays for n faces up front (no growth slack after a load)."""
@@ -160,7 +161,8 @@ class FaceIndex:
             self._mapped.append((start + len(face_ids), exact))
             view, offset = exact.bytes()
             self._mapped_at.append((start + len(face_ids), view, offset - start * 64))
-            self._mapped_table.append((start, start + len(face_ids), exact.address - start * 64))
+            self._mapped_table = np.vstack([self._mapped_table,
+                                            [(start, start + len(face_ids), exact.address - start * 64)]])
         self.ids.extend(face_ids)
         e = rows["e"] if bf16 is None else from_bf16(bf16)
         self.vec.extend(to_bf16(rows["e"]) if bf16 is None else bf16)
@@ -412,23 +414,31 @@ class FaceIndex:
         distances within float rounding of rank's); it declines a row whose float32 vector is
         not mapped (the LMDB tail) and hits tied within rounding, and rank runs instead."""
         n = self.ids.n
-        exact_top = _native_exact_top() if self._mapped_table else None
+        exact_top = _native_exact_top() if len(self._mapped_table) else None
         if exact_top is None or self.n_dead or n == 0 or k <= 0:
             rows, d16 = self.candidates(q, k, None)
             return self.rank(q, k, rows, d16, None, refine)
-        rows = self._ann_rows(q, min(n, k * self.k_factor))
+        rows = self._ann_rows(q, min(n, k * self.k_factor), reuse=True)
         got = exact_top(q, rows, self.vec.buf, self.ids.buf, BF16_EPS * self.max_norm, k, self._mapped_table)
         if got is not None:
             return got
         return self.rank(q, k, rows, self._dist16(q, rows), None, refine)
 
-    def _ann_rows(self, q: np.ndarray, fetch: int) -> np.ndarray:
+    def _ann_rows(self, q: np.ndarray, fetch: int, reuse: bool = False) -> np.ndarray:
         """The rows of the ANN index's `fetch` nearest to q (fewer when its probed lists hold
         fewer). Calls the index's C++ search directly: faiss's Python wrapper costs a few
-        microseconds of checks and copies per call, as much as a tenth of a whole search."""
-        dist = np.empty(fetch, np.float32)
-        rows = np.empty(fetch, np.int64)
-        qp, dp, rp = _swig_ptrs(q, dist, rows)
+        microseconds of checks and copies per call, as much as a tenth of a whole search.
+        reuse: into buffers this index keeps (and their pointers), for a caller done with the
+        rows before the next search (the store's lock serialises searches)."""
+        if reuse:
+            if self._ann_buf is None or len(self._ann_buf[1]) != fetch:
+                dist, rows = np.empty(fetch, np.float32), np.empty(fetch, np.int64)
+                self._ann_buf = (dist, rows, *_swig_ptrs(dist, rows))
+            dist, rows, dp, rp = self._ann_buf
+        else:
+            dist, rows = np.empty(fetch, np.float32), np.empty(fetch, np.int64)
+            dp, rp = _swig_ptrs(dist, rows)
+        (qp,) = _swig_ptrs(q)
         self.ann.search_c(1, qp, fetch, dp, rp)
         return rows if rows[-1] >= 0 else rows[rows >= 0]
 
