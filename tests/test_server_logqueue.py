@@ -73,3 +73,44 @@ def test_root_handlers_are_restored_after_the_block():
         assert handler in root.handlers and batched not in root.handlers
     finally:
         root.removeHandler(handler)
+
+
+def test_a_deferred_line_is_written_as_the_logger_would_write_it():
+    """log_line (the per-RPC line): under batched_root_logging the writer thread makes the record,
+    with the logger's name, the level and the time of the call; with another handler on the
+    root (caplog, say) it is an ordinary logger.log call that handler sees."""
+    from mien.server.logqueue import log_line
+
+    root = logging.getLogger()
+    handler, out = _stream_handler()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(created).3f"))
+    saved = root.handlers[:], root.level
+    for h in saved[0]:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        logger = logging.getLogger("t-deferred.rpc")
+        with batched_root_logging(interval=10.0) as batched:
+            before = time.time()
+            log_line(logger, logging.INFO, "rpc=Stats status=OK ms=0.12 100%")
+            log_line(logger, logging.DEBUG, "below the root's level")
+            queued = list(batched._records)
+            assert len(queued) == 1 and type(queued[0]) is tuple   # no LogRecord made on the call
+            extra, seen = logging.Handler(), []
+            extra.emit = seen.append
+            root.addHandler(extra)   # now the batched handler is not the only way out
+            try:
+                log_line(logger, logging.INFO, "rpc=GetFace status=OK ms=0.05")
+            finally:
+                root.removeHandler(extra)
+            assert [r.getMessage() for r in seen] == ["rpc=GetFace status=OK ms=0.05"]
+        lines = out.getvalue().splitlines()
+        assert [x.rsplit(" ", 1)[0] for x in lines] == [
+            "t-deferred.rpc INFO rpc=Stats status=OK ms=0.12 100%", "t-deferred.rpc INFO rpc=GetFace status=OK ms=0.05"]
+        assert abs(float(lines[0].rsplit(" ", 1)[1]) - before) < 1.0
+    finally:
+        root.removeHandler(handler)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])

@@ -407,3 +407,31 @@ def test_hit_records_show_a_person_change_a_live_reader_replays(tmp_path):
         assert [h.face_id for h in after] == ids
         assert [h.record.person_id for h in after] == [persons[4]] * 3 + [-1] * 2
         assert [h.record.person_id for h in after] == [r.get_face(i).person_id for i in ids]
+
+
+def test_the_compiled_finish_gives_the_python_finishs_hits(ivf_store):
+    """An unfiltered search on mapped shards runs the exact finish in C++ (mien/native/rank.h) when
+    it is built: the same ids in the same order as FaceIndex.rank in Python, distances within
+    float rounding; scaled queries too (larger distances, near ties the C++ side hands back)."""
+    from mien.engine.store.expression_index import _native_exact_top
+
+    if _native_exact_top() is None:
+        pytest.skip("mien.native is not built here: searches run the Python finish")
+    path, _, _ = ivf_store
+    rng = np.random.default_rng(16)
+    with Store(path, "r") as r:
+        r.search(unit(rng, 1)[0], 10)
+        idx = r._idx
+        assert len(idx._mapped_table) and not idx.n_dead
+        with r._begin() as txn:
+            def refine(rows, ids):
+                return r._search._exp32(txn, rows, ids)
+
+            for q in unit(rng, 200):
+                for scale, k in ((1.0, 10), (1.0, 1), (3.0, 25), (40.0, 10)):
+                    qs = np.ascontiguousarray(q * scale, dtype=np.float32)
+                    compiled = idx.nearest(qs, k, refine)
+                    rows, d16 = idx.candidates(qs, k, None)
+                    python = idx.rank(qs, k, rows, d16, None, refine)
+                    assert [(f, row) for f, _, row in compiled] == [(f, row) for f, _, row in python]
+                    assert [d for _, d, _ in compiled] == pytest.approx([d for _, d, _ in python], rel=1e-6)

@@ -95,7 +95,11 @@ def refine(fetch, k: int, r: Refinement, cap: int, should_stop=None) -> Refined:
     that pass `r`; cap bounds n. should_stop() ends the search early (a cancelled call)."""
     if k <= 0:
         return Refined([])
-    n = k if not r.filters() and r.distinct == NONE else min(cap, k * GROWTH)
+    plain = not r.filters() and r.distinct == NONE
+    if plain and r.max_distance is None:  # every hit passes and is its own key: the first k
+        ranked = fetch(k)
+        return Refined(ranked[:k], fetched=ranked)
+    n = k if plain else min(cap, k * GROWTH)
     while True:
         ranked = fetch(n)
         kept, seen = [], set()

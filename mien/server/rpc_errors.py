@@ -34,7 +34,7 @@ from mien.errors import (
 )
 
 from mien.filenames import escape
-from mien.server import calls
+from mien.server import calls, logqueue
 from mien.server.status import status_details_bytes
 from mien.server.validate import check_request, clip_message
 
@@ -184,8 +184,8 @@ class _Call:
             if isinstance(exc, Exception) and not is_abort(exc):
                 _abort(self._context, self._method, exc, self._servicer_ctx)  # raises the mapped abort
         finally:
-            log.info("rpc=%s status=%s ms=%.2f", self._method, _status_name(self._context),
-                     (time.perf_counter() - self._start) * 1000.0)
+            logqueue.log_line(log, logging.INFO, "rpc=%s status=%s ms=%.2f" % (
+                self._method, _status_name(self._context), (time.perf_counter() - self._start) * 1000.0))
         return False
 
 

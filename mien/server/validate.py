@@ -73,55 +73,65 @@ def check_request(message) -> None:
     _walk(message, "")
 
 
+# How _walk checks a field, decided once per field descriptor: a vector query is checked on
+# every call, and most fields (ints, bools, enums) need nothing
+_SKIP, _FLOAT, _STR, _MSG = range(4)
+_KINDS: dict = {}   # field descriptor -> (kind, string limit)
+_RULES: dict = {}   # message full name -> (required, counts, seed field)
+
+
+def _kind(full: str, field) -> tuple[int, int]:
+    if field.type in _FLOATS:
+        return _FLOAT, 0
+    if field.type == _STRING:
+        return _STR, _LONG_STRINGS.get((full, field.name), MAX_KEY_BYTES)
+    if field.type == _MESSAGE and not field.message_type.GetOptions().map_entry:  # no request carries a map
+        return _MSG, 0
+    return _SKIP, 0
+
+
 def _walk(message, prefix: str) -> None:
-    desc = message.DESCRIPTOR
-    full = desc.full_name
-    for name in _REQUIRED.get(full, ()):
+    full = message.DESCRIPTOR.full_name
+    rules = _RULES.get(full)
+    if rules is None:
+        rules = _RULES[full] = (_REQUIRED.get(full, ()), _COUNTS.get(full, ()), _SEEDS.get(full))
+    required, counts, seed = rules
+    for name in required:
         if not getattr(message, name):
             raise BadInputError(f"{prefix}{name} is required and must not be empty")
-    for name in _COUNTS.get(full, ()):
+    for name in counts:
         value = getattr(message, name)
         if value < 0:
             raise BadInputError(f"{prefix}{name} must not be negative, got {value}")
-    seed = _SEEDS.get(full)
     if seed is not None:
         value = getattr(message, seed)
         if not 0 <= value <= MAX_SEED:
             raise BadInputError(f"{prefix}{seed} must be in 0..{MAX_SEED}, got {value}")
     for field, value in message.ListFields():
+        kind = _KINDS.get(field)
+        if kind is None:
+            kind = _KINDS[field] = _kind(full, field)
+        kind, limit = kind
+        if kind == _SKIP:
+            continue
         path = prefix + field.name
         repeated = field.is_repeated
-        if field.type in _FLOATS:
+        if kind == _FLOAT:
             # a sum of finite numbers that is finite needs no look at each (vectors: 16 to 512)
             if not math.isfinite(sum(value) if repeated else value) and not all(
                     math.isfinite(v) for v in (value if repeated else (value,))):
                 raise BadInputError(f"{path} must hold finite numbers (no NaN or infinity)")
-        elif field.type == _STRING:
-            limit = _LONG_STRINGS.get((full, field.name), MAX_KEY_BYTES)
+        elif kind == _STR:
             if repeated:
                 for i, item in enumerate(value):
                     _check_string(f"{path}[{i}]", item, limit)
             else:
                 _check_string(path, value, limit)
-        elif field.type == _MESSAGE:
-            if _is_map(field):
-                continue  # no request carries a map
-            if repeated:
-                for i, item in enumerate(value):
-                    _walk(item, f"{path}[{i}].")
-            else:
-                _walk(value, path + ".")
-
-
-_MAP_FIELDS: dict = {}
-
-
-def _is_map(field) -> bool:
-    """Whether a message field is a map (its options looked up once per field)."""
-    known = _MAP_FIELDS.get(field.full_name)
-    if known is None:
-        known = _MAP_FIELDS[field.full_name] = bool(field.message_type.GetOptions().map_entry)
-    return known
+        elif repeated:
+            for i, item in enumerate(value):
+                _walk(item, f"{path}[{i}].")
+        else:
+            _walk(value, path + ".")
 
 
 def _check_string(path: str, value: str, limit: int) -> None:

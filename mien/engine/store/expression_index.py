@@ -38,12 +38,39 @@ from mien.engine.store.records import EXPR_DIM
 from mien.engine.store.rows import BF16_EPS, Grow, from_bf16, to_bf16, window
 
 CHUNK = 1 << 18
+# rank() takes the bfloat16 short list in Python up to this many candidates, in numpy above
+SHORT = 256
 
 
-def _swig_ptr(a: np.ndarray):
-    import faiss
+_swig_ptr = None  # faiss.swig_ptr, bound on first use (faiss is imported lazily)
 
-    return faiss.swig_ptr(a)
+
+def _swig_ptrs(*arrays: np.ndarray) -> list:
+    global _swig_ptr
+    if _swig_ptr is None:
+        import faiss
+
+        _swig_ptr = faiss.swig_ptr
+    return [_swig_ptr(a) for a in arrays]
+
+
+_UNSET = object()
+_exact_top = _UNSET  # mien.native's exact_top, None where it is not built
+
+
+def _native_exact_top():
+    """The compiled exact finish (mien/native/rank.h), or None: the gRPC C++ extension is not
+    built here, or was built before it had one. FaceIndex.rank is the Python equivalent."""
+    global _exact_top
+    if _exact_top is _UNSET:
+        try:
+            from mien.native import _grpcpp
+        except ImportError:
+            _grpcpp = None
+        _exact_top = getattr(_grpcpp, "exact_top", None)
+    return _exact_top
+
+
 NO_LIST = 0xFFFF  # `lists` value of a row that is not in the IVF (exact index phase)
 
 
@@ -84,9 +111,15 @@ class FaceIndex:
         self.src_rows: dict[int, list[int]] = {}  # source number -> [first row, end row)
         self.n_dead = 0
         # rows whose float32 vectors a shard file maps (shards.MappedRows): first rows, and
-        # (end row, MappedRows) per shard, in row order
+        # (end row, MappedRows) per shard, in row order; _mapped_at: (end row, the mapped bytes,
+        # the byte offset of row 0 in them) per shard, for exact_rows
         self._mapped_starts: list[int] = []
         self._mapped: list[tuple[int, object]] = []
+        self._mapped_at: list[tuple[int, memoryview, int]] = []
+        # int64 (first row, end row, address of row 0's float32 bytes less first row * 64) per
+        # shard: the compiled finish's view of the same mapped rows
+        self._mapped_table = np.zeros((0, 3), np.int64)
+        self._ann_buf = None  # _ann_rows(reuse=True): (distances, rows, their swig pointers)
 
     def reserve(self, n: int) -> None:
         """Size the row arrays for n faces up front (no growth slack after a load)."""
@@ -126,6 +159,10 @@ class FaceIndex:
         if exact is not None:
             self._mapped_starts.append(start)
             self._mapped.append((start + len(face_ids), exact))
+            view, offset = exact.bytes()
+            self._mapped_at.append((start + len(face_ids), view, offset - start * 64))
+            self._mapped_table = np.vstack([self._mapped_table,
+                                            [(start, start + len(face_ids), exact.address - start * 64)]])
         self.ids.extend(face_ids)
         e = rows["e"] if bf16 is None else from_bf16(bf16)
         self.vec.extend(to_bf16(rows["e"]) if bf16 is None else bf16)
@@ -371,29 +408,57 @@ class FaceIndex:
             fetch = min(n, fetch * 8)
         return keep, self._dist16(q, keep)
 
-    def _ann_rows(self, q: np.ndarray, fetch: int) -> np.ndarray:
+    def nearest(self, q: np.ndarray, k: int, refine) -> list[tuple[int, float, int]]:
+        """The unfiltered top-k as rank() gives it: (face_id, distance, row). With every row alive
+        and the compiled finish built, the candidates go to it in one call (rank's steps in C++,
+        distances within float rounding of rank's); it declines a row whose float32 vector is
+        not mapped (the LMDB tail) and hits tied within rounding, and rank runs instead."""
+        n = self.ids.n
+        exact_top = _native_exact_top() if len(self._mapped_table) else None
+        if exact_top is None or self.n_dead or n == 0 or k <= 0:
+            rows, d16 = self.candidates(q, k, None)
+            return self.rank(q, k, rows, d16, None, refine)
+        rows = self._ann_rows(q, min(n, k * self.k_factor), reuse=True)
+        got = exact_top(q, rows, self.vec.buf, self.ids.buf, BF16_EPS * self.max_norm, k, self._mapped_table)
+        if got is not None:
+            return got
+        return self.rank(q, k, rows, self._dist16(q, rows), None, refine)
+
+    def _ann_rows(self, q: np.ndarray, fetch: int, reuse: bool = False) -> np.ndarray:
         """The rows of the ANN index's `fetch` nearest to q (fewer when its probed lists hold
         fewer). Calls the index's C++ search directly: faiss's Python wrapper costs a few
-        microseconds of checks and copies per call, as much as a tenth of a whole search."""
-        dist = np.empty(fetch, np.float32)
-        rows = np.empty(fetch, np.int64)
-        self.ann.search_c(1, _swig_ptr(q), fetch, _swig_ptr(dist), _swig_ptr(rows))
+        microseconds of checks and copies per call, as much as a tenth of a whole search.
+        reuse: into buffers this index keeps (and their pointers), for a caller done with the
+        rows before the next search (the store's lock serialises searches)."""
+        if reuse:
+            if self._ann_buf is None or len(self._ann_buf[1]) != fetch:
+                dist, rows = np.empty(fetch, np.float32), np.empty(fetch, np.int64)
+                self._ann_buf = (dist, rows, *_swig_ptrs(dist, rows))
+            dist, rows, dp, rp = self._ann_buf
+        else:
+            dist, rows = np.empty(fetch, np.float32), np.empty(fetch, np.int64)
+            dp, rp = _swig_ptrs(dist, rows)
+        (qp,) = _swig_ptrs(q)
+        self.ann.search_c(1, qp, fetch, dp, rp)
         return rows if rows[-1] >= 0 else rows[rows >= 0]
 
     def exact_rows(self, rows: list[int]) -> list:
         """The float32 vectors (64 bytes each, memoryviews of the mapped file: use them before
         this index goes) of the rows a shard file maps; None for the others (the LMDB tail,
         shards written before they held them)."""
-        starts, mapped = self._mapped_starts, self._mapped
+        starts, mapped = self._mapped_starts, self._mapped_at
         if not starts:
             return [None] * len(rows)
         out = []
         for r in rows:
             p = bisect_right(starts, r) - 1
-            if p >= 0 and r < mapped[p][0]:
-                out.append(mapped[p][1].row(r - starts[p]))
-            else:
-                out.append(None)
+            if p >= 0:
+                end, view, at = mapped[p]
+                if r < end:  # no method call per row: a dozen rows per search
+                    at += r * 64
+                    out.append(view[at:at + 64])
+                    continue
+            out.append(None)
         return out
 
     def rank(self, q: np.ndarray, k: int, rows: np.ndarray, d16: np.ndarray,
@@ -401,20 +466,29 @@ class FaceIndex:
         """Exact top-k of the candidate rows as (face_id, distance, row): bfloat16 short list,
         float32 final.
 
-        refine(rows, ids) -> (their float32 vectors with NaN rows for vanished faces, whether
-        all were found). The final order is (distance, face_id), sorted in Python: on the dozen
-        survivors that is cheaper than numpy's lexsort and the conversions around it."""
+        refine(rows, ids) (lists) -> (their float32 vectors with NaN rows for vanished faces,
+        whether all were found). The short list and the final order, (distance, face_id), are
+        taken in Python on the few dozen candidates of an unfiltered search: there each numpy
+        call costs microseconds, more than the work it does."""
         if len(rows) == 0:
             return []
         k_eff = k + (1 if exclude_face is not None else 0)
         if len(rows) > k_eff:
-            kth = float(np.partition(d16, k_eff - 1)[k_eff - 1])
-            rows = rows[d16 <= window(kth, BF16_EPS * self.max_norm)]
-        ids = self.ids.a.take(rows)
+            bound = BF16_EPS * self.max_norm
+            if len(rows) <= SHORT:
+                d = d16.tolist()
+                w = window(sorted(d)[k_eff - 1], bound)
+                rows = [r for r, x in zip(rows.tolist(), d) if x <= w]
+            else:
+                kth = float(np.partition(d16, k_eff - 1)[k_eff - 1])
+                rows = rows[d16 <= window(kth, bound)].tolist()
+        else:
+            rows = rows.tolist()
+        ids = self.ids.buf.take(rows).tolist()
         e32, complete = refine(rows, ids)
         d = e32 - q
         d32 = np.einsum("ij,ij->i", d, d).tolist()
-        found = zip(d32, ids.tolist(), rows.tolist())
+        found = zip(d32, ids, rows)
         # NaN: a face gone since the index was read; inf: a query too large to square
         if not complete or exclude_face is not None or not math.isfinite(sum(d32)):
             found = [c for c in found if math.isfinite(c[0]) and c[1] != exclude_face]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -131,7 +132,8 @@ def as_vector(v, dim: int, what: str) -> np.ndarray:
     a = np.ascontiguousarray(v, dtype=np.float32).reshape(-1)
     if a.shape[0] != dim:
         raise BadInputError(f"{what} must have {dim} values, got {a.shape[0]}")
-    if not np.isfinite(a).all():
+    # a finite dot product means finite values (one call); else look at each (1e20 squares to inf)
+    if not math.isfinite(a.dot(a)) and not np.isfinite(a).all():
         raise BadInputError(f"{what} contains NaN or infinity")
     return a
 
@@ -262,6 +264,11 @@ def decode_hit(face_id: int, value: bytes, row: bytes | None, thumbnail: bytes =
                person: int | None = None) -> HitRecord:
     """A HitRecord from a `faces` value and its raw `vec` row (for the person, unless given):
     the header only."""
+    if value[:4] == _FACE_MAGIC2:  # the format written now: one unpack, no tuple of every field
+        (_, frame, ts, x1, y1, x2, y2, _, _, _, _, _, tr, n, occ, score) = _FACE_HDR2.unpack_from(value, 0)
+        o = _FACE_HDR2.size
+        return HitRecord(face_id, uri_of(value[o:o + n]), frame, ts, (x1, y1, x2, y2), tr,
+                         _row_person(row) if person is None else person, thumbnail, bool(occ), float(score))
     uri, frame, ts, bbox, *_, tr, _floats_at = _face_header(value)
     return HitRecord(face_id, uri, frame, ts, bbox, tr, _row_person(row) if person is None else person,
                      thumbnail, *face_occlusion(value))

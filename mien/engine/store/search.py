@@ -31,15 +31,14 @@ class Searcher:
         self._env, self._db = env, env.db
         self._live, self._reads, self._encoders = live, reads, encoders
 
-    def _exp32(self, txn, rows: np.ndarray, face_ids: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _exp32(self, txn, rows: list, face_ids: list) -> tuple[np.ndarray, bool]:
         """float32 expression vectors of the index rows, NaN rows for faces that are gone, and
         whether none was gone: from the shard files' mapped vectors where they have them (one
         cache line each), else from LMDB (a B-tree walk each)."""
-        vec, n, pack = self._db["vec"], EXPR_DIM * 4, ID_KEY.pack
-        get = txn.get
-        vals = self._live.idx.exact_rows(rows.tolist())
+        vals = self._live.idx.exact_rows(rows)
         if None in vals:
-            for i, fid in enumerate(face_ids.tolist()):
+            vec, n, pack, get = self._db["vec"], EXPR_DIM * 4, ID_KEY.pack, txn.get
+            for i, fid in enumerate(face_ids):
                 if vals[i] is None:
                     v = get(pack(fid), db=vec)
                     vals[i] = None if v is None else v[:n]
@@ -82,8 +81,14 @@ class Searcher:
 
     def search(self, vector, k: int, *, persons, exclude_persons, sources, time_range, exclude_face,
                exclude_occluded: bool, records: bool, thumbnails: bool) -> list[Hit]:
+        plain = (persons is None and exclude_persons is None and sources is None and time_range is None
+                 and exclude_face is None and not exclude_occluded)
+
         def run(txn, q, k):
             live = self._live
+            if plain:  # no filter to build or check: the common query
+                ranked = live.idx.nearest(q, k, lambda r, ids: self._exp32(txn, r, ids))
+                return self._hits(txn, ranked, records, thumbnails)
             f = RowFilter(exclude_face=None if exclude_face is None else int(exclude_face))
             if persons is not None:
                 f.persons = np.asarray(list(persons), dtype=np.int32)

@@ -92,6 +92,7 @@ class MappedRows:
     def __init__(self, address: int, length: int, offset: int, width: int):
         self._view = memoryview((ctypes.c_char * length).from_address(address)).cast("B")
         self._offset, self.width = offset, width
+        self.address = address + offset  # of row 0's bytes (mien.native's exact_top reads rows there)
         weakref.finalize(self, _munmap, address, length)
 
     @classmethod
@@ -126,6 +127,10 @@ class MappedRows:
                 return None
             address = _mmap(fh.fileno(), length)
         return None if address is None else cls(address, length, offset, 64)
+
+    def bytes(self) -> tuple[memoryview, int]:
+        """The mapped file's bytes and the offset of row 0 in them (valid while this object lives)."""
+        return self._view, self._offset
 
     def row(self, i: int) -> memoryview:
         at = self._offset + i * self.width
