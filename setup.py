@@ -1,8 +1,10 @@
-"""Build mien's optional gRPC C++ extension (mien.native._grpcpp).
+"""Build mien's optional C++ extensions (mien.native).
 
-Everything else is in pyproject.toml. The extension links gRPC C++ through
-pkg-config (Debian: libgrpc++-dev); where that is missing the package still
-installs and mien runs on grpcio alone (Python server and client).
+Everything else is in pyproject.toml.
+- _grpcpp links gRPC C++ through pkg-config (Debian: libgrpc++-dev); where that is
+  missing the package still installs and mien runs on grpcio alone (Python server and client).
+- _rank, the store's exact search finish, needs only pybind11; where it fails to build
+  the store runs the same finish in Python.
 """
 
 import subprocess
@@ -38,4 +40,18 @@ def _grpcpp_extension() -> list[Extension]:
     )]
 
 
-setup(ext_modules=_grpcpp_extension())
+def _rank_extension() -> list[Extension]:
+    import pybind11
+
+    return [Extension(
+        "mien.native._rank",
+        sources=["mien/native/rank.cc"],
+        depends=["mien/native/rank.h"],
+        include_dirs=[pybind11.get_include()],
+        extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden"],
+        language="c++",
+        optional=True,  # a failed build leaves the Python finish, never a failed install
+    )]
+
+
+setup(ext_modules=_rank_extension() + _grpcpp_extension())

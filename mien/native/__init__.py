@@ -1,4 +1,6 @@
-"""gRPC C++ for mien's server front and client channel (the `_grpcpp` extension).
+"""gRPC C++ for mien's server front and client channel (the `_grpcpp` extension); beside it,
+the store's compiled exact search finish (`_rank`, rank.h: mien/engine/store/expression_index.py
+loads it itself).
 
 Built by setup.py where gRPC C++ is installed (pkg-config grpc++; Debian's
 libgrpc++-dev). Without it mien runs on grpcio alone: `available()` says

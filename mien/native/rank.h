@@ -3,9 +3,9 @@
 //
 // Why here: a 1M-face search spends ~80 us in FAISS and, in Python, ~50 us more
 // on a few dozen candidates (a dozen numpy calls of a few microseconds each on
-// the 2-core reference VM). This is the one compiled extension mien builds, so
-// the finish lives beside the gRPC front; without it the Python path runs, with
-// the same results (distances within float rounding).
+// the 2-core reference VM). Built as mien.native._rank (rank.cc), which needs no
+// gRPC; without it the Python path runs, with the same results (distances within
+// float rounding).
 //
 // Steps, as in Python: bfloat16 squared distances of the candidate rows, the
 // k-th of them widened by the bfloat16 error bound (rows.window), the float32

@@ -59,15 +59,15 @@ _exact_top = _UNSET  # mien.native's exact_top, None where it is not built
 
 
 def _native_exact_top():
-    """The compiled exact finish (mien/native/rank.h), or None: the gRPC C++ extension is not
-    built here, or was built before it had one. FaceIndex.rank is the Python equivalent."""
+    """The compiled exact finish (mien/native/rank.h, extension mien.native._rank), or None where it
+    is not built. FaceIndex.rank is the Python equivalent."""
     global _exact_top
     if _exact_top is _UNSET:
         try:
-            from mien.native import _grpcpp
+            from mien.native import _rank
         except ImportError:
-            _grpcpp = None
-        _exact_top = getattr(_grpcpp, "exact_top", None)
+            _rank = None
+        _exact_top = getattr(_rank, "exact_top", None)
     return _exact_top
 
 
