@@ -396,6 +396,8 @@ def main(argv=None) -> int:
                         help="rated set: skip landmarks-v1 (it needs every face's picture from its package)")
     parser.add_argument("--reembed-faces", type=int, default=100_000,
                         help="rated set: time mien reembed on this many synthetic faces (0 = skip)")
+    parser.add_argument("--no-478", action="store_true",
+                        help="rated set: skip the fer-au-478 row (the 478-point landmarker on every face, ~20 s)")
     parser.add_argument("--plot", type=Path, help="rated set: draw the learning curve (PNG) here")
     parser.add_argument("--triplets", type=Path, default=DATA / "triplets.json")
     parser.add_argument("--ratings", type=Path, nargs="+",
@@ -406,7 +408,7 @@ def main(argv=None) -> int:
         from benchmarks import rated_report
 
         report = rated_report.report(with_landmarks=not args.no_landmarks, reembed_faces=args.reembed_faces,
-                                     log=lambda msg: print(msg, file=sys.stderr))
+                                     log=lambda msg: print(msg, file=sys.stderr), with_478=not args.no_478)
         rated_report.print_report(report)
         if args.plot:
             rated_report.plot(report, args.plot)

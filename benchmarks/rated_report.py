@@ -102,6 +102,26 @@ def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
     return out
 
 
+def fer_au_478(table, faces: list[dict]) -> np.ndarray:
+    """The opt-in fer-au-478 encoder's vectors: the product's encoder on each face as the rated
+    features found it (rated_features.found_faces), its AUs read off the 478-point mesh."""
+    import sys
+
+    sys.path.insert(0, str(DATA))
+    from make_set import face_ref
+    from rated_features import found_faces
+
+    from mien.engine.faces.expression_fer_au import FerAu478ExpressionEncoder
+
+    encoder = FerAu478ExpressionEncoder()
+    by_key = {face_ref(f).key: f for f in faces}
+    out = np.zeros((len(table.keys), 16), np.float32)
+    for i, image, face, _ in found_faces([by_key[k] for k in table.keys]):
+        encoder.encode_image_faces(image, [face])
+        out[i] = face.expression
+    return out
+
+
 def best_fixed_answers(table, triplets, folds) -> tuple[dict, list]:
     """The best fixed vector the features give, chosen fairly: fer-au-v2's AU weight picked on
     each fold's training triplets (unanimous, all types), applied to its held-out triplets."""
@@ -160,7 +180,7 @@ def reembed_per_million(n_faces: int) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print) -> dict:
+def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print, with_478: bool = True) -> dict:
     import json
 
     from mien.training.head import (
@@ -190,6 +210,9 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print)
         except (OSError, ValueError, RuntimeError) as exc:
             log(f"(no landmarks-v1: {exc})")
     answers["best fixed (AU weight per fold)"], out["best_fixed_au_scales"] = best_fixed_answers(table, triplets, folds)
+    if with_478:
+        log("fer-au-478: the 478-point landmarker on every face ...")
+        answers["fer-au-478 (opt-in)"] = fixed_answers(table, triplets, fer_au_478(table, faces))
     log("the learned head, face-disjoint 5-fold ...")
     default = HeadConfig()
     answers["head (held out)"] = held_out_answers(table, triplets, default, folds)
@@ -202,7 +225,7 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print)
     out["sign_tests_vs_fer-au-v2"] = {
         name: {k: sign_test(answers[name], answers["fer-au-v2"], triplets,
                             [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
-        for name in ("head (held out)", "best fixed (AU weight per fold)")}
+        for name in ("head (held out)", "best fixed (AU weight per fold)", "fer-au-478 (opt-in)") if name in answers}
     log("learning curve ...")
     curve = {}
     for n in CURVE:
@@ -275,8 +298,10 @@ def plot(r: dict, path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
     for ax, kind in zip(axes, KINDS[:3]):
         ax.plot(sizes, [curve[n][kind] for n in curve], "o-", color="tab:blue", label="learned head (held out)")
-        for name, style in (("fer-au-v2", "tab:orange"), ("best fixed (AU weight per fold)", "tab:green")):
-            ax.axhline(r["accuracy"][name][f"{kind}/unanimous"]["accuracy"], color=style, ls="--", label=name)
+        for name, style in (("fer-au-v2", "tab:orange"), ("best fixed (AU weight per fold)", "tab:green"),
+                            ("fer-au-478 (opt-in)", "tab:red")):
+            if name in r["accuracy"]:
+                ax.axhline(r["accuracy"][name][f"{kind}/unanimous"]["accuracy"], color=style, ls="--", label=name)
         ax.axhline(r["raters"][kind]["mean"], color="grey", ls=":", label="raters' agreement")
         ax.set_title(kind.split("_")[0].lower() + "-class triplets")
         ax.set_xlabel("rated triplets the head trained on")
