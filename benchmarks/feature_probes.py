@@ -77,19 +77,9 @@ def blendshapes(model, points: np.ndarray) -> np.ndarray:
 
 def fer_over_crops(image: np.ndarray, face) -> np.ndarray:
     """fer's distribution averaged (geometric mean) over FER_CROPS, each with its mirror image."""
-    import cv2
-
     from mien.engine.faces import expression_fer as fer
 
-    eyes, grey = fer.eyes_of(face), fer.grey_of(image)
-    inputs = []
-    for side, eye_y in FER_CROPS:
-        matrix = fer.aligned_matrix(eyes, side, eye_y)
-        shrink = 1.0 / max(float(np.sqrt(abs(np.linalg.det(matrix[:, :2])))), 1e-6)
-        src = cv2.GaussianBlur(grey, (0, 0), sigmaX=0.4 * shrink) if shrink > 1.5 else grey
-        inputs.append(cv2.warpAffine(src, matrix, (fer.SIZE, fer.SIZE), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32) / 127.5 - 1.0)
-    x = np.stack(inputs)
+    x = np.stack([fer.face_input(image, face, side=side, eye_y=eye_y) for side, eye_y in FER_CROPS])
     p = fer.shared_net().predict(np.concatenate([x, x[:, :, ::-1]]))
     logp = np.log(np.maximum(p, 1e-7)).mean(0)
     q = np.exp(logp - logp.max())
@@ -171,16 +161,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    from rated_report import DATA, KINDS, load
+    from rated_report import DATA, KINDS, load, table_faces
 
     _, triplets, table, _ = load()
     faces = json.loads((DATA / "faces.json").read_text())
-    sys.path.insert(0, str(DATA))
-    from make_set import face_ref
-
-    by_key = {face_ref(f).key: f for f in faces}
-    ordered = [by_key[k] for k in table.keys]
-    probes = probe_features(ordered, lambda i, n: print(f"  {i}/{n} faces", file=sys.stderr))
+    probes = probe_features(table_faces(table, faces), lambda i, n: print(f"  {i}/{n} faces", file=sys.stderr))
     result = score(table, triplets, probe_spaces(table, probes))
     print(f"\n{'unanimous accuracy':42s}" + "".join(f"{k.split('_')[0].lower():>8s}" for k in KINDS)
           + "   one-class: 1 person / 3 persons   sign test vs fer-au-v2 (all / one-class)")

@@ -58,28 +58,29 @@ def raw_pixels(table, faces: list[dict]) -> np.ndarray | None:
     crops_path = DATA / "crops.npz"
     if not crops_path.is_file():
         return None
-    import sys
-
-    sys.path.insert(0, str(DATA))
-    from make_set import face_ref
-
     with np.load(crops_path) as z:
         crops = {str(i): c for i, c in zip(z["ids"], z["crops"])}
-    by_key = {face_ref(f).key: f["id"] for f in faces}
     out = np.zeros((len(table.keys), 32 * 32))
-    for i, key in enumerate(table.keys):
-        v = cv2.resize(crops[by_key[key]], (32, 32), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    for i, face in enumerate(table_faces(table, faces)):
+        v = cv2.resize(crops[face["id"]], (32, 32), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
         v -= v.mean()
         out[i] = v / max(np.linalg.norm(v), 1e-9)
     return out
 
 
-def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
-    """landmarks-v1 (dlib's 68 points): needs each face's picture (fetched from its package)."""
+def table_faces(table, faces: list[dict]) -> list[dict]:
+    """The faces.json records in the table's row order (faces are keyed as the ratings file keys them)."""
     import sys
 
     sys.path.insert(0, str(DATA))
     from make_set import face_ref
+
+    by_key = {face_ref(f).key: f for f in faces}
+    return [by_key[k] for k in table.keys]
+
+
+def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
+    """landmarks-v1 (dlib's 68 points): needs each face's picture (fetched from its package)."""
     from rated_features import detection_view
 
     from mien.engine.faces import EngineConfig
@@ -89,11 +90,10 @@ def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
     from mien.engine.faces.dlib_landmarks import to_gray
 
     dlib = DlibDetector(EngineConfig(detector="dlib"))
-    by_key = {face_ref(f).key: f for f in faces}
+    ordered = table_faces(table, faces)
     out = np.zeros((len(table.keys), 16), np.float32)
-    order = sorted(range(len(table.keys)), key=lambda i: by_key[table.keys[i]]["url"])
-    for i in order:
-        image, box = detection_view(by_key[table.keys[i]])
+    for i in sorted(range(len(ordered)), key=lambda i: ordered[i]["url"]):
+        image, box = detection_view(ordered[i])
         best = max(dlib.detect(image), key=lambda d: iou(d.bbox, box), default=None)
         if best is None or iou(best.bbox, box) < 0.3:
             x1, y1, x2, y2 = box
@@ -105,18 +105,13 @@ def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
 def fer_au_478(table, faces: list[dict]) -> np.ndarray:
     """The opt-in fer-au-478 encoder's vectors: the product's encoder on each face as the rated
     features found it (rated_features.found_faces), its AUs read off the 478-point mesh."""
-    import sys
-
-    sys.path.insert(0, str(DATA))
-    from make_set import face_ref
     from rated_features import found_faces
 
     from mien.engine.faces.expression_fer_au import FerAu478ExpressionEncoder
 
     encoder = FerAu478ExpressionEncoder()
-    by_key = {face_ref(f).key: f for f in faces}
     out = np.zeros((len(table.keys), 16), np.float32)
-    for i, image, face, _ in found_faces([by_key[k] for k in table.keys]):
+    for i, image, face, _ in found_faces(table_faces(table, faces)):
         encoder.encode_image_faces(image, [face])
         out[i] = face.expression
     return out

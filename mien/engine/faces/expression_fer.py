@@ -69,11 +69,13 @@ def eyes_of(face) -> np.ndarray:
     return np.asarray(face.landmarks5, np.float64)[:2]
 
 
-def face_input(image: np.ndarray, face, crop: str = "aligned") -> np.ndarray:
-    """The 64x64 float32 network input of one face of a BGR (or grey) image, in [-1, 1]."""
+def face_input(image: np.ndarray, face, crop: str = "aligned", side: float = CROP_SIDE,
+               eye_y: float = CROP_EYE_Y) -> np.ndarray:
+    """The 64x64 float32 network input of one face of a BGR (or grey) image, in [-1, 1]
+    (side, eye_y: the aligned crop's geometry, aligned_matrix)."""
     import cv2
 
-    matrix = aligned_matrix(eyes_of(face)) if crop == "aligned" else box_matrix(face.bbox)
+    matrix = aligned_matrix(eyes_of(face), side, eye_y) if crop == "aligned" else box_matrix(face.bbox)
     # Work on the source region the crop covers only (grey conversion and blur of a
     # whole 3-megapixel photo per face would cost more than the network).
     # warpAffine has no INTER_AREA: blur in proportion to the shrink first, against aliasing
