@@ -111,7 +111,8 @@ class FaceIndex:
         self.src_rows: dict[int, list[int]] = {}  # source number -> [first row, end row)
         self.n_dead = 0
         # rows whose float32 vectors a shard file maps (shards.MappedRows): first rows, and
-        # (end row, MappedRows) per shard, in row order; _mapped_at: (end row, the mapped bytes,
+        # (end row, MappedRows) per shard, in row order (holding the MappedRows keeps each file
+        # mapped: the two views below read its bytes); _mapped_at: (end row, the mapped bytes,
         # the byte offset of row 0 in them) per shard, for exact_rows
         self._mapped_starts: list[int] = []
         self._mapped: list[tuple[int, object]] = []
