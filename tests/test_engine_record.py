@@ -85,7 +85,8 @@ def test_store_records_engine_and_model_hashes(feenet_store, arcface_store, mode
     assert entry["sha256"] == file_sha256(str(models["feenet"].resolve()))
     assert entry["path"] == str(models["feenet"].resolve())
     rec = record(arcface_store)
-    assert rec["identity"] == "arcface" and rec["expression"] == "fer-au"
+    assert rec["identity"] == "arcface" and rec["expression"] == "fer-au-478"
+    assert rec["features"] == "fer-au-478-features-1"   # what reembed and train head --store read
     assert rec["models"]["identity_model"]["sha256"] == file_sha256(str(models["arcface"].resolve()))
 
 

@@ -1,15 +1,22 @@
-"""The default expression encoder fer-au-v2 on real photos: fer's distribution, mesh AUs, the vector."""
+"""The expression encoder fer-au-v2 on real photos: fer's distribution, mesh AUs, the vector. (The
+default, fer-au-478, is the same vector with the AUs of another mesh: test_faces_expression_fer_au_478.py.)"""
 
 import cv2
 import numpy as np
 import pytest
 
-from faces_support import analyzer, find, sqdist, t1, t1_named
+import faces_support
+from faces_support import find, sqdist, t1, t1_named
 from mien.demo import photos
 from mien.engine.faces import expression_au as au
 from mien.engine.faces import expression_fer as fer
 from mien.engine.faces import expression_fer_au as v2
 from mien.engine.faces import explain
+
+
+def analyzer(**overrides):
+    """An analyzer encoding with fer-au-v2 (unless told otherwise)."""
+    return faces_support.analyzer(**{"expression": "fer-au", **overrides})
 
 
 def one_face(image, **overrides):
@@ -37,7 +44,8 @@ def top_emotion(face) -> str:
     return max(fer.EMOTIONS, key=lambda e: face.expression_components[e])
 
 
-def test_default_encoder_is_fer_au_v2():
+def test_the_default_encoder_is_fer_au_478_and_fer_au_v2_stays_selectable():
+    assert faces_support.analyzer().encoders["expression"] == "fer-au-478"
     assert analyzer().encoders["expression"] == "fer-au-v2"
     assert analyzer(expression="landmarks").encoders["expression"] == "landmarks-v1"
 

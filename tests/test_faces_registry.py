@@ -98,4 +98,4 @@ def test_every_row_builds_what_its_protocol_declares():
     assert dlib.refinds and not dlib.follows and dlib.mesher is None
     assert registry.names("detector") == ("mediapipe", "dlib", "insightface")
     assert registry.names("identity") == ("dlib", "facenet", "arcface")
-    assert registry.names("expression") == ("fer-au", "fer-au-478", "fer-au-head", "landmarks", "feenet")
+    assert registry.names("expression") == ("fer-au-478", "fer-au", "fer-au-head", "landmarks", "feenet")

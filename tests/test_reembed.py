@@ -82,7 +82,7 @@ def test_reembed_applies_the_head_pools_videos_and_goes_back(indexed, tmp_path):
     before = contents(store_dir)
     head = seeded_head(tmp_path / "head.npz", seed=7)
     summary = reembed(store_dir, tmp_path / "head.npz")
-    assert summary.faces == len(before["ids"]) >= 6 and summary.encoder_before == "fer-au-v2"
+    assert summary.faces == len(before["ids"]) >= 6 and summary.encoder_before == "fer-au-478"
     after = contents(store_dir)
     with Store(store_dir, mode="r") as store:
         feats, has = store.features(after["ids"])
@@ -112,7 +112,8 @@ def test_reembed_applies_the_head_pools_videos_and_goes_back(indexed, tmp_path):
     # back to the fixed vector: what indexing stored, to float16 precision of the features
     reembed(store_dir, fixed=True)
     back = contents(store_dir)
-    assert back["encoders"]["expression"] == "fer-au-v2"
+    assert back["encoders"]["expression"] == "fer-au-478"   # the default store's own fixed vector
+    assert '"expression": "fer-au-478"' in back["encoders"]["engine"]
     np.testing.assert_allclose(back["expression"], before["expression"], atol=2e-3)
     np.testing.assert_allclose(back["expression"], fer_au.v2_vectors(feats), atol=1e-6)
 
@@ -143,8 +144,8 @@ def test_a_server_store_switches_without_a_restart(indexed, tmp_path):
 
 def test_kill_9_during_reembed_then_rerun_equals_an_uninterrupted_run(tmp_path):
     original = tmp_path / "original"
-    synthetic_store(original)
-    seeded_head(tmp_path / "head.npz", seed=9, kind="residual")
+    synthetic_store(original)   # no engine record, named fer-au-v2: fer-au-v2's features
+    seeded_head(tmp_path / "head.npz", seed=9, kind="residual", features="fer-au-features-1")
     reference = tmp_path / "reference"
     shutil.copytree(original, reference)
     started = time.monotonic()

@@ -1,7 +1,7 @@
 """Named expression components and "why it matched" through a real gRPC server on 127.0.0.1.
 
 Stores are built from the package photos (tests/server_support.py): one with
-the default encoder (fer-au-v2), one with landmarks-v1 (an 0.1-era store),
+the default encoder (fer-au-478), one with landmarks-v1 (an 0.1-era store),
 which must keep working with its own encoder.
 """
 
@@ -34,8 +34,8 @@ def client(photo_store, request):
 
 
 def test_store_is_built_with_the_default_encoder(photo_store, client):
-    assert photo_store.encoders["expression"] == "fer-au-v2"
-    assert client.stats().encoders["expression"] == "fer-au-v2"
+    assert photo_store.encoders["expression"] == "fer-au-478"
+    assert client.stats().encoders["expression"] == "fer-au-478"
 
 
 def test_get_face_carries_its_named_components(photo_store, client):

@@ -179,3 +179,17 @@ def test_store_faces_are_found_from_their_rating_rows(tmp_path):
         want, _ = store.features([r.face_id for r in chosen])
     assert missing == 0 and len(table.keys) == 3
     np.testing.assert_array_equal(table.features[[table.row[f.key] for f in faces]], want)
+    # a default store keeps fer-au-478's features: a head learned from them says so, and applies to it
+    from mien.indexer.reembed import reembed
+    from mien.training.head import fit_head
+
+    assert table.version == "fer-au-478-features-1"
+    from mien.training.rated import FeatureTable
+
+    table.save(tmp_path / "t.npz")   # a saved table keeps which features it holds
+    assert FeatureTable.load(tmp_path / "t.npz").version == "fer-au-478-features-1"
+    head = fit_head(table, triplets)
+    assert head.features_version == "fer-au-478-features-1"
+    head.save(tmp_path / "h.npz")
+    done = reembed(tmp_path / "s", tmp_path / "h.npz")
+    assert done.encoder_before == "fer-au-478" and done.encoder_after.startswith("fer-au-head@")

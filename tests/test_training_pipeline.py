@@ -196,6 +196,8 @@ def test_a_head_trains_from_fecs_csv_and_its_fetched_images(world, capsys):
     assert main(["train", "head", "--ratings", str(world["spec"].csv), "--fec-data", str(world["root"] / "data"),
                  "--folds", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "cross-validation" in printed and "fer-au-v2" in printed
+    # FEC's faces get the default encoder's features, so the head applies to the stores it builds
+    assert "cross-validation" in printed and "fer-au-478" in printed
     head = load_head(out)
+    assert head.features_version == "fer-au-478-features-1"
     assert head.meta["triplets"] >= 10 and head.meta["trained_on"]["features"].startswith("FEC crops")

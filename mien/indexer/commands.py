@@ -152,7 +152,8 @@ def register(subparsers) -> None:
     _store_arg(re)
     which = re.add_mutually_exclusive_group()
     which.add_argument("--head", metavar="FILE", help="an expression head file (default: the head mien ships)")
-    which.add_argument("--fixed", action="store_true", help="back to the fixed fer-au-v2 vectors")
+    which.add_argument("--fixed", action="store_true",
+                       help="back to the fixed vectors of the store's features (fer-au-478's or fer-au-v2's)")
     re.set_defaults(func=cmd_reembed)
 
 
@@ -306,7 +307,8 @@ def cmd_person_split(args) -> int:
 
 def cmd_reembed(args) -> int:
     """Apply a new expression metric to a store without reading its media: a head trained on rated
-    triplets (mien train head), the head mien ships, or back to the fixed fer-au-v2 vector. One
+    triplets (mien train head), the head mien ships (on fer-au-v2's features), or back to the fixed
+    vector of the store's features (fer-au-478's or fer-au-v2's). One
     transaction: a server on the store answers from the old vectors until it commits; a kill at any
     moment leaves the old store or the new one, and a re-run gives the same store."""
     from mien.indexer.reembed import reembed

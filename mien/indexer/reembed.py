@@ -2,7 +2,7 @@
 
 The store keeps each face's expression features (expression_features.py). A new
 metric — a head trained on rated triplets (`mien train head`), or back to the fixed
-fer-au-v2 vector — is applied to them, the pooled vectors of videos are pooled again
+vector the features give (fer-au-v2's or fer-au-478's) — is applied to them, the pooled vectors of videos are pooled again
 the way the indexer pools them (per person, else per track, in time order), and
 Store.replace_vectors swaps everything in one transaction (revectors.py: a kill at
 any moment leaves the old store or the new one; a re-run gives the same store).
@@ -29,16 +29,24 @@ class ReembedSummary:
     seconds: float
 
 
-def new_space(head_path, fixed: bool):
-    """(the encoder name, embed(features) -> vectors, engine-record changes) of the target metric."""
+def new_space(head_path, fixed: bool, features: str):
+    """(the encoder name, embed(features) -> vectors, engine-record changes) of the target metric
+    for a store keeping `features` (expression_features.VERSIONS): the fixed vector those features
+    give (fer-au-v2's or fer-au-478's), or a head trained on such features."""
     if fixed:
         from mien.engine.faces import expression_fer_au as fer_au
 
-        return fer_au.VERSION, fer_au.v2_vectors, {"expression": "fer-au", "model": None}
+        name, expression = fer_au.FIXED_OF_FEATURES[features]
+        return name, fer_au.v2_vectors, {"expression": expression, "model": None}
     from mien.engine.faces.expression_head import DEFAULT_HEAD, load_head, space_name
 
     path = head_path or DEFAULT_HEAD
     head = load_head(path)
+    if head.features_version != features:
+        raise BadInputError(f"the head {path} reads the expression features {head.features_version!r}, the "
+                            f"store keeps {features!r} (other AUs under the same names); train a head on "
+                            "this store's features (mien train head --store ...), or go back to its fixed "
+                            "vectors (--fixed)")
     return space_name(head), head.embed, {"expression": "fer-au-head", "model": (path, head.sha256)}
 
 
@@ -65,20 +73,9 @@ def pooled_vectors(store, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return pooled
 
 
-def built_with(encoders: dict) -> str | None:
-    """The EngineConfig.expression that built the store (None: unknown)."""
-    from mien.engine.faces.engine_record import stored_record
-    from mien.engine.faces.registry import weightless_expression
-
-    record = stored_record(encoders)
-    if record is not None:
-        return record.get("expression")
-    name = str(encoders.get("expression", ""))
-    return "fer-au-head" if "@" in name else weightless_expression(name)   # space_name: NAME@SHA
-
-
-def updated_encoders(encoders: dict, name: str, change: dict) -> dict:
-    """The store's encoders with the new expression space and, in its engine record, the head file."""
+def updated_encoders(encoders: dict, name: str, change: dict, features: str) -> dict:
+    """The store's encoders with the new expression space and, in its engine record, the head file
+    (and the features it keeps, which a re-embedding does not change)."""
     out = dict(encoders)
     out["expression"] = name
     raw = out.get("engine")
@@ -87,6 +84,7 @@ def updated_encoders(encoders: dict, name: str, change: dict) -> dict:
 
         record = json.loads(raw) if isinstance(raw, str) else dict(raw)
         record["expression"] = change["expression"]
+        record["features"] = features
         models = dict(record.get("models") or {})
         models.pop("expression_head", None)
         if change["model"] is not None:
@@ -100,16 +98,19 @@ def updated_encoders(encoders: dict, name: str, change: dict) -> dict:
 
 def reembed(store_dir, head_path=None, *, fixed: bool = False, progress=None) -> ReembedSummary:
     """Re-embed every face of the store at `store_dir` with `head_path` (default: the head mien
-    ships), or with the fixed fer-au-v2 vector when `fixed`."""
+    ships), or with the fixed vector its features give (fer-au-v2's or fer-au-478's) when `fixed`."""
+    from mien.engine.faces.engine_record import stored_features
     from mien.engine.store import Store
 
     start = time.perf_counter()
-    name, embed, change = new_space(head_path, fixed)
     with Store(store_dir, mode="w") as store:
         before = str(store.encoders.get("expression", ""))
-        if built_with(store.encoders) not in ("fer-au", "fer-au-head"):
+        kept = stored_features(store.encoders)   # which features, not their values
+        if kept is None:
             raise BadInputError(f"the store's expression encoder is {before!r}: only stores built with the "
-                                "fer-au encoders keep the features a re-embedding needs")
+                                "fer-au encoders keep the features a re-embedding needs (fer-au-478 stores "
+                                "since it became the default)")
+        name, embed, change = new_space(head_path, fixed, kept)
         ids = store.face_table()["face_id"]
         parts, missing = [], 0
         for lo in range(0, len(ids), CHUNK):
@@ -126,5 +127,5 @@ def reembed(store_dir, head_path=None, *, fixed: bool = False, progress=None) ->
         features = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
         vectors = embed(features) if len(ids) else np.zeros((0, 16), np.float32)
         pooled = pooled_vectors(store, ids, vectors)
-        store.replace_vectors(ids, vectors, pooled, updated_encoders(store.encoders, name, change))
+        store.replace_vectors(ids, vectors, pooled, updated_encoders(store.encoders, name, change, kept))
     return ReembedSummary(len(ids), before, name, time.perf_counter() - start)

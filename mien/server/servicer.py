@@ -44,8 +44,9 @@ class MienServicer(IndexJobs, search_pb2_grpc.MienServicer):
 
     def _explained_vectors(self, hits, vec, source):
         """(query vector, hit vectors, encoder) whose named components explain the hits: the stored
-        vectors themselves, or for a learned head's space the fer-au-v2 vectors of the faces'
-        features (the query's when it has them; a raw vector query then has none to show)."""
+        vectors themselves, or for a learned head's space the fixed vectors of the faces' features
+        (fer-au-v2's or fer-au-478's, one layout; the query's when it has them, a raw vector query
+        then has none to show)."""
         from mien.engine.faces import explain
 
         store = self.ctx.store

@@ -104,7 +104,7 @@ def fit_head(table: FeatureTable, triplets: list[RatedTriplet], config: HeadConf
         weights_out = [(layer.weight.detach().double().numpy().copy(), layer.bias.detach().double().numpy().copy())
                        for layer in layers]
     meta = {"format": FORMAT, "name": name, "kind": config.kind, "inputs": list(config.inputs),
-            "features": xf.FEATURES_VERSION, "config": asdict(config), "trained_on": provenance or {},
+            "features": table.version, "config": asdict(config), "trained_on": provenance or {},
             "triplets": int(len(rows)), "faces": int(len(used))}
     return ExpressionHead(meta, mu, sd, weights_out)
 
@@ -115,7 +115,7 @@ def _layers(torch, width: int, config: HeadConfig) -> list:
     else:
         layers = [torch.nn.Linear(width, config.hidden), torch.nn.Linear(config.hidden, 16)]
     if config.kind.startswith("residual"):
-        # start from the fixed fer-au-v2 space: the head learns a correction of it
+        # start from the fixed space of the features (fer-au-v2's or fer-au-478's): the head learns a correction of it
         torch.nn.init.zeros_(layers[-1].weight)
         torch.nn.init.zeros_(layers[-1].bias)
     return layers
@@ -216,13 +216,19 @@ def sign_test(answers_a: dict[int, int], answers_b: dict[int, int], triplets: li
     return {"only_a": only_a, "only_b": only_b, "p": p}
 
 
+def fixed_name(table: FeatureTable) -> str:
+    """The fixed vector the table's features give: fer-au-v2, or fer-au-478 for its features."""
+    return fer_au.FIXED_OF_FEATURES[table.version][0]
+
+
 def fixed_spaces(table: FeatureTable) -> dict[str, np.ndarray]:
-    """The fixed vectors the features give, to compare a head with: fer-au-v2 and its two parts."""
+    """The fixed vectors the features give, to compare a head with: the fixed vector (fixed_name)
+    and its two parts."""
     probs = xf.softmax(xf.part(table.features, "log_probs"))
     aus = np.clip(xf.part(table.features, "aus")[:, [fer_au.au.NAMES.index(n) for n in fer_au.VECTOR_AUS]],
                   -fer_au.AU_CLIP, fer_au.AU_CLIP)
     au_only = np.concatenate([aus, np.ones((len(aus), 1))], axis=1)
-    return {"fer-au-v2": fer_au.v2_vectors(table.features), "fer-only": np.sqrt(probs),
+    return {fixed_name(table): fer_au.v2_vectors(table.features), "fer-only": np.sqrt(probs),
             "au-only": au_only / np.linalg.norm(au_only, axis=1, keepdims=True)}
 
 
@@ -237,7 +243,7 @@ def cross_validated_report(table: FeatureTable, triplets: list[RatedTriplet], co
         answers[name] = {i: everything[i] for i in tested}
     return {"folds": k, "tested": len(tested), "trained_per_fold": [len(t) for t in folds.train],
             "accuracy": {name: accuracy_report(triplets, a) for name, a in answers.items()},
-            "sign_test_vs_fer-au-v2": {
-                kind: sign_test(answers["head (held out)"], answers["fer-au-v2"], triplets,
+            f"sign_test_vs_{fixed_name(table)}": {
+                kind: sign_test(answers["head (held out)"], answers[fixed_name(table)], triplets,
                                 [i for i in tested if triplets[i].unanimous and kind in ("all", triplets[i].type)])
                 for kind in (*TRIPLET_TYPES, "all")}}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mien.engine.faces import expression_features as xf
 from mien.errors import BadInputError
 from mien.training.fec import TRIPLET_TYPES, FaceRef, ParseStats, parse_answers
 
@@ -147,6 +148,7 @@ class FeatureTable:
     features: np.ndarray         # (n, expression_features.DIM) float32
     groups: list[str]            # person (or picture) of each face: CV folds never split one
     folds: np.ndarray | None = None   # a fold given to each face (the benchmark set's), or None
+    version: str = xf.FEATURES_VERSION   # which features (expression_features.VERSIONS) the rows are
 
     def __post_init__(self) -> None:
         self.row = {k: i for i, k in enumerate(self.keys)}
@@ -156,6 +158,8 @@ class FeatureTable:
                   "groups": np.array(self.groups)}
         if self.folds is not None:
             arrays["folds"] = self.folds.astype(np.int32)
+        if self.version != xf.FEATURES_VERSION:   # tables of fer-au-v2's features predate the field
+            arrays["version"] = np.array(self.version)
         from mien.engine.npz import npz_bytes
 
         Path(path).write_bytes(npz_bytes(arrays, compress=True))
@@ -165,7 +169,8 @@ class FeatureTable:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls([str(k) for k in z["keys"]], z["features"].astype(np.float32),
-                           [str(g) for g in z["groups"]], z["folds"] if "folds" in z.files else None)
+                           [str(g) for g in z["groups"]], z["folds"] if "folds" in z.files else None,
+                           str(z["version"]) if "version" in z.files else xf.FEATURES_VERSION)
         except (OSError, KeyError, ValueError) as exc:
             raise BadInputError(f"{path} is not a feature table (keys, features, groups): {exc}") from None
 
@@ -263,22 +268,27 @@ def table_from_store(store, triplets: list[RatedTriplet]) -> tuple[FeatureTable,
     features, has = store.features(ids) if ids else (np.zeros((0, 0), np.float32), np.zeros(0, bool))
     keep = [i for i in range(len(ids)) if has[i]]
     missing = len(wanted) - len(keep)
-    return FeatureTable([keys[i] for i in keep], features[keep], [groups[i] for i in keep]), missing
+    from mien.engine.faces.engine_record import stored_features
+
+    version = stored_features(store.encoders) or xf.FEATURES_VERSION   # none kept: the table is empty
+    return FeatureTable([keys[i] for i in keep], features[keep], [groups[i] for i in keep], None, version), missing
 
 
 def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[FeatureTable, int]:
     """The features of rated faces from `mien fec fetch`'s cache (crops/<FaceRef.key>.jpg, the
     engine's 224 px expression crops of FEC's faces): the face found in each crop (the largest;
     none found, the face is left out). Each face is its own group (FEC names no person; its
-    faces are distinct photos). Returns the table and how many rated faces it lacks."""
+    faces are distinct photos). The features are the default encoder's (fer-au-478's), so the head
+    applies to stores it builds. Returns the table and how many rated faces it lacks."""
     import cv2
 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.faces import expression_fer_au
+    from mien.engine.faces.facemesh478 import FaceLandmarker478
 
     crops = Path(data_dir) / "crops"
     wanted = list({f.key: f for t in triplets for f in t.faces})
-    analyzer = FaceAnalyzer(EngineConfig())
+    analyzer, landmarker = FaceAnalyzer(EngineConfig()), FaceLandmarker478()
     keys, rows = [], []
     for key in wanted:
         image = cv2.imread(str(crops / f"{key}.jpg"), cv2.IMREAD_COLOR)
@@ -288,8 +298,8 @@ def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[Feature
         if not found:
             continue
         face = max(found, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
-        expression_fer_au.encode_image_faces(image, [face])
+        expression_fer_au.encode_image_faces_478(image, [face], landmarker)
         keys.append(key)
         rows.append(face.expression_features)
-    features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 215), np.float32)
-    return FeatureTable(keys, features, list(keys)), len(wanted) - len(keys)
+    features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, xf.DIM), np.float32)
+    return FeatureTable(keys, features, list(keys), None, xf.FEATURES_478), len(wanted) - len(keys)

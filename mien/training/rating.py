@@ -8,7 +8,7 @@ from. What to ask:
 - random: three faces drawn at random (coarse differences);
 - one-class: three faces fer calls the same emotion (FEC's hard case: three smiles);
 - active: where the store's metric is least sure: of many random candidates, the triplet
-  on which the store's vectors and the fixed fer-au-v2 vectors (from the stored features)
+  on which the store's vectors and the fixed vectors of the stored features (fer-au-478's or -v2's)
   disagree, else the one whose closest pair is closest to the runner-up, so each answer
   teaches the most.
 

@@ -25,10 +25,10 @@ class EngineConfig:
     detector_model: str | None = None
     identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
     identity_model: str | None = None
-    # "fer-au" | "fer-au-head" (expression_head = a learned head file; None: the one mien ships,
-    # registry.py's default_file) |
+    # "fer-au-478" | "fer-au" (fer-au-v2) | "fer-au-head" (expression_head = a learned head file;
+    # None: the one mien ships, registry.py's default_file) |
     # "landmarks" | "feenet" (expression_model = checkpoint)
-    expression: str = "fer-au"
+    expression: str = "fer-au-478"
     expression_model: str | None = None
     expression_head: str | None = None
     upsample: int = 1                 # at most this many 2x upsamplings for the HOG detector

@@ -58,7 +58,42 @@ def record_of(config: EngineConfig) -> dict:
         field = model.file_field
         path = model_file(model, getattr(config, field))
         record["models"][field] = {"path": str(path), "sha256": sha256(path), "size": path.stat().st_size}
+    features = features_of(config)
+    if features:
+        record["features"] = features
     return record
+
+
+def features_of(config: EngineConfig) -> str | None:
+    """The expression features (expression_features.VERSIONS) the engine's encoder keeps per face;
+    None when it keeps none."""
+    from mien.engine.faces import expression_features as xf
+
+    if config.expression == "fer-au":
+        return xf.FEATURES_VERSION
+    if config.expression == "fer-au-478":
+        return xf.FEATURES_478
+    if config.expression == "fer-au-head":
+        from mien.engine.faces.expression_head import load_head
+
+        return load_head(model_file(registry.model("expression", "fer-au-head"),
+                                    config.expression_head)).features_version
+    return None
+
+
+def stored_features(encoders: dict | None) -> str | None:
+    """The expression features a store keeps (expression_features.VERSIONS), None when it keeps
+    none. Its engine record says so; stores recorded before fer-au-478 was the default kept
+    fer-au-v2's features if any (fer-au and fer-au-head), and fer-au-478's kept none."""
+    from mien.engine.faces import expression_features as xf
+
+    record = stored_record(encoders)
+    if record is not None and record.get("features"):
+        return str(record["features"])
+    name = str((encoders or {}).get("expression", ""))
+    expression = record.get("expression") if record is not None else (
+        "fer-au-head" if "@" in name else registry.weightless_expression(name))
+    return xf.FEATURES_VERSION if expression in ("fer-au", "fer-au-head") else None
 
 
 def encoded(config: EngineConfig) -> str:

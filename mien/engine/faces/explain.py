@@ -82,13 +82,13 @@ def _layout(encoder: str):
 
 def is_learned_space(encoder: str) -> bool:
     """A learned head's space (expression_head.space_name: NAME@SHA): its dimensions have no
-    names, but its faces keep fer-au-v2's components in their features (component_vectors)."""
+    names, but its faces keep the fixed encoder's components in their features (component_vectors)."""
     return "@" in str(encoder)
 
 
 def component_vectors(features) -> np.ndarray:
-    """The fer-au-v2 vectors of faces from their stored features: what explains hits in a learned
-    space, with the encoder name "fer-au-v2"."""
+    """The fixed vectors of faces from their stored features (fer-au-v2's or fer-au-478's, one
+    layout): what explains hits in a learned space, with the encoder name "fer-au-v2"."""
     from mien.engine.faces import expression_features
     from mien.engine.faces import expression_fer_au as fer_au
 

@@ -14,8 +14,14 @@ One vector per face (FEATURES_VERSION, DIM values; the store keeps it as float16
   head frame of expression_au (IOD units, rotation removed), x and y, minus the same points of
   the neutral reference mesh: where the face moved, without naming it.
 
-The fixed fer-au-v2 vector is a function of these features (expression_fer_au.v2_vectors), so a store with
-features can always go back to it; the learned head (expression_head.py) reads all of them.
+Two versions share this layout and differ in the mesh the AUs and the mesh code are read from:
+FEATURES_VERSION (fer-au-v2's 468-point FaceMesh) and FEATURES_478 (the 478-point Face Landmarker's
+first 468 points, fer-au-478's). A store keeps one of them (its engine record says which), and a
+head is trained on one: reading one as the other would be reading other AUs under the same names.
+
+The fixed vector is a function of these features (expression_fer_au.v2_vectors: fer-au-v2's from
+the first version, fer-au-478's from the second), so a store with features can always go back to
+it; the learned head (expression_head.py) reads all of them.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ import numpy as np
 from mien.engine.faces import expression_au as au
 from mien.engine.faces import expression_fer as fer
 
-FEATURES_VERSION = "fer-au-features-1"
+FEATURES_VERSION = "fer-au-features-1"        # AUs and mesh code of the 468-point FaceMesh (fer-au-v2)
+FEATURES_478 = "fer-au-478-features-1"        # the same of the 478-point Face Landmarker (fer-au-478)
+VERSIONS = (FEATURES_VERSION, FEATURES_478)
 # the mesh points of the code: MediaPipe's canonical indices
 MESH_POINTS = (
     61, 291, 0, 17, 37, 267, 84, 314,          # lips, outer: corners, centres, peaks, lower sides

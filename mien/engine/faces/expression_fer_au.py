@@ -1,4 +1,9 @@
-"""The default expression encoder "fer-au-v2": fer's emotion distribution + mesh action units.
+"""The fer-au expression vectors: fer's emotion distribution + mesh action units.
+
+Two encoders give this vector, differing only in the mesh the AUs are read from:
+"fer-au-478" (the default: the 478-point Face Landmarker's mesh, refined from the face's
+468-point FaceMesh; it agrees with raters more often, docs/learning-the-metric.md) and
+"fer-au-v2" (the 468-point FaceMesh the detector runs; the default before it).
 
 16 dimensions, L2-normalised:
 
@@ -34,6 +39,8 @@ from mien.engine.faces.facemesh import fill_mesh
 
 VERSION = "fer-au-v2"
 VERSION_478 = "fer-au-478"   # the same vector, its AUs read from the 478-point mesh (encode_image_faces_478)
+# the fixed vector each features version gives (v2_vectors), and the EngineConfig.expression of its encoder
+FIXED_OF_FEATURES = {xf.FEATURES_VERSION: (VERSION, "fer-au"), xf.FEATURES_478: (VERSION_478, "fer-au-478")}
 EMOTIONS = fer.EMOTIONS
 VECTOR_AUS = ("inner_brow_raise", "outer_brow_raise", "brow_lowerer", "eye_closure", "upper_lip_raise",
               "lip_corner_pull", "lip_corner_depress", "lip_stretch", "lips_part")
@@ -74,8 +81,9 @@ def components_of(vector) -> dict[str, float]:
 
 
 def v2_vectors(features: np.ndarray) -> np.ndarray:
-    """The fixed fer-au-v2 vectors of faces from their stored features (expression_features.py: the
-    distribution is the softmax of the log-probabilities; the store's float16 moves the vector by ~1e-3)."""
+    """The fixed vectors of faces from their stored features (expression_features.py: the distribution
+    is the softmax of the log-probabilities; the store's float16 moves the vector by ~1e-3): fer-au-v2's
+    from FEATURES_VERSION features, fer-au-478's from FEATURES_478 ones (FIXED_OF_FEATURES)."""
     return combine(xf.softmax(xf.part(features, "log_probs")), xf.part(features, "aus"))
 
 
@@ -107,15 +115,17 @@ def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale
 
 
 def encode_image_faces_478(image: np.ndarray, faces, landmarker) -> None:
-    """fer-au-478: as encode_image_faces, with the AUs read from the 478-point Face Landmarker mesh
-    (facemesh478.py) refined from each face's own mesh. No features are kept: they are the fer-au-v2
-    features' layout with other AUs, which a head or `mien reembed` must not mistake for them."""
+    """fer-au-478: as encode_image_faces, with the AUs (and the features' mesh code) read from the
+    478-point Face Landmarker mesh (facemesh478.py) refined from each face's own mesh. Its features
+    are version FEATURES_478: fer-au-v2's layout with these AUs (the store records which it keeps)."""
     if not faces:
         return
     ensure_mesh(image, faces)
-    aus = np.stack([au.intensities(landmarker.refine(image, f.mesh)[:len(f.mesh)]) for f in faces])
-    p = fer.distributions(image, faces)
-    _set(faces, combine(p, aus), p, aus, [None] * len(faces))
+    # the first 468 points are the FaceMesh topology the AUs and the mesh code read
+    meshes = [landmarker.refine(image, f.mesh)[:len(f.mesh)] for f in faces]
+    aus = np.stack([au.intensities(m) for m in meshes])
+    p, _, pooled = fer.network_outputs(image, faces)   # fer's crop stays placed by the FaceMesh's eyes
+    _set(faces, combine(p, aus), p, aus, xf.assemble(p, pooled, aus, meshes))
 
 
 def _set(faces, vectors, p, aus, features) -> None:

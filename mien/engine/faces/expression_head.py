@@ -54,6 +54,11 @@ class ExpressionHead:
     def kind(self) -> str:
         return str(self.meta["kind"])
 
+    @property
+    def features_version(self) -> str:
+        """The expression features it reads (expression_features.VERSIONS): a store must keep these."""
+        return str(self.meta["features"])
+
     def inputs(self, features: np.ndarray) -> np.ndarray:
         """The standardised input rows of (N, DIM) features."""
         x = np.concatenate([xf.part(features, p) for p in self.meta["inputs"]], axis=1).astype(np.float64)
@@ -117,8 +122,9 @@ def load_head(path) -> ExpressionHead:
     problems = []
     if meta.get("format") != FORMAT:
         problems.append(f"format {meta.get('format')!r} (this mien reads {FORMAT})")
-    if meta.get("features") != xf.FEATURES_VERSION:
-        problems.append(f"trained on features {meta.get('features')!r}, this mien computes {xf.FEATURES_VERSION!r}")
+    if meta.get("features") not in xf.VERSIONS:
+        problems.append(f"trained on features {meta.get('features')!r}, this mien computes "
+                        f"{' or '.join(map(repr, xf.VERSIONS))}")
     if meta.get("kind") not in KINDS:
         problems.append(f"kind {meta.get('kind')!r} (known: {', '.join(KINDS)})")
     width = sum(xf.SLICES[p].stop - xf.SLICES[p].start for p in meta.get("inputs", []) if p in xf.SLICES)
@@ -149,26 +155,35 @@ def space_name(head: ExpressionHead) -> str:
 
 
 class FerAuHeadExpressionEncoder:
-    """fer-au-v2's pipeline (fer's network, the mesh's AUs), then the learned head on the features.
+    """The fer-au pipeline whose features the head was trained on (fer's network, the AUs of
+    fer-au-v2's or fer-au-478's mesh), then the learned head on the features.
 
-    The named components (emotions, AUs) stay fer-au-v2's: the head's dimensions have no
-    names, so a hit is explained by the components of the two faces (explain.py).
+    The named components (emotions, AUs) stay the fixed encoder's: the head's dimensions have
+    no names, so a hit is explained by the components of the two faces (explain.py).
     """
 
     dim = DIM
-    batches_faces = False   # fer-au-v2's pipeline reads the image
+    batches_faces = False   # the fer-au pipelines read the image
     reads_crop = False
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, threads: int | None = None):
         self.head = load_head(path or DEFAULT_HEAD)
         if path is None or Path(path).resolve() == DEFAULT_HEAD:
             if self.head.sha256 != DEFAULT_HEAD_SHA256:
                 raise HeadFileError(f"{DEFAULT_HEAD} is not the head mien ships (sha256 {self.head.sha256[:12]}, "
                                     f"pinned {DEFAULT_HEAD_SHA256[:12]}); reinstall mien")
         self.name = space_name(self.head)
+        self.landmarker = None
+        if self.head.features_version == xf.FEATURES_478:
+            from mien.engine.faces.facemesh478 import FaceLandmarker478
+
+            self.landmarker = FaceLandmarker478(threads)
 
     def encode_image_faces(self, image: np.ndarray, faces) -> None:
-        fer_au.encode_image_faces(image, faces)
+        if self.landmarker is not None:
+            fer_au.encode_image_faces_478(image, faces, self.landmarker)
+        else:
+            fer_au.encode_image_faces(image, faces)
         if faces:
             vectors = self.head.embed(np.stack([f.expression_features for f in faces]))
             for face, vec in zip(faces, vectors):

@@ -67,13 +67,15 @@ MODELS: dict[tuple[str, str], Model] = {m.key: m for m in (
           locate=insightface_detector.find_detector_onnx, stored_prefixes=("insightface",),
           summary="--detector-model"),
     # -- expression encoders
-    Model("expression", "fer-au", lambda cfg, threads: FerAuExpressionEncoder(), stored_names=("fer-au-v2",),
-          summary="fer-au-v2: fer's emotion network + mesh action units, the default"),
     Model("expression", "fer-au-478", lambda cfg, threads: FerAu478ExpressionEncoder(threads),
-          summary="the same vector, its AUs from the 478-point Face Landmarker: agrees with raters more "
-                  "often, one more landmark pass per face"),
+          stored_names=("fer-au-478",),
+          summary="fer's emotion network + action units of the 478-point Face Landmarker's mesh, the "
+                  "default: agrees with raters more often than fer-au-v2"),
+    Model("expression", "fer-au", lambda cfg, threads: FerAuExpressionEncoder(), stored_names=("fer-au-v2",),
+          summary="fer-au-v2: the same vector with the AUs of the 468-point FaceMesh, one landmark pass "
+                  "less per face (the default before fer-au-478)"),
     Model("expression", "fer-au-head",
-          lambda cfg, threads: expression_head.FerAuHeadExpressionEncoder(cfg.expression_head),
+          lambda cfg, threads: expression_head.FerAuHeadExpressionEncoder(cfg.expression_head, threads),
           file_field="expression_head", file_kind="head", obtain=expression_head.HOW_TO_OBTAIN,
           default_file=expression_head.DEFAULT_HEAD,
           summary="the same features through a head learned from rated triplets, --expression-head"),
