@@ -20,6 +20,8 @@ DATA = HERE / "data" / "rated"
 KINDS = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET", "all")
 AU_SCALES = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
 CURVE = (250, 500, 1000, None)
+DEFAULT = "fer-au-478 (default)"                           # the default encoder, end to end
+HEAD_478 = "head on fer-au-478's features (held out)"     # the default head's recipe on its features
 
 
 def load(ratings=DATA / "ratings.csv", features=DATA / "features.npz"):
@@ -102,19 +104,23 @@ def landmarks_v1(table, faces: list[dict]) -> np.ndarray:
     return out
 
 
-def fer_au_478(table, faces: list[dict]) -> np.ndarray:
-    """The opt-in fer-au-478 encoder's vectors: the product's encoder on each face as the rated
-    features found it (rated_features.found_faces), its AUs read off the 478-point mesh."""
+def fer_au_478(table, faces: list[dict]):
+    """The default fer-au-478 encoder on each face as the rated features found it
+    (rated_features.found_faces), its AUs read off the 478-point mesh: (its vectors, and a
+    FeatureTable of its features with the table's faces, groups and folds)."""
     from rated_features import found_faces
 
+    from mien.engine.faces import expression_features as xf
     from mien.engine.faces.expression_fer_au import FerAu478ExpressionEncoder
+    from mien.training.rated import FeatureTable
 
     encoder = FerAu478ExpressionEncoder()
     out = np.zeros((len(table.keys), 16), np.float32)
+    features = np.zeros_like(table.features)
     for i, image, face, _ in found_faces(table_faces(table, faces)):
         encoder.encode_image_faces(image, [face])
-        out[i] = face.expression
-    return out
+        out[i], features[i] = face.expression, face.expression_features
+    return out, FeatureTable(table.keys, features, table.groups, table.folds, xf.FEATURES_478)
 
 
 def best_fixed_answers(table, triplets, folds) -> tuple[dict, list]:
@@ -205,12 +211,16 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
         except (OSError, ValueError, RuntimeError) as exc:
             log(f"(no landmarks-v1: {exc})")
     answers["best fixed (AU weight per fold)"], out["best_fixed_au_scales"] = best_fixed_answers(table, triplets, folds)
+    table_478 = None
     if with_478:
         log("fer-au-478: the 478-point landmarker on every face ...")
-        answers["fer-au-478 (opt-in)"] = fixed_answers(table, triplets, fer_au_478(table, faces))
+        vectors_478, table_478 = fer_au_478(table, faces)
+        answers[DEFAULT] = fixed_answers(table, triplets, vectors_478)
     log("the learned head, face-disjoint 5-fold ...")
     default = HeadConfig()
     answers["head (held out)"] = held_out_answers(table, triplets, default, folds)
+    if table_478 is not None:   # the same recipe on the default encoder's features
+        answers[HEAD_478] = held_out_answers(table_478, triplets, default, folds)
     rich = HeadConfig(inputs=("log_probs", "aus", "mesh", "pooled"), epochs=150, lr=0.003)
     answers["head, all parts (held out)"] = held_out_answers(table, triplets, rich, folds)
     out["head_config"] = {"default": default.__dict__, "all parts": rich.__dict__}
@@ -220,21 +230,36 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
     out["sign_tests_vs_fer-au-v2"] = {
         name: {k: sign_test(answers[name], answers["fer-au-v2"], triplets,
                             [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
-        for name in ("head (held out)", "best fixed (AU weight per fold)", "fer-au-478 (opt-in)") if name in answers}
+        for name in ("head (held out)", "best fixed (AU weight per fold)", DEFAULT, HEAD_478) if name in answers}
+    if DEFAULT in answers:   # does a head beat the best fixed vector?
+        out["sign_tests_vs_fer-au-478"] = {
+            name: {k: sign_test(answers[name], answers[DEFAULT], triplets,
+                                [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
+            for name in ("head (held out)", HEAD_478)}
     log("learning curve ...")
-    curve = {}
-    for n in CURVE:
-        runs = 1 if n is None else 3
-        accs = [accuracy_report(triplets, held_out_answers(table, triplets, default, folds, max_train=n,
-                                                           subsample_seed=100 * r)) for r in range(runs)]
-        curve["all" if n is None else str(n)] = {
-            k: float(np.mean([a[f"{k}/unanimous"]["accuracy"] for a in accs])) for k in KINDS}
-    out["learning_curve_unanimous"] = curve
+    out["learning_curve_unanimous"] = learning_curve(table, triplets, default, folds)
+    if table_478 is not None:
+        out["learning_curve_unanimous_478"] = learning_curve(table_478, triplets, default, folds)
     out["train_triplets_per_fold"] = [len(t) for t in folds.train]
     if reembed_faces:
         log(f"mien reembed on {reembed_faces} synthetic faces ...")
         out["reembed"] = reembed_per_million(reembed_faces)
     return out
+
+
+def learning_curve(table, triplets, config, folds) -> dict:
+    """Held-out unanimous accuracy by type of the head trained on at most n triplets per fold
+    (CURVE; 3 subsamples each, all of them once)."""
+    from mien.training.head import accuracy_report, held_out_answers
+
+    curve = {}
+    for n in CURVE:
+        runs = 1 if n is None else 3
+        accs = [accuracy_report(triplets, held_out_answers(table, triplets, config, folds, max_train=n,
+                                                           subsample_seed=100 * r)) for r in range(runs)]
+        curve["all" if n is None else str(n)] = {
+            k: float(np.mean([a[f"{k}/unanimous"]["accuracy"] for a in accs])) for k in KINDS}
+    return curve
 
 
 def one_class_by_persons(table, triplets, answers: dict, tested: list[int]) -> dict:
@@ -257,23 +282,33 @@ def print_report(r: dict) -> None:
           f"{m['by_type']}), {m['faces']} faces of {m['persons']} persons, {m['raters']} raters")
     print("rater agreement (each rater vs the other two where they agree): " + ", ".join(
         f"{k.split('_')[0].lower()} {r['raters'][k]['mean']:.3f}" for k in KINDS))
-    print(f"\n{'accuracy: majority / unanimous':40s}" + "".join(f"{k.split('_')[0].lower():>16s}" for k in KINDS))
+    print(f"\n{'accuracy: majority / unanimous':42s}" + "".join(f"{k.split('_')[0].lower():>16s}" for k in KINDS))
     for name, acc in r["accuracy"].items():
-        print(f"{name:40s}" + "".join(
+        print(f"{name:42s}" + "".join(
             f"{acc[k + '/majority']['accuracy']:8.3f} /{acc[k + '/unanimous']['accuracy']:6.3f}" for k in KINDS))
     print("\nunanimous one-class accuracy by how many persons the three faces are:")
     for name, per in r["one_class_by_persons"].items():
-        print(f"  {name:38s}" + "  ".join(f"{n} person{'s' if n != '1' else ''} {v['accuracy']:.3f} (n={v['n']})"
+        print(f"  {name:42s}" + "  ".join(f"{n} person{'s' if n != '1' else ''} {v['accuracy']:.3f} (n={v['n']})"
                                           for n, v in per.items()))
     print("\nsign tests on unanimous triplets against fer-au-v2 (only this one right / only fer-au-v2 right, p):")
     for name, per in r["sign_tests_vs_fer-au-v2"].items():
-        print(f"  {name:36s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} p={v['p']:.2f}"
+        print(f"  {name:42s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} p={v['p']:.2f}"
                                           for k, v in per.items()))
     print(f"  best fixed: AU weight chosen per fold {r['best_fixed_au_scales']}")
+    if "sign_tests_vs_fer-au-478" in r:
+        print("sign tests on unanimous triplets against fer-au-478, the default (only the head right / only "
+              "fer-au-478 right, p):")
+        for name, per in r["sign_tests_vs_fer-au-478"].items():
+            print(f"  {name:42s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} "
+                                              f"p={v['p']:.2f}" for k, v in per.items()))
     print("\nlearning curve (held-out unanimous accuracy of the default head by training triplets per fold; "
           f"all = {r['train_triplets_per_fold']}):")
     for n, acc in r["learning_curve_unanimous"].items():
         print(f"  {n:>5s}: " + "  ".join(f"{k.split('_')[0].lower()} {v:.3f}" for k, v in acc.items()))
+    if "learning_curve_unanimous_478" in r:
+        print("the same on fer-au-478's features:")
+        for n, acc in r["learning_curve_unanimous_478"].items():
+            print(f"  {n:>5s}: " + "  ".join(f"{k.split('_')[0].lower()} {v:.3f}" for k, v in acc.items()))
     if "reembed" in r:
         e = r["reembed"]
         print(f"\nmien reembed: {e['reembed_s']:.1f} s for {e['faces']} faces = {e['reembed_s_per_million']:.0f} s per "
@@ -292,9 +327,13 @@ def plot(r: dict, path) -> None:
     sizes = [int(n) if n != "all" else int(np.mean(r["train_triplets_per_fold"])) for n in curve]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
     for ax, kind in zip(axes, KINDS[:3]):
-        ax.plot(sizes, [curve[n][kind] for n in curve], "o-", color="tab:blue", label="learned head (held out)")
+        ax.plot(sizes, [curve[n][kind] for n in curve], "o-", color="tab:blue", label="head on fer-au-v2's features")
+        if "learning_curve_unanimous_478" in r:
+            c478 = r["learning_curve_unanimous_478"]
+            ax.plot(sizes, [c478[n][kind] for n in c478], "s-", color="tab:purple",
+                    label="head on fer-au-478's features")
         for name, style in (("fer-au-v2", "tab:orange"), ("best fixed (AU weight per fold)", "tab:green"),
-                            ("fer-au-478 (opt-in)", "tab:red")):
+                            (DEFAULT, "tab:red")):
             if name in r["accuracy"]:
                 ax.axhline(r["accuracy"][name][f"{kind}/unanimous"]["accuracy"], color=style, ls="--", label=name)
         ax.axhline(r["raters"][kind]["mean"], color="grey", ls=":", label="raters' agreement")
@@ -303,8 +342,8 @@ def plot(r: dict, path) -> None:
         ax.set_ylim(0.33, 1.0)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy on unanimous triplets")
-    axes[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle("Does a head learned from ratings beat the fixed vector? (face-disjoint 5-fold, "
+    axes[1].legend(loc="lower center", fontsize=8)   # the panel with room below its lines
+    fig.suptitle("Does a head learned from ratings (held out) beat the fixed vectors? (face-disjoint 5-fold, "
                  f"{r['material']['with_majority']} rated triplets)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
