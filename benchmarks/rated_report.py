@@ -124,7 +124,7 @@ def fer_au_478(table, faces: list[dict]):
 
 
 def best_fixed_answers(table, triplets, folds) -> tuple[dict, list]:
-    """The best fixed vector the features give, chosen fairly: fer-au-v2's AU weight picked on
+    """The best fixed vector the features give, chosen fairly: the fixed vector's AU weight picked on
     each fold's training triplets (unanimous, all types), applied to its held-out triplets."""
     from mien.engine.faces import expression_features as xf
     from mien.engine.faces import expression_fer_au as v2
@@ -216,6 +216,8 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
         log("fer-au-478: the 478-point landmarker on every face ...")
         vectors_478, table_478 = fer_au_478(table, faces)
         answers[DEFAULT] = fixed_answers(table, triplets, vectors_478)
+        answers["fer-au-478, AU weight per fold"], out["best_fixed_au_scales_478"] = best_fixed_answers(
+            table_478, triplets, folds)
     log("the learned head, face-disjoint 5-fold ...")
     default = HeadConfig()
     answers["head (held out)"] = held_out_answers(table, triplets, default, folds)
@@ -294,7 +296,8 @@ def print_report(r: dict) -> None:
     for name, per in r["sign_tests_vs_fer-au-v2"].items():
         print(f"  {name:42s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} p={v['p']:.2f}"
                                           for k, v in per.items()))
-    print(f"  best fixed: AU weight chosen per fold {r['best_fixed_au_scales']}")
+    print(f"  best fixed: AU weight chosen per fold {r['best_fixed_au_scales']}"
+          + (f"; on fer-au-478's features {r['best_fixed_au_scales_478']}" if "best_fixed_au_scales_478" in r else ""))
     if "sign_tests_vs_fer-au-478" in r:
         print("sign tests on unanimous triplets against fer-au-478, the default (only the head right / only "
               "fer-au-478 right, p):")
