@@ -210,7 +210,7 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
             answers["landmarks-v1"] = fixed_answers(table, triplets, landmarks_v1(table, faces))
         except (OSError, ValueError, RuntimeError) as exc:
             log(f"(no landmarks-v1: {exc})")
-    answers["best fixed (AU weight per fold)"], out["best_fixed_au_scales"] = best_fixed_answers(table, triplets, folds)
+    answers["fer-au-v2, AU weight per fold"], out["best_fixed_au_scales"] = best_fixed_answers(table, triplets, folds)
     table_478 = None
     if with_478:
         log("fer-au-478: the 478-point landmarker on every face ...")
@@ -232,7 +232,7 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
     out["sign_tests_vs_fer-au-v2"] = {
         name: {k: sign_test(answers[name], answers["fer-au-v2"], triplets,
                             [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
-        for name in ("head (held out)", "best fixed (AU weight per fold)", DEFAULT, HEAD_478) if name in answers}
+        for name in ("head (held out)", "fer-au-v2, AU weight per fold", DEFAULT, HEAD_478) if name in answers}
     if DEFAULT in answers:   # does a head beat the best fixed vector?
         out["sign_tests_vs_fer-au-478"] = {
             name: {k: sign_test(answers[name], answers[DEFAULT], triplets,
@@ -335,7 +335,7 @@ def plot(r: dict, path) -> None:
             c478 = r["learning_curve_unanimous_478"]
             ax.plot(sizes, [c478[n][kind] for n in c478], "s-", color="tab:purple",
                     label="head on fer-au-478's features")
-        for name, style in (("fer-au-v2", "tab:orange"), ("best fixed (AU weight per fold)", "tab:green"),
+        for name, style in (("fer-au-v2", "tab:orange"), ("fer-au-v2, AU weight per fold", "tab:green"),
                             (DEFAULT, "tab:red")):
             if name in r["accuracy"]:
                 ax.axhline(r["accuracy"][name][f"{kind}/unanimous"]["accuracy"], color=style, ls="--", label=name)
