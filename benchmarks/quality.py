@@ -397,7 +397,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reembed-faces", type=int, default=100_000,
                         help="rated set: time mien reembed on this many synthetic faces (0 = skip)")
     parser.add_argument("--no-478", action="store_true",
-                        help="rated set: skip the rows of the default fer-au-478 (the 478-point landmarker on every face, ~20 s)")
+                        help="rated set: skip the rows of the default fer-au-478 (the 478-point landmarker "
+                             "on every face, ~20 s)")
     parser.add_argument("--plot", type=Path, help="rated set: draw the learning curve (PNG) here")
     parser.add_argument("--triplets", type=Path, default=DATA / "triplets.json")
     parser.add_argument("--ratings", type=Path, nargs="+",

@@ -2,10 +2,11 @@
 
 The store keeps each face's expression features (expression_features.py). A new
 metric — a head trained on rated triplets (`mien train head`), or back to the fixed
-vector the features give (fer-au-v2's or fer-au-478's) — is applied to them, the pooled vectors of videos are pooled again
-the way the indexer pools them (per person, else per track, in time order), and
-Store.replace_vectors swaps everything in one transaction (revectors.py: a kill at
-any moment leaves the old store or the new one; a re-run gives the same store).
+vector the features give (fer-au-v2's or fer-au-478's) — is applied to them, the
+pooled vectors of videos are pooled again the way the indexer pools them (per
+person, else per track, in time order), and Store.replace_vectors swaps everything
+in one transaction (revectors.py: a kill at any moment leaves the old store or the
+new one; a re-run gives the same store).
 """
 
 from __future__ import annotations
