@@ -283,12 +283,10 @@ def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[Feature
     import cv2
 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
-    from mien.engine.faces import expression_fer_au
-    from mien.engine.faces.facemesh478 import FaceLandmarker478
 
     crops = Path(data_dir) / "crops"
     wanted = list({f.key: f for t in triplets for f in t.faces})
-    analyzer, landmarker = FaceAnalyzer(EngineConfig()), FaceLandmarker478()
+    analyzer = FaceAnalyzer(EngineConfig(expression="fer-au-478"))   # its encoder keeps FEATURES_478
     keys, rows = [], []
     for key in wanted:
         image = cv2.imread(str(crops / f"{key}.jpg"), cv2.IMREAD_COLOR)
@@ -298,7 +296,7 @@ def table_from_fec_data(data_dir, triplets: list[RatedTriplet]) -> tuple[Feature
         if not found:
             continue
         face = max(found, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
-        expression_fer_au.encode_image_faces_478(image, [face], landmarker)
+        analyzer.expression_encoder.encode_image_faces(image, [face])
         keys.append(key)
         rows.append(face.expression_features)
     features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, xf.DIM), np.float32)

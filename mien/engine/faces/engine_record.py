@@ -67,12 +67,11 @@ def record_of(config: EngineConfig) -> dict:
 def features_of(config: EngineConfig) -> str | None:
     """The expression features (expression_features.VERSIONS) the engine's encoder keeps per face;
     None when it keeps none."""
-    from mien.engine.faces import expression_features as xf
+    from mien.engine.faces.expression_fer_au import FIXED_OF_FEATURES
 
-    if config.expression == "fer-au":
-        return xf.FEATURES_VERSION
-    if config.expression == "fer-au-478":
-        return xf.FEATURES_478
+    for version, (_, expression) in FIXED_OF_FEATURES.items():   # the fixed encoders keep their own
+        if config.expression == expression:
+            return version
     if config.expression == "fer-au-head":
         from mien.engine.faces.expression_head import load_head
 
