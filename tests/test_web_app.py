@@ -142,9 +142,11 @@ def test_hit_viewer_steps_through_the_results(site):
     assert page.is_disabled("#prev-hit")
     page.click("#next-hit")
     page.wait_for_url(f"**/#/hit/{cards[1]['faceId']}")
-    page.wait_for_selector("#hit-nav")
+    # the second hit's page, not the first one's still on screen while it loads
+    page.wait_for_selector(f"#hit-nav:has-text('2 of {len(cards)}')")
     page.keyboard.press("ArrowLeft")
     page.wait_for_url(f"**/#/hit/{cards[0]['faceId']}")
+    page.wait_for_selector(f"#hit-nav:has-text('1 of {len(cards)}')")
     # components read as words, not identifiers
     page.wait_for_selector("#components li")
     names = page.eval_on_selector_all("#components .cname", "els => els.map(e => e.textContent)")
