@@ -14,7 +14,7 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from mien.indexer import worker
+from mien.indexer import handover, worker
 
 
 class InlineRunner:
@@ -41,12 +41,15 @@ class InlineRunner:
 
 
 class PoolRunner:
+    """Worker processes; their results come back as files (handover.py says why)."""
+
     def __init__(self, engine_config, workers: int):
         import multiprocessing
 
         self.workers = workers
         self._config = engine_config
         self._context = multiprocessing.get_context("spawn")
+        self._results = handover.ResultDirectory()
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -54,7 +57,7 @@ class PoolRunner:
                                    initializer=worker.init, initargs=(self._config, 1))
 
     def submit(self, fn, *args) -> Future:
-        return self._pool.submit(fn, *args)
+        return handover.HandedOver(self._pool.submit(handover.run_to_file, self._results.path, fn, *args))
 
     def recover(self, exc: BaseException) -> bool:
         """After a worker died (segfault on hostile input, OOM kill): start a new pool."""
@@ -66,6 +69,7 @@ class PoolRunner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._results.close()
 
 
 def _spawn_safe() -> bool:

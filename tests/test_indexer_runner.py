@@ -1,0 +1,88 @@
+"""The worker pool's hand-over of results: a real spawned pool, real SIGKILLs."""
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+from mien.engine.faces import EngineConfig
+from mien.indexer import handover
+from mien.indexer.runner import PoolRunner
+
+BIG = 150_000_000  # bytes: a result that takes a while to hand over, like a long range's
+
+
+def big_result(nbytes: int, die_after: float | None = None) -> bytes:
+    """Runs in a worker: a large result, the worker SIGKILLed `die_after` seconds into
+    the call (while the result is being built or handed over, if timed to)."""
+    if die_after is not None:
+        def kill():
+            time.sleep(die_after)
+            os.kill(os.getpid(), signal.SIGKILL)
+        threading.Thread(target=kill, daemon=True).start()
+    return b"m" * nbytes
+
+
+def failing() -> None:
+    raise ValueError("a bug in the job")
+
+
+@pytest.fixture(scope="module")
+def runner():
+    pool = PoolRunner(EngineConfig(), 2)
+    yield pool
+    pool.close()
+    assert not os.path.exists(pool._results.path)
+
+
+def test_results_and_errors_come_back_and_leave_no_files(runner):
+    assert runner.submit(big_result, 1000).result(timeout=120) == b"m" * 1000
+    with pytest.raises(ValueError, match="a bug in the job"):
+        runner.submit(failing).result(timeout=60)
+    assert os.listdir(runner._results.path) == []
+
+
+def test_a_worker_killed_while_handing_over_its_result_breaks_the_pool_instead_of_freezing_it(runner):
+    started = time.perf_counter()
+    assert len(runner.submit(big_result, BIG).result(timeout=120)) == BIG
+    whole = time.perf_counter() - started
+
+    # deaths spread over the call: building the result, and partway through handing it over
+    # (through the pool's pipe this froze the run: its manager waited for the rest of a message)
+    outcomes = []
+    for fraction in (0.3, 0.6, 0.8, 0.95):
+        try:
+            # (a worker that handed its result over in time dies right after: the next submit says so)
+            value = runner.submit(big_result, BIG, fraction * whole).result(timeout=120)
+            outcomes.append("result")  # a TimeoutError above is the freeze
+            assert len(value) == BIG
+        except BrokenProcessPool as exc:
+            outcomes.append("broken")
+            assert runner.recover(exc)
+    assert "broken" in outcomes, outcomes
+    time.sleep(whole + 0.5)  # every kill timed above has fired
+    for attempt in range(2):  # the last death may not have been seen yet
+        try:
+            assert runner.submit(big_result, 10).result(timeout=120) == b"m" * 10
+            break
+        except BrokenProcessPool as exc:
+            assert attempt == 0 and runner.recover(exc)
+    # a file stays only where its worker died before the pool passed its name on; close() removes them
+    left = [n for n in os.listdir(runner._results.path) if n.endswith(".pkl")]
+    assert len(left) <= outcomes.count("broken"), (left, outcomes)
+
+def test_a_killed_parents_result_directory_is_removed_by_the_next(tmp_path):
+    gone = handover._PREFIX + "999999999-abc"  # beyond pid_max: no such process
+    alive = f"{handover._PREFIX}{os.getpid()}-def"
+    for name in (gone, alive, "unrelated"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.pkl").write_bytes(b"left")
+    handover._remove_orphans(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive, "unrelated"])
+    handover_dir = handover.ResultDirectory()
+    assert os.path.isdir(handover_dir.path)
+    handover_dir.close()
+    assert not os.path.exists(handover_dir.path)
