@@ -143,13 +143,15 @@ def test_a_query_photo_lands_exactly_on_its_indexed_face(indexed):
 
 
 def test_the_servers_two_thread_models_give_the_same_faces_and_vectors():
-    """A server runs one image query at a time and gives its detection models two threads;
-    the faces, their occlusion scores and vectors are the one-thread ones, to the bit."""
+    """A server runs one image query at a time and gives its LiteRT models (detection and the
+    expression landmarker) two threads; the faces, their occlusion scores and vectors are the
+    one-thread ones, to the bit."""
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.server.context import _query_threads
 
     one, two = FaceAnalyzer(EngineConfig(), threads=1), FaceAnalyzer(EngineConfig(), threads=2)
     assert one.detector.mesher.model is not two.detector.mesher.model
+    assert one.expression_encoder.landmarker.model is not two.expression_encoder.landmarker.model
     assert _query_threads() == min(2, len(__import__("os").sched_getaffinity(0)))
     for image in (one_face_640x480(), t1(), photos.face_recognition_photo("obama.jpg")):
         a, b = one.detect_query(image), two.detect_query(image)

@@ -83,3 +83,20 @@ def _open_fds_to(path) -> int:
         except OSError:
             pass
     return n
+
+
+def test_a_server_keeps_opencv_to_one_thread(tmp_path):
+    """OpenCV's pool would spin on the core the LiteRT threads of an image query need (app.py)."""
+    code = ("import cv2, sys\n"
+            "from mien.engine.store import Store\n"
+            "from mien.server.app import build_server\n"
+            "Store(sys.argv[1], mode='w', encoders={'expression': 'fer-au-478', 'expression_dim': 16}).close()\n"
+            "before = cv2.getNumThreads()\n"
+            "server, port = build_server(sys.argv[1], port=0, front='python')\n"
+            "print(before, cv2.getNumThreads())\n"
+            "server.stop(None)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split()[-2:])
+    assert after == 1, f"OpenCV ran {after} threads in the server ({before} before it started)"

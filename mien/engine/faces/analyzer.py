@@ -44,13 +44,13 @@ class FaceAnalyzer:
     """
 
     def __init__(self, config: EngineConfig | None = None, threads: int | None = None):
-        """threads: compute threads of the detector's models (LiteRT; default 1 per process, as
-        index workers are one per core): a server answering one image query at a time gives
-        them its cores. The results do not depend on it."""
+        """threads: compute threads of the LiteRT models of detection and expression (default 1 per
+        process, as index workers are one per core): a server answering one image query at a
+        time gives them its cores. The results do not depend on it."""
         self.config = config or EngineConfig()
         registry.check(self.config)   # an unknown model name fails before any model loads
         self.detector = registry.build("detector", self.config, threads)
-        self.expression_encoder = registry.build("expression", self.config)
+        self.expression_encoder = registry.build("expression", self.config, threads)
         self.identity_encoder = registry.build("identity", self.config)
 
     @property

@@ -38,7 +38,7 @@ KINDS = tuple(PROTOCOLS)
 class Model:
     kind: str        # "detector" | "expression" | "identity"
     name: str        # the EngineConfig value that selects it: EngineConfig(detector="mediapipe")
-    # (config, threads) -> the model; threads: compute threads of the detector's models
+    # (config, threads) -> the model; threads: compute threads of the LiteRT models (detector, expression)
     # (FaceAnalyzer(threads=)), None for the default
     build: Callable[[EngineConfig, int | None], object]
     file_field: str | None = None   # the EngineConfig field holding the path of its file
