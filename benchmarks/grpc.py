@@ -20,6 +20,11 @@ with `--cpus <last CPU>` and this client on the other CPUs, as separate
 machines would be; "pinned-awake" adds `--keep-cpus-awake` (only where
 /dev/cpu_dma_latency is writable). The first stack in the first layout gives
 the JSON's top-level figures; all are under "layouts", keyed "<front>/<transport> <layout>".
+
+--baseline-src DIR measures the mien tree at DIR on the same store too, and then
+runs both trees' servers at once, their image queries in alternated rounds
+(--rounds): the machine's speed drifts too much for one tree measured after the
+other to say which is faster.
 """
 
 from __future__ import annotations
@@ -308,6 +313,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-src", metavar="DIR", default=None,
                     help="also measure the mien tree at DIR (e.g. `git worktree add /tmp/base HEAD~1`) on "
                          "the same store: its default stack's RPCs and its in-process image split")
+    ap.add_argument("--rounds", type=int, default=8,
+                    help="with --baseline-src: rounds of 20 image queries to each tree's server, alternated "
+                         "(default %(default)s)")
     ap.add_argument("--vector-only", action="store_true",
                     help="only the vector and empty RPCs and the in-process searches (no image queries, no "
                          "concurrent clients): the servicer's per-call cost, in a minute")
@@ -407,6 +415,9 @@ def main(argv=None) -> int:
             pin_to_cpus(all_cpus)
             baseline = measure_baseline(Path(args.baseline_src).resolve(), store_dir, args, queries, requests,
                                         image_data)
+            if not args.vector_only:
+                baseline["alternated"] = alternate_image_queries(Path(args.baseline_src).resolve(), store_dir,
+                                                                 image_data, args.k, args.rounds)
     finally:
         pin_to_cpus(all_cpus)
         store.close()
@@ -454,6 +465,44 @@ def measure_baseline(src: Path, store_dir: Path, args, queries, requests, image_
     return out
 
 
+def alternate_image_queries(src: Path, store_dir: Path, image_data: bytes, k: int, rounds: int) -> dict:
+    """Image queries over gRPC to this tree's server and to the one of the tree at `src`, both
+    running, in alternated rounds of 20: this machine's speed drifts by a third within minutes,
+    so one tree measured after the other compares the drift. Each side's median of its round
+    medians, and the median of the per-round ratios (this tree / baseline)."""
+    import socket
+
+    from mien.clients.client import Client
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    tmpdir = Path(tempfile.gettempdir())
+    procs = {"this": start_server(store_dir, ports[0], tmpdir / f"mien-grpc-alt-this-{os.getpid()}.log"),
+             "baseline": start_server(store_dir, ports[1], tmpdir / f"mien-grpc-alt-base-{os.getpid()}.log",
+                                      src=src)}
+    medians: dict = {"this": [], "baseline": []}
+    try:
+        clients = {name: Client(f"127.0.0.1:{port}") for name, port in zip(procs, ports)}
+        for _ in range(rounds):
+            for name, client in clients.items():
+                for _ in range(3):
+                    client.search(image_data, k=k)
+                medians[name].append(statistics.median(
+                    time_calls(lambda d: client.search(d, k=k), [image_data] * 20)))
+        for client in clients.values():
+            client.close()
+    finally:
+        for proc in procs.values():
+            stop_process(proc)
+    ratios = [a / b for a, b in zip(medians["this"], medians["baseline"])]
+    return {"rounds": rounds, "this_ms": statistics.median(medians["this"]),
+            "baseline_ms": statistics.median(medians["baseline"]), "ratio": statistics.median(ratios),
+            "this_rounds_ms": medians["this"], "baseline_rounds_ms": medians["baseline"]}
+
+
 def print_baseline(base: dict, new: dict) -> None:
     rows = [
         ("image query over gRPC p50", "image_query_p50_ms"),
@@ -474,6 +523,11 @@ def print_baseline(base: dict, new: dict) -> None:
         if a is None or b is None:
             continue
         print(f"{name:<{w}}  {a:>8.3f}ms  {b:>8.3f}ms  {a / b if b else float('nan'):>6.2f}")
+    alt = base.get("alternated")
+    if alt:
+        print(f"image queries over gRPC, both servers up, {alt['rounds']} alternated rounds of 20: "
+              f"this tree {alt['this_ms']:.1f} ms, baseline {alt['baseline_ms']:.1f} ms (medians of the "
+              f"round medians), median per-round ratio {alt['ratio']:.2f}")
 
 
 def print_table(per_layout: dict, n_faces: int) -> None:
