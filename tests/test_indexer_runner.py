@@ -26,6 +26,14 @@ def big_result(nbytes: int, die_after: float | None = None) -> bytes:
     return b"m" * nbytes
 
 
+def big_result_over_the_file_size_limit(nbytes: int) -> bytes:
+    """Runs in a worker: files it writes may not exceed 1 kB (a full disk, as the worker sees it)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    return b"m" * nbytes
+
+
 def failing() -> None:
     raise ValueError("a bug in the job")
 
@@ -73,6 +81,15 @@ def test_a_worker_killed_while_handing_over_its_result_breaks_the_pool_instead_o
     # a file stays only where its worker died before the pool passed its name on; close() removes them
     left = [n for n in os.listdir(runner._results.path) if n.endswith(".pkl")]
     assert len(left) <= outcomes.count("broken"), (left, outcomes)
+
+def test_a_result_that_cannot_be_written_comes_through_the_pipe():
+    pool = PoolRunner(EngineConfig(), 1)
+    try:
+        assert pool.submit(big_result_over_the_file_size_limit, 50_000).result(timeout=120) == b"m" * 50_000
+        assert os.listdir(pool._results.path) == []  # its partial file removed
+    finally:
+        pool.close()
+
 
 def test_a_killed_parents_result_directory_is_removed_by_the_next(tmp_path):
     gone = handover._PREFIX + "999999999-abc"  # beyond pid_max: no such process
