@@ -75,6 +75,15 @@ def write_json(path: str | None, obj) -> None:
     print(f"wrote {path}")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_mien_serve(flags: list[str], grpc_port: int, log_path: Path, src: Path,
                      ready=lambda: True) -> subprocess.Popen:
     """`python -m mien serve FLAGS` of the mien tree at src, returned once health says SERVING on

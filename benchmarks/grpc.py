@@ -49,7 +49,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import start_mien_serve, stop_process  # noqa: E402
+from benchmarks.common import free_port, start_mien_serve, stop_process  # noqa: E402
 
 
 def pct(values, q):
@@ -353,11 +353,7 @@ def main(argv=None) -> int:
         print(f"built store of {args.n} faces in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
     if not args.port:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            args.port = s.getsockname()[1]
+        args.port = free_port()
     rng = np.random.default_rng(1)
     queries = unit_vectors(args.queries, rng)
     requests = [search_pb2.SearchExpressionRequest(
@@ -470,15 +466,9 @@ def alternate_image_queries(src: Path, store_dir: Path, image_data: bytes, k: in
     running, in alternated rounds of 20: this machine's speed drifts by a third within minutes,
     so one tree measured after the other compares the drift. Each side's median of its round
     medians, and the median of the per-round ratios (this tree / baseline)."""
-    import socket
-
     from mien.clients.client import Client
 
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+    ports = [free_port(), free_port()]
     tmpdir = Path(tempfile.gettempdir())
     procs = {"this": start_server(store_dir, ports[0], tmpdir / f"mien-grpc-alt-this-{os.getpid()}.log"),
              "baseline": start_server(store_dir, ports[1], tmpdir / f"mien-grpc-alt-base-{os.getpid()}.log",

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from common import print_table, write_json  # noqa: E402
+from common import free_port, print_table, write_json  # noqa: E402
 
 
 def _grpc_bench():
@@ -40,14 +40,6 @@ def _grpc_bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def latency(target: str, transport: str, query, calls: int) -> list[float]:

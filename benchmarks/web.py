@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,13 +43,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import percentiles_ms, print_table, start_mien_serve, stop_process, write_json  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchmarks.common import (  # noqa: E402
+    free_port, percentiles_ms, print_table, start_mien_serve, stop_process, write_json)
 
 
 def build_photo_store(store_dir: Path, media: Path) -> None:
