@@ -185,7 +185,7 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
     import json
 
     from mien.training.head import (
-        HeadConfig, accuracy_report, fixed_answers, fixed_spaces, held_out_answers, make_folds, sign_test,
+        HeadConfig, accuracy_report, fixed_answers, fixed_spaces, held_out_answers, make_folds,
     )
 
     everything, triplets, table, stats = load()
@@ -229,15 +229,12 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
     out["accuracy"] = {name: accuracy_report(triplets, {i: a[i] for i in tested}) for name, a in answers.items()}
     out["one_class_by_persons"] = one_class_by_persons(table, triplets, answers, tested)
     unanimous = [i for i in tested if triplets[i].unanimous]
-    out["sign_tests_vs_fer-au-v2"] = {
-        name: {k: sign_test(answers[name], answers["fer-au-v2"], triplets,
-                            [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
-        for name in ("head (held out)", "fer-au-v2, AU weight per fold", DEFAULT, HEAD_478) if name in answers}
+    out["sign_tests_vs_fer-au-v2"] = sign_tests(
+        answers, "fer-au-v2", ("head (held out)", "fer-au-v2, AU weight per fold", DEFAULT, HEAD_478),
+        triplets, unanimous)
     if DEFAULT in answers:   # does a head beat the best fixed vector?
-        out["sign_tests_vs_fer-au-478"] = {
-            name: {k: sign_test(answers[name], answers[DEFAULT], triplets,
-                                [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
-            for name in ("head (held out)", HEAD_478)}
+        out["sign_tests_vs_fer-au-478"] = sign_tests(answers, DEFAULT, ("head (held out)", HEAD_478),
+                                                     triplets, unanimous)
     log("learning curve ...")
     out["learning_curve_unanimous"] = learning_curve(table, triplets, default, folds)
     if table_478 is not None:
@@ -247,6 +244,15 @@ def report(with_landmarks: bool = True, reembed_faces: int = 100_000, log=print,
         log(f"mien reembed on {reembed_faces} synthetic faces ...")
         out["reembed"] = reembed_per_million(reembed_faces)
     return out
+
+
+def sign_tests(answers: dict, reference: str, names, triplets, unanimous: list[int]) -> dict:
+    """Each of `names` (those answered) against `reference` on the unanimous triplets, by type."""
+    from mien.training.head import sign_test
+
+    return {name: {k: sign_test(answers[name], answers[reference], triplets,
+                                [i for i in unanimous if k in ("all", triplets[i].type)]) for k in KINDS}
+            for name in names if name in answers}
 
 
 def learning_curve(table, triplets, config, folds) -> dict:
@@ -293,29 +299,34 @@ def print_report(r: dict) -> None:
         print(f"  {name:42s}" + "  ".join(f"{n} person{'s' if n != '1' else ''} {v['accuracy']:.3f} (n={v['n']})"
                                           for n, v in per.items()))
     print("\nsign tests on unanimous triplets against fer-au-v2 (only this one right / only fer-au-v2 right, p):")
-    for name, per in r["sign_tests_vs_fer-au-v2"].items():
-        print(f"  {name:42s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} p={v['p']:.2f}"
-                                          for k, v in per.items()))
+    _print_sign_tests(r["sign_tests_vs_fer-au-v2"])
     print(f"  best fixed: AU weight chosen per fold {r['best_fixed_au_scales']}"
           + (f"; on fer-au-478's features {r['best_fixed_au_scales_478']}" if "best_fixed_au_scales_478" in r else ""))
     if "sign_tests_vs_fer-au-478" in r:
         print("sign tests on unanimous triplets against fer-au-478, the default (only the head right / only "
               "fer-au-478 right, p):")
-        for name, per in r["sign_tests_vs_fer-au-478"].items():
-            print(f"  {name:42s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} "
-                                              f"p={v['p']:.2f}" for k, v in per.items()))
+        _print_sign_tests(r["sign_tests_vs_fer-au-478"])
     print("\nlearning curve (held-out unanimous accuracy of the default head by training triplets per fold; "
           f"all = {r['train_triplets_per_fold']}):")
-    for n, acc in r["learning_curve_unanimous"].items():
-        print(f"  {n:>5s}: " + "  ".join(f"{k.split('_')[0].lower()} {v:.3f}" for k, v in acc.items()))
+    _print_curve(r["learning_curve_unanimous"])
     if "learning_curve_unanimous_478" in r:
         print("the same on fer-au-478's features:")
-        for n, acc in r["learning_curve_unanimous_478"].items():
-            print(f"  {n:>5s}: " + "  ".join(f"{k.split('_')[0].lower()} {v:.3f}" for k, v in acc.items()))
+        _print_curve(r["learning_curve_unanimous_478"])
     if "reembed" in r:
         e = r["reembed"]
         print(f"\nmien reembed: {e['reembed_s']:.1f} s for {e['faces']} faces = {e['reembed_s_per_million']:.0f} s per "
               f"million ({e['reembed_vs_writing_the_faces']:.2f}x the time it took to write them into the store)")
+
+
+def _print_sign_tests(per_name: dict) -> None:
+    for name, per in per_name.items():
+        print(f"  {name:42s}" + "  ".join(f"{k.split('_')[0].lower()} {v['only_a']}/{v['only_b']} p={v['p']:.2f}"
+                                          for k, v in per.items()))
+
+
+def _print_curve(curve: dict) -> None:
+    for n, acc in curve.items():
+        print(f"  {n:>5s}: " + "  ".join(f"{k.split('_')[0].lower()} {v:.3f}" for k, v in acc.items()))
 
 
 def plot(r: dict, path) -> None:
