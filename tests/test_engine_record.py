@@ -80,7 +80,7 @@ def test_store_records_engine_and_model_hashes(feenet_store, arcface_store, mode
     from mien.engine.faces.modelfiles import file_sha256
 
     rec = record(feenet_store)
-    assert rec["expression"] == "feenet" and rec["identity"] == "dlib" and rec["min_face"] == 40
+    assert rec["expression"] == "feenet" and rec["identity"] == "dlib5" and rec["min_face"] == 40
     entry = rec["models"]["expression_model"]
     assert entry["sha256"] == file_sha256(str(models["feenet"].resolve()))
     assert entry["path"] == str(models["feenet"].resolve())

@@ -91,7 +91,7 @@ def test_large_image_detected_on_downscaled_copy(an):
 
 
 def test_encoders_names_the_models(an):
-    assert an.encoders == {"detector": "mediapipe-blazeface-full+facemesh", "identity": "dlib-resnet",
+    assert an.encoders == {"detector": "mediapipe-blazeface-full+facemesh", "identity": "dlib-resnet-5pt",
                            "identity_dim": 128, "expression": "fer-au-478", "expression_dim": 16,
                            "detector_min_face": 40}
     assert analyzer(detector="dlib").encoders["detector"] == "dlib-hog"

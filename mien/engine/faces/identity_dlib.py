@@ -1,4 +1,13 @@
-"""dlib identity: dlib's ResNet face descriptor, 128-d, on the chip dlib aligns from the 68 points.
+"""dlib identity: dlib's ResNet face descriptor, 128-d, on the chip dlib aligns from its landmarks.
+
+Two alignments, two stored names (a store never mixes them: the chips differ by a pixel or two):
+- "dlib-resnet-5pt" (EngineConfig identity "dlib5", the default for new stores): dlib's 5-point
+  predictor, which dlib made to cut the same chips as the 68 and recommends for alignment, and
+  which face_recognition uses by default. Its file is 9 MB and loads in ~0.1 s; the 68-point one
+  is 99 MB and took 0.6-1.4 s, once per index worker, holding the GIL (benchmarks/persons.py
+  compares the two on the real faces' pairs).
+- "dlib-resnet" ("dlib"): the 68 points (the MediaPipe front end fits them on demand), as
+  every store before.
 
 dlib's network runs on ONNX Runtime from dlib's own weights (dlib_resnet_onnx:
 ~13x less CPU than dlib-bin, same vectors to float tolerance, so stores keep
@@ -14,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from mien.engine.faces.config import EngineConfig
-from mien.engine.faces.dlib_landmarks import fill_landmarks68
+from mien.engine.faces.dlib_landmarks import SHAPE_5, dlib_box, dlib_points5, fill_landmarks68, to_gray
 from mien.engine.faces.dlib_resnet_onnx import MODEL_FILE, DlibResNetONNX
 from mien.engine.faces.identity import l2n, worker_threads
 from mien.engine.faces.modelfiles import dlib_model
@@ -42,11 +51,11 @@ def dlib_backend(backend: str | None = None) -> str:
     return backend
 
 
-def dlib_shape(lm68: np.ndarray):
-    """A dlib full_object_detection from our (68, 2) landmarks."""
+def dlib_shape(points: np.ndarray):
+    """A dlib full_object_detection from our (68, 2) or (5, 2) landmarks."""
     import dlib
 
-    pts = np.round(lm68).astype(int)
+    pts = np.round(points).astype(int)
     x1, y1 = pts.min(0)
     x2, y2 = pts.max(0)
     return dlib.full_object_detection(dlib.rectangle(int(x1), int(y1), int(x2), int(y2)),
@@ -56,8 +65,11 @@ def dlib_shape(lm68: np.ndarray):
 class DlibIdentity:
     name = "dlib-resnet"
     dim = 128
+    points = 68
 
     def __init__(self, cfg: EngineConfig, backend: str | None = None):
+        if self.points == 5:
+            dlib_model(SHAPE_5)  # checked now, so a missing file fails at construction
         self.backend = dlib_backend(backend)
         if self.backend == "dlib":
             model = dlib_resnet()
@@ -70,19 +82,21 @@ class DlibIdentity:
             threads = worker_threads()
             self.model = lambda chips: dlib_resnet_onnx(threads)(chips)
 
+    def shapes(self, image: np.ndarray, faces) -> list[np.ndarray]:
+        """The landmarks dlib aligns each face's chip on."""
+        fill_landmarks68(image, faces)  # the MediaPipe front end fits them on demand
+        if any(face.landmarks68 is None for face in faces):
+            raise BadInputError("dlib identity needs 68 landmarks")
+        return [face.landmarks68 for face in faces]
+
     def chips(self, image: np.ndarray, faces) -> list[np.ndarray]:
         """dlib's 150x150 aligned chips (RGB), as face_recognition computes them."""
         import cv2
         import dlib
 
-        fill_landmarks68(image, faces)  # the MediaPipe front end fits them on demand
+        shapes = self.shapes(image, faces)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        out = []
-        for face in faces:
-            if face.landmarks68 is None:
-                raise BadInputError("dlib identity needs 68 landmarks")
-            out.append(dlib.get_face_chip(rgb, dlib_shape(face.landmarks68), size=150, padding=0.25))
-        return out
+        return [dlib.get_face_chip(rgb, dlib_shape(points), size=150, padding=0.25) for points in shapes]
 
     def embed(self, image: np.ndarray, faces) -> np.ndarray:
         if not faces:
@@ -95,3 +109,16 @@ class DlibIdentity:
         if not pairs:
             return np.zeros((0, self.dim), np.float32)
         return l2n(self.model([chip for image, face in pairs for chip in self.chips(image, [face])]))
+
+
+class Dlib5Identity(DlibIdentity):
+    """The same network on chips aligned by dlib's 5-point predictor, fitted in the box dlib's HOG
+    would give the face (dlib_box of its 5 points, as the 68 are)."""
+    name = "dlib-resnet-5pt"
+    points = 5
+
+    def shapes(self, image: np.ndarray, faces) -> list[np.ndarray]:
+        if any(face.landmarks5 is None for face in faces):
+            raise BadInputError("dlib identity needs a face's 5 landmarks")
+        gray = to_gray(image) if faces else None
+        return [dlib_points5(gray, dlib_box(np.asarray(face.landmarks5, np.float32))) for face in faces]

@@ -23,7 +23,7 @@ from mien.engine.faces.config import EngineConfig
 from mien.engine.faces.dlib_detector import DlibDetector
 from mien.engine.faces.expression_fer_au import FerAu478ExpressionEncoder, FerAuExpressionEncoder
 from mien.engine.faces.expression_landmarks import LandmarkExpressionEncoder
-from mien.engine.faces.identity_dlib import DlibIdentity
+from mien.engine.faces.identity_dlib import Dlib5Identity, DlibIdentity
 from mien.engine.faces.identity_facenet import FaceNetIdentity
 from mien.engine.faces.mediapipe_detector import MediaPipeDetector
 from mien.engine.faces.protocols import Detector, ExpressionEncoder, IdentityEncoder
@@ -87,8 +87,10 @@ MODELS: dict[tuple[str, str], Model] = {m.key: m for m in (
           stored_prefixes=("feenet",),
           summary="a trained checkpoint, --expression-model"),
     # -- identity encoders; a store older than ArcFace and FaceNet used dlib, whatever its name
+    Model("identity", "dlib5", lambda cfg, threads: Dlib5Identity(cfg), stored_names=("dlib-resnet-5pt",),
+          summary="dlib's ResNet, 128-d, aligned on dlib's 5 points (as face_recognition does), the default"),
     Model("identity", "dlib", lambda cfg, threads: DlibIdentity(cfg), stored_prefixes=("",),
-          summary="dlib's ResNet, 128-d, the default"),
+          summary="dlib-resnet: the same network aligned on dlib's 68 points (the default before dlib5)"),
     Model("identity", "facenet", lambda cfg, threads: FaceNetIdentity(cfg), stored_prefixes=("facenet",),
           summary="FaceNet Inception-ResNet-v1, 512-d"),
     Model("identity", "arcface", lambda cfg, threads: identity_arcface.ArcFaceIdentity(cfg),
