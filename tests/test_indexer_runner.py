@@ -103,3 +103,27 @@ def test_a_killed_parents_result_directory_is_removed_by_the_next(tmp_path):
     assert os.path.isdir(handover_dir.path)
     handover_dir.close()
     assert not os.path.exists(handover_dir.path)
+
+
+def leave_a_teardown_mark(folder: str) -> int:
+    """Registers an atexit handler that would write a file if the interpreter tore down normally."""
+    import atexit
+
+    atexit.register(lambda: open(os.path.join(folder, f"teardown-{os.getpid()}"), "w").close())
+    print("a line the worker leaves unflushed", end="")
+    return os.getpid()
+
+
+def test_workers_end_cleanly_without_tearing_down_the_interpreter(tmp_path):
+    """Workers leave with os._exit after multiprocessing's exit work (exit code 0, streams
+    flushed), skipping the interpreter's teardown that kept `mien index` waiting at the end."""
+    pool = PoolRunner(EngineConfig(), 2)
+    processes = None
+    try:
+        pids = {pool.submit(leave_a_teardown_mark, str(tmp_path)).result(timeout=120) for _ in range(4)}
+        processes = list(pool._pool._processes.values())
+        assert pids <= {p.pid for p in processes}
+    finally:
+        pool.close()
+    assert processes and all(p.exitcode == 0 for p in processes)
+    assert os.listdir(tmp_path) == []   # no atexit handler ran: the teardown was skipped
