@@ -62,8 +62,9 @@ def unit_vectors(n: int, rng) -> np.ndarray:
     return v
 
 
-def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> None:
-    """n synthetic faces in sources of `batch` faces; 1 % of them in one person."""
+def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0, identity: str | None = None) -> None:
+    """n synthetic faces in sources of `batch` faces; 1 % of them in one person. identity: the
+    identity model the store names (default: the engine's), e.g. one a --baseline-src tree knows."""
     from tqdm import tqdm
 
     from mien.engine.store import FaceRecord, SourceRecord, Store
@@ -72,7 +73,7 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0) -> 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
 
     # the default engine's encoder names, so the server accepts image queries on this store
-    encoders = FaceAnalyzer(EngineConfig()).encoders
+    encoders = FaceAnalyzer(EngineConfig(**({"identity": identity} if identity else {}))).encoders
     lm = np.zeros((5, 2), np.float32)
     person_ids = []
     with Store(store_dir, mode="w", encoders=encoders) as store:
@@ -320,9 +321,10 @@ def main(argv=None) -> int:
                     help="only the vector and empty RPCs and the in-process searches (no image queries, no "
                          "concurrent clients): the servicer's per-call cost, in a minute")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--store-identity", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.build_only:
-        build_store(Path(args.store), args.n)
+        build_store(Path(args.store), args.n, identity=args.store_identity)
         return 0
     layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
     unknown = set(layouts) - set(LAYOUTS)
@@ -348,8 +350,11 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         # built in a child process so that this process measures a fresh reader,
         # exactly like the server's
+        # with a baseline tree: an identity model both trees know (dlib's 68-point alignment; a
+        # tree before dlib5 refuses a store of 5-point vectors), which no query here computes
+        same_identity = ["--store-identity", "dlib"] if args.baseline_src else []
         subprocess.run([sys.executable, __file__, "--build-only", "--store", str(store_dir),
-                        "--n", str(args.n)], check=True)
+                        "--n", str(args.n), *same_identity], check=True)
         print(f"built store of {args.n} faces in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
     if not args.port:
