@@ -97,5 +97,5 @@ def test_every_row_builds_what_its_protocol_declares():
     dlib = registry.build("detector", EngineConfig(detector="dlib"))
     assert dlib.refinds and not dlib.follows and dlib.mesher is None
     assert registry.names("detector") == ("mediapipe", "dlib", "insightface")
-    assert registry.names("identity") == ("dlib", "facenet", "arcface")
+    assert registry.names("identity") == ("dlib5", "dlib", "facenet", "arcface")
     assert registry.names("expression") == ("fer-au-478", "fer-au", "fer-au-head", "landmarks", "feenet")

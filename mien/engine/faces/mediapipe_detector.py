@@ -9,8 +9,9 @@ What a Face gets:
 - bbox: the mesh's extent (x/y min-max of the 468 points): forehead to chin;
 - landmarks5: eye-contour centres, nose tip, mouth corners of the mesh;
 - landmarks68 (only with the landmarks-v1 expression encoder; otherwise
-  filled on demand by the dlib identity encoder, see dlib_landmarks.fill_landmarks68, so the
-  many video faces that never get an identity don't pay for it):
+  filled on demand by the 68-point dlib identity of older stores, see
+  dlib_landmarks.fill_landmarks68, so faces that never need them don't pay for it; the
+  default identity aligns on dlib's 5 points, fitted in the same box):
   dlib's 68-point shape predictor run in a box derived from the
   mesh's 5 points so that it looks like the box dlib's HOG detector gives the same face
   (see dlib_landmarks.dlib_box). The 68 points then land where they did with the dlib
@@ -98,8 +99,8 @@ class MediaPipeDetector:
         # detect_following can reuse the ROI of a face it is given back
         self._last: dict = {}
         # the file is checked now, so a missing one fails at construction; it loads (0.7 s, a
-        # 99 MB model) on first use: only identity and landmarks-v1 read the 68 points, and a
-        # video worker may never (its faces are embedded once per track, late)
+        # 99 MB model) on first use: only landmarks-v1 and the 68-point identity of older stores
+        # read the 68 points
         dlib_model(SHAPE_68)
         if self.eager_68:
             shape_predictor_68()
