@@ -233,12 +233,14 @@ def measure_image_split(store, data: bytes, k: int) -> dict:
     decode; detect (the query path: detect_query); encode (FaceQA of the query face with its
     occlusion score, its verdict, the expression vector); search with the hits' records.
     A tree without a query path of its own (--baseline-src before it) runs detect, FaceQA of
-    every face and embed_expression, as its server did."""
+    every face and embed_expression, as its server did; one without a helper thread for the
+    landmark pass runs its query path in order."""
     from mien.engine.faces import EngineConfig, FaceAnalyzer, load_image
     from mien.engine.faces.query_qa import image_face_verdict
 
     analyzer = FaceAnalyzer(EngineConfig())
     own_path = hasattr(analyzer, "detect_query")
+    in_one_call = hasattr(analyzer, "query_face")
     split = {"decode": [], "detect": [], "encode": [], "search": [], "total": []}
     for i in range(25):
         t = time.perf_counter()
@@ -247,7 +249,9 @@ def measure_image_split(store, data: bytes, k: int) -> dict:
         faces = analyzer.detect_query(image) if own_path else analyzer.detect(image)
         t2 = time.perf_counter()
         face = faces[0]
-        if own_path:
+        if in_one_call:   # the server's own call (the landmark pass on a helper thread)
+            analyzer.query_face(image, faces, face)
+        elif own_path:
             analyzer.assess(image, [f for f in faces if f is not face], occlusion=False)
             analyzer.assess(image, [face])
             image_face_verdict(image, face, analyzer.config)

@@ -163,3 +163,48 @@ def test_the_servers_two_thread_models_give_the_same_faces_and_vectors():
             two.embed_query_expression(image, fb)
             assert fa.quality == fb.quality
             np.testing.assert_array_equal(fa.expression, fb.expression)
+
+
+def test_the_landmark_pass_runs_beside_faceqa_and_changes_nothing():
+    """query_face (the server's call) runs fer-au-478's landmark pass on a helper thread with a
+    one-thread model while FaceQA runs on the caller's; the vectors, components and verdicts are
+    those of the same steps in order, to the bit, on every face of three photos."""
+    import threading
+
+    from mien.engine.faces import EngineConfig, FaceAnalyzer
+    from mien.engine.faces.query_qa import image_face_verdict
+
+    parallel, in_order = FaceAnalyzer(EngineConfig(), threads=2), FaceAnalyzer(EngineConfig(), threads=2)
+    for image in (one_face_640x480(), t1(), photos.face_recognition_photo("obama.jpg")):
+        for i in range(len(in_order.detect_query(image))):
+            a, b = parallel.detect_query(image), in_order.detect_query(image)
+            verdict = parallel.query_face(image, a, a[i])
+            in_order.assess(image, [f for f in b if f is not b[i]], occlusion=False)
+            in_order.assess(image, [b[i]])
+            expected = image_face_verdict(image, b[i], in_order.config)
+            in_order.embed_query_expression(image, b[i])
+            assert verdict == expected
+            assert [f.quality for f in a] == [f.quality for f in b]
+            np.testing.assert_array_equal(a[i].expression, b[i].expression)
+            np.testing.assert_array_equal(a[i].expression_features, b[i].expression_features)
+            assert a[i].expression_components == b[i].expression_components
+    # where the pass ran: the helper's own one-thread model, on its thread; not the analyzer's
+    helper_model = parallel.expression_encoder._helper[1].model
+    threads = []
+    real = helper_model.run
+
+    def run(tensor):
+        threads.append(threading.current_thread().name)
+        return real(tensor)
+
+    helper_model.run = run
+    try:
+        image = one_face_640x480()
+        faces = parallel.detect_query(image)
+        with CountedRuns(parallel.expression_encoder.landmarker.model) as analyzers_own:
+            parallel.query_face(image, faces, faces[0])
+    finally:
+        del helper_model.run
+    assert analyzers_own.runs == 0 and len(threads) == 1
+    assert threads[0].startswith("mien-landmarks") and threads[0] != threading.current_thread().name
+    assert helper_model.interpreter is not parallel.expression_encoder.landmarker.model.interpreter

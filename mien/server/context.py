@@ -492,15 +492,8 @@ class ServerContext:
                     reason="FACE_INDEX_OUT_OF_RANGE", metadata={"faces": len(faces)}, field="query.face_index")
             self.checkpoint()
             face = faces[index]
-            # the mouth-occlusion score (2 mesh passes) only where the reply shows it: the query face
-            analyzer.assess(image, [f for f in faces if f is not face], occlusion=False)
-            analyzer.assess(image, [face])
-            from mien.engine.faces.query_qa import image_face_verdict
-
-            # under the lock: the occlusion score runs the process-wide FaceMesh interpreter
-            verdict = image_face_verdict(image, face, analyzer.config)
-            if kind == "expression":
-                analyzer.embed_query_expression(image, face)
+            # under the lock: FaceQA and the vector run the analyzer's interpreters
+            verdict = analyzer.query_face(image, faces, face, expression=kind == "expression")
             if need_identity:
                 analyzer.embed_identity(image, [face])
             if picture and not face.thumbnail:

@@ -52,6 +52,7 @@ class FaceAnalyzer:
         self.detector = registry.build("detector", self.config, threads)
         self.expression_encoder = registry.build("expression", self.config, threads)
         self.identity_encoder = registry.build("identity", self.config)
+        self._query_mesher = None
 
     @property
     def encoders(self) -> dict:
@@ -76,9 +77,10 @@ class FaceAnalyzer:
         it found at a size it sees reliably; small faces that only tiles find are then left out)."""
         return self.detector.detect_query(image)
 
-    def assess(self, image: np.ndarray, faces: list[Face], occlusion: bool = True) -> list[Face]:
-        """FaceQA on each face; occlusion=False leaves the mouth-occlusion score out (faceqa.assess_face)."""
-        mesher = self.detector.mesher   # the occlusion score's passes run on it
+    def assess(self, image: np.ndarray, faces: list[Face], occlusion: bool = True, mesher=None) -> list[Face]:
+        """FaceQA on each face; occlusion=False leaves the mouth-occlusion score out (faceqa.assess_face).
+        mesher: the FaceMesher the occlusion score's passes run on (default: the detector's)."""
+        mesher = mesher or self.detector.mesher
         for face in faces:
             face.quality = faceqa.assess_face(image, face, self.config, occlusion=occlusion, mesher=mesher)
         return faces
@@ -99,6 +101,37 @@ class FaceAnalyzer:
             if any(f.crop is None for f in faces):
                 self.align(image, [f for f in faces if f.crop is None])
         encode_expressions(self.expression_encoder, images, per_image)
+
+    def query_face(self, image: np.ndarray, faces: list[Face], face: Face, expression: bool = True):
+        """An image query's work on the face it searches with, after detect_query: FaceQA of every
+        face (the mouth-occlusion score, 2 mesh passes, on this one only: the reply shows it), its
+        verdict (query_qa.QueryQuality), and with `expression` its expression vector.
+
+        fer-au-478's landmark pass, the largest part of the vector, runs on a helper thread with a
+        one-thread model of its own meanwhile (LiteRT lets go of the GIL), and FaceQA's passes
+        here on a one-thread FaceMesh: a query alone on two cores gains little from two LiteRT
+        threads per model. The same vector and verdict as in order, to the bit."""
+        from mien.engine.faces.query_qa import image_face_verdict
+
+        start = getattr(self.expression_encoder, "start_query", None)
+        started = start(image, face) if expression and start is not None and face.mesh is not None else None
+        self.assess(image, [f for f in faces if f is not face], occlusion=False)
+        self.assess(image, [face], mesher=self._one_thread_mesher() if started is not None else None)
+        verdict = image_face_verdict(image, face, self.config)
+        if started is not None:
+            self.expression_encoder.finish_query(image, face, started)
+        elif expression:
+            self.embed_query_expression(image, face)
+        return verdict
+
+    def _one_thread_mesher(self):
+        if self._query_mesher is None:
+            from mien.engine.faces.facemesh import FaceMesher
+
+            # the same meshes (LiteRT's do not depend on threads); private: the process-wide
+            # one-thread model may be another analyzer's (an in-process index)
+            self._query_mesher = FaceMesher(1, private=True)
+        return self._query_mesher
 
     def embed_query_expression(self, image: np.ndarray, face: Face) -> Face:
         """embed_expression for a query face: the same vector, without the aligned crop and the

@@ -114,18 +114,24 @@ def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale
     _set(faces, combine(p, aus, au_scale), p, aus, features)
 
 
-def encode_image_faces_478(image: np.ndarray, faces, landmarker) -> None:
+def encode_image_faces_478(image: np.ndarray, faces, landmarker, meshes=None) -> None:
     """fer-au-478: as encode_image_faces, with the AUs (and the features' mesh code) read from the
     478-point Face Landmarker mesh (facemesh478.py) refined from each face's own mesh. Its features
-    are version FEATURES_478: fer-au-v2's layout with these AUs (the store records which it keeps)."""
+    are version FEATURES_478: fer-au-v2's layout with these AUs (the store records which it keeps).
+    meshes: those refined meshes when the caller ran them already (refined_468)."""
     if not faces:
         return
     ensure_mesh(image, faces)
-    # the first 468 points are the FaceMesh topology the AUs and the mesh code read
-    meshes = [landmarker.refine(image, f.mesh)[:len(f.mesh)] for f in faces]
+    if meshes is None:
+        meshes = [refined_468(image, f.mesh, landmarker) for f in faces]
     aus = np.stack([au.intensities(m) for m in meshes])
     p, _, pooled = fer.network_outputs(image, faces)   # fer's crop stays placed by the FaceMesh's eyes
     _set(faces, combine(p, aus), p, aus, xf.assemble(p, pooled, aus, meshes))
+
+
+def refined_468(image: np.ndarray, mesh: np.ndarray, landmarker) -> np.ndarray:
+    """The 478-point mesh's first 468 points: the FaceMesh topology the AUs and the mesh code read."""
+    return landmarker.refine(image, mesh)[:len(mesh)]
 
 
 def _set(faces, vectors, p, aus, features) -> None:
@@ -160,9 +166,30 @@ class FerAu478ExpressionEncoder:
         from mien.engine.faces.facemesh478 import FaceLandmarker478
 
         self.landmarker = FaceLandmarker478(threads)
+        self._helper = None   # (one-thread executor, one-thread landmarker): start_query's, made on first use
 
     def encode_image_faces(self, image: np.ndarray, faces) -> None:
         encode_image_faces_478(image, faces, self.landmarker)
+
+    def start_query(self, image: np.ndarray, face):
+        """The query face's landmark pass, the largest part of its vector, started on a helper
+        thread with a one-thread model of its own: LiteRT lets go of the GIL, so FaceQA and fer
+        run meanwhile on the caller's thread and the server's second core (a query alone on two
+        cores gains little from two LiteRT threads per model). finish_query takes it up."""
+        if self._helper is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from mien.engine.faces.facemesh478 import FaceLandmarker478
+
+            # private: the process-wide one-thread model may be another analyzer's (an in-process index)
+            self._helper = (ThreadPoolExecutor(1, thread_name_prefix="mien-landmarks"),
+                            FaceLandmarker478(1, private=True))
+        pool, landmarker = self._helper
+        return pool.submit(refined_468, image, face.mesh, landmarker)
+
+    def finish_query(self, image: np.ndarray, face, started) -> None:
+        """encode_image_faces for the face start_query started: the same vector to the bit."""
+        encode_image_faces_478(image, [face], self.landmarker, meshes=[started.result()])
 
 
 # -- the encoder and its parts alone, for the quality benchmark -----------------------------

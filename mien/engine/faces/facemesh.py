@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mien.engine.faces.litert import load
+from mien.engine.faces.litert import TFLiteModel, load
 from mien.engine.faces.types import Face
 
 MODEL = "face_landmark.tflite"
@@ -110,8 +110,9 @@ def crop(image_bgr: np.ndarray, roi: Roi, size: int = SIZE) -> np.ndarray:
 class FaceMesher:
     """Runs FaceMesh on ROIs of an image; one instance per worker (LiteRT is not thread-safe)."""
 
-    def __init__(self, threads: int | None = None):
-        self.model = load(MODEL, threads)
+    def __init__(self, threads: int | None = None, private: bool = False):
+        """private: an interpreter of its own, not the process-wide one (load) other code runs."""
+        self.model = TFLiteModel(MODEL, threads) if private else load(MODEL, threads)
 
     def run(self, image_bgr: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """(468x3 float32 mesh in image pixels, presence probability) for one ROI."""
