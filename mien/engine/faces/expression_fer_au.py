@@ -114,18 +114,22 @@ def encode_image_faces(image: np.ndarray, faces, crop: str = "aligned", au_scale
     _set(faces, combine(p, aus, au_scale), p, aus, features)
 
 
-def encode_image_faces_478(image: np.ndarray, faces, landmarker, meshes=None) -> None:
+def encode_image_faces_478(image: np.ndarray, faces, landmarker) -> None:
     """fer-au-478: as encode_image_faces, with the AUs (and the features' mesh code) read from the
     478-point Face Landmarker mesh (facemesh478.py) refined from each face's own mesh. Its features
-    are version FEATURES_478: fer-au-v2's layout with these AUs (the store records which it keeps).
-    meshes: those refined meshes when the caller ran them already (refined_468)."""
+    are version FEATURES_478: fer-au-v2's layout with these AUs (the store records which it keeps)."""
     if not faces:
         return
     ensure_mesh(image, faces)
-    if meshes is None:
-        meshes = [refined_468(image, f.mesh, landmarker) for f in faces]
+    # fer's crop stays placed by the FaceMesh's eyes
+    set_478(faces, fer.network_outputs(image, faces), [refined_468(image, f.mesh, landmarker) for f in faces])
+
+
+def set_478(faces, fer_outputs, meshes) -> None:
+    """The fer-au-478 vectors, components and features of faces from fer's network_outputs and
+    their refined meshes (refined_468)."""
+    p, _, pooled = fer_outputs
     aus = np.stack([au.intensities(m) for m in meshes])
-    p, _, pooled = fer.network_outputs(image, faces)   # fer's crop stays placed by the FaceMesh's eyes
     _set(faces, combine(p, aus), p, aus, xf.assemble(p, pooled, aus, meshes))
 
 
@@ -188,8 +192,10 @@ class FerAu478ExpressionEncoder:
         return pool.submit(refined_468, image, face.mesh, landmarker)
 
     def finish_query(self, image: np.ndarray, face, started) -> None:
-        """encode_image_faces for the face start_query started: the same vector to the bit."""
-        encode_image_faces_478(image, [face], self.landmarker, meshes=[started.result()])
+        """encode_image_faces for the face start_query started: the same vector to the bit. fer
+        runs first, while the helper's pass may still be running."""
+        outputs = fer.network_outputs(image, [face])
+        set_478([face], outputs, [started.result()])
 
 
 # -- the encoder and its parts alone, for the quality benchmark -----------------------------
