@@ -73,7 +73,7 @@ def build_store(store_dir: Path, n: int, batch: int = 50_000, seed: int = 0, ide
     from mien.engine.faces import EngineConfig, FaceAnalyzer
 
     # the default engine's encoder names, so the server accepts image queries on this store
-    encoders = FaceAnalyzer(EngineConfig(**({"identity": identity} if identity else {}))).encoders
+    encoders = FaceAnalyzer(EngineConfig() if identity is None else EngineConfig(identity=identity)).encoders
     lm = np.zeros((5, 2), np.float32)
     person_ids = []
     with Store(store_dir, mode="w", encoders=encoders) as store:

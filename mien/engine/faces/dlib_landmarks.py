@@ -55,23 +55,23 @@ def five_from_68(lm68: np.ndarray) -> np.ndarray:
     return np.stack([lm68[36:42].mean(0), lm68[42:48].mean(0), lm68[30], lm68[48], lm68[54]]).astype(np.float32)
 
 
-def landmarks68(gray: np.ndarray, box) -> np.ndarray:
-    """dlib's 68 landmarks inside a dlib-style box on the full-resolution grey image."""
+def _fit(predictor, gray: np.ndarray, box) -> np.ndarray:
     import dlib
 
     x1, y1, x2, y2 = (int(round(v)) for v in box)
-    shape = shape_predictor_68()(gray, dlib.rectangle(x1, y1, x2, y2))
+    shape = predictor(gray, dlib.rectangle(x1, y1, x2, y2))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def landmarks68(gray: np.ndarray, box) -> np.ndarray:
+    """dlib's 68 landmarks inside a dlib-style box on the full-resolution grey image."""
+    return _fit(shape_predictor_68(), gray, box)
 
 
 def dlib_points5(gray: np.ndarray, box) -> np.ndarray:
-    """dlib's 5 landmarks (right eye's outer and inner corner, left eye's, under the nose) inside
-    a dlib-style box on the full-resolution grey image."""
-    import dlib
-
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    shape = shape_predictor_5()(gray, dlib.rectangle(x1, y1, x2, y2))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    """dlib's 5 landmarks (the two corners of each eye, the point under the nose) inside a
+    dlib-style box on the full-resolution grey image."""
+    return _fit(shape_predictor_5(), gray, box)
 
 
 def dlib_box(five: np.ndarray) -> tuple[float, float, float, float]:

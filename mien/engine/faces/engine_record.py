@@ -91,7 +91,7 @@ def stored_features(encoders: dict | None) -> str | None:
         return str(record["features"])
     name = str((encoders or {}).get("expression", ""))
     expression = record.get("expression") if record is not None else (
-        "fer-au-head" if "@" in name else registry.weightless_expression(name))
+        "fer-au-head" if "@" in name else registry.weightless("expression", name))
     return xf.FEATURES_VERSION if expression in ("fer-au", "fer-au-head") else None
 
 
@@ -220,12 +220,9 @@ def matching_store(config: EngineConfig, encoders: dict | None) -> EngineConfig:
         config = replace(config, detector=detector)
     # A store keeps the weightless expression encoder it was built with: a store
     # built with landmarks-v1 (the 0.1 default) goes on with it, not with fer-au-v2.
-    weightless = registry.weightless_expression(str(encoders.get("expression", "")))
-    if weightless and not registry.model("expression", config.expression).file_field:
-        config = replace(config, expression=weightless)
-    # ... and its identity alignment: dlib's 68 points (every store before dlib5), not the 5
-    identity = registry.from_stored_name("identity", encoders.get("identity"))
-    if (identity and identity != config.identity and not registry.model("identity", identity).file_field
-            and not registry.model("identity", config.identity).file_field):
-        config = replace(config, identity=identity)
+    # The same for its identity model: dlib's 68-point alignment (every store before dlib5), not the 5.
+    for kind in ("expression", "identity"):
+        stored = registry.weightless(kind, str(encoders.get(kind, "")))
+        if stored and not registry.model(kind, getattr(config, kind)).file_field:
+            config = replace(config, **{kind: stored})
     return config

@@ -65,11 +65,8 @@ def dlib_shape(points: np.ndarray):
 class DlibIdentity:
     name = "dlib-resnet"
     dim = 128
-    points = 68
 
     def __init__(self, cfg: EngineConfig, backend: str | None = None):
-        if self.points == 5:
-            dlib_model(SHAPE_5)  # checked now, so a missing file fails at construction
         self.backend = dlib_backend(backend)
         if self.backend == "dlib":
             model = dlib_resnet()
@@ -115,7 +112,10 @@ class Dlib5Identity(DlibIdentity):
     """The same network on chips aligned by dlib's 5-point predictor, fitted in the box dlib's HOG
     would give the face (dlib_box of its 5 points, as the 68 are)."""
     name = "dlib-resnet-5pt"
-    points = 5
+
+    def __init__(self, cfg: EngineConfig, backend: str | None = None):
+        dlib_model(SHAPE_5)  # checked now, so a missing file fails at construction
+        super().__init__(cfg, backend)
 
     def shapes(self, image: np.ndarray, faces) -> list[np.ndarray]:
         if any(face.landmarks5 is None for face in faces):

@@ -168,8 +168,8 @@ def from_stored_name(kind: str, stored: str | None) -> str | None:
     return max(prefixes)[1] if prefixes else None
 
 
-def weightless_expression(stored: str | None) -> str | None:
-    """The EngineConfig.expression of a stored expression encoder name when that encoder needs no
-    model file (fer-au-v2, landmarks-v1); None otherwise."""
-    name = from_stored_name("expression", stored)
-    return name if name is not None and not model("expression", name).file_field else None
+def weightless(kind: str, stored: str | None) -> str | None:
+    """The EngineConfig.<kind> of a stored encoder name when that model needs no model file
+    (expression: fer-au-v2, landmarks-v1; identity: dlib's 68- or 5-point alignment); None otherwise."""
+    name = from_stored_name(kind, stored)
+    return name if name is not None and not model(kind, name).file_field else None
