@@ -10,6 +10,9 @@ faces keeps its tiles. Real photos, real models, a real store indexed by `mien i
 
 from __future__ import annotations
 
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -169,7 +172,6 @@ def test_the_landmark_pass_runs_beside_faceqa_and_changes_nothing():
     """query_face (the server's call) runs fer-au-478's landmark pass on a helper thread with a
     one-thread model while FaceQA runs on the caller's; the vectors, components and verdicts are
     those of the same steps in order, to the bit, on every face of three photos."""
-    import threading
 
     from mien.engine.faces import EngineConfig, FaceAnalyzer
     from mien.engine.faces.query_qa import image_face_verdict
@@ -208,3 +210,74 @@ def test_the_landmark_pass_runs_beside_faceqa_and_changes_nothing():
     assert analyzers_own.runs == 0 and len(threads) == 1
     assert threads[0].startswith("mien-landmarks") and threads[0] != threading.current_thread().name
     assert helper_model.interpreter is not parallel.expression_encoder.landmarker.model.interpreter
+
+
+def test_image_queries_from_many_threads_run_the_analyzer_on_one(indexed):
+    """The server's front serves calls on a pool of threads in turn; the analyzer's work for every
+    image query (decoding included) runs on the server's one analysis thread, so the models' thread
+    pools stay warm (mien/server/analysis_thread.py). The answers are the ones the caller's thread
+    got before: the same vector, to the bit, whichever thread asked."""
+    from mien.server.context import ServerContext
+
+    ctx = ServerContext(indexed / "store")
+    try:
+        data = cv2.imencode(".png", one_face_640x480())[1].tobytes()
+        detector = ctx.analyzer().detector
+        ran_on: list[str] = []
+        real = detector.detect_query
+
+        def detect_query(image):
+            ran_on.append(threading.current_thread().name)
+            return real(image)
+
+        detector.detect_query = detect_query
+        vectors = {}
+
+        def ask(name):
+            vectors[name] = ctx.resolve_query(image_query(data))[0]
+
+        callers = [threading.Thread(target=ask, args=(f"caller-{i}",), name=f"caller-{i}") for i in range(3)]
+        for caller in callers:
+            caller.start()
+            caller.join(120)
+        assert len(ran_on) == 3 and len(set(ran_on)) == 1, ran_on
+        assert ran_on[0].startswith("mien-analyzer") and not ran_on[0].startswith("caller")
+        for vec in vectors.values():
+            np.testing.assert_array_equal(vec, vectors["caller-0"])
+        in_order = analyzer(detector="mediapipe")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        faces = in_order.detect_query(image)
+        in_order.query_face(image, faces, faces[0])
+        np.testing.assert_array_equal(vectors["caller-0"], faces[0].expression)
+    finally:
+        ctx.close()
+
+
+def test_the_analysis_thread_stops_at_the_callers_deadline(indexed):
+    """The analysis thread works on behalf of the caller's call: its safe points see that call's
+    deadline, so a query whose caller is gone stops there (DEADLINE_EXCEEDED) instead of running
+    the models for nobody."""
+    from mien.server import calls
+    from mien.server.call_bridge import CallContext
+    from mien.server.context import ServerContext
+
+    ctx = ServerContext(indexed / "store")
+    try:
+        data = cv2.imencode(".png", one_face_640x480())[1].tobytes()
+        ctx.resolve_query(image_query(data))       # a live call, below, gets an answer
+        live = CallContext({"metadata": (), "peer": "test", "deadline": time.time() + 60})
+        previous = calls.enter(live)
+        try:
+            assert ctx.resolve_query(image_query(data))[1].verdict.passed
+        finally:
+            calls.leave(previous)
+        expired = CallContext({"metadata": (), "peer": "test", "deadline": time.time() - 1})
+        previous = calls.enter(expired)
+        try:
+            with pytest.raises(calls.CallEndedError) as ended:
+                ctx.resolve_query(image_query(data))
+        finally:
+            calls.leave(previous)
+        assert ended.value.code == "DEADLINE_EXCEEDED"
+    finally:
+        ctx.close()

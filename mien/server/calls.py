@@ -32,6 +32,11 @@ def enter(context):
     return previous
 
 
+def current():
+    """This thread's call (its context), or None."""
+    return getattr(_local, "context", None)
+
+
 def leave(previous) -> None:
     _local.context = previous
 
