@@ -4,8 +4,8 @@ Image queries run the analyzer one at a time. They used to run it on whichever
 thread served the call, under a lock; the native front hands calls to its pool
 of threads in turn, so each query ran on a thread that had been idle for the
 last dozen calls. On the 2-core machine a 640x480 query then took 23-27 ms in
-the server against 17 ms on one thread (tests/test_analysis_thread.py says why
-it must stay one thread; docs/benchmarks.md has the figures): the models'
+the server against 17 ms on one thread (docs/benchmarks.md has the figures;
+tests/test_query_path.py checks where the work runs): the models'
 LiteRT thread pools and the landmark helper thread were woken by, and placed
 beside, a thread the scheduler knew nothing about. One long-lived thread keeps
 all of that warm, and the queue in front of it keeps the calls in order, as the
