@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mien.engine.faces.litert import TFLiteModel, load
+from mien.engine.faces import litert
 from mien.engine.faces.types import Face
 
 MODEL = "face_landmark.tflite"
@@ -112,7 +112,7 @@ class FaceMesher:
 
     def __init__(self, threads: int | None = None, private: bool = False):
         """private: an interpreter of its own, not the process-wide one (load) other code runs."""
-        self.model = TFLiteModel(MODEL, threads) if private else load(MODEL, threads)
+        self.model = litert.model(MODEL, threads, private)
 
     def run(self, image_bgr: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """(468x3 float32 mesh in image pixels, presence probability) for one ROI."""

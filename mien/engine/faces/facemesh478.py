@@ -21,7 +21,7 @@ import zipfile
 import numpy as np
 
 from mien.engine.faces.facemesh import crop, roi_from_mesh
-from mien.engine.faces.litert import TFLiteModel, load
+from mien.engine.faces import litert
 
 MODEL = "face_landmarks_detector.tflite"
 TASK_MEMBER = "face_landmarks_detector.tflite"   # its name inside face_landmarker.task (a zip)
@@ -40,7 +40,7 @@ class FaceLandmarker478:
 
     def __init__(self, threads: int | None = None, private: bool = False):
         """private: an interpreter of its own, not the process-wide one (load) other code runs."""
-        self.model = TFLiteModel(MODEL, threads) if private else load(MODEL, threads)
+        self.model = litert.model(MODEL, threads, private)
 
     def refine(self, image_bgr: np.ndarray, mesh: np.ndarray) -> np.ndarray:
         """(478, 3) float32 points in image pixels (z scaled like x and y), on the ROI of a

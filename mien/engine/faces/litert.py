@@ -49,3 +49,9 @@ class TFLiteModel:
 def load(name: str, threads: int | None = None) -> TFLiteModel:
     """The process-wide model for `name` (loaded once)."""
     return TFLiteModel(name, threads)
+
+
+def model(name: str, threads: int | None = None, private: bool = False) -> TFLiteModel:
+    """load(name, threads); with `private`, an interpreter of its own that no other code runs
+    (a second thread's copy: LiteRT interpreters are not thread-safe)."""
+    return TFLiteModel(name, threads) if private else load(name, threads)
