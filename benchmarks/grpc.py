@@ -206,6 +206,19 @@ def measure_vector_queries(store, client, queries, requests, k: int, rounds: int
             "grpc_qps_1": 1000.0 / statistics.mean(grpc1)}
 
 
+def measure_image_queries(client, image_data: bytes, k: int) -> dict:
+    """Image queries over gRPC: the first one the server gets, then 20 back to back and 20 each
+    after QUERY_GAP_S idle (p50s)."""
+    def search(d):
+        return client.search(d, k=k)
+
+    first = time_calls(search, [image_data])[0]
+    search(image_data)
+    return {"first_image_query_ms": first,
+            "image_query_p50_ms": statistics.median(time_calls(search, [image_data] * 20)),
+            "image_query_paced_p50_ms": statistics.median(time_paced(search, [image_data] * 20))}
+
+
 def measure_concurrent(target: str, requests, per_client: int, transport: str, clients: int = 16) -> dict:
     """QPS and latency with `clients` threads, one channel each."""
     from mien.clients.client import Client
@@ -412,13 +425,7 @@ def main(argv=None) -> int:
                     else:
                         r.update(measure_concurrent(target, requests, args.queries // 4, transport))
                         r.update(measure_image_split(store, image_data, args.k))
-                        r["first_image_query_ms"] = time_calls(lambda d: client.search(d, k=args.k),
-                                                               [image_data])[0]
-                        client.search(image_data, k=args.k)
-                        image_grpc = time_calls(lambda d: client.search(d, k=args.k), [image_data] * 20)
-                        r["image_query_p50_ms"] = statistics.median(image_grpc)
-                        r["image_query_paced_p50_ms"] = statistics.median(
-                            time_paced(lambda d: client.search(d, k=args.k), [image_data] * 20))
+                        r.update(measure_image_queries(client, image_data, args.k))
             finally:
                 stop_process(proc)
             r["ratio"] = r["grpc_p50_ms"] / r["inproc_p50_ms"]
@@ -474,12 +481,7 @@ def measure_baseline(src: Path, store_dir: Path, args, queries, requests, image_
         with Client(f"127.0.0.1:{args.port}") as client, Store(store_dir, mode="r") as store:
             out.update(measure_vector_queries(store, client, queries, requests, args.k))
             if not args.vector_only:
-                out["first_image_query_ms"] = time_calls(lambda d: client.search(d, k=args.k), [image_data])[0]
-                client.search(image_data, k=args.k)
-                out["image_query_p50_ms"] = statistics.median(
-                    time_calls(lambda d: client.search(d, k=args.k), [image_data] * 20))
-                out["image_query_paced_p50_ms"] = statistics.median(
-                    time_paced(lambda d: client.search(d, k=args.k), [image_data] * 20))
+                out.update(measure_image_queries(client, image_data, args.k))
     finally:
         stop_process(proc)
     out.update(VECTOR_ONLY_BLANKS if args.vector_only else baseline_image_split(str(src), store_dir))
