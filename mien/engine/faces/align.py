@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mien.engine.faces.warp import warp_affine
+
 EXPR_SIZE = 224
 EXPR_IOD = 70.0
 EYE_Y = 80.0  # eyes at 80/224: brows and forehead above, chin (~1.85 IOD below) still inside
@@ -63,8 +65,8 @@ def expression_crop(image: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
     """224x224 BGR crop, eyes level, inter-ocular distance 70 px."""
     import cv2
 
-    return cv2.warpAffine(image, expression_matrix(landmarks5), (EXPR_SIZE, EXPR_SIZE),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warp_affine(image, expression_matrix(landmarks5), (EXPR_SIZE, EXPR_SIZE),
+                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def arcface_matrix(landmarks5: np.ndarray, size: int = ARCFACE_SIZE) -> np.ndarray:
@@ -76,5 +78,5 @@ def arcface_crop(image: np.ndarray, landmarks5: np.ndarray, size: int = ARCFACE_
     """size x size BGR crop on the standard ArcFace 5-point template."""
     import cv2
 
-    return cv2.warpAffine(image, arcface_matrix(landmarks5, size), (size, size),
-                          flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return warp_affine(image, arcface_matrix(landmarks5, size), (size, size),
+                       flags=cv2.INTER_LINEAR, borderValue=0.0)

@@ -32,6 +32,7 @@ import numpy as np
 from mien.engine.faces.boxes import iou
 from mien.engine.faces.facemesh import LEFT_EYE, RIGHT_EYE, FaceMesher, Roi, mesh_box, roi_from_mesh
 from mien.engine.faces.meshpose import RIGID, fit_rotation
+from mien.engine.faces.warp import warp_affine
 
 # outer and inner lip contours
 LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
@@ -118,8 +119,8 @@ def mouth_patch(image_bgr: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     m = np.array([[c * k, s * k, n / 2 - k * (c * centre[0] + s * centre[1])],
                   [-s * k, c * k, n / 2 - k * (-s * centre[0] + c * centre[1])]])
-    grey = cv2.cvtColor(cv2.warpAffine(image_bgr, m, (n, n), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE), cv2.COLOR_BGR2GRAY)
+    grey = cv2.cvtColor(warp_affine(image_bgr, m, (n, n), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE), cv2.COLOR_BGR2GRAY)
     grey = cv2.resize(grey, (PATCH, PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
     return (grey - grey.mean()) / max(float(grey.std()), 1.0)
 
