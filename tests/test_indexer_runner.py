@@ -34,6 +34,15 @@ def big_result_over_the_file_size_limit(nbytes: int) -> bytes:
     return b"m" * nbytes
 
 
+def blas_setup() -> tuple:
+    """Runs in a worker: OPENBLAS_NUM_THREADS as the worker found it, and the thread counts of
+    the OpenBLAS libraries loaded (numpy's)."""
+    from threadpoolctl import threadpool_info   # scikit-learn's dependency
+
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("internal_api") == "openblas"]
+    return os.environ.get("OPENBLAS_NUM_THREADS"), blas
+
+
 def failing() -> None:
     raise ValueError("a bug in the job")
 
@@ -127,3 +136,21 @@ def test_workers_end_cleanly_without_tearing_down_the_interpreter(tmp_path):
         pool.close()
     assert processes and all(p.exitcode == 0 for p in processes)
     assert os.listdir(tmp_path) == []   # no atexit handler ran: the teardown was skipped
+
+
+@pytest.mark.parametrize("users", [None, "2"])
+def test_workers_start_with_one_blas_thread_unless_the_user_set_another(monkeypatch, users):
+    # numpy loads OpenBLAS before init() runs, so the setting must be in the environment a worker
+    # starts with; the parent's own environment is left as it was
+    if users is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", users)
+    pool = PoolRunner(EngineConfig(), 1)
+    try:
+        setting, threads = pool.submit(blas_setup).result(timeout=120)
+    finally:
+        pool.close()
+    assert setting == (users or "1")
+    assert threads and set(threads) == {int(users or 1)}
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == users

@@ -10,6 +10,7 @@ over four BLAS threads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +41,27 @@ class InlineRunner:
         pass
 
 
+# What a worker process must find in its environment when it starts: a spawned worker loads numpy,
+# and with it OpenBLAS, while it unpickles its initializer, before init() can pin anything, and
+# OpenBLAS sizes its thread pool then (a thread per core, though each worker has one core). With
+# one thread a 2-worker pool started in 0.22-0.34 s against 0.32-0.44 s (benchmarks/index.py
+# --video-clock 8 --photos-only, alternated with the tree before).
+WORKER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def worker_environment():
+    """os.environ with WORKER_ENVIRONMENT's variables that are not set already (a user's own setting
+    wins), while worker processes spawn."""
+    added = {key: value for key, value in WORKER_ENVIRONMENT.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 class PoolRunner:
     """Worker processes; their results come back as files (handover.py says why)."""
 
@@ -57,7 +79,8 @@ class PoolRunner:
                                    initializer=worker.init, initargs=(self._config, 1))
 
     def submit(self, fn, *args) -> Future:
-        return handover.HandedOver(self._pool.submit(handover.run_to_file, self._results.path, fn, *args))
+        with worker_environment():  # the pool spawns a worker here when none is idle
+            return handover.HandedOver(self._pool.submit(handover.run_to_file, self._results.path, fn, *args))
 
     def recover(self, exc: BaseException) -> bool:
         """After a worker died (segfault on hostile input, OOM kill): start a new pool."""
