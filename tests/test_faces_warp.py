@@ -64,3 +64,17 @@ def test_a_crop_off_the_frame_reads_nothing():
     x1, y1, x2, y2 = warp.source_region(image.shape, matrix, (64, 64))
     assert x2 <= x1 or y2 <= y1
     assert warp.warp_affine(image, matrix, (64, 64), borderMode=cv2.BORDER_REPLICATE).shape == (64, 64, 3)
+
+
+def test_only_a_large_image_and_a_region_up_to_the_cap_are_read_first():
+    # a 640x480 query sits in the cache; a face of a 720p frame is read first; a big face of a
+    # 4000x3000 photo is not (its sum costs more than the cold warp)
+    matrix = Roi(300.0, 200.0, 300.0, 0.2).to_crop(192)
+    assert warp.warm(frame(480, 640), matrix, (192, 192)) is None
+    region = warp.warm(frame(), matrix, (192, 192))
+    assert region == warp.source_region((720, 1280, 3), matrix, (192, 192))
+    photo = np.zeros((3000, 4000, 3), np.uint8)
+    big = Roi(2000.0, 1500.0, 2500.0, 0.2).to_crop(192)
+    assert warp.warm(photo, big, (192, 192)) is None
+    x1, y1, x2, y2 = warp.source_region(photo.shape, big, (192, 192))
+    assert (x2 - x1) * (y2 - y1) * 3 > warp.WARM_REGION_BYTES

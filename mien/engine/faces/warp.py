@@ -10,6 +10,12 @@ reads the same rows front to back, which the hardware prefetches well, and the
 warp then finds them in the cache: both together took about half the time of the
 cold warp (12 % of a video worker's time went to crops before).
 
+Only regions up to WARM_REGION_BYTES are read first. A larger one (a big face in a
+12-megapixel photo) costs more to sum than the cold warp, which reads only two rows
+per output row of it: a 192x192 crop of a 2500-pixel region took 1.05 ms cold and 3.9 ms
+with the sum first, while regions up to 0.8 MB took half the time of the cold warp in
+frames of 720p and 4000x3000 alike.
+
 The warp itself is unchanged (same call, same matrix), so every crop is the same
 to the bit.
 """
@@ -22,6 +28,8 @@ import numpy as np
 
 # below this many bytes the source is likely still in the cache, and the sum costs more than it saves
 WARM_BYTES = 1 << 20
+# above this many bytes the region is summed no more (see the module doc): about a core's L2
+WARM_REGION_BYTES = 1 << 20
 
 
 def source_region(shape, matrix: np.ndarray, dsize: tuple[int, int], pad: int = 2) -> tuple[int, int, int, int]:
@@ -46,16 +54,20 @@ def source_region(shape, matrix: np.ndarray, dsize: tuple[int, int], pad: int = 
     return x1, y1, max(x1, x2), max(y1, y2)
 
 
-def warm(image: np.ndarray, matrix: np.ndarray, dsize: tuple[int, int]) -> None:
+def warm(image: np.ndarray, matrix: np.ndarray, dsize: tuple[int, int]) -> tuple[int, int, int, int] | None:
     """Read the region warpAffine(image, matrix, dsize) will read, front to back, when the image is
-    large enough to have left the cache."""
+    large enough to have left the cache and the region small enough to pay (module doc); the region
+    read, or None."""
     import cv2
 
     if image.nbytes < WARM_BYTES:
-        return
+        return None
     x1, y1, x2, y2 = source_region(image.shape, matrix, dsize)
-    if x2 > x1 and y2 > y1:
-        cv2.sumElems(image[y1:y2, x1:x2])
+    pixel_bytes = image.nbytes // (image.shape[0] * image.shape[1])
+    if x2 <= x1 or y2 <= y1 or (x2 - x1) * (y2 - y1) * pixel_bytes > WARM_REGION_BYTES:
+        return None
+    cv2.sumElems(image[y1:y2, x1:x2])
+    return x1, y1, x2, y2
 
 
 def warp_affine(image: np.ndarray, matrix: np.ndarray, dsize: tuple[int, int], **options) -> np.ndarray:
