@@ -31,6 +31,8 @@ import threading
 
 import numpy as np
 
+from mien.engine.faces.warp import source_region
+
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MODEL_FILE = "emotion_model_quantized.tflite"
 SIZE = 64
@@ -81,12 +83,7 @@ def face_input(image: np.ndarray, face, crop: str = "aligned", side: float = CRO
     # warpAffine has no INTER_AREA: blur in proportion to the shrink first, against aliasing
     shrink = 1.0 / max(float(np.sqrt(abs(np.linalg.det(matrix[:, :2])))), 1e-6)
     pad = 2 + int(np.ceil(1.6 * shrink))   # > 3 sigma of the blur: the region's edge doesn't show
-    inv = cv2.invertAffineTransform(matrix)
-    corners = np.array([[0, 0], [SIZE, 0], [0, SIZE], [SIZE, SIZE]], np.float64) @ inv[:, :2].T + inv[:, 2]
-    h, w = image.shape[:2]
-    x1, y1 = np.floor(corners.min(0)).astype(int) - pad
-    x2, y2 = np.ceil(corners.max(0)).astype(int) + pad
-    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    x1, y1, x2, y2 = source_region(image.shape, matrix, (SIZE, SIZE), pad=pad)
     if x2 - x1 < 2 or y2 - y1 < 2:
         raise ValueError("the face's crop lies outside the image")
     region = grey_of(image[y1:y2, x1:x2])
