@@ -208,9 +208,12 @@ def test_index_job_outlives_its_stream_and_can_be_cancelled(tmp_path, front):
 
 
 def _jobs(client, allowed):
-    folder = _videos(allowed / "jobs", 3)
-    # a stream cut by its deadline: the job goes on, and a client re-attaches to it
-    stream = client.index_paths([folder], timeout=1.5)
+    # a stream cut by its deadline: the job goes on, and a client re-attaches to it.
+    # 24 files take about 4 s here and the first message comes in under 0.05 s, so a
+    # 0.5 s deadline falls mid-job even on a machine 4x faster (12 files and 1.5 s did not:
+    # CI's machine finished them inside the deadline)
+    folder = _videos(allowed / "jobs", 6)
+    stream = client.index_paths([folder], timeout=0.5)
     first = next(stream)
     assert first.job_id
     with pytest.raises(MienError) as err:
