@@ -43,7 +43,7 @@ def leave(previous) -> None:
 
 def ended(context=None) -> str | None:
     """"DEADLINE_EXCEEDED" / "CANCELLED" when the call is over for its client, else None."""
-    context = context if context is not None else getattr(_local, "context", None)
+    context = context if context is not None else current()
     if context is None:
         return None
     remaining = None
