@@ -1,10 +1,13 @@
 """kill -9 at several points, then re-run: the same store as one uninterrupted run.
 
 Real subprocesses (`python -m mien index`). Kill points are chosen by watching
-the store from a reader process (so machine load does not move them): during
-model loading, after a few committed sources plus a random delay, and in the
-middle of the video. One killed run uses the process pool, and its orphaned
-workers must exit by themselves.
+the store from a reader process, so neither machine load nor a faster machine
+moves them: during model loading, just after the run's first commit (images
+still in flight), and just after the first video's commit (inside the second
+video). Each point leaves at least one whole video of work, so every kill lands
+inside a run even on a machine several times faster than this one (CI's is).
+One killed run uses the process pool, and its orphaned workers must exit by
+themselves.
 """
 
 from __future__ import annotations
@@ -28,8 +31,14 @@ def archive(tmp_path_factory):
     folder = tmp_path_factory.mktemp("resume") / "archive"
     for name in ("obama", "obama2", "biden", "grace_hopper", "astronaut", "obama3"):
         small_photo(name, folder / f"{name}.jpg", max_side=480)
-    write_clip(folder / "zvideo.mp4", ["obama2", "biden"], fps=10, seconds=4.0, size=(640, 360))
+    # three 10 s videos (about 0.7 s of analysis each here): whole videos of work
+    # stay after every kill point
+    for i, people in enumerate([["obama2", "biden"], ["grace_hopper", "obama"], ["astronaut", "obama3"]]):
+        write_clip(folder / f"zvideo{i}.mp4", people, fps=10, seconds=10.0, size=(640, 360))
     return folder
+
+
+SOURCES = 9  # six photos, three videos
 
 
 def command(archive, store, workers=1):
@@ -48,16 +57,19 @@ def committed_sources(store_dir) -> int:
         return 0
 
 
-def run_and_kill(cmd, store_dir, *, after_sources: int, extra_delay: float, timeout: float = 120) -> bool:
-    """Start cmd; SIGKILL it `extra_delay` s after `after_sources` sources are committed.
+def run_and_kill(cmd, store_dir, *, new_sources: int, at_least: int = 0, extra_delay: float,
+                 timeout: float = 120) -> bool:
+    """Start cmd; SIGKILL it `extra_delay` s after it has committed `new_sources`
+    sources of its own and the store holds at least `at_least`.
 
     Returns False if the run finished before the kill point.
     """
     import psutil
 
+    target = max(committed_sources(store_dir) + new_sources, at_least)
     proc = subprocess.Popen(cmd, env=env_for_subprocess(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
-    while committed_sources(store_dir) < after_sources:
+    while committed_sources(store_dir) < target:
         if proc.poll() is not None:
             return False
         assert time.monotonic() < deadline, "indexer made no progress"
@@ -100,19 +112,21 @@ def test_kill_9_then_rerun_equals_uninterrupted_run(archive, tmp_path):
     done = subprocess.run(command(archive, reference, workers=2), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     expected = snapshot(reference)
-    assert len(expected["keys"]) >= 10 and len(expected["sources"]) == 7
+    assert len(expected["keys"]) >= 10 and len(expected["sources"]) == SOURCES
 
     store = tmp_path / "resumed"
     rng = random.Random(4)
     kills = 0
-    # 1: during start-up (no source yet); 2: mid-images, pool of two workers; 3: inside the video
-    plans = [dict(after_sources=0, extra_delay=0.3, workers=1),
-             dict(after_sources=2, extra_delay=rng.uniform(0.0, 0.4), workers=2),
-             dict(after_sources=6, extra_delay=rng.uniform(0.3, 0.8), workers=1)]
+    # 1: during start-up (no source yet); 2: right after this run's first commit, pool of
+    # two workers (photos and a video in flight); 3: right after the first video's commit,
+    # inside the second. The delays are short beside the 0.7 s a video takes here.
+    plans = [dict(new_sources=0, extra_delay=0.3, workers=1),
+             dict(new_sources=1, extra_delay=rng.uniform(0.0, 0.05), workers=2),
+             dict(new_sources=1, at_least=7, extra_delay=rng.uniform(0.0, 0.05), workers=1)]
     for plan in plans:
         workers = plan.pop("workers")
         kills += run_and_kill(command(archive, store, workers), store, **plan)
-    assert kills >= 2, "the kill points must land inside runs"
+    assert kills == len(plans), "every kill point must land inside its run"
     final = subprocess.run(command(archive, store), env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     got = snapshot(store)
@@ -149,7 +163,7 @@ def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
                           progress=progress)
     assert killed
     assert summary.failed_count == 0, summary.failures
-    assert summary.indexed == 7
+    assert summary.indexed == SOURCES
     with Store(tmp_path / "store", mode="r") as store:
         check_consistent(store)
         assert all(s.status == "done" for s in store.list_sources())
