@@ -124,16 +124,30 @@ def test_an_unknown_backend_is_bad_input(monkeypatch):
 
 
 def test_the_conversion_is_cached_and_a_damaged_cache_is_converted_again(tmp_path, monkeypatch, model_path, chips):
-    """A process loads the converted network from the cache file the first one wrote (the
-    same descriptors); a cache file ONNX Runtime cannot read is converted again and replaced."""
+    """A process loads the converted network, as ONNX Runtime optimised it, from the cache files the
+    first one wrote (the same descriptors as a session that optimises it afresh); a cache file ONNX
+    Runtime cannot read is derived again and replaced, the optimised one and both."""
+    from mien.engine.faces.ort_options import session_options
+
     monkeypatch.setenv("MIEN_CACHE", str(tmp_path))
-    target = dro.cache_file(model_path)
-    assert str(target).startswith(str(tmp_path)) and not target.exists()
+    target, optimized = dro.cache_file(model_path), dro.optimized_file(model_path)
+    assert optimized is not None and dro.cpu_tag() in optimized.name   # Linux: the CPU can be told
+    for kept in (target, optimized):
+        assert str(kept).startswith(str(tmp_path)) and not kept.exists()
     first = dro.DlibResNetONNX(model_path, threads=1)
     assert target.read_bytes() == dro.converted_bytes(model_path)   # the conversion is deterministic
+    assert optimized.stat().st_size > 1_000_000
+    fresh = dro._converted_session(model_path, session_options(1))  # optimised on loading, not kept
+    want = fresh.run(None, {"chips": np.ascontiguousarray(np.stack(chips))})[0]
+    np.testing.assert_array_equal(first(chips), want)
     cached = dro.DlibResNetONNX(model_path, threads=1)
-    np.testing.assert_array_equal(cached(chips), first(chips))
-    target.write_bytes(b"torn by a full disk")
+    np.testing.assert_array_equal(cached(chips), want)
+    optimized.write_bytes(b"torn by a full disk")
+    np.testing.assert_array_equal(dro.DlibResNetONNX(model_path, threads=1)(chips), want)
+    assert optimized.read_bytes() != b"torn by a full disk"
+    for kept in (target, optimized):
+        kept.write_bytes(b"torn by a full disk")
     again = dro.DlibResNetONNX(model_path, threads=1)
-    np.testing.assert_array_equal(again(chips), first(chips))
+    np.testing.assert_array_equal(again(chips), want)
     assert target.read_bytes() == dro.converted_bytes(model_path)
+    assert optimized.read_bytes() != b"torn by a full disk"
