@@ -151,3 +151,16 @@ def test_the_conversion_is_cached_and_a_damaged_cache_is_converted_again(tmp_pat
     np.testing.assert_array_equal(again(chips), want)
     assert target.read_bytes() == dro.converted_bytes(model_path)
     assert optimized.read_bytes() != b"torn by a full disk"
+
+
+def test_without_a_temporary_folder_the_network_is_optimised_on_loading(tmp_path, monkeypatch, model_path, chips):
+    """Keeping the optimisation needs a temporary file; without one the session optimises the
+    converted network itself, as before, with the same descriptors."""
+    import tempfile
+
+    monkeypatch.setenv("MIEN_CACHE", str(tmp_path / "cache"))
+    want = dro.DlibResNetONNX(model_path, threads=1)(chips)
+    dro.optimized_file(model_path).unlink()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such folder"))
+    np.testing.assert_array_equal(dro.DlibResNetONNX(model_path, threads=1)(chips), want)
+    assert not dro.optimized_file(model_path).exists() and dro.cache_file(model_path).exists()

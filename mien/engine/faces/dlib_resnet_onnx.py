@@ -535,11 +535,17 @@ class DlibResNetONNX:
         opts = session_options(threads)
         self.threads = opts.intra_op_num_threads
         target = optimized_file(path)
-        if target is None:
-            self.session = _converted_session(path, opts)
-            return
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done already
-        self.session = load_kept(target, lambda: optimized_bytes(path), lambda data: _session(data, opts))
+        if target is not None:
+            frozen = session_options(threads)
+            frozen.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done already
+            try:
+                self.session = load_kept(target, lambda: optimized_bytes(path), lambda data: _session(data, frozen))
+                return
+            except OSError as exc:
+                if isinstance(exc, ModelNotFoundError):
+                    raise
+                # no temporary folder to write the optimisation into: optimise on loading, as before
+        self.session = _converted_session(path, opts)
 
     def __call__(self, chips) -> np.ndarray:
         chips = [np.asarray(c) for c in chips]
