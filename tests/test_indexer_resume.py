@@ -12,7 +12,6 @@ themselves.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
