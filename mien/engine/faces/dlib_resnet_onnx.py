@@ -465,12 +465,13 @@ def cache_file(path: str | Path) -> Path:
 
 
 def cpu_tag() -> str | None:
-    """A digest of this CPU's instruction-set flags (Linux), None where they cannot be read."""
+    """A digest of this CPU's instruction-set flags (Linux: x86's "flags", Arm's "Features"), None
+    where they cannot be read."""
     import hashlib
 
     try:
         with open("/proc/cpuinfo", encoding="latin-1") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), None)
+            flags = next((line for line in fh if line.startswith(("flags", "Features"))), None)
     except OSError:
         return None
     return None if flags is None else hashlib.sha256(flags.encode()).hexdigest()[:12]
