@@ -177,7 +177,7 @@ def _cap(rows: np.ndarray) -> np.ndarray:
     """Distinct rows, at most MAX_MEMBERS of them, spread over the person's history."""
     if len(rows) == 0:
         return rows
-    # the first of each run of equal rounded rows, by their bytes (+ 0.0 turns -0.0 into 0.0, which
+    # the first of each group of equal rounded rows, by their bytes (+ 0.0 turns -0.0 into 0.0, which
     # np.unique(axis=0) counted as equal): 0.04 ms for 50 rows against np.unique's 0.56, paid per commit
     first = {}
     for i, row in enumerate(np.round(rows, 5) + 0.0):

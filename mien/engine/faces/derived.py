@@ -1,12 +1,12 @@
 """Model files mien derives from the ones it ships with, kept on disk for the next process.
 
-Two networks need work before they load: dlib's ResNet is converted to ONNX (~0.9 s, most of it
-importing `onnx`; dlib_resnet_onnx.py) and fer's network gets two more outputs (~45 ms of
-flatbuffer objects in Python; expression_fer.py); ONNX Runtime's optimisation of the converted
-ResNet is kept as well (~30-60 ms per session, dlib_resnet_onnx.optimized_file). Every index
-worker and server paid that on its first face. The result is kept under $MIEN_CACHE (else ~/.cache/mien)/converted/, named by the
-source file's sha256 and the deriving code's version, and written atomically; a kept file that
-does not load is derived again and replaced.
+Three derivations cost every index worker and server time on its first face: dlib's ResNet
+converted to ONNX (~0.9 s, most of it importing `onnx`; dlib_resnet_onnx.py), ONNX Runtime's
+graph optimisation of that conversion (~30-60 ms per session; dlib_resnet_onnx.optimized_file),
+and fer's network rewritten with two more outputs (~45 ms of flatbuffer objects in Python;
+expression_fer.py). Each result is kept under $MIEN_CACHE (else ~/.cache/mien)/converted/, named
+by the source file's sha256 and the deriving code's version (plus whatever else it depends on, in
+its suffix), and written atomically; a kept file that does not load is derived again and replaced.
 """
 
 from __future__ import annotations
