@@ -99,6 +99,21 @@ def env_for_subprocess() -> dict:
     return env
 
 
+def pool_workers() -> list:
+    """This process's analysis pool workers: the children of its fork server (mien.indexer.pool_start),
+    leaving out one killed a moment ago and not yet reaped."""
+    import psutil
+
+    workers = []
+    for proc in psutil.Process().children():
+        try:
+            if any("forkserver" in part for part in proc.cmdline()):
+                workers += [w for w in proc.children() if w.status() != psutil.STATUS_ZOMBIE]
+        except psutil.Error:  # gone meanwhile
+            continue
+    return workers
+
+
 def unit(v) -> np.ndarray:
     v = np.asarray(v, np.float32)
     return v / np.linalg.norm(v)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from indexer_support import all_faces, check_consistent, env_for_subprocess, face_key, small_photo
+from indexer_support import all_faces, check_consistent, env_for_subprocess, face_key, pool_workers, small_photo
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +143,6 @@ def test_kill_9_then_rerun_equals_uninterrupted_run(archive, tmp_path):
 def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
     """A pool worker killed mid-run (as the OOM killer would): the pool is restarted,
     the jobs that were in flight are retried one at a time, nothing is lost."""
-    import psutil
-
     from mien.engine.store import Store
     from mien.indexer import IndexOptions, index_paths
 
@@ -152,8 +150,7 @@ def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
 
     def progress(event):
         if event["files_done"] >= 1 and not killed:
-            workers = [p for p in psutil.Process().children(recursive=True)
-                       if any("spawn_main" in part for part in p.cmdline())]
+            workers = pool_workers()
             assert workers
             workers[0].send_signal(signal.SIGKILL)
             killed.append(workers[0].pid)
@@ -169,8 +166,6 @@ def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
 
 
 def test_a_worker_killed_during_a_video_costs_a_retry(tmp_path):
-    import psutil
-
     from mien.demo.videos import write_clip
     from mien.engine.store import Store
     from mien.indexer import IndexOptions, index_paths
@@ -180,8 +175,7 @@ def test_a_worker_killed_during_a_video_costs_a_retry(tmp_path):
 
     def progress(event):
         if event["frames"] >= 2 and not killed:
-            workers = [p for p in psutil.Process().children(recursive=True)
-                       if any("spawn_main" in part for part in p.cmdline())]
+            workers = pool_workers()
             workers[0].send_signal(signal.SIGKILL)
             killed.append(workers[0].pid)
 

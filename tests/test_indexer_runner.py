@@ -1,7 +1,9 @@
-"""The worker pool's hand-over of results: a real spawned pool, real SIGKILLs."""
+"""The worker pool: a real pool forked from a real fork server, its hand-over of results, real SIGKILLs."""
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -9,7 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from mien.engine.faces import EngineConfig
-from mien.indexer import handover
+from mien.indexer import handover, pool_start
 from mien.indexer.runner import PoolRunner
 
 BIG = 150_000_000  # bytes: a result that takes a while to hand over, like a long range's
@@ -154,3 +156,39 @@ def test_workers_start_with_one_blas_thread_unless_the_user_set_another(monkeypa
     assert setting == (users or "1")
     assert threads and set(threads) == {int(users or 1)}
     assert os.environ.get("OPENBLAS_NUM_THREADS") == users
+
+
+def parent_and_probe() -> tuple:
+    """Runs in a worker: its parent's pid and command line, and MIEN_POOL_PROBE as it found it."""
+    import psutil
+
+    parent = psutil.Process(os.getppid())
+    return parent.pid, " ".join(parent.cmdline()), os.environ.get("MIEN_POOL_PROBE")
+
+
+def test_workers_fork_from_the_fork_server_with_the_environment_of_their_pool(monkeypatch):
+    pool_start.ensure_running()   # the server starts before the variable is set
+    monkeypatch.setenv("MIEN_POOL_PROBE", "set after the fork server started")
+    pool = PoolRunner(EngineConfig(), 1)
+    try:
+        parent, cmdline, probe = pool.submit(parent_and_probe).result(timeout=120)
+    finally:
+        pool.close()
+    assert parent != os.getpid() and "forkserver" in cmdline
+    assert probe == "set after the fork server started"
+
+
+def test_the_fork_server_preloads_only_modules_that_start_no_thread():
+    """Forking is safe only from a process with one thread. The server's imports, in a fresh
+    interpreter with the server's environment (less OpenMP's settings, which earlier tests may
+    have set: without them a library may start more); a thread started at the end shows that
+    the count sees threads."""
+    count = "print(len(os.listdir('/proc/self/task')))"
+    code = ("import os, sys, threading, time; from mien.indexer.pool_start import PRELOAD; "
+            "[__import__(m) for m in PRELOAD]; assert all(m in sys.modules for m in PRELOAD); " + count
+            + "; threading.Thread(target=time.sleep, args=(1,)).start(); " + count)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OMP_")}
+    env.update(pool_start.WORKER_ENVIRONMENT)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "2"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer_support import all_faces, check_consistent
+from indexer_support import all_faces, check_consistent, pool_workers
 from store_support import assert_same_faces
 
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
@@ -212,8 +212,6 @@ def test_every_frame_in_ranges(clips, tmp_path):
 def test_a_worker_killed_on_every_attempt_fails_the_video(clips, tmp_path):
     """A worker dies while a video's ranges are in flight, every time: the video is
     retried once, alone, then failed with "analysis crashed"; the run goes on."""
-    import psutil
-
     from mien.engine.store import Store
 
     archive = tmp_path / "archive"
@@ -222,15 +220,9 @@ def test_a_worker_killed_on_every_attempt_fails_the_video(clips, tmp_path):
     shutil.copy(clips["avi"], archive / "b.avi")
     kills = []
 
-    def is_pool_worker(proc) -> bool:
-        try:
-            return any("spawn_main" in part for part in proc.cmdline())
-        except psutil.Error:  # a worker killed a moment ago and not yet reaped (a zombie)
-            return False
-
     def progress(event):
         if event["current"].endswith("a.mp4") and event["files_done"] == 0:
-            workers = [p for p in psutil.Process().children(recursive=True) if is_pool_worker(p)]
+            workers = pool_workers()
             if workers:
                 workers[0].send_signal(signal.SIGKILL)
                 kills.append(workers[0].pid)

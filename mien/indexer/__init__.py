@@ -8,6 +8,9 @@ from mien.indexer.summary import IndexOptions, IndexSummary
 
 def index_paths(paths, store_dir, options=None, engine_config=None, progress=None, **kwargs) -> IndexSummary:
     """See mien.indexer.pipeline.index_paths (imported lazily: it pulls in the engine)."""
+    from mien.indexer import pool_start
+
+    pool_start.start(options.workers if options is not None else 0, options)  # imports beside the pipeline's
     from mien.indexer.pipeline import index_paths as run
 
     return run(paths, store_dir, options=options, engine_config=engine_config, progress=progress, **kwargs)

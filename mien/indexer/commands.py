@@ -195,6 +195,9 @@ def cmd_index(args) -> int:
     if missing:  # before anything is created: a typo must not leave an empty store behind
         print(f"mien index: error: no such file or folder: {', '.join(map(shown, missing))}", file=sys.stderr)
         return 2
+    from mien.indexer import pool_start
+
+    pool_start.start(options.workers, options)  # its imports run beside the engine's and the store's here
     engine_config = store_engine_config(args)
     summary = index_paths(args.paths, args.store, options=options, engine_config=engine_config)
     print(summary.table())

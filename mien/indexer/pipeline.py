@@ -255,12 +255,12 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     try:
         try:
             # one job per worker: every process starts loading its models now, not at its
-            # first range (a pool spawns a process only for a job no idle one can take)
+            # first range (a pool starts a process only for a job no idle one can take)
             warm = [runner.submit(worker.encoders) for _ in range(max(1, runner.workers))]
             encoders = warm[0].result()
         except BrokenProcessPool:
             # workers died while starting: typically a script without the
-            # `if __name__ == "__main__":` guard that spawn needs. Work in-process.
+            # `if __name__ == "__main__":` guard that multiprocessing needs. Work in-process.
             log.warning("indexer worker processes failed to start; analysing in this process")
             runner.close()
             runner = InlineRunner(engine_config)
