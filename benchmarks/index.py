@@ -114,9 +114,25 @@ def baseline(paths: list[Path], processes: int) -> tuple[int, float]:
 
 
 def cpu_now() -> float:
-    """CPU seconds (user + system) of this process and of its reaped children (worker pools)."""
+    """CPU seconds (user + system) of this process, of its reaped children (worker pools) and of
+    the ones still running (the fork server the first pool started lives until this process ends)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live_children_cpu()
+
+
+def live_children_cpu() -> float:
+    """CPU of the descendants still running, with the children they reaped: pool workers forked by
+    the fork server are its children, so their CPU reaches RUSAGE_CHILDREN only when it ends."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:  # ended meanwhile (its CPU is in RUSAGE_CHILDREN once reaped)
+            pass
+    return total
 
 
 def run_mien(paths_or_folder, store: Path, workers: int, engine_config=None, **options):
@@ -224,21 +240,34 @@ def video_only(args) -> int:
 # One indexing run in a fresh process, so that each side of a comparison (this tree and a
 # --baseline-src tree) pays its own interpreter start, imports and worker pool the same way a
 # `mien index` command does. Prints JSON: wall seconds of index_paths (the pool start
-# included), the pool start alone (measured first, in the same process), CPU of the process and
-# its reaped workers, video seconds and faces.
+# included), the pool start alone (measured after the run, in the same process: a second pool,
+# which forks from the fork server the run started), CPU of the process and its reaped workers,
+# video seconds and faces.
 CLOCK_RUN = r"""
 import json, resource, sys, time
 from pathlib import Path
 
 def cpu():
+    import psutil
+
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    live = 0.0
+    # the fork server runs until the end, and the workers it forked are its children, not ours
+    for child in psutil.Process().children(recursive=True):
+        try:
+            live += sum(child.cpu_times()[:4])   # user, system, and of the children it reaped
+        except psutil.Error:
+            pass
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live
 
 def main():
     folder, store, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     from mien.engine.faces import EngineConfig
     from mien.indexer import IndexOptions, index_paths
     from mien.indexer.runner import make_runner
+    c0, t = cpu(), time.perf_counter()
+    s = index_paths([folder], store, options=IndexOptions(workers=workers, show_progress=False))
+    wall, used = time.perf_counter() - t, cpu() - c0
     t = time.perf_counter()
     runner = make_runner(EngineConfig(), workers)
     try:
@@ -247,9 +276,6 @@ def main():
         startup = time.perf_counter() - t - 0.2
     finally:
         runner.close()
-    c0, t = cpu(), time.perf_counter()
-    s = index_paths([folder], store, options=IndexOptions(workers=workers, show_progress=False))
-    wall, used = time.perf_counter() - t, cpu() - c0
     print(json.dumps({"wall_s": wall, "startup_s": startup, "cpu_s": used, "video_s": s.video_ms / 1000.0,
                       "faces": s.faces_passed, "videos": s.videos, "failed": s.failed}))
 
