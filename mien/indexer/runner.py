@@ -51,7 +51,7 @@ class PoolRunner:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        pool_start.ensure_running()
+        pool_start.ensure_running()   # with the workers' environment, before the pool's first fork asks
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
                                    initializer=pool_start.init_worker,
                                    initargs=(pool_start.worker_environment(), self._config, 1))
