@@ -108,3 +108,24 @@ def test_mien_serve_loads_models_before_it_says_serving(store, lazy):
         assert ("models loaded and warm" in log.read_text()) is not lazy, log.read_text()[-2000:]
     finally:
         _stop(proc)
+
+
+def _fork_servers(pid: int) -> list:
+    import psutil
+
+    return [p for p in psutil.Process(pid).children() if any("forkserver" in part for part in p.cmdline())]
+
+
+@pytest.mark.parametrize("roots", [True, False], ids=["allow-root", "no-index-jobs"])
+def test_mien_serve_starts_its_index_workers_fork_server_when_it_may_run_index_jobs(store, tmp_path, roots):
+    # with --allow-root, IndexPaths may run: the fork server its workers start from imports at
+    # start, beside the models' warm-up, not during the first job
+    proc, target, log = _serve(store.store_dir, *(["--allow-root", str(tmp_path)] if roots else []))
+    try:
+        deadline = time.monotonic() + 180
+        while _health(target) != "SERVING":
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert len(_fork_servers(proc.pid)) == (1 if roots else 0)
+    finally:
+        _stop(proc)
