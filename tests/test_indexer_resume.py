@@ -165,6 +165,38 @@ def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
         assert all(s.status == "done" for s in store.list_sources())
 
 
+def test_the_fork_server_killed_with_a_worker_mid_run_is_started_again_and_nothing_is_lost(archive, tmp_path):
+    """The process the pool's workers fork from (mien.indexer.pool_start) killed, and a worker with
+    it: the broken pool starts again from a new fork server, the jobs in flight are retried."""
+    import psutil
+
+    from mien.engine.store import Store
+    from mien.indexer import IndexOptions, index_paths
+
+    def fork_servers():
+        return [p for p in psutil.Process().children() if any("forkserver" in part for part in p.cmdline())]
+
+    killed = []
+
+    def progress(event):
+        if event["files_done"] >= 1 and not killed:
+            servers, workers = fork_servers(), pool_workers()
+            assert servers and workers
+            for proc in (servers[0], workers[0]):
+                proc.send_signal(signal.SIGKILL)
+                killed.append(proc.pid)
+
+    summary = index_paths([archive], tmp_path / "store", options=IndexOptions(workers=2, show_progress=False),
+                          progress=progress)
+    assert len(killed) == 2
+    assert summary.failed_count == 0, summary.failures
+    assert summary.indexed == SOURCES
+    assert [p.pid for p in fork_servers()] and killed[0] not in [p.pid for p in fork_servers()]
+    with Store(tmp_path / "store", mode="r") as store:
+        check_consistent(store)
+        assert all(s.status == "done" for s in store.list_sources())
+
+
 def test_a_worker_killed_during_a_video_costs_a_retry(tmp_path):
     from mien.demo.videos import write_clip
     from mien.engine.store import Store
