@@ -122,8 +122,9 @@ def test_mien_serve_starts_its_index_workers_fork_server_when_it_may_run_index_j
     # start, beside the models' warm-up, not during the first job
     proc, target, log = _serve(store.store_dir, *(["--allow-root", str(tmp_path)] if roots else []))
     try:
+        # the server logs this line once it has started everything it starts
         deadline = time.monotonic() + 180
-        while _health(target) != "SERVING":
+        while "mien serving store" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         assert len(_fork_servers(proc.pid)) == (1 if roots else 0)

@@ -409,11 +409,12 @@ def _serve(store_dir, *, grace_s: float, fronts=(), load_models: bool = True, **
     server.start()
     ctx = server.mien_context
     if load_models:  # health says SERVING once the first image query costs what the next ones do
+        start_warm_up(server)
+        # after the warm-up has turned health to NOT_SERVING (starting a process takes a while)
         if ctx.allowed_roots:  # IndexPaths may run: its workers' fork server imports beside the warm-up
             from mien.indexer import pool_start
 
             pool_start.start()
-        start_warm_up(server)
     log.info("mien serving store %s on %s:%d (%s front, auth %s, tls %s, allowed roots: %s, cpus: %s)",
              store_dir, kwargs.get("host", "127.0.0.1"), port, server.mien_front,
              "on" if kwargs.get("token") else "off", "on" if kwargs.get("tls") else "off",
