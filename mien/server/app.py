@@ -398,6 +398,8 @@ def serve(store_dir, *, grace_s: float = 5.0, keep_cpus_awake: bool = False, ins
 
 def _serve(store_dir, *, grace_s: float, fronts=(), load_models: bool = True, **kwargs) -> bool:
     server, port = build_server(store_dir, **kwargs)
+    if load_models:  # health is registered SERVING and the native front serves already: say otherwise now
+        set_serving(server, False)
     stop = threading.Event()
 
     def on_signal(signum, frame):
