@@ -99,16 +99,30 @@ def env_for_subprocess() -> dict:
     return env
 
 
+def fork_servers(pid: int | None = None) -> list:
+    """The fork servers (mien.indexer.pool_start) among the children of process `pid` (this one
+    by default)."""
+    import psutil
+
+    servers = []
+    for proc in psutil.Process(pid).children():
+        try:
+            if any("forkserver" in part for part in proc.cmdline()):
+                servers.append(proc)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return servers
+
+
 def pool_workers() -> list:
-    """This process's analysis pool workers: the children of its fork server (mien.indexer.pool_start),
-    leaving out one killed a moment ago and not yet reaped."""
+    """This process's analysis pool workers: the children of its fork server, leaving out one
+    killed a moment ago and not yet reaped."""
     import psutil
 
     workers = []
-    for proc in psutil.Process().children():
+    for server in fork_servers():
         try:
-            if any("forkserver" in part for part in proc.cmdline()):
-                workers += [w for w in proc.children() if w.status() != psutil.STATUS_ZOMBIE]
+            workers += [w for w in server.children() if w.status() != psutil.STATUS_ZOMBIE]
         except psutil.Error:  # gone meanwhile
             continue
     return workers

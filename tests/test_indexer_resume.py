@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from indexer_support import all_faces, check_consistent, env_for_subprocess, face_key, pool_workers, small_photo
+from indexer_support import (all_faces, check_consistent, env_for_subprocess, face_key, fork_servers, pool_workers,
+                             small_photo)
 
 
 @pytest.fixture(scope="module")
@@ -168,13 +169,8 @@ def test_a_killed_worker_does_not_lose_sources(archive, tmp_path):
 def test_the_fork_server_killed_with_a_worker_mid_run_is_started_again_and_nothing_is_lost(archive, tmp_path):
     """The process the pool's workers fork from (mien.indexer.pool_start) killed, and a worker with
     it: the broken pool starts again from a new fork server, the jobs in flight are retried."""
-    import psutil
-
     from mien.engine.store import Store
     from mien.indexer import IndexOptions, index_paths
-
-    def fork_servers():
-        return [p for p in psutil.Process().children() if any("forkserver" in part for part in p.cmdline())]
 
     killed = []
 
@@ -191,7 +187,8 @@ def test_the_fork_server_killed_with_a_worker_mid_run_is_started_again_and_nothi
     assert len(killed) == 2
     assert summary.failed_count == 0, summary.failures
     assert summary.indexed == SOURCES
-    assert [p.pid for p in fork_servers()] and killed[0] not in [p.pid for p in fork_servers()]
+    servers = [p.pid for p in fork_servers()]
+    assert servers and killed[0] not in servers
     with Store(tmp_path / "store", mode="r") as store:
         check_consistent(store)
         assert all(s.status == "done" for s in store.list_sources())

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from indexer_support import fork_servers
 from server_support import build_photo_store, free_port, start_server, stop_server
 from mien.clients.client import Client
 
@@ -110,12 +111,6 @@ def test_mien_serve_loads_models_before_it_says_serving(store, lazy):
         _stop(proc)
 
 
-def _fork_servers(pid: int) -> list:
-    import psutil
-
-    return [p for p in psutil.Process(pid).children() if any("forkserver" in part for part in p.cmdline())]
-
-
 @pytest.mark.parametrize("roots", [True, False], ids=["allow-root", "no-index-jobs"])
 def test_mien_serve_starts_its_index_workers_fork_server_when_it_may_run_index_jobs(store, tmp_path, roots):
     # with --allow-root, IndexPaths may run: the fork server its workers start from imports at
@@ -127,6 +122,6 @@ def test_mien_serve_starts_its_index_workers_fork_server_when_it_may_run_index_j
         while "mien serving store" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
-        assert len(_fork_servers(proc.pid)) == (1 if roots else 0)
+        assert len(fork_servers(proc.pid)) == (1 if roots else 0)
     finally:
         _stop(proc)
