@@ -29,10 +29,10 @@ PRELOAD = (
     "PIL.PngImagePlugin", "mien.engine.faces.analyzer", "mien.indexer.handover", "mien.indexer.worker",
 )
 
-# What a worker must find in its environment before numpy loads: numpy loads OpenBLAS, which
-# sizes its thread pool then (a thread per core, though each worker has one core). With one
-# thread a 2-worker pool started in 0.22-0.34 s against 0.32-0.44 s (benchmarks/index.py
-# --video-clock 8 --photos-only, alternated with the tree before).
+# What the fork server (and so each worker) must find in its environment before numpy loads:
+# numpy loads OpenBLAS, which sizes its thread pool then (a thread per core, though each worker
+# has one core). With one thread a 2-worker pool of spawned workers started in 0.22-0.34 s against
+# 0.32-0.44 s (benchmarks/index.py --video-clock 8 --photos-only, alternated with the tree before).
 WORKER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1"}
 
 
