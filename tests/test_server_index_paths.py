@@ -119,3 +119,20 @@ def test_the_json_api_refuses_and_lists_the_same(world):
     finally:
         stop_web(web)
         stop_server(server)
+
+
+def test_a_watch_ends_with_the_state_the_job_ended_in_when_it_ends_mid_message():
+    """A job that ends while its watcher is sending the message before: the watch yields the
+    ended state once more instead of stopping on the state it had sent (the race a kept pool
+    exposed: its jobs end microseconds after their last progress)."""
+    from mien.server.jobs import RUNNING, SUCCEEDED, JobTable
+
+    table = JobTable()
+    job = table.create(["/x"])
+    table.update(job, progress={"files_done": 1})
+    sent = []
+    for state in table.watch(job.job_id, lambda: True, poll=0.01):
+        sent.append(state.state)   # the message is built here, from the job as it is now
+        if len(sent) == 1:
+            table.update(job, state=SUCCEEDED)   # the job ends while that message goes out
+    assert sent == [RUNNING, SUCCEEDED]

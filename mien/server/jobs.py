@@ -98,9 +98,12 @@ class JobTable:
                     if not keep_going():
                         return
                     continue
-                seen = job.version
+                seen, done = job.version, job.done
             yield job
-            if job.done or not keep_going():
+            # done as of the version yielded: a job that ended since is yielded once more, so the
+            # last message says how it ended (reading job.done here lost that message when the
+            # job ended while the caller was sending the one before)
+            if done or not keep_going():
                 return
 
     def running(self) -> list[IndexJob]:
