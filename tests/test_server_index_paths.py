@@ -121,6 +121,30 @@ def test_the_json_api_refuses_and_lists_the_same(world):
         stop_server(server)
 
 
+def test_jobs_one_after_another_borrow_one_kept_pool_that_the_stop_ends(world):
+    """The second IndexPaths job is analysed by the first one's worker processes (their fork,
+    models and first-file work are not paid again: mien.indexer.warm_pool); stopping the server
+    ends them."""
+    from indexer_support import pool_workers
+    from server_support import wait_until
+
+    later = world["root"] / "later"
+    later.mkdir()
+    cv2.imwrite(str(later / "mirrored_obama2.jpg"), cv2.flip(photos.face_recognition_photo("obama2.jpg"), 1))
+    server, target = start_server(world["store"], allowed_roots=[world["root"]], front="native")
+    try:
+        stub = search_pb2_grpc.MienStub(grpc.insecure_channel(target))
+        first = list(stub.IndexPaths(search_pb2.IndexPathsRequest(paths=[str(world["new"])]), timeout=300))[-1]
+        kept = {w.pid for w in pool_workers()}
+        assert first.done and first.faces >= 2 and len(kept) == 2
+        second = list(stub.IndexPaths(search_pb2.IndexPathsRequest(paths=[str(later)]), timeout=300))[-1]
+        assert second.done and second.faces >= 1, second
+        assert {w.pid for w in pool_workers()} == kept
+    finally:
+        stop_server(server)
+    assert wait_until(lambda: not ({w.pid for w in pool_workers()} & kept), timeout=30)
+
+
 def test_a_watch_ends_with_the_state_the_job_ended_in_when_it_ends_mid_message():
     """A job that ends while its watcher is sending the message before: the watch yields the
     ended state once more instead of stopping on the state it had sent (the race a kept pool

@@ -213,13 +213,14 @@ def engine_config_for(store_dir, config=None):
 
 
 def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_config=None,
-                progress=None, *, allowed_roots=None, should_stop=None) -> IndexSummary:
+                progress=None, *, allowed_roots=None, should_stop=None, pool=None) -> IndexSummary:
     """Index files and folders into the store at `store_dir`; see IndexOptions.
 
     allowed_roots: read nothing outside these folders, links included (the
     server's --allow-root; see crawl). should_stop: polled between sources;
     when it returns True the run ends after the source in hand is committed,
-    with summary.stopped set.
+    with summary.stopped set. pool: a warm_pool.WarmPool whose kept worker
+    processes the run borrows (a server's jobs, one after another).
     """
     from mien.engine.faces import EngineConfig
     from mien.engine.faces.engine_record import RECORD_KEY, encoded, refuse_conflicts
@@ -251,7 +252,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
                 summary.seconds = time.perf_counter() - started
                 return summary
 
-    runner = make_runner(engine_config, options.workers, options)
+    runner = make_runner(engine_config, options.workers, options, pool=pool)
     try:
         try:
             # one job per worker: every process starts loading its models now, not at its

@@ -11,7 +11,7 @@ workers on two cores beat two workers fighting over four BLAS threads.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from mien.indexer import handover, pool_start, worker
@@ -48,6 +48,7 @@ class PoolRunner:
         self._config = engine_config
         self._context = pool_start.context()
         self._results = handover.ResultDirectory()
+        self._in_flight: set = set()   # the pool's futures not done yet (settle() waits for them)
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -57,7 +58,24 @@ class PoolRunner:
                                    initargs=(pool_start.worker_environment(), self._config, 1))
 
     def submit(self, fn, *args) -> Future:
-        return handover.HandedOver(self._pool.submit(handover.run_to_file, self._results.path, fn, *args))
+        inner = self._pool.submit(handover.run_to_file, self._results.path, fn, *args)
+        self._in_flight.add(inner)
+        inner.add_done_callback(self._in_flight.discard)
+        return handover.HandedOver(inner)
+
+    @property
+    def broken(self) -> bool:
+        """A worker died and no recover() has replaced the pool since (ProcessPoolExecutor marks
+        itself broken then; a kept pool can lose a worker while it waits for its next run)."""
+        return bool(getattr(self._pool, "_broken", False))
+
+    def settle(self) -> None:
+        """Cancel the jobs no worker has started and wait for the ones that run, keeping the
+        processes (close() without the shutdown: a kept pool between two runs, warm_pool.py)."""
+        pending = self._in_flight.copy()   # copied at once: done callbacks discard from another thread
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
     def recover(self, exc: BaseException) -> bool:
         """After a worker died (segfault on hostile input, OOM kill): start a new pool."""
@@ -72,9 +90,10 @@ class PoolRunner:
         self._results.close()
 
 
-def make_runner(engine_config, workers: int = 0, options=None):
+def make_runner(engine_config, workers: int = 0, options=None, pool=None):
     """options (IndexOptions): with ray_address set (`mien index --ray`), a Ray actor pool;
-    otherwise Ray is never imported."""
+    otherwise Ray is never imported. pool (warm_pool.WarmPool): a pool of worker processes kept
+    between runs lends its processes when it can."""
     if options is not None and getattr(options, "ray_address", None) is not None:
         from mien.indexer.ray_runner import RayRunner
 
@@ -84,4 +103,6 @@ def make_runner(engine_config, workers: int = 0, options=None):
     workers = pool_start.pool_size(workers, options)
     if not workers:
         return InlineRunner(engine_config)
+    if pool is not None:
+        return pool.lend(engine_config, workers)
     return PoolRunner(engine_config, workers)

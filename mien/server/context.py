@@ -249,6 +249,10 @@ class ServerContext:
         self.cancelled = threading.Event()
         self.indexers: set[threading.Thread] = set()   # server-side IndexPaths runs
         self._indexers_lock = threading.Lock()
+        # the worker processes IndexPaths jobs borrow in turn (mien.indexer.warm_pool)
+        from mien.indexer.warm_pool import WarmPool
+
+        self.index_pool = WarmPool()
 
     # -- shutdown -------------------------------------------------------------
     @property
@@ -532,4 +536,5 @@ class ServerContext:
 
     def close(self) -> None:
         self.analysis.close()
+        self.index_pool.close()
         self.store.close()

@@ -110,7 +110,7 @@ class IndexJobs:
                 summary = index_paths(
                     paths, ctx.store_dir, options=options, engine_config=engine_config,
                     progress=lambda event: table.update(job, progress=dict(event)),
-                    allowed_roots=ctx.allowed_roots,
+                    allowed_roots=ctx.allowed_roots, pool=ctx.index_pool,
                     # a draining server or CancelIndexJob ends the run at the next source boundary
                     should_stop=lambda: ctx.draining or job.cancel.is_set())
                 state = CANCELLED if summary.stopped else SUCCEEDED
