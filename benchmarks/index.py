@@ -262,14 +262,17 @@ def cpu():
 
 def main():
     folder, store, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    expression = sys.argv[4] if len(sys.argv) > 4 else ""
     from mien.engine.faces import EngineConfig
     from mien.indexer import IndexOptions, index_paths
     from mien.indexer.runner import make_runner
+    engine = EngineConfig(expression=expression) if expression else EngineConfig()
     c0, t = cpu(), time.perf_counter()
-    s = index_paths([folder], store, options=IndexOptions(workers=workers, show_progress=False))
+    s = index_paths([folder], store, options=IndexOptions(workers=workers, show_progress=False),
+                    engine_config=engine)
     wall, used = time.perf_counter() - t, cpu() - c0
     t = time.perf_counter()
-    runner = make_runner(EngineConfig(), workers)
+    runner = make_runner(engine, workers)
     try:
         for f in [runner.submit(time.sleep, 0.2) for _ in range(max(1, runner.workers))]:
             f.result()
@@ -284,8 +287,9 @@ if __name__ == "__main__":
 """
 
 
-def clock_run(src: str, folder: Path, store: Path, workers: int) -> dict:
-    """index_paths on `folder` in a new process running the mien of `src`."""
+def clock_run(src: str, folder: Path, store: Path, workers: int, expression: str = "") -> dict:
+    """index_paths on `folder` in a new process running the mien of `src` (with the expression
+    encoder `expression`, default: the tree's default)."""
     import json
     import shutil
     import subprocess
@@ -294,8 +298,8 @@ def clock_run(src: str, folder: Path, store: Path, workers: int) -> dict:
     script = store.parent / f"clock_run_{os.getpid()}.py"
     script.write_text(CLOCK_RUN)
     env = dict(os.environ, PYTHONPATH=src)
-    done = subprocess.run([sys.executable, str(script), str(folder), str(store), str(workers)], cwd=src, env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, str(script), str(folder), str(store), str(workers), expression],
+                          cwd=src, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -352,7 +356,7 @@ def video_clock(args) -> int:
         got = {side: [] for side in sides}
         for i in range(args.video_clock):
             for side, src in sides.items():
-                r = clock_run(src, folder, work / "store", workers)
+                r = clock_run(src, folder, work / "store", workers, args.expression)
                 r.update(clip=clip, side=side, run=i, load=os.getloadavg()[0])
                 got[side].append(r)
                 runs.append(r)
@@ -399,6 +403,9 @@ def main() -> int:
     parser.add_argument("--photos-only", action="store_true",
                         help="with --video-clock: the photo folder (--copies) instead of the clips: "
                              "its wall clock and faces/s in fresh processes, alternated with --baseline-src")
+    parser.add_argument("--expression", default="",
+                        help="with --video-clock: the expression encoder both trees index with (e.g. fer-au, "
+                             "the default before fer-au-478; default: each tree's own default)")
     parser.add_argument("--baseline-src", metavar="DIR",
                         help="with --video-clock: alternate each run with the mien tree at DIR "
                              "(e.g. `git worktree add /tmp/base HEAD~1`)")
