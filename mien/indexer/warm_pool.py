@@ -4,9 +4,9 @@ Every run's pool costs each worker its fork, its models and its first file's one
 (ONNX Runtime's start, dlib's predictor, LiteRT's first calls): 0.2-0.3 s before the first
 result, in every job, which a job of a few files in a web app waits for twice over. A server
 keeps one pool and lends it to its jobs in turn; a job that starts while the pool is lent gets
-a pool of its own, as before. The pool is closed after IDLE_SECONDS without a job (two idle
-workers hold their models' memory), when a job needs other models or another size, and when
-the server stops. Jobs on a kept pool give the same results: the workers hold no state from
+a pool of its own, as before. The pool is closed after IDLE_SECONDS without a job (each idle
+worker holds about 135 MB of its own: its models and their buffers), when a job needs other
+models or another size, when a worker died while it waited, and when the server stops. Jobs on a kept pool give the same results: the workers hold no state from
 one file to the next but their loaded models.
 """
 
