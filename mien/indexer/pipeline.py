@@ -38,7 +38,8 @@ class Job:
 
 
 def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
-    """A Job for a file that needs analysing, else None (counted in the summary).
+    """A Job for a file that needs analysing, else None (counted in the summary). store None:
+    a store that does not exist yet (nothing in it is unchanged).
 
     roots: the allowed roots (real paths) of a server-side run; the file is
     opened beneath its root (beneath.py), so a link put in its path since the
@@ -80,7 +81,7 @@ def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
         else:
             summary.skipped["not media"] += 1
         return None
-    previous = store.get_source(path)
+    previous = store.get_source(path) if store is not None else None
     if previous is not None and previous.fingerprint == fp:
         if previous.status == "failed":
             # the stored error is "reason: detail"; keep the detail, say why it was not retried
@@ -251,6 +252,10 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
                 summary.persons_total = len(store.list_persons())
                 summary.seconds = time.perf_counter() - started
                 return summary
+    else:
+        # a new store: every file is new. Sniffed and fingerprinted now, while the fork server
+        # (pool_start) still imports what the workers need, not after their start
+        jobs = [job for job in (_classify(f, None, summary, roots) for f in found) if job is not None]
 
     runner = make_runner(engine_config, options.workers, options, pool=pool)
     try:
@@ -270,8 +275,6 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
         encoders = {**encoders, RECORD_KEY: encoded(engine_config)}
         # opening with encoders refuses a store built by other models (EncoderMismatchError)
         with Store(os.fspath(store_dir), mode="w", encoders=encoders) as store:
-            if not store_exists:
-                jobs = [job for job in (_classify(f, store, summary, roots) for f in found) if job is not None]
             rules = link_rules(encoders, options.person_threshold)
             earlier = store.record_person_rules(rules.as_dict())
             if earlier is not None:
