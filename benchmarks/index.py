@@ -48,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import print_table, write_json  # noqa: E402
+from common import compile_tree, print_table, write_json  # noqa: E402
 
 PHOTOS = ["t1", "astronaut", "grace_hopper", "biden", "obama", "obama2", "obama3"]
 
@@ -345,6 +345,8 @@ def video_clock(args) -> int:
     sides = {"this tree": str(Path(__file__).resolve().parents[1])}
     if args.baseline_src:
         sides["baseline"] = os.path.abspath(args.baseline_src)
+    for src in sides.values():
+        compile_tree(src)   # timed from each process's start: neither side compiles its modules there
     if args.photos_only:
         folder = work / "photos"
         clips = {f"photos, {len(build_folder(folder, args.copies))} images": folder}

@@ -30,7 +30,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 import grpc  # noqa: E402,F401
 
-from benchmarks.common import free_port, print_table, start_mien_serve, stop_process, write_json  # noqa: E402
+from benchmarks.common import (compile_tree, free_port, print_table, start_mien_serve, stop_process,  # noqa: E402
+                               write_json)
 from benchmarks.index import build_folder  # noqa: E402
 
 
@@ -84,6 +85,8 @@ def main() -> int:
     sides = {"this tree": ROOT}
     if args.baseline_src:
         sides["baseline"] = Path(args.baseline_src).resolve()
+    for src in sides.values():
+        compile_tree(src)   # a job's new workers import modules lazily: neither side compiles them there
     load_before = os.getloadavg()[0]
     runs: dict = {name: [] for name in sides}
     for r in range(args.rounds):
