@@ -143,7 +143,8 @@ def main() -> int:
     analysis_x = duration_s / (total_s / w)
     budget_s = w * duration_s / args.target
     summary = {"clip": str(path), "duration_s": duration_s, "sampled_frames": frames, "faces": faces,
-               "models_s": dict(spent), "decode_s": decode_s, "decode_in_analysis_s": read_s, "other_s": other_s, "analysis_s": total_s,
+               "models_s": dict(spent), "decode_s": decode_s, "decode_in_analysis_s": read_s,
+               "other_s": other_s, "analysis_s": total_s,
                "workers": w, "floor_x_real_time": floor_x, "analysis_x_real_time": analysis_x,
                "target_x": args.target, "target_cpu_budget_s": budget_s}
     print(f"\non {w} cores: the models and decoding alone allow at most {floor_x:.1f}x real time; "
