@@ -2,12 +2,13 @@
 
 Every run's pool costs each worker its fork, its models and its first file's one-time work
 (ONNX Runtime's start, dlib's predictor, LiteRT's first calls): 0.2-0.3 s before the first
-result, in every job, which a job of a few files in a web app waits for twice over. A server
+result, in every job, which a job of a few files from a web app mostly waits for. A server
 keeps one pool and lends it to its jobs in turn; a job that starts while the pool is lent gets
 a pool of its own, as before. The pool is closed after IDLE_SECONDS without a job (each idle
 worker holds about 135 MB of its own: its models and their buffers), when a job needs other
-models or another size, when a worker died while it waited, and when the server stops. Jobs on a kept pool give the same results: the workers hold no state from
-one file to the next but their loaded models.
+models or another size, when a worker died while it waited, and when the server stops. Jobs on
+a kept pool give the same results: the workers hold no state from one file to the next but
+their loaded models.
 """
 
 from __future__ import annotations
