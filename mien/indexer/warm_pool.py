@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-IDLE_SECONDS = 120.0
+IDLE_SECONDS = 300.0   # a user indexing folder after folder from the web app pauses between jobs
 
 
 class WarmPool:
