@@ -100,9 +100,10 @@ def head_frame(mesh: np.ndarray) -> np.ndarray:
     return (pts - (eye_r + eye_l) / 2) / iod
 
 
-def raw_measures(mesh: np.ndarray) -> np.ndarray:
-    """The AU measures in IOD units, before centring and scaling, in NAMES order."""
-    p = head_frame(mesh)
+def raw_measures(mesh: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+    """The AU measures in IOD units, before centring and scaling, in NAMES order (frame: the
+    mesh's head_frame, when the caller has it already)."""
+    p = head_frame(mesh) if frame is None else frame
     x, y = p[:, 0], p[:, 1]
 
     def both(pair, fn):
@@ -139,9 +140,9 @@ _NEUTRAL = np.array([AUS[n][1] for n in NAMES], np.float64)
 _RANGE = np.array([AUS[n][2] for n in NAMES], np.float64)
 
 
-def intensities(mesh: np.ndarray) -> np.ndarray:
+def intensities(mesh: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
     """Centred, scaled AU intensities (NAMES order): ~0 relaxed, ~1 a strong action."""
-    return (raw_measures(mesh) - _NEUTRAL) / _RANGE
+    return (raw_measures(mesh, frame) - _NEUTRAL) / _RANGE
 
 
 def components(mesh: np.ndarray) -> dict[str, float]:

@@ -61,18 +61,21 @@ def _reference_points() -> np.ndarray:
     return au.head_frame(reference())[list(MESH_POINTS), :2]
 
 
-def mesh_code(mesh: np.ndarray) -> np.ndarray:
-    """(64,) where the MESH_POINTS sit in the head frame, relative to the neutral reference."""
-    return (au.head_frame(mesh)[list(MESH_POINTS), :2] - _reference_points()).reshape(-1)
+def mesh_code(mesh: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+    """(64,) where the MESH_POINTS sit in the head frame, relative to the neutral reference (frame:
+    the mesh's au.head_frame, when the caller has it already)."""
+    frame = au.head_frame(mesh) if frame is None else frame
+    return (frame[list(MESH_POINTS), :2] - _reference_points()).reshape(-1)
 
 
 PROB_FLOOR = 1e-7
 
 
-def assemble(probs: np.ndarray, pooled: np.ndarray, aus: np.ndarray, meshes) -> np.ndarray:
+def assemble(probs: np.ndarray, pooled: np.ndarray, aus: np.ndarray, meshes=None, codes=None) -> np.ndarray:
     """(N, DIM) float32 features from the emotion distributions, pooled block, AU intensities and
-    meshes of N faces."""
-    codes = np.stack([mesh_code(m) for m in meshes]) if len(meshes) else np.zeros((0, 2 * len(MESH_POINTS)))
+    meshes of N faces (or their mesh codes, computed already)."""
+    if codes is None:
+        codes = np.stack([mesh_code(m) for m in meshes]) if len(meshes) else np.zeros((0, 2 * len(MESH_POINTS)))
     log_probs = np.log(np.maximum(np.asarray(probs, np.float64), PROB_FLOOR))
     return np.concatenate([log_probs.astype(np.float32), np.asarray(pooled, np.float32),
                            np.asarray(aus, np.float32), codes.astype(np.float32)], axis=1)

