@@ -406,8 +406,8 @@ def main() -> int:
                         help="with --video-clock: the photo folder (--copies) instead of the clips: "
                              "its wall clock and faces/s in fresh processes, alternated with --baseline-src")
     parser.add_argument("--expression", default="",
-                        help="with --video-clock: the expression encoder both trees index with (e.g. fer-au, "
-                             "the default before fer-au-478; default: each tree's own default)")
+                        help="the expression encoder mien indexes with (e.g. fer-au, the default before "
+                             "fer-au-478; default: the tree's own default); with --video-clock, both trees")
     parser.add_argument("--baseline-src", metavar="DIR",
                         help="with --video-clock: alternate each run with the mien tree at DIR "
                              "(e.g. `git worktree add /tmp/base HEAD~1`)")
@@ -437,7 +437,8 @@ def main() -> int:
     base2_faces, base2_s = baseline(paths, 2)
     cpu["fr2"] = cpu_now() - c0
     workers = args.workers or os.cpu_count()
-    fronts = {"mediapipe": EngineConfig(), "dlib": EngineConfig(detector="dlib")}
+    chosen = {"expression": args.expression} if args.expression else {}
+    fronts = {"mediapipe": EngineConfig(**chosen), "dlib": EngineConfig(detector="dlib", **chosen)}
     if args.facenet:
         fronts["mediapipe + facenet identity"] = EngineConfig(identity="facenet")
     runs = {}
