@@ -53,6 +53,15 @@ from common import compile_tree, print_table, write_json  # noqa: E402
 PHOTOS = ["t1", "astronaut", "grace_hopper", "biden", "obama", "obama2", "obama3"]
 
 
+def clip_720p(folder: Path, seconds: float):
+    """The benchmarks' 720p clip (mien.demo.videos.Clip) in `folder`: two faces panning, 30 fps,
+    `seconds` long; the clip the video rows and the 30x target are measured on."""
+    from mien.demo.videos import write_clip
+
+    return write_clip(folder / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
+                      size=(1280, 720), seconds=seconds)
+
+
 def build_folder(folder: Path, copies: int) -> list[Path]:
     """Each photo in `copies` variants: original, flip, scales, brighter, darker."""
     import cv2
@@ -201,12 +210,10 @@ def video_only(args) -> int:
     than one run on a shared machine, and quick enough to measure each change to the video path."""
     import statistics
 
-    from mien.demo.videos import write_clip
     from mien.engine.faces import EngineConfig
 
     work = Path(tempfile.mkdtemp(prefix="mien-bench-video-"))
-    clip = write_clip(work / "video" / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
-                      size=(1280, 720), seconds=args.video_seconds)
+    clip = clip_720p(work / "video", args.video_seconds)
     duration_s = clip.frames / clip.fps
     load_before = os.getloadavg()[0]
     c0 = cpu_now()
@@ -310,12 +317,10 @@ def clips_for_clock(work: Path, seconds: float, real: bool) -> dict:
     (200 s, 360x288)."""
     import shutil
 
-    from mien.demo.videos import write_clip
 
     out = {}
     folder = work / "clip720"
-    clip = write_clip(folder / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
-                      size=(1280, 720), seconds=seconds)
+    clip = clip_720p(folder, seconds)
     out[f"rendered 720p, {clip.frames / clip.fps:.0f} s, 2 faces"] = folder
     if real:
         import rated_media
@@ -420,7 +425,6 @@ def main() -> int:
     if args.video_clock:
         return video_clock(args)
 
-    from mien.demo.videos import write_clip
     from mien.engine.faces import EngineConfig
 
     compile_tree(Path(__file__).resolve().parents[1])   # the fork server's imports are timed: as installed
@@ -447,8 +451,7 @@ def main() -> int:
         runs[name] = run_mien(work / "photos", work / f"store-images-{name}", args.workers, cfg)
         cpu[name] = cpu_now() - c0
 
-    clip = write_clip(work / "video" / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
-                      size=(1280, 720), seconds=args.video_seconds)
+    clip = clip_720p(work / "video", args.video_seconds)
     duration_s = clip.frames / clip.fps
     c0 = cpu_now()
     startup_s = min(pool_startup(args.workers) for _ in range(2))  # noisy on a loaded machine

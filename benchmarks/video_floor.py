@@ -13,7 +13,7 @@ The floor: decoding plus the models, split perfectly over `--workers` cores with
 (no pool start, no Python around the models, no tracking, identity or commit). A wall-clock
 target above it cannot be met by making mien's own code faster; only cheaper models, less
 decoding or a faster machine can. The default clip is the one `benchmarks/index.py
---video-clock` times: 1280x720, 30 fps mp4v, two faces panning.
+--video-clock` times (index.clip_720p): 1280x720, 30 fps mp4v, two faces panning.
 """
 
 from __future__ import annotations
@@ -102,12 +102,10 @@ def main() -> int:
     if args.clip:
         path = args.clip
     else:
-        from mien.demo.videos import write_clip
+        from index import clip_720p   # benchmarks/index.py: the clip --video-clock times
 
-        work = Path(tempfile.mkdtemp(prefix="mien-bench-floor-"))
         print(f"rendering a {args.seconds:.0f} s 720p clip ...", flush=True)
-        path = str(write_clip(work / "two_people_720p.mp4", ["obama2", "biden"], motion="pan", fps=30.0,
-                              size=(1280, 720), seconds=args.seconds).path)
+        path = str(clip_720p(Path(tempfile.mkdtemp(prefix="mien-bench-floor-")), args.seconds).path)
 
     worker.init(EngineConfig(), 1)
     worker.analyze_range(path, 0, 4000, FPS, KEY_MS, BATCH_FRAMES, MAX_PIXELS)   # models loaded, first calls made
