@@ -94,6 +94,11 @@ def _classify(found, store, summary: IndexSummary, roots=None) -> Job | None:
     return Job(path, kind, fp)
 
 
+def _classify_all(found, store, summary: IndexSummary, roots=None) -> list[Job]:
+    """The Jobs of the found files that need analysing (_classify, file by file)."""
+    return [job for job in (_classify(f, store, summary, roots) for f in found) if job is not None]
+
+
 def _sniff_and_fingerprint(found, roots) -> tuple[str | None, str]:
     """(kind, fingerprint) of a found file, read from one descriptor opened beneath its root."""
     if not found.size:
@@ -245,7 +250,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
             # refused before any work, new or not: the store keeps the engine it was built with
             refuse_conflicts(store_dir, store.encoders, engine_config)
             repair_persons(store)  # after a kill -9 of a run on a store without atomic persons
-            jobs = [job for job in (_classify(f, store, summary, roots) for f in found) if job is not None]
+            jobs = _classify_all(found, store, summary, roots)
             if options.prune:
                 _prune(store, paths, summary)
             if not jobs:
@@ -255,7 +260,7 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     else:
         # a new store: every file is new. Sniffed and fingerprinted now, while the fork server
         # (pool_start) still imports what the workers need, not after their start
-        jobs = [job for job in (_classify(f, None, summary, roots) for f in found) if job is not None]
+        jobs = _classify_all(found, None, summary, roots)
 
     runner = make_runner(engine_config, options.workers, options, pool=pool)
     try:
