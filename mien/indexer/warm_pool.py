@@ -53,18 +53,17 @@ class WarmPool:
         return _Lent(self, runner)
 
     def _returned(self, runner) -> None:
-        """A run is done with the kept pool: it waits for the next, or closes if it broke or the
-        pool was closed meanwhile."""
+        """A run is done with the kept pool (self._runner: nothing replaces a lent pool): it waits
+        for the next, or closes if it broke or the pool was closed meanwhile."""
         runner.settle()
         with self._lock:
             self._lent = False
-            if runner is self._runner and not runner.broken and not self._closed:
+            if not runner.broken and not self._closed:
                 self._timer = threading.Timer(self.idle_seconds, self._idle_out, args=(runner,))
                 self._timer.daemon = True
                 self._timer.start()
                 return
-            if runner is self._runner:
-                self._runner = None
+            self._runner = None
         runner.close()
 
     def _idle_out(self, runner) -> None:
