@@ -132,9 +132,13 @@ def main() -> int:
     discard_s, _ = decode_seconds(path, discard_nonref=True)
     spent = timed_models()
     reading = timed_reading()
+    from mien.engine.faces import still_faces
+
+    passes_before = dict(still_faces.counts)
     start, cpu0 = time.perf_counter(), time.process_time()
     result = worker.analyze_range(path, 0, None, FPS, KEY_MS, BATCH_FRAMES, MAX_PIXELS)
     total_s, total_cpu = time.perf_counter() - start, time.process_time() - cpu0
+    passes = {k: still_faces.counts[k] - passes_before[k] for k in passes_before}
     if result.error:
         raise SystemExit(f"{path}: {result.error}")
     duration_s = (result.last[1] if result.last else 0.0) / 1000.0 + 1.0 / 30.0
@@ -153,7 +157,8 @@ def main() -> int:
         row["ms_per_video_s"] = 1000.0 * row["seconds"] / duration_s
         row["share"] = row["seconds"] / total_s
     print(f"\n{Path(path).name}: {duration_s:.1f} s of video, {frames} sampled frames, {faces} faces; "
-          f"one process, one thread ({total_cpu:.2f} CPU-s for {total_s:.2f} s)")
+          f"one process, one thread ({total_cpu:.2f} CPU-s for {total_s:.2f} s); 478-point passes "
+          f"run {passes['computed']}, reused for still faces {passes['reused']} (still_faces.py)")
     print_table(rows, ["part", "seconds", "ms_per_video_s", "share"], "{:.3f}")
 
     w = max(1, args.workers)
@@ -165,7 +170,7 @@ def main() -> int:
                "models_s": dict(spent), "decode_s": decode_s, "decode_nonref_discarded_s": discard_s,
                "decode_in_analysis_s": read_s,
                "other_s": other_s, "analysis_s": total_s,
-               "workers": w, "floor_x_real_time": floor_x, "analysis_x_real_time": analysis_x,
+               "landmark_passes": passes, "workers": w, "floor_x_real_time": floor_x, "analysis_x_real_time": analysis_x,
                "target_x": args.target, "target_cpu_budget_s": budget_s}
     print(f"\non {w} cores: the models and decoding alone allow at most {floor_x:.1f}x real time; "
           f"the whole analysis, split perfectly and started at no cost, {analysis_x:.1f}x. "

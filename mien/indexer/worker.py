@@ -243,7 +243,7 @@ def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
     track later). guided=True: the first frame is a keyframe, see _detect_segment."""
     from contextlib import nullcontext
 
-    from mien.engine.faces import occlusion
+    from mien.engine.faces import occlusion, still_faces
 
     an = analyzer()
     images = [image for _, _, image in frames]
@@ -253,7 +253,9 @@ def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
         for image, faces in zip(images, per_image):
             an.assess(image, faces)
             an.align(image, [f for f in faces if _passed(f)])
-    _embed_expressions(images, per_image)
+    # ... and a face whose mesh did not move keeps its 478-point AUs (fer-au-478)
+    with still_faces.reused_when_still() if guided else nullcontext():
+        _embed_expressions(images, per_image)
     results = []
     for (index, ts, image), faces in zip(frames, per_image):
         patches = {i: identity_patch(image, f) for i, f in enumerate(faces) if _passed(f)}

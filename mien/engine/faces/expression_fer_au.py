@@ -30,9 +30,12 @@ with facemesh.fill_mesh from the face's box and eyes.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from mien.engine.faces import expression_au as au
+from mien.engine.faces import still_faces
 from mien.engine.faces import expression_features as xf
 from mien.engine.faces import expression_fer as fer
 from mien.engine.faces.facemesh import fill_mesh
@@ -121,8 +124,10 @@ def encode_image_faces_478(image: np.ndarray, faces, landmarker) -> None:
     if not faces:
         return
     ensure_mesh(image, faces)
-    # fer's crop stays placed by the FaceMesh's eyes
-    set_478(faces, fer.network_outputs(image, faces), [refined_parts(image, f.mesh, landmarker) for f in faces])
+    # fer's crop stays placed by the FaceMesh's eyes; in a video run of frames a still face reuses
+    # its last landmark pass (still_faces.py)
+    read = partial(refined_parts, landmarker=landmarker)
+    set_478(faces, fer.network_outputs(image, faces), [still_faces.parts_of(image, f.mesh, read) for f in faces])
 
 
 def set_478(faces, fer_outputs, parts) -> None:
