@@ -12,9 +12,9 @@ with the reused AUs (fer recomputed) lies from the one computed in full. The sti
 half of the pairs show what a threshold on the mesh's movement would keep. mien's video workers
 do skip it for still faces (mien/engine/faces/still_faces.py), on the evidence of `--rated`.
 
-`--rated` then asks the raters: the 312 faces of the rated-triplet set that are video frames get,
-besides their own 478-point AUs, those of the same face one sample earlier (the frame 1/fps
-before, the face that overlaps most), and the expression vector (fer-au-478's: the stored fer
+`--rated` then asks the raters: the faces of the rated-triplet set that are video frames (313 of
+them with the face in a sample before) get, besides their own 478-point AUs, those of the same
+face one sample earlier (the frame 1/fps before, the face that overlaps most), and the expression vector (fer-au-478's: the stored fer
 distribution and these AUs) reuses them for the stillest share of those faces. Accuracy on the
 unanimous triplets the report's folds test, and a sign test against computing every face in
 full, for each share reused; a second table reuses fer's distribution too (the whole vector). The
