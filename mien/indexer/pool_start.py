@@ -20,8 +20,10 @@ adopts it, OpenBLAS's thread count included, as a spawned worker would have foun
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
+import warnings
 
 # imported once by the fork server, in this order; a module missing here is imported by the worker
 PRELOAD = (
@@ -61,18 +63,80 @@ def _environment(env: dict):
 def main_importable() -> bool:
     """Whether a worker can start: each one imports the main script again by its path (as with
     spawn), which is impossible for code read from stdin. Scripts calling index_paths need the
-    usual `if __name__ == "__main__":` guard, as with any multiprocessing code."""
+    usual `if __name__ == "__main__":` guard, as with any multiprocessing code (unguarded_call)."""
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     return main_file is None or os.path.exists(main_file)
 
 
+def _is_main_test(test) -> bool:
+    """Whether an `if` test is `__name__ == "__main__"` (either way round)."""
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+@functools.lru_cache(maxsize=16)
+def _guarded_lines(path: str) -> frozenset | None:
+    """The lines of `path` inside an `if __name__ == "__main__":` block; None when it does not
+    parse (then nothing is assumed)."""
+    import ast
+
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    lines: set = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return frozenset(lines)
+
+
+_TOLD: set = set()   # the unguarded statements warned about, this process
+
+
+def unguarded_call() -> str | None:
+    """"file:line" of the main script's top-level statement that is running this call when it is
+    outside an `if __name__ == "__main__":` block, else None. Each worker imports the script again
+    (as spawn does) and would run that statement again: the whole run, in every worker, and
+    whatever else the script does at its top level (deleting a store, say)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    if path is None or frame is None:
+        return None   # no script (stdin, -c, a notebook), or not called from its top level (a thread)
+    guarded = _guarded_lines(path)
+    if guarded is None or frame.f_lineno in guarded:
+        return None
+    return f"{path}:{frame.f_lineno}"
+
+
 def pool_size(workers: int = 0, options=None) -> int:
     """How many worker processes a run with these settings starts: 0 when it analyses in this
-    process (one worker, or a main script workers cannot import) or on a Ray cluster."""
+    process (one worker, a main script workers cannot import, or one that calls from its top
+    level without the `__main__` guard, which is then told so) or on a Ray cluster."""
     if options is not None and getattr(options, "ray_address", None) is not None:
         return 0
     workers = workers or (os.cpu_count() or 1)
-    return workers if workers > 1 and main_importable() else 0
+    if workers <= 1 or not main_importable():
+        return 0
+    where = unguarded_call()
+    if where is not None:
+        if where not in _TOLD:   # once per statement, not at each of a run's calls
+            _TOLD.add(where)
+            warnings.warn(f"{where}: indexing runs in this process, on one core: worker processes import "
+                          "the main script again and would run this statement again. Put the call under "
+                          "`if __name__ == \"__main__\":` to use the worker processes.", RuntimeWarning, stacklevel=2)
+        return 0
+    return workers
 
 
 def context():
