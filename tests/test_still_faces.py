@@ -67,3 +67,33 @@ def test_outside_a_video_run_every_face_gets_its_own_pass():
     results = worker.analyze_frames(frames, False)
     assert still_faces.counts == before
     assert len({tuple(_aus(r.faces[0])) for r in results}) == 4
+
+
+def test_the_memory_belongs_to_the_thread_in_the_block():
+    """A face met again inside the block is not read again; the same face on another thread (a
+    query beside an in-process index) is, and so is any face after the block."""
+    import threading
+
+    from mien.demo.videos import portrait
+    from mien.engine.faces import still_faces
+    from mien.indexer import worker
+
+    worker.init(EngineConfig(), threads=1)
+    image = portrait("biden")
+    (face,) = worker.analyzer().detect(image)
+    reads = []
+
+    def read(image, mesh):
+        reads.append(threading.get_ident())
+        return ("aus", "code")
+
+    with still_faces.reused_when_still():
+        assert still_faces.parts_of(image, face.mesh, read) == ("aus", "code")
+        assert still_faces.parts_of(image, face.mesh, read) == ("aus", "code")
+        assert len(reads) == 1
+        other = threading.Thread(target=still_faces.parts_of, args=(image, face.mesh, read))
+        other.start()
+        other.join()
+        assert len(reads) == 2 and reads[1] != reads[0]
+    still_faces.parts_of(image, face.mesh, read)
+    assert len(reads) == 3

@@ -106,7 +106,13 @@ def unguarded_call() -> str | None:
     outside an `if __name__ == "__main__":` block, else None. Each worker imports the script again
     (as spawn does) and would run that statement again: the whole run, in every worker, and
     whatever else the script does at its top level (deleting a store, say)."""
-    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)   # run with -m
+    if name is not None and (name == "__main__" or name.endswith(".__main__")):
+        return None   # a package's __main__ (python -m mien): multiprocessing never imports it again
+    path = getattr(main, "__file__", None)
+    if name is None and path is not None and os.path.splitext(os.path.basename(path))[0] == "ipython":
+        return None   # nor IPython's launcher
     frame = sys._getframe(1)
     while frame is not None and not (frame.f_code.co_name == "<module>"
                                      and frame.f_globals.get("__name__") == "__main__"):

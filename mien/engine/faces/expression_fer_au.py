@@ -35,9 +35,9 @@ from functools import partial
 import numpy as np
 
 from mien.engine.faces import expression_au as au
-from mien.engine.faces import still_faces
 from mien.engine.faces import expression_features as xf
 from mien.engine.faces import expression_fer as fer
+from mien.engine.faces import still_faces
 from mien.engine.faces.facemesh import fill_mesh
 
 VERSION = "fer-au-v2"

@@ -19,6 +19,7 @@ vector lies 0.03-0.09 from its full one (the same benchmark).
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -55,19 +56,20 @@ class Memory:
         self.entries = [e for e in self.entries if iou(box, e[0]) < SAME_PLACE] + [[box, shape, parts]]
 
 
-_memory: Memory | None = None
+_local = threading.local()   # the Memory of the block this thread is in: another thread's
+                             # frames (a query beside an in-process index) never see it
 
 
 @contextmanager
 def reused_when_still():
-    """Within this block, refined parts are reused for faces still since their last pass (one video
-    run of frames, in time order). Yields the Memory."""
-    global _memory
-    outer, _memory = _memory, Memory()
+    """Within this block, on this thread, refined parts are reused for faces still since their last
+    pass (one video run of frames, in time order). Yields the Memory."""
+    outer = getattr(_local, "memory", None)
+    _local.memory = Memory()
     try:
-        yield _memory
+        yield _local.memory
     finally:
-        _memory = outer
+        _local.memory = outer
 
 
 def parts_of(image: np.ndarray, mesh: np.ndarray, read):
@@ -76,7 +78,7 @@ def parts_of(image: np.ndarray, mesh: np.ndarray, read):
     from mien.engine.faces import expression_au as au
     from mien.engine.faces.facemesh import mesh_box
 
-    memory = _memory
+    memory = getattr(_local, "memory", None)
     if memory is None:
         return read(image, mesh)
     try:
