@@ -6,7 +6,8 @@ One process analyses the clip the way a pool worker does (worker.analyze_range o
 file, one thread, the indexer's defaults: 2 sampled fps, keyframes every 2 s, segments of 4
 frames), after a warm-up on its first seconds. Each model call is timed where it runs (the
 LiteRT models one by one, fer's network), and the file is also read alone with the same reader
-(video.RangeReader: decoding and the sampled frames' colour conversion); inside the analysis the
+(video_packets.PacketRangeReader: decoding and the sampled frames' colour conversion; also
+video.RangeReader, which decodes every frame, as a reference); inside the analysis the
 reader's share is timed too, and is larger: the models evict its data from the caches.
 
 The floor: decoding plus the models, split perfectly over `--workers` cores with nothing else
@@ -58,10 +59,10 @@ def timed_models() -> collections.Counter:
 def timed_reading() -> list:
     """Seconds spent producing sampled frames inside the analysis from now on (the returned
     one-item list fills): decoding, as interleaved with the models, whose data it evicts."""
-    from mien.indexer import video
+    from mien.indexer import video_packets
 
     spent = [0.0]
-    iterate = video.RangeReader.__iter__
+    iterate = video_packets.PacketRangeReader.__iter__
 
     def timed(self):
         frames = iterate(self)
@@ -75,21 +76,24 @@ def timed_reading() -> list:
             spent[0] += time.perf_counter() - start
             yield frame
 
-    video.RangeReader.__iter__ = timed
+    video_packets.PacketRangeReader.__iter__ = timed
     return spent
 
 
-def decode_seconds(path: str, discard_nonref: bool = False) -> tuple[float, int]:
-    """(seconds, sampled frames) of reading the file's sampled frames alone.
+def decode_seconds(path: str, every_frame: bool = False, discard_nonref: bool = False) -> tuple[float, int]:
+    """(seconds, sampled frames) of reading the file's sampled frames alone, as a worker does
+    (PacketRangeReader: only the packets the samples need, where the stream allows it).
 
-    discard_nonref: FFmpeg skips decoding the frames no other frame refers to (OpenCV's
-    capture option avdiscard=nonref), as a reader could for every frame it does not sample.
-    mien does not: the option holds for the whole capture, so a sampled frame that no frame
-    refers to is skipped too, and OpenCV then counts only the decoded frames (wrong frame
-    numbers). The row says what exact decoding of fewer frames could save on this file: nothing
-    on the rendered mp4v clip (every frame is a reference), about 30 % of the decoding on
-    H.264 with B-frames."""
+    every_frame: with RangeReader, which decodes every frame (the reader before video_packets.py,
+    and the one for files it does not take). discard_nonref (with every_frame): FFmpeg skips
+    decoding the frames no other frame refers to (OpenCV's capture option avdiscard=nonref). mien
+    does not: the option holds for the whole capture, so a sampled frame that no frame refers to
+    is skipped too, and OpenCV then counts only the decoded frames (wrong frame numbers). The row
+    says what decoding fewer frames of H.264 with B-frames could save (PacketRangeReader leaves
+    such streams to RangeReader): nothing on the rendered mp4v clip (every frame is a reference),
+    about 30 % of the decoding on H.264 with B-frames."""
     from mien.indexer.video import RangeReader
+    from mien.indexer.video_packets import PacketRangeReader
 
     key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
     saved = os.environ.get(key)
@@ -97,7 +101,10 @@ def decode_seconds(path: str, discard_nonref: bool = False) -> tuple[float, int]
         os.environ[key] = "avdiscard;nonref"   # read when a capture opens
     try:
         start = time.perf_counter()
-        frames = sum(1 for _ in RangeReader(path, 0, None, FPS, max_pixels=MAX_PIXELS))
+        if every_frame:
+            frames = sum(1 for _ in RangeReader(path, 0, None, FPS, max_pixels=MAX_PIXELS))
+        else:
+            frames = sum(1 for _ in PacketRangeReader(path, 0, None, FPS, max_pixels=MAX_PIXELS))
         return time.perf_counter() - start, frames
     finally:
         if saved is None:
@@ -129,7 +136,8 @@ def main() -> int:
     worker.init(EngineConfig(), 1)
     worker.analyze_range(path, 0, 4000, FPS, KEY_MS, BATCH_FRAMES, MAX_PIXELS)   # models loaded, first calls made
     decode_s, frames = decode_seconds(path)
-    discard_s, _ = decode_seconds(path, discard_nonref=True)
+    every_s, _ = decode_seconds(path, every_frame=True)
+    discard_s, _ = decode_seconds(path, every_frame=True, discard_nonref=True)
     spent = timed_models()
     reading = timed_reading()
     from mien.engine.faces import still_faces
@@ -152,12 +160,14 @@ def main() -> int:
              {"part": "everything else (Python, crops, FaceQA, AUs, patches)", "seconds": other_s},
              {"part": "the whole analysis", "seconds": total_s},
              {"part": "(decoding alone, the file read by itself)", "seconds": decode_s},
-             {"part": "(the same, non-reference frames not decoded: not mien's)", "seconds": discard_s}]
+             {"part": "(the same, every frame decoded: RangeReader)", "seconds": every_s},
+             {"part": "(every frame but the non-reference ones: not mien's)", "seconds": discard_s}]
     for row in rows:
         row["ms_per_video_s"] = 1000.0 * row["seconds"] / duration_s
         row["share"] = row["seconds"] / total_s
     print(f"\n{Path(path).name}: {duration_s:.1f} s of video, {frames} sampled frames, {faces} faces; "
-          f"one process, one thread ({total_cpu:.2f} CPU-s for {total_s:.2f} s); 478-point passes "
+          f"{result.frames_decoded} frames decoded; one process, one thread ({total_cpu:.2f} CPU-s for "
+          f"{total_s:.2f} s); 478-point passes "
           f"run {passes['computed']}, reused for still faces {passes['reused']} (still_faces.py)")
     print_table(rows, ["part", "seconds", "ms_per_video_s", "share"], "{:.3f}")
 
@@ -167,8 +177,9 @@ def main() -> int:
     analysis_x = duration_s / (total_s / w)
     budget_s = w * duration_s / args.target
     summary = {"clip": str(path), "duration_s": duration_s, "sampled_frames": frames, "faces": faces,
-               "models_s": dict(spent), "decode_s": decode_s, "decode_nonref_discarded_s": discard_s,
-               "decode_in_analysis_s": read_s,
+               "models_s": dict(spent), "decode_s": decode_s, "decode_every_frame_s": every_s,
+               "decode_nonref_discarded_s": discard_s,
+               "decode_in_analysis_s": read_s, "frames_decoded": result.frames_decoded,
                "other_s": other_s, "analysis_s": total_s,
                "landmark_passes": passes, "workers": w, "floor_x_real_time": floor_x, "analysis_x_real_time": analysis_x,
                "target_x": args.target, "target_cpu_budget_s": budget_s}

@@ -28,7 +28,7 @@ import warnings
 # imported once by the fork server, in this order; a module missing here is imported by the worker
 PRELOAD = (
     "numpy", "cv2", "ai_edge_litert.interpreter", "dlib", "PIL.Image", "PIL.JpegImagePlugin",
-    "PIL.PngImagePlugin", "mien.engine.faces.analyzer", "mien.indexer.handover", "mien.indexer.worker",
+    "PIL.PngImagePlugin", "av", "mien.engine.faces.analyzer", "mien.indexer.handover", "mien.indexer.worker",
 )
 
 # What the fork server (and so each worker) must find in its environment before numpy loads:

@@ -172,11 +172,12 @@ class RangeReader:
     RESTART_MS = 500.0
 
     def __init__(self, path: str, start_ms: int = 0, end_ms: int | None = None, fps: float | None = 2.0,
-                 *, seek: bool = True, max_pixels: int = 100_000_000, roots=None):
+                 *, seek: bool = True, max_pixels: int = 100_000_000, roots=None, fd: int | None = None):
         self.path, self.start_ms, self.end_ms, self.fps = path, int(start_ms), end_ms, fps
         self.seek, self.max_pixels = seek, max_pixels
         self.roots = roots      # allowed roots: the file is opened beneath them (beneath.py)
-        self._fd = None         # the open file, while iterating: every capture reads it
+        self._fd = fd           # the open file, while iterating: every capture reads it (given:
+                                # a descriptor the caller opened, closed here after reading)
         self.info: VideoInfo | None = None
         self.first = self.next = self.last = None
         self.backwards = False

@@ -303,10 +303,15 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
                   batch_frames: int, max_pixels: int, seek: bool = True, roots=None) -> RangeResult:
     """Read and analyse the sampled frames of `path` in [start_ms, end_ms): this worker opens the
     file itself (nothing but the path travels; beneath the allowed roots when given), guided
-    detection within each segment."""
+    detection within each segment. A seeking read decodes only the packets its samples need where
+    the stream allows it, with the same frames (video_packets.py)."""
     from mien.indexer.video import RangeReader
+    from mien.indexer.video_packets import PacketRangeReader
 
-    reader = RangeReader(path, start_ms, end_ms, fps, seek=seek, max_pixels=max_pixels, roots=roots)
+    if seek:
+        reader = PacketRangeReader(path, start_ms, end_ms, fps, max_pixels=max_pixels, roots=roots)
+    else:   # counted frame numbers (a file whose ranges did not meet): every frame, from the first
+        reader = RangeReader(path, start_ms, end_ms, fps, seek=False, max_pixels=max_pixels, roots=roots)
     out = RangeResult()
     guided = key_ms > 0
     try:
