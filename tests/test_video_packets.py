@@ -1,7 +1,8 @@
 """PacketRangeReader gives RangeReader's frames while decoding only the packets its samples need.
 
 Real files: clips rendered by OpenCV (mp4v in .mp4, MJPG in .avi) and encoded by PyAV's FFmpeg
-(H.264 with and without B-frames, ProRes), read whole and cut into ranges; a damaged MJPG. Each
+(H.264 with and without B-frames, ProRes), read whole and cut into ranges; a damaged MJPG; an
+MKV whose millisecond timestamps do not step evenly (RangeReader reads it). Each
 read is compared with RangeReader's on the same file: frame numbers, timestamps, pixels, and the
 fields the driver checks ranges with.
 """
@@ -95,12 +96,22 @@ def test_every_frame_sampled(clips):
         assert len(new[0]) == len(old[0]) > 60
 
 
-def test_b_frames_are_read_by_range_reader(clips):
-    for start, end in CUTS[:3]:
+def test_b_frames_skip_frames_nothing_refers_to(clips):
+    """H.264 with B-frames: every keyframe interval is decoded (a keyframe need not restart
+    decoding), but not the B-frames no sample needs."""
+    for start, end in CUTS:
         old, new = both(clips["h264_bframes"], start, end)
         assert_same(old, new)
-        assert "keyframes do not restart decoding" in new[1].handed_over
-        assert new[1].frames_decoded == old[1].frames_decoded
+        assert new[1].handed_over is None, new[1].handed_over
+        assert new[1].frames_decoded < old[1].frames_decoded, (start, end)
+    old, new = both(clips["h264_bframes"], 0, None)
+    assert new[1].frames_decoded < 0.7 * old[1].frames_decoded
+
+
+def test_every_frame_of_b_frames(clips):
+    old, new = both(clips["h264_bframes"], 1000, 4000, fps=None)
+    assert_same(old, new)
+    assert len(new[0]) == 90
 
 
 def test_damage_in_a_frame_not_decoded_is_found(clips, tmp_path):
@@ -120,6 +131,32 @@ def test_damage_in_a_frame_not_decoded_is_found(clips, tmp_path):
     assert "damaged JPEG" in new[1].handed_over
     (before, after), = new[1].gaps   # RangeReader skipped the damage, and says so
     assert before < 2120 < after
+
+
+def test_uneven_timestamps_are_range_readers(clips, tmp_path):
+    """MKV keeps milliseconds: at 30 fps frames last 33 or 34 ms, which is not one frame
+    duration each; RangeReader reads the file (its frame numbers are counted from such stamps)."""
+    mkv = encode(clips["mp4v"], tmp_path / "h264.mkv", "libx264", bf="0", g="20")
+    for start, end in CUTS[:3]:
+        old, new = both(mkv, start, end)
+        assert_same(old, new)
+        assert new[1].handed_over == "packets do not last one frame"
+
+
+def test_mpeg_program_stream_ends(clips, tmp_path):
+    """An MPEG-2 program stream (.mpg) whose last frame FFmpeg flushes without a timestamp: RangeReader
+    took that for a clock restart and its resync read the file again and again, forever."""
+    from itertools import islice
+
+    from mien.indexer.video import RangeReader
+
+    mpg = encode(clips["mp4v"], tmp_path / "mpeg2.mpg", "mpeg2video", bf="0", g="12")
+    reader = RangeReader(str(mpg), 0, None, 2.0)
+    frames = [(f.index, f.timestamp_ms) for f in islice(reader, 100)]
+    assert len(frames) == 16 and frames[-1] == (225, 7500), frames[-3:]
+    assert reader.last == (239, 7967)
+    old, new = both(mpg, 0, None)
+    assert_same(old, new)
 
 
 def test_without_pyav_range_reader_reads(clips, monkeypatch):

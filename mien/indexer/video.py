@@ -288,19 +288,24 @@ class RangeReader:
                     index += 1
                     ms = cap.get(cv2.CAP_PROP_POS_MSEC)
                 else:
-                    found = self._resync(cap, raw_last)
+                    # after a clock restart a container time names a moment of each part: a
+                    # seek by it could land back in an earlier part and read it again, forever
+                    found = self._resync(cap, raw_last) if offset == 0 else None
                     if found is None:
                         break
                     index, ms = max(found[0], index + 1), found[1]
                     gap_from = last_ms
                 if not math.isfinite(ms):
                     ms = 0.0
+                if ms <= 0 and index > 0:
+                    # no timestamp (a container without them, or the frame FFmpeg flushes at the
+                    # end of an MPEG program stream): taken for a clock restart, it sent the
+                    # resync back to the start of the file, again and again
+                    ms = index * 1000.0 / native
                 if raw_last is not None and ms < raw_last - restart:
                     offset = last_ms + 1000.0 / native - ms
                 raw_last = ms
                 ms += offset
-                if ms <= 0 and index > 0:
-                    ms = index * 1000.0 / native  # container without timestamps
                 if ms < last_ms and self.seeked:
                     self.backwards = True
                 ms = max(ms, last_ms)  # never let time run backwards
