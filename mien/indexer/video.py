@@ -141,6 +141,21 @@ def sample_bin(timestamp_ms: int, fps: float | None) -> int | None:
     return math.floor(timestamp_ms * fps / 1000.0 + 1e-9)
 
 
+def mark_frame(reader, index: int, t: int) -> bool | None:
+    """A frame read, in the reader's first / next / last (its first frame at or after start_ms,
+    at or after end_ms, the last read): None when it lies before the range, False when it ends
+    the range (the file goes on: no last), True inside."""
+    reader.last = (index, t)
+    if t < reader.start_ms:
+        return None
+    if reader.first is None:
+        reader.first = (index, t)
+    if reader.end_ms is not None and t >= reader.end_ms:
+        reader.next, reader.last = (index, t), None
+        return False
+    return True
+
+
 class RangeReader:
     """Iterate the sampled `Frame`s of `path` with start_ms <= timestamp < end_ms.
 
@@ -315,14 +330,10 @@ class RangeReader:
                     before, gap_from = int(round(gap_from)), None
                     if before >= self.start_ms:  # the previous range reports gaps that start in it
                         self.gaps.append((before, t))
-                self.last = (index, t)
-                if t < self.start_ms:
+                place = mark_frame(self, index, t)
+                if place is None:
                     continue
-                if self.first is None:
-                    self.first = (index, t)
-                if self.end_ms is not None and t >= self.end_ms:
-                    self.next = (index, t)
-                    self.last = None  # the file goes on
+                if not place:
                     return
                 b = sample_bin(t, self.fps)
                 if b is not None and b == taken:

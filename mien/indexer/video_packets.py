@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 
 from mien.errors import TooLargeError
-from mien.indexer.video import Frame, RangeReader, _capture, _info, _open_file, sample_bin
+from mien.indexer.video import Frame, RangeReader, _capture, _info, _open_file, mark_frame, sample_bin
 
 # codecs whose keyframes need nothing decoded before them (intra-only ones, and those whose
 # predicted frames refer only back to the last keyframe or later); H.264 only at IDR pictures
@@ -228,13 +228,10 @@ class PacketRangeReader:
             previous["pts"] = pts
             ms = (pts - start) * base * 1000.0
             t, index = int(round(ms)), int(round(ms * fps / 1000.0))
-            self.last = (index, t)
-            if t < self.start_ms:
+            place = mark_frame(self, index, t)
+            if place is None:
                 continue
-            if self.first is None:
-                self.first = (index, t)
-            if self.end_ms is not None and t >= self.end_ms:
-                self.next, self.last = (index, t), None
+            if not place:
                 return wanted, True
             b = sample_bin(t, self.fps)
             if b is None or b != previous["bin"]:
