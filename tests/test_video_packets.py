@@ -159,6 +159,22 @@ def test_mpeg_program_stream_ends(clips, tmp_path):
     assert_same(old, new)
 
 
+def test_a_stream_with_one_keyframe_is_not_held_whole(clips, tmp_path, monkeypatch):
+    """A keyframe interval waits in memory for the next keyframe; one longer than the limit (a
+    recording with a single keyframe) goes to RangeReader instead of filling the memory."""
+    from mien.indexer import video_packets
+
+    single = encode(clips["mp4v"], tmp_path / "one_keyframe.mp4", "libx264", bf="0", g="100000",
+                    **{"sc_threshold": "0"})
+    old, new = both(single, 0, None)
+    assert_same(old, new)
+    assert new[1].handed_over is None
+    monkeypatch.setattr(video_packets, "MAX_HELD_PACKETS", 100)   # 3.3 s of this 30 fps clip
+    old, new = both(single, 0, None)
+    assert_same(old, new)
+    assert new[1].handed_over == "a keyframe interval too long to hold"
+
+
 def test_without_pyav_range_reader_reads(clips, monkeypatch):
     from mien.indexer.video_packets import PacketRangeReader
 

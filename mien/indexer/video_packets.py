@@ -43,6 +43,11 @@ CLEAN_KEYFRAMES = frozenset({
 # (FFmpeg's skip_frame NONREF): B-frames, whose pictures are shown out of decode order
 SKIPS_UNREFERENCED = frozenset({"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video"})
 
+# a keyframe interval is held in memory until the next keyframe; a stream with few keyframes
+# (a screen or live recording can have one) is RangeReader's beyond these
+MAX_HELD_PACKETS = 20_000
+MAX_HELD_BYTES = 64 << 20
+
 SEEK_MARGIN_FRAMES = 2   # the seek aims this many frames before the start, as RangeReader's first try
 
 
@@ -193,10 +198,13 @@ class PacketRangeReader:
         if codec.name == "h264":
             extra = codec.extradata or b""
             length_size = (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
-        gop = []
+        gop, held = [], 0
         for packet in packets:
             if packet.size == 0:
                 continue   # the demuxer's end-of-stream marker
+            held += packet.size
+            if len(gop) >= MAX_HELD_PACKETS or held > MAX_HELD_BYTES:
+                raise NotClean("a keyframe interval too long to hold")
             if packet.pts is None:
                 raise NotClean("a packet without a timestamp")
             if codec.name == "mjpeg" and not whole_jpeg(memoryview(packet)):
@@ -205,7 +213,7 @@ class PacketRangeReader:
                                             or h264_idr(bytes(packet), length_size))
             if split and gop:
                 yield gop
-                gop = []
+                gop, held = [], packet.size
             if not gop and not split:
                 raise NotClean("the read does not start at a keyframe")
             gop.append(packet)
