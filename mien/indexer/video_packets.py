@@ -18,11 +18,10 @@ duration after the one shown before it (constant frame rate, the frame numbers R
 derives after a seek), each wanted frame decoded. Any other range is RangeReader's. One that
 stops being such part way (damage, a clock that jumps, a frame that does not decode, packets
 that end before the container's frame count, a keyframe interval too long to hold) is read
-again by RangeReader on the same open
-file, which yields only the frames after those already yielded (the same frames: the range was
-clean up to there) and reports its own first, next, last and gaps, so damage is flagged as
-RangeReader flags it, though only damage in a packet this reader decodes, or in any MJPEG
-frame, is seen. Reads without seeking (a file whose ranges did not meet) are RangeReader's too,
+again by RangeReader on the same open file, which yields only the frames after those already
+yielded (the same frames: the range was clean up to there) and reports its own first, next,
+last and gaps, so damage is flagged as RangeReader flags it, though only damage in a packet
+this reader decodes, or in any MJPEG frame, is seen. Reads without seeking (a file whose ranges did not meet) are RangeReader's too,
 and so is every read without PyAV.
 """
 
