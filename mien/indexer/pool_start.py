@@ -25,10 +25,12 @@ import os
 import sys
 import warnings
 
-# imported once by the fork server, in this order; a module missing here is imported by the worker
+# imported once by the fork server, in this order; a module missing here is imported by the worker.
+# Not PyAV (45 ms here): the server's imports delay every run's first job, and only a video's
+# ranges need it, whose workers import it in parallel
 PRELOAD = (
     "numpy", "cv2", "ai_edge_litert.interpreter", "dlib", "PIL.Image", "PIL.JpegImagePlugin",
-    "PIL.PngImagePlugin", "av", "mien.engine.faces.analyzer", "mien.indexer.handover", "mien.indexer.worker",
+    "PIL.PngImagePlugin", "mien.engine.faces.analyzer", "mien.indexer.handover", "mien.indexer.worker",
 )
 
 # What the fork server (and so each worker) must find in its environment before numpy loads:
