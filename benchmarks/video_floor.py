@@ -86,12 +86,10 @@ def decode_seconds(path: str, every_frame: bool = False, discard_nonref: bool = 
 
     every_frame: with RangeReader, which decodes every frame (the reader before video_packets.py,
     and the one for files it does not take). discard_nonref (with every_frame): FFmpeg skips
-    decoding the frames no other frame refers to (OpenCV's capture option avdiscard=nonref). mien
-    does not: the option holds for the whole capture, so a sampled frame that no frame refers to
-    is skipped too, and OpenCV then counts only the decoded frames (wrong frame numbers). The row
-    says what decoding fewer frames of H.264 with B-frames could save (PacketRangeReader leaves
-    such streams to RangeReader): nothing on the rendered mp4v clip (every frame is a reference),
-    about 30 % of the decoding on H.264 with B-frames."""
+    decoding the frames no other frame refers to (OpenCV's capture option avdiscard=nonref), the
+    sampled ones too, so OpenCV then counts only the decoded frames (wrong frame numbers): a bound
+    for PacketRangeReader on B-frame streams, which skips those frames but the sampled ones.
+    Nothing on the rendered mp4v clip (every frame is a reference)."""
     from mien.indexer.video import RangeReader
     from mien.indexer.video_packets import PacketRangeReader
 
