@@ -121,15 +121,20 @@ def _capture(fd: int):
     return cv2.VideoCapture(fd_path(fd))
 
 
+def probe_open(fd: int, max_pixels: int) -> VideoInfo:
+    """The open file `fd` read just far enough to know it is a decodable video of sane size."""
+    cap = _capture(fd)
+    try:
+        return _info(cap, max_pixels, os.fstat(fd).st_size)
+    finally:
+        cap.release()
+
+
 def probe(path: str, max_pixels: int, roots=None) -> VideoInfo:
     """Open `path` just far enough to know it is a decodable video of sane size."""
     fd = _open_file(path, roots)
     try:
-        cap = _capture(fd)
-        try:
-            return _info(cap, max_pixels, os.fstat(fd).st_size)
-        finally:
-            cap.release()
+        return probe_open(fd, max_pixels)
     finally:
         os.close(fd)
 

@@ -28,9 +28,10 @@ and so is every read without PyAV.
 from __future__ import annotations
 
 import os
+from collections import deque
 
 from mien.errors import TooLargeError
-from mien.indexer.video import Frame, RangeReader, _capture, _info, _open_file, mark_frame, sample_bin
+from mien.indexer.video import Frame, RangeReader, _open_file, mark_frame, probe_open, sample_bin
 
 # codecs whose keyframes need nothing decoded before them (intra-only ones, and those whose
 # predicted frames refer only back to the last keyframe or later); H.264 only at IDR pictures
@@ -100,6 +101,10 @@ class PacketRangeReader:
         self.gaps: list = []
         self.handed_over: str | None = None   # why RangeReader read the range, when it did
         self._yielded_ms = None   # timestamp of the last frame yielded
+        self._clock = None        # (start pts, seconds per pts unit, frames per second)
+        self._pending = deque()   # pts of the samples planned and not decoded yet, in order
+        self._last_pts = None     # of the last frame planned
+        self._last_bin = None     # ... and its sampling bin (None before the range)
 
     def __iter__(self):
         try:
@@ -109,11 +114,7 @@ class PacketRangeReader:
             return
         fd = _open_file(self.path, self.roots)
         try:
-            cap = _capture(fd)
-            try:
-                self.info = _info(cap, self.max_pixels, os.fstat(fd).st_size)
-            finally:
-                cap.release()
+            self.info = probe_open(fd, self.max_pixels)   # OpenCV's figures: RangeReader's frame numbers
             try:
                 yield from self._packets(av, fd)
                 return
@@ -166,17 +167,13 @@ class PacketRangeReader:
                     container.seek(stream.start_time + int(aim / 1000.0 / self._clock[1]), stream=stream,
                                    backward=True)
                     self.seeked = True
-            self._pending: list[int] = []   # wanted timestamps (pts) not decoded yet, in order
-            wanted_pts: set = set()
-            previous = {"pts": None, "bin": object()}
             for gop in self._gops(container.demux(stream), codec, clean=not reordered):
-                wanted, done = self._plan(gop, previous)
-                wanted_pts |= wanted
+                wanted, done = self._plan(gop)
                 self._pending.extend(sorted(wanted))
                 if reordered:
-                    yield from self._decode_all(codec, gop, wanted_pts, to_last_wanted=done)
+                    yield from self._decode_all(codec, gop, wanted, to_last_wanted=done)
                 else:
-                    yield from self._decode_to_last_wanted(codec, gop, wanted_pts)
+                    yield from self._decode_to_last_wanted(codec, gop, wanted)
                 if done:
                     break
             else:
@@ -186,7 +183,7 @@ class PacketRangeReader:
                     # the packets end before the container's count: damage RangeReader seeks past
                     raise NotClean("the packets end early")
             if reordered:
-                yield from self._emit(codec.decode(None), wanted_pts)   # the frames held back
+                yield from self._emit(codec.decode(None))   # the frames held back
             if self._pending:
                 raise NotClean("a wanted frame did not decode")
 
@@ -220,74 +217,79 @@ class PacketRangeReader:
         if gop:
             yield gop
 
-    def _plan(self, gop: list, previous: dict) -> tuple[set, bool]:
+    def _place(self, pts: int) -> tuple[int, int]:
+        """(frame number, ms) of a timestamp, as RangeReader derives them after a seek."""
+        start, base, fps = self._clock
+        ms = (pts - start) * base * 1000.0
+        return int(round(ms * fps / 1000.0)), int(round(ms))
+
+    def _plan(self, gop: list) -> tuple[set, bool]:
         """A keyframe interval's frames in the order they are shown: first, next and last, and
         the timestamps (pts) of those sampled (the first of each bin). Its frames must follow
         the last interval's one frame duration apart. Returns (wanted pts, whether the range
         ends in it)."""
-        start, base, fps = self._clock
+        _, base, fps = self._clock
         step = gop[0].duration
         if not step or abs(step * base * fps - 1.0) > 1e-3:
             raise NotClean("packets do not last one frame")
         wanted = set()
         for pts in sorted(p.pts for p in gop):
-            if previous["pts"] is not None and pts - previous["pts"] != step:
+            if self._last_pts is not None and pts - self._last_pts != step:
                 raise NotClean("a frame out of step")
-            previous["pts"] = pts
-            ms = (pts - start) * base * 1000.0
-            t, index = int(round(ms)), int(round(ms * fps / 1000.0))
+            self._last_pts = pts
+            index, t = self._place(pts)
             place = mark_frame(self, index, t)
             if place is None:
                 continue
             if not place:
                 return wanted, True
             b = sample_bin(t, self.fps)
-            if b is None or b != previous["bin"]:
+            if b is None or b != self._last_bin:
                 wanted.add(pts)
-            previous["bin"] = b
+            self._last_bin = b
         return wanted, False
 
-    def _decode_to_last_wanted(self, codec, gop: list, wanted_pts: set):
+    @staticmethod
+    def _to_last_wanted(gop: list, wanted: set) -> list:
+        """The interval's packets up to its last wanted one (a frame's references come before it
+        in decode order)."""
+        return gop[:1 + max((i for i, p in enumerate(gop) if p.pts in wanted), default=-1)]
+
+    def _decode_to_last_wanted(self, codec, gop: list, wanted: set):
         """Frames shown in decode order, keyframes that restart decoding: the packets up to the
         last wanted one, each one frame; the rest of the interval is never decoded."""
-        last = max((i for i, p in enumerate(gop) if p.pts in wanted_pts), default=-1)
-        for packet in gop[:last + 1]:
+        for packet in self._to_last_wanted(gop, wanted):
             frames = codec.decode(packet)
             if len(frames) != 1 or frames[0].pts != packet.pts:
                 raise NotClean("a packet did not decode to its frame")
-            yield from self._emit(frames, wanted_pts)
+            yield from self._emit(frames)
 
-    def _decode_all(self, codec, gop: list, wanted_pts: set, to_last_wanted: bool):
+    def _decode_all(self, codec, gop: list, wanted: set, to_last_wanted: bool):
         """Frames shown out of decode order (B-frames): every packet is decoded but those of
         unwanted frames that no other frame refers to, which FFmpeg skips (its skip_frame,
         honoured per packet); frames come out in the order they are shown, some packets later.
         to_last_wanted: the read ends in this interval, so nothing after its last wanted packet
-        is needed (a frame's references come before it in decode order)."""
-        if to_last_wanted:
-            gop = gop[:1 + max((i for i, p in enumerate(gop) if p.pts in wanted_pts), default=-1)]
-        for packet in gop:
-            codec.skip_frame = "DEFAULT" if packet.pts in wanted_pts else "NONREF"
-            yield from self._emit(codec.decode(packet), wanted_pts)
+        is needed."""
+        for packet in self._to_last_wanted(gop, wanted) if to_last_wanted else gop:
+            codec.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
+            yield from self._emit(codec.decode(packet))
         codec.skip_frame = "DEFAULT"
 
-    def _emit(self, frames: list, wanted_pts: set):
-        """Yield the wanted frames among decoded ones. Frames come out in the order they are
-        shown, so a frame later than a wanted one that has not come means it never will."""
+    def _emit(self, frames: list):
+        """Yield the decoded frames that are samples (the next pending ones). Frames come out in
+        the order they are shown, so a frame later than the next sample means it never will."""
         for frame in frames:
             self.frames_decoded += 1
             if frame.pts is None:
                 raise NotClean("a frame without a timestamp")
-            if self._pending and frame.pts > self._pending[0]:
-                raise NotClean("a wanted frame did not decode")
-            if frame.pts not in wanted_pts:
+            if not self._pending or frame.pts < self._pending[0]:
                 continue
-            wanted_pts.discard(frame.pts)
-            self._pending.pop(0)
+            if frame.pts > self._pending[0]:
+                raise NotClean("a wanted frame did not decode")
+            self._pending.popleft()
             if frame.width * frame.height > self.max_pixels:
                 raise TooLargeError(f"a video frame of {frame.width}x{frame.height} exceeds "
                                     f"{self.max_pixels} pixels")
-            start, base, fps = self._clock
-            ms = (frame.pts - start) * base * 1000.0
-            t = int(round(ms))
+            index, t = self._place(frame.pts)
             self._yielded_ms = t
-            yield Frame(int(round(ms * fps / 1000.0)), t, frame.to_ndarray(format="bgr24"))
+            yield Frame(index, t, frame.to_ndarray(format="bgr24"))
