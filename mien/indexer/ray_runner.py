@@ -101,6 +101,8 @@ class _Actor:
 class RayRunner:
     """A pool of Ray actors with PoolRunner's interface (see the module docstring)."""
 
+    identity = None   # videos' identity jobs go to the actors: the driver may be a laptop
+
     def __init__(self, engine_config, workers: int = 0, *, address: str | None = None,
                  cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0):
         ray = _ray()

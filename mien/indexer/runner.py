@@ -15,12 +15,14 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from mien.indexer import handover, pool_start, worker
+from mien.indexer.driver_identity import DriverIdentity
 
 
 class InlineRunner:
     """Runs each job immediately in this process (workers=1, tests, debugging)."""
 
     workers = 1
+    identity = None   # videos' identity jobs are jobs like the others (this process's analyzer)
 
     def __init__(self, engine_config):
         worker.init(engine_config, threads=os.cpu_count() or 1)
@@ -41,10 +43,12 @@ class InlineRunner:
 
 
 class PoolRunner:
-    """Worker processes; their results come back as files (handover.py says why)."""
+    """Worker processes; their results come back as files (handover.py says why). Videos'
+    identity steps run in this process (driver_identity.py says why)."""
 
     def __init__(self, engine_config, workers: int):
         self.workers = workers
+        self.identity = DriverIdentity(engine_config)
         self._config = engine_config
         self._context = pool_start.context()
         self._results = handover.ResultDirectory()
@@ -88,6 +92,7 @@ class PoolRunner:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._results.close()
+        self.identity.close()
 
 
 def make_runner(engine_config, workers: int = 0, options=None, pool=None):

@@ -192,6 +192,9 @@ class JobQueue:
         except BadInputError as exc:
             run.failure = ("no video stream or undecodable video", str(exc))
             return run
+        identity = getattr(self.runner, "identity", None)
+        if identity is not None:
+            identity.prepare()   # its model loads while the workers start (driver_identity.py)
         run.announced = (info.duration_ms, info.fps)
         run.plan = plan_spans(info.duration_ms, self.unit, self.runner.workers, self.options.range_seconds,
                               info.frame_count)
@@ -402,20 +405,20 @@ class JobQueue:
         self._commit(run, identities)
 
     def _send_identities(self, candidates: dict) -> tuple:
-        """Submit the identity job of each track's best faces: (the track id of each patch,
-        the futures)."""
+        """Start the identity step of each track's best faces: (the track id of each patch,
+        the futures). A pool's runs in this process (driver_identity.py); elsewhere it is one
+        job, as the identity models load on first use (split over every worker, each would load
+        them for a few milliseconds of embedding)."""
         order = sorted(candidates)
         patches = [(tid, c[2]) for tid in order for c in candidates[tid]]
         if not patches:
             return [], []
-        # one job: the identity models load on first use (dlib's landmarks and ResNet, 0.3-0.8 s), so
-        # the worker that takes it may have to load them, and only that one (split over every
-        # worker, each would, for a few milliseconds of embedding)
-        size = len(patches)
+        chosen = [p for _, p in patches]
+        identity = getattr(self.runner, "identity", None)
         # a pool that broke since the last result: raised by _track_identities
-        futures = [self._submit_or_fail(worker.embed_patches, [p for _, p in patches[i:i + size]])
-                   for i in range(0, len(patches), size)]
-        return [tid for tid, _ in patches], futures
+        future = identity.submit(chosen) if identity is not None else \
+            self._submit_or_fail(worker.embed_patches, chosen)
+        return [tid for tid, _ in patches], [future]
 
     def _track_identities(self, sent: tuple) -> dict:
         """Mean identity of each track's best faces, from the jobs _send_identities sent."""

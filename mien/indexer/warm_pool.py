@@ -102,6 +102,7 @@ class _Lent:
     def __init__(self, keeper: WarmPool, runner):
         self._keeper, self._runner = keeper, runner
         self.workers = runner.workers
+        self.identity = runner.identity
         self._returned = False
 
     def submit(self, fn, *args):

@@ -333,8 +333,15 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
 
 def embed_patches(patches: list[Patch]) -> list[np.ndarray | None]:
     """Identity vectors of identity patches (one face each), in one encoder call."""
-    faces = analyzer().embed_identity_many([(patch.image, copy.copy(patch.face)) for patch in patches])
-    return [None if face.identity is None else np.asarray(face.identity, np.float32) for face in faces]
+    return patch_identities(analyzer().identity_encoder, patches)
+
+
+def patch_identities(encoder, patches: list[Patch]) -> list[np.ndarray | None]:
+    """`encoder`'s identity vectors of identity patches, in one call (the driver's identity step,
+    driver_identity.py, calls it with an encoder of its own)."""
+    # copies: an encoder may fill a face's landmarks (dlib's 68 points), and the patches are the caller's
+    vectors = encoder.embed_many([(patch.image, copy.copy(patch.face)) for patch in patches])
+    return [None if v is None else np.asarray(v, np.float32) for v in vectors]
 
 
 def encoders() -> dict:

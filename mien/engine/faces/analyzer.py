@@ -148,14 +148,6 @@ class FaceAnalyzer:
             face.identity = vec
         return faces
 
-    def embed_identity_many(self, pairs: list[tuple[np.ndarray, Face]]) -> list[Face]:
-        """embed_identity for one face in each of several images (a video's identity patches),
-        in one encoder call (the encoder's embed_many: the same vectors as one call per image)."""
-        vectors = self.identity_encoder.embed_many(pairs)
-        for (_, face), vec in zip(pairs, vectors):
-            face.identity = vec
-        return [face for _, face in pairs]
-
     # -- whole pipeline ---------------------------------------------------
     def analyze(self, image: np.ndarray, identity: bool = True, keep_rejected: bool = False) -> list[Face]:
         """All faces of one BGR image, left to right; rejected ones only if keep_rejected."""

@@ -66,7 +66,7 @@ class DlibIdentity:
     name = "dlib-resnet"
     dim = 128
 
-    def __init__(self, cfg: EngineConfig, backend: str | None = None):
+    def __init__(self, cfg: EngineConfig, backend: str | None = None, threads: int | None = None):
         self.backend = dlib_backend(backend)
         if self.backend == "dlib":
             model = dlib_resnet()
@@ -76,7 +76,7 @@ class DlibIdentity:
             # the network is built on first use (ONNX conversion + session: ~0.9 s per process);
             # the weights file is checked now, so a missing one fails at construction
             dlib_model(MODEL_FILE)
-            threads = worker_threads()
+            threads = threads or worker_threads()
             self.model = lambda chips: dlib_resnet_onnx(threads)(chips)
 
     def shapes(self, image: np.ndarray, faces) -> list[np.ndarray]:
@@ -113,9 +113,9 @@ class Dlib5Identity(DlibIdentity):
     would give the face (dlib_box of its 5 points, as the 68 are)."""
     name = "dlib-resnet-5pt"
 
-    def __init__(self, cfg: EngineConfig, backend: str | None = None):
+    def __init__(self, cfg: EngineConfig, backend: str | None = None, threads: int | None = None):
         dlib_model(SHAPE_5)  # checked now, so a missing file fails at construction
-        super().__init__(cfg, backend)
+        super().__init__(cfg, backend, threads)
 
     def shapes(self, image: np.ndarray, faces) -> list[np.ndarray]:
         if any(face.landmarks5 is None for face in faces):
