@@ -28,12 +28,17 @@ def face_record(FaceRecord, uri: str, face, frame_index: int, ts: int, track_id:
     )
 
 
+def counted(face) -> bool:
+    """Whether a video face is stored (and its patch may give its track's identity)."""
+    return face.quality is not None and face.quality.passed and face.expression is not None
+
+
 def count_faces(faces, summary) -> list:
     """Count detections and FaceQA rejections in `summary`; return the passed faces."""
     passed = []
     for face in faces:
         summary.faces_detected += 1
-        if face.quality is not None and face.quality.passed and face.expression is not None:
+        if counted(face):
             passed.append(face)
         else:
             reason = face.quality.reason if face.quality is not None and face.quality.reason else "rejected"

@@ -45,6 +45,14 @@ class Tracker:
         self._next_id = 0
         self._sample = -1
 
+    def affinity(self, track_box, box) -> float:
+        """How well `box` continues a track last seen at `track_box`: > 1 by overlap, in (0, 1] by
+        nearby centres, 0 when they cannot be one track (patch_choice.py relies on this test)."""
+        overlap = iou(track_box, box)
+        if overlap >= self.iou_min:
+            return 1.0 + overlap
+        return _centre_affinity(track_box, box, self.centre_factor)
+
     def update(self, boxes: list, items: list | None = None) -> list[int]:
         """Feed one sampled frame's boxes; returns the track id of each box."""
         self._sample += 1
@@ -58,13 +66,9 @@ class Tracker:
         pairs = []
         for ti, track in enumerate(self.active):
             for bi, box in enumerate(boxes):
-                overlap = iou(track.bbox, box)
-                if overlap >= self.iou_min:
-                    pairs.append((1.0 + overlap, ti, bi))
-                else:
-                    aff = _centre_affinity(track.bbox, box, self.centre_factor)
-                    if aff > 0:
-                        pairs.append((aff, ti, bi))
+                score = self.affinity(track.bbox, box)
+                if score > 0:
+                    pairs.append((score, ti, bi))
         pairs.sort(reverse=True)
         used_t, used_b = set(), set()
         ids = [-1] * len(boxes)

@@ -217,7 +217,7 @@ class JobQueue:
             return self._submit_or_fail(worker.analyze_image, run.job.path, self.options.max_pixels, self.ix.roots)
         return self._submit_or_fail(worker.analyze_range, run.job.path, span.start_ms, span.end_ms, self.fps,
                                     self.key_ms, self.options.batch_frames, self.options.max_pixels, span.seek,
-                                    self.ix.roots)
+                                    self.ix.roots, self.options.identity_faces)
 
     def _fill(self, pending: deque) -> None:
         ahead = self.ahead

@@ -300,11 +300,15 @@ def segments(frames, key_ms: float, batch_frames: int):
 
 
 def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | None, key_ms: float,
-                  batch_frames: int, max_pixels: int, seek: bool = True, roots=None) -> RangeResult:
+                  batch_frames: int, max_pixels: int, seek: bool = True, roots=None,
+                  identity_faces: int | None = None) -> RangeResult:
     """Read and analyse the sampled frames of `path` in [start_ms, end_ms): this worker opens the
     file itself (nothing but the path travels; beneath the allowed roots when given), guided
     detection within each segment. A seeking read decodes only the packets its samples need where
-    the stream allows it, with the same frames (video_packets.py)."""
+    the stream allows it, with the same frames (video_packets.py). identity_faces: the best faces
+    per track the driver embeds; the patches it could never choose are dropped (patch_choice.py).
+    None: every passed face keeps its patch."""
+    from mien.indexer.patch_choice import PatchChoice
     from mien.indexer.video import RangeReader
     from mien.indexer.video_packets import PacketRangeReader
 
@@ -314,9 +318,14 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
         reader = RangeReader(path, start_ms, end_ms, fps, seek=False, max_pixels=max_pixels, roots=roots)
     out = RangeResult()
     guided = key_ms > 0
+    choice = None if identity_faces is None else PatchChoice(identity_faces)
     try:
         for segment in segments(reader, key_ms, max(1, batch_frames)):
-            out.frames.extend(analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided))
+            frames = analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided)
+            if choice is not None:
+                for frame in frames:
+                    choice.add(frame)
+            out.frames.extend(frames)
     except REFUSALS as exc:
         return RangeResult(**refusal(exc))
     except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg failing on a damaged stream
