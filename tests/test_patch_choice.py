@@ -83,6 +83,17 @@ def results(frames) -> list:
     return out
 
 
+def choose(frames: list, keep: int) -> list:
+    """One range of `frames` as a worker ships it: the same faces, and of their patches those
+    PatchChoice cuts (the very objects of `frames`, so the driver's choices compare by identity)."""
+    choice, out = PatchChoice(keep), []
+    for frame in frames:
+        result = FrameResult(frame.index, frame.timestamp_ms, frame.faces)
+        choice.add(result, lambda pos, frame=frame: frame.patches[pos])
+        out.append(result)
+    return out
+
+
 def cut(rng: random.Random, n: int) -> list:
     bounds = sorted(rng.sample(range(1, n), rng.randint(0, min(6, n - 1))))
     return list(zip([0] + bounds, bounds + [n]))
@@ -99,11 +110,7 @@ def test_the_driver_chooses_the_same_patches_from_what_workers_keep(seed, crowde
     shipped = 0
     ranges = []
     for a, b in cut(rng, len(frames)):
-        # the same faces and patch objects as `whole` (the two choices compare patches by identity)
-        part = [FrameResult(f.index, f.timestamp_ms, f.faces, dict(f.patches)) for f in whole[a:b]]
-        choice = PatchChoice(keep)
-        for frame in part:
-            choice.add(frame)
+        part = choose(whole[a:b], keep)
         shipped += sum(len(f.patches) for f in part)
         ranges.append(part)
     assert chosen(driver(keep), ranges) == expected
@@ -121,11 +128,7 @@ def test_a_steady_scene_ships_a_few_patches_per_range():
     expected = chosen(driver(), [whole])
     ranges, shipped = [], 0
     for a in range(0, 120, 30):
-        part = whole[a:a + 30]
-        part = [FrameResult(f.index, f.timestamp_ms, f.faces, dict(f.patches)) for f in part]
-        choice = PatchChoice(3)
-        for frame in part:
-            choice.add(frame)
+        part = choose(whole[a:a + 30], 3)
         shipped += sum(len(f.patches) for f in part)
         ranges.append(part)
     assert chosen(driver(), ranges) == expected

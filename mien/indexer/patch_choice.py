@@ -29,7 +29,8 @@ from mien.indexer.tracking import Tracker
 
 
 class PatchChoice:
-    """Fed a range's FrameResults in order; drops the patches no track can choose."""
+    """Fed a range's FrameResults in order; cuts the patches some track may choose, and drops
+    those that fall out of the running."""
 
     def __init__(self, keep: int, tracker: Tracker | None = None):
         self.keep = keep
@@ -39,8 +40,10 @@ class PatchChoice:
         self.chains = 0
         self.sample = 0
 
-    def add(self, result) -> None:
-        """One FrameResult (worker.FrameResult: faces, patches by face position)."""
+    def add(self, result, cut) -> None:
+        """One FrameResult (worker.FrameResult), its patches not cut yet: cut(position) cuts the
+        patch of one of its faces, called for the faces that rank among their chain's best
+        (most never do: that is where the resizing goes)."""
         boxes = [face.bbox for face in result.faces]
         linked = self._links(boxes) if self.sample >= self.rules.max_gap else {}
         here = []
@@ -49,12 +52,9 @@ class PatchChoice:
             if chain is None:
                 chain, self.chains = self.chains, self.chains + 1
             here.append([box, chain, False])
-            if pos in result.patches:
-                face = result.faces[pos]
-                if counted(face):
-                    self._rank(chain, (-quality_score(face), (self.sample, pos), result, pos))
-                else:
-                    del result.patches[pos]   # a face the driver does not store (no expression)
+            face = result.faces[pos]
+            if counted(face):   # a face the driver stores: its patch may give its track's identity
+                self._rank(chain, (-quality_score(face), (self.sample, pos), result, pos), cut)
         self.recent = (self.recent + [here])[-self.rules.max_gap:]
         self.sample += 1
 
@@ -80,10 +80,12 @@ class PatchChoice:
             source[2] = True
         return out
 
-    def _rank(self, chain: int, entry: tuple) -> None:
+    def _rank(self, chain: int, entry: tuple, cut) -> None:
         ranked = self.best.setdefault(chain, [])
         ranked.append(entry)
         ranked.sort(key=lambda e: (e[0], e[1]))
         for _, _, result, pos in ranked[self.keep:]:
-            del result.patches[pos]   # `keep` better faces in its chain, so in its track
+            result.patches.pop(pos, None)   # `keep` better faces in its chain, so in its track
         del ranked[self.keep:]
+        if any(e is entry for e in ranked):
+            entry[2].patches[entry[3]] = cut(entry[3])

@@ -238,9 +238,11 @@ def _detect_segment(images: list, guided: bool) -> list[list]:
     return per_image
 
 
-def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
+def analyze_frames(frames: list, guided: bool = False, choice=None) -> list[FrameResult]:
     """Consecutive sampled video frames [(index, timestamp_ms, image)]; no identity yet (per
-    track later). guided=True: the first frame is a keyframe, see _detect_segment."""
+    track later). guided=True: the first frame is a keyframe, see _detect_segment. choice (a
+    patch_choice.PatchChoice): it cuts the identity patches some track may choose; None: every
+    passed face gets one."""
     from contextlib import nullcontext
 
     from mien.engine.faces import occlusion, still_faces
@@ -258,8 +260,13 @@ def analyze_frames(frames: list, guided: bool = False) -> list[FrameResult]:
         _embed_expressions(images, per_image)
     results = []
     for (index, ts, image), faces in zip(frames, per_image):
-        patches = {i: identity_patch(image, f) for i, f in enumerate(faces) if _passed(f)}
-        results.append(FrameResult(index, ts, [_strip(f) for f in faces], patches))
+        if choice is None:
+            patches = {i: identity_patch(image, f) for i, f in enumerate(faces) if _passed(f)}
+            results.append(FrameResult(index, ts, [_strip(f) for f in faces], patches))
+            continue
+        result = FrameResult(index, ts, [_strip(f) for f in faces])
+        choice.add(result, lambda pos, image=image, faces=result.faces: identity_patch(image, faces[pos]))
+        results.append(result)
     return results
 
 
@@ -306,8 +313,8 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
     file itself (nothing but the path travels; beneath the allowed roots when given), guided
     detection within each segment. A seeking read decodes only the packets its samples need where
     the stream allows it, with the same frames (video_packets.py). identity_faces: the best faces
-    per track the driver embeds; the patches it could never choose are dropped (patch_choice.py).
-    None: every passed face keeps its patch."""
+    per track the driver embeds; only patches it may choose are cut and shipped (patch_choice.py).
+    None: every passed face gets one."""
     from mien.indexer.patch_choice import PatchChoice
     from mien.indexer.video import RangeReader
     from mien.indexer.video_packets import PacketRangeReader
@@ -321,11 +328,8 @@ def analyze_range(path: str, start_ms: int, end_ms: int | None, fps: float | Non
     choice = None if identity_faces is None else PatchChoice(identity_faces)
     try:
         for segment in segments(reader, key_ms, max(1, batch_frames)):
-            frames = analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided)
-            if choice is not None:
-                for frame in frames:
-                    choice.add(frame)
-            out.frames.extend(frames)
+            out.frames.extend(analyze_frames([(f.index, f.timestamp_ms, f.image) for f in segment], guided,
+                                             choice))
     except REFUSALS as exc:
         return RangeResult(**refusal(exc))
     except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg failing on a damaged stream
