@@ -249,7 +249,7 @@ def video_only(args) -> int:
 # `mien index` command does. Prints JSON: wall seconds of index_paths (the pool start
 # included), the pool start alone (measured after the run, in the same process: a second pool,
 # which forks from the fork server the run started), CPU of the process and its reaped workers,
-# video seconds and faces.
+# the machine's idle core-seconds during the run, video seconds and faces.
 CLOCK_RUN = r"""
 import json, resource, sys, time
 from pathlib import Path
@@ -267,6 +267,14 @@ def cpu():
             pass
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live
 
+def idle_core_s():
+    # idle CPU-seconds of the whole machine so far (/proc/stat: idle + iowait of every core)
+    import os
+
+    with open("/proc/stat") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:]]
+    return (ticks[3] + ticks[4]) / os.sysconf("SC_CLK_TCK")
+
 def main():
     folder, store, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     expression = sys.argv[4] if len(sys.argv) > 4 else ""
@@ -274,10 +282,10 @@ def main():
     from mien.indexer import IndexOptions, index_paths
     from mien.indexer.runner import make_runner
     engine = EngineConfig(expression=expression) if expression else EngineConfig()
-    c0, t = cpu(), time.perf_counter()
+    c0, i0, t = cpu(), idle_core_s(), time.perf_counter()
     s = index_paths([folder], store, options=IndexOptions(workers=workers, show_progress=False),
                     engine_config=engine)
-    wall, used = time.perf_counter() - t, cpu() - c0
+    wall, used, idle = time.perf_counter() - t, cpu() - c0, idle_core_s() - i0
     t = time.perf_counter()
     runner = make_runner(engine, workers)
     try:
@@ -286,7 +294,8 @@ def main():
         startup = time.perf_counter() - t - 0.2
     finally:
         runner.close()
-    print(json.dumps({"wall_s": wall, "startup_s": startup, "cpu_s": used, "video_s": s.video_ms / 1000.0,
+    print(json.dumps({"wall_s": wall, "startup_s": startup, "cpu_s": used, "idle_core_s": idle,
+                      "video_s": s.video_ms / 1000.0,
                       "faces": s.faces_passed, "videos": s.videos, "failed": s.failed}))
 
 if __name__ == "__main__":
@@ -375,11 +384,14 @@ def video_clock(args) -> int:
                          "wall_s": wall, "faces_per_s": rs[0]["faces"] / wall, "x_real_time": video / wall,
                          "best_x": max(r["video_s"] / r["wall_s"] for r in rs),
                          "pool_start_s": start, "x_without_start": video / max(1e-3, wall - start),
-                         "cpu_s": statistics.median(r["cpu_s"] for r in rs)})
+                         "cpu_s": statistics.median(r["cpu_s"] for r in rs),
+                         "idle_core_s": statistics.median(r.get("idle_core_s", 0.0) for r in rs)})
     print(f"{workers} workers, median of {args.video_clock} runs per side (fresh processes, alternated); "
           f"load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
     print_table(rows, ["clip", "side", "video_s", "faces", "wall_s", "faces_per_s", "x_real_time", "best_x",
-                       "pool_start_s", "x_without_start", "cpu_s"], "{:.2f}")
+                       "pool_start_s", "x_without_start", "cpu_s", "idle_core_s"], "{:.2f}")
+    print("cpu_s: CPU of the run's processes; idle_core_s: CPU-seconds the machine's cores idled during the "
+          "run (wall time the CPU time doesn't show: start, tail, waiting)")
     write_json(args.out, {"workers": workers, "rows": rows, "runs": runs, "load_average_before": load_before,
                           "load_average_after": os.getloadavg()})
     return 0
