@@ -106,6 +106,24 @@ def test_unit_and_plan():
     assert [(s.start_ms, s.end_ms) for s in plan_spans(3000, 2000, 2)] == [(0, None)]   # at least 4 s
     assert [(s.start_ms, s.end_ms) for s in plan_spans(0, 2000, 2)] == [(0, None)]      # unknown length
     assert [(s.start_ms, s.end_ms) for s in plan_spans(9000, None, 2)] == [(0, None)]   # no common unit
+    # a file other files follow is cut only where ranges would pass MAX_RANGE_MS
+    assert [(s.start_ms, s.end_ms) for s in plan_spans(20000, 2000, 2, spread=False)] == [(0, None)]
+    assert [(s.start_ms, s.end_ms) for s in plan_spans(120000, 2000, 2, spread=False)] == [(0, 60000), (60000, None)]
+    assert len(plan_spans(3_600_000, 2000, 2, spread=False)) == 60
+
+
+def test_only_the_last_video_of_a_run_is_spread_over_the_workers(tmp_path):
+    """Three 10 s clips: the first two each one range (the jobs after them keep the workers busy),
+    the last cut so that both workers finish together; the same store as one range each."""
+    from mien.demo.videos import write_clip
+
+    for name in ("a", "b", "c"):
+        write_clip(tmp_path / "in" / f"{name}.mp4", ["obama"], fps=10, seconds=10.0, size=(320, 240))
+    auto = _index([tmp_path / "in"], tmp_path / "auto", workers=2)
+    whole = _index([tmp_path / "in"], tmp_path / "whole", workers=2, range_seconds=1000)
+    assert auto.videos == 3 and not auto.failed and whole.video_ranges == 3
+    assert auto.video_ranges == 1 + 1 + 2
+    assert_same_store(tmp_path / "whole", tmp_path / "auto")
 
 
 @pytest.mark.parametrize("name", ["hd", "avi", "mp4"])
