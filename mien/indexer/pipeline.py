@@ -228,7 +228,6 @@ def index_paths(paths, store_dir, options: IndexOptions | None = None, engine_co
     with summary.stopped set. pool: a warm_pool.WarmPool whose kept worker
     processes the run borrows (a server's jobs, one after another).
     """
-    from mien.engine.faces import EngineConfig
     from mien.engine.faces.engine_record import RECORD_KEY, encoded, refuse_conflicts
     from mien.engine.store import Store
 

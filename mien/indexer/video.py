@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mien.errors import BadInputError, TooLargeError, VanishedError
+from mien.errors import BadInputError, TooLargeError
 
 
 @dataclass
