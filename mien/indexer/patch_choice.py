@@ -32,9 +32,9 @@ class PatchChoice:
     """Fed a range's FrameResults in order; cuts the patches some track may choose, and drops
     those that fall out of the running."""
 
-    def __init__(self, keep: int, tracker: Tracker | None = None):
+    def __init__(self, keep: int):
         self.keep = keep
-        self.rules = tracker or Tracker()   # the driver's defaults: the same links
+        self.rules = Tracker()        # the driver's tracker settings (FileRun's): the same links
         self.recent: list = []        # the last max_gap samples, oldest first: [[box, chain, continued]]
         self.best: dict = {}          # chain -> [(-quality, order, frame result, face position)]
         self.chains = 0
@@ -65,11 +65,12 @@ class PatchChoice:
         # where the tracks alive now were last seen: every box of the last sample, and the older
         # boxes not surely continued since (a continued box is no track's last position)
         seen = [entry for sample in self.recent[:-1] for entry in sample if not entry[2]] + last
+        older = len(seen) - len(last)   # seen[older:] is the last sample
         out = {}
         for pos, box in enumerate(boxes):
             scores = [affine(entry[0], box) for entry in seen]
             best = max(range(len(seen)), key=scores.__getitem__, default=None)
-            if best is None or scores[best] <= 0 or not any(seen[best] is entry for entry in last):
+            if best is None or scores[best] <= 0 or best < older:
                 continue   # no source, or one from an older sample (missed at the last)
             top, source = scores[best], seen[best]
             if any(score >= top for k, score in enumerate(scores) if k != best):

@@ -29,7 +29,7 @@ def face_record(FaceRecord, uri: str, face, frame_index: int, ts: int, track_id:
 
 
 def counted(face) -> bool:
-    """Whether a video face is stored (and its patch may give its track's identity)."""
+    """Whether a face is stored (a video face's patch may then give its track's identity)."""
     return face.quality is not None and face.quality.passed and face.expression is not None
 
 

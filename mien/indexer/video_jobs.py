@@ -170,6 +170,7 @@ class JobQueue:
         self.unit = range_unit_ms(self.fps, self.key_ms)
         self.window: deque = deque()    # (run, range number, future), in the order they are consumed
         self.ahead = max(2, 2 * self.runner.workers)
+        self.identity = getattr(self.runner, "identity", None)   # a pool's identity step (driver_identity.py)
         self.active: deque = deque()    # runs started and not committed, in job order
 
     # ------------------------------------------------------------ planning
@@ -199,9 +200,8 @@ class JobQueue:
         except BadInputError as exc:
             run.failure = ("no video stream or undecodable video", str(exc))
             return run
-        identity = getattr(self.runner, "identity", None)
-        if identity is not None:
-            identity.prepare()   # its model loads while the workers start (driver_identity.py)
+        if self.identity is not None:
+            self.identity.prepare()   # its model loads while the workers start
         run.announced = (info.duration_ms, info.fps)
         run.plan = plan_spans(info.duration_ms, self.unit, self.runner.workers, self.options.range_seconds,
                               info.frame_count, spread=last)
@@ -422,9 +422,8 @@ class JobQueue:
         if not patches:
             return [], []
         chosen = [p for _, p in patches]
-        identity = getattr(self.runner, "identity", None)
         # a pool that broke since the last result: raised by _track_identities
-        future = identity.submit(chosen) if identity is not None else \
+        future = self.identity.submit(chosen) if self.identity is not None else \
             self._submit_or_fail(worker.embed_patches, chosen)
         return [tid for tid, _ in patches], [future]
 
